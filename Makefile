@@ -1,0 +1,48 @@
+# geotijian: `make demo` runs the sample check-up, `make test` runs the test suite.
+# Both create .venv with the system's python3 (>= 3.11) when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench sysdeps clean-outputs help
+
+help:
+	@echo "make demo   - set up .venv and run the whole check-up on the bundled sample (outputs/sample/)"
+	@echo "make test   - set up .venv with the [test] extra and run the test suite"
+	@echo "make bench  - run every benchmark under benchmarks/ (needs the [bench] extra)"
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "geotijian needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
+
+# System packages (a CJK font for figures, Chromium for the browser test): best effort,
+# only as root on Debian; tests that need them skip with the reason when they are absent.
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+demo: $(VENV)/.installed
+	$(BIN)/geotijian run layers/sample/study.toml
+
+test: $(VENV)/.installed-test sysdeps
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing loudly"; exit 1; fi; exit $$rc
+
+bench: $(VENV)/.installed-bench
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-outputs:
+	rm -rf outputs/*/

@@ -1,0 +1,98 @@
+"""Exceptions and warnings of geotijian, in one place.
+
+Every error about input data names the layer, the feature (index and ID where known),
+what is wrong and how to fix it, so a GIS technician can act on the message alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GeotijianError(Exception):
+    """Base class of every geotijian error."""
+
+
+class LayerError(GeotijianError, ValueError):
+    """An input layer cannot be used as it is.
+
+    Parameters
+    ----------
+    layer : str
+        Layer name or role (``"compounds"``) and, where known, the file.
+    problem : str
+        What is wrong.
+    fix : str, optional
+        What the user should do.
+    feature : object, optional
+        Index (row position) of the first offending feature.
+    feature_id : object, optional
+        ID of that feature, when the layer has one.
+    count : int, optional
+        How many features share the problem.
+    """
+
+    def __init__(
+        self,
+        layer: str,
+        problem: str,
+        *,
+        fix: str | None = None,
+        feature: Any = None,
+        feature_id: Any = None,
+        count: int | None = None,
+    ) -> None:
+        self.layer = layer
+        self.problem = problem
+        self.fix = fix
+        self.feature = feature
+        self.feature_id = feature_id
+        self.count = count
+        where = f"layer '{layer}'"
+        if feature is not None:
+            where += f", feature {feature}"
+            if feature_id is not None:
+                where += f" (id {feature_id!r})"
+        msg = f"{where}: {problem}"
+        if count is not None and count > 1:
+            msg += f" ({count} features in all)"
+        if fix:
+            msg += f". Fix: {fix}"
+        super().__init__(msg)
+
+
+class ConfigError(GeotijianError, ValueError):
+    """A study configuration key is missing or wrong; the message names the key."""
+
+    def __init__(self, key: str, problem: str, fix: str | None = None) -> None:
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        msg = f"config key '{key}': {problem}"
+        if fix:
+            msg += f". Fix: {fix}"
+        super().__init__(msg)
+
+
+class NetworkError(GeotijianError, ValueError):
+    """The walk network cannot be built or used (empty, broken OSM, not projected)."""
+
+
+class FeasibilityError(GeotijianError, ValueError):
+    """Units cannot meet the population range; the message says why in domain terms."""
+
+
+class RasterError(GeotijianError, ValueError):
+    """An orthophoto or population raster cannot be used as it is."""
+
+
+class GeotijianWarning(UserWarning):
+    """Base class of geotijian warnings."""
+
+
+class RepairWarning(GeotijianWarning):
+    """Something in the input was repaired (e.g. invalid geometry made valid)."""
+
+
+class CoordinateWarning(GeotijianWarning):
+    """Coordinates look suspicious (e.g. a WGS84 layer that looks GCJ-02 shifted)."""

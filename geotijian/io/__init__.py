@@ -1,0 +1,20 @@
+"""Input and output: layers by role, OSM, coordinates, atomic writes."""
+
+from .atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from .coords import (
+    bd09_to_gcj02,
+    bd09_to_wgs84,
+    convert_coords,
+    gcj02_to_bd09,
+    gcj02_to_wgs84,
+    wgs84_to_bd09,
+    wgs84_to_gcj02,
+)
+from .layers import ROLES, RoleSpec, check_gcj_shift, read_layer, validate_layer
+
+__all__ = [
+    "ROLES", "RoleSpec", "read_layer", "validate_layer", "check_gcj_shift",
+    "atomic_path", "write_text_atomic", "write_bytes_atomic",
+    "convert_coords", "wgs84_to_gcj02", "gcj02_to_wgs84", "gcj02_to_bd09", "bd09_to_gcj02",
+    "wgs84_to_bd09", "bd09_to_wgs84",
+]

@@ -1,0 +1,555 @@
+"""Read input layers by role, with CRS discipline and clear errors.
+
+Every layer of a study has a *role* (boundary, towns, committees, compounds, ...). A role
+declares its geometry type, its ID field and its fields; ``read_layer`` loads a file or a
+GeoDataFrame, checks it against the role, repairs what can be repaired (and says so), and
+returns it in the study's metric CRS with a normalised schema:
+
+* the ID column first (``compound_id``, ``town_code`` ...), as strings, unique;
+* the role's fields under their canonical names (aliases such as ``人口`` or ``pop`` are
+  renamed), numeric fields as float;
+* any other columns kept after them, untouched;
+* ``gdf.attrs["geotijian"]``: role, source, source CRS, and the list of repairs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from .. import settings
+from ..errors import CoordinateWarning, LayerError, RepairWarning
+from .coords import _norm as _norm_coords
+from .coords import convert_coords, gcj02_to_wgs84
+
+__all__ = ["ROLES", "RoleSpec", "read_layer", "validate_layer", "check_gcj_shift"]
+
+_POLY = ("Polygon", "MultiPolygon")
+_LINE = ("LineString", "MultiLineString")
+_POINT = ("Point",)
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """What a layer of one role must hold.
+
+    Attributes
+    ----------
+    role : str
+        Role name.
+    geom_types : tuple of str
+        Allowed shapely geometry types.
+    id_field : str
+        Unique ID column; generated as ``<prefix><n>`` (and reported) when absent.
+    id_prefix : str
+        Prefix of generated IDs.
+    required : tuple of str
+        Fields that must be present.
+    fields : dict
+        All schema fields (required and optional) with their kind: ``"str"`` or ``"num"``.
+    nonneg : tuple of str
+        Numeric fields that must not be negative.
+    description : str
+        中文 / English name of the role, for messages and docs.
+    """
+
+    role: str
+    geom_types: tuple[str, ...]
+    id_field: str
+    id_prefix: str
+    required: tuple[str, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+    nonneg: tuple[str, ...] = ()
+    description: str = ""
+
+
+ROLES: dict[str, RoleSpec] = {
+    s.role: s
+    for s in [
+        RoleSpec("boundary", _POLY, "boundary_id", "B", (), {"name": "str"},
+                 description="研究范围 study boundary"),
+        RoleSpec("towns", _POLY, "town_code", "T", ("name",),
+                 {"name": "str", "population": "num"}, ("population",),
+                 "街镇 towns / sub-districts"),
+        RoleSpec("committees", _POLY, "committee_id", "C", ("name",),
+                 {"name": "str", "town_code": "str", "population": "num", "households": "num"},
+                 ("population", "households"), "居委会 residents' committees"),
+        RoleSpec("compounds", _POLY, "compound_id", "X", ("name",),
+                 {"name": "str", "population": "num", "households": "num", "build_year": "num",
+                  "committee_id": "str"},
+                 ("population", "households"), "小区 residential compounds"),
+        RoleSpec("buildings", _POLY, "building_id", "BLD", (),
+                 {"levels": "num", "height": "num", "use": "str", "build_year": "num"},
+                 ("levels", "height"), "建筑 buildings"),
+        RoleSpec("roads", _LINE, "road_id", "R", (), {"highway": "str", "name": "str"},
+                 description="道路 road centre lines"),
+        RoleSpec("water", _POLY + _LINE, "water_id", "W", (), {"kind": "str", "name": "str"},
+                 description="水系 rivers, canals, lakes"),
+        RoleSpec("rail", _LINE, "rail_id", "RL", (), {"kind": "str", "name": "str"},
+                 description="铁路 railways"),
+        RoleSpec("parks", _POLY, "park_id", "P", (), {"name": "str", "kind": "str"},
+                 description="公园绿地 parks and public green"),
+        RoleSpec("facilities", _POINT + _POLY, "facility_id", "F", ("type",),
+                 {"type": "str", "name": "str", "capacity": "num"}, ("capacity",),
+                 "设施 service facilities"),
+        RoleSpec("population", _POINT, "pop_id", "PP", ("population",),
+                 {"population": "num"}, ("population",), "人口点 population points"),
+        RoleSpec("complaints", _POINT, "complaint_id", "H", ("category",),
+                 {"category": "str", "date": "str", "text": "str"},
+                 description="12345 热线投诉 hotline complaints"),
+    ]
+}
+
+# Common alternative column names in Chinese deliveries and OSM exports.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("名称", "NAME", "Name", "小区名称", "xqmc", "mc"),
+    "population": ("pop", "POP", "人口", "常住人口", "人口数", "rk", "rks"),
+    "households": ("户数", "hh", "HH", "households_n"),
+    "build_year": ("建成年代", "建成年份", "year", "YEAR", "start_date"),
+    "levels": ("building:levels", "floors", "层数", "LEVELS", "building_levels"),
+    "height": ("高度", "HEIGHT"),
+    "type": ("facility_type", "类型", "类别代码"),
+    "category": ("类别", "诉求类别", "type"),
+    "town_code": ("街镇代码", "town", "town_id"),
+    "committee_id": ("居委代码", "committee"),
+    "highway": ("fclass", "等级", "class"),
+    "capacity": ("规模", "学位", "床位", "places"),
+    "kind": ("waterway", "natural", "leisure"),
+    "date": ("日期", "时间"),
+    "text": ("内容", "诉求内容", "description"),
+}
+
+_LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x_wgs84")
+_LAT_NAMES = ("lat", "latitude", "纬度", "y_wgs84")
+
+
+def _layer_name(role: str, source: Any) -> str:
+    if isinstance(source, (str, PathLike)):
+        return f"{role} ({Path(source).name})"
+    return role
+
+
+def _load(source: Any, role: str, label: str, layer: str | None, crs: Any) -> gpd.GeoDataFrame:
+    if isinstance(source, gpd.GeoDataFrame):
+        return source.copy()
+    if isinstance(source, pd.DataFrame):
+        return _points_from_table(source, label, crs)
+    if not isinstance(source, (str, PathLike)):
+        raise LayerError(label, f"cannot read a {type(source).__name__}",
+                         fix="pass a file path or a GeoDataFrame")
+    path = Path(source)
+    if not path.exists():
+        raise LayerError(label, f"file not found: {path}", fix="check the path in the study config")
+    if path.suffix.lower() in (".csv", ".txt"):
+        table = pd.read_csv(path, encoding="utf-8-sig")
+        return _points_from_table(table, label, crs)
+    if path.suffix.lower() in (".xlsx", ".xls"):
+        return _points_from_table(pd.read_excel(path), label, crs)
+    try:
+        return gpd.read_file(path, layer=layer, engine="pyogrio")
+    except Exception as exc:  # GDAL's message is the useful part
+        raise LayerError(label, f"GDAL cannot read the file: {exc}",
+                         fix="open it in QGIS to check it is a valid vector file") from exc
+
+
+def _points_from_table(table: pd.DataFrame, label: str, crs: Any) -> gpd.GeoDataFrame:
+    cols = {c.lower(): c for c in table.columns}
+    lon = next((cols[c] for c in _LON_NAMES if c in cols), None)
+    lat = next((cols[c] for c in _LAT_NAMES if c in cols), None)
+    if lon is None or lat is None:
+        if "x" in cols and "y" in cols:
+            lon, lat = cols["x"], cols["y"]
+            if crs is None:
+                raise LayerError(label, "table has x/y columns but no CRS is known",
+                                 fix="pass crs='EPSG:....' for the x/y columns")
+        else:
+            raise LayerError(label, "table has no coordinate columns",
+                             fix="add lon/lat (WGS84) or x/y columns with crs=...")
+    for c in (lon, lat):
+        vals = pd.to_numeric(table[c], errors="coerce")
+        bad = np.flatnonzero(vals.isna().to_numpy())
+        if len(bad):
+            raise LayerError(label, f"column {c!r} is empty or not a number ({table[c].iloc[bad[0]]!r})",
+                             feature=int(bad[0]), count=len(bad), fix="fill in the coordinates")
+    geom = gpd.points_from_xy(pd.to_numeric(table[lon]), pd.to_numeric(table[lat]))
+    # lon/lat columns are WGS84 unless the caller says otherwise (gcj02 via coords=).
+    return gpd.GeoDataFrame(table.drop(columns=[lon, lat]), geometry=geom,
+                            crs=crs if crs is not None else ("EPSG:4326" if lon.lower() != "x" else None))
+
+
+def _label_crs(gdf: gpd.GeoDataFrame, crs: Any, label: str) -> gpd.GeoDataFrame:
+    if crs is not None:
+        try:
+            declared = CRS.from_user_input(crs)
+        except Exception as exc:
+            raise LayerError(label, f"unknown CRS {crs!r}",
+                             fix="use an EPSG code such as 'EPSG:4490' or 'EPSG:4549'") from exc
+    else:
+        declared = None
+    if gdf.crs is None:
+        if declared is None:
+            raise LayerError(label, "the layer has no CRS",
+                             fix="pass crs='EPSG:4490' (CGCS2000), 'EPSG:4326' (WGS84) or the "
+                                 "projected CRS of the data, or add a .prj file")
+        return gdf.set_crs(declared)
+    if declared is not None and not CRS(gdf.crs).equals(declared, ignore_axis_order=True):
+        raise LayerError(label, f"the file declares {CRS(gdf.crs).to_string()} but crs={crs!r} was given",
+                         fix="drop the crs argument, or fix the file's CRS if it is wrong")
+    return gdf
+
+
+def _check_coordinates(gdf: gpd.GeoDataFrame, label: str, id_of) -> None:
+    xy = shapely.get_coordinates(gdf.geometry.values)
+    if len(xy) == 0:
+        return
+    x, y = xy[:, 0], xy[:, 1]
+    crs = CRS(gdf.crs)
+    if crs.is_geographic:
+        # Features whose coordinates fall outside lon/lat ranges
+        bad_feat = _first_feature(gdf, (np.abs(gdf.bounds["maxy"]) > 90) | (np.abs(gdf.bounds["miny"]) > 90)
+                                  | (np.abs(gdf.bounds["maxx"]) > 180) | (np.abs(gdf.bounds["minx"]) > 180))
+        if bad_feat is not None and np.all(np.abs(x) <= 90) and np.any(np.abs(y) > 90):
+            raise LayerError(label, "latitude and longitude are swapped (y holds values > 90)",
+                             feature=bad_feat, feature_id=id_of(bad_feat),
+                             fix="swap the lon/lat columns (x = longitude, y = latitude)")
+        if bad_feat is not None:
+            raise LayerError(label, f"coordinates outside the range of degrees but CRS is {crs.to_string()}",
+                             feature=bad_feat, feature_id=id_of(bad_feat),
+                             fix="the data is probably projected: pass its projected CRS (e.g. crs='EPSG:4549')")
+        # China-specific swap: lat in 18-54, lon in 73-135 exchanged
+        b = gdf.bounds
+        swapped = (b["minx"] > 15) & (b["maxx"] < 56) & (b["miny"] > 70) & (b["maxy"] < 140)
+        if swapped.all():
+            raise LayerError(label, "latitude and longitude look swapped (x in 15-56, y in 70-140: "
+                                    "China with the axes exchanged)",
+                             feature=0, feature_id=id_of(0),
+                             fix="swap the lon/lat columns (x = longitude, y = latitude)")
+    elif crs.is_projected:
+        if np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90):
+            raise LayerError(label, f"coordinates look like degrees but the CRS is projected "
+                                    f"({crs.to_string()})",
+                             feature=0, feature_id=id_of(0),
+                             fix="declare the geographic CRS (crs='EPSG:4490' or 'EPSG:4326')")
+
+
+def _first_feature(gdf: gpd.GeoDataFrame, mask) -> int | None:
+    idx = np.flatnonzero(np.asarray(mask))
+    return int(idx[0]) if len(idx) else None
+
+
+def _family_filter(geoms: np.ndarray, allowed: tuple[str, ...]) -> np.ndarray:
+    """After make_valid keep only the parts of the allowed family (polygons of a polygon layer)."""
+    out = geoms.copy()
+    tid = shapely.get_type_id(out)
+    coll = np.flatnonzero(tid == 7)
+    if len(coll):
+        parts, owner = shapely.get_parts(out[coll], return_index=True)
+        keep = np.isin(shapely.get_type_name(parts) if hasattr(shapely, "get_type_name")
+                       else np.array([p.geom_type for p in parts]), allowed)
+        rebuilt = np.full(len(coll), None, dtype=object)
+        kept_parts, kept_owner = parts[keep], owner[keep]
+        if len(kept_parts):
+            multi = "MultiPolygon" if "Polygon" in allowed else (
+                "MultiLineString" if "LineString" in allowed else "MultiPoint")
+            maker = {"MultiPolygon": shapely.multipolygons, "MultiLineString": shapely.multilinestrings,
+                     "MultiPoint": shapely.multipoints}[multi]
+            polys = maker(kept_parts, indices=kept_owner)
+            rebuilt[np.unique(kept_owner)] = polys
+        out[coll] = rebuilt
+    return out
+
+
+def _geom_types(values: np.ndarray) -> np.ndarray:
+    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                      "MultiLineString", "MultiPolygon", "GeometryCollection"])
+    tid = shapely.get_type_id(values)
+    return np.where(tid >= 0, names[np.clip(tid, 0, 7)], "None")
+
+
+def read_layer(
+    source: Any,
+    role: str,
+    crs: Any = None,
+    *,
+    coords: str | None = None,
+    to_crs: Any = None,
+    study_area: Any = None,
+    layer: str | None = None,
+    name: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read one input layer of a study, checked against its role.
+
+    Parameters
+    ----------
+    source : path or GeoDataFrame
+        GeoPackage, Shapefile, GeoJSON, CSV/Excel with lon/lat (or x/y + ``crs``) columns,
+        or a (Geo)DataFrame.
+    role : str
+        One of ``ROLES`` (boundary, towns, committees, compounds, buildings, roads, water,
+        rail, parks, facilities, population, complaints).
+    crs : CRS-like, optional
+        CRS of the source when it carries none (a Shapefile without .prj, a CSV in x/y).
+        If the source declares a different CRS this is an error, never a silent relabel.
+    coords : {"wgs84", "cgcs2000", "gcj02", "bd09"}, optional
+        Coordinate system of lon/lat sources. ``"gcj02"`` (Amap/Gaode, Tencent) and
+        ``"bd09"`` (Baidu) are converted to WGS84 before projecting.
+    to_crs : CRS-like, optional
+        Metric CRS of the result; default ``settings.metric_crs``.
+    study_area : GeoDataFrame, GeoSeries or geometry, optional
+        Study boundary (in ``to_crs``); a feature farther than
+        ``settings.boundary_tolerance_m`` metres from it is an error.
+    layer : str, optional
+        Layer name inside a multi-layer file (GeoPackage).
+    name : str, optional
+        Name used in messages (default: role and file name).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        In the metric CRS, ID column first, canonical field names, ``attrs["geotijian"]``
+        holding the role, the source CRS and the repairs made.
+
+    Raises
+    ------
+    LayerError
+        For a missing file, no or wrong CRS, swapped lat/lon, coordinates outside the study
+        area, an empty layer, null or wrong-type geometry, missing required fields, duplicate
+        IDs, non-numeric or negative values. The message names the layer, the feature and
+        the fix.
+    """
+    if role not in ROLES:
+        raise LayerError(str(role), f"unknown layer role {role!r}",
+                         fix=f"use one of: {', '.join(ROLES)}")
+    spec = ROLES[role]
+    label = name or _layer_name(role, source)
+    gdf = _load(source, role, label, layer, crs)
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise LayerError(label, "the source has no geometry column",
+                         fix="give a spatial file or lon/lat columns")
+    if len(gdf) == 0:
+        raise LayerError(label, "the layer is empty (0 features)",
+                         fix="check the file, the layer name and any filter applied when exporting")
+    gdf = gdf.reset_index(drop=True)
+    gdf = _normalise_fields(gdf, spec)
+    repairs: list[str] = []
+    id_of = _make_id_lookup(gdf, spec)
+
+    geoms = gdf.geometry.values
+    missing = shapely.is_missing(np.asarray(geoms)) | shapely.is_empty(np.asarray(geoms))
+    if missing.any():
+        i = _first_feature(gdf, missing)
+        raise LayerError(label, "feature has no geometry (null or empty)", feature=i,
+                         feature_id=id_of(i), count=int(missing.sum()),
+                         fix="delete these features or draw their geometry")
+    types = _geom_types(np.asarray(geoms))
+    wrong = ~np.isin(types, spec.geom_types)
+    if wrong.any():
+        i = _first_feature(gdf, wrong)
+        raise LayerError(label, f"geometry type {types[i]} where {' or '.join(spec.geom_types)} is expected",
+                         feature=i, feature_id=id_of(i), count=int(wrong.sum()),
+                         fix=f"give a {spec.description or role} layer of the right geometry type")
+
+    gdf = _label_crs(gdf, crs, label)
+    source_crs = CRS(gdf.crs)
+    _check_coordinates(gdf, label, id_of)
+
+    if coords is not None:
+        system = _norm_coords(coords)
+        if system != "wgs84":
+            if not source_crs.is_geographic:
+                raise LayerError(label, f"coords={coords!r} applies to lon/lat degrees but the layer is "
+                                        f"in {source_crs.to_string()}",
+                                 fix="drop coords= or give the layer in lon/lat")
+            arr = np.asarray(gdf.geometry.values)
+            gdf = gdf.set_geometry(shapely.transform(
+                arr, lambda xy: np.column_stack(convert_coords(xy[:, 0], xy[:, 1], system, "wgs84"))))
+            repairs.append(f"converted {len(gdf)} features from {system.upper()} to WGS84")
+
+    arr = np.asarray(gdf.geometry.values)
+    invalid = ~shapely.is_valid(arr)
+    if invalid.any():
+        fixed = arr.copy()
+        fixed[invalid] = shapely.make_valid(arr[invalid])
+        fixed[invalid] = _family_filter(fixed[invalid], spec.geom_types)
+        lost = invalid & (shapely.is_missing(fixed) | shapely.is_empty(fixed))
+        if lost.any():
+            i = _first_feature(gdf, lost)
+            raise LayerError(label, "invalid geometry that cannot be repaired (collapses to nothing)",
+                             feature=i, feature_id=id_of(i), count=int(lost.sum()),
+                             fix="redraw these features")
+        first = int(np.flatnonzero(invalid)[0])
+        msg = (f"{label}: repaired {int(invalid.sum())} invalid geometries with make_valid "
+               f"(first: feature {first}, id {id_of(first)!r})")
+        repairs.append(msg)
+        warnings.warn(msg, RepairWarning, stacklevel=2)
+        gdf = gdf.set_geometry(fixed, crs=gdf.crs)
+
+    target = CRS.from_user_input(to_crs if to_crs is not None else settings.metric_crs)
+    if not target.is_projected:
+        raise LayerError(label, f"target CRS {target.to_string()} is not projected; measurement needs metres",
+                         fix="set settings.metric_crs (or to_crs) to a projected CRS such as EPSG:32651")
+    gdf = gdf.to_crs(target)
+
+    if study_area is not None:
+        _check_inside(gdf, study_area, label, id_of)
+
+    gdf = _check_fields(gdf, spec, label, id_of, repairs)
+    gdf.attrs["geotijian"] = {
+        "role": role,
+        "source": str(source) if isinstance(source, (str, PathLike)) else type(source).__name__,
+        "source_crs": source_crs.to_string(),
+        "repairs": repairs,
+    }
+    return gdf
+
+
+def _normalise_fields(gdf: gpd.GeoDataFrame, spec: RoleSpec) -> gpd.GeoDataFrame:
+    rename = {}
+    present = set(gdf.columns)
+    for canon in list(spec.fields) + [spec.id_field]:
+        if canon in present:
+            continue
+        for alias in _ALIASES.get(canon, ()):
+            if alias in present and alias not in rename and alias not in spec.fields:
+                rename[alias] = canon
+                break
+    return gdf.rename(columns=rename)
+
+
+def _make_id_lookup(gdf: gpd.GeoDataFrame, spec: RoleSpec):
+    if spec.id_field in gdf.columns:
+        ids = gdf[spec.id_field].to_numpy()
+        return lambda i: None if i is None else ids[i]
+    return lambda i: None
+
+
+def _check_inside(gdf: gpd.GeoDataFrame, study_area: Any, label: str, id_of) -> None:
+    if isinstance(study_area, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        if study_area.crs is not None and not CRS(study_area.crs).equals(CRS(gdf.crs)):
+            study_area = study_area.to_crs(gdf.crs)
+        area = shapely.union_all(np.asarray(study_area.geometry.values))
+    else:
+        area = study_area
+    dist = shapely.distance(np.asarray(gdf.geometry.values), area)
+    outside = dist > settings.boundary_tolerance_m
+    if outside.any():
+        i = _first_feature(gdf, outside)
+        raise LayerError(label, f"feature lies {dist[i]:,.0f} m outside the study boundary",
+                         feature=i, feature_id=id_of(i), count=int(outside.sum()),
+                         fix="check the layer's CRS (GCJ-02? projected data labelled as degrees?) "
+                             "or clip the layer to the study area")
+
+
+def _check_fields(gdf: gpd.GeoDataFrame, spec: RoleSpec, label: str, id_of, repairs: list[str]):
+    missing = [f for f in spec.required if f not in gdf.columns]
+    if missing:
+        raise LayerError(label, f"required field(s) missing: {', '.join(missing)}",
+                         fix=f"add the column(s) {', '.join(missing)} "
+                             f"(columns present: {', '.join(map(str, gdf.columns[:12]))})")
+    for fname, kind in spec.fields.items():
+        if fname not in gdf.columns:
+            continue
+        col = gdf[fname]
+        if kind == "num":
+            num = pd.to_numeric(col, errors="coerce")
+            bad = num.isna() & col.notna() & (col.astype(str).str.strip() != "")
+            if bad.any():
+                i = _first_feature(gdf, bad)
+                raise LayerError(label, f"field {fname!r} is not a number ({col.iloc[i]!r})",
+                                 feature=i, feature_id=id_of(i), count=int(bad.sum()),
+                                 fix=f"write {fname} as a number (no units, no thousands separators)")
+            if fname in spec.nonneg and (num < 0).any():
+                i = _first_feature(gdf, num < 0)
+                raise LayerError(label, f"field {fname!r} is negative ({num.iloc[i]:g})",
+                                 feature=i, feature_id=id_of(i), count=int((num < 0).sum()),
+                                 fix=f"correct {fname}: it counts persons or things and cannot be negative")
+            gdf[fname] = num.astype(float)
+        else:
+            gdf[fname] = col.where(col.isna(), col.astype(str))
+    if fname_required_empty := [f for f in spec.required if gdf[f].isna().any()]:
+        f = fname_required_empty[0]
+        i = _first_feature(gdf, gdf[f].isna())
+        raise LayerError(label, f"required field {f!r} is empty", feature=i, feature_id=id_of(i),
+                         count=int(gdf[f].isna().sum()), fix=f"fill in {f} for every feature")
+    if spec.id_field in gdf.columns:
+        ids = gdf[spec.id_field]
+        if ids.isna().any():
+            i = _first_feature(gdf, ids.isna())
+            raise LayerError(label, f"ID field {spec.id_field!r} is empty", feature=i,
+                             count=int(ids.isna().sum()), fix="give every feature an ID")
+        ids = ids.astype(str)
+        dup = ids.duplicated(keep="first")
+        if dup.any():
+            i = _first_feature(gdf, dup)
+            first = int(np.flatnonzero((ids == ids.iloc[i]).to_numpy())[0])
+            raise LayerError(label, f"duplicate ID {ids.iloc[i]!r} (also feature {first})",
+                             feature=i, feature_id=ids.iloc[i], count=int(dup.sum()),
+                             fix=f"make {spec.id_field} unique")
+        gdf[spec.id_field] = ids
+    else:
+        width = max(4, len(str(len(gdf))))
+        gdf[spec.id_field] = [f"{spec.id_prefix}{i + 1:0{width}d}" for i in range(len(gdf))]
+        repairs.append(f"no {spec.id_field} column: generated {len(gdf)} IDs in file order")
+    geom = gdf.geometry.name
+    ordered = [spec.id_field] + [f for f in spec.fields if f in gdf.columns]
+    rest = [c for c in gdf.columns if c not in ordered and c != geom]
+    out = gdf[ordered + rest + [geom]]
+    if geom != "geometry":
+        out = out.rename_geometry("geometry")
+    return out
+
+
+def validate_layer(gdf: gpd.GeoDataFrame, role: str, **kwargs: Any) -> gpd.GeoDataFrame:
+    """Check an in-memory layer against its role (same checks as ``read_layer``)."""
+    return read_layer(gdf, role, **kwargs)
+
+
+def check_gcj_shift(points: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, *, warn: bool = True) -> dict:
+    """Does a WGS84 point layer look GCJ-02 shifted against (OSM, WGS84) roads?
+
+    Compares the median distance from the points to the nearest road as given and after
+    undoing a GCJ-02 offset. POIs lie beside roads, so when undoing the offset halves the
+    median distance, the points were most probably copied from a Chinese web map.
+
+    Parameters
+    ----------
+    points, roads : GeoDataFrame
+        Any CRS; both are compared in ``settings.metric_crs``.
+
+    Returns
+    -------
+    dict
+        ``median_m``, ``median_if_gcj02_m`` (metres) and ``looks_gcj02`` (bool). A
+        ``CoordinateWarning`` is issued when ``looks_gcj02`` and ``warn``.
+    """
+    metric = settings.metric_crs
+    pts = points.to_crs(metric)
+    lines = np.asarray(roads.to_crs(metric).geometry.values)
+    tree = shapely.STRtree(lines)
+    geo = points.to_crs(settings.geographic_crs)
+    xy = shapely.get_coordinates(np.asarray(geo.geometry.values))
+    wlon, wlat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
+    shifted = gpd.GeoSeries(gpd.points_from_xy(wlon, wlat), crs=settings.geographic_crs).to_crs(metric)
+
+    def median_dist(g: np.ndarray) -> float:
+        _, d = tree.query_nearest(g, return_distance=True, all_matches=False)
+        return float(np.median(d))
+
+    base = median_dist(np.asarray(pts.geometry.values))
+    alt = median_dist(np.asarray(shifted.values))
+    looks = base > 50.0 and alt < 0.5 * base
+    if looks and warn:
+        warnings.warn(
+            f"points lie {base:,.0f} m (median) from the roads but {alt:,.0f} m after undoing a "
+            "GCJ-02 offset: they look copied from a Chinese web map; read them with coords='gcj02'",
+            CoordinateWarning, stacklevel=2)
+    return {"median_m": base, "median_if_gcj02_m": alt, "looks_gcj02": looks}

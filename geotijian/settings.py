@@ -1,0 +1,132 @@
+"""Package-wide defaults, in one place.
+
+Every default that a study may want to change lives here, with its unit and source.
+Read a value as ``settings.metric_crs``; change it for the session with
+``settings.configure(metric_crs="EPSG:4549")`` or for a block with
+``with settings.temporary(max_snap_distance_m=100): ...``. Unknown keys are an error, as
+in ``geopandas.options``.
+
+Attributes
+----------
+metric_crs : str
+    CRS for every measurement (metres). Default UTM zone 51N (EPSG:32651), which covers
+    Shanghai; CGCS2000 / 3-degree GK CM 120E (EPSG:4549) is the national alternative for
+    Jiading. Never EPSG:3857 (areal scale 1.37 at Shanghai).
+geographic_crs : str
+    CRS of OSM and of web maps (WGS84). CGCS2000 (EPSG:4490) differs by < 1 m.
+boundary_tolerance_m : float
+    Features farther than this (metres) outside the study boundary are an error (a
+    wrong CRS or a wrong file is the usual cause).
+max_snap_distance_m : float
+    Homes or facilities farther than this (metres) from the walk network are reported.
+unit_min_pop, unit_max_pop : int
+    Community check-up unit size, persons (Jiading 2024 work plan; = GB 50180-2018
+    5-minute life circle, 5,000-12,000).
+block_road_classes : tuple of str
+    OSM ``highway`` classes that bound blocks (tertiary and above).
+sliver_area_m2 : float
+    Blocks smaller than this (m²) are merged into their longest-shared-edge neighbour.
+floor_area_per_person_m2 : float
+    Housing floor area per resident (m²), GB 50180-2018 条文说明 assumes 35 m².
+default_building_levels : int
+    Levels assumed for a residential building without ``building:levels``.
+level_height_m : float
+    Storey height (m) used to turn a building height into levels.
+survey_sample_rate : float
+    Survey sample as a share of residents (≥ 2‰, Jiading 2024 work plan).
+survey_pilot_min, survey_pilot_max : int
+    Respondents per pilot community (50-100).
+survey_min_age : int
+    Minimum respondent age (16).
+walk_speed_m_per_min : float
+    Walking speed used to turn metres into minutes (80 m/min = 4.8 km/h).
+random_seed : int
+    Seed for every random choice (sample generator, tie breaks).
+output_dir : str
+    Root folder of study outputs.
+osm_attribution : str
+    Attribution carried by every output derived from OpenStreetMap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+metric_crs: str = "EPSG:32651"
+geographic_crs: str = "EPSG:4326"
+boundary_tolerance_m: float = 1000.0
+max_snap_distance_m: float = 200.0
+unit_min_pop: int = 5000
+unit_max_pop: int = 12000
+block_road_classes: tuple[str, ...] = (
+    "motorway", "trunk", "primary", "secondary", "tertiary",
+    "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link",
+)
+sliver_area_m2: float = 2000.0
+floor_area_per_person_m2: float = 35.0
+default_building_levels: int = 6
+level_height_m: float = 3.0
+survey_sample_rate: float = 0.002
+survey_pilot_min: int = 50
+survey_pilot_max: int = 100
+survey_min_age: int = 16
+walk_speed_m_per_min: float = 80.0
+random_seed: int = 20240604
+output_dir: str = "outputs"
+osm_attribution: str = "© OpenStreetMap contributors, ODbL"
+
+_KEYS = (
+    "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m",
+    "unit_min_pop", "unit_max_pop", "block_road_classes", "sliver_area_m2",
+    "floor_area_per_person_m2", "default_building_levels", "level_height_m",
+    "survey_sample_rate", "survey_pilot_min", "survey_pilot_max", "survey_min_age",
+    "walk_speed_m_per_min", "random_seed", "output_dir", "osm_attribution",
+)
+
+
+def _check(key: str, value: Any) -> Any:
+    if key not in _KEYS:
+        raise KeyError(f"unknown setting {key!r}; known settings: {', '.join(_KEYS)}")
+    current = globals()[key]
+    if isinstance(current, tuple):
+        return tuple(value)
+    if isinstance(current, bool) or isinstance(current, str):
+        if not isinstance(value, type(current)):
+            raise TypeError(f"setting {key!r} must be {type(current).__name__}, got {value!r}")
+        return value
+    if isinstance(current, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"setting {key!r} must be a number, got {value!r}")
+        if value < 0:
+            raise ValueError(f"setting {key!r} must not be negative, got {value!r}")
+        return type(current)(value)
+    return value
+
+
+def configure(**kwargs: Any) -> None:
+    """Change settings for the rest of the session (unknown keys raise ``KeyError``)."""
+    checked = {k: _check(k, v) for k, v in kwargs.items()}
+    if "unit_min_pop" in checked or "unit_max_pop" in checked:
+        lo = checked.get("unit_min_pop", unit_min_pop)
+        hi = checked.get("unit_max_pop", unit_max_pop)
+        if lo >= hi:
+            raise ValueError(f"unit_min_pop ({lo}) must be below unit_max_pop ({hi})")
+    globals().update(checked)
+
+
+def current() -> dict[str, Any]:
+    """All settings as a dict (written into ``run.json``)."""
+    return {k: globals()[k] for k in _KEYS}
+
+
+@contextlib.contextmanager
+def temporary(**kwargs: Any) -> Iterator[None]:
+    """Change settings inside a ``with`` block only."""
+    saved = {k: globals()[k] for k in kwargs if k in _KEYS}
+    configure(**kwargs)
+    try:
+        yield
+    finally:
+        globals().update(saved)
