@@ -19,6 +19,13 @@ boundary_tolerance_m : float
     wrong CRS or a wrong file is the usual cause).
 max_snap_distance_m : float
     Homes or facilities farther than this (metres) from the walk network are reported.
+polygon_access_distance_m : float
+    A polygon facility (campus, park) without tagged gates reaches the network at the
+    outline point nearest to each edge within this distance (metres) of its outline
+    (judgement default: road half-width plus setback in Shanghai, 50 m).
+service_area_half_width_m : float
+    Half-width (metres) of the street space drawn around reached edges in service-area
+    polygons (judgement default, 25 m).
 unit_min_pop, unit_max_pop : int
     Community check-up unit size, persons (Jiading 2024 work plan; = GB 50180-2018
     5-minute life circle, 5,000-12,000).
@@ -38,6 +45,9 @@ survey_pilot_min, survey_pilot_max : int
     Respondents per pilot community (50-100).
 survey_min_age : int
     Minimum respondent age (16).
+old_compound_before_year : int
+    Compounds built before this year count as old (老旧小区; Shanghai renovation covers
+    estates built before 2000).
 walk_speed_m_per_min : float
     Walking speed used to turn metres into minutes (80 m/min = 4.8 km/h).
 random_seed : int
@@ -46,6 +56,36 @@ output_dir : str
     Root folder of study outputs.
 osm_attribution : str
     Attribution carried by every output derived from OpenStreetMap.
+osm_walk_cycleways : bool
+    Count OSM ``highway=cycleway`` ways as walkable (unless ``foot=no``). In Chinese OSM
+    data a separately mapped cycleway is mostly the 非机动车道 beside a carriageway whose
+    pavement pedestrians use; osmnx's walk filter drops them (US convention), which cuts
+    Chinese walk networks apart (Tongji extract: largest piece 189 → 292 nodes).
+imagery_ndvi_threshold : float
+    Orthophoto vegetation when NDVI > this (0.3: moderate-to-dense vegetation, NASA
+    Earth Observatory "Measuring Vegetation"; soils and built surfaces stay below ~0.25).
+imagery_exg_threshold : float
+    RGB vegetation when Excess Green 2g-r-b on chromatic coordinates > this (0.1;
+    Woebbecke et al. 1995; grey surfaces give 0).
+imagery_vari_threshold : float
+    RGB vegetation when VARI = (G-R)/(G+R-B) > this (0.1; Gitelson et al. 2002).
+imagery_ndwi_threshold : float
+    Water when NDWI = (G-N)/(G+N) > this (McFeeters 1996 uses 0; 0.2 against
+    built-up and shadow false positives).
+imagery_shadow_brightness : float
+    Shadow (unclassified) when brightness (mean visible band, or NIR if larger) is
+    below this share of the white level (0.1).
+imagery_water_max_brightness, imagery_water_blue_chroma : float
+    RGB-only water: blue-dominant pixels darker than 0.35 of the white level with blue
+    chromatic coordinate b/(r+g+b) > 0.36.
+imagery_bare_red_blue_chroma, imagery_bare_max_red_chroma : float
+    Bare soil: r > g > b with red-minus-blue chromatic > 0.12 and red chromatic < 0.5
+    (stronger reds are tile roofs).
+imagery_min_coverage : float
+    Zones with less imaged area than this share are flagged ``partial_coverage`` (0.95).
+imagery_max_unclassified : float
+    Zones with more shadow than this share of imaged pixels are flagged
+    ``high_unclassified`` (0.2).
 """
 
 from __future__ import annotations
@@ -58,6 +98,8 @@ metric_crs: str = "EPSG:32651"
 geographic_crs: str = "EPSG:4326"
 boundary_tolerance_m: float = 1000.0
 max_snap_distance_m: float = 200.0
+polygon_access_distance_m: float = 50.0
+service_area_half_width_m: float = 25.0
 unit_min_pop: int = 5000
 unit_max_pop: int = 12000
 block_road_classes: tuple[str, ...] = (
@@ -72,17 +114,36 @@ survey_sample_rate: float = 0.002
 survey_pilot_min: int = 50
 survey_pilot_max: int = 100
 survey_min_age: int = 16
+old_compound_before_year: int = 2000
 walk_speed_m_per_min: float = 80.0
 random_seed: int = 20240604
 output_dir: str = "outputs"
 osm_attribution: str = "© OpenStreetMap contributors, ODbL"
+imagery_ndvi_threshold: float = 0.3
+imagery_exg_threshold: float = 0.1
+imagery_vari_threshold: float = 0.1
+imagery_ndwi_threshold: float = 0.2
+imagery_shadow_brightness: float = 0.1
+imagery_water_max_brightness: float = 0.35
+imagery_water_blue_chroma: float = 0.36
+imagery_bare_red_blue_chroma: float = 0.12
+imagery_bare_max_red_chroma: float = 0.5
+imagery_min_coverage: float = 0.95
+imagery_max_unclassified: float = 0.2
+osm_walk_cycleways: bool = True
 
 _KEYS = (
-    "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m",
+    "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
     "unit_min_pop", "unit_max_pop", "block_road_classes", "sliver_area_m2",
     "floor_area_per_person_m2", "default_building_levels", "level_height_m",
     "survey_sample_rate", "survey_pilot_min", "survey_pilot_max", "survey_min_age",
+    "old_compound_before_year",
     "walk_speed_m_per_min", "random_seed", "output_dir", "osm_attribution",
+    "osm_walk_cycleways",
+    "imagery_ndvi_threshold", "imagery_exg_threshold", "imagery_vari_threshold",
+    "imagery_ndwi_threshold", "imagery_shadow_brightness", "imagery_water_max_brightness",
+    "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
+    "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
 )
 
 

@@ -11,10 +11,12 @@ from .coords import (
     wgs84_to_gcj02,
 )
 from .layers import ROLES, RoleSpec, check_gcj_shift, read_layer, validate_layer
+from .osm import OSMData, load_osm, parse_other_tags, walk_mask
 
 __all__ = [
     "ROLES", "RoleSpec", "read_layer", "validate_layer", "check_gcj_shift",
     "atomic_path", "write_text_atomic", "write_bytes_atomic",
     "convert_coords", "wgs84_to_gcj02", "gcj02_to_wgs84", "gcj02_to_bd09", "bd09_to_gcj02",
     "wgs84_to_bd09", "bd09_to_wgs84",
+    "OSMData", "load_osm", "walk_mask", "parse_other_tags",
 ]

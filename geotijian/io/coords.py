@@ -150,7 +150,7 @@ def convert_coords(lon: ArrayLike, lat: ArrayLike, src: str, dst: str = "wgs84")
 
 
 def _norm(name: str) -> str:
-    key = str(name).lower().replace("-", "").replace("_", "")
+    key = "".join(ch for ch in str(name).lower() if ch.isalnum())  # "EPSG:4490" → "epsg4490"
     aliases = {"wgs84": "wgs84", "epsg4326": "wgs84", "cgcs2000": "wgs84", "epsg4490": "wgs84",
                "gcj02": "gcj02", "gcj": "gcj02", "amap": "gcj02", "gaode": "gcj02",
                "bd09": "bd09", "baidu": "bd09", "bd09ll": "bd09"}

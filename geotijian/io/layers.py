@@ -247,24 +247,28 @@ def _first_feature(gdf: gpd.GeoDataFrame, mask) -> int | None:
 
 
 def _family_filter(geoms: np.ndarray, allowed: tuple[str, ...]) -> np.ndarray:
-    """After make_valid keep only the parts of the allowed family (polygons of a polygon layer)."""
+    """After make_valid keep only the parts of the allowed family (polygons of a polygon layer).
+
+    ``make_valid`` may return a GeometryCollection (a polygon plus a stray line); each such
+    collection becomes the (Multi)geometry of its parts of the allowed family, or None when
+    it has none (the caller reports it as lost).
+    """
     out = geoms.copy()
-    tid = shapely.get_type_id(out)
-    coll = np.flatnonzero(tid == 7)
-    if len(coll):
-        parts, owner = shapely.get_parts(out[coll], return_index=True)
-        keep = np.isin(shapely.get_type_name(parts) if hasattr(shapely, "get_type_name")
-                       else np.array([p.geom_type for p in parts]), allowed)
-        rebuilt = np.full(len(coll), None, dtype=object)
-        kept_parts, kept_owner = parts[keep], owner[keep]
-        if len(kept_parts):
-            multi = "MultiPolygon" if "Polygon" in allowed else (
-                "MultiLineString" if "LineString" in allowed else "MultiPoint")
-            maker = {"MultiPolygon": shapely.multipolygons, "MultiLineString": shapely.multilinestrings,
-                     "MultiPoint": shapely.multipoints}[multi]
-            polys = maker(kept_parts, indices=kept_owner)
-            rebuilt[np.unique(kept_owner)] = polys
-        out[coll] = rebuilt
+    coll = np.flatnonzero(shapely.get_type_id(out) == 7)
+    if len(coll) == 0:
+        return out
+    family = 3 if "Polygon" in allowed else (1 if "LineString" in allowed else 0)
+    maker = {3: shapely.multipolygons, 1: shapely.multilinestrings, 0: shapely.multipoints}[family]
+    parts, owner = shapely.get_parts(out[coll], return_index=True)
+    sub, sub_owner = shapely.get_parts(parts, return_index=True)  # Multi* members → singles
+    owner = owner[sub_owner]
+    keep = shapely.get_type_id(sub) == family
+    rebuilt = np.full(len(coll), None, dtype=object)
+    if keep.any():
+        has, compact, n_parts = np.unique(owner[keep], return_inverse=True, return_counts=True)
+        grouped = maker(sub[keep], indices=compact)
+        rebuilt[has] = np.where(n_parts == 1, shapely.get_geometry(grouped, 0), grouped)
+    out[coll] = rebuilt
     return out
 
 

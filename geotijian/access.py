@@ -1,0 +1,768 @@
+"""Walking distance from homes to facilities, life-circle coverage, gaps and service areas.
+
+Every distance is a network distance in metres on a :class:`~geotijian.network.WalkNetwork`,
+counting the snap offsets of both ends and the partial edges (see
+:mod:`geotijian.network`). Each facility type costs ONE multi-source shortest-path pass
+(``scipy.sparse.csgraph.dijkstra(indices=<facilities of the type>, min_only=True,
+limit=...)``) over the network with one virtual node per facility, never one search per
+facility; homes read their distance from the two end nodes of their snapped edge.
+
+Homes are residential compounds (polygons: they reach the network from their *boundary*,
+at the outline point nearest to the nearest edge, since gates are rarely mapped), buildings
+(polygons, same rule) or population points (snapped). Facilities are points or polygons
+(campuses, parks: tagged gates, else one access point per adjacent edge; see
+:func:`geotijian.network.facility_access`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from . import settings
+from .errors import ConfigError, GeotijianWarning, LayerError
+from .facilities import facility_catalogue
+from .model import GAP_COLUMNS
+from .network import (
+    REPORT_COLUMNS,
+    SnapResult,
+    WalkNetwork,
+    check_metric,
+    distances_at_snaps,
+    facility_access,
+    feature_rules,
+    snap_points,
+    source_graph,
+)
+
+__all__ = [
+    "CoverageResult",
+    "ZERO_DISTANCE_M",
+    "coverage_gaps",
+    "facility_access_points",
+    "facility_distance_matrix",
+    "nearest_facility_distance",
+    "service_areas",
+    "service_coverage",
+]
+
+ZERO_DISTANCE_M = 1e-6
+"""Distance stored for a home–facility pair at network distance 0 in
+:func:`facility_distance_matrix` (a sparse matrix cannot tell a stored 0 from "no pair")."""
+
+_HOME_ID_CANDIDATES = ("home_id", "compound_id", "building_id", "pop_id")
+_FAC_ID_CANDIDATES = ("facility_id", "poi_id", "park_id", "osmid", "id")
+
+
+class AccessWarning(GeotijianWarning):
+    """Homes or facilities were reported (far from the network, unconnected, missing)."""
+
+
+# ---------------------------------------------------------------------------- inputs
+def _ids(gdf: pd.DataFrame, id_col: str | None, candidates: tuple[str, ...], layer: str) -> np.ndarray:
+    if id_col is None:
+        id_col = next((c for c in candidates if c in gdf.columns), None)
+    if id_col is None:
+        ids = gdf.index.to_numpy()
+    else:
+        if id_col not in gdf.columns:
+            raise LayerError(layer, f"ID column {id_col!r} not found",
+                             fix=f"name an existing column (have {list(gdf.columns)[:10]})")
+        ids = gdf[id_col].to_numpy()
+    dup = pd.Index(ids).duplicated()
+    if dup.any() and layer == "homes":
+        i = int(np.flatnonzero(dup)[0])
+        raise LayerError(layer, f"home ID {ids[i]!r} is not unique", feature=i, feature_id=ids[i],
+                         count=int(dup.sum()), fix="give every home a unique ID (home_id column)")
+    return ids
+
+
+def _home_kind(homes: gpd.GeoDataFrame, home_kind: str | None) -> np.ndarray:
+    if "home_kind" in homes.columns and home_kind is None:
+        return homes["home_kind"].astype(str).to_numpy()
+    if home_kind is not None:
+        return np.full(len(homes), home_kind, dtype=object)
+    t = shapely.get_type_id(homes.geometry.to_numpy())
+    kind = np.where(np.isin(t, [3, 6]), "compound", "point").astype(object)
+    if "building_id" in homes.columns:
+        kind[np.isin(t, [3, 6])] = "building"
+    return kind
+
+
+def _facility_layer(facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
+                    type_col: str, types: list[str] | None) -> tuple[gpd.GeoDataFrame, list[str], pd.DataFrame]:
+    """One facilities frame with a ``_type`` column, the type order, and a report."""
+    rep = []
+    if isinstance(facilities, Mapping):
+        frames = []
+        crs = None
+        for code, gdf in facilities.items():
+            if gdf is None or len(gdf) == 0:
+                continue
+            if not isinstance(gdf, gpd.GeoDataFrame):
+                raise LayerError(f"facilities[{code!r}]", "must be a GeoDataFrame")
+            crs = crs or gdf.crs
+            f = gdf[[gdf.geometry.name]].rename_geometry("geometry").copy()
+            f["_type"] = code
+            f["_fid"] = _ids(gdf, None, _FAC_ID_CANDIDATES, f"facilities[{code!r}]")
+            if crs is not None and gdf.crs is not None and not gdf.crs.equals(crs):
+                f = f.to_crs(crs)
+            frames.append(f)
+        order = list(facilities.keys()) if types is None else list(types)
+        if frames:
+            fac = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+        else:
+            fac = gpd.GeoDataFrame({"_type": [], "_fid": []}, geometry=[], crs=crs or settings.metric_crs)
+    elif isinstance(facilities, gpd.GeoDataFrame):
+        if type_col not in facilities.columns:
+            raise LayerError("facilities", f"has no {type_col!r} column with the facility type code",
+                             fix="classify OSM POIs with classify_pois(), or pass a dict "
+                                 "{type_code: GeoDataFrame}")
+        typ = facilities[type_col]
+        none = typ.isna().to_numpy()
+        if none.any():
+            rep.append({"layer": "facilities", "feature": -1, "feature_id": None,
+                        "problem": f"{int(none.sum())} features without a facility type "
+                                   "(unmatched POIs) left out of the distance computation",
+                        "offset_m": np.nan, "component": -1})
+        sub = facilities.loc[~none]
+        fac = gpd.GeoDataFrame({"_type": sub[type_col].astype(str).to_numpy(),
+                                "_fid": _ids(sub, None, _FAC_ID_CANDIDATES, "facilities")},
+                               geometry=sub.geometry.to_numpy(), crs=facilities.crs)
+        order = sorted(fac["_type"].unique()) if types is None else list(types)
+    else:
+        raise LayerError("facilities", f"must be a GeoDataFrame with a {type_col!r} column or a "
+                         f"dict {{type: GeoDataFrame}}, got {type(facilities).__name__}")
+    fac = fac.reset_index(drop=True)
+    return fac, order, pd.DataFrame(rep, columns=REPORT_COLUMNS)
+
+
+@dataclass
+class _Access:
+    """Everything one coverage computation produced (internal)."""
+
+    home_ids: np.ndarray
+    home_snap: SnapResult
+    fac: gpd.GeoDataFrame
+    fac_snap: SnapResult
+    types: list[str]
+    dist: np.ndarray  # homes × types, metres
+    report: pd.DataFrame
+    graph: Any
+
+
+def _limits(types: list[str], max_distance: float | Mapping[str, float] | None) -> dict[str, float]:
+    if max_distance is None:
+        return {t: np.inf for t in types}
+    if isinstance(max_distance, Mapping):
+        return {t: float(max_distance.get(t, np.inf)) for t in types}
+    return {t: float(max_distance) for t in types}
+
+
+def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
+             types: list[str] | None, max_distance: Any, entrances: gpd.GeoDataFrame | None,
+             id_col: str | None, type_col: str, access_distance: float | None,
+             progress: bool) -> _Access:
+    if len(homes) == 0:
+        raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
+    homes = check_metric(homes, "homes", network)
+    home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
+    hsnap = snap_points(network, homes, layer="homes")
+    hsnap.ids = home_ids
+    if len(hsnap.report):
+        hsnap.report["feature_id"] = home_ids[hsnap.report["feature"].to_numpy()]
+    fac, order, frep = _facility_layer(facilities, type_col, types)
+    if len(fac):
+        fac = check_metric(fac, "facilities", network)
+    fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
+                            layer="facilities", id_col="_fid")
+    graph = source_graph(network, fsnap)
+    n = network.n_nodes
+    ftype = fac["_type"].to_numpy()
+    lim = _limits(order, max_distance)
+    dist = np.full((len(homes), len(order)), np.inf)
+    reports = [hsnap.report, fsnap.report, frep]
+    it = order
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(order, desc="facility types", unit="type")
+    for j, code in enumerate(it):  # one multi-source pass per type
+        mask = ftype == code
+        if not mask.any():
+            reports.append(pd.DataFrame([{
+                "layer": "facilities", "feature": -1, "feature_id": None,
+                "problem": f"no facility of type {code!r}: every home is uncovered (distance inf)",
+                "offset_m": np.nan, "component": -1}], columns=REPORT_COLUMNS))
+            continue
+        src = n + np.flatnonzero(mask)
+        D = dijkstra(graph, directed=True, indices=src, min_only=True,
+                     limit=lim[code] if np.isfinite(lim[code]) else np.inf)
+        d = distances_at_snaps(network, D, hsnap, fsnap, source_mask=mask)
+        d[d > lim[code]] = np.inf
+        dist[:, j] = d
+    # homes on a component that holds no facility at all
+    if len(fsnap.edge):
+        fcomp = np.unique(fsnap.component)
+        lone = ~np.isin(hsnap.component, fcomp)
+    else:
+        lone = np.ones(len(hsnap.component), dtype=bool)
+    if lone.any():
+        f = hsnap.owner[lone]
+        reports.append(pd.DataFrame({
+            "layer": "homes", "feature": f, "feature_id": home_ids[f],
+            "problem": "on a network component without any facility (island of the walk "
+                       "network): unreachable, distance inf",
+            "offset_m": hsnap.offset[lone], "component": hsnap.component[lone]},
+            columns=REPORT_COLUMNS))
+    report = pd.concat([r for r in reports if len(r)], ignore_index=True) \
+        if any(len(r) for r in reports) else pd.DataFrame(columns=REPORT_COLUMNS)
+    if len(report):
+        summary = report.groupby(["layer", "problem"]).size()
+        warnings.warn("coverage inputs reported: " + "; ".join(
+            f"{lay}: {cnt} × {prob[:70]}" for (lay, prob), cnt in summary.items()),
+            AccessWarning, stacklevel=3)
+    return _Access(home_ids, hsnap, fac, fsnap, order, dist, report, graph)
+
+
+# -------------------------------------------------------------------------- distances
+def nearest_facility_distance(
+    network: WalkNetwork,
+    homes: gpd.GeoDataFrame,
+    facilities_by_type: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
+    *,
+    max_distance: float | Mapping[str, float] | None = None,
+    types: list[str] | None = None,
+    entrances: gpd.GeoDataFrame | None = None,
+    id_col: str | None = None,
+    type_col: str = "type",
+    access_distance: float | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Network distance (m) from every home to the nearest facility of each type.
+
+    Parameters
+    ----------
+    network : WalkNetwork
+    homes : GeoDataFrame
+        Compounds or buildings (polygons; reach the network from their boundary: the
+        nearest edge to the outline) or points; projected CRS (a geographic CRS is an error).
+    facilities_by_type : dict or GeoDataFrame
+        ``{type_code: GeoDataFrame}``, or one GeoDataFrame with a ``type_col`` column (e.g.
+        from :func:`geotijian.facilities.classify_pois`; rows with no type are left out
+        and reported). Points or polygons.
+    max_distance : float or dict, optional
+        Search limit in metres (one for all types, or per type): farther homes get ``inf``.
+        Default: no limit (exact distances everywhere).
+    types : list of str, optional
+        Column order / types to compute (a type without facilities gives a column of
+        ``inf`` and a report row).
+    entrances : GeoDataFrame, optional
+        OSM gates (``entrance=*``, ``barrier=gate``) for polygon facilities.
+    id_col : str, optional
+        Home ID column (default ``home_id``, ``compound_id``, ``building_id``, ``pop_id`` or
+        the index).
+    access_distance : float, optional
+        See :func:`geotijian.network.facility_access`.
+    progress : bool
+        Show a tqdm progress bar over the types.
+
+    Returns
+    -------
+    DataFrame
+        Index ``home_id`` (sorted as the input), one float column per type code, metres
+        (``inf`` where no facility is reachable within ``max_distance``).
+        ``attrs["report"]`` holds the reported homes/facilities (far from the network,
+        on a component without facility, empty types) with columns ``layer``,
+        ``feature``, ``feature_id``, ``problem``, ``offset_m``, ``component``.
+    """
+    acc = _compute(network, homes, facilities_by_type, types=types, max_distance=max_distance,
+                   entrances=entrances, id_col=id_col, type_col=type_col,
+                   access_distance=access_distance, progress=progress)
+    out = pd.DataFrame(acc.dist, index=pd.Index(acc.home_ids, name="home_id"), columns=acc.types)
+    out.columns.name = "facility_type"
+    out.attrs["report"] = acc.report
+    return out
+
+
+def facility_distance_matrix(
+    network: WalkNetwork,
+    homes: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    max_distance: float,
+    entrances: gpd.GeoDataFrame | None = None,
+    access_distance: float | None = None,
+    chunk_cells: int = 5_000_000,
+) -> csr_matrix:
+    """Sparse homes × facilities matrix of network distances within ``max_distance``.
+
+    For capacity-aware accessibility (2SFCA). Rows follow ``homes`` order, columns follow
+    ``facilities`` order (all rows, whatever their type).
+
+    Parameters
+    ----------
+    max_distance : float
+        Metres; pairs farther apart are not stored.
+    chunk_cells : int
+        Facilities are searched in chunks of ``chunk_cells // n_nodes`` (memory bound).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Stored value = network distance in metres; a pair at distance 0 is stored as
+        :data:`ZERO_DISTANCE_M` (1e-6 m) so that *every stored entry is a pair within
+        reach* and no reachable pair is lost as an implicit zero. Subtract nothing: the
+        error is 1 µm.
+    """
+    if not np.isfinite(max_distance) or max_distance <= 0:
+        raise ConfigError("max_distance", f"must be a positive finite distance in metres, got {max_distance!r}")
+    homes = check_metric(homes, "homes", network)
+    hsnap = snap_points(network, homes, layer="homes")
+    fac = check_metric(facilities, "facilities", network)
+    fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance)
+    graph = source_graph(network, fsnap)
+    n, F, H = network.n_nodes, len(fac), len(homes)
+    step = max(1, int(chunk_cells // max(graph.shape[0], 1)))
+    rows, cols, vals = [], [], []
+    for a in range(0, F, step):  # chunks of facilities (memory), not one search each
+        idx = np.arange(a, min(F, a + step))
+        D = dijkstra(graph, directed=True, indices=n + idx, limit=max_distance)
+        d = distances_at_snaps(network, np.atleast_2d(D), hsnap, fsnap.subset(idx))
+        fi, hi = np.nonzero(d <= max_distance)
+        rows.append(hi)
+        cols.append(idx[fi])
+        vals.append(np.maximum(d[fi, hi], ZERO_DISTANCE_M))
+    r = np.concatenate(rows) if rows else np.zeros(0, int)
+    c = np.concatenate(cols) if cols else np.zeros(0, int)
+    v = np.concatenate(vals) if vals else np.zeros(0)
+    return coo_matrix((v, (r, c)), shape=(H, F)).tocsr()
+
+
+def facility_access_points(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
+                           entrances: gpd.GeoDataFrame | None = None,
+                           access_distance: float | None = None,
+                           type_col: str = "type") -> gpd.GeoDataFrame:
+    """The access points of facilities and the rule each used (points layer).
+
+    Columns ``facility`` (row position), ``facility_id``, ``type`` (if present),
+    ``access_rule`` (``point``, ``entrance``, ``outline_adjacent_edge``,
+    ``outline_nearest_edge``), ``edge``, ``position_m``, ``offset_m``; geometry = the
+    access point (gate or outline point).
+    """
+    fac = check_metric(facilities, "facilities", network)
+    ids = _ids(fac, None, _FAC_ID_CANDIDATES, "facilities")
+    s = facility_access(network, fac.assign(_fid=ids), entrances=entrances,
+                        access_distance=access_distance, id_col="_fid")
+    t = s.table()
+    out = pd.DataFrame({"facility": t["feature"], "facility_id": t["feature_id"]})
+    if type_col in fac.columns:
+        out["type"] = fac[type_col].to_numpy()[t["feature"].to_numpy()]
+    out["access_rule"] = t["rule"]
+    out["edge"] = t["edge"]
+    out["position_m"] = t["position_m"]
+    out["offset_m"] = t["offset_m"]
+    return gpd.GeoDataFrame(out, geometry=shapely.points(t["access_x"], t["access_y"]),
+                            crs=network.crs)
+
+
+# --------------------------------------------------------------------------- coverage
+@dataclass
+class CoverageResult:
+    """Life-circle coverage of one set of homes.
+
+    Attributes
+    ----------
+    per_home : GeoDataFrame
+        ``home_id``, ``home_kind``, ``unit_id``, ``town_code``, ``population``, then per
+        type ``dist_<code>`` (m) and ``covered_<code>`` (bool: distance ≤ the type's walking
+        distance), ``types_covered`` (count), ``complete`` (all types covered); geometry of
+        the home. Sorted by ``home_id``.
+    per_area : DataFrame
+        ``level`` (``unit``, ``town``, ``district``), ``area_id``, ``facility_type``
+        (a type code, or ``complete_life_circle``), ``population``, ``covered_population``,
+        ``share`` (0-1), ``not_covered`` (persons). The district rows are computed from the
+        homes, so the unit (and town) rows sum to them; homes outside every unit are in
+        ``area_id`` ``"<unassigned>"``.
+    complete_share : float
+        Population share (0-1) of the district covered for every type.
+    types : list of str
+    walk_distance_m : dict
+        Threshold of each type (metres; catalogue GB 50180-2018 App. C or overrides).
+    facilities : GeoDataFrame
+        The facilities used, with ``type``, ``facility_id``, ``access_rule`` and
+        ``n_access_points``.
+    report : DataFrame
+        Reported homes/facilities (see :func:`nearest_facility_distance`).
+    """
+
+    per_home: gpd.GeoDataFrame
+    per_area: pd.DataFrame
+    complete_share: float
+    types: list[str]
+    walk_distance_m: dict[str, float]
+    facilities: gpd.GeoDataFrame
+    report: pd.DataFrame
+    catalogue: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+
+
+def _assign_units(homes: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None, unit_col: str,
+                  town_col: str, report: list) -> tuple[np.ndarray | None, np.ndarray | None]:
+    unit = homes[unit_col].to_numpy(dtype=object) if unit_col in homes.columns else None
+    town = homes[town_col].to_numpy(dtype=object) if town_col in homes.columns else None
+    if units is not None and (unit is None or town is None):
+        if unit_col not in units.columns:
+            raise LayerError("units", f"has no {unit_col!r} column", fix="pass unit_col=")
+        u = units.to_crs(homes.crs) if units.crs is not None and not units.crs.equals(homes.crs) else units
+        pts = gpd.GeoDataFrame(geometry=homes.geometry.representative_point().to_numpy(), crs=homes.crs)
+        j = gpd.sjoin(pts, u[[unit_col] + ([town_col] if town_col in u.columns else []) +
+                             [u.geometry.name]], how="left", predicate="within")
+        j = j[~j.index.duplicated(keep="first")].sort_index()
+        if unit is None:
+            unit = j[unit_col].to_numpy(dtype=object)
+        if town is None and town_col in j.columns:
+            town = j[town_col].to_numpy(dtype=object)
+    for arr, name in ((unit, "unit"), (town, "town")):
+        if arr is not None:
+            miss = pd.isna(arr)
+            if miss.any():
+                report.append({"layer": "homes", "feature": -1, "feature_id": None,
+                               "problem": f"{int(miss.sum())} homes outside every {name}: "
+                                          "counted under '<unassigned>'",
+                               "offset_m": np.nan, "component": -1})
+                arr[miss] = "<unassigned>"
+    return unit, town
+
+
+def service_coverage(
+    network: WalkNetwork,
+    homes: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
+    *,
+    types: list[str] | None = None,
+    catalogue: pd.DataFrame | None = None,
+    units: gpd.GeoDataFrame | None = None,
+    unit_col: str = "unit_id",
+    town_col: str = "town_code",
+    pop_col: str = "population",
+    id_col: str | None = None,
+    home_kind: str | None = None,
+    entrances: gpd.GeoDataFrame | None = None,
+    type_col: str = "type",
+    search_limit: float | None = None,
+    access_distance: float | None = None,
+    progress: bool = False,
+) -> CoverageResult:
+    """Life-circle coverage: who reaches each facility type within its walking distance.
+
+    Parameters
+    ----------
+    network : WalkNetwork
+    homes : GeoDataFrame
+        Compounds, buildings or population points with a population column (persons).
+    facilities : GeoDataFrame or dict
+        As in :func:`nearest_facility_distance`.
+    types : list of str, optional
+        Type codes; default: the types present in ``facilities`` that have a walking
+        distance in the catalogue (the others are reported).
+    catalogue : DataFrame, optional
+        :func:`geotijian.facilities.facility_catalogue` output (default: packaged one;
+        radii GB 50180-2018 App. C, partly unconfirmed: see its ``confidence`` column).
+    units : GeoDataFrame, optional
+        Check-up units (``unit_col``, optional ``town_col``) to assign homes by their
+        representative point, when homes do not carry ``unit_col``/``town_col``.
+    pop_col : str
+        Population column of homes (persons, ≥ 0).
+    search_limit : float, optional
+        Metres; limit of the shortest-path search. Default none, so uncovered homes get
+        their exact distance (needed by :func:`coverage_gaps`).
+    progress : bool
+        tqdm progress bar over the types.
+
+    Returns
+    -------
+    CoverageResult
+    """
+    cat = facility_catalogue() if catalogue is None else catalogue
+    wd = dict(zip(cat["code"], cat["walk_distance_m"].astype(float)))
+    extra_rep = []
+    if types is None:
+        present = (list(facilities.keys()) if isinstance(facilities, Mapping) else
+                   sorted(facilities[type_col].dropna().astype(str).unique())
+                   if isinstance(facilities, pd.DataFrame) and type_col in facilities.columns else [])
+        types = [t for t in present if np.isfinite(wd.get(t, np.nan))]
+        for t in present:
+            if t not in types:
+                extra_rep.append({"layer": "facilities", "feature": -1, "feature_id": None,
+                                  "problem": f"type {t!r} has no walking distance in the "
+                                             "catalogue: left out of coverage",
+                                  "offset_m": np.nan, "component": -1})
+    types = list(types)
+    bad = [t for t in types if not np.isfinite(wd.get(t, np.nan))]
+    if bad:
+        raise ConfigError("types", f"no walking distance in the catalogue for {bad}",
+                          "set walk_distance_m with facility_catalogue(overrides=...)")
+    if not types:
+        raise ConfigError("types", "no facility type to assess",
+                          "pass types=[...] or facilities with a 'type' column")
+    if pop_col not in homes.columns:
+        raise LayerError("homes", f"has no population column {pop_col!r}",
+                         fix="add it (persons) or pass pop_col=")
+    pop = pd.to_numeric(homes[pop_col], errors="coerce").to_numpy(dtype=float)
+    badpop = ~np.isfinite(pop) | (pop < 0)
+    if badpop.any():
+        i = int(np.flatnonzero(badpop)[0])
+        raise LayerError("homes", f"population {homes[pop_col].iloc[i]!r} is missing or negative",
+                         feature=i, feature_id=homes.index[i], count=int(badpop.sum()),
+                         fix="give every home a population ≥ 0 (persons)")
+    acc = _compute(network, homes, facilities, types=types, max_distance=search_limit,
+                   entrances=entrances, id_col=id_col, type_col=type_col,
+                   access_distance=access_distance, progress=progress)
+    homes_m = check_metric(homes, "homes", network)
+    rep_rows: list = list(extra_rep)
+    unit, town = _assign_units(homes_m, units, unit_col, town_col, rep_rows)
+    thr = np.array([wd[t] for t in types])
+    covered = acc.dist <= thr[None, :]
+    ph = pd.DataFrame({"home_id": acc.home_ids, "home_kind": _home_kind(homes_m, home_kind),
+                       "unit_id": unit if unit is not None else None,
+                       "town_code": town if town is not None else None,
+                       "population": pop})
+    for j, t in enumerate(types):
+        ph[f"dist_{t}"] = acc.dist[:, j]
+        ph[f"covered_{t}"] = covered[:, j]
+    ph["types_covered"] = covered.sum(axis=1)
+    ph["complete"] = covered.all(axis=1)
+    per_home = gpd.GeoDataFrame(ph, geometry=homes_m.geometry.to_numpy(), crs=network.crs)
+    order = np.argsort(pd.Index(acc.home_ids).astype(str).to_numpy(), kind="stable")
+    per_home = per_home.iloc[order].reset_index(drop=True)
+    # population-weighted shares by unit / town / district, from the homes
+    levels = [("unit", unit), ("town", town), ("district", np.full(len(pop), "district", dtype=object))]
+    cov_all = np.column_stack([covered, covered.all(axis=1)])
+    names = types + ["complete_life_circle"]
+    frames = []
+    wcov = cov_all * pop[:, None]
+    for level, area in levels:
+        if area is None:
+            continue
+        keys = pd.Index(area.astype(str))
+        codes, uniq = pd.factorize(keys, sort=True)
+        P = np.bincount(codes, weights=pop, minlength=len(uniq))
+        C = np.stack([np.bincount(codes, weights=wcov[:, j], minlength=len(uniq))
+                      for j in range(len(names))], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(P[:, None] > 0, C / P[:, None], np.nan)
+        frames.append(pd.DataFrame({
+            "level": level, "area_id": np.repeat(np.asarray(uniq), len(names)),
+            "facility_type": np.tile(names, len(uniq)),
+            "population": np.repeat(P, len(names)), "covered_population": C.ravel(),
+            "share": share.ravel(), "not_covered": (P[:, None] - C).ravel()}))
+    per_area = pd.concat(frames, ignore_index=True)
+    district = per_area[(per_area.level == "district") &
+                        (per_area.facility_type == "complete_life_circle")]
+    complete_share = float(district["share"].iloc[0])
+    fac = acc.fac
+    rules = feature_rules(acc.fac_snap)
+    nacc = np.bincount(acc.fac_snap.owner, minlength=len(fac)) if len(fac) else np.zeros(0, int)
+    fac_out = gpd.GeoDataFrame({"type": fac["_type"].to_numpy(), "facility_id": fac["_fid"].to_numpy(),
+                                "access_rule": rules, "n_access_points": nacc},
+                               geometry=fac.geometry.to_numpy(), crs=network.crs)
+    report = pd.concat([acc.report, pd.DataFrame(rep_rows, columns=REPORT_COLUMNS)],
+                       ignore_index=True) if rep_rows else acc.report
+    return CoverageResult(per_home, per_area, complete_share, types,
+                          {t: wd[t] for t in types}, fac_out, report,
+                          cat[cat["code"].isin(types)].reset_index(drop=True))
+
+
+def coverage_gaps(result_or_network: CoverageResult | WalkNetwork, *args: Any,
+                  types: list[str] | None = None, **kwargs: Any) -> gpd.GeoDataFrame:
+    """Uncovered homes per facility type, as a layer for the problem map.
+
+    Parameters
+    ----------
+    result_or_network : CoverageResult or WalkNetwork
+        A :func:`service_coverage` result, or the network followed by the arguments of
+        :func:`service_coverage` (``homes, facilities, **kwargs``), which is then run.
+    types : list of str, optional
+        Only these types (default: all types of the result).
+
+    Returns
+    -------
+    GeoDataFrame
+        Columns :data:`geotijian.model.GAP_COLUMNS` (``home_id``, ``home_kind``,
+        ``unit_id``, ``facility_type``, ``facility_name_zh``, ``walk_distance_m``,
+        ``distance_m`` = network distance to the nearest facility of the type, ``inf`` when
+        none is reachable, ``population``) and the home geometry; one row per
+        (uncovered home, type), sorted by type then home.
+    """
+    if isinstance(result_or_network, CoverageResult):
+        res = result_or_network
+    else:
+        res = service_coverage(result_or_network, *args, types=types, **kwargs)
+    ph = res.per_home
+    names = dict(zip(res.catalogue.get("code", []), res.catalogue.get("name_zh", [])))
+    frames = []
+    for t in (types or res.types):
+        if t not in res.types:
+            raise ConfigError("types", f"type {t!r} is not in the coverage result {res.types}")
+        miss = ~ph[f"covered_{t}"].to_numpy()
+        sub = ph.loc[miss]
+        frames.append(gpd.GeoDataFrame({
+            "home_id": sub["home_id"].to_numpy(), "home_kind": sub["home_kind"].to_numpy(),
+            "unit_id": sub["unit_id"].to_numpy(), "facility_type": t,
+            "facility_name_zh": names.get(t, t), "walk_distance_m": res.walk_distance_m[t],
+            "distance_m": sub[f"dist_{t}"].to_numpy(), "population": sub["population"].to_numpy()},
+            geometry=sub.geometry.to_numpy(), crs=ph.crs))
+    out = pd.concat(frames, ignore_index=True) if frames else \
+        gpd.GeoDataFrame(columns=GAP_COLUMNS, geometry=[], crs=ph.crs)
+    return gpd.GeoDataFrame(out[GAP_COLUMNS + ["geometry"]], geometry="geometry", crs=ph.crs)
+
+
+# ---------------------------------------------------------------------- service areas
+def _substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Vectorised ``shapely.ops.substring``: the part of each line between two distances."""
+    k = len(geoms)
+    if k == 0:
+        return np.zeros(0, dtype=object)
+    coords, gi = shapely.get_coordinates(geoms, return_index=True)
+    seg = np.zeros(len(coords))
+    same = np.r_[False, gi[1:] == gi[:-1]]
+    step = np.hypot(*(np.diff(coords, axis=0).T))
+    seg[1:] = np.where(same[1:], step, 0.0)
+    cum = np.cumsum(seg)
+    first = np.flatnonzero(~same)
+    cum -= np.repeat(cum[first], np.diff(np.r_[first, len(coords)]))
+    inner = (cum > start[gi]) & (cum < end[gi])
+    sp = shapely.get_coordinates(shapely.line_interpolate_point(geoms, start))
+    ep = shapely.get_coordinates(shapely.line_interpolate_point(geoms, end))
+    allc = np.concatenate([sp, coords[inner], ep])
+    grp = np.concatenate([np.arange(k), gi[inner], np.arange(k)])
+    pos = np.concatenate([start, cum[inner], end])
+    rank = np.concatenate([np.zeros(k), np.ones(inner.sum()), np.full(k, 2)])
+    o = np.lexsort((rank, pos, grp))
+    return shapely.linestrings(allc[o], indices=grp[o])
+
+
+def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
+                      mask: np.ndarray | None, dist: float) -> np.ndarray:
+    """Line pieces of the network within ``dist`` of the sources (node distances ``D``)."""
+    L = network.edge_length
+    Du, Dv = D[network.edge_u], D[network.edge_v]
+    a = np.clip(np.where(np.isfinite(Du), dist - Du, 0.0), 0.0, L)
+    b = np.clip(np.where(np.isfinite(Dv), dist - Dv, 0.0), 0.0, L)
+    whole = a + b >= L
+    e_all = [np.flatnonzero(whole & (L > 0))]
+    s_all, t_all = [np.zeros(len(e_all[0]))], [L[e_all[0]]]
+    pu = np.flatnonzero(~whole & (a > 0))
+    pv = np.flatnonzero(~whole & (b > 0))
+    e_all += [pu, pv]
+    s_all += [np.zeros(len(pu)), L[pv] - b[pv]]
+    t_all += [a[pu], L[pv]]
+    sel = np.ones(len(fsnap.edge), dtype=bool) if mask is None else mask[fsnap.owner]
+    r = dist - fsnap.offset[sel]
+    ok = r > 0
+    se, st = fsnap.edge[sel][ok], fsnap.position[sel][ok]
+    e_all.append(se)
+    s_all.append(np.maximum(st - r[ok], 0.0))
+    t_all.append(np.minimum(st + r[ok], L[se]))
+    e = np.concatenate(e_all)
+    s = np.concatenate(s_all)
+    t = np.concatenate(t_all)
+    keep = t > s
+    return _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])
+
+
+def service_areas(
+    network: WalkNetwork,
+    facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
+    distance: float | Mapping[str, float] | None = None,
+    *,
+    per_facility: bool = False,
+    half_width: float | None = None,
+    catalogue: pd.DataFrame | None = None,
+    types: list[str] | None = None,
+    entrances: gpd.GeoDataFrame | None = None,
+    type_col: str = "type",
+    access_distance: float | None = None,
+    quad_segs: int = 4,
+) -> gpd.GeoDataFrame:
+    """Street space within walking distance of the facilities of each type.
+
+    Built from the reached edges: whole edges reached from both ends, partial edges cut at
+    the exact remaining distance (vectorised line substring), the facility's own edge
+    around its snap position; the lines are buffered by ``half_width``. Never a convex
+    hull of reached nodes.
+
+    Parameters
+    ----------
+    distance : float or dict, optional
+        Metres (one for all types or per type); default the catalogue walking distance
+        (types without one are left out with a warning).
+    per_facility : bool
+        Also split by facility (one search per facility, in chunks): rows carry
+        ``facility_id``.
+    half_width : float, optional
+        Buffer half-width in metres; default ``settings.service_area_half_width_m`` (25 m).
+    quad_segs : int
+        Segments per quarter circle of the buffer.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``facility_type``, ``facility_name_zh``, ``walk_distance_m`` (+ ``facility_id``),
+        geometry (Polygon/MultiPolygon, empty when nothing is reached); sorted by type.
+    """
+    hw = settings.service_area_half_width_m if half_width is None else float(half_width)
+    cat = facility_catalogue() if catalogue is None else catalogue
+    names = dict(zip(cat["code"], cat["name_zh"]))
+    wd = dict(zip(cat["code"], cat["walk_distance_m"].astype(float)))
+    fac, order, _ = _facility_layer(facilities, type_col, types)
+    if len(fac):
+        fac = check_metric(fac, "facilities", network)
+    fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
+                            id_col="_fid")
+    graph = source_graph(network, fsnap)
+    n = network.n_nodes
+    ftype = fac["_type"].to_numpy()
+    rows = []
+    for code in order:
+        d = (distance.get(code) if isinstance(distance, Mapping) else distance)
+        d = wd.get(code, np.nan) if d is None else float(d)
+        if not np.isfinite(d) or d <= 0:
+            warnings.warn(f"service_areas: no walking distance for type {code!r}: left out",
+                          AccessWarning, stacklevel=2)
+            continue
+        mask = ftype == code
+        idx = np.flatnonzero(mask)
+        if per_facility:
+            step = max(1, int(5_000_000 // graph.shape[0]))
+            for a in range(0, len(idx), step):
+                chunk = idx[a:a + step]
+                D = np.atleast_2d(dijkstra(graph, directed=True, indices=n + chunk, limit=d))
+                for j, f in enumerate(chunk):
+                    one = np.zeros(len(fac), dtype=bool)
+                    one[f] = True
+                    lines = _reached_segments(network, D[j], fsnap, one, d)
+                    geom = shapely.buffer(shapely.multilinestrings(lines), hw, quad_segs=quad_segs) \
+                        if len(lines) else shapely.Polygon()
+                    rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], geom))
+            continue
+        if len(idx):
+            D = dijkstra(graph, directed=True, indices=n + idx, min_only=True, limit=d)
+            lines = _reached_segments(network, D, fsnap, mask, d)
+        else:
+            lines = np.zeros(0, dtype=object)
+        geom = shapely.buffer(shapely.multilinestrings(lines), hw, quad_segs=quad_segs) \
+            if len(lines) else shapely.Polygon()
+        rows.append((code, names.get(code, code), d, None, geom))
+    cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
+    out = pd.DataFrame(rows, columns=cols)
+    if not per_facility:
+        out = out.drop(columns="facility_id")
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=network.crs)

@@ -1,0 +1,169 @@
+"""The ``geotijian`` command. It only calls the public API (``import geotijian as gt``).
+
+Commands
+--------
+``geotijian init study.toml``         write a commented study template
+``geotijian run study.toml``          the whole check-up, outputs in outputs/<study>/
+``geotijian sample [folder]``         regenerate the bundled sample district
+``geotijian coverage ...``            life-circle coverage gaps from files (scripting)
+``geotijian units ...``               community check-up units from files
+``geotijian check LAYER --role R``    validate one layer and print what was repaired
+
+Exit codes: 0 ok, 2 bad configuration or input (one line naming the key/layer and the
+fix), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="geotijian", description="城市体检 urban check-up toolkit")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("init", help="write a commented study.toml template")
+    s.add_argument("path", nargs="?", default="study.toml")
+    s.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    s = sub.add_parser("run", help="run a study end to end")
+    s.add_argument("config", help="path of the study.toml")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("sample", help="(re)generate the bundled sample district")
+    s.add_argument("folder", nargs="?", default="layers/sample")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--scale", type=float, default=1.0, help="area multiplier (18.4 ≈ Jiading)")
+
+    s = sub.add_parser("coverage", help="15-minute life-circle coverage gaps from files")
+    s.add_argument("--network", required=True, help="roads layer (GPKG/SHP/GeoJSON) or OSM file (.osm/.pbf)")
+    s.add_argument("--network-layer", default=None, help="layer name inside a GeoPackage")
+    s.add_argument("--homes", required=True, help="compounds/buildings/points with a population field")
+    s.add_argument("--homes-layer", default=None)
+    s.add_argument("--homes-role", default="compounds", choices=["compounds", "buildings", "population"])
+    s.add_argument("--facilities", required=True, help="facilities (type field = catalogue code)")
+    s.add_argument("--facilities-layer", default=None)
+    s.add_argument("--coords", default=None, help="facilities coordinate system: wgs84, gcj02, bd09")
+    s.add_argument("--types", nargs="*", default=None, help="facility type codes (default: all present)")
+    s.add_argument("--crs", default=None, help="metric CRS (default settings.metric_crs)")
+    s.add_argument("--out", required=True, help="output GeoPackage (layers coverage_gaps, homes, service_areas)")
+
+    s = sub.add_parser("units", help="community check-up units from files")
+    s.add_argument("--roads", required=True)
+    s.add_argument("--roads-layer", default=None)
+    s.add_argument("--compounds", required=True)
+    s.add_argument("--compounds-layer", default=None)
+    s.add_argument("--committees", default=None)
+    s.add_argument("--committees-layer", default=None)
+    s.add_argument("--towns", default=None)
+    s.add_argument("--towns-layer", default=None)
+    s.add_argument("--boundary", default=None, help="study boundary (default: union of towns/committees/compounds)")
+    s.add_argument("--boundary-layer", default=None)
+    s.add_argument("--water", default=None)
+    s.add_argument("--water-layer", default=None)
+    s.add_argument("--rail", default=None)
+    s.add_argument("--rail-layer", default=None)
+    s.add_argument("--min-pop", type=int, default=None)
+    s.add_argument("--max-pop", type=int, default=None)
+    s.add_argument("--out", required=True, help="output GeoPackage (layers units, blocks)")
+
+    s = sub.add_parser("check", help="validate one layer against its role")
+    s.add_argument("path")
+    s.add_argument("--role", required=True)
+    s.add_argument("--layer", default=None)
+    s.add_argument("--crs", default=None)
+    s.add_argument("--coords", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import geotijian as gt
+
+    if args.version:
+        print(gt.__version__)
+        return 0
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args, gt)
+    except (gt.ConfigError, gt.LayerError, gt.NetworkError, gt.FeasibilityError, gt.RasterError) as exc:
+        print(f"geotijian: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("geotijian: interrupted; no partial output was left", file=sys.stderr)
+        return 130
+
+
+def _cmd_init(args, gt) -> int:
+    path = gt.write_template(args.path, overwrite=args.force)
+    print(f"wrote {path}: edit the layer paths, then `geotijian run {path}`")
+    return 0
+
+
+def _cmd_run(args, gt) -> int:
+    result = gt.run_study(args.config, progress=not args.quiet)
+    print(result.summary())
+    return 0
+
+
+def _cmd_sample(args, gt) -> int:
+    kw = {"scale": args.scale}
+    if args.seed is not None:
+        kw["seed"] = args.seed
+    written = gt.write_sample(args.folder, **kw)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_check(args, gt) -> int:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gdf = gt.read_layer(args.path, args.role, args.crs, coords=args.coords, layer=args.layer)
+    meta = gdf.attrs.get("geotijian", {})
+    print(f"{args.role}: {len(gdf)} features, source CRS {meta.get('source_crs')}, now {gdf.crs.to_string()}")
+    for r in meta.get("repairs", []):
+        print(f"  repaired: {r}")
+    for w in caught:
+        if not any(r in str(w.message) for r in meta.get("repairs", [])):
+            print(f"  warning: {w.message}")
+    return 0
+
+
+def _cmd_coverage(args, gt) -> int:
+    from . import settings
+
+    if args.crs:
+        settings.configure(metric_crs=args.crs)
+    result = gt.coverage_from_files(
+        network=args.network, network_layer=args.network_layer,
+        homes=args.homes, homes_layer=args.homes_layer, homes_role=args.homes_role,
+        facilities=args.facilities, facilities_layer=args.facilities_layer, coords=args.coords,
+        types=args.types, out=args.out, progress=True)
+    print(result)
+    return 0
+
+
+def _cmd_units(args, gt) -> int:
+    result = gt.units_from_files(
+        roads=(args.roads, args.roads_layer), compounds=(args.compounds, args.compounds_layer),
+        committees=(args.committees, args.committees_layer), towns=(args.towns, args.towns_layer),
+        boundary=(args.boundary, args.boundary_layer), water=(args.water, args.water_layer),
+        rail=(args.rail, args.rail_layer), min_pop=args.min_pop, max_pop=args.max_pop,
+        out=args.out)
+    print(result)
+    return 0
+
+
+_COMMANDS = {"init": _cmd_init, "run": _cmd_run, "sample": _cmd_sample, "check": _cmd_check,
+             "coverage": _cmd_coverage, "units": _cmd_units}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

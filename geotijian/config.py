@@ -1,0 +1,379 @@
+"""Study configuration (``study.toml``): read, validate, and write a commented template.
+
+A town's team describes its study once; every path is relative to the TOML file. Errors
+name the key and the fix (``ConfigError``); the CLI prints them on one line and exits 2.
+See :data:`TEMPLATE` (written by ``geotijian init``) for every key with its meaning.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyproj import CRS
+
+from . import settings
+from .errors import ConfigError
+from .io.layers import ROLES
+
+__all__ = ["StudyConfig", "LayerSource", "read_config", "write_template", "TEMPLATE"]
+
+LEVELS = ("district", "town", "community")
+POPULATION_SOURCES = ("attribute", "buildings", "raster")
+NETWORK_SOURCES = ("roads", "osm")
+COORD_SYSTEMS = ("wgs84", "cgcs2000", "gcj02", "bd09")
+
+
+@dataclass
+class LayerSource:
+    """One input layer: where it is and how to read it."""
+
+    key: str
+    role: str
+    path: Path
+    layer: str | None = None
+    crs: str | None = None
+    coords: str | None = None
+
+
+@dataclass
+class StudyConfig:
+    """A validated study configuration. Paths are absolute."""
+
+    path: Path
+    name: str
+    level: str = "district"
+    year: int = 2024
+    crs: str = field(default_factory=lambda: settings.metric_crs)
+    output: Path = Path(settings.output_dir)
+    layers: list[LayerSource] = field(default_factory=list)
+    osm: dict[str, Any] = field(default_factory=dict)
+    network: dict[str, Any] = field(default_factory=dict)
+    population: dict[str, Any] = field(default_factory=dict)
+    units: dict[str, Any] = field(default_factory=dict)
+    facilities: dict[str, Any] = field(default_factory=dict)
+    indicators: dict[str, Any] = field(default_factory=dict)
+    survey: Path | None = None
+    hotline: LayerSource | None = None
+    imagery: dict[str, Any] = field(default_factory=dict)
+    ledger_last_year: Path | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        """``<output>/<name>/``: the folder the run writes."""
+        return self.output / self.name
+
+    def layers_of(self, role: str) -> list[LayerSource]:
+        return [s for s in self.layers if s.role == role]
+
+    def input_files(self) -> list[Path]:
+        """Every input file the study reads (for checksums in run.json)."""
+        files = [s.path for s in self.layers]
+        for p in (self.survey, self.ledger_last_year, self.hotline.path if self.hotline else None,
+                  self.imagery.get("path"), self.osm.get("path"), self.facilities.get("catalogue"),
+                  self.indicators.get("custom"), self.indicators.get("filled"),
+                  self.population.get("raster")):
+            if p is not None:
+                files.append(Path(p))
+        return sorted(set(files))
+
+
+_TOP_KEYS = {"study", "layers", "osm", "network", "population", "units", "facilities",
+             "indicators", "survey", "hotline", "imagery", "ledger", "report"}
+
+
+def _expect(cond: bool, key: str, problem: str, fix: str | None = None) -> None:
+    if not cond:
+        raise ConfigError(key, problem, fix)
+
+
+def _file(base: Path, value: Any, key: str, *, must_exist: bool = True) -> Path:
+    _expect(isinstance(value, str) and value.strip() != "", key, f"must be a file path, got {value!r}",
+            "write the path as a string, relative to the study.toml")
+    p = (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+    if must_exist:
+        _expect(p.exists(), key, f"file not found: {p}", "check the path (it is relative to the study.toml)")
+    return p
+
+
+def _crs(value: Any, key: str, *, projected: bool = False) -> str:
+    try:
+        crs = CRS.from_user_input(value)
+    except Exception:
+        raise ConfigError(key, f"unknown CRS {value!r}",
+                          "use an EPSG code such as \"EPSG:4490\" (CGCS2000) or \"EPSG:32651\"") from None
+    if projected:
+        _expect(crs.is_projected, key, f"{value!r} is not a projected (metric) CRS",
+                "measurement needs metres: use e.g. \"EPSG:32651\" (UTM 51N) or \"EPSG:4549\"")
+        _expect(crs.to_epsg() != 3857, key, "EPSG:3857 distorts areas by 1.37 in Shanghai",
+                "use \"EPSG:32651\" or \"EPSG:4549\"")
+    return str(value)
+
+
+def _table(raw: dict, key: str) -> dict:
+    value = raw.get(key, {})
+    _expect(isinstance(value, dict), key, f"must be a table ([{key}]), got {type(value).__name__}")
+    return dict(value)
+
+
+def _number(section: dict, key: str, full: str, *, minimum: float = 0.0) -> None:
+    if key in section:
+        v = section[key]
+        _expect(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum, full,
+                f"must be a number >= {minimum:g}, got {v!r}")
+
+
+def _layer(base: Path, key: str, spec: Any, full: str) -> LayerSource:
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    _expect(isinstance(spec, dict), full, "must be a path or a table with path = ...")
+    unknown = set(spec) - {"path", "role", "layer", "crs", "coords"}
+    _expect(not unknown, f"{full}.{sorted(unknown)[0]}" if unknown else full, "unknown key",
+            "allowed keys: path, role, layer, crs, coords")
+    role = spec.get("role", key)
+    _expect(role in ROLES, f"{full}.role" if "role" in spec else full, f"unknown layer role {role!r}",
+            f"use one of: {', '.join(ROLES)} (or set role = ... for a layer named otherwise)")
+    _expect("path" in spec, f"{full}.path", "missing", "give the layer's file path")
+    crs = _crs(spec["crs"], f"{full}.crs") if "crs" in spec else None
+    coords = spec.get("coords")
+    if coords is not None:
+        _expect(str(coords).lower() in COORD_SYSTEMS, f"{full}.coords", f"unknown coordinate system {coords!r}",
+                f"use one of: {', '.join(COORD_SYSTEMS)}")
+        coords = str(coords).lower()
+    return LayerSource(key=key, role=role, path=_file(base, spec["path"], f"{full}.path"),
+                       layer=spec.get("layer"), crs=crs, coords=coords)
+
+
+def read_config(path: str | Path) -> StudyConfig:
+    """Read and validate a ``study.toml``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (``layers.compounds.path``), the problem and the fix.
+    """
+    path = Path(path).resolve()
+    if not path.exists():
+        raise ConfigError("(file)", f"study file not found: {path}", "check the path or run `geotijian init`")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(syntax)", f"not valid TOML: {exc}", "fix the line shown") from None
+    base = path.parent
+    unknown = set(raw) - _TOP_KEYS
+    _expect(not unknown, sorted(unknown)[0] if unknown else "", "unknown section",
+            f"known sections: {', '.join(sorted(_TOP_KEYS))}")
+
+    study = _table(raw, "study")
+    _expect("name" in study, "study.name", "missing", "give the study a short name (used as output folder)")
+    name = str(study["name"])
+    _expect(name.replace("_", "").replace("-", "").isalnum() and name.isascii(), "study.name",
+            f"{name!r} must be ASCII letters, digits, '-' or '_' (it names the output folder)")
+    level = study.get("level", "district")
+    _expect(level in LEVELS, "study.level", f"unknown level {level!r}", f"use one of: {', '.join(LEVELS)}")
+    year = study.get("year", 2024)
+    _expect(isinstance(year, int) and 2000 <= year <= 2100, "study.year", f"must be a year, got {year!r}")
+    crs = _crs(study.get("crs", settings.metric_crs), "study.crs", projected=True)
+    output = study.get("output", settings.output_dir)
+    output = Path(output) if Path(output).is_absolute() else (base / output).resolve()
+    if "output" not in study:
+        # default: the project's outputs/ folder when run from the project, else beside the toml
+        output = (Path.cwd() / settings.output_dir).resolve()
+
+    layers_raw = _table(raw, "layers")
+    layers = [_layer(base, k, v, f"layers.{k}") for k, v in layers_raw.items()]
+    roles = {s.role for s in layers}
+
+    osm = _table(raw, "osm")
+    if osm:
+        given = [k for k in ("path", "place", "bbox") if k in osm]
+        _expect(len(given) == 1, "osm", "give exactly one of path, place, bbox",
+                "path = \"extract.osm\" (local file) or place = \"嘉定区, 上海\" / bbox = [w, s, e, n] (online)")
+        if "path" in osm:
+            osm["path"] = _file(base, osm["path"], "osm.path")
+        if "bbox" in osm:
+            b = osm["bbox"]
+            _expect(isinstance(b, list) and len(b) == 4 and b[0] < b[2] and b[1] < b[3], "osm.bbox",
+                    f"must be [west, south, east, north] in degrees, got {b!r}")
+        use = osm.get("use", ["network", "buildings", "compounds", "facilities", "water", "rail"])
+        known = {"network", "buildings", "compounds", "facilities", "water", "rail", "parks"}
+        bad = [u for u in use if u not in known]
+        _expect(not bad, "osm.use", f"unknown item {bad[0] if bad else ''!r}", f"use any of: {', '.join(sorted(known))}")
+        osm["use"] = list(use)
+
+    _expect("boundary" in roles or bool(osm), "layers.boundary", "missing",
+            "give a boundary layer, or an [osm] source whose extent is used as the boundary")
+
+    network = _table(raw, "network")
+    net_source = network.get("source", "osm" if osm and "network" in osm.get("use", []) else "roads")
+    _expect(net_source in NETWORK_SOURCES, "network.source", f"unknown source {net_source!r}",
+            "use \"roads\" (the roads layer) or \"osm\"")
+    if net_source == "roads":
+        _expect("roads" in roles, "layers.roads", "missing (network.source = \"roads\")",
+                "give a roads layer, or an [osm] section with use = [\"network\", ...]")
+    else:
+        _expect(bool(osm), "osm", "network.source = \"osm\" needs an [osm] section", "add [osm] path = ...")
+    network["source"] = net_source
+    _number(network, "max_snap_distance_m", "network.max_snap_distance_m")
+
+    population = _table(raw, "population")
+    pop_source = population.get("source", "attribute")
+    _expect(pop_source in POPULATION_SOURCES, "population.source", f"unknown source {pop_source!r}",
+            f"use one of: {', '.join(POPULATION_SOURCES)}")
+    if pop_source == "raster":
+        _expect("raster" in population, "population.raster", "missing (population.source = \"raster\")",
+                "give the population GeoTIFF path")
+        population["raster"] = _file(base, population["raster"], "population.raster")
+    if pop_source == "buildings":
+        _expect("buildings" in roles or "buildings" in osm.get("use", []), "layers.buildings",
+                "missing (population.source = \"buildings\")", "give a buildings layer or use OSM buildings")
+    _number(population, "floor_area_per_person_m2", "population.floor_area_per_person_m2")
+    population["source"] = pop_source
+
+    units = _table(raw, "units")
+    for k in ("min_pop", "max_pop", "sliver_area_m2"):
+        _number(units, k, f"units.{k}")
+    if "min_pop" in units or "max_pop" in units:
+        lo = units.get("min_pop", settings.unit_min_pop)
+        hi = units.get("max_pop", settings.unit_max_pop)
+        _expect(lo < hi, "units.min_pop", f"min_pop ({lo}) must be below max_pop ({hi})")
+
+    facilities = _table(raw, "facilities")
+    if "catalogue" in facilities:
+        facilities["catalogue"] = _file(base, facilities["catalogue"], "facilities.catalogue")
+    if "types" in facilities:
+        _expect(isinstance(facilities["types"], list) and all(isinstance(t, str) for t in facilities["types"]),
+                "facilities.types", "must be a list of facility type codes")
+    dist = facilities.get("distances", {})
+    _expect(isinstance(dist, dict), "facilities.distances", "must be a table: code = metres")
+    for code, metres in dist.items():
+        _number({code: metres}, code, f"facilities.distances.{code}")
+
+    indicators = _table(raw, "indicators")
+    for k in ("custom", "filled"):
+        if k in indicators:
+            indicators[k] = _file(base, indicators[k], f"indicators.{k}")
+    refs = indicators.get("reference", {})
+    _expect(isinstance(refs, dict), "indicators.reference", "must be a table: code = value")
+
+    survey = _table(raw, "survey")
+    survey_path = _file(base, survey["path"], "survey.path") if "path" in survey else None
+    hotline = _table(raw, "hotline")
+    hotline_src = _layer(base, "hotline", {**hotline, "role": "complaints"}, "hotline") if hotline else None
+    imagery = _table(raw, "imagery")
+    if imagery:
+        imagery["path"] = _file(base, imagery.get("path"), "imagery.path")
+    ledger = _table(raw, "ledger")
+    last = _file(base, ledger["last_year"], "ledger.last_year") if "last_year" in ledger else None
+    report = _table(raw, "report")
+    if "lang" in report:
+        _expect(report["lang"] in ("zh", "en"), "report.lang", f"unknown language {report['lang']!r}",
+                "use \"zh\" or \"en\"")
+
+    return StudyConfig(path=path, name=name, level=level, year=year, crs=crs, output=output,
+                       layers=layers, osm=osm, network=network, population=population, units=units,
+                       facilities=facilities, indicators=indicators, survey=survey_path,
+                       hotline=hotline_src, imagery=imagery, ledger_last_year=last, report=report,
+                       raw=raw)
+
+
+TEMPLATE = """\
+# geotijian study configuration (城市体检 研究配置)
+# Paths are relative to this file. Run with:  geotijian run study.toml
+
+[study]
+name = "my_town"            # ASCII; outputs go to outputs/<name>/
+level = "town"              # district | town | community
+year = 2024                 # check-up year (the ledger's year)
+crs = "EPSG:32651"          # metric CRS for all measurement (UTM 51N; or EPSG:4549 CGCS2000 GK CM120E)
+# output = "outputs"        # output root (default: ./outputs)
+
+# Input layers: [layers.<role>] with path (+ layer inside a GeoPackage, crs when the file has
+# none, coords = "gcj02"/"bd09" for POIs copied from Amap/Baidu). Roles: boundary, towns,
+# committees, compounds, buildings, roads, water, rail, parks, facilities, population, complaints.
+# A layer named otherwise sets role = "...": several layers of one role are combined.
+[layers.boundary]
+path = "district.gpkg"
+layer = "boundary"
+
+[layers.towns]
+path = "district.gpkg"
+layer = "towns"             # fields: town_code, name
+
+[layers.committees]
+path = "district.gpkg"
+layer = "committees"        # fields: committee_id, name, town_code, population (optional)
+
+[layers.compounds]
+path = "district.gpkg"
+layer = "compounds"         # fields: compound_id, name, population, households, build_year
+
+[layers.roads]
+path = "district.gpkg"
+layer = "roads"             # fields: road_id, highway (OSM classes), name
+
+# [layers.poi_amap]
+# role = "facilities"
+# path = "poi_amap.csv"     # columns: facility_id, name, type, lon, lat, capacity
+# coords = "gcj02"
+
+# [osm]                     # OpenStreetMap: one of path (local .osm/.osm.pbf), place, bbox (online)
+# path = "jiading.osm.pbf"
+# use = ["network", "buildings", "compounds", "facilities", "water", "rail"]
+
+[network]
+source = "roads"            # roads | osm
+max_snap_distance_m = 200   # homes/facilities farther from the network are reported
+
+[population]
+source = "attribute"        # attribute (compounds.population) | buildings | raster
+# raster = "worldpop.tif"
+# floor_area_per_person_m2 = 35
+
+[units]
+min_pop = 5000              # 社区体检单元 5,000-12,000 residents (Jiading 2024 work plan)
+max_pop = 12000
+# road_classes = ["primary", "secondary", "tertiary"]
+
+[facilities]
+# types = ["kindergarten", "primary_school", "community_health_station"]   # default: all in the data
+# catalogue = "my_facility_types.csv"     # add or override facility types
+# [facilities.distances]
+# kindergarten = 300        # walking distance (m)
+
+[indicators]
+# custom = "特色指标.csv"     # study-specific indicators (特色指标)
+# filled = "填报.csv"         # filled-in values: unit_id, code, value
+# [indicators.reference]
+# u_park_green_pc = 8.0
+
+# [survey]
+# path = "survey.csv"       # one row per respondent (see README)
+
+# [hotline]
+# path = "complaints_12345.csv"   # complaint_id, lon, lat, category, date, text
+
+# [imagery]
+# path = "ortho.tif"        # drone orthophoto (RGB or RGBN GeoTIFF)
+
+# [ledger]
+# last_year = "ledger_2023.csv"
+
+[report]
+lang = "zh"                 # zh | en
+# indicator = "kindergarten"  # choropleth indicator of the problem map
+"""
+
+
+def write_template(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the commented ``study.toml`` template (``geotijian init``)."""
+    from .io.atomic import write_text_atomic
+
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise ConfigError("(file)", f"{p} exists", "choose another path or pass --force")
+    return write_text_atomic(p, TEMPLATE)

@@ -1,0 +1,51 @@
+"""Indicators of the check-up: the catalogue (指标体系), the 填报 path and the computation
+of every spatial indicator by unit, town and district.
+
+Imports go one way: this package may use ``io``, ``network``, ``access``, ``units`` and
+``population`` (its functions take their outputs as plain tables), never ``assess``,
+``survey``, ``report`` or ``study``.
+"""
+
+from .catalogue import (
+    CATALOGUE_COLUMNS,
+    CATALOGUE_VERSION,
+    DIMENSIONS,
+    SURVEY_ITEMS,
+    facility_walk_distances,
+    indicator_catalogue,
+    park_classes,
+    parse_reference,
+    read_filled_values,
+)
+from .compute import (
+    LONG_COLUMNS,
+    area_per_capita,
+    building_indicators,
+    classify_parks,
+    compute_indicators,
+    e2sfca_weights,
+    facilities_per_1000,
+    fca_indicator,
+    imagery_indicators,
+    intersection_density,
+    intersection_points,
+    life_circle_attainment,
+    network_coverage,
+    old_compound_share,
+    park_service_coverage,
+    points_per_1000,
+    population_coverage,
+    road_network_density,
+    transit_coverage,
+    two_step_fca,
+)
+
+__all__ = [
+    "CATALOGUE_COLUMNS", "CATALOGUE_VERSION", "DIMENSIONS", "LONG_COLUMNS", "SURVEY_ITEMS",
+    "area_per_capita", "building_indicators", "classify_parks", "compute_indicators",
+    "e2sfca_weights", "facilities_per_1000", "facility_walk_distances", "fca_indicator",
+    "imagery_indicators", "indicator_catalogue", "intersection_density", "intersection_points",
+    "life_circle_attainment", "network_coverage", "old_compound_share", "park_classes",
+    "park_service_coverage", "parse_reference", "points_per_1000", "population_coverage",
+    "read_filled_values", "road_network_density", "transit_coverage", "two_step_fca",
+]

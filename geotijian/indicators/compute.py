@@ -1,0 +1,871 @@
+"""Spatial indicators by check-up unit, town (街镇) and district.
+
+Every function takes plain inputs (GeoDataFrames in a metric CRS, a home × facility-type
+distance table, a sparse home × facility distance matrix) and returns a *long* table
+``level, area_id, code, value`` with one row per unit, per town and one district row.
+
+Aggregation rule: an indicator is a ratio of two sums (covered residents / residents,
+park area / residents, road length / land area ...). Units, towns and the district each
+take the ratio of *their own* sums, so a town or district value is computed from the data
+and never as an average of unit values. Areas are the units themselves, their union by
+``town_code`` (towns) and the union of all units (district).
+
+Units: distances in metres, areas in m² (per-capita values in m²/person), densities per
+km², coverage and shares in percent (0-100), so they compare directly with the reference
+values of the catalogue (e.g. ``>80%``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+
+from .. import settings
+from ..errors import LayerError, RepairWarning
+from .catalogue import _sort_long, facility_walk_distances, park_classes
+
+__all__ = [
+    "LONG_COLUMNS", "population_coverage", "network_coverage", "transit_coverage",
+    "life_circle_attainment", "classify_parks", "park_service_coverage", "area_per_capita",
+    "points_per_1000", "facilities_per_1000", "two_step_fca", "e2sfca_weights", "fca_indicator",
+    "road_network_density", "intersection_points", "intersection_density", "building_indicators",
+    "old_compound_share", "imagery_indicators", "compute_indicators",
+]
+
+LONG_COLUMNS = ["level", "area_id", "code", "value"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _require_metric(gdf: gpd.GeoDataFrame, layer: str) -> None:
+    if gdf.crs is None:
+        raise LayerError(layer, "the layer has no CRS", fix=f"set its CRS, then to_crs({settings.metric_crs!r})")
+    if gdf.crs.is_geographic:
+        raise LayerError(layer, f"CRS {gdf.crs.to_string()} is geographic (degrees); areas and lengths need metres",
+                         fix=f"reproject first: gdf.to_crs({settings.metric_crs!r})")
+
+
+def _require_columns(df: pd.DataFrame, layer: str, cols: Iterable[str]) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise LayerError(layer, f"missing column(s) {', '.join(missing)}",
+                         fix=f"the layer needs {', '.join(cols)}")
+
+
+def _check_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    _require_columns(units, "units", ("unit_id", "population", "geometry"))
+    _require_metric(units, "units")
+    u = units.copy()
+    u["unit_id"] = u["unit_id"].astype(str)
+    if "town_code" not in u.columns:
+        u["town_code"] = "town"
+    u["town_code"] = u["town_code"].astype(str)
+    dup = u["unit_id"].duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise LayerError("units", "duplicate unit_id", feature=i, feature_id=u["unit_id"].iloc[i],
+                         count=int(dup.sum()), fix="unit IDs must be unique")
+    pop = pd.to_numeric(u["population"], errors="coerce")
+    if pop.isna().any() or (pop < 0).any():
+        i = int(np.flatnonzero((pop.isna() | (pop < 0)).to_numpy())[0])
+        raise LayerError("units", f"population {u['population'].iloc[i]!r} is not a non-negative number",
+                         feature=i, feature_id=u["unit_id"].iloc[i], fix="fill in the unit population")
+    u["population"] = pop.astype(float)
+    return u.sort_values("unit_id", kind="stable").reset_index(drop=True)
+
+
+def _level_sums(frame: pd.DataFrame, cols: list[str], units: gpd.GeoDataFrame,
+                district_id: str) -> dict[str, pd.DataFrame]:
+    """Sums of ``cols`` per unit, per town and for the district (0 where nothing falls)."""
+    town_of = dict(zip(units["unit_id"], units["town_code"], strict=True))
+    f = frame[["unit_id", *cols]].copy()
+    f["town_code"] = f["unit_id"].map(town_of)
+    unit_ids = units["unit_id"].tolist()
+    town_ids = sorted(units["town_code"].unique())
+    by_unit = f.groupby("unit_id")[cols].sum().reindex(unit_ids, fill_value=0.0)
+    by_town = f.groupby("town_code")[cols].sum().reindex(town_ids, fill_value=0.0)
+    dist = pd.DataFrame([f[cols].sum()], index=[district_id])
+    return {"unit": by_unit, "town": by_town, "district": dist}
+
+
+def _long(values: dict[str, pd.Series], code: str) -> pd.DataFrame:
+    parts = [pd.DataFrame({"level": lvl, "area_id": s.index.astype(str), "code": code,
+                           "value": s.to_numpy(dtype=float)}) for lvl, s in values.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ratio(num: dict[str, pd.DataFrame], ncol: str, den: dict[str, pd.DataFrame], dcol: str,
+           code: str, scale: float = 1.0) -> pd.DataFrame:
+    out = {}
+    for lvl in ("unit", "town", "district"):
+        n = num[lvl][ncol].to_numpy(dtype=float)
+        d = den[lvl][dcol].reindex(num[lvl].index).to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(d > 0, n / np.where(d > 0, d, 1.0) * scale, np.nan)
+        out[lvl] = pd.Series(v, index=num[lvl].index)
+    return _long(out, code)
+
+
+def _unit_population(units: gpd.GeoDataFrame, district_id: str) -> dict[str, pd.DataFrame]:
+    return _level_sums(units[["unit_id", "population"]], ["population"], units, district_id)
+
+
+def _unit_area(units: gpd.GeoDataFrame, district_id: str) -> dict[str, pd.DataFrame]:
+    f = pd.DataFrame({"unit_id": units["unit_id"], "area_m2": shapely.area(units.geometry.values)})
+    return _level_sums(f, ["area_m2"], units, district_id)
+
+
+def _clip_to_units(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame, layer: str) -> pd.DataFrame:
+    """Pieces of each feature inside each unit: columns ``feature`` (row), ``unit_id``, ``geometry``."""
+    _require_metric(features, layer)
+    if features.crs != units.crs:
+        raise LayerError(layer, f"CRS {features.crs.to_string()} differs from the units' {units.crs.to_string()}",
+                         fix=f"reproject it: gdf.to_crs(units.crs)")
+    geoms = features.geometry.values
+    tree = shapely.STRtree(units.geometry.values)
+    fi, ui = tree.query(geoms, predicate="intersects")
+    pieces = shapely.intersection(geoms[fi], units.geometry.values[ui])
+    return pd.DataFrame({"feature": fi, "unit_id": units["unit_id"].to_numpy()[ui], "geometry": pieces})
+
+
+def _homes_frame(homes: pd.DataFrame, units: gpd.GeoDataFrame) -> pd.DataFrame:
+    _require_columns(homes, "homes", ("home_id", "unit_id", "population"))
+    h = pd.DataFrame({"home_id": homes["home_id"].to_numpy(), "unit_id": homes["unit_id"].astype(str).to_numpy(),
+                      "population": pd.to_numeric(homes["population"], errors="coerce").to_numpy(dtype=float)})
+    bad = np.isnan(h["population"].to_numpy()) | (h["population"].to_numpy() < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise LayerError("homes", "population is missing or negative", feature=i, feature_id=h["home_id"].iloc[i],
+                         count=int(bad.sum()), fix="fill in the home's residents (0 if empty)")
+    unknown = ~h["unit_id"].isin(set(units["unit_id"]))
+    if unknown.any():
+        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise LayerError("homes", f"unit_id {h['unit_id'].iloc[i]!r} is not in the units layer", feature=i,
+                         feature_id=h["home_id"].iloc[i], count=int(unknown.sum()),
+                         fix="assign homes to this year's units (units.assign_homes) before computing indicators")
+    return h
+
+
+def _distances_for(homes: pd.DataFrame, distances: pd.DataFrame, types: Iterable[str]) -> np.ndarray:
+    types = list(types)
+    missing = [t for t in types if t not in distances.columns]
+    if missing:
+        raise LayerError("distances", f"no distance column for facility type(s) {', '.join(missing)}",
+                         fix="run access.nearest_facility_distance with these types, or drop them from the list")
+    d = distances.reindex(homes["home_id"].to_numpy())
+    absent = d.index[d[types].isna().all(axis=1).to_numpy()] if len(types) else []
+    lost = ~pd.Index(homes["home_id"]).isin(distances.index)
+    if lost.any():
+        i = int(np.flatnonzero(lost)[0])
+        raise LayerError("distances", f"home {homes['home_id'].iloc[i]!r} has no row in the distance table",
+                         feature=i, feature_id=homes["home_id"].iloc[i], count=int(lost.sum()),
+                         fix="compute distances for every home (inf where no facility is reachable)")
+    del absent
+    # NaN = not computed for that home: treat as unreachable (inf) and say so.
+    arr = d[types].to_numpy(dtype=float)
+    nan = np.isnan(arr)
+    if nan.any():
+        warnings.warn(f"{int(nan.sum())} missing home-facility distances treated as unreachable (inf)",
+                      RepairWarning, stacklevel=3)
+        arr = np.where(nan, np.inf, arr)
+    return arr
+
+
+# --------------------------------------------------------------------------- coverage
+
+def population_coverage(homes: pd.DataFrame, covered: np.ndarray, units: gpd.GeoDataFrame, code: str, *,
+                        district_id: str = "district") -> pd.DataFrame:
+    """Population-weighted share (%) of residents whose home satisfies ``covered``.
+
+    Parameters
+    ----------
+    homes : DataFrame
+        ``home_id, unit_id, population`` (persons).
+    covered : array of bool
+        One flag per home.
+    units : GeoDataFrame
+        ``unit_id, town_code, population, geometry``.
+    code : str
+        Indicator code of the result.
+
+    Returns
+    -------
+    DataFrame
+        ``level, area_id, code, value`` with value = Σ population × covered / Σ population × 100.
+    """
+    u = _check_units(units)
+    h = _homes_frame(homes, u)
+    f = pd.DataFrame({"unit_id": h["unit_id"], "pop": h["population"],
+                      "cov": h["population"].to_numpy() * np.asarray(covered, dtype=float)})
+    sums = _level_sums(f, ["pop", "cov"], u, district_id)
+    return _ratio(sums, "cov", sums, "pop", code, 100.0)
+
+
+def network_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.GeoDataFrame, *,
+                     walk_distances: Mapping[str, float] | None = None, types: Iterable[str] | None = None,
+                     district_id: str = "district") -> pd.DataFrame:
+    """Network (walking) coverage of each facility type, population-weighted (``cov_<type>``).
+
+    Parameters
+    ----------
+    homes : DataFrame
+        ``home_id, unit_id, population`` (compounds, buildings or population points).
+    distances : DataFrame
+        Indexed by ``home_id``, one column per facility type code, network distance in
+        metres to the nearest facility of that type, ``inf`` when none is reachable
+        (``geotijian.access.nearest_facility_distance``).
+    units : GeoDataFrame
+        ``unit_id, town_code, population, geometry`` in a metric CRS.
+    walk_distances : mapping, optional
+        Walking distance (m) per type; default: ``facilities.csv`` (GB 50180-2018 App. C,
+        e.g. kindergarten 300 m, primary school 500 m, middle school 1,000 m).
+    types : iterable of str, optional
+        Types to compute (default: every distance column with a walking distance).
+
+    Returns
+    -------
+    DataFrame
+        ``level, area_id, code, value``: code ``cov_<type>``, value in % of residents
+        within the type's walking distance (a home at exactly the distance is covered).
+    """
+    wd = dict(walk_distances) if walk_distances is not None else facility_walk_distances()
+    types = [t for t in (types if types is not None else distances.columns) if t in wd]
+    u = _check_units(units)
+    h = _homes_frame(homes, u)
+    d = _distances_for(h, distances, types)
+    parts = [population_coverage(h, d[:, k] <= wd[t], u, f"cov_{t}", district_id=district_id)
+             for k, t in enumerate(types)]
+    return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
+
+
+def transit_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.GeoDataFrame, *,
+                     bus_type: str = "bus_stop", metro_type: str = "metro_station",
+                     bus_distance_m: float = 500.0, bus_distance_short_m: float = 300.0,
+                     metro_distance_m: float = 800.0, district_id: str = "district") -> pd.DataFrame:
+    """Bus-stop and rail-station walking coverage (``t_bus_stop_coverage``, ``t_metro_coverage``).
+
+    Bus: 500 m outside Shanghai's Inner Ring (``t_bus_stop_coverage``) and 300 m
+    (``g_bus_stop_300_coverage``), Shanghai 2024 draft standard (S14, unconfirmed draft).
+    Rail: 800 m to station entrances (GB 50180-2018, recalled; measure to
+    ``railway=subway_entrance`` points). Values in % of residents. A type without a
+    distance column is skipped.
+    """
+    parts = []
+    if bus_type in distances.columns:
+        for code, dist in (("t_bus_stop_coverage", bus_distance_m), ("g_bus_stop_300_coverage", bus_distance_short_m)):
+            u = _check_units(units)
+            h = _homes_frame(homes, u)
+            parts.append(population_coverage(h, _distances_for(h, distances, [bus_type])[:, 0] <= dist, u, code,
+                                             district_id=district_id))
+    if metro_type in distances.columns:
+        u = _check_units(units)
+        h = _homes_frame(homes, u)
+        parts.append(population_coverage(h, _distances_for(h, distances, [metro_type])[:, 0] <= metro_distance_m,
+                                         u, "t_metro_coverage", district_id=district_id))
+    return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
+
+
+def life_circle_attainment(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.GeoDataFrame, *,
+                           required: Iterable[str], walk_distances: Mapping[str, float] | None = None,
+                           district_id: str = "district") -> pd.DataFrame:
+    """15-minute life-circle attainment (``d_15min_circle_attainment``), % of residents.
+
+    A home attains the life circle when, for *every* required facility type, the nearest
+    facility is within that type's walking distance (GB 50180-2018 App. C; local indicator
+    十五分钟生活圈达标率, S28). Population-weighted.
+
+    Parameters
+    ----------
+    required : iterable of str
+        Facility type codes that must all be reached (e.g. the ``required`` types of
+        ``facilities.csv`` with a walking distance).
+    """
+    wd = dict(walk_distances) if walk_distances is not None else facility_walk_distances()
+    req = list(required)
+    if not req:
+        raise LayerError("distances", "no required facility types for the life-circle attainment",
+                         fix="pass required=[...] facility type codes")
+    missing = [t for t in req if t not in wd]
+    if missing:
+        raise LayerError("facility catalogue", f"no walking distance for {', '.join(missing)}",
+                         fix="give walk_distances for these types")
+    u = _check_units(units)
+    h = _homes_frame(homes, u)
+    d = _distances_for(h, distances, req)
+    ok = np.all(d <= np.array([wd[t] for t in req])[None, :], axis=1)
+    return population_coverage(h, ok, u, "d_15min_circle_attainment", district_id=district_id)
+
+
+# --------------------------------------------------------------------------- parks and green
+
+def classify_parks(parks: gpd.GeoDataFrame, *, classes: Any = None) -> gpd.GeoDataFrame:
+    """Tag each park with its size class and service radius.
+
+    Parks sharing a ``park_id`` are one park (their parts are merged before measuring).
+    Area is the polygon area in m² (metric CRS). A park smaller than every class gets
+    ``park_class = None`` and ``radius_m = NaN`` (it serves nobody under the definition).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``park_id, area_m2, park_class, radius_m, geometry``, sorted by ``park_id``.
+    """
+    _require_metric(parks, "parks")
+    cls = park_classes(classes)
+    p = parks.copy()
+    if "park_id" not in p.columns:
+        p["park_id"] = [f"P{i + 1}" for i in range(len(p))]
+    p["park_id"] = p["park_id"].astype(str)
+    if p["park_id"].duplicated().any():
+        p = p[["park_id", "geometry"]].dissolve(by="park_id", as_index=False)
+    p = p[["park_id", "geometry"]].copy()
+    area = shapely.area(p.geometry.values)
+    p["area_m2"] = area
+    lo = cls["min_area_m2"].to_numpy()
+    hi = cls["max_area_m2"].to_numpy()
+    inside = (area[:, None] >= lo[None, :]) & (area[:, None] < hi[None, :])
+    # a park matching several classes takes the largest radius
+    radius = np.where(inside, cls["radius_m"].to_numpy()[None, :], -1.0)
+    k = radius.argmax(axis=1)
+    has = inside.any(axis=1)
+    p["park_class"] = np.where(has, cls["class_code"].to_numpy()[k], None)
+    p["radius_m"] = np.where(has, radius[np.arange(len(p)), k], np.nan)
+    return p[["park_id", "area_m2", "park_class", "radius_m", "geometry"]].sort_values(
+        "park_id", kind="stable").reset_index(drop=True)
+
+
+def park_service_coverage(residential: gpd.GeoDataFrame, parks: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *,
+                          classes: Any = None, method: str = "buffer", distances: pd.DataFrame | None = None,
+                          id_field: str = "compound_id", district_id: str = "district") -> pd.DataFrame:
+    """Park service-radius coverage of residential land (``u_park_radius_coverage``), %.
+
+    Definition (2021 MOHURD check-up, S15; GB 55014-2021 cl. 2.1.3 requires > 80 %, S16):
+    residential land within the service radius of a park ÷ all residential land. Size
+    classes and radii come from a configuration table (:func:`park_classes`; default parks
+    2,000-5,000 m² → 300 m, ≥ 5,000 m² → 500 m).
+
+    Parameters
+    ----------
+    residential : GeoDataFrame
+        Residential land polygons (compounds / ``landuse=residential``), metric CRS.
+    parks : GeoDataFrame
+        Park polygons (``park_id`` optional).
+    units : GeoDataFrame
+        ``unit_id, town_code, population, geometry``.
+    classes : table, optional
+        Park classes (see :func:`park_classes`).
+    method : {"buffer", "network"}
+        ``"buffer"``: straight-line distance from the park edge: the served zone is the
+        union of each park buffered by its radius, and the *area* of residential land
+        inside it counts (a polygon can be partly served). Buffers over-claim across
+        rivers, rail and walls (NOTES (d) 1), so formal findings should use the network.
+        ``"network"``: ``distances`` gives, per residential polygon (indexed by
+        ``id_field``), the network distance in metres to the nearest park of each class
+        (columns = ``class_code``; e.g. from ``access.nearest_facility_distance`` with
+        parks typed by :func:`classify_parks`); a polygon is served wholly when any class is
+        within its radius, and counts with its whole area.
+
+    Returns
+    -------
+    DataFrame
+        ``level, area_id, code, value`` (value in % of residential land area, NaN where a
+        unit has no residential land).
+    """
+    _require_metric(residential, "residential land")
+    u = _check_units(units)
+    res = residential.reset_index(drop=True)
+    pieces = _clip_to_units(res, u, "residential land")
+    area = shapely.area(pieces["geometry"].to_numpy())
+    if method == "buffer":
+        pk = classify_parks(parks, classes=classes)
+        pk = pk[pk["park_class"].notna()]
+        if len(pk):
+            if pk.crs != res.crs:
+                raise LayerError("parks", "CRS differs from the residential land", fix="reproject to the same CRS")
+            zone = shapely.union_all(shapely.buffer(pk.geometry.values, pk["radius_m"].to_numpy(), quad_segs=16))
+            served = shapely.area(shapely.intersection(pieces["geometry"].to_numpy(), zone))
+        else:
+            served = np.zeros(len(pieces))
+    elif method == "network":
+        if distances is None:
+            raise LayerError("park distances", "method='network' needs the distances table",
+                             fix="pass distances= (residential polygon × park class, metres)")
+        cls = park_classes(classes)
+        _require_columns(res, "residential land", (id_field,))
+        ids = res[id_field].astype(str).to_numpy()[pieces["feature"].to_numpy()]
+        dtab = distances.copy()
+        dtab.index = dtab.index.astype(str)
+        missing = ~pd.Index(ids).isin(dtab.index)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise LayerError("park distances", f"no distance row for residential polygon {ids[i]!r}",
+                             feature_id=ids[i], count=int(missing.sum()), fix="compute distances for every polygon")
+        ok = np.zeros(len(ids), dtype=bool)
+        for code, radius in zip(cls["class_code"], cls["radius_m"], strict=True):
+            if code in dtab.columns:
+                ok |= dtab[code].reindex(ids).to_numpy(dtype=float) <= radius
+        served = np.where(ok, area, 0.0)
+    else:
+        raise ValueError(f"method must be 'buffer' or 'network', got {method!r}")
+    f = pd.DataFrame({"unit_id": pieces["unit_id"], "land": area, "served": served})
+    sums = _level_sums(f, ["land", "served"], u, district_id)
+    return _ratio(sums, "served", sums, "land", "u_park_radius_coverage", 100.0)
+
+
+def area_per_capita(polygons: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, code: str,
+                    layer: str = "polygons", district_id: str = "district") -> pd.DataFrame:
+    """Polygon area per resident (m²/person): public green (``u_park_green_pc``), sports
+    grounds (``c_community_sports_area_pc``).
+
+    Polygons are clipped to the units (a park across two units counts in each by its part);
+    overlapping polygons of one layer are merged first so no area counts twice. Residents
+    from ``units.population``. Reference: park green > 8.0 m²/person (GB 55014-2021
+    cl. 2.1.3, S16, city level); 10-min residential-area public green ≥ 1.0 m²/person (S02).
+    """
+    u = _check_units(units)
+    _require_metric(polygons, layer)
+    merged = gpd.GeoDataFrame(geometry=shapely.get_parts(np.atleast_1d(
+        shapely.union_all(polygons.geometry.values))), crs=polygons.crs) if len(polygons) else polygons
+    pieces = _clip_to_units(merged, u, layer) if len(merged) else pd.DataFrame(
+        {"unit_id": [], "geometry": []})
+    f = pd.DataFrame({"unit_id": pieces["unit_id"], "area": shapely.area(pieces["geometry"].to_numpy())
+                      if len(pieces) else np.array([], dtype=float)})
+    num = _level_sums(f, ["area"], u, district_id)
+    return _ratio(num, "area", _unit_population(u, district_id), "population", code)
+
+
+def points_per_1000(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, code: str, layer: str = "points",
+                    district_id: str = "district") -> pd.DataFrame:
+    """Points located in each area per 1,000 residents (e.g. ``g_complaint_rate``).
+
+    Polygons are located by their representative point; a point on a shared boundary
+    goes to the unit with the smallest ID. Points outside every unit count nowhere; their
+    number is in ``result.attrs["outside"]``.
+    """
+    u = _check_units(units)
+    _require_metric(points, layer)
+    unit_of = _locate(points, u)
+    f = pd.DataFrame({"unit_id": unit_of[unit_of != ""], "n": 1.0})
+    out = _ratio(_level_sums(f, ["n"], u, district_id), "n", _unit_population(u, district_id), "population",
+                 code, 1000.0)
+    out.attrs["outside"] = int((unit_of == "").sum())
+    return out
+
+
+def _locate(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
+    """Unit ID of each feature's representative point ("" when in none)."""
+    pts = shapely.point_on_surface(features.geometry.values)
+    tree = shapely.STRtree(units.geometry.values)
+    pi, ui = tree.query(pts, predicate="intersects")
+    out = np.full(len(features), "", dtype=object)
+    if len(pi):
+        ids = units["unit_id"].to_numpy()[ui]
+        order = np.lexsort((ids, pi))[::-1]  # last write wins → smallest id per point
+        out[pi[order]] = ids[order]
+    return out
+
+
+def facilities_per_1000(facilities: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, types: Iterable[str] | None = None,
+                        type_field: str = "type", district_id: str = "district") -> pd.DataFrame:
+    """Facilities per 1,000 residents by type (``per1000_<type>``), from the facility points.
+
+    A facility counts in the unit holding its (representative) point; facilities outside
+    every unit count in no area (they may still serve residents by network distance).
+    """
+    _require_columns(facilities, "facilities", (type_field,))
+    ftypes = facilities[type_field].astype(str)
+    types = sorted(set(ftypes)) if types is None else list(types)
+    parts = [points_per_1000(facilities[(ftypes == t).to_numpy()], units, code=f"per1000_{t}", layer="facilities",
+                             district_id=district_id) for t in types]
+    return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
+
+
+# --------------------------------------------------------------------------- floating catchment
+
+def e2sfca_weights(max_distance: float) -> dict[float, float]:
+    """Default E2SFCA step weights: 1.00 / 0.68 / 0.22 over the three thirds of the catchment.
+
+    Luo & Qi (2009) weights for 0-10, 10-20, 20-30 minute zones (Gaussian, β = 100), as in
+    ``pysal/access`` (``weights.step_fn({10: 1, 20: 0.68, 30: 0.22})``), scaled to metres.
+    """
+    return {max_distance / 3.0: 1.0, 2.0 * max_distance / 3.0: 0.68, float(max_distance): 0.22}
+
+
+def _weight_array(d: np.ndarray, max_distance: float,
+                  weights: Mapping[float, float] | Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+    within = d <= max_distance
+    if weights is None:
+        w = np.ones_like(d)
+    elif callable(weights):
+        w = np.asarray(weights(d), dtype=float)
+    else:
+        steps = sorted(weights.items())
+        bounds = np.array([k for k, _ in steps], dtype=float)
+        vals = np.array([v for _, v in steps] + [0.0], dtype=float)
+        w = vals[np.searchsorted(bounds, d, side="left")]
+    return np.where(within, w, 0.0)
+
+
+def two_step_fca(demand: np.ndarray, supply: np.ndarray, od: sp.spmatrix, *, max_distance: float,
+                 weights: Mapping[float, float] | Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Capacity-aware two-step floating catchment accessibility (2SFCA / E2SFCA).
+
+    Step 1, each facility j: R_j = S_j / Σ_i D_i W(d_ij). Step 2, each home i:
+    A_i = Σ_j R_j W(d_ij) (Luo & Wang 2003; enhanced with distance-decay weights W, Luo &
+    Qi 2009), the supply per unit of demand within reach, e.g. kindergarten places per
+    child within 300 m. Same definition as ``pysal/access`` ``two_stage_fca``.
+
+    Parameters
+    ----------
+    demand : array, shape (n_homes,)
+        Demand per home (persons, e.g. children aged 3-6).
+    supply : array, shape (n_facilities,)
+        Capacity per facility (places, beds, m²).
+    od : sparse matrix, shape (n_homes, n_facilities)
+        Network distances in metres; *stored* entries are reachable pairs (a stored 0 is a
+        distance of 0 m), absent entries are unreachable
+        (``geotijian.access.facility_distance_matrix``).
+    max_distance : float
+        Catchment size in metres (distances ≤ max_distance count).
+    weights : dict or callable, optional
+        ``None``: 2SFCA (weight 1 within the catchment). A dict ``{upper_bound_m: weight}``
+        is a step function (weight of the first bound ≥ d); a callable maps distances to
+        weights. :func:`e2sfca_weights` gives the usual E2SFCA steps.
+
+    Returns
+    -------
+    ndarray, shape (n_homes,)
+        Supply per unit of demand reachable from each home (0 where nothing is reachable).
+    """
+    od = sp.csr_matrix(od, dtype=float)
+    demand = np.asarray(demand, dtype=float)
+    supply = np.asarray(supply, dtype=float)
+    if od.shape != (len(demand), len(supply)):
+        raise LayerError("od matrix", f"shape {od.shape} does not match {len(demand)} homes × {len(supply)} facilities",
+                         fix="build the matrix with the same homes and facilities, in the same order")
+    if np.any(demand < 0) or np.any(supply < 0) or np.isnan(demand).any() or np.isnan(supply).any():
+        raise LayerError("fca inputs", "demand and supply must be non-negative numbers",
+                         fix="fill in missing capacities (or drop the facility and say so)")
+    w = od.copy()
+    w.data = _weight_array(od.data, max_distance, weights)
+    catch_demand = np.asarray(w.T @ demand).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(catch_demand > 0, supply / np.where(catch_demand > 0, catch_demand, 1.0), 0.0)
+    return np.asarray(w @ ratio).ravel()
+
+
+def fca_indicator(homes: pd.DataFrame, supply: np.ndarray, od: sp.spmatrix, units: gpd.GeoDataFrame, *,
+                  facility_type: str, max_distance: float, demand_share: float = 1.0, method: str = "2sfca",
+                  weights: Mapping[float, float] | Callable | None = None, per: float = 1000.0,
+                  district_id: str = "district") -> pd.DataFrame:
+    """Supply per 1,000 demand within reach (``fca_<type>``), by unit, town and district.
+
+    Demand per home = residents × ``demand_share`` (e.g. the 3-6 age share for
+    kindergarten places per child). The area value is the demand-weighted mean of the
+    homes' 2SFCA ratios (Σ D_i A_i / Σ D_i) × ``per``. ``method="e2sfca"`` uses
+    :func:`e2sfca_weights` unless ``weights`` is given.
+    """
+    u = _check_units(units)
+    h = _homes_frame(homes, u)
+    dem = h["population"].to_numpy() * float(demand_share)
+    if method == "e2sfca" and weights is None:
+        weights = e2sfca_weights(max_distance)
+    elif method not in ("2sfca", "e2sfca"):
+        raise ValueError(f"method must be '2sfca' or 'e2sfca', got {method!r}")
+    a = two_step_fca(dem, supply, od, max_distance=max_distance, weights=weights)
+    f = pd.DataFrame({"unit_id": h["unit_id"], "d": dem, "da": dem * a})
+    sums = _level_sums(f, ["d", "da"], u, district_id)
+    return _ratio(sums, "da", sums, "d", f"fca_{facility_type}", per)
+
+
+# --------------------------------------------------------------------------- roads and buildings
+
+def road_network_density(roads: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *,
+                         district_id: str = "district") -> pd.DataFrame:
+    """Road network density (``u_road_network_density``), km of centre line per km².
+
+    Road centre lines clipped to each area ÷ the area's land (gross unit area). Source:
+    城市道路网密度 (S28), target 8 km/km² (2016 State Council, unconfirmed). Pass the road
+    classes the definition wants (urban roads incl. branch roads; not footways).
+    """
+    u = _check_units(units)
+    lines = roads.reset_index(drop=True)
+    pieces = _clip_to_units(lines, u, "roads")
+    f = pd.DataFrame({"unit_id": pieces["unit_id"], "km": shapely.length(pieces["geometry"].to_numpy()) / 1000.0})
+    area = _unit_area(u, district_id)
+    for v in area.values():
+        v["km2"] = v["area_m2"] / 1e6
+    return _ratio(_level_sums(f, ["km"], u, district_id), "km", area, "km2", "u_road_network_density")
+
+
+def intersection_points(roads: gpd.GeoDataFrame, *, min_degree: int = 3, precision: float = 0.01) -> gpd.GeoDataFrame:
+    """Road junctions: nodes of degree ≥ ``min_degree`` after noding the centre lines.
+
+    Lines are noded where they cross or touch (``shapely.node``), so a junction inside an
+    OSM way counts; a bridge crossing over a road also counts (no z-levels in centre
+    lines): pass a graph's own nodes when grade separation matters. Coordinates are
+    snapped to ``precision`` metres to join endpoints.
+    """
+    _require_metric(roads, "roads")
+    if not len(roads):
+        return gpd.GeoDataFrame({"degree": []}, geometry=[], crs=roads.crs)
+    noded = shapely.node(shapely.union_all(shapely.line_merge(roads.geometry.values)))
+    segs = shapely.get_parts(noded)
+    coords = np.concatenate([shapely.get_coordinates(shapely.get_point(segs, 0)),
+                             shapely.get_coordinates(shapely.get_point(segs, -1))])
+    key = np.round(coords / precision).astype(np.int64)
+    uniq, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    first = np.zeros(len(uniq), dtype=np.int64)
+    first[inv.ravel()[::-1]] = np.arange(len(inv))[::-1]
+    keep = cnt >= min_degree
+    pts = coords[first[keep]]
+    return gpd.GeoDataFrame({"degree": cnt[keep]}, geometry=shapely.points(pts), crs=roads.crs)
+
+
+def intersection_density(roads: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, min_degree: int = 3,
+                         district_id: str = "district") -> pd.DataFrame:
+    """Intersection density (``g_intersection_density``), junctions per km² of land.
+
+    Junctions from :func:`intersection_points` (degree ≥ 3), located by point in unit.
+    The Shanghai 2016 guideline asks for road spacing ≤ 200 m in residential areas (S12).
+    """
+    u = _check_units(units)
+    pts = intersection_points(roads, min_degree=min_degree)
+    unit_of = _locate(pts, u) if len(pts) else np.array([], dtype=object)
+    f = pd.DataFrame({"unit_id": unit_of[unit_of != ""], "n": 1.0})
+    area = _unit_area(u, district_id)
+    for v in area.values():
+        v["km2"] = v["area_m2"] / 1e6
+    return _ratio(_level_sums(f, ["n"], u, district_id), "n", area, "km2", "g_intersection_density")
+
+
+def _levels(buildings: gpd.GeoDataFrame) -> tuple[np.ndarray, int]:
+    n = len(buildings)
+    lv = pd.to_numeric(buildings["levels"], errors="coerce").to_numpy(dtype=float) if "levels" in buildings \
+        else np.full(n, np.nan)
+    if "height" in buildings:
+        h = pd.to_numeric(buildings["height"], errors="coerce").to_numpy(dtype=float)
+        from_h = np.maximum(np.round(h / settings.level_height_m), 1.0)
+        lv = np.where(np.isnan(lv) | (lv <= 0), from_h, lv)
+    missing = np.isnan(lv) | (lv <= 0)
+    return np.where(missing, float(settings.default_building_levels), lv), int(missing.sum())
+
+
+def building_indicators(buildings: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *,
+                        district_id: str = "district") -> pd.DataFrame:
+    """Building density (``g_building_density``, %) and gross floor-area ratio (``g_far``).
+
+    Footprints are clipped to each area. Density = footprint area ÷ land area × 100;
+    FAR = Σ footprint × levels ÷ land area, both on gross unit area. Levels: ``levels``,
+    else ``height`` / ``settings.level_height_m`` (3 m), else
+    ``settings.default_building_levels`` (6), with a ``RepairWarning`` giving the count.
+    """
+    u = _check_units(units)
+    b = buildings.reset_index(drop=True)
+    levels, n_default = _levels(b)
+    if n_default:
+        warnings.warn(f"buildings: {n_default} of {len(b)} without levels or height; assumed "
+                      f"{settings.default_building_levels} levels (settings.default_building_levels)",
+                      RepairWarning, stacklevel=2)
+    pieces = _clip_to_units(b, u, "buildings")
+    foot = shapely.area(pieces["geometry"].to_numpy())
+    f = pd.DataFrame({"unit_id": pieces["unit_id"], "foot": foot, "floor": foot * levels[pieces["feature"].to_numpy()]})
+    sums = _level_sums(f, ["foot", "floor"], u, district_id)
+    area = _unit_area(u, district_id)
+    out = pd.concat([_ratio(sums, "foot", area, "area_m2", "g_building_density", 100.0),
+                     _ratio(sums, "floor", area, "area_m2", "g_far")], ignore_index=True)
+    out.attrs["levels_assumed"] = n_default
+    return out
+
+
+def old_compound_share(compounds: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, before_year: int | None = None,
+                       district_id: str = "district") -> pd.DataFrame:
+    """Share of old residential compounds (``g_old_compound_share``), % of 小区 by count.
+
+    A compound is old when ``build_year < before_year`` (default
+    ``settings.old_compound_before_year`` = 2000: Shanghai's 老旧小区 renovation covers
+    estates built before 2000). Compounds are located by their representative point. The
+    denominator is the compounds with a known build year; the count without one is in
+    ``result.attrs["unknown_year"]`` and a warning (never silently dropped).
+    """
+    u = _check_units(units)
+    _require_metric(compounds, "compounds")
+    _require_columns(compounds, "compounds", ("build_year",))
+    year = before_year if before_year is not None else settings.old_compound_before_year
+    by = pd.to_numeric(compounds["build_year"], errors="coerce").to_numpy(dtype=float)
+    unit_of = _locate(compounds, u)
+    known = ~np.isnan(by) & (unit_of != "")
+    n_unknown = int((np.isnan(by) & (unit_of != "")).sum())
+    if n_unknown:
+        warnings.warn(f"compounds: {n_unknown} without build_year are left out of g_old_compound_share",
+                      RepairWarning, stacklevel=2)
+    f = pd.DataFrame({"unit_id": unit_of[known], "n": 1.0, "old": (by[known] < year).astype(float)})
+    sums = _level_sums(f, ["n", "old"], u, district_id)
+    out = _ratio(sums, "old", sums, "n", "g_old_compound_share", 100.0)
+    out.attrs["unknown_year"] = n_unknown
+    return out
+
+
+def imagery_indicators(table: pd.DataFrame, units: gpd.GeoDataFrame, *, district_id: str = "district") -> pd.DataFrame:
+    """Green cover and impervious ratios from the orthophoto (``g_green_cover_ratio``,
+    ``g_impervious_ratio``), %.
+
+    ``table`` has ``unit_id`` and ``green_cover_ratio`` / ``impervious_ratio`` as fractions
+    0-1 of each unit's area (``geotijian.imagery``). Town and district values are the
+    area-weighted totals (Σ ratio × area ÷ Σ area), i.e. the covered share of their land.
+    """
+    u = _check_units(units)
+    _require_columns(table, "imagery", ("unit_id",))
+    t = table.copy()
+    t["unit_id"] = t["unit_id"].astype(str)
+    unknown = ~t["unit_id"].isin(set(u["unit_id"]))
+    if unknown.any():
+        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise LayerError("imagery", f"unit_id {t['unit_id'].iloc[i]!r} is not in the units layer", feature=i,
+                         count=int(unknown.sum()), fix="compute imagery ratios on this year's units")
+    area = pd.Series(shapely.area(u.geometry.values), index=u["unit_id"])
+    parts = []
+    for col, code in (("green_cover_ratio", "g_green_cover_ratio"), ("impervious_ratio", "g_impervious_ratio")):
+        if col not in t.columns:
+            continue
+        v = pd.to_numeric(t[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isnan(v) & ((v < 0) | (v > 1))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise LayerError("imagery", f"{col} = {t[col].iloc[i]!r} is not a fraction 0-1", feature=i,
+                             feature_id=t["unit_id"].iloc[i], fix="give ratios as fractions of the unit area")
+        a = area.reindex(t["unit_id"]).to_numpy()
+        ok = ~np.isnan(v)
+        f = pd.DataFrame({"unit_id": t["unit_id"][ok], "a": a[ok], "cov": (v * a)[ok]})
+        sums = _level_sums(f, ["a", "cov"], u, district_id)
+        parts.append(_ratio(sums, "cov", sums, "a", code, 100.0))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=LONG_COLUMNS)
+
+
+# --------------------------------------------------------------------------- everything
+
+def compute_indicators(
+    units: gpd.GeoDataFrame,
+    *,
+    homes: pd.DataFrame | None = None,
+    distances: pd.DataFrame | None = None,
+    walk_distances: Mapping[str, float] | None = None,
+    required_types: Iterable[str] | None = None,
+    residential: gpd.GeoDataFrame | None = None,
+    parks: gpd.GeoDataFrame | None = None,
+    park_classes_table: Any = None,
+    park_method: str = "buffer",
+    park_distances: pd.DataFrame | None = None,
+    sports: gpd.GeoDataFrame | None = None,
+    facilities: gpd.GeoDataFrame | None = None,
+    fca: Mapping[str, Mapping[str, Any]] | None = None,
+    roads: gpd.GeoDataFrame | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
+    compounds: gpd.GeoDataFrame | None = None,
+    complaints: gpd.GeoDataFrame | None = None,
+    imagery: pd.DataFrame | None = None,
+    old_before_year: int | None = None,
+    district_id: str = "district",
+) -> pd.DataFrame:
+    """Every spatial indicator the inputs allow, by unit, town and district.
+
+    Each input is optional; an indicator is computed when its inputs are given.
+
+    Parameters
+    ----------
+    units : GeoDataFrame
+        ``unit_id, town_code, population, geometry`` (metric CRS).
+    homes, distances : DataFrame
+        Homes (``home_id, unit_id, population``) and their network distance (m) to the
+        nearest facility of each type (index ``home_id``) → ``cov_<type>``,
+        ``t_bus_stop_coverage``, ``g_bus_stop_300_coverage``, ``t_metro_coverage`` and
+        ``d_15min_circle_attainment``.
+    walk_distances : mapping, optional
+        Walking distance per type (m); default from ``facilities.csv``.
+    required_types : iterable, optional
+        Types the 15-minute attainment requires; default: the ``required`` types of
+        ``facilities.csv`` that have a walking distance and a distance column.
+    residential, parks, park_classes_table, park_method, park_distances
+        → ``u_park_radius_coverage`` (see :func:`park_service_coverage`); parks alone →
+        ``u_park_green_pc``.
+    sports : GeoDataFrame, optional
+        Sports-ground polygons → ``c_community_sports_area_pc``.
+    facilities : GeoDataFrame, optional
+        Facility points with ``type`` → ``per1000_<type>``.
+    fca : mapping, optional
+        ``{type: {"supply": array, "od": sparse, "max_distance": m, "demand_share": f,
+        "method": "2sfca"|"e2sfca"}}`` → ``fca_<type>`` (needs ``homes``; OD rows in the
+        order of ``homes``).
+    roads : GeoDataFrame, optional
+        → ``u_road_network_density``, ``g_intersection_density``.
+    buildings, compounds, complaints, imagery
+        → ``g_building_density``/``g_far``, ``g_old_compound_share``, ``g_complaint_rate``,
+        ``g_green_cover_ratio``/``g_impervious_ratio``.
+
+    Returns
+    -------
+    DataFrame
+        ``level, area_id, code, value`` sorted by level (unit, town, district), area, code.
+    """
+    u = _check_units(units)
+    parts: list[pd.DataFrame] = []
+    wd = dict(walk_distances) if walk_distances is not None else facility_walk_distances()
+    if homes is not None and distances is not None:
+        parts.append(network_coverage(homes, distances, u, walk_distances=wd, district_id=district_id))
+        parts.append(transit_coverage(homes, distances, u, district_id=district_id))
+        if required_types is None:
+            fac = pd.read_csv(_data_path("facilities.csv"), dtype=str)
+            req = fac.loc[fac["provision"].fillna("").str.startswith("required"), "code"]
+            required_types = [t for t in req if t in wd and t in distances.columns]
+        required_types = list(required_types)
+        if required_types:
+            parts.append(life_circle_attainment(homes, distances, u, required=required_types, walk_distances=wd,
+                                                district_id=district_id))
+    if residential is not None and (parks is not None or park_distances is not None):
+        parts.append(park_service_coverage(residential, parks, u, classes=park_classes_table, method=park_method,
+                                           distances=park_distances, district_id=district_id))
+    if parks is not None:
+        parts.append(area_per_capita(parks, u, code="u_park_green_pc", layer="parks", district_id=district_id))
+    if sports is not None:
+        parts.append(area_per_capita(sports, u, code="c_community_sports_area_pc", layer="sports grounds",
+                                     district_id=district_id))
+    if facilities is not None:
+        parts.append(facilities_per_1000(facilities, u, district_id=district_id))
+    if fca:
+        if homes is None:
+            raise LayerError("homes", "the 2SFCA indicators need the homes table", fix="pass homes=")
+        for ftype, spec in fca.items():
+            parts.append(fca_indicator(homes, spec["supply"], spec["od"], u, facility_type=ftype,
+                                       max_distance=spec.get("max_distance", wd.get(ftype, 300.0)),
+                                       demand_share=spec.get("demand_share", 1.0),
+                                       method=spec.get("method", "2sfca"), weights=spec.get("weights"),
+                                       district_id=district_id))
+    if roads is not None:
+        parts.append(road_network_density(roads, u, district_id=district_id))
+        parts.append(intersection_density(roads, u, district_id=district_id))
+    if buildings is not None:
+        parts.append(building_indicators(buildings, u, district_id=district_id))
+    if compounds is not None and "build_year" in compounds.columns:
+        parts.append(old_compound_share(compounds, u, before_year=old_before_year, district_id=district_id))
+    if complaints is not None:
+        parts.append(points_per_1000(complaints, u, code="g_complaint_rate", layer="complaints",
+                                     district_id=district_id))
+    if imagery is not None:
+        parts.append(imagery_indicators(imagery, u, district_id=district_id))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=LONG_COLUMNS)
+    return _sort_long(pd.concat(parts, ignore_index=True)[LONG_COLUMNS])
+
+
+def _data_path(name: str):
+    from .. import data
+
+    return data.path(name)

@@ -1,0 +1,789 @@
+"""The walk network as compact arrays, and points snapped onto its edges.
+
+:func:`build_network` turns an osmnx graph or a roads layer into a :class:`WalkNetwork`:
+an undirected graph in a metric CRS held as numpy arrays (node coordinates, edge end
+nodes, lengths in metres, geometries oriented from ``u`` to ``v``) and a symmetric
+``scipy.sparse.csr_matrix`` of edge lengths for ``scipy.sparse.csgraph``.
+
+:func:`snap_points` puts points (or polygon outlines) onto their nearest *edge*, not node:
+the edge, the position along it (metres from ``u``) and the offset (metres from the point
+to the edge). Distances then count the offset and the partial edge lengths; this is the
+same as splitting every snapped edge at the snap positions and adding a spur from each
+point to its snap position (the *augmented graph*, built explicitly by
+:func:`augmented_graph` as a reference): see :func:`source_graph` and
+:func:`distances_at_snaps`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from . import settings
+from .errors import LayerError, NetworkError, RepairWarning
+
+__all__ = [
+    "SnapResult",
+    "WalkNetwork",
+    "augmented_graph",
+    "build_network",
+    "distances_at_snaps",
+    "snap_points",
+    "source_graph",
+]
+
+_KEY_DECIMALS = 3  # vertices closer than 1 mm are the same node when noding a roads layer
+
+
+@dataclass
+class WalkNetwork:
+    """An undirected walk network in a metric CRS, as arrays.
+
+    Attributes
+    ----------
+    crs : str
+        Metric CRS of every coordinate (``settings.metric_crs`` unless chosen).
+    x, y : ndarray of float
+        Node coordinates (metres), length ``n_nodes``.
+    node_ids : ndarray
+        Original node IDs (osmnx node IDs, or ``0..n-1`` for a roads layer).
+    edge_u, edge_v : ndarray of int
+        End nodes (positions in ``x``/``y``) of each edge.
+    edge_length : ndarray of float
+        Edge length in metres (length of the geometry in the metric CRS).
+    edge_geometry : ndarray of shapely LineString
+        Edge geometry, oriented from ``edge_u`` to ``edge_v``.
+    edge_source : ndarray
+        Source feature of each edge (osmnx ``(u, v, key)`` or the roads row index).
+    csr : scipy.sparse.csr_matrix
+        ``n_nodes × n_nodes`` symmetric matrix of the shortest parallel-edge length between
+        adjacent nodes (self-loops left out: they never shorten a path).
+    component : ndarray of int
+        Connected component of each node, numbered by size: 0 is the largest.
+    report : DataFrame
+        What the build repaired or left out (``problem``, ``count``, ``detail``).
+    """
+
+    crs: str
+    x: np.ndarray
+    y: np.ndarray
+    node_ids: np.ndarray
+    edge_u: np.ndarray
+    edge_v: np.ndarray
+    edge_length: np.ndarray
+    edge_geometry: np.ndarray
+    edge_source: np.ndarray
+    csr: csr_matrix
+    component: np.ndarray
+    report: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.x)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_u)
+
+    @property
+    def edge_component(self) -> np.ndarray:
+        """Component of each edge (that of its ``u`` node)."""
+        return self.component[self.edge_u]
+
+    @cached_property
+    def component_size(self) -> np.ndarray:
+        """Number of nodes in each component (index = component label)."""
+        return np.bincount(self.component)
+
+    @cached_property
+    def tree(self) -> shapely.STRtree:
+        """Spatial index of the edge geometries."""
+        return shapely.STRtree(self.edge_geometry)
+
+    def edges(self) -> gpd.GeoDataFrame:
+        """The edges as a GeoDataFrame (``u``, ``v``, ``length``, ``component``)."""
+        return gpd.GeoDataFrame(
+            {"u": self.edge_u, "v": self.edge_v, "length": self.edge_length,
+             "component": self.edge_component},
+            geometry=self.edge_geometry, crs=self.crs)
+
+    def nodes(self) -> gpd.GeoDataFrame:
+        """The nodes as a GeoDataFrame (``node_id``, ``component``)."""
+        return gpd.GeoDataFrame({"node_id": self.node_ids, "component": self.component},
+                                geometry=shapely.points(self.x, self.y), crs=self.crs)
+
+    def __repr__(self) -> str:
+        return (f"WalkNetwork({self.n_nodes} nodes, {self.n_edges} edges, "
+                f"{len(self.component_size)} components, crs={self.crs!r})")
+
+
+# ----------------------------------------------------------------------------- build
+def _metric_crs(crs: Any) -> str:
+    target = crs if crs is not None else settings.metric_crs
+    c = CRS.from_user_input(target)
+    if c.is_geographic:
+        raise NetworkError(f"CRS {target!r} is geographic (degrees); the walk network needs a "
+                           f"metric CRS such as {settings.metric_crs!r}")
+    return c.to_string() if crs is not None else settings.metric_crs
+
+
+def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
+    import osmnx as ox
+
+    if "crs" not in G.graph:
+        raise NetworkError("graph has no 'crs' in G.graph; build it with osmnx or set G.graph['crs']")
+    gcrs = CRS.from_user_input(G.graph["crs"])
+    if gcrs.is_geographic or (crs is not None and not gcrs.equals(CRS.from_user_input(crs))):
+        G = ox.project_graph(G, to_crs=_metric_crs(crs))
+        out_crs = _metric_crs(crs)
+    else:
+        out_crs = gcrs.to_string() if crs is None else _metric_crs(crs)
+        if crs is None and gcrs.equals(CRS.from_user_input(settings.metric_crs)):
+            out_crs = settings.metric_crs
+    if G.number_of_nodes() == 0 or G.number_of_edges() == 0:
+        raise NetworkError("the graph has no edges: no walk network can be built "
+                           "(is the OSM file clipped or empty?)")
+    node_ids = np.array(list(G.nodes), dtype=object)
+    try:
+        node_ids = node_ids.astype(np.int64)
+    except (TypeError, ValueError):
+        pass
+    xs = np.fromiter((d for _, d in G.nodes(data="x")), dtype=float, count=len(node_ids))
+    ys = np.fromiter((d for _, d in G.nodes(data="y")), dtype=float, count=len(node_ids))
+    # networkx holds edges as Python objects: this one pass is unavoidable
+    it = G.edges(keys=True, data=True) if G.is_multigraph() else \
+        ((a, b, 0, d) for a, b, d in G.edges(data=True))
+    us, vs, keys, geoms = zip(*((u, v, k, d.get("geometry")) for u, v, k, d in it))
+    pos = pd.Index(node_ids)
+    u = pos.get_indexer(np.asarray(us, dtype=node_ids.dtype))
+    v = pos.get_indexer(np.asarray(vs, dtype=node_ids.dtype))
+    geoms = np.array(geoms, dtype=object)
+    missing = pd.isna(geoms)
+    if missing.any():
+        i = np.flatnonzero(missing)
+        coords = np.stack([xs[u[i]], ys[u[i]], xs[v[i]], ys[v[i]]], axis=1).reshape(-1, 2, 2)
+        geoms[i] = shapely.linestrings(coords)
+    source = np.empty(len(us), dtype=object)
+    source[:] = list(zip(us, vs, keys))
+    return node_ids, xs, ys, u, v, geoms, source, out_crs, []
+
+
+def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
+    if roads.crs is None:
+        raise LayerError("roads", "has no CRS", fix="set it with gdf.set_crs(...) before building")
+    rcrs = CRS.from_user_input(roads.crs)
+    out_crs = _metric_crs(crs) if (crs is not None or rcrs.is_geographic) else rcrs.to_string()
+    if crs is None and not rcrs.is_geographic and rcrs.equals(CRS.from_user_input(settings.metric_crs)):
+        out_crs = settings.metric_crs
+    geo = roads.geometry
+    if rcrs.is_geographic or not rcrs.equals(CRS.from_user_input(out_crs)):
+        geo = geo.to_crs(out_crs)
+    report = []
+    g = geo.to_numpy()
+    bad = pd.isna(g) | shapely.is_empty(g)
+    kinds = shapely.get_type_id(g)
+    notline = ~bad & ~np.isin(kinds, [1, 5])  # LineString, MultiLineString
+    if notline.any():
+        i = int(np.flatnonzero(notline)[0])
+        raise LayerError("roads", f"geometry is {shapely.get_type_id(g[i])!r}-typed, not a line",
+                         fix="keep only LineString/MultiLineString road centre lines",
+                         feature=i, feature_id=roads.index[i], count=int(notline.sum()))
+    if bad.any():
+        report.append(("empty road geometry left out", int(bad.sum()),
+                       f"rows {list(roads.index[bad][:5])}"))
+    rows = np.flatnonzero(~bad)
+    parts, part_row = shapely.get_parts(g[rows], return_index=True)
+    part_row = rows[part_row]
+    coords, line = shapely.get_coordinates(parts, return_index=True)
+    if len(coords) == 0:
+        raise NetworkError("roads layer has no line with coordinates: no network")
+    key = np.round(coords, _KEY_DECIMALS)
+    _, vid = np.unique(key, axis=0, return_inverse=True)
+    vid = vid.ravel()
+    # drop consecutive repeated vertices inside a line
+    keep = np.ones(len(vid), dtype=bool)
+    keep[1:] = ~((vid[1:] == vid[:-1]) & (line[1:] == line[:-1]))
+    coords, vid, line = coords[keep], vid[keep], line[keep]
+    first = np.ones(len(line), dtype=bool)
+    first[1:] = line[1:] != line[:-1]
+    last = np.ones(len(line), dtype=bool)
+    last[:-1] = line[1:] != line[:-1]
+    short = first & last  # a line reduced to one vertex
+    if short.any():
+        report.append(("degenerate road line (one distinct vertex) left out", int(short.sum()), ""))
+        keepl = ~short
+        coords, vid, line, first, last = coords[keepl], vid[keepl], line[keepl], first[keepl], last[keepl]
+    # node = line end, or vertex shared by several lines, or repeated within a line (loop)
+    pair = np.unique(np.stack([vid, line], axis=1), axis=0)
+    lines_per_v = np.bincount(pair[:, 0], minlength=vid.max() + 1)
+    occ = np.bincount(vid, minlength=vid.max() + 1)
+    is_node = first | last | (lines_per_v[vid] > 1) | (occ[vid] > lines_per_v[vid])
+    # segment index of each position inside its line
+    cum = np.cumsum(is_node)
+    line_start = np.flatnonzero(first)
+    line_of_pos = np.cumsum(first) - 1
+    k = cum - cum[line_start][line_of_pos]  # 0 at first position
+    nseg_line = k[last]                      # segments per line
+    seg_offset = np.concatenate([[0], np.cumsum(nseg_line)[:-1]])
+    gseg = seg_offset[line_of_pos] + k       # global segment a position starts
+    idx = np.arange(len(vid))
+    mem = ~last                               # starts / interior of segment gseg
+    end = is_node & ~first                    # closes segment gseg-1
+    seg_ids = np.concatenate([gseg[mem], gseg[end] - 1])
+    pos_ids = np.concatenate([idx[mem], idx[end]])
+    order = np.lexsort((pos_ids, seg_ids))
+    seg_ids, pos_ids = seg_ids[order], pos_ids[order]
+    geoms = shapely.linestrings(coords[pos_ids], indices=seg_ids)
+    seg_first = np.concatenate([[0], np.flatnonzero(np.diff(seg_ids)) + 1])
+    seg_last = np.concatenate([seg_first[1:] - 1, [len(seg_ids) - 1]])
+    vu, vv = vid[pos_ids[seg_first]], vid[pos_ids[seg_last]]
+    node_v, inv = np.unique(np.concatenate([vu, vv]), return_inverse=True)
+    u, v = inv[: len(vu)], inv[len(vu):]
+    # node coordinates: the first coordinate seen for each node vertex
+    fpos = np.full(vid.max() + 1, -1)
+    fpos[vid[::-1]] = idx[::-1]
+    xs, ys = coords[fpos[node_v], 0], coords[fpos[node_v], 1]
+    seg_line = line[pos_ids[seg_first]]
+    source = roads.index.to_numpy()[part_row[seg_line]]
+    return np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report
+
+
+def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
+                  crs: Any = None) -> WalkNetwork:
+    """Build the undirected walk network from an osmnx graph or a roads layer.
+
+    Parameters
+    ----------
+    graph_or_roads : networkx graph or GeoDataFrame
+        An osmnx (Multi)(Di)Graph, projected or not (an unprojected graph is projected with
+        ``osmnx.project_graph``), or road centre lines (LineString/MultiLineString). A roads
+        layer is noded at line ends and at vertices shared by several lines (split there);
+        vertices within 1 mm are one node. Crossings without a shared vertex (bridges) stay
+        unconnected, as in OSM.
+    crs : CRS-like, optional
+        Metric CRS to work in. Default: the input's CRS when it is projected, else
+        ``settings.metric_crs`` (EPSG:32651, UTM 51N).
+
+    Returns
+    -------
+    WalkNetwork
+        Direction and ``oneway`` are ignored (pedestrians walk both ways); the two
+        directed copies of a two-way osmnx edge become one edge. Lengths are the geometry
+        lengths in the metric CRS (metres).
+
+    Raises
+    ------
+    NetworkError
+        Empty graph, geographic target CRS.
+    LayerError
+        A roads layer without CRS or with non-line geometries.
+    """
+    if isinstance(graph_or_roads, nx.Graph):
+        nid, xs, ys, u, v, geoms, source, out_crs, report = _edges_from_graph(graph_or_roads, crs)
+    elif isinstance(graph_or_roads, gpd.GeoDataFrame):
+        if len(graph_or_roads) == 0:
+            raise LayerError("roads", "is empty: no walk network can be built",
+                             fix="check the file and the study boundary")
+        nid, xs, ys, u, v, geoms, source, out_crs, report = _edges_from_roads(graph_or_roads, crs)
+    else:
+        raise NetworkError(f"build_network needs an osmnx graph or a roads GeoDataFrame, "
+                           f"got {type(graph_or_roads).__name__}")
+    # orient each geometry from u to v (osmnx usually does; check against node coordinates)
+    start = shapely.get_coordinates(shapely.get_point(geoms, 0))
+    fwd = np.hypot(start[:, 0] - xs[u], start[:, 1] - ys[u])
+    rev = np.hypot(start[:, 0] - xs[v], start[:, 1] - ys[v])
+    flip = rev < fwd
+    if flip.any():
+        geoms = geoms.copy()
+        geoms[flip] = shapely.reverse(geoms[flip])
+    # canonical undirected orientation (u <= v) and removal of reciprocal duplicates
+    swap = u > v
+    if swap.any():
+        u, v = np.where(swap, v, u), np.where(swap, u, v)
+        geoms = geoms.copy()
+        geoms[swap] = shapely.reverse(geoms[swap])
+    length = shapely.length(geoms)
+    mid = shapely.get_coordinates(shapely.line_interpolate_point(geoms, 0.5, normalized=True))
+    dkey = pd.DataFrame({"u": u, "v": v, "l": np.round(length, 2),
+                         "mx": np.round(mid[:, 0], 1), "my": np.round(mid[:, 1], 1)})
+    dup = dkey.duplicated().to_numpy()
+    if dup.any():
+        keep = ~dup
+        u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
+    # (for osmnx graphs the reciprocal copies are expected: not reported)
+    if isinstance(graph_or_roads, gpd.GeoDataFrame) and dup.any():
+        report.append(("duplicate road segment merged", int(dup.sum()), ""))
+    n = len(xs)
+    csr = _csr(n, u, v, length)
+    ncomp, labels = connected_components(csr, directed=False)
+    sizes = np.bincount(labels, minlength=ncomp)
+    order = np.lexsort((np.arange(ncomp), -sizes))
+    relabel = np.empty(ncomp, dtype=np.int64)
+    relabel[order] = np.arange(ncomp)
+    comp = relabel[labels]
+    rep = pd.DataFrame(report, columns=["problem", "count", "detail"])
+    for row in rep.itertuples():
+        warnings.warn(f"roads: {row.problem}: {row.count}", RepairWarning, stacklevel=2)
+    return WalkNetwork(crs=out_crs, x=np.asarray(xs, float), y=np.asarray(ys, float),
+                       node_ids=np.asarray(nid), edge_u=np.asarray(u, np.int64),
+                       edge_v=np.asarray(v, np.int64), edge_length=length,
+                       edge_geometry=geoms, edge_source=source, csr=csr, component=comp,
+                       report=rep)
+
+
+def _csr(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple | None = None,
+         both: bool = True) -> csr_matrix:
+    """CSR matrix of the minimum weight per (row, col); explicit zeros kept as edges."""
+    if both:
+        loop = u == v
+        rows = np.concatenate([u[~loop], v[~loop]])
+        cols = np.concatenate([v[~loop], u[~loop]])
+        data = np.concatenate([w[~loop], w[~loop]])
+    else:
+        rows, cols, data = u, v, w
+    order = np.lexsort((data, cols, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    rows, cols, data = rows[first], cols[first], data[first]
+    shape = shape or (n, n)
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    return csr_matrix((data.astype(float), cols.astype(np.int32 if shape[1] < 2**31 else np.int64),
+                       indptr), shape=shape)
+
+
+# ------------------------------------------------------------------------------ snap
+@dataclass
+class SnapResult:
+    """Where points reach the network.
+
+    One row per *access point*; a feature may have several (polygon facilities).
+
+    Attributes
+    ----------
+    owner : ndarray of int
+        Row position of the feature in the input layer.
+    edge : ndarray of int
+        Edge snapped to.
+    position : ndarray of float
+        Metres along the edge from its ``u`` node to the snap position.
+    offset : ndarray of float
+        Metres from the access point to the snap position (counted in every distance).
+    access_x, access_y : ndarray of float
+        The access point (the point itself, a gate, or the outline point).
+    rule : ndarray of str
+        How the access point was chosen: ``point``, ``boundary_nearest_edge`` (homes),
+        ``entrance``, ``outline_adjacent_edge``, ``outline_nearest_edge`` (facilities).
+    n_features : int
+        Number of features in the input layer.
+    ids : ndarray
+        ID of each input feature (index of the input layer unless an ID column is given).
+    component : ndarray of int
+        Network component of each access point.
+    report : DataFrame
+        Problems: ``layer``, ``feature``, ``feature_id``, ``problem``, ``offset_m``,
+        ``component`` (points farther than the maximum snap distance, points on a
+        component without any facility, empty layers...). Reported points are kept.
+    """
+
+    owner: np.ndarray
+    edge: np.ndarray
+    position: np.ndarray
+    offset: np.ndarray
+    access_x: np.ndarray
+    access_y: np.ndarray
+    rule: np.ndarray
+    n_features: int
+    ids: np.ndarray
+    component: np.ndarray
+    layer: str = "points"
+    report: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPORT_COLUMNS))
+
+    def table(self) -> pd.DataFrame:
+        """The access points as a DataFrame."""
+        return pd.DataFrame({"feature": self.owner, "feature_id": self.ids[self.owner],
+                             "edge": self.edge, "position_m": self.position,
+                             "offset_m": self.offset, "access_x": self.access_x,
+                             "access_y": self.access_y, "rule": self.rule,
+                             "component": self.component})
+
+    def subset(self, features: np.ndarray) -> SnapResult:
+        """Access points of the given feature positions (renumbered 0..k-1 in that order)."""
+        features = np.asarray(features, dtype=np.int64)
+        newpos = np.full(self.n_features, -1)
+        newpos[features] = np.arange(len(features))
+        keep = newpos[self.owner] >= 0
+        order = np.flatnonzero(keep)
+        order = order[np.argsort(newpos[self.owner[order]], kind="stable")]
+        return SnapResult(newpos[self.owner[order]], self.edge[order], self.position[order],
+                          self.offset[order], self.access_x[order], self.access_y[order],
+                          self.rule[order], len(features), self.ids[features],
+                          self.component[order], self.layer, self.report)
+
+
+REPORT_COLUMNS = ["layer", "feature", "feature_id", "problem", "offset_m", "component"]
+
+
+def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd.GeoDataFrame:
+    """Check a layer's CRS for measuring and bring it to the network CRS.
+
+    Raises :class:`LayerError` when the CRS is missing or geographic (degrees cannot be
+    measured in metres); a projected CRS other than the network's is transformed.
+    """
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        raise LayerError(layer, f"must be a GeoDataFrame, got {type(gdf).__name__}")
+    if gdf.crs is None:
+        raise LayerError(layer, "has no CRS", fix="set it with gdf.set_crs(...) (OSM is "
+                         "EPSG:4326) and project with gdf.to_crs(settings.metric_crs)")
+    if CRS.from_user_input(gdf.crs).is_geographic:
+        raise LayerError(layer, f"is in a geographic CRS ({gdf.crs.to_string()}, degrees): "
+                         "network distances need metres",
+                         fix=f"project it first: gdf.to_crs({network.crs!r})")
+    if not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(network.crs)):
+        gdf = gdf.to_crs(network.crs)
+    g = gdf.geometry.to_numpy()
+    bad = pd.isna(g) | shapely.is_empty(g)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise LayerError(layer, "has an empty or missing geometry", feature=i,
+                         feature_id=gdf.index[i], count=int(bad.sum()),
+                         fix="remove or repair the feature")
+    return gdf
+
+
+def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
+    """Nearest edge of each geometry (ties: lowest edge number) and the distance."""
+    tree = network.tree
+    (src, tgt), dist = tree.query_nearest(geoms, all_matches=True, return_distance=True)
+    order = np.lexsort((tgt, src))
+    src, tgt, dist = src[order], tgt[order], dist[order]
+    first = np.ones(len(src), dtype=bool)
+    first[1:] = src[1:] != src[:-1]
+    edge = np.full(len(geoms), -1)
+    d = np.full(len(geoms), np.inf)
+    edge[src[first]] = tgt[first]
+    d[src[first]] = dist[first]
+    return edge, d
+
+
+def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
+    """Access point on ``geoms`` nearest to the given edges, and its projection on them."""
+    eg = network.edge_geometry[edges]
+    line = shapely.shortest_line(geoms, eg)
+    a = shapely.get_coordinates(shapely.get_point(line, 0))
+    b = shapely.get_point(line, 1)
+    pos = shapely.line_locate_point(eg, b)
+    off = shapely.length(line)
+    pos = np.clip(pos, 0.0, network.edge_length[edges])
+    return a[:, 0], a[:, 1], pos, off
+
+
+def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
+                max_distance: float | None = None, layer: str = "points",
+                id_col: str | None = None) -> SnapResult:
+    """Snap each feature onto its nearest network edge.
+
+    Parameters
+    ----------
+    network : WalkNetwork
+    points_gdf : GeoDataFrame
+        Points, or polygons (compounds, buildings): a polygon reaches the network from its
+        *boundary* (gates are rarely mapped): the nearest edge to the outline, at the
+        outline point nearest to that edge (offset = outline-to-edge distance, 0 when an
+        edge crosses the outline). Lines are treated as they are. Projected CRS required.
+    max_distance : float, optional
+        Metres; features snapped farther are reported (kept, offset counted). Default
+        ``settings.max_snap_distance_m`` (200 m).
+    layer : str
+        Layer name used in errors and the report.
+    id_col : str, optional
+        ID column for the report (default: the index).
+
+    Returns
+    -------
+    SnapResult
+        One access point per feature (nearest edge found with ``shapely.STRtree.query_nearest``;
+        position by ``shapely.line_locate_point``).
+
+    Raises
+    ------
+    LayerError
+        No CRS / geographic CRS / empty geometry (the message names the feature).
+    """
+    maxd = settings.max_snap_distance_m if max_distance is None else float(max_distance)
+    gdf = check_metric(points_gdf, layer, network)
+    ids = (gdf[id_col] if id_col else gdf.index).to_numpy()
+    g = gdf.geometry.to_numpy()
+    n = len(g)
+    kinds = shapely.get_type_id(g)
+    poly = np.isin(kinds, [3, 6])
+    target = g.copy()
+    if poly.any():
+        target[poly] = shapely.boundary(g[poly])
+    edge, dist = _nearest_edges(network, target)
+    ax, ay, pos, off = _snap_onto(network, target, edge)
+    pt = kinds == 0
+    if pt.any():  # exact point coordinates for points
+        c = shapely.get_coordinates(g[pt])
+        ax[pt], ay[pt] = c[:, 0], c[:, 1]
+    rule = np.where(poly, "boundary_nearest_edge", "point").astype(object)
+    comp = network.edge_component[edge]
+    snap = SnapResult(np.arange(n), edge, pos, off, ax, ay, rule, n, ids, comp, layer)
+    far = off > maxd
+    if far.any():
+        snap.report = _report(layer, np.flatnonzero(far), ids, "farther than the maximum snap "
+                              f"distance ({maxd:g} m) from the walk network: kept, offset "
+                              "counted; check its coordinates (GCJ-02?) or the network extent",
+                              off[far], comp[far])
+    return snap
+
+
+def _report(layer, feats, ids, problem, offsets, comps) -> pd.DataFrame:
+    return pd.DataFrame({"layer": layer, "feature": feats, "feature_id": ids[feats],
+                         "problem": problem, "offset_m": offsets, "component": comps},
+                        columns=REPORT_COLUMNS)
+
+
+def facility_access(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
+                    entrances: gpd.GeoDataFrame | None = None,
+                    access_distance: float | None = None,
+                    max_distance: float | None = None,
+                    entrance_tolerance: float = 2.0,
+                    layer: str = "facilities", id_col: str | None = None) -> SnapResult:
+    """Access points of facilities: points as they are, polygons at gates or outline points.
+
+    A polygon facility (school campus, park) reaches the network
+
+    1. at its tagged gates: points of ``entrances`` (OSM nodes with ``entrance=*`` or
+       ``barrier=gate``) within ``entrance_tolerance`` metres of its outline, each snapped
+       to its nearest edge (rule ``entrance``); else
+    2. at the outline point nearest to each *adjacent* edge, i.e. every edge within
+       ``access_distance`` of the outline (an edge crossing the outline gives the crossing
+       point, offset 0) (rule ``outline_adjacent_edge``); else
+    3. at the outline point nearest to the nearest edge (rule ``outline_nearest_edge``).
+
+    Several access points make one facility: the multi-source search takes the nearest.
+
+    Parameters
+    ----------
+    access_distance : float, optional
+        Metres; default ``settings.polygon_access_distance_m``.
+    max_distance : float, optional
+        Metres; access farther is reported. Default ``settings.max_snap_distance_m``.
+    """
+    acc = settings.polygon_access_distance_m if access_distance is None else float(access_distance)
+    maxd = settings.max_snap_distance_m if max_distance is None else float(max_distance)
+    gdf = check_metric(facilities, layer, network)
+    ids = (gdf[id_col] if id_col else gdf.index).to_numpy()
+    g = gdf.geometry.to_numpy()
+    n = len(g)
+    kinds = shapely.get_type_id(g)
+    poly = np.isin(kinds, [3, 6])
+    parts = []  # (owner, edge, pos, off, ax, ay, rule)
+    simple = np.flatnonzero(~poly)
+    if len(simple):
+        s = snap_points(network, gdf.iloc[simple], max_distance=np.inf, layer=layer)
+        parts.append((simple[s.owner], s.edge, s.position, s.offset, s.access_x, s.access_y,
+                      np.full(len(simple), "point", dtype=object)))
+    done = np.zeros(n, dtype=bool)
+    done[simple] = True
+    P = np.flatnonzero(poly)
+    if len(P):
+        outline = shapely.boundary(g[P])
+        if entrances is not None and len(entrances):
+            ent = check_metric(entrances, "entrances", network)
+            eg = ent.geometry.to_numpy()
+            eg = eg[shapely.get_type_id(eg) == 0]
+            if len(eg):
+                ptree = shapely.STRtree(outline)
+                ei, pi = ptree.query(eg, predicate="dwithin", distance=entrance_tolerance)
+                if len(ei):
+                    e_edge, _ = _nearest_edges(network, eg[ei])
+                    ax, ay, pos, off = _snap_onto(network, eg[ei], e_edge)
+                    parts.append((P[pi], e_edge, pos, off, ax, ay,
+                                  np.full(len(ei), "entrance", dtype=object)))
+                    done[P[pi]] = True
+        rest = np.flatnonzero(~done[P])
+        if len(rest):
+            oi, ei = network.tree.query(outline[rest], predicate="dwithin", distance=acc)
+            if len(oi):
+                ax, ay, pos, off = _snap_onto(network, outline[rest][oi], ei)
+                parts.append((P[rest][oi], ei, pos, off, ax, ay,
+                              np.full(len(oi), "outline_adjacent_edge", dtype=object)))
+                done[P[rest][oi]] = True
+        rest = np.flatnonzero(~done[P])
+        if len(rest):
+            e, _ = _nearest_edges(network, outline[rest])
+            ax, ay, pos, off = _snap_onto(network, outline[rest], e)
+            parts.append((P[rest], e, pos, off, ax, ay,
+                          np.full(len(rest), "outline_nearest_edge", dtype=object)))
+    if parts:
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+        order = np.lexsort((cols[2], cols[1], cols[0]))
+        owner, edge, pos, off, ax, ay, rule = (c[order] for c in cols)
+    else:
+        owner = edge = np.zeros(0, dtype=np.int64)
+        pos = off = ax = ay = np.zeros(0)
+        rule = np.zeros(0, dtype=object)
+    comp = network.edge_component[edge] if len(edge) else np.zeros(0, dtype=np.int64)
+    snap = SnapResult(owner.astype(np.int64), edge.astype(np.int64), pos, off, ax, ay, rule,
+                      n, ids, comp, layer)
+    if len(owner):
+        best = np.full(n, np.inf)
+        np.minimum.at(best, owner, off)
+        far = np.flatnonzero(best > maxd)
+        if len(far):
+            snap.report = _report(layer, far, ids, f"farther than the maximum snap distance "
+                                  f"({maxd:g} m) from the walk network: kept, offset counted",
+                                  best[far], network.edge_component[edge[np.searchsorted(owner, far)]])
+    return snap
+
+
+def feature_rules(snap: SnapResult) -> np.ndarray:
+    """The access rule of each feature (``""`` for a feature without access point)."""
+    out = np.full(snap.n_features, "", dtype=object)
+    out[snap.owner] = snap.rule
+    return out
+
+
+# ------------------------------------------------------------------ distance engine
+def source_graph(network: WalkNetwork, sources: SnapResult) -> csr_matrix:
+    """The network CSR plus one virtual node per source feature (directed, out only).
+
+    Node ``n_nodes + i`` is source feature ``i``; for each of its access points on edge
+    ``(u, v)`` at ``position`` ``t`` with ``offset`` ``o`` it has arcs to ``u`` (weight
+    ``o + t``) and to ``v`` (``o + length - t``). The virtual nodes have no incoming
+    arcs, so they never shorten a path between other nodes; a multi-source Dijkstra from
+    them equals Dijkstra on the augmented graph (edges split at the snap positions) for
+    every network node. Points on the *same* edge as a source are handled by
+    :func:`distances_at_snaps`.
+    """
+    n = network.n_nodes
+    m = sources.n_features
+    e = sources.edge
+    L = network.edge_length[e]
+    rows = np.concatenate([n + sources.owner, n + sources.owner])
+    cols = np.concatenate([network.edge_u[e], network.edge_v[e]])
+    w = np.concatenate([sources.offset + sources.position,
+                        sources.offset + (L - sources.position)])
+    base = network.csr.tocoo()
+    rows = np.concatenate([base.row.astype(np.int64), rows])
+    cols = np.concatenate([base.col.astype(np.int64), cols])
+    w = np.concatenate([base.data, w])
+    return _csr(n + m, rows, cols, w, shape=(n + m, n + m), both=False)
+
+
+def distances_at_snaps(network: WalkNetwork, node_dist: np.ndarray, targets: SnapResult,
+                       sources: SnapResult | None = None, *, n_features: int | None = None,
+                       source_mask: np.ndarray | None = None) -> np.ndarray:
+    """Distance (m) of each target feature from node distances, counting snap geometry.
+
+    ``d = offset + min(D[u] + t, D[v] + length - t)``; when a source access point lies on
+    the same edge, also ``offset + |t - t_s| + offset_s``. The minimum over a target's
+    access points is returned (one value per target feature).
+
+    Parameters
+    ----------
+    node_dist : ndarray
+        Distances of the network nodes (length ``n_nodes``; longer arrays are cut).
+        With a 2-D array (one row per source feature, from a non-``min_only`` search),
+        the result is 2-D (sources × targets) and ``source_mask`` is ignored.
+    sources : SnapResult, optional
+        Source access points for the same-edge case.
+    source_mask : ndarray of bool, optional
+        Which source features take part (those of one type).
+    """
+    e = targets.edge
+    t = targets.position
+    L = network.edge_length[e]
+    u, v = network.edge_u[e], network.edge_v[e]
+    nt = targets.n_features if n_features is None else n_features
+    D = node_dist[..., : network.n_nodes]
+    d = targets.offset + np.minimum(D[..., u] + t, D[..., v] + (L - t))
+    if sources is not None and len(sources.edge) and len(e):
+        sel = np.ones(len(sources.edge), dtype=bool)
+        if source_mask is not None and D.ndim == 1:
+            sel = source_mask[sources.owner]
+        se, st, so, sown = (sources.edge[sel], sources.position[sel], sources.offset[sel],
+                            sources.owner[sel])
+        order = np.argsort(se, kind="stable")
+        se, st, so, sown = se[order], st[order], so[order], sown[order]
+        lo = np.searchsorted(se, e, side="left")
+        hi = np.searchsorted(se, e, side="right")
+        cnt = hi - lo
+        if cnt.sum():
+            ti = np.repeat(np.arange(len(e)), cnt)
+            si = _ranges(lo, cnt)
+            direct = targets.offset[ti] + np.abs(t[ti] - st[si]) + so[si]
+            if D.ndim == 1:
+                np.minimum.at(d, ti, direct)
+            else:  # rows of d are the source features
+                np.minimum.at(d, (sown[si], ti), direct)
+    if len(targets.owner) == nt and np.array_equal(targets.owner, np.arange(nt)):
+        return d
+    out = np.full(d.shape[:-1] + (nt,), np.inf)
+    if len(targets.owner):
+        order = np.argsort(targets.owner, kind="stable")
+        own = targets.owner[order]
+        starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+        out[..., own[starts]] = np.minimum.reduceat(d[..., order], starts, axis=-1)
+    return out
+
+
+def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(lo[i], lo[i] + cnt[i])`` for all i, vectorised."""
+    cnt = np.asarray(cnt)
+    tot = int(cnt.sum())
+    if tot == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt)
+    return starts + np.arange(tot)
+
+
+# ------------------------------------------------------------------------ reference
+def augmented_graph(network: WalkNetwork, points: dict[str, SnapResult]) -> nx.MultiGraph:
+    """The explicit augmented graph, as a networkx MultiGraph (reference and baselines).
+
+    Every edge holding snap positions is split at them; each access point becomes a spur
+    node ``("a", name, i)`` linked to its snap node by its offset; each feature becomes a
+    node ``(name, feature)`` linked to its access points with weight 0. Plain
+    ``networkx.multi_source_dijkstra_path_length`` on this graph is the reference that
+    :func:`source_graph` + :func:`distances_at_snaps` must match. Built with Python loops:
+    for tests and benchmarks, not for production runs.
+    """
+    G = nx.MultiGraph()
+    G.add_nodes_from(range(network.n_nodes))
+    snapped: dict[int, list[tuple[float, Any]]] = {}
+    for name, s in points.items():
+        for i in range(len(s.edge)):
+            spur = ("a", name, i)
+            snapped.setdefault(int(s.edge[i]), []).append((float(s.position[i]), spur))
+            G.add_edge(spur, (name, int(s.owner[i])), weight=0.0)
+            G.add_edge(("s", name, i), spur, weight=float(s.offset[i]))
+        # spur node ("s", ...) is the snap position; relabel below by chaining
+    for e in range(network.n_edges):
+        u, v, L = int(network.edge_u[e]), int(network.edge_v[e]), float(network.edge_length[e])
+        if e not in snapped:
+            if u != v:
+                G.add_edge(u, v, weight=L)
+            continue
+        chain = sorted(snapped[e], key=lambda p: p[0])
+        prev, prev_t = u, 0.0
+        for t, spur in chain:
+            snode = ("s",) + spur[1:]
+            G.add_edge(prev, snode, weight=t - prev_t)
+            prev, prev_t = snode, t
+        G.add_edge(prev, v, weight=L - prev_t)
+    return G

@@ -1,0 +1,224 @@
+"""Shared pieces of the report writers: field labels, palettes, catalogue names.
+
+The interactive map, the static figures and the GeoPackage use the same Chinese field
+names (as GeoPackage aliases, popup headers and legend titles), the same colour per problem
+class and per facility type, so a reader sees one vocabulary across every attachment.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import data as _data
+from ..model import PROBLEM_CLASSES
+
+# Field labels (zh, en); units in brackets (GB/T conventions: 人, 户, 公顷, 米).
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "boundary_id": ("范围编号", "boundary ID"),
+    "town_code": ("街镇代码", "town code"),
+    "town_name": ("街镇", "town"),
+    "committee_id": ("居委编号", "committee ID"),
+    "committees": ("居委会", "residents' committees"),
+    "compound_id": ("小区编号", "compound ID"),
+    "block_id": ("街坊编号", "block ID"),
+    "unit_id": ("体检单元编号", "check-up unit ID"),
+    "home_id": ("住宅编号", "home ID"),
+    "home_kind": ("住宅类型", "home kind"),
+    "name": ("名称", "name"),
+    "population": ("常住人口(人)", "residents (persons)"),
+    "households": ("户数(户)", "households"),
+    "area_ha": ("面积(公顷)", "area (ha)"),
+    "compound_count": ("小区数(个)", "compounds"),
+    "compactness": ("紧凑度", "compactness"),
+    "flag": ("标记", "flag"),
+    "flag_reason": ("标记原因", "flag reason"),
+    "build_year": ("建成年代", "year built"),
+    "facility_id": ("设施编号", "facility ID"),
+    "type": ("设施类型", "facility type"),
+    "capacity": ("规模", "capacity"),
+    "facility_type": ("设施类型", "facility type"),
+    "facility_name_zh": ("设施名称", "facility"),
+    "walk_distance_m": ("服务半径(米)", "service radius (m)"),
+    "distance_m": ("到最近设施步行距离(米)", "walk to nearest facility (m)"),
+    "problem_id": ("问题编号", "problem ID"),
+    "indicator_code": ("指标代码", "indicator code"),
+    "code": ("指标代码", "indicator code"),
+    "name_zh": ("指标名称", "indicator"),
+    "dimension": ("维度", "dimension"),
+    "level": ("层级", "level"),
+    "area_id": ("区域编号", "area ID"),
+    "area_name": ("区域名称", "area"),
+    "unit": ("单位", "unit"),
+    "value": ("现状值", "value"),
+    "reference": ("参考值", "reference value"),
+    "judgement": ("评价", "judgement"),
+    "gap": ("差距", "gap"),
+    "problem_class": ("问题类别", "problem class"),
+    "affected_population": ("影响人口(人)", "affected residents (persons)"),
+    "suggestion": ("建议", "suggestion"),
+    "status": ("台账状态", "ledger status"),
+    "first_seen": ("首次发现", "first seen"),
+    "last_seen": ("最近发现", "last seen"),
+    "history": ("历史记录", "history"),
+    "cell_id": ("网格编号", "cell ID"),
+    "category": ("类别", "category"),
+    "count": ("数量(件)", "count"),
+    "z_score": ("Z 得分", "z-score"),
+    "p_value": ("P 值", "p-value"),
+    "significant": ("显著", "significant"),
+    "pop_id": ("人口点编号", "population point ID"),
+    "complaint_id": ("工单编号", "complaint ID"),
+    "date": ("日期", "date"),
+    "text": ("内容", "text"),
+    "building_id": ("建筑编号", "building ID"),
+    "levels": ("层数", "levels"),
+    "height": ("高度(米)", "height (m)"),
+    "use": ("用途", "use"),
+    "road_id": ("道路编号", "road ID"),
+    "highway": ("道路等级", "road class"),
+    "water_id": ("水系编号", "water ID"),
+    "rail_id": ("铁路编号", "rail ID"),
+    "park_id": ("公园编号", "park ID"),
+    "kind": ("类型", "kind"),
+}
+
+LAYER_LABELS: dict[str, tuple[str, str]] = {
+    "boundary": ("研究范围", "study boundary"),
+    "towns": ("街镇", "towns"),
+    "committees": ("居委会", "residents' committees"),
+    "compounds": ("居住小区", "residential compounds"),
+    "buildings": ("建筑", "buildings"),
+    "roads": ("道路", "roads"),
+    "water": ("水系", "water"),
+    "rail": ("铁路", "railways"),
+    "parks": ("公园绿地", "parks"),
+    "facilities": ("公共服务设施", "facilities"),
+    "population": ("人口点", "population points"),
+    "complaints": ("12345 热线工单", "hotline complaints"),
+    "blocks": ("居住街坊", "blocks"),
+    "units": ("社区体检单元", "check-up units"),
+    "homes": ("住宅", "homes"),
+    "coverage_gaps": ("设施覆盖缺口", "coverage gaps"),
+    "service_areas": ("设施服务范围", "service areas"),
+    "hotspots": ("热线热点", "hotline hot spots"),
+    "problems": ("体检问题", "problems"),
+    "indicator_values": ("指标值", "indicator values"),
+    "indicator_table": ("指标体系表(一表)", "indicator table"),
+    "strengths": ("优势清单", "strengths"),
+    "suggestions": ("建议清单", "suggestions"),
+    "ledger": ("问题台账", "problem ledger"),
+}
+
+PROBLEM_CLASS_EN = {"限时解决": "solve within a deadline", "尽力解决": "solve as far as possible",
+                    "长期谋划": "long-term planning"}
+# ColorBrewer RdYlBu ends and middle: urgent red, best-effort orange, long-term blue.
+PROBLEM_COLORS = {"限时解决": "#d7301f", "尽力解决": "#fc8d59", "长期谋划": "#4575b4"}
+OTHER_COLOR = "#7f7f7f"
+NODATA_COLOR = "#d9d9d9"
+
+# Distance beyond the service radius, as a share of it: ≤ 25 %, ≤ 50 %, ≤ 100 %, > 100 %.
+GAP_RATIO_BREAKS = (1.25, 1.5, 2.0)
+GAP_COLORS = ("#fed976", "#fd8d3c", "#e31a1c", "#800026")
+
+# Qualitative palette for facility types (ColorBrewer Set1 + Dark2), in catalogue order.
+TYPE_PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
+                "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#666666")
+
+
+def lang_index(lang: str) -> int:
+    """0 for Chinese, 1 for English; anything else is an error."""
+    if lang not in ("zh", "en"):
+        raise ValueError(f"lang must be 'zh' or 'en', got {lang!r}")
+    return 0 if lang == "zh" else 1
+
+
+def field_label(col: str, lang: str = "zh") -> str:
+    """Display name of a field (Chinese by default); unknown fields keep their name."""
+    lab = FIELD_LABELS.get(col)
+    return lab[lang_index(lang)] if lab else col
+
+
+def layer_label(name: str, lang: str = "zh") -> str:
+    lab = LAYER_LABELS.get(name)
+    return lab[lang_index(lang)] if lab else name
+
+
+def problem_class_label(cls: str, lang: str = "zh") -> str:
+    if lang_index(lang) == 0:
+        return str(cls)
+    return PROBLEM_CLASS_EN.get(str(cls), str(cls))
+
+
+def ordered_classes(values: pd.Series) -> list[str]:
+    """The problem classes present: the three official ones first, then any other, sorted."""
+    present = set(values.dropna().astype(str))
+    return [c for c in PROBLEM_CLASSES if c in present] + sorted(present - set(PROBLEM_CLASSES))
+
+
+@functools.lru_cache(maxsize=1)
+def facility_catalogue() -> pd.DataFrame:
+    """The packaged facility catalogue (code, name_zh, name_en ...), in file order."""
+    return pd.read_csv(_data.path("facilities.csv"), dtype=str)
+
+
+@functools.lru_cache(maxsize=1)
+def indicator_catalogue() -> pd.DataFrame:
+    return pd.read_csv(_data.path("indicators.csv"), dtype=str)
+
+
+def facility_type_name(code: str, lang: str = "zh") -> str:
+    """Catalogue name of a facility type code; an unknown code is shown as is."""
+    cat = facility_catalogue()
+    row = cat.loc[cat["code"] == code]
+    if row.empty:
+        return str(code)
+    return str(row.iloc[0]["name_zh" if lang_index(lang) == 0 else "name_en"])
+
+
+def ordered_types(codes: pd.Series) -> list[str]:
+    """Facility types present, in catalogue order, unknown codes after them (sorted)."""
+    present = set(codes.dropna().astype(str))
+    cat = [c for c in facility_catalogue()["code"] if c in present]
+    return cat + sorted(present - set(cat))
+
+
+def type_colors(types: list[str]) -> dict[str, str]:
+    """A stable colour per facility type: the position in the catalogue picks the colour."""
+    codes = list(facility_catalogue()["code"])
+    out = {}
+    for i, t in enumerate(types):
+        pos = codes.index(t) if t in codes else len(codes) + i
+        out[t] = TYPE_PALETTE[pos % len(TYPE_PALETTE)]
+    return out
+
+
+def esc(value: Any) -> str:
+    """HTML-escape one value for display (quotes too); ``None``/NaN become an em dash."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    return html.escape(str(value), quote=True)
+
+
+def format_values(s: pd.Series) -> pd.Series:
+    """Display strings of a column: numbers to 2 decimals without trailing zeros, NaN as —."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.map({True: "✓", False: "✗"}).astype(object).where(s.notna(), "—")
+    if pd.api.types.is_numeric_dtype(s):
+        num = pd.to_numeric(s, errors="coerce").astype(float)
+        txt = pd.Series(np.char.mod("%.2f", np.nan_to_num(num.to_numpy(), nan=0.0)),
+                        index=s.index)
+        txt = txt.str.replace(r"\.?0+$", "", regex=True).str.replace(r"^-0$", "0", regex=True)
+        return txt.where(num.notna(), "—")
+    out = s.astype(object).where(s.notna(), None)
+    return out.map(lambda v: "—" if v is None else (
+        ", ".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else str(v)))
+
+
+def escaped_values(s: pd.Series) -> pd.Series:
+    """``format_values`` then HTML-escaped, ready to insert into markup."""
+    return format_values(s).map(lambda v: html.escape(v, quote=True))

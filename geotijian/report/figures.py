@@ -1,0 +1,390 @@
+"""Static maps for the printed report (PNG/SVG): units choropleth, coverage gaps, problems.
+
+Each figure has a title, a legend, a scale bar (metres, in the study's metric CRS) and a
+north arrow, with Chinese labels set in a CJK font found on the system (Noto Sans CJK,
+Source Han Sans, WenQuanYi ... via matplotlib's font manager and ``fc-list``); without one
+a warning says what to install (Debian ``fonts-noto-cjk``). Output is deterministic: no
+date or software metadata, fixed SVG ids, fixed pixel size (``size_in × dpi``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
+
+import geopandas as gpd  # noqa: E402
+
+from ..errors import LayerError  # noqa: E402
+from ..io.atomic import atomic_path  # noqa: E402
+from ..model import StudyData  # noqa: E402
+from . import _common as c  # noqa: E402
+from .maps import _classify, _ramp, _unit_indicator  # noqa: E402
+
+__all__ = ["find_cjk_font", "units_figure", "coverage_gap_figure", "problem_figure",
+           "save_figures", "FigureWarning"]
+
+PREFERRED_CJK = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Source Han Sans CN",
+                 "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei",
+                 "PingFang SC", "Heiti SC", "Noto Serif CJK SC", "AR PL UMing CN",
+                 "Noto Sans CJK JP", "Noto Sans CJK TC")
+
+
+class FigureWarning(UserWarning):
+    """A static figure was drawn with a degraded setting (e.g. no CJK font)."""
+
+
+@functools.lru_cache(maxsize=1)
+def find_cjk_font() -> str | None:
+    """Family name of a font with Chinese glyphs, or ``None`` when none is installed.
+
+    Looks in matplotlib's font list first; fonts installed after matplotlib built its
+    cache are found with ``fc-list :lang=zh`` and registered for this session.
+    """
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    for name in PREFERRED_CJK:
+        if name in known:
+            return name
+    fc = shutil.which("fc-list")
+    if fc is None:
+        return None
+    try:
+        out = subprocess.run([fc, ":lang=zh", "file"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    files = sorted({line.split(":")[0].strip() for line in out.splitlines() if line.strip()})
+    before = {f.name for f in font_manager.fontManager.ttflist}
+    for f in files[:12]:
+        with contextlib.suppress(Exception):
+            font_manager.fontManager.addfont(f)
+    after = {f.name for f in font_manager.fontManager.ttflist}
+    for name in PREFERRED_CJK:
+        if name in after:
+            return name
+    new = sorted(after - before)
+    return new[0] if new else None
+
+
+@contextlib.contextmanager
+def _style(lang: str) -> Iterator[None]:
+    font = find_cjk_font()
+    if font is None and lang == "zh":
+        warnings.warn("no CJK font found: Chinese labels will render as boxes; install one "
+                      "(Debian: apt-get install fonts-noto-cjk)", FigureWarning, stacklevel=4)
+    family = ([font] if font else []) + ["DejaVu Sans"]
+    with warnings.catch_warnings(), plt.rc_context({"font.family": "sans-serif", "font.sans-serif": family,
+                         "axes.unicode_minus": False, "svg.hashsalt": "geotijian",
+                         "svg.fonttype": "path", "path.simplify": True}):
+        if font is None:  # already said once above; not one warning per missing glyph
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        yield
+
+
+def _metric(gdf: gpd.GeoDataFrame, crs, name: str) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        raise LayerError(name, "has no CRS", fix="set the study CRS (set_crs)")
+    return gdf if gdf.crs.equals(gpd.GeoSeries(crs=crs).crs) else gdf.to_crs(crs)
+
+
+def _check_crs(study: StudyData) -> None:
+    if gpd.GeoSeries(crs=study.crs).crs.is_geographic:
+        raise LayerError("study", f"CRS {study.crs} is geographic: the scale bar needs metres",
+                         fix="use a metric CRS (settings.metric_crs, e.g. EPSG:32651)")
+
+
+def _nice_length(width_m: float) -> float:
+    """A round scale-bar length (1, 2, 5 × 10^n metres) near a fifth of the map width."""
+    target = max(width_m / 5.0, 1.0)
+    exp = np.floor(np.log10(target))
+    cands = np.array([1, 2, 5, 10]) * 10 ** exp
+    return float(cands[cands <= target * 1.25].max())
+
+
+def _scale_bar(ax: plt.Axes, lang: str) -> None:
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _nice_length(x1 - x0)
+    h = (y1 - y0) * 0.012
+    bx, by = x0 + (x1 - x0) * 0.04, y0 + (y1 - y0) * 0.04
+    ax.add_patch(Rectangle((bx - (x1 - x0) * 0.015, by - (y1 - y0) * 0.012),
+                           length + (x1 - x0) * 0.06, h * 5.2, facecolor="white", alpha=0.8,
+                           edgecolor="none", zorder=19))
+    for i in range(4):
+        ax.add_patch(Rectangle((bx + i * length / 4, by), length / 4, h, zorder=20,
+                               facecolor="black" if i % 2 == 0 else "white",
+                               edgecolor="black", linewidth=0.6))
+    unit, div = ("km", 1000.0) if length >= 1000 else ("m", 1.0)
+    for pos in (0.0, length / 2, length):
+        ax.text(bx + pos, by + h * 1.8, f"{pos / div:g}", ha="center", va="bottom", fontsize=7,
+                zorder=20)
+    ax.text(bx + length + (x1 - x0) * 0.012, by + h / 2, unit, ha="left", va="center",
+            fontsize=7, zorder=20)
+
+
+def _north_arrow(ax: plt.Axes, lang: str) -> None:
+    ax.annotate("", xy=(0.94, 0.95), xytext=(0.94, 0.86), xycoords="axes fraction",
+                arrowprops={"facecolor": "black", "edgecolor": "black", "width": 4,
+                            "headwidth": 11, "headlength": 11}, zorder=20)
+    ax.text(0.94, 0.835, "北 N" if lang == "zh" else "N", transform=ax.transAxes,
+            ha="center", va="top", fontsize=9, fontweight="bold", zorder=20)
+
+
+def _extent(study: StudyData, *layers: gpd.GeoDataFrame | None) -> tuple[float, ...]:
+    if study.boundary is not None and len(study.boundary):
+        b = _metric(study.boundary, study.crs, "boundary").total_bounds
+    else:
+        parts = [layer.total_bounds for layer in layers if layer is not None and len(layer)]
+        if not parts:
+            raise LayerError("study", "has nothing to draw", fix="compute units or gaps first")
+        arr = np.vstack(parts)
+        b = np.array([arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max()])
+    pad = 0.04 * max(b[2] - b[0], b[3] - b[1], 1.0)
+    return b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad
+
+
+def _base(study: StudyData, ax: plt.Axes, extent) -> None:
+    ax.set_xlim(extent[0], extent[2])
+    ax.set_ylim(extent[1], extent[3])
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_linewidth(0.6)
+
+
+def _outlines(study: StudyData, ax: plt.Axes) -> None:
+    if study.towns is not None and len(study.towns):
+        _metric(study.towns, study.crs, "towns").boundary.plot(ax=ax, color="#555555",
+                                                               linewidth=0.9, zorder=8)
+    if study.boundary is not None and len(study.boundary):
+        _metric(study.boundary, study.crs, "boundary").boundary.plot(
+            ax=ax, color="#111111", linewidth=1.6, linestyle=(0, (5, 3)), zorder=9)
+
+
+def _credit(fig: plt.Figure, study: StudyData, lang: str) -> None:
+    for ax in fig.axes:  # geopandas labels the axes "Easting [metre]": not wanted on a map
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    txt = f"{study.name} {study.year} · CRS {study.crs}"
+    if study.attribution:
+        txt += f" · {study.attribution}"
+    fig.text(0.01, 0.008, txt, fontsize=6.5, color="#555555", ha="left", va="bottom")
+
+
+def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg", "pdf"):
+        raise ValueError(f"figure format must be .png, .svg or .pdf, got {path.name!r}")
+    meta = {"png": {"Software": None}, "svg": {"Date": None},
+            "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}[fmt]
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
+    plt.close(fig)
+    return path
+
+
+def _new(size_in: tuple[float, float], dpi: int) -> tuple[plt.Figure, plt.Axes]:
+    fig = plt.figure(figsize=size_in, dpi=dpi)
+    ax = fig.add_axes((0.03, 0.05, 0.94, 0.86))
+    return fig, ax
+
+
+def units_figure(study: StudyData, path: str | Path, *, indicator: str | None = None,
+                 lang: str = "zh", scheme: str = "quantiles", k: int = 5,
+                 size_in: tuple[float, float] = (8.0, 8.0), dpi: int = 150) -> Path:
+    """Choropleth of the check-up units (default population density, persons/ha).
+
+    ``indicator``, ``scheme`` and ``k`` as in ``problem_map``; the legend gives the class
+    ranges, the unit and the reference value. Output size is ``size_in × dpi`` pixels.
+    """
+    if study.units is None or not len(study.units):
+        raise LayerError("units", "is missing or empty", fix="delineate the check-up units first")
+    _check_crs(study)
+    path = Path(path)
+    with _style(lang):
+        units = _metric(study.units, study.crs, "units")
+        val, name, unit, ref = _unit_indicator(study, indicator, lang)
+        cls, bins = _classify(val, scheme=scheme, k=k)
+        colors = _ramp(len(bins)) if bins else []
+        fc = np.array(colors + [c.NODATA_COLOR], dtype=object)[np.where(cls >= 0, cls, len(colors))]
+        fig, ax = _new(size_in, dpi)
+        _base(study, ax, _extent(study, units))
+        units.plot(ax=ax, color=list(fc), edgecolor="white", linewidth=0.6, zorder=2)
+        _outlines(study, ax)
+        lo = float(np.nanmin(val)) if np.isfinite(val).any() else 0.0
+        handles = [Patch(facecolor=colors[i], edgecolor="#777777",
+                         label=f"{c.format_values(pd.Series([lo if i == 0 else bins[i - 1]])).iloc[0]}"
+                               f" – {c.format_values(pd.Series([b])).iloc[0]}")
+                   for i, b in enumerate(bins)]
+        if (cls < 0).any():
+            handles.append(Patch(facecolor=c.NODATA_COLOR, edgecolor="#777777",
+                                 label="无数据" if lang == "zh" else "no data"))
+        title = name + (f" ({unit})" if unit else "")
+        if ref is not None:
+            handles.append(Line2D([], [], color="none", label=(
+                f"{'参考值' if lang == 'zh' else 'reference'}: "
+                f"{c.format_values(pd.Series([ref])).iloc[0]} {unit}".strip())))
+        ax.legend(handles=handles, title=title, loc="lower right", fontsize=8, title_fontsize=8.5,
+                  framealpha=0.92)
+        heading = (f"{study.name} 社区体检单元 — {name}" if lang == "zh"
+                   else f"{study.name} check-up units — {name}")
+        fig.suptitle(heading, fontsize=13, y=0.965)
+        _scale_bar(ax, lang)
+        _north_arrow(ax, lang)
+        _credit(fig, study, lang)
+        return _save(fig, path, dpi)
+
+
+def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, *,
+                        lang: str = "zh", size_in: tuple[float, float] = (8.0, 8.0),
+                        dpi: int = 150) -> Path:
+    """Coverage gaps of one facility type: homes beyond the walking radius, by how far.
+
+    Homes are coloured by walk distance to the nearest facility over the service radius
+    (≤ 1.25, ≤ 1.5, ≤ 2, > 2 times), with that type's facilities and service area.
+    """
+    gaps_all = study.coverage_gaps
+    if gaps_all is None:
+        raise LayerError("coverage_gaps", "is missing", fix="compute coverage first")
+    _check_crs(study)
+    path = Path(path)
+    gaps = _metric(gaps_all.loc[gaps_all["facility_type"].astype(str) == facility_type],
+                   study.crs, "coverage_gaps")
+    tname = c.facility_type_name(facility_type, lang)
+    with _style(lang):
+        fig, ax = _new(size_in, dpi)
+        _base(study, ax, _extent(study, gaps, study.units))
+        if study.units is not None and len(study.units):
+            _metric(study.units, study.crs, "units").plot(ax=ax, facecolor="#f4f4f4",
+                                                          edgecolor="#bdbdbd", linewidth=0.5,
+                                                          zorder=1)
+        handles = []
+        color = c.type_colors(c.ordered_types(pd.Series([facility_type])))[facility_type]
+        sa = study.service_areas
+        if sa is not None and len(sa):
+            sa_t = sa.loc[sa["facility_type"].astype(str) == facility_type]
+            if len(sa_t):
+                _metric(sa_t, study.crs, "service_areas").plot(ax=ax, facecolor=color, alpha=0.15,
+                                                               edgecolor=color, linewidth=0.6,
+                                                               zorder=2)
+                handles.append(Patch(facecolor=color, alpha=0.3, edgecolor=color,
+                                     label="服务范围" if lang == "zh" else "service area"))
+        radius = pd.to_numeric(gaps["walk_distance_m"], errors="coerce").astype(float)
+        ratio = pd.to_numeric(gaps["distance_m"], errors="coerce").astype(float) / radius.where(radius > 0)
+        idx = np.digitize(ratio.fillna(np.inf).to_numpy(), c.GAP_RATIO_BREAKS)
+        if len(gaps):
+            gcol = np.array(c.GAP_COLORS, dtype=object)[idx]
+            gaps.plot(ax=ax, color=list(gcol), edgecolor="#333333", linewidth=0.3, markersize=22,
+                      zorder=4)
+        edges = [1.0, *c.GAP_RATIO_BREAKS]
+        for i, col in enumerate(c.GAP_COLORS):
+            rng = f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"> {edges[i]:g}"
+            handles.append(Patch(facecolor=col, edgecolor="#333333",
+                                 label=f"{rng} {'倍半径' if lang == 'zh' else '× radius'} "
+                                       f"({int((idx == i).sum())})"))
+        fac = study.facilities
+        if fac is not None and len(fac) and "type" in fac.columns:
+            f_t = fac.loc[fac["type"].astype(str) == facility_type]
+            if len(f_t):
+                pts = _metric(f_t, study.crs, "facilities").representative_point()
+                pts.plot(ax=ax, color=color, edgecolor="white", linewidth=0.6, markersize=40,
+                         marker="^", zorder=5)
+                handles.append(Line2D([], [], marker="^", color="none", markerfacecolor=color,
+                                      markeredgecolor="white", markersize=8,
+                                      label=f"{tname} ({len(f_t)})"))
+        _outlines(study, ax)
+        r = radius.dropna()
+        r_txt = f"{r.iloc[0]:g} m" if len(r) else "—"
+        pop = pd.to_numeric(gaps.get("population", pd.Series(dtype=float)), errors="coerce").sum()
+        ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.92,
+                  title=("到最近设施步行距离 / 服务半径" if lang == "zh"
+                         else "walk to nearest / radius"), title_fontsize=8.5)
+        heading = (f"{tname}覆盖缺口 (服务半径 {r_txt}): {len(gaps)} 处, 涉及 {pop:,.0f} 人"
+                   if lang == "zh" else
+                   f"{tname}: coverage gaps (radius {r_txt}): {len(gaps)} homes, {pop:,.0f} residents")
+        fig.suptitle(heading, fontsize=12.5, y=0.965)
+        _scale_bar(ax, lang)
+        _north_arrow(ax, lang)
+        _credit(fig, study, lang)
+        return _save(fig, path, dpi)
+
+
+def problem_figure(study: StudyData, path: str | Path, *, lang: str = "zh",
+                   size_in: tuple[float, float] = (8.0, 8.0), dpi: int = 150) -> Path:
+    """Problem map: problems by class (限时解决 / 尽力解决 / 长期谋划) over the units."""
+    pr = study.problems
+    if pr is None:
+        raise LayerError("problems", "is missing", fix="run the assessment first")
+    _check_crs(study)
+    path = Path(path)
+    pr = _metric(pr, study.crs, "problems")
+    with _style(lang):
+        fig, ax = _new(size_in, dpi)
+        _base(study, ax, _extent(study, pr, study.units))
+        if study.units is not None and len(study.units):
+            _metric(study.units, study.crs, "units").plot(ax=ax, facecolor="#f4f4f4",
+                                                          edgecolor="#bdbdbd", linewidth=0.5,
+                                                          zorder=1)
+        handles = []
+        for cls_name in c.ordered_classes(pr["problem_class"]):
+            sub = pr.loc[pr["problem_class"].astype(str) == cls_name]
+            col = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
+            poly = sub.geom_type.isin(["Polygon", "MultiPolygon"])
+            if poly.any():
+                sub.loc[poly].plot(ax=ax, facecolor=col, alpha=0.3, edgecolor="none", zorder=3)
+                sub.loc[poly].boundary.plot(ax=ax, color=col, linewidth=1.4, linestyle="--",
+                                            zorder=4)
+            if (~poly).any():
+                sub.loc[~poly].representative_point().plot(ax=ax, color=col, markersize=36,
+                                                           edgecolor="white", zorder=5)
+            handles.append(Patch(facecolor=col, alpha=0.6, edgecolor=col,
+                                 label=f"{c.problem_class_label(cls_name, lang)} ({len(sub)})"))
+        _outlines(study, ax)
+        ax.legend(handles=handles, loc="lower right", fontsize=8.5, framealpha=0.92,
+                  title="问题类别" if lang == "zh" else "problem class", title_fontsize=9)
+        heading = (f"{study.name} {study.year} 年城市体检问题分布 ({len(pr)} 项)" if lang == "zh"
+                   else f"{study.name} {study.year} check-up problems ({len(pr)})")
+        fig.suptitle(heading, fontsize=13, y=0.965)
+        _scale_bar(ax, lang)
+        _north_arrow(ax, lang)
+        _credit(fig, study, lang)
+        return _save(fig, path, dpi)
+
+
+def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
+                 lang: str = "zh", indicator: str | None = None, dpi: int = 150) -> list[Path]:
+    """Every figure the study supports, into ``out_dir``; returns the written paths.
+
+    ``units.<fmt>`` (choropleth), ``gaps_<facility_type>.<fmt>`` (one per type with gaps),
+    ``problems.<fmt>``.
+    """
+    out = Path(out_dir)
+    written: list[Path] = []
+    for fmt in formats:
+        if study.units is not None and len(study.units):
+            written.append(units_figure(study, out / f"units.{fmt}", indicator=indicator,
+                                        lang=lang, dpi=dpi))
+        if study.coverage_gaps is not None and len(study.coverage_gaps):
+            for t in c.ordered_types(study.coverage_gaps["facility_type"]):
+                written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}", lang=lang,
+                                                   dpi=dpi))
+        if study.problems is not None and len(study.problems):
+            written.append(problem_figure(study, out / f"problems.{fmt}", lang=lang, dpi=dpi))
+    return written

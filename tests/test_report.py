@@ -1,0 +1,456 @@
+"""Report attachments: offline problem map (HTML), static figures, styled GeoPackage."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import shapely
+from pyproj import Transformer
+from shapely.geometry import Point, box
+
+from geotijian.errors import ConfigError, CoordinateWarning, LayerError
+from geotijian.model import GAP_COLUMNS, LEDGER_COLUMNS, PROBLEM_COLUMNS, UNIT_COLUMNS, StudyData
+from geotijian.report import gpkg as gpkg_mod
+from geotijian.report import maps
+from geotijian.report import figures
+
+XSS = "<img src=x onerror=alert(1)>"
+XSS_SUGGESTION = "加装电梯 <script>alert(2)</script>"
+CRS = "EPSG:32651"
+
+
+def make_study() -> StudyData:
+    """A small synthetic study in EPSG:32651 around 121.25E 31.38N, all model columns."""
+    x0, y0 = Transformer.from_crs("EPSG:4326", CRS, always_xy=True).transform(121.25, 31.38)
+    x0, y0 = round(x0, -1), round(y0, -1)
+    S = 2000.0
+    boundary = gpd.GeoDataFrame({"boundary_id": ["B1"], "name": ["测试街道"]},
+                                geometry=[box(x0, y0, x0 + S, y0 + S)], crs=CRS)
+    towns = gpd.GeoDataFrame(
+        {"town_code": ["T1", "T2"], "name": ["安亭镇", "<b>马陆镇</b>"],
+         "population": [12000.0, 9000.0]},
+        geometry=[box(x0, y0, x0 + S / 2, y0 + S), box(x0 + S / 2, y0, x0 + S, y0 + S)], crs=CRS)
+    quads = [box(x0 + i * S / 2, y0 + j * S / 2, x0 + (i + 1) * S / 2, y0 + (j + 1) * S / 2)
+             for i in range(2) for j in range(2)]
+    committees = gpd.GeoDataFrame(
+        {"committee_id": [f"C{i}" for i in range(4)], "name": ["一村", "二村", "三村", "四村"],
+         "town_code": ["T1", "T1", "T2", "T2"], "population": [5000.0, 6000.0, 4000.0, 5000.0],
+         "households": [2000.0, 2500.0, 1600.0, 2100.0]}, geometry=quads, crs=CRS)
+    units = gpd.GeoDataFrame(
+        {"unit_id": [f"U{i}" for i in range(4)], "town_code": ["T1", "T1", "T2", "T2"],
+         "town_name": ["安亭镇", "安亭镇", "马陆镇", "马陆镇"],
+         "committees": ["C0", "C1", "C2", "C3"], "population": [5000.0, 6000.0, 4000.0, 9000.0],
+         "households": [2000.0, 2500.0, 1600.0, 3600.0], "area_ha": [100.0] * 4,
+         "compound_count": [2, 2, 2, 2], "compactness": [0.78, 0.78, 0.78, 0.78],
+         "flag": [False, False, True, False], "flag_reason": [None, None, "人口低于 5000", None]},
+        geometry=quads, crs=CRS)
+    blocks = gpd.GeoDataFrame(
+        {"block_id": [f"BK{i}" for i in range(8)], "town_code": ["T1"] * 4 + ["T2"] * 4,
+         "population": [2500.0, 2500.0, 3000.0, 3000.0, 2000.0, 2000.0, 4500.0, 4500.0],
+         "area_ha": [50.0] * 8},
+        geometry=[box(q.bounds[0], q.bounds[1] + h * S / 4, q.bounds[2], q.bounds[1] + (h + 1) * S / 4)
+                  for q in quads for h in range(2)], crs=CRS)
+    comp_geoms = [g.centroid.buffer(150, quad_segs=4) for g in blocks.geometry]
+    compounds = gpd.GeoDataFrame(
+        {"compound_id": [f"X{i}" for i in range(8)], "name": [f"花园{i}期" for i in range(8)],
+         "population": blocks["population"].to_numpy(), "households": [800.0] * 8,
+         "build_year": [1995.0, 2001, 2008, 2010, 1988, 1999, 2015, 2020],
+         "committee_id": ["C0", "C0", "C1", "C1", "C2", "C2", "C3", "C3"]},
+        geometry=comp_geoms, crs=CRS)
+    rng = np.random.default_rng(7)
+    n_kg = 60
+    kg = rng.uniform([x0 + 50, y0 + 50], [x0 + S - 50, y0 + S - 50], size=(n_kg, 2))
+    fac_geoms = [Point(p) for p in kg] + [Point(x0 + 400, y0 + 400), Point(x0 + 1500, y0 + 600),
+                                          Point(x0 + 900, y0 + 1700)]
+    fac_geoms.append(box(x0 + 1200, y0 + 1200, x0 + 1400, y0 + 1350))  # a park as an area
+    facilities = gpd.GeoDataFrame(
+        {"facility_id": [f"F{i:03d}" for i in range(n_kg + 4)],
+         "type": ["kindergarten"] * n_kg + ["primary_school"] * 3 + ["park_5min"],
+         "name": [f"幼儿园{i}" for i in range(n_kg)] + [XSS, "第二小学", "第三小学", "口袋公园"],
+         "capacity": [float(v) for v in rng.integers(90, 400, n_kg)] + [900.0, 1200.0, np.nan, np.nan]},
+        geometry=fac_geoms, crs=CRS)
+    gp = rng.uniform([x0, y0], [x0 + S, y0 + S], size=(12, 2))
+    gaps = gpd.GeoDataFrame(
+        {"home_id": [f"X{i % 8}" for i in range(12)], "home_kind": ["compound"] * 12,
+         "unit_id": [f"U{i % 4}" for i in range(12)],
+         "facility_type": ["kindergarten"] * 6 + ["primary_school"] * 6,
+         "facility_name_zh": ["幼儿园"] * 6 + ["小学"] * 6,
+         "walk_distance_m": [300.0] * 6 + [500.0] * 6,
+         "distance_m": [320.0, 380.0, 460.0, 700.0, np.nan, 350.0,
+                        520.0, 640.0, 800.0, 1200.0, 510.0, 990.0],
+         "population": [800.0] * 12},
+        geometry=[Point(p) for p in gp], crs=CRS)
+    svc = gpd.GeoDataFrame(
+        {"facility_type": ["kindergarten", "primary_school"],
+         "facility_name_zh": ["幼儿园", "小学"], "walk_distance_m": [300.0, 500.0]},
+        geometry=[shapely.union_all([Point(p).buffer(300) for p in kg[:10]]),
+                  shapely.union_all([g.buffer(500) for g in fac_geoms[n_kg:n_kg + 3]])], crs=CRS)
+    problems = gpd.GeoDataFrame(
+        {"problem_id": ["P001", "P002", "P003", "P004"],
+         "indicator_code": ["c_kindergarten_gap", "c_parking_gap", "c_kindergarten_gap",
+                            "c_activity_ground_gap"],
+         "name_zh": ["未达标配建的幼儿园数量", "停车泊位缺口数", "未达标配建的幼儿园数量",
+                     "未达标配建的公共活动场地数量"],
+         "dimension": ["宜居", "宜居", "宜居", "活力"], "level": ["unit"] * 4,
+         "area_id": ["U0", "U1", "U2", "U3"], "value": [2.0, 150.0, 1.0, 3.0],
+         "reference": [0.0, 0.0, 0.0, 0.0], "gap": [2.0, 150.0, 1.0, 3.0],
+         "problem_class": ["限时解决", "尽力解决", "长期谋划", "限时解决"],
+         "affected_population": [5000.0, 6000.0, 4000.0, 9000.0],
+         "suggestion": ["新建一所 6 班幼儿园", XSS_SUGGESTION, "远期结合更新预留用地", None]},
+        geometry=list(units.geometry), crs=CRS)
+    cells = [box(x0 + i * 250, y0 + j * 250, x0 + (i + 1) * 250, y0 + (j + 1) * 250)
+             for i in range(8) for j in range(8)]
+    z = np.linspace(-2.0, 4.0, len(cells))
+    hotspots = gpd.GeoDataFrame(
+        {"cell_id": [f"H{i:02d}" for i in range(len(cells))], "category": ["噪声扰民"] * len(cells),
+         "count": rng.integers(0, 30, len(cells)).astype(float), "z_score": z,
+         "p_value": np.where(np.abs(z) > 2.58, 0.005, np.where(np.abs(z) > 1.96, 0.03, 0.4)),
+         "significant": np.abs(z) > 1.96}, geometry=cells, crs=CRS)
+    ledger = pd.DataFrame(
+        {"problem_id": ["P001", "P002", "P003", "P004"],
+         "indicator_code": problems["indicator_code"], "area_id": problems["area_id"],
+         "status": ["新增", "持续", "已解决", "新增"],
+         "first_seen": [2024, 2023, 2022, 2024], "last_seen": [2024] * 4,
+         "history": [[2024], [2023, 2024], [2022, 2023], [2024]]})
+    indicator_table = pd.DataFrame(
+        {"level": ["unit"] * 4, "area_id": [f"U{i}" for i in range(4)],
+         "area_name": ["单元一", "单元二", "单元三", "单元四"],
+         "code": ["c_kindergarten_gap"] * 4, "name_zh": ["未达标配建的幼儿园数量"] * 4,
+         "dimension": ["宜居"] * 4, "unit": ["个"] * 4, "value": [2.0, 0.0, 1.0, 4.0],
+         "reference": [0.0] * 4, "judgement": ["不达标", "达标", "不达标", "不达标"],
+         "gap": [2.0, 0.0, 1.0, 4.0]})
+    assert list(units.columns[:-1]) == UNIT_COLUMNS
+    assert list(gaps.columns[:-1]) == GAP_COLUMNS
+    assert list(problems.columns[:-1]) == PROBLEM_COLUMNS
+    assert list(ledger.columns) == LEDGER_COLUMNS
+    return StudyData(name="测试区", year=2024, boundary=boundary, towns=towns,
+                     committees=committees, units=units, blocks=blocks, compounds=compounds,
+                     facilities=facilities, coverage_gaps=gaps, service_areas=svc,
+                     problems=problems, hotspots=hotspots, ledger=ledger,
+                     indicator_table=indicator_table,
+                     meta={"osm_sources": ["jiading.osm.pbf"]})
+
+
+@pytest.fixture(scope="module")
+def study() -> StudyData:
+    return make_study()
+
+
+@pytest.fixture(scope="module")
+def map_html(study, tmp_path_factory) -> tuple[Path, str]:
+    path = maps.save_problem_map(maps.problem_map(study), tmp_path_factory.mktemp("map") / "m.html")
+    return path, path.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ interactive map
+
+def test_map_is_self_contained(map_html):
+    from bs4 import BeautifulSoup
+
+    path, text = map_html
+    soup = BeautifulSoup(text, "html.parser")
+    scripts = soup.find_all("script")
+    assert scripts, "no script at all"
+    remote = [s.get("src") for s in scripts if s.get("src")]
+    assert remote == [], f"scripts loaded from files/URLs: {remote}"
+    links = [link.get("href") for link in soup.find_all("link")]
+    assert not [h for h in links if h and re.match(r"\s*(https?:)?//", h)], links
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//[^"']*\.(?:js|css)""", text, re.I)
+    assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "code.jquery" not in text
+    # Leaflet and markercluster are inlined (60 kindergartens are clustered)
+    assert "Leaflet 1.9.4" in text and "MarkerClusterGroup" in text
+    assert "sourceMappingURL" not in text
+    size = path.stat().st_size
+    print(f"problem map HTML size: {size / 1024:.0f} KiB")
+    assert size < 1_000_000
+
+
+def layer_control_names(text: str) -> dict[str, str]:
+    """Layer-control entries of a saved map: name -> JS variable (names JSON-decoded)."""
+    block = re.search(r"_layers = \{(.*?)\n\s*\};", text, re.S)
+    assert block, "no layer control in the map"
+    return {json.loads(k): v for k, v in
+            re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*(\w+),', block.group(1), re.M)}
+
+
+def test_map_has_every_layer(map_html):
+    _, text = map_html
+    names = layer_control_names(text)
+    for name in ["研究范围", "街镇", "社区体检单元: 人口密度", "设施服务范围", "覆盖缺口: 幼儿园 (6)",
+                 "覆盖缺口: 小学 (6)", "热线热点 (显著)", "问题: 限时解决 (2)", "问题: 尽力解决 (1)",
+                 "问题: 长期谋划 (1)", "设施: 幼儿园 (60)", "设施: 小学 (3)",
+                 "OpenStreetMap 底图", "空白底图 (离线)"]:
+        assert any(n.startswith(name) for n in names), (name, list(names))
+    assert len(names) == 15
+    for var in names.values():  # every layer is defined in the page
+        assert f"var {var} = " in text
+    assert "L.control.layers" in text and "L.markerClusterGroup" in text
+    assert "测试区 2024 年城市体检问题地图" in text  # title
+    attr = re.search(r"addAttribution\((\"[^\"]*\")\)", text)
+    assert attr and json.loads(attr.group(1)) == "© OpenStreetMap contributors, ODbL"
+    assert "人口密度 (人/公顷)" in text  # legend with unit
+
+
+def test_map_escapes_data_text(map_html):
+    _, text = map_html
+    assert XSS not in text
+    assert "<img src=x" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<script>alert(2)" not in text and "&lt;script&gt;alert(2)" in text
+    assert "<b>马陆镇</b>" not in text and "&lt;b&gt;马陆镇&lt;/b&gt;" in text.replace("<\\/", "</")
+    # the suggestion and Chinese field names are in the popups
+    assert "新建一所 6 班幼儿园" in text and "影响人口(人)" in text and "建议" in text
+
+
+def test_map_coordinates_rounded_and_deterministic(study, map_html):
+    _, text = map_html
+    coords = re.findall(r'"coordinates":(\[[^"]*?\]\]?\]?\]?)', text)
+    assert coords
+    decimals = [len(n.split(".")[1]) for c in coords for n in re.findall(r"-?\d+\.\d+", c)]
+    assert max(decimals) <= 5
+    again = maps.render_problem_map(maps.problem_map(study))
+    assert again == text
+
+
+def test_map_english_and_indicator(study):
+    text = maps.render_problem_map(maps.problem_map(study, lang="en", indicator="c_kindergarten_gap"))
+    assert "urban check-up problem map" in text and "problems: solve within a deadline" in text
+    assert "reference value: 0" in text
+    zh = maps.render_problem_map(maps.problem_map(study, indicator="c_kindergarten_gap"))
+    assert "未达标配建的幼儿园数量 (个)" in zh and "参考值: 0 个" in zh
+    with pytest.raises(ConfigError, match="indicator"):
+        maps.problem_map(study, indicator="no_such_indicator")
+    with pytest.raises(ValueError):
+        maps.problem_map(study, lang="fr")
+
+
+def test_map_basemaps(study):
+    with pytest.raises(ConfigError, match="tianditu_key"):
+        maps.problem_map(study, basemap="tianditu")
+    text = maps.render_problem_map(maps.problem_map(study, basemap="tianditu", tianditu_key="k&1"))
+    assert "tk=k%261" in text.replace("\\u0026", "&") and "天地图矢量底图" in json.dumps(
+        layer_control_names(text), ensure_ascii=False)
+    with pytest.raises(ConfigError, match="basemap"):
+        maps.problem_map(study, basemap=("amap", "osm"))
+    with pytest.raises(ConfigError, match="basemap"):
+        maps.problem_map(study, basemap="google")
+    with pytest.warns(CoordinateWarning, match="GCJ-02"):
+        maps.problem_map(study, basemap="amap", amap_shift=False)
+    blank = maps.render_problem_map(maps.problem_map(study, basemap="blank"))
+    assert "tile.openstreetmap.org" not in blank
+
+
+def test_amap_shift_moves_overlays_about_500m(study):
+    plain = maps._to_web(study.boundary, simplify_m=0, decimals=6, gcj=False, layer="boundary")
+    shifted = maps._to_web(study.boundary, simplify_m=0, decimals=6, gcj=True, layer="boundary")
+    a = plain.to_crs(CRS).geometry.iloc[0].centroid
+    b = shifted.set_crs("EPSG:4326", allow_override=True).to_crs(CRS).geometry.iloc[0].centroid
+    assert 400 < a.distance(b) < 650  # Jiading: GCJ-02 sits ~480 m ESE of WGS84
+    assert b.x > a.x
+    text = maps.render_problem_map(maps.problem_map(study, basemap="amap"))
+    assert "autonavi" in text and "tile.openstreetmap.org" not in text
+
+
+def test_map_without_osm_has_no_osm_attribution(study):
+    s2 = make_study()
+    s2.meta = {}
+    text = maps.render_problem_map(maps.problem_map(s2, basemap="blank"))
+    assert "ODbL" not in text
+
+
+def test_map_rejects_empty_study():
+    with pytest.raises(LayerError, match="nothing|no layer"):
+        maps.problem_map(StudyData())
+
+
+# ------------------------------------------------------------------ GeoPackage
+
+@pytest.fixture(scope="module")
+def gpkg_path(study, tmp_path_factory) -> Path:
+    return gpkg_mod.write_gpkg(study, tmp_path_factory.mktemp("gpkg") / "study.gpkg")
+
+
+def test_gpkg_layers_crs_counts_types(study, gpkg_path):
+    listed = dict(pyogrio.list_layers(gpkg_path))
+    spatial = study.layers()
+    for name, gdf in spatial.items():
+        assert name in listed, name
+        info = pyogrio.read_info(gpkg_path, layer=name)
+        assert info["crs"] == "EPSG:32651", name
+        assert info["features"] == len(gdf), name
+    for name in ("ledger", "indicator_table", "layer_styles"):
+        assert listed[name] is None  # attribute tables
+    info = pyogrio.read_info(gpkg_path, layer="units")
+    types = dict(zip(info["fields"], info["dtypes"]))
+    assert types == {"unit_id": "object", "town_code": "object", "town_name": "object",
+                     "committees": "object", "population": "float64", "households": "float64",
+                     "area_ha": "float64", "compound_count": "int64", "compactness": "float64",
+                     "flag": "bool", "flag_reason": "object"}
+    assert pyogrio.read_info(gpkg_path, layer="facilities")["geometry_type"] == "Unknown"
+    back = pyogrio.read_dataframe(gpkg_path, layer="units")
+    assert back["unit_id"].tolist() == study.units["unit_id"].tolist()
+    assert back.geometry.geom_equals_exact(study.units.geometry.reset_index(drop=True), 1e-6).all()
+    ledger = pyogrio.read_dataframe(gpkg_path, layer="ledger")
+    assert [json.loads(h) for h in ledger["history"]] == study.ledger["history"].tolist()
+    fac = pyogrio.read_dataframe(gpkg_path, layer="facilities")
+    assert XSS in fac["name"].tolist()  # data kept verbatim in the GeoPackage
+    meta = pyogrio.read_info(gpkg_path, layer="boundary")["dataset_metadata"]
+    assert meta["ATTRIBUTION"] == "© OpenStreetMap contributors, ODbL"
+    lmeta = pyogrio.read_info(gpkg_path, layer="units")["layer_metadata"]
+    assert lmeta["IDENTIFIER"] == "社区体检单元" and "ODbL" in lmeta["DESCRIPTION"]
+
+
+def test_gpkg_styles_and_aliases(study, gpkg_path):
+    styles = pyogrio.read_dataframe(gpkg_path, layer="layer_styles")
+    assert sorted(styles["f_table_name"]) == sorted(study.layers())
+    assert styles["useAsDefault"].all()
+    with sqlite3.connect(gpkg_path) as con:
+        cols = [r[1] for r in con.execute("PRAGMA table_info(layer_styles)")]
+        assert cols == ["id", "f_table_catalog", "f_table_schema", "f_table_name",
+                        "f_geometry_column", "styleName", "styleQML", "styleSLD", "useAsDefault",
+                        "description", "owner", "ui", "update_time"]
+        alias = con.execute("SELECT name FROM gpkg_data_columns WHERE table_name='units' AND "
+                            "column_name='population'").fetchone()
+        assert alias == ("常住人口(人)",)
+        geom_cols = dict(con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+        styled = dict(con.execute("SELECT f_table_name, f_geometry_column FROM layer_styles"))
+        assert styled == geom_cols
+    import xml.etree.ElementTree as ET
+
+    qml = dict(zip(styles["f_table_name"], styles["styleQML"]))
+    for name, text in qml.items():
+        root = ET.fromstring(text.split("\n", 1)[1])
+        assert root.tag == "qgis" and root.find("renderer-v2") is not None, name
+    pr = ET.fromstring(qml["problems"].split("\n", 1)[1]).find("renderer-v2")
+    assert pr.get("type") == "categorizedSymbol" and pr.get("attr") == "problem_class"
+    assert [cat.get("value") for cat in pr.iter("category")] == ["限时解决", "尽力解决", "长期谋划"]
+    un = ET.fromstring(qml["units"].split("\n", 1)[1])
+    assert un.find("renderer-v2").get("type") == "graduatedSymbol"
+    assert {a.get("field"): a.get("name") for a in un.iter("alias")}["area_ha"] == "面积(公顷)"
+    fac = ET.fromstring(qml["facilities"].split("\n", 1)[1])
+    assert XSS not in [c.get("value") for c in fac.iter("category")]  # categories are types
+
+
+def test_gpkg_deterministic_bytes(study, gpkg_path, tmp_path):
+    again = gpkg_mod.write_gpkg(study, tmp_path / "again.gpkg")
+    assert again.read_bytes() == gpkg_path.read_bytes()
+
+
+def test_gpkg_crash_mid_write_keeps_old_file(study, tmp_path, monkeypatch):
+    target = gpkg_mod.write_gpkg(study, tmp_path / "s.gpkg")
+    before = target.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash after the layers were written")
+
+    monkeypatch.setattr(gpkg_mod, "_post_process", boom)
+    s2 = make_study()
+    s2.units = s2.units.iloc[:2]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        gpkg_mod.write_gpkg(s2, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.gpkg"]  # no temp leftovers
+    assert pyogrio.read_info(target, layer="units")["features"] == 4
+
+
+def test_gpkg_non_ascii_fields_and_missing_crs(tmp_path):
+    s = make_study()
+    s.compounds = s.compounds.assign(**{"备注": ["老旧小区"] * 8, "fid": range(8)})
+    p = gpkg_mod.write_gpkg(s, tmp_path / "a.gpkg")
+    fields = list(pyogrio.read_info(p, layer="compounds")["fields"])
+    assert all(f.isascii() for f in fields)
+    assert "fid_src" in fields
+    with sqlite3.connect(p) as con:
+        rows = dict(con.execute("SELECT name, column_name FROM gpkg_data_columns "
+                                "WHERE table_name='compounds'").fetchall())
+    assert rows["备注"] in fields
+    s.towns = s.towns.set_crs(None, allow_override=True)
+    with pytest.raises(LayerError, match="towns"):
+        gpkg_mod.write_gpkg(s, tmp_path / "b.gpkg")
+    assert not (tmp_path / "b.gpkg").exists()
+
+
+# ------------------------------------------------------------------ static figures
+
+needs_cjk = pytest.mark.skipif(figures.find_cjk_font() is None,
+                               reason="no CJK font installed (Debian: apt-get install fonts-noto-cjk)")
+
+
+@needs_cjk
+def test_figures_written_with_cjk_glyphs(study, tmp_path):
+    from PIL import Image
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        paths = figures.save_figures(study, tmp_path, formats=("png", "svg"))
+    glyph = [str(w.message) for w in rec if "Glyph" in str(w.message) or "missing from" in str(w.message)]
+    assert glyph == []
+    names = sorted(p.name for p in paths)
+    assert names == sorted(["units.png", "gaps_kindergarten.png", "gaps_primary_school.png",
+                            "problems.png", "units.svg", "gaps_kindergarten.svg",
+                            "gaps_primary_school.svg", "problems.svg"])
+    for p in paths:
+        assert p.stat().st_size > 10_000, p
+        if p.suffix == ".png":
+            with Image.open(p) as im:
+                assert im.size == (1200, 1200)
+                # a real map: many colours, not a blank canvas
+                assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+        else:
+            head = p.read_text(encoding="utf-8")[:400]
+            assert "<svg" in head
+            assert "<dc:date>" not in p.read_text(encoding="utf-8")
+
+
+@needs_cjk
+def test_figures_deterministic(study, tmp_path):
+    a = figures.problem_figure(study, tmp_path / "a.png")
+    b = figures.problem_figure(study, tmp_path / "b.png")
+    assert a.read_bytes() == b.read_bytes()
+    a = figures.units_figure(study, tmp_path / "a.svg", indicator="c_kindergarten_gap")
+    b = figures.units_figure(study, tmp_path / "b.svg", indicator="c_kindergarten_gap")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_figure_without_cjk_font_warns(study, tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "find_cjk_font", lambda: None)
+    with pytest.warns(figures.FigureWarning, match="fonts-noto-cjk"):
+        figures.problem_figure(study, tmp_path / "p.png", dpi=40)
+    assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_figure_scale_bar_lengths():
+    assert figures._nice_length(2240) == 500
+    assert figures._nice_length(46_000) == 10_000
+    assert figures._nice_length(900) == 200
+
+
+def test_figure_rejects_geographic_study(study, tmp_path):
+    s = make_study()
+    s.crs = "EPSG:4326"
+    with pytest.raises(LayerError, match="geographic"):
+        figures.problem_figure(s, tmp_path / "x.png")
+
+
+# ------------------------------------------------------------------ the packaged sample
+
+def test_sample_district_renders(tmp_path):
+    sample = pytest.importorskip("geotijian.sample", reason="geotijian.sample not written yet")
+    study = sample.make_sample_district()
+    m = maps.problem_map(study)
+    html_path = maps.save_problem_map(m, tmp_path / "sample.html")
+    assert html_path.stat().st_size > 100_000
+    g = gpkg_mod.write_gpkg(study, tmp_path / "sample.gpkg")
+    listed = dict(pyogrio.list_layers(g))
+    for name, gdf in study.layers().items():
+        assert pyogrio.read_info(g, layer=name)["features"] == len(gdf), name
+    assert "layer_styles" in listed

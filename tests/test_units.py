@@ -1,0 +1,542 @@
+"""Blocks, compounds and community check-up units (issue 4).
+
+Generated layouts (grid roads, compounds with residents, committees, towns) drive the
+property tests; the sample district and the Shanghai/Beijing OSM extracts drive the rest.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from geotijian import settings
+from geotijian.errors import FeasibilityError, GeotijianWarning, LayerError
+from geotijian.model import UNIT_COLUMNS
+from geotijian.units import (
+    _highway_mask,
+    assign_compounds,
+    compounds_from_landuse,
+    delineate_blocks,
+    delineate_units,
+    polsby_popper,
+    range_compliance,
+)
+
+CRS = "EPSG:32651"
+X0, Y0 = 350000.0, 3470000.0
+
+
+# ----------------------------------------------------------------------------- layouts
+
+def make_layout(nx=6, ny=5, cell=300.0, seed=0, pop_range=(500, 4000), towns=2, committees=True,
+                cut_compounds=2, max_per_cell=3, river=None):
+    """A generated district: tertiary grid roads (plus one residential road that must not
+    bound blocks), ``towns`` towns side by side, 0-``max_per_cell`` compounds per cell, a few
+    compounds straddling a road, committees of 2×2 cells. ``river=(row, width)`` adds a river
+    polygon along the horizontal road ``row`` (the road itself is kept: bridges)."""
+    rng = np.random.default_rng(seed)
+    W, H = nx * cell, ny * cell
+    boundary = gpd.GeoDataFrame({"boundary_id": ["B1"]}, geometry=[shapely.box(X0, Y0, X0 + W, Y0 + H)], crs=CRS)
+    lines = [shapely.LineString([(X0 + i * cell, Y0 - 50), (X0 + i * cell, Y0 + H + 50)]) for i in range(nx + 1)]
+    lines += [shapely.LineString([(X0 - 50, Y0 + j * cell), (X0 + W + 50, Y0 + j * cell)]) for j in range(ny + 1)]
+    lines.append(shapely.LineString([(X0 + cell / 2, Y0), (X0 + cell / 2, Y0 + H)]))
+    roads = gpd.GeoDataFrame({"road_id": [f"R{i}" for i in range(len(lines))],
+                              "highway": ["tertiary"] * (len(lines) - 1) + ["residential"]},
+                             geometry=lines, crs=CRS)
+    xs = np.linspace(0, nx, towns + 1).round().astype(int)
+    towns_g = gpd.GeoDataFrame(
+        {"town_code": [f"T{t + 1:02d}" for t in range(towns)], "name": [f"镇{t + 1}" for t in range(towns)]},
+        geometry=[shapely.box(X0 + xs[t] * cell, Y0, X0 + xs[t + 1] * cell, Y0 + H) for t in range(towns)], crs=CRS)
+    comps = []
+    k = 0
+    for i in range(nx):
+        for j in range(ny):
+            m = int(rng.integers(0, max_per_cell + 1))
+            for q in range(m):
+                a, b = X0 + i * cell + 15, X0 + (i + 1) * cell - 15
+                c0 = Y0 + j * cell + 15 + q * (cell - 30) / m
+                c1 = c0 + (cell - 30) / m - 5
+                k += 1
+                comps.append(dict(compound_id=f"X{k:04d}", name=f"小区{k}", population=float(rng.integers(*pop_range)),
+                                  households=float(rng.integers(100, 900)), geometry=shapely.box(a, c0, b, c1)))
+    inner = [i for i in range(1, nx) if i not in xs]
+    for q in range(cut_compounds if inner else 0):
+        i, j = inner[q % len(inner)], q % ny
+        k += 1
+        comps.append(dict(compound_id=f"X{k:04d}", name=f"跨路小区{k}", population=float(rng.integers(*pop_range)),
+                          households=300.0,
+                          geometry=shapely.box(X0 + i * cell - 80, Y0 + j * cell + 100, X0 + i * cell + 80, Y0 + j * cell + 140)))
+    compounds = gpd.GeoDataFrame(comps, geometry="geometry", crs=CRS) if comps else gpd.GeoDataFrame(
+        {"compound_id": [], "population": []}, geometry=[], crs=CRS)
+    if cut_compounds and len(compounds):
+        cut = compounds["name"].str.startswith("跨路").to_numpy()
+        cu = shapely.union_all(compounds.geometry.values[cut])
+        g = compounds.geometry.values.copy()
+        g[~cut] = shapely.difference(g[~cut], cu)
+        compounds = compounds.set_geometry(g)
+        compounds = compounds[~compounds.geometry.is_empty].reset_index(drop=True)
+    water = None
+    if river is not None:
+        row, width = river
+        water = gpd.GeoDataFrame({"water_id": ["W1"], "kind": ["river"]},
+                                 geometry=[shapely.box(X0 - 100, Y0 + row * cell - width / 2, X0 + W + 100,
+                                                       Y0 + row * cell + width / 2)], crs=CRS)
+        g = compounds.geometry.values
+        compounds = compounds.set_geometry(shapely.difference(g, water.geometry.iloc[0]))
+        compounds = compounds[~compounds.geometry.is_empty].reset_index(drop=True)
+    comm = None
+    if committees:
+        cg, ids, tc = [], [], []
+        for t in range(towns):
+            for i in range(xs[t], xs[t + 1], 2):
+                for j in range(0, ny, 2):
+                    ids.append(f"C{len(ids) + 1:03d}")
+                    tc.append(f"T{t + 1:02d}")
+                    cg.append(shapely.box(X0 + i * cell, Y0 + j * cell, X0 + min(i + 2, xs[t + 1]) * cell,
+                                          Y0 + min(j + 2, ny) * cell))
+        comm = gpd.GeoDataFrame({"committee_id": ids, "name": [f"居委{x}" for x in ids], "town_code": tc},
+                                geometry=cg, crs=CRS)
+    return dict(boundary=boundary, roads=roads, towns=towns_g, compounds=compounds, committees=comm, water=water)
+
+
+def _units(layout, committees=True, **kw):
+    b = delineate_blocks(layout["roads"], layout["boundary"], towns=layout["towns"],
+                         barriers=[layout["water"]] if layout["water"] is not None else ())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeotijianWarning)
+        u = delineate_units(b, layout["compounds"], layout["committees"] if committees else None,
+                            layout["towns"], **kw)
+    return b, u
+
+
+def _check_invariants(layout, blocks, units, lo=5000, hi=12000):
+    comp = layout["compounds"]
+    cu = units.attrs["geotijian"]["compound_unit"]
+    # every compound in exactly one unit, and the unit really holds (most of) it
+    assert set(cu) == set(comp["compound_id"])
+    ug = units.set_index("unit_id").geometry
+    share = shapely.area(shapely.intersection(comp.geometry.values, ug.loc[[cu[c] for c in comp["compound_id"]]].values))
+    assert (share >= 0.999 * shapely.area(comp.geometry.values)).all()  # never split
+    # population conserved
+    assert units["population"].sum() == pytest.approx(comp["population"].sum())
+    # no overlaps, units tile the blocks
+    assert shapely.coverage_is_valid(shapely.GeometryCollection(list(units.geometry.values)))
+    assert units.area.sum() == pytest.approx(blocks.area.sum(), rel=1e-9)
+    # no unit crosses a town
+    tw = layout["towns"].set_index("town_code").geometry
+    inside = shapely.area(shapely.intersection(units.geometry.values, tw.loc[units["town_code"]].values))
+    assert np.allclose(inside, units.area.to_numpy(), rtol=1e-9)
+    assert units["unit_id"].str.match(r"^T\d\d-U\d{2,}$").all()
+    assert units["unit_id"].is_unique
+    assert list(units.columns) == UNIT_COLUMNS + ["geometry"]
+    # contiguous (no water in these layouts): one polygon per unit
+    if layout["water"] is None:
+        assert (shapely.get_num_geometries(units.geometry.values) == 1).all()
+    # flags say why
+    out = (units["population"] < lo) | (units["population"] > hi)
+    assert (units.loc[out, "flag"]).all()
+    assert (units.loc[out, "flag_reason"].str.len() > 0).all()
+
+
+# ----------------------------------------------------------------------------- blocks
+
+def test_grid_blocks_follow_chosen_road_classes():
+    L = make_layout(nx=4, ny=3, cut_compounds=0)
+    b = delineate_blocks(L["roads"], L["boundary"])
+    assert len(b) == 12  # the residential road does not cut
+    assert b["area_ha"].round(6).eq(9.0).all()
+    assert b["block_id"].tolist() == sorted(b["block_id"])
+    v = b.attrs["geotijian"]["report"]["validation"]
+    assert v["ok"] and v["no_overlaps"] and abs(v["relative_gap"]) < 1e-9
+    b2 = delineate_blocks(L["roads"], L["boundary"], road_classes=("tertiary", "residential"))
+    assert len(b2) == 15
+    b3 = delineate_blocks(L["roads"], L["boundary"], road_classes=())
+    assert len(b3) == 15
+
+
+def test_highway_lists_from_osmnx_are_matched():
+    s = pd.Series(["tertiary", ["residential", "primary"], ["service"], None])
+    assert _highway_mask(s, ("primary", "tertiary")).tolist() == [True, True, False, False]
+
+
+def test_water_removed_lines_cut_rail_cuts_and_towns_cut():
+    L = make_layout(nx=4, ny=4, cut_compounds=0, river=(2, 40))
+    river = L["water"]
+    canal = gpd.GeoDataFrame(geometry=[shapely.LineString([(X0 + 450, Y0 - 10), (X0 + 450, Y0 + 1210)])], crs=CRS)
+    rail = gpd.GeoDataFrame(geometry=[shapely.LineString([(X0 - 10, Y0 + 150), (X0 + 1210, Y0 + 150)])], crs=CRS)
+    b = delineate_blocks(L["roads"], L["boundary"], barriers=[river, canal, rail], towns=L["towns"])
+    v = b.attrs["geotijian"]["report"]["validation"]
+    assert v["ok"]
+    # no block inside the river, study area = boundary - river
+    assert shapely.area(shapely.intersection(b.union_all(), river.geometry.iloc[0])) < 1e-6
+    assert b.area.sum() == pytest.approx(1200 * 1200 - 1200 * 40)
+    # the canal cuts the 4 blocks of column 1, the rail the 4 of row 0, the river splits none
+    # (it runs along a road): 16 + 4 + 4 - 1 (the cell cut by both) + 0
+    assert len(b) == 16 + 4 + 4 + 1
+    assert set(b["town_code"]) == {"T01", "T02"}
+    # towns cut blocks even where no road runs
+    L2 = make_layout(nx=3, ny=2, towns=1, cut_compounds=0)
+    t = gpd.GeoDataFrame({"town_code": ["A", "B"], "name": ["a", "b"]},
+                         geometry=[shapely.box(X0, Y0, X0 + 450, Y0 + 600), shapely.box(X0 + 450, Y0, X0 + 900, Y0 + 600)],
+                         crs=CRS)
+    b2 = delineate_blocks(L2["roads"], L2["boundary"], towns=t)
+    assert len(b2) == 8
+    tw = t.set_index("town_code").geometry
+    assert np.allclose(shapely.area(shapely.intersection(b2.geometry.values, tw.loc[b2["town_code"]].values)), b2.area)
+
+
+def test_slivers_merge_into_longest_edge_neighbour():
+    L = make_layout(nx=3, ny=2, cut_compounds=0)
+    # a dual carriageway: a second tertiary line 5 m from x = 300 makes 2 slivers of 1,500 m²
+    extra = gpd.GeoDataFrame({"highway": ["tertiary"]},
+                             geometry=[shapely.LineString([(X0 + 305, Y0 - 20), (X0 + 305, Y0 + 620)])], crs=CRS)
+    roads = pd.concat([L["roads"], extra], ignore_index=True)
+    b = delineate_blocks(roads, L["boundary"])
+    assert len(b) == 6
+    assert b.attrs["geotijian"]["report"]["slivers_merged"] == 2
+    assert b.attrs["geotijian"]["report"]["validation"]["ok"]
+    assert b["area_ha"].min() >= settings.sliver_area_m2 / 1e4
+    b_keep = delineate_blocks(roads, L["boundary"], sliver_area_m2=0)
+    assert len(b_keep) == 8
+
+
+def test_blocks_reject_geographic_crs_and_missing_classes():
+    L = make_layout(nx=2, ny=2, cut_compounds=0)
+    with pytest.raises(LayerError, match="geographic"):
+        delineate_blocks(L["roads"].to_crs(4326), L["boundary"])
+    with pytest.raises(LayerError, match="highway"):
+        delineate_blocks(L["roads"].drop(columns="highway"), L["boundary"])
+    with pytest.raises(LayerError, match="no road of the classes"):
+        delineate_blocks(L["roads"], L["boundary"], road_classes=("motorway",))
+
+
+# ----------------------------------------------------------------------------- compounds
+
+def test_compound_cut_by_road_fuses_its_blocks():
+    L = make_layout(nx=4, ny=2, towns=1, cut_compounds=1, max_per_cell=1)
+    b = delineate_blocks(L["roads"], L["boundary"], towns=L["towns"])
+    bl, cp = assign_compounds(b, L["compounds"])
+    cut = cp[cp["name"].str.startswith("跨路")].iloc[0]
+    grp = bl.loc[bl["group_id"] == cut["group_id"], "block_id"]
+    assert len(grp) == 2
+    assert bl["population"].sum() == pytest.approx(L["compounds"]["population"].sum())
+    assert bl["compound_count"].sum() == len(L["compounds"])
+    # a compound that only grazes a road (1 % of it across) does not fuse
+    g = shapely.box(X0 + 100, Y0 + 20, X0 + 302, Y0 + 60)
+    c2 = gpd.GeoDataFrame({"compound_id": ["A"], "population": [10.0]}, geometry=[g], crs=CRS)
+    bl2, _ = assign_compounds(b, c2)
+    assert bl2["group_id"].nunique() == len(b)
+
+
+def test_compounds_from_landuse_and_bad_population():
+    L = make_layout(nx=2, ny=2, cut_compounds=0)
+    res = L["compounds"][["name", "geometry"]]
+    c = compounds_from_landuse(res)
+    assert c["compound_id"].is_unique and len(c) == len(res)
+    b = delineate_blocks(L["roads"], L["boundary"], towns=L["towns"])
+    bad = L["compounds"].copy()
+    bad.loc[0, "population"] = -5
+    with pytest.raises(LayerError, match="negative population"):
+        delineate_units(b, bad)
+    bad.loc[0, "population"] = np.nan
+    with pytest.raises(LayerError, match="missing population"):
+        delineate_units(b, bad)
+
+
+# ----------------------------------------------------------------------------- units
+
+def test_units_on_generated_district_with_committees():
+    L = make_layout(seed=1)
+    b, u = _units(L)
+    _check_invariants(L, b, u)
+    t = range_compliance(u)
+    assert t.iloc[-1]["town_code"] == "ALL"
+    assert t.iloc[-1]["units"] == len(u)
+    assert t.iloc[-1][["in_range", "below", "above"]].sum() == len(u)
+    # same input, same ids and shapes
+    _, u2 = _units(L)
+    assert u2["unit_id"].tolist() == u["unit_id"].tolist()
+    assert u2.geometry.geom_equals(u.geometry).all()
+
+
+def _district(pops: dict[tuple[int, int], float], nx: int, ny: int, comm: list[tuple[str, tuple]]):
+    """Grid of 300 m blocks; one compound per listed cell; committees as (id, (i0, j0, i1, j1))."""
+    L = make_layout(nx=nx, ny=ny, towns=1, cut_compounds=0, max_per_cell=0, committees=False)
+    rows = [dict(compound_id=f"X{i}{j}", name=f"小区{i}{j}", population=float(p), households=np.nan,
+                 geometry=shapely.box(X0 + i * 300 + 20, Y0 + j * 300 + 20, X0 + i * 300 + 280, Y0 + j * 300 + 280))
+            for (i, j), p in sorted(pops.items())]
+    L["compounds"] = gpd.GeoDataFrame(rows, geometry="geometry", crs=CRS)
+    L["committees"] = gpd.GeoDataFrame(
+        {"committee_id": [c for c, _ in comm], "name": [f"居委{c}" for c, _ in comm]},
+        geometry=[shapely.box(X0 + a * 300, Y0 + b_ * 300, X0 + c_ * 300, Y0 + d * 300) for _, (a, b_, c_, d) in comm],
+        crs=CRS)
+    return L
+
+
+def test_committee_rules_split_merge_and_flag():
+    # committee A (left 2×3 cells): 6 × 3,000 = 18,000 → split into 2 units of 9,000;
+    # committee B (1 cell, 3,000) below the floor → merged with its most compact neighbour;
+    # committee C (1 cell): a single compound of 15,200 → flagged.
+    pops = {(i, j): 3000 for i in range(2) for j in range(3)}
+    pops[(2, 0)] = 3000
+    pops[(2, 1)] = 4000
+    pops[(2, 2)] = 15200
+    L = _district(pops, 3, 3, [("A", (0, 0, 2, 3)), ("B", (2, 0, 3, 1)), ("D", (2, 1, 3, 2)), ("C", (2, 2, 3, 3))])
+    b, u = _units(L)
+    _check_invariants(L, b, u)
+    ua = u[u["committees"] == "A"]
+    assert len(ua) == 2 and (ua["population"] == 9000).all()
+    merged = u[u["committees"].str.contains("B")]
+    assert len(merged) == 1 and merged.iloc[0]["population"] == 7000
+    assert merged.iloc[0]["committees"] == "B,D"  # D is the only neighbour keeping it ≤ 12,000
+    big = u[u["population"] == 15200].iloc[0]
+    assert big["flag"] and big["flag_reason"].startswith("single compound of 15,200 residents")
+    assert (u.loc[u["population"] != 15200, "flag"] == False).all()  # noqa: E712
+
+
+def test_split_is_balanced_not_greedy():
+    # one committee of 10 blocks × 2,500 = 25,000: balanced split = 3 units (8,333 target)
+    pops = {(i, j): 2500 for i in range(5) for j in range(2)}
+    L = _district(pops, 5, 2, [("A", (0, 0, 5, 2))])
+    b, u = _units(L)
+    _check_invariants(L, b, u)
+    assert len(u) == 3
+    assert u["population"].max() - u["population"].min() <= 2500
+    assert (u["compactness"] > 0.45).all()
+
+
+def test_feasibility_in_domain_terms():
+    # a 100 m wide river cuts off the top row (2 blocks, 3,100 residents)
+    pops = {(0, 2): 1500, (1, 2): 1600}
+    pops.update({(i, j): 3000 for i in range(2) for j in range(2)})
+    L = _district(pops, 2, 3, [("A", (0, 0, 2, 3))])
+    L["water"] = gpd.GeoDataFrame(geometry=[shapely.box(X0 - 50, Y0 + 600 - 50, X0 + 650, Y0 + 600 + 50)], crs=CRS)
+    L["compounds"] = L["compounds"].set_geometry(L["compounds"].geometry.difference(L["water"].geometry.iloc[0]))
+    b = delineate_blocks(L["roads"], L["boundary"], barriers=[L["water"]], towns=L["towns"])
+    with pytest.warns(GeotijianWarning, match=r"north of town 镇1 cut off by water.*3,100 residents.*cannot reach 5,000"):
+        u = delineate_units(b, L["compounds"], None, L["towns"])
+    assert u["population"].sum() == 15100
+    msgs = u.attrs["geotijian"]["feasibility"]
+    assert any("cut off" in m for m in msgs)
+    # a town with one committee of 3,100 residents
+    L2 = _district({(0, 0): 1500, (1, 0): 1600}, 2, 1, [("Q", (0, 0, 2, 1))])
+    b2 = delineate_blocks(L2["roads"], L2["boundary"], towns=L2["towns"])
+    with pytest.raises(FeasibilityError, match="3,100 residents"):
+        delineate_units(b2, L2["compounds"], L2["committees"], L2["towns"], strict=True)
+    with pytest.warns(GeotijianWarning):
+        u2 = delineate_units(b2, L2["compounds"], L2["committees"], L2["towns"])
+    assert len(u2) == 1 and u2.iloc[0]["flag"]
+    assert "3,100" in u2.iloc[0]["flag_reason"]
+
+
+def test_narrow_canal_is_bridged_wide_river_is_not():
+    pops = {(i, j): 2000 for i in range(3) for j in range(2)}
+    L = _district(pops, 3, 2, [("A", (0, 0, 3, 2))])
+    canal = gpd.GeoDataFrame(geometry=[shapely.box(X0 - 50, Y0 + 300 - 15, X0 + 950, Y0 + 300 + 15)], crs=CRS)
+    L["compounds"] = L["compounds"].set_geometry(L["compounds"].geometry.difference(canal.geometry.iloc[0]))
+    b = delineate_blocks(L["roads"], L["boundary"], barriers=[canal], towns=L["towns"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GeotijianWarning)  # no feasibility warning: the canal is bridged
+        u = delineate_units(b, L["compounds"], None, L["towns"])
+    assert u["population"].between(5000, 12000).all()
+
+
+@hsettings(max_examples=int(__import__("os").environ.get("UNITS_EXAMPLES", 25)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nx=st.integers(2, 7), ny=st.integers(2, 6), seed=st.integers(0, 10_000), towns=st.integers(1, 2),
+       use_comm=st.booleans(), cut=st.integers(0, 3))
+def test_property_invariants_and_range_when_feasible(nx, ny, seed, towns, use_comm, cut):
+    """Small compounds (≤ 2 per block, ≤ 1,000 each, so every block group ≤ 12,000 - 2 × 5,000):
+    on a grid a path through all blocks exists, so a partition in range exists whenever a
+    town holds ≥ 5,000 residents; the units must find one."""
+    towns = min(towns, nx)
+    L = make_layout(nx=nx, ny=ny, seed=seed, towns=towns, committees=use_comm, cut_compounds=cut,
+                    max_per_cell=2, pop_range=(0, 1000))
+    if len(L["compounds"]) == 0:
+        return
+    b, u = _units(L, committees=use_comm)
+    _check_invariants(L, b, u)
+    cu = pd.Series(u.attrs["geotijian"]["compound_unit"])
+    town_pop = L["compounds"].groupby(cu.loc[L["compounds"]["compound_id"]].str[:3].to_numpy())["population"].sum()
+    feasible_towns = set(town_pop[town_pop >= 5000].index)
+    fu = u[u["town_code"].isin(feasible_towns)]
+    bad = fu[~fu["population"].between(5000, 12000)]
+    assert bad.empty, bad.drop(columns="geometry").to_string()
+
+
+def test_polsby_popper():
+    sq = shapely.box(0, 0, 10, 10)
+    assert polsby_popper([sq])[0] == pytest.approx(np.pi / 4)
+    assert polsby_popper([shapely.Point(0, 0).buffer(10, 256)])[0] == pytest.approx(1, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- vs spopt
+
+def test_balanced_regionalisation_beats_spopt_maxp():
+    pytest.importorskip("spopt")
+    from libpysal.weights import Rook
+    from spopt.region import MaxPHeuristic
+
+    L = make_layout(nx=8, ny=6, seed=7, towns=1, committees=False, cut_compounds=0, max_per_cell=3,
+                    pop_range=(300, 1500))
+    b, u = _units(L, committees=False)
+    bl, _ = assign_compounds(b, L["compounds"])
+    share_ours = u["population"].between(5000, 12000).mean()
+    gdf = bl[["block_id", "population", "geometry"]].copy()
+    gdf["one"] = 1.0
+    w = Rook.from_dataframe(gdf, use_index=False, silence_warnings=True)
+    np.random.seed(0)
+    m = MaxPHeuristic(gdf, w, ["population"], "population", 5000, top_n=2, max_iterations_construction=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.solve()
+    reg = gdf.assign(r=m.labels_).dissolve("r", aggfunc={"population": "sum"})
+    share_sp = reg["population"].between(5000, 12000).mean()
+    assert share_ours == 1.0
+    assert share_ours >= share_sp
+    assert u["compactness"].median() >= polsby_popper(reg.geometry).min()
+
+
+# ----------------------------------------------------------------------------- sample district
+
+def _sample():
+    sample = pytest.importorskip("geotijian.sample", reason="geotijian.sample (another helper's issue) is not there yet")
+    return sample.make_sample_district(seed=settings.random_seed)
+
+
+@pytest.fixture(scope="module")
+def sample_units():
+    d = _sample()
+    bars = [d[k] for k in ("water", "rail") if k in d and d[k] is not None and len(d[k])]
+    b = delineate_blocks(d["roads"], d["boundary"], barriers=bars, towns=d["towns"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeotijianWarning)
+        u = delineate_units(b, d["compounds"], d["committees"], d["towns"])
+    return d, b, u
+
+
+def test_sample_district_committee_rules(sample_units):
+    d, b, u = sample_units
+    comp = d["compounds"]
+    assert u["population"].sum() == pytest.approx(comp["population"].sum())
+    cu = u.attrs["geotijian"]["compound_unit"]
+    assert set(cu) == set(comp["compound_id"])
+    committee_pop = comp.groupby("committee_id")["population"].sum()
+    units_of = u.assign(c=u["committees"].str.split(",")).explode("c")
+    for cid, p in committee_pop.items():
+        mine = units_of[units_of["c"] == cid]
+        if p > 12000:
+            assert len(mine) >= 2 or mine["flag"].any(), f"committee {cid} ({p:,.0f}) not split"
+        if p < 5000 and len(mine):
+            # merged: its unit holds another committee too, or is flagged with a reason
+            assert (mine["committees"].str.contains(",") | mine["flag"]).all(), cid
+    big = comp.loc[comp["population"] > 12000]
+    for _, c in big.iterrows():
+        unit = u[u["unit_id"] == cu[c["compound_id"]]].iloc[0]
+        assert unit["flag"] and "single compound" in unit["flag_reason"]
+    share = u["population"].between(5000, 12000).mean()
+    assert share >= 0.9
+
+
+# ----------------------------------------------------------------------------- real data
+
+def _osm_blocks(path, bbox):
+    ox = pytest.importorskip("osmnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feats = ox.features_from_xml(path, tags={"highway": True, "waterway": True, "natural": "water",
+                                                 "railway": True})
+    feats = feats.to_crs(CRS)
+    gt = feats.geometry.geom_type
+    lines = gt.isin(["LineString", "MultiLineString"])
+    roads = feats[feats["highway"].notna() & lines]
+    bars = []
+    if "waterway" in feats:
+        bars.append(feats[feats["waterway"].notna()])
+    if "natural" in feats:
+        bars.append(feats[feats["natural"].eq("water") & ~lines])
+    if "railway" in feats:
+        bars.append(feats[feats["railway"].notna() & lines])
+    bars = [x for x in bars if len(x)]
+    bnd = gpd.GeoDataFrame(geometry=[shapely.box(*bbox)], crs=4326).to_crs(CRS)
+    return roads, bnd, bars
+
+
+@pytest.mark.parametrize("name,bbox,expected", [
+    ("shanghai_huangpu_roads.osm", (121.46113, 31.21961, 121.48631, 31.24119), 120),
+    ("shanghai_yangpu_tongji.osm", (121.49149, 31.28090, 121.50325, 31.28945), 80),
+    ("beijing_haidian.osm", (116.3084, 39.9905, 116.3320, 40.0123), 299),
+])
+def test_real_osm_blocks_vs_momepy_enclosures(osm_dir, name, bbox, expected):
+    """Blocks from real OSM extracts, against momepy.enclosures on the same roads/barriers.
+
+    momepy keeps every face: the slivers of dual carriageways, link-road triangles and
+    medians (< 2,000 m²) are separate enclosures there, and merged here. Compared on the
+    enclosures of at least ``sliver_area_m2``, the counts agree within 2 % (the remaining
+    difference: a sliver chain merged into one block here, and faces inside water, which
+    momepy keeps and we drop)."""
+    momepy = pytest.importorskip("momepy")
+    roads, bnd, bars = _osm_blocks(osm_dir / name, bbox)
+    b = delineate_blocks(roads, bnd, barriers=bars)
+    rep = b.attrs["geotijian"]["report"]
+    assert rep["validation"]["ok"]
+    assert len(b) == pytest.approx(expected, abs=2)
+    sel = roads[_highway_mask(roads["highway"], settings.block_road_classes)]
+    enc = momepy.enclosures(sel, limit=bnd, additional_barriers=bars or None, clip=True)
+    big = int((enc.area >= settings.sliver_area_m2).sum())
+    assert len(enc) > len(b)  # momepy keeps the slivers
+    assert abs(big - len(b)) <= max(2, 0.02 * len(b))
+    if bars:
+        water = [x for x in bars if x.geom_type.isin(["Polygon", "MultiPolygon"]).any()]
+        if water:
+            wa = shapely.union_all(np.concatenate([x.geometry.values[x.geom_type.isin(["Polygon", "MultiPolygon"])]
+                                                   for x in water]))
+            assert shapely.area(shapely.intersection(b.union_all(), wa)) < 1.0  # no block inside water
+
+
+def test_real_osm_units_from_buildings(osm_dir):
+    """Tongji: compounds from landuse=residential, residents from buildings, units made."""
+    ox = pytest.importorskip("osmnx")
+    from geotijian.population import allocate_population
+
+    roads, bnd, bars = _osm_blocks(osm_dir / "shanghai_yangpu_tongji.osm",
+                                   (121.49149, 31.28090, 121.50325, 31.28945))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = ox.features_from_xml(osm_dir / "shanghai_yangpu_tongji.osm",
+                                 tags={"landuse": "residential", "building": True}).to_crs(CRS)
+    polys = f[f.geom_type.isin(["Polygon", "MultiPolygon"])]
+    res = polys[polys.get("landuse").eq("residential")].clip(bnd)
+    comp = compounds_from_landuse(res[res.area > 0])
+    bld = polys[polys["building"].notna()].rename(columns={"building": "use", "building:levels": "levels"})
+    comp, rep = allocate_population(comp, source="buildings", buildings=bld[["use", "levels", "geometry"]]
+                                    if "levels" in bld else bld[["use", "geometry"]])
+    assert rep["allocated"] > 0
+    b = delineate_blocks(roads, bnd, barriers=bars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = delineate_units(b, comp)
+    assert u["population"].sum() == pytest.approx(comp["population"].sum())
+    assert set(u.attrs["geotijian"]["compound_unit"]) == set(comp["compound_id"])
+
+
+@hsettings(max_examples=int(__import__("os").environ.get("UNITS_EXAMPLES", 15)), deadline=None,
+           suppress_health_check=[HealthCheck.too_slow])
+@given(nx=st.integers(2, 7), ny=st.integers(3, 6), seed=st.integers(0, 10_000), towns=st.integers(1, 3),
+       use_comm=st.booleans(), cut=st.integers(0, 3), river=st.sampled_from([None, (1, 30), (2, 120)]))
+def test_property_invariants_lumpy_compounds_and_rivers(nx, ny, seed, towns, use_comm, cut, river):
+    """Large compounds (up to 6,000) and rivers: not always feasible, the invariants always hold."""
+    towns = min(towns, nx)
+    L = make_layout(nx=nx, ny=ny, seed=seed, towns=towns, committees=use_comm, cut_compounds=cut,
+                    max_per_cell=3, pop_range=(0, 6000), river=river)
+    if len(L["compounds"]) == 0:
+        return
+    b, u = _units(L, committees=use_comm)
+    _check_invariants(L, b, u)
