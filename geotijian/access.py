@@ -110,9 +110,9 @@ def _facility_layer(facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame
             if not isinstance(gdf, gpd.GeoDataFrame):
                 raise LayerError(f"facilities[{code!r}]", "must be a GeoDataFrame")
             crs = crs or gdf.crs
-            f = gdf[[gdf.geometry.name]].rename_geometry("geometry").copy()
-            f["_type"] = code
-            f["_fid"] = _ids(gdf, None, _FAC_ID_CANDIDATES, f"facilities[{code!r}]")
+            f = gpd.GeoDataFrame({"_type": code,
+                                  "_fid": _ids(gdf, None, _FAC_ID_CANDIDATES, f"facilities[{code!r}]")},
+                                 geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
             if crs is not None and gdf.crs is not None and not gdf.crs.equals(crs):
                 f = f.to_crs(crs)
             frames.append(f)

@@ -385,7 +385,7 @@ def classify_problems(
         is by residential land area, this assumes residents spread evenly over residential
         land); for every other indicator all residents of the area.
     """
-    rl = rule_table(rules) if not isinstance(rules, pd.DataFrame) or "order" not in rules.columns else rules
+    rl = rule_table(rules)
     tp = suggestion_templates(templates)
     p = table[table["judgement"] == "falls_short"].copy().reset_index(drop=True)
     cat = catalogue.set_index("code")
@@ -515,7 +515,7 @@ def strengths(table: pd.DataFrame) -> pd.DataFrame:
     s = table[table["judgement"] == "meets"].copy()
     s["strength_id"] = s["code"].astype(str) + "@" + s["area_id"].astype(str)
     s["indicator_code"] = s["code"]
-    s["margin"] = -pd.to_numeric(s["gap"], errors="coerce")
+    s["margin"] = 0.0 - pd.to_numeric(s["gap"], errors="coerce")
     if "area_name" not in s.columns:
         s["area_name"] = s["area_id"]
     return _sort(s, ["strength_id"])[STRENGTH_COLUMNS]
@@ -687,7 +687,19 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
         raise LayerError("this year's problems", "duplicate problem_id",
                          feature_id=cur.loc[cur["problem_id"].duplicated(), "problem_id"].iat[0],
                          fix="one row per indicator and area")
-    geom_this = cur.geometry.values if isinstance(cur, gpd.GeoDataFrame) else None
+    geom_this = this_year.geometry.values if isinstance(this_year, gpd.GeoDataFrame) else None
+    crs = this_year.crs if isinstance(this_year, gpd.GeoDataFrame) else None
+    if "geometry" in cur.columns:
+        cur = cur.drop(columns="geometry")
+    # geometry of last year's problems that are resolved or carried: their own, else last year's unit
+    old_geom: dict[str, Any] = {}
+    if isinstance(last_year, gpd.GeoDataFrame):
+        old_geom = dict(zip(last_year["problem_id"], last_year.geometry.values, strict=True))
+    elif units_last is not None:
+        ug = dict(zip(units_last["unit_id"].astype(str), units_last.to_crs(crs).geometry.values
+                      if crs is not None and units_last.crs != crs else units_last.geometry.values, strict=True))
+        old_geom = {pid: ug.get(str(a)) for pid, a in zip(last["problem_id"], last["area_id"], strict=True)}
+    last = pd.DataFrame(last.drop(columns="geometry", errors="ignore"))
 
     # candidate area correspondences old area → new area
     corr: dict[str, set[str]] = {}
@@ -745,8 +757,12 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
         if geom_this is not None:
             rec["geometry"] = geom_this[i]
         out_rows.append(rec)
-    carried = [r for r in closed_by_id.values()]
-    rows = out_rows + [dict(r) for r in resolved_rows] + carried
+    carried = [dict(r) for r in closed_by_id.values()]
+    resolved = [dict(r) for r in resolved_rows]
+    if geom_this is not None:
+        for r in resolved + carried:
+            r["geometry"] = old_geom.get(r["problem_id"])
+    rows = out_rows + resolved + carried
     out = pd.DataFrame(rows) if rows else _empty_ledger()
     # a resolved problem with the same ID as a current one: keep the current row only
     out = out.sort_values(["problem_id", "status"], kind="stable")
@@ -758,7 +774,6 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
     out["first_seen"] = out["first_seen"].astype(int)
     out["last_seen"] = out["last_seen"].astype(int)
     if "geometry" in out.columns:
-        crs = cur.crs if isinstance(cur, gpd.GeoDataFrame) else None
         out = gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
     return out
 
@@ -775,7 +790,10 @@ def write_ledger(ledger: pd.DataFrame, path: str | PathLike, *, layer: str = "le
     elif suffix == ".gpkg":
         if not isinstance(ledger, gpd.GeoDataFrame):
             raise LayerError("ledger", "a GeoPackage needs geometry", fix="write .csv, or pass problems with geometry")
-        with atomic_path(path) as tmp:
+        import warnings
+
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The filename extension", category=RuntimeWarning)
             ledger.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
     else:
         raise ValueError(f"ledger path must end in .csv or .gpkg, got {path.name!r}")

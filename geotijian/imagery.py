@@ -74,6 +74,7 @@ rasterized separately per window.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import warnings
 from collections import deque
@@ -645,6 +646,89 @@ class Classifier:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+_LUT_MIN_PIXELS = 16_000_000  # images smaller than this are classified band by band
+_LUT_CACHE: dict[Classifier, np.ndarray] = {}
+_LUT_LOCK = threading.Lock()
+
+
+def _rgb_lut(clf: Classifier) -> np.ndarray:
+    """Class of every 8-bit colour, indexed by ``r | g << 8 | b << 16`` (16 MiB, cached).
+
+    Built by :meth:`Classifier.classify` itself on all 2^24 colours (16 chunks of 1 Mi
+    colours), so the lookup gives exactly the classes of the band arithmetic.
+    """
+    with _LUT_LOCK:
+        lut = _LUT_CACHE.get(clf)
+        if lut is None:
+            lut = np.empty(1 << 24, dtype=np.uint8)
+            rg = np.arange(1 << 16, dtype=np.uint32)
+            r = (rg & 0xFF).astype(np.uint8)
+            g = (rg >> 8).astype(np.uint8)
+            for b0 in range(0, 256, 16):
+                b = np.repeat(np.arange(b0, b0 + 16, dtype=np.uint8), 1 << 16)
+                stack = np.stack([np.tile(r, 16), np.tile(g, 16), b])
+                lut[b0 << 16:(b0 + 16) << 16] = clf.classify(stack)
+            if len(_LUT_CACHE) >= 2:
+                _LUT_CACHE.clear()
+            _LUT_CACHE[clf] = lut
+        return lut
+
+
+def _use_lut(ortho: Orthophoto, clf: Classifier) -> bool:
+    return (ortho.dtype == "uint8" and not clf.has_nir
+            and ortho.width * ortho.height >= _LUT_MIN_PIXELS)
+
+
+class _WindowClassifier:
+    """Reads and classifies windows; one dataset handle and buffers per thread."""
+
+    def __init__(self, ortho: Orthophoto, clf: Classifier, *, lut: bool | None = None) -> None:
+        self.ortho = ortho
+        self.clf = clf
+        self.readers = _Readers(ortho.path)
+        self.lut = _rgb_lut(clf) if (_use_lut(ortho, clf) if lut is None else lut) else None
+        self.local = threading.local()
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A reusable per-thread array (fresh large arrays cost page faults per window)."""
+        bufs = getattr(self.local, "bufs", None)
+        if bufs is None:
+            bufs = self.local.bufs = {}
+        buf = bufs.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != np.dtype(dtype):
+            buf = bufs[name] = np.zeros(shape, dtype=dtype)
+        return buf
+
+    def __call__(self, window: Window) -> np.ndarray:
+        """Class codes of a window (a per-thread buffer on the lookup path: use at once)."""
+        ds = self.readers.get()
+        if self.lut is None:
+            data, valid = _read_window(ds, self.ortho, window)
+            return self.clf.classify(data, valid)
+        o = self.ortho
+        h, w = int(window.height), int(window.width)
+        data = ds.read(o.read_indexes, window=window, out=self.buffer("data", (3, h, w), np.uint8))
+        buf = self.buffer("rgbx", (h, w, 4), np.uint8)  # 4th byte stays 0
+        buf[..., 0] = data[0]
+        buf[..., 1] = data[1]
+        buf[..., 2] = data[2]
+        key = buf.view(np.uint32)[..., 0]
+        if sys.byteorder == "big":
+            key = key.byteswap()
+        cls = self.lut.take(key, out=self.buffer("cls", (h, w), np.uint8))
+        if o.mask == "nodata":
+            nd = int(o.nodata) & 0xFF
+            cls[key == (nd | nd << 8 | nd << 16)] = NODATA
+        elif o.mask == "alpha":
+            cls[ds.read(o.alpha, window=window) == 0] = NODATA
+        elif o.mask == "internal":
+            cls[ds.read_masks(o.read_indexes[0], window=window) == 0] = NODATA
+        return cls
+
+    def close(self) -> None:
+        self.readers.close()
+
+
 def _sample_windows(windows: Sequence[Window], n: int) -> list[Window]:
     if len(windows) <= n:
         return list(windows)
@@ -893,36 +977,49 @@ def zonal_cover(
         w_idx, z_idx = shapely.STRtree(geoms).query(boxes, predicate="intersects")
         order = np.lexsort((z_idx, w_idx))
         w_idx, z_idx = w_idx[order], z_idx[order]
+        # a zone covering the whole window needs no rasterizing: all its pixel centres count
+        full = shapely.covers(geoms[z_idx], boxes[w_idx])
         starts = np.searchsorted(w_idx, np.arange(len(windows) + 1))
-        jobs = [(i, z_idx[starts[i]:starts[i + 1]]) for i in range(len(windows))
-                if starts[i + 1] > starts[i]]
+        jobs = [(i, z_idx[starts[i]:starts[i + 1]], full[starts[i]:starts[i + 1]])
+                for i in range(len(windows)) if starts[i + 1] > starts[i]]
     else:
         groups, boxes, jobs = np.zeros(0, dtype=np.int64), None, []
-    readers = _Readers(ortho.path)
+    classify = _WindowClassifier(ortho, clf)
 
-    def work(job: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        i, cands = job
+    def work(job: tuple[int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        i, cands, covers = job
         w = windows[i]
-        data, valid = _read_window(readers.get(), ortho, w)
-        cls = clf.classify(data, valid)
-        del data, valid
+        cls = classify(w)
+        local = np.zeros((len(cands), N_CLASSES), dtype=np.int64)
+        if covers.any():  # six passes of count_nonzero beat bincount's cast to intp
+            local[covers] = [np.count_nonzero(cls == c) for c in range(N_CLASSES)]
+        part = np.flatnonzero(~covers)
+        if not part.size:
+            return cands, local
         wt = ortho.transform @ Affine.translation(w.col_off, w.row_off)
         xmin, ymin, xmax, ymax = boxes[i].bounds
-        clipped = shapely.clip_by_rect(geoms[cands], xmin, ymin, xmax, ymax)
-        local = np.zeros((len(cands) + 1) * N_CLASSES, dtype=np.int64)
-        cls_flat = cls.ravel()
-        for g in np.unique(groups[cands]):
-            sel = np.flatnonzero((groups[cands] == g) & ~shapely.is_empty(clipped))
+        clipped = shapely.clip_by_rect(geoms[cands[part]], xmin, ymin, xmax, ymax)
+        nonempty = ~shapely.is_empty(clipped)
+        part_groups = groups[cands[part]]
+        small = len(part) < 31  # zone * 8 + class fits in a byte
+        for g in np.unique(part_groups):
+            sel = np.flatnonzero((part_groups == g) & nonempty)
             if not sel.size:
                 continue
-            zid = rasterio.features.rasterize(
-                zip(clipped[sel], (sel + 1).tolist()), out_shape=(w.height, w.width),
-                transform=wt, fill=0, all_touched=False, dtype="int32")
-            key = zid.ravel().astype(np.intp)
-            key *= N_CLASSES
-            key += cls_flat
-            local += np.bincount(key, minlength=local.size)
-        return cands, local.reshape(-1, N_CLASSES)[1:]
+            zid = classify.buffer("zid", (w.height, w.width), np.uint8 if small else np.int32)
+            zid.fill(0)
+            rasterio.features.rasterize(
+                zip(clipped[sel], (sel + 1).tolist()), out=zid, transform=wt,
+                all_touched=False)
+            if small:
+                key = np.left_shift(zid, 3, out=classify.buffer("key", zid.shape, np.uint8))
+                key |= cls
+            else:
+                key = zid.astype(np.intp) << 3
+                key += cls
+            hist = np.bincount(key.ravel(), minlength=(len(part) + 1) * 8)
+            local[part] += hist.reshape(-1, 8)[1:len(part) + 1, :N_CLASSES]
+        return cands, local
 
     try:
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), warnings.catch_warnings():
@@ -932,7 +1029,7 @@ def zonal_cover(
             for cands, local in _bounded_map(work, jobs, workers):
                 counts[cands] += local
     finally:
-        readers.close()
+        classify.close()
     return _cover_table(ids, id_name, geoms, counts, ortho, clf, reprojected)
 
 
@@ -1059,7 +1156,7 @@ def write_classified(
     clf = classes if classes is not None else build_classifier(ortho, workers=workers)
     target = Path(path)
     windows = block_windows(ortho, window_pixels=window_pixels)
-    readers = _Readers(ortho.path)
+    classify = _WindowClassifier(ortho, clf)
     profile = {
         "driver": "GTiff", "width": ortho.width, "height": ortho.height, "count": 1,
         "dtype": "uint8", "crs": rasterio.crs.CRS.from_wkt(ortho.crs.to_wkt()),
@@ -1068,8 +1165,7 @@ def write_classified(
     }
 
     def work(w: Window) -> tuple[Window, np.ndarray]:
-        data, valid = _read_window(readers.get(), ortho, w)
-        return w, clf.classify(data, valid)
+        return w, classify(w).copy()  # the thread reuses its buffer for the next window
 
     factors = []  # halve until the long side is at most 256 px
     while max(ortho.width, ortho.height) / (factors[-1] if factors else 1) > 256:
@@ -1087,7 +1183,7 @@ def write_classified(
                         for w, cls in _bounded_map(work, windows, workers):
                             dst.write(cls, 1, window=w)
                     finally:
-                        readers.close()
+                        classify.close()
                     if factors:
                         dst.build_overviews(factors, Resampling.mode)
                 try:

@@ -203,14 +203,19 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         report.append(("empty road geometry left out", int(bad.sum()),
                        f"rows {list(roads.index[bad][:5])}"))
     rows = np.flatnonzero(~bad)
-    parts, part_row = shapely.get_parts(g[rows], return_index=True)
-    part_row = rows[part_row]
+    if (kinds[rows] == 5).any():
+        parts, part_row = shapely.get_parts(g[rows], return_index=True)
+        part_row = rows[part_row]
+    else:
+        parts, part_row = g[rows], rows
     coords, line = shapely.get_coordinates(parts, return_index=True)
     if len(coords) == 0:
         raise NetworkError("roads layer has no line with coordinates: no network")
-    key = np.round(coords, _KEY_DECIMALS)
-    _, vid = np.unique(key, axis=0, return_inverse=True)
-    vid = vid.ravel()
+    # one integer key per vertex (1 mm grid, relative to the layer's lower-left corner)
+    q = np.round((coords - coords.min(axis=0)) * 10**_KEY_DECIMALS).astype(np.int64)
+    if q.max(initial=0) >= 2**31:
+        raise NetworkError("roads layer spans more than 2,000 km: wrong CRS or wrong file?")
+    vid = _dense_rank(q[:, 0] * 2**31 + q[:, 1])
     # drop consecutive repeated vertices inside a line
     keep = np.ones(len(vid), dtype=bool)
     keep[1:] = ~((vid[1:] == vid[:-1]) & (line[1:] == line[:-1]))
@@ -225,8 +230,9 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         keepl = ~short
         coords, vid, line, first, last = coords[keepl], vid[keepl], line[keepl], first[keepl], last[keepl]
     # node = line end, or vertex shared by several lines, or repeated within a line (loop)
-    pair = np.unique(np.stack([vid, line], axis=1), axis=0)
-    lines_per_v = np.bincount(pair[:, 0], minlength=vid.max() + 1)
+    pk = np.sort(vid.astype(np.int64) * (int(line.max()) + 1) + line)
+    pair = pk[np.r_[True, pk[1:] != pk[:-1]]]
+    lines_per_v = np.bincount(pair // (int(line.max()) + 1), minlength=vid.max() + 1)
     occ = np.bincount(vid, minlength=vid.max() + 1)
     is_node = first | last | (lines_per_v[vid] > 1) | (occ[vid] > lines_per_v[vid])
     # segment index of each position inside its line
@@ -248,7 +254,10 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     seg_first = np.concatenate([[0], np.flatnonzero(np.diff(seg_ids)) + 1])
     seg_last = np.concatenate([seg_first[1:] - 1, [len(seg_ids) - 1]])
     vu, vv = vid[pos_ids[seg_first]], vid[pos_ids[seg_last]]
-    node_v, inv = np.unique(np.concatenate([vu, vv]), return_inverse=True)
+    both = np.concatenate([vu, vv])
+    inv = _dense_rank(both)
+    node_v = np.empty(inv.max() + 1, dtype=both.dtype)
+    node_v[inv] = both
     u, v = inv[: len(vu)], inv[len(vu):]
     # node coordinates: the first coordinate seen for each node vertex
     fpos = np.full(vid.max() + 1, -1)
@@ -257,6 +266,23 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     seg_line = line[pos_ids[seg_first]]
     source = roads.index.to_numpy()[part_row[seg_line]]
     return np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report
+
+
+def _dense_rank(keys: np.ndarray) -> np.ndarray:
+    """Rank of each key among the distinct keys (``np.unique(return_inverse=True)`` by sort)."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    new = np.r_[True, sk[1:] != sk[:-1]]
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return rank
+
+
+def _first_coords(geoms: np.ndarray) -> np.ndarray:
+    """First vertex of each line (vectorised, faster than ``get_point``)."""
+    coords, gi = shapely.get_coordinates(geoms, return_index=True)
+    starts = np.r_[0, np.flatnonzero(np.diff(gi)) + 1]
+    return coords[starts], coords, gi
 
 
 def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
@@ -299,14 +325,16 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     else:
         raise NetworkError(f"build_network needs an osmnx graph or a roads GeoDataFrame, "
                            f"got {type(graph_or_roads).__name__}")
-    # orient each geometry from u to v (osmnx usually does; check against node coordinates)
-    start = shapely.get_coordinates(shapely.get_point(geoms, 0))
-    fwd = np.hypot(start[:, 0] - xs[u], start[:, 1] - ys[u])
-    rev = np.hypot(start[:, 0] - xs[v], start[:, 1] - ys[v])
-    flip = rev < fwd
-    if flip.any():
-        geoms = geoms.copy()
-        geoms[flip] = shapely.reverse(geoms[flip])
+    # orient each geometry from u to v (osmnx usually does; check against node coordinates;
+    # a noded roads layer is oriented by construction)
+    if isinstance(graph_or_roads, nx.Graph):
+        start = _first_coords(geoms)[0]
+        fwd = np.hypot(start[:, 0] - xs[u], start[:, 1] - ys[u])
+        rev = np.hypot(start[:, 0] - xs[v], start[:, 1] - ys[v])
+        flip = rev < fwd
+        if flip.any():
+            geoms = geoms.copy()
+            geoms[flip] = shapely.reverse(geoms[flip])
     # canonical undirected orientation (u <= v) and removal of reciprocal duplicates
     swap = u > v
     if swap.any():
@@ -314,10 +342,7 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         geoms = geoms.copy()
         geoms[swap] = shapely.reverse(geoms[swap])
     length = shapely.length(geoms)
-    mid = shapely.get_coordinates(shapely.line_interpolate_point(geoms, 0.5, normalized=True))
-    dkey = pd.DataFrame({"u": u, "v": v, "l": np.round(length, 2),
-                         "mx": np.round(mid[:, 0], 1), "my": np.round(mid[:, 1], 1)})
-    dup = dkey.duplicated().to_numpy()
+    dup = _duplicate_edges(u, v, length, geoms, len(xs))
     if dup.any():
         keep = ~dup
         u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
@@ -342,6 +367,26 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
                        report=rep)
 
 
+def _duplicate_edges(u, v, length, geoms, n) -> np.ndarray:
+    """True for an edge that repeats an earlier one (same ends, length and vertices)."""
+    pk = u.astype(np.int64) * n + v
+    order = np.argsort(pk, kind="stable")
+    sk = pk[order]
+    same = np.r_[False, sk[1:] == sk[:-1]] | np.r_[sk[1:] == sk[:-1], False]
+    cand = np.sort(order[same])  # edges whose end pair occurs more than once
+    dup = np.zeros(len(u), dtype=bool)
+    if len(cand) == 0:
+        return dup
+    coords, gi = shapely.get_coordinates(geoms[cand], return_index=True)
+    k = len(cand)
+    sx = np.bincount(gi, weights=coords[:, 0], minlength=k) - coords[:, 0].min() * np.bincount(gi, minlength=k)
+    sy = np.bincount(gi, weights=coords[:, 1], minlength=k) - coords[:, 1].min() * np.bincount(gi, minlength=k)
+    key = pd.DataFrame({"u": u[cand], "v": v[cand], "l": np.round(length[cand], 2),
+                        "n": np.bincount(gi, minlength=k), "x": np.round(sx, 1), "y": np.round(sy, 1)})
+    dup[cand] = key.duplicated().to_numpy()
+    return dup
+
+
 def _csr(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple | None = None,
          both: bool = True) -> csr_matrix:
     """CSR matrix of the minimum weight per (row, col); explicit zeros kept as edges."""
@@ -352,16 +397,19 @@ def _csr(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple | Non
         data = np.concatenate([w[~loop], w[~loop]])
     else:
         rows, cols, data = u, v, w
-    order = np.lexsort((data, cols, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, cols, data = rows[first], cols[first], data[first]
     shape = shape or (n, n)
+    key = rows.astype(np.int64) * shape[1] + cols
+    order = np.argsort(key, kind="stable")
+    key, data = key[order], np.asarray(data, dtype=float)[order]
+    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    if len(start) < len(key):  # parallel edges: keep the shortest
+        data = np.minimum.reduceat(data, start)
+        key = key[start]
+    rows, cols = key // shape[1], key % shape[1]
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-    return csr_matrix((data.astype(float), cols.astype(np.int32 if shape[1] < 2**31 else np.int64),
-                       indptr), shape=shape)
+    return csr_matrix((data, cols.astype(np.int32 if shape[1] < 2**31 else np.int64), indptr),
+                      shape=shape)
 
 
 # ------------------------------------------------------------------------------ snap
@@ -466,7 +514,14 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
 def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     """Nearest edge of each geometry (ties: lowest edge number) and the distance."""
     tree = network.tree
-    (src, tgt), dist = tree.query_nearest(geoms, all_matches=True, return_distance=True)
+    # a bounded search first (much faster in a big tree), unbounded for the rest
+    (src, tgt), dist = tree.query_nearest(geoms, max_distance=100.0, all_matches=True,
+                                          return_distance=True)
+    rest = np.setdiff1d(np.arange(len(geoms)), src)
+    if len(rest):
+        (s2, t2), d2 = tree.query_nearest(geoms[rest], all_matches=True, return_distance=True)
+        src, tgt, dist = (np.concatenate([src, rest[s2]]), np.concatenate([tgt, t2]),
+                          np.concatenate([dist, d2]))
     order = np.lexsort((tgt, src))
     src, tgt, dist = src[order], tgt[order], dist[order]
     first = np.ones(len(src), dtype=bool)
@@ -674,15 +729,17 @@ def source_graph(network: WalkNetwork, sources: SnapResult) -> csr_matrix:
     m = sources.n_features
     e = sources.edge
     L = network.edge_length[e]
-    rows = np.concatenate([n + sources.owner, n + sources.owner])
+    rows = np.concatenate([sources.owner, sources.owner])
     cols = np.concatenate([network.edge_u[e], network.edge_v[e]])
     w = np.concatenate([sources.offset + sources.position,
                         sources.offset + (L - sources.position)])
-    base = network.csr.tocoo()
-    rows = np.concatenate([base.row.astype(np.int64), rows])
-    cols = np.concatenate([base.col.astype(np.int64), cols])
-    w = np.concatenate([base.data, w])
-    return _csr(n + m, rows, cols, w, shape=(n + m, n + m), both=False)
+    virt = _csr(m, rows, cols, w, shape=(m, n + m), both=False)
+    base = network.csr
+    indptr = np.concatenate([base.indptr, base.nnz + virt.indptr[1:]])
+    idx_dtype = np.int32 if n + m < 2**31 else np.int64
+    indices = np.concatenate([base.indices.astype(idx_dtype), virt.indices.astype(idx_dtype)])
+    data = np.concatenate([base.data, virt.data])
+    return csr_matrix((data, indices, indptr), shape=(n + m, n + m))
 
 
 def distances_at_snaps(network: WalkNetwork, node_dist: np.ndarray, targets: SnapResult,
@@ -756,33 +813,31 @@ def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
 def augmented_graph(network: WalkNetwork, points: dict[str, SnapResult]) -> nx.MultiGraph:
     """The explicit augmented graph, as a networkx MultiGraph (reference and baselines).
 
-    Every edge holding snap positions is split at them; each access point becomes a spur
-    node ``("a", name, i)`` linked to its snap node by its offset; each feature becomes a
-    node ``(name, feature)`` linked to its access points with weight 0. Plain
-    ``networkx.multi_source_dijkstra_path_length`` on this graph is the reference that
-    :func:`source_graph` + :func:`distances_at_snaps` must match. Built with Python loops:
-    for tests and benchmarks, not for production runs.
+    Every edge holding snap positions is split at them (node ``("s", name, i)`` for access
+    point ``i`` of layer ``name``), and each access point becomes a spur node
+    ``("a", name, i)`` linked to its snap node by its offset. Features are *not* joined
+    (no walking through a campus between two of its gates): a multi-source search starts
+    from the access nodes of the sources; ``points[name].owner[i]`` is the feature of
+    access point ``i``. Plain ``networkx.multi_source_dijkstra_path_length`` on this graph
+    is the reference that :func:`source_graph` + :func:`distances_at_snaps` must match.
+    Built with Python loops: for tests and benchmarks, not for production runs.
     """
     G = nx.MultiGraph()
     G.add_nodes_from(range(network.n_nodes))
     snapped: dict[int, list[tuple[float, Any]]] = {}
     for name, s in points.items():
         for i in range(len(s.edge)):
-            spur = ("a", name, i)
-            snapped.setdefault(int(s.edge[i]), []).append((float(s.position[i]), spur))
-            G.add_edge(spur, (name, int(s.owner[i])), weight=0.0)
-            G.add_edge(("s", name, i), spur, weight=float(s.offset[i]))
-        # spur node ("s", ...) is the snap position; relabel below by chaining
+            snode = ("s", name, i)
+            snapped.setdefault(int(s.edge[i]), []).append((float(s.position[i]), snode))
+            G.add_edge(("a", name, i), snode, weight=float(s.offset[i]))
     for e in range(network.n_edges):
         u, v, L = int(network.edge_u[e]), int(network.edge_v[e]), float(network.edge_length[e])
         if e not in snapped:
             if u != v:
                 G.add_edge(u, v, weight=L)
             continue
-        chain = sorted(snapped[e], key=lambda p: p[0])
         prev, prev_t = u, 0.0
-        for t, spur in chain:
-            snode = ("s",) + spur[1:]
+        for t, snode in sorted(snapped[e], key=lambda p: p[0]):
             G.add_edge(prev, snode, weight=t - prev_t)
             prev, prev_t = snode, t
         G.add_edge(prev, v, weight=L - prev_t)

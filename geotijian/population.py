@@ -226,6 +226,9 @@ def _raster_population(comp: gpd.GeoDataFrame, crs: CRS, raster: Any, study_area
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, ds.width), min(r1, ds.height)
         win = Window(c0, r0, c1 - c0, r1 - r0)
+        if ds.transform.b != 0 or ds.transform.d != 0:
+            raise RasterError("the population raster is rotated (sheared geotransform); warp it north-up "
+                              "first (gdalwarp)")
         arr = ds.read(1, window=win, masked=True).astype(float)
         tr = ds.window_transform(win)
         nod = int(np.ma.count_masked(arr))
@@ -242,9 +245,11 @@ def _raster_population(comp: gpd.GeoDataFrame, crs: CRS, raster: Any, study_area
 
     rows, cols = np.nonzero(vals > 0)
     v = vals[rows, cols]
-    # pixel squares in the raster CRS (north-up or rotated: use the affine corners)
-    x0, y0 = tr * (cols, rows)
-    x1, y1 = tr * (cols + 1, rows + 1)
+    # pixel squares in the raster CRS (north-up rasters; the affine corners give the box)
+    x0 = tr.a * cols + tr.b * rows + tr.c
+    y0 = tr.d * cols + tr.e * rows + tr.f
+    x1 = tr.a * (cols + 1) + tr.b * (rows + 1) + tr.c
+    y1 = tr.d * (cols + 1) + tr.e * (rows + 1) + tr.f
     pix = shapely.box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
     parea = shapely.area(pix)
     tree = shapely.STRtree(pix)

@@ -158,7 +158,7 @@ class SurveyResult:
     ----------
     respondents : DataFrame
         Valid respondents (16+) with ``unit_id``, ``town_code`` and ``located_by``
-        (``point`` or ``committee``).
+        (``unit_id``, ``point`` or ``committee``).
     satisfaction : DataFrame
         ``level, area_id, dimension, item, code, n, mean_score, satisfied_pct, required,
         below_plan``: mean score (1-5), share answering 4 or 5 (%), and whether n is below
@@ -226,7 +226,9 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     path : path or DataFrame
         CSV/Excel, one row per respondent: ``respondent_id, age, sex, committee_id, lon, lat``
         (WGS84) and the eight items ``sat_livable ... sat_smart`` (1-5, see
-        :data:`SURVEY_ITEMS`), ``comment``.
+        :data:`SURVEY_ITEMS`), ``comment``; optionally ``unit_id``. A respondent is located
+        by a known ``unit_id``, else by point in unit, else by a committee lying in one
+        unit; an unknown ``unit_id`` or committee is reported in ``issues``.
     units : GeoDataFrame
         ``unit_id, town_code, population, committees, geometry`` (metric CRS).
     plan : DataFrame, optional
@@ -284,9 +286,17 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     n_under = int(under.sum())
     flag(under, f"under {min_age}")
 
-    # locate: point in unit, else committee
+    # locate: a known unit_id column, else point in unit, else committee
     unit_of = np.full(n, "", dtype=object)
     located_by = np.full(n, "", dtype=object)
+    given = np.zeros(n, dtype=bool)
+    if "unit_id" in t.columns:
+        uid = t["unit_id"].astype(str).str.strip().to_numpy()
+        present = t["unit_id"].notna().to_numpy() & (uid != "")
+        known = present & np.isin(uid, u["unit_id"].to_numpy())
+        for i in np.flatnonzero(present & ~known & keep):
+            issues.append((int(rows[i]), rid[i], f"unknown unit_id {uid[i]!r}", "unit_id ignored"))
+        given = known
     if {"lon", "lat"} <= set(t.columns):
         lon = pd.to_numeric(t["lon"], errors="coerce").to_numpy(dtype=float)
         lat = pd.to_numeric(t["lat"], errors="coerce").to_numpy(dtype=float)
@@ -302,6 +312,9 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
         located_by[unit_of != ""] = "point"
     else:
         has_pt = np.zeros(n, dtype=bool)
+    if given.any():
+        unit_of[given] = uid[given]
+        located_by[given] = "unit_id"
     com_index = _committee_index(u)
     com = t["committee_id"].astype(str).str.strip().to_numpy() if "committee_id" in t.columns else \
         np.full(n, "nan", dtype=object)
@@ -451,18 +464,34 @@ def complaint_rates(complaints: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, ca
     return out
 
 
+def _bh_threshold(p: np.ndarray, alpha: float) -> float:
+    """Benjamini-Hochberg: the largest p(k) with p(k) ≤ k/m × alpha (−1 when none passes)."""
+    ps = np.sort(p[np.isfinite(p)])
+    if not len(ps):
+        return -1.0
+    ok = ps <= alpha * np.arange(1, len(ps) + 1) / len(ps)
+    return float(ps[np.flatnonzero(ok)[-1]]) if ok.any() else -1.0
+
+
 def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, area: gpd.GeoDataFrame | None = None,
-                       category_field: str = "category", min_count: int = 10, permutations: int = 999,
-                       seed: int | None = None, alpha: float = 0.05, crs: Any = None) -> gpd.GeoDataFrame:
+                       category_field: str = "category", min_count: int = 10, permutations: int = 0,
+                       seed: int | None = None, alpha: float = 0.05, fdr: bool = True,
+                       crs: Any = None) -> gpd.GeoDataFrame:
     """Hotline hot spots: Getis-Ord Gi* on a square grid (esda), per category.
 
     Complaints are counted on a grid of ``cell`` × ``cell`` metres covering ``area`` (or the
-    complaints' extent); Gi* (``star=True``, binary queen contiguity of the 8 neighbouring
-    cells, ``transform="B"``) gives a z-score per cell and a pseudo p-value from
-    ``permutations`` conditional permutations with a fixed seed (``settings.random_seed``),
-    so runs repeat exactly. A cell is ``significant`` when it is a *hot* spot: z > 0 and
-    p < ``alpha``. Categories with fewer than ``min_count`` complaints are not tested
-    (``全部`` = every complaint always is).
+    complaints' extent); Gi* (``star=True``: the cell and its 8 queen neighbours, binary
+    weights, ``transform="B"``) gives a z-score per cell (Getis & Ord 1992; Ord & Getis
+    1995). The p-value is two-sided from the normal approximation of that z-score (as in
+    ArcGIS Hot Spot Analysis) by default. With ``permutations > 0`` it is esda's
+    conditional-permutation pseudo p-value with a fixed seed (``settings.random_seed``)
+    instead; note that conditional permutation keeps the cell's own count fixed, so a
+    single very busy cell is detected through its neighbours rather than itself.
+    With ``fdr`` the Benjamini-Hochberg false-discovery-rate rule at ``alpha`` is applied
+    over all tested cells (a district grid holds thousands of cells). A cell is
+    ``significant`` when it is a *hot* spot: z > 0 and p passes. Categories with fewer
+    than ``min_count`` complaints are not tested (``全部`` = every complaint always is).
+    Deterministic: same inputs, same output.
 
     Parameters
     ----------
@@ -484,6 +513,7 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
     """
     from esda.getisord import G_Local
     from libpysal.weights import lat2W
+    from scipy.stats import norm
 
     if category_field not in complaints.columns:
         raise LayerError("complaints", f"no column {category_field!r}", fix="give each complaint a category")
@@ -534,10 +564,14 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
                 g = G_Local(y, w, transform="B", permutations=permutations, star=True, seed=seed, n_jobs=1,
                             keep_simulations=False)
-            z, p = np.asarray(g.Zs, dtype=float), np.asarray(g.p_sim, dtype=float)
-        sig = (z > 0) & (p < alpha)
+            z = np.asarray(g.Zs, dtype=float)
+            p = np.asarray(g.p_sim, dtype=float) if permutations > 0 else 2.0 * norm.sf(np.abs(z))
+        tested = keep_cell
+        cut = _bh_threshold(p[tested], alpha) if fdr else alpha
+        sig = (z > 0) & (p <= cut) & tested if fdr else (z > 0) & (p < alpha) & tested
         m = keep_cell & ((y > 0) | sig)
         parts.append(gpd.GeoDataFrame({"cell_id": [f"G{r:04d}_{c_:04d}" for r, c_ in
                                                    zip(rows_ix.ravel()[m], cols_ix.ravel()[m], strict=True)],
@@ -549,5 +583,7 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
     out.attrs["outside"] = pd.DataFrame({"complaint_id": c["complaint_id"].to_numpy()[outside],
                                          "category": cat[outside]})
     out.attrs["method"] = (f"Getis-Ord Gi* (esda), {cell:g} m grid, queen contiguity, binary weights, "
-                           f"{permutations} permutations, seed {seed}, alpha {alpha}")
+                           + (f"{permutations} conditional permutations, seed {seed}" if permutations > 0
+                              else "two-sided normal p-values")
+                           + f", alpha {alpha}" + (" with Benjamini-Hochberg FDR" if fdr else ""))
     return out

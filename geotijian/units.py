@@ -54,6 +54,7 @@ from .errors import FeasibilityError, GeotijianWarning, LayerError, RepairWarnin
 from .model import UNIT_COLUMNS
 
 __all__ = [
+    "build_units",
     "delineate_blocks",
     "assign_compounds",
     "delineate_units",
@@ -1058,9 +1059,6 @@ def delineate_units(
     perim = shapely.length(ageoms)
     xy = np.column_stack([shapely.get_x(c := shapely.centroid(ageoms)), shapely.get_y(c)])
     adj = _adjacency(ageoms, gap_m=gap_m, group=atom_town)
-    real = adj.copy()
-    real.data = np.where(real.data > 1e-2, real.data, 0)
-    real.eliminate_zeros()
     atom_blocks = pd.Series(bl["block_id"].to_numpy()).groupby(ginv).agg(lambda s: ",".join(sorted(s))).to_numpy()
 
     # committee of each atom
@@ -1098,10 +1096,9 @@ def delineate_units(
         idx = np.flatnonzero(atom_town == town)
         tname = town_names.get(town, town)
         sub = adj[idx][:, idx]
-        subreal = real[idx][:, idx]
         W = float(w[idx].sum())
         # connect the town's components (islands) with nearest-neighbour edges
-        sub, msgs = _connect_components(sub, subreal, ageoms[idx], w[idx], xy[idx], atom_blocks[idx],
+        sub, msgs = _connect_components(sub, ageoms[idx], w[idx], xy[idx], atom_blocks[idx],
                                         tname, lo)
         feas += msgs
         g = _Graph(sub, w[idx], area[idx], perim[idx], xy[idx])
@@ -1118,7 +1115,7 @@ def delineate_units(
                             f"{w[a]:,.0f} residents, above the ceiling of {hi:,.0f}; compounds are never "
                             "split, so its unit is flagged")
             else:
-                feas.append(f"block {atom_blocks[a]} in town {tname} holds {w[a]:,.0f} residents in "
+                feas.append(f"{_atom_label(atom_blocks[a])} in town {tname} holds {w[a]:,.0f} residents in "
                             f"{ncomp[a]} compounds and no road of the chosen classes divides it: its "
                             "unit is flagged")
         if committees is not None:
@@ -1141,7 +1138,7 @@ def delineate_units(
         warnings.warn("units: " + "; ".join(feas), GeotijianWarning, stacklevel=2)
 
     units = _unit_table(labels_all, np.array(unit_town, dtype=object), ageoms, w, hh, cp_atom, atom_comm,
-                        cp, adj, real, lo, hi, town_names, comm_names, crs, ncomp)
+                        cp, adj, lo, hi, town_names, comm_names, crs, ncomp)
     # compound → unit
     atom_uid = units.attrs.pop("_atom_uid")[labels_all]
     comp_unit = pd.Series(atom_uid[cp_atom], index=cids, name="unit_id")
@@ -1157,7 +1154,14 @@ def delineate_units(
     return units
 
 
-def _connect_components(sub, subreal, geoms, w, xy, names, tname, lo):
+def _atom_label(blocks: str) -> str:
+    ids = blocks.split(",")
+    if len(ids) == 1:
+        return f"block {ids[0]}"
+    return f"block {ids[0]} with {len(ids) - 1} more joined by compounds cut by roads"
+
+
+def _connect_components(sub, geoms, w, xy, names, tname, lo):
     """Join the components of a town's atom graph by nearest-neighbour edges; say which are cut off."""
     k, lab = connected_components(sub, directed=False)
     msgs: list[str] = []
@@ -1173,7 +1177,7 @@ def _connect_components(sub, subreal, geoms, w, xy, names, tname, lo):
         if 0 < W[c] < lo:
             cx, cy = xy[lab == c].mean(axis=0)
             where = _direction(cx - centre[0], cy - centre[1])
-            nb = names[lab == c]
+            nb = ",".join(names[lab == c]).split(",")
             shown = ", ".join(nb[:3]) + (f" and {len(nb) - 3} more" if len(nb) > 3 else "")
             msgs.append(f"the blocks in the {where} of town {tname} cut off by water, rail or the "
                         f"boundary ({shown}) hold {W[c]:,.0f} residents and cannot reach {lo:,.0f} "
@@ -1215,7 +1219,7 @@ def _committee_messages(g: _Graph, init, comm_local, names, tname, lo) -> list[s
     return msgs
 
 
-def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, real, lo, hi,
+def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, lo, hi,
                 town_names, comm_names, crs, ncomp) -> gpd.GeoDataFrame:
     nu = int(labels.max()) + 1
     _, ugeoms = _union_groups(ageoms, labels)
@@ -1240,9 +1244,6 @@ def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, r
     UB = (M.T @ adj @ M).tocsr()
     UB.setdiag(0)
     UB.eliminate_zeros()
-    UR = (M.T @ real @ M).tocsr()
-    UR.setdiag(0)
-    UR.eliminate_zeros()
     flags = np.zeros(nu, dtype=bool)
     reasons = np.full(nu, "", dtype=object)
     nparts = shapely.get_num_geometries(ugeoms)
@@ -1266,16 +1267,15 @@ def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, r
         elif pop[u] < lo:
             flags[u] = True
             nb = UB.indices[UB.indptr[u]:UB.indptr[u + 1]]
-            nbr = UR.indices[UR.indptr[u]:UR.indptr[u + 1]]
             if town_pop[u] < lo:
                 t = unit_town[u]
                 r.append(f"town {town_names.get(t, t)} has only {town_pop[u]:,.0f} residents")
             elif len(nb) == 0:
                 c = comms[u].split(",")[0] if comms[u] else ""
-                who = f"committee {c} {comm_names.get(c, '')}".strip() if c else "these blocks"
-                r.append(f"{who} has {pop[u]:,.0f} residents and no neighbour in its town")
-            elif len(nbr) == 0:
-                r.append(f"{pop[u]:,.0f} residents cut off by water, rail or the boundary")
+                who = (f"committee {c} {comm_names.get(c, '')}".strip() + " has" if c
+                       else "the blocks have")
+                r.append(f"{who} {pop[u]:,.0f} residents and no neighbour in its town (cut off by water, "
+                         "rail or the boundary)")
             elif (pop[nb] + pop[u] > hi).all():
                 r.append(f"{pop[u]:,.0f} residents: merging with any neighbour would exceed {hi:,.0f}")
             else:
@@ -1361,3 +1361,100 @@ def range_compliance(units: pd.DataFrame, *, min_pop: float | None = None,
     for c in ("units", "in_range", "below", "above", "flagged"):
         out[c] = out[c].astype(int)
     return out
+
+
+# ----------------------------------------------------------------------------- one call
+
+def build_units(
+    roads: gpd.GeoDataFrame,
+    compounds: gpd.GeoDataFrame | None = None,
+    *,
+    boundary: Any = None,
+    committees: gpd.GeoDataFrame | None = None,
+    towns: gpd.GeoDataFrame | None = None,
+    water: gpd.GeoDataFrame | None = None,
+    rail: gpd.GeoDataFrame | None = None,
+    residential: gpd.GeoDataFrame | None = None,
+    buildings: gpd.GeoDataFrame | None = None,
+    raster: Any = None,
+    population_source: str | None = None,
+    totals: Any = None,
+    total_by: str | None = None,
+    road_classes: Sequence[str] | None = None,
+    sliver_area_m2: float | None = None,
+    min_pop: float | None = None,
+    max_pop: float | None = None,
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Blocks → residents on compounds → units, in one call (what ``geotijian units`` runs).
+
+    Parameters
+    ----------
+    roads : geopandas.GeoDataFrame
+        Road centre lines with ``highway`` (metric CRS).
+    compounds : geopandas.GeoDataFrame, optional
+        Compounds (小区); without them, ``residential`` (OSM ``landuse=residential``)
+        polygons become compounds (:func:`compounds_from_landuse`).
+    boundary : GeoDataFrame or geometry, optional
+        Study boundary; default the union of ``towns``, else of ``committees``.
+    committees, towns : geopandas.GeoDataFrame, optional
+        See :func:`delineate_units`.
+    water, rail : geopandas.GeoDataFrame, optional
+        Barriers (see :func:`delineate_blocks`).
+    residential : geopandas.GeoDataFrame, optional
+        OSM ``landuse=residential`` polygons, used when ``compounds`` is None.
+    buildings, raster, totals, total_by : optional
+        Passed to :func:`geotijian.population.allocate_population`.
+    population_source : {"attribute", "raster", "buildings"}, optional
+        Default: ``attribute`` when the compounds have a ``population`` column, else
+        ``buildings`` when buildings are given, else ``raster``.
+    road_classes, sliver_area_m2 : optional
+        See :func:`delineate_blocks`.
+    min_pop, max_pop, strict : optional
+        See :func:`delineate_units`.
+
+    Returns
+    -------
+    dict
+        ``blocks`` (with ``population``, ``unit_id``), ``compounds`` (with ``population``,
+        ``block_id``, ``unit_id``), ``units``, ``compliance`` (:func:`range_compliance`) and
+        ``report`` (blocks, population and feasibility reports).
+    """
+    from .population import allocate_population  # population → units, one way
+
+    if compounds is None:
+        if residential is None:
+            raise LayerError("compounds", "no compound layer and no landuse=residential polygons",
+                             fix="give a compounds layer (小区) or OSM residential areas")
+        compounds = compounds_from_landuse(residential)
+    if boundary is None:
+        src = towns if towns is not None else committees
+        if src is None:
+            raise LayerError("boundary", "no study boundary, towns or committees to delimit the blocks",
+                             fix="give the study boundary")
+        boundary = shapely.union_all(np.asarray(src.to_crs(roads.crs).geometry.values, dtype=object))
+    if population_source is None:
+        population_source = ("attribute" if "population" in compounds.columns and
+                             compounds["population"].notna().all() else
+                             "buildings" if buildings is not None else "raster")
+    bars = [x for x in (water, rail) if x is not None and len(x)]
+    blocks = delineate_blocks(roads, boundary, barriers=bars, towns=towns, road_classes=road_classes,
+                              sliver_area_m2=sliver_area_m2)
+    comp, prep = allocate_population(compounds, source=population_source, raster=raster, buildings=buildings,
+                                     totals=totals, total_by=total_by,
+                                     study_area=boundary if population_source == "raster" else None)
+    units = delineate_units(blocks, comp, committees, towns, min_pop=min_pop, max_pop=max_pop, strict=strict)
+    meta = units.attrs["geotijian"]
+    bl, cp = assign_compounds(blocks, comp)
+    bl["unit_id"] = bl["block_id"].map(meta["block_unit"])
+    cp["unit_id"] = cp["compound_id"].astype(str).map(meta["compound_unit"])
+    bl = bl[["block_id", "town_code", "population", "area_ha", "group_id", "households", "compound_count",
+             "unit_id", "geometry"]].sort_values("block_id").reset_index(drop=True)
+    return {
+        "blocks": bl,
+        "compounds": cp,
+        "units": units,
+        "compliance": range_compliance(units),
+        "report": {"blocks": blocks.attrs["geotijian"]["report"], "population": prep,
+                   "feasibility": meta["feasibility"], "units": meta["report"]},
+    }

@@ -227,6 +227,29 @@ def test_runs_are_deterministic_and_thread_count_free(painted):
     assert list(a["unit_id"]) == sorted(a["unit_id"])
 
 
+@pytest.mark.parametrize("kind", ["RGB", "alpha"])
+def test_colour_lookup_path_equals_band_arithmetic(painted, monkeypatch, kind, tmp_path):
+    """Large 8-bit RGB images are classified through a 2^24-colour lookup table."""
+    ortho = im.read_orthophoto(painted[kind], bands="RGB" if kind == "RGB" else "RGBA")
+    clf = im.build_classifier(ortho)
+    zones = _zones()
+    direct = im.zonal_cover(ortho, zones, id_col="unit_id", classes=clf,
+                            window_pixels=128 * 128)
+    monkeypatch.setattr(im, "_LUT_MIN_PIXELS", 0)
+    assert im._use_lut(ortho, clf)
+    lut = im.zonal_cover(ortho, zones, id_col="unit_id", classes=clf, window_pixels=128 * 128)
+    pd.testing.assert_frame_equal(direct, lut)
+    rng = np.random.default_rng(3)
+    colours = rng.integers(0, 256, (3, 200, 300), dtype=np.uint8)
+    key = (colours[0].astype(np.int64) | colours[1].astype(np.int64) << 8
+           | colours[2].astype(np.int64) << 16)
+    np.testing.assert_array_equal(im._rgb_lut(clf)[key], clf.classify(colours))
+    out = im.write_classified(ortho, tmp_path / "c.tif", classes=clf, window_pixels=128 * 128)
+    with rasterio.open(out) as ds, rasterio.open(ortho.path) as src:
+        valid = src.read(4) > 0 if kind == "alpha" else None
+        np.testing.assert_array_equal(ds.read(1), clf.classify(src.read([1, 2, 3]), valid))
+
+
 def _whole_array_counts(ortho: im.Orthophoto, zones: gpd.GeoDataFrame,
                         clf: im.Classifier) -> np.ndarray:
     with rasterio.open(ortho.path) as ds:

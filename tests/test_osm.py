@@ -273,6 +273,9 @@ def test_not_osm_xml(tmp_path):
     q = _write(tmp_path, "notes.osm", "this is a text file, not XML")
     with pytest.raises(NetworkError, match="is not OSM XML .XML parse error"):
         load_osm(q)
+    r = _write(tmp_path, "notes.osm.pbf", "not a protobuf file")
+    with pytest.raises(NetworkError, match=r"notes\.osm\.pbf is not a readable \.osm\.pbf"):
+        load_osm(r)
 
 
 def test_missing_file(tmp_path):
@@ -454,3 +457,23 @@ def test_helsinki_graph(helsinki, helsinki_pbf):
     ref = sum(Geod(ellps="WGS84").geometry_length(gm) for gm in walk.geometry)
     total = sum(x for *_, x in full.graph.edges(data="length")) / 2
     assert total == pytest.approx(ref, rel=0.005)
+
+
+def test_bz2_xml(tmp_path, osm_dir, loaded):
+    import bz2
+
+    p = tmp_path / "tongji.osm.bz2"
+    p.write_bytes(bz2.compress((osm_dir / "shanghai_yangpu_tongji.osm").read_bytes()))
+    d = _load(p)
+    ref = loaded["shanghai_yangpu_tongji.osm"]
+    assert d.raw_counts == ref.raw_counts
+    assert d.graph.number_of_edges() == ref.graph.number_of_edges()
+
+
+def test_extra_tags_reach_pois(osm_dir, loaded):
+    d = _load(osm_dir / "shanghai_yangpu_tongji.osm", tags={"tourism": True, "amenity": ["bench"]})
+    assert "tourism" in d.pois.columns
+    base = loaded["shanghai_yangpu_tongji.osm"].pois
+    extra = d.pois[d.pois["tourism"].notna() & ~d.pois["osm_id"].isin(base["osm_id"])]
+    assert len(d.pois) == len(base) + len(extra)
+    assert d.pois["tourism"].notna().any()

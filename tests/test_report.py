@@ -454,3 +454,48 @@ def test_sample_district_renders(tmp_path):
     for name, gdf in study.layers().items():
         assert pyogrio.read_info(g, layer=name)["features"] == len(gdf), name
     assert "layer_styles" in listed
+
+
+# ------------------------------------------------------------------ real OSM data
+
+def test_real_osm_tongji_map_and_gpkg(osm_dir, tmp_path):
+    """Tongji campus, Yangpu (raw OSM export): real Chinese names, real OSM tags."""
+    src = osm_dir / "shanghai_yangpu_tongji.osm"
+    if not src.exists():
+        pytest.skip(f"{src} is absent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mp = pyogrio.read_dataframe(src, layer="multipolygons", on_invalid="ignore")
+        lines = pyogrio.read_dataframe(src, layer="lines")
+    mp = mp.loc[mp.geometry.notna()].to_crs(CRS)
+    res = mp.loc[mp["landuse"] == "residential"].reset_index(drop=True)
+    compounds = gpd.GeoDataFrame(
+        {"compound_id": [f"X{i:03d}" for i in range(len(res))], "name": res["name"],
+         "population": res.geometry.area.to_numpy() * 0.03, "other_tags": res["other_tags"]},
+        geometry=res.geometry.to_numpy(), crs=CRS)
+    fac_src = mp.loc[(mp["amenity"] == "school") | (mp["shop"] == "supermarket")].reset_index(drop=True)
+    facilities = gpd.GeoDataFrame(
+        {"facility_id": [f"F{i:03d}" for i in range(len(fac_src))],
+         "type": np.where(fac_src["amenity"] == "school", "primary_school", "fresh_market"),
+         "name": fac_src["name"]}, geometry=fac_src.geometry.to_numpy(), crs=CRS)
+    roads = lines.loc[lines["highway"].notna()].to_crs(CRS).reset_index(drop=True)
+    roads = gpd.GeoDataFrame({"road_id": [f"R{i}" for i in range(len(roads))],
+                              "highway": roads["highway"], "name": roads["name"]},
+                             geometry=roads.geometry.to_numpy(), crs=CRS)
+    bounds = box(*mp.total_bounds)
+    study = StudyData(name="杨浦同济", boundary=gpd.GeoDataFrame({"boundary_id": ["B1"]},
+                                                               geometry=[bounds], crs=CRS),
+                      compounds=compounds, facilities=facilities, roads=roads,
+                      meta={"osm_sources": [src.name]})
+    html_path = maps.save_problem_map(maps.problem_map(study), tmp_path / "tongji.html")
+    text = html_path.read_text(encoding="utf-8")
+    assert "曲阳第四小学" in text
+    assert not re.search(r"<script[^>]+src=", text)
+    assert html_path.stat().st_size < 600_000
+    g = gpkg_mod.write_gpkg(study, tmp_path / "tongji.gpkg")
+    for name, gdf in study.layers().items():
+        info = pyogrio.read_info(g, layer=name)
+        assert info["features"] == len(gdf) and info["crs"] == "EPSG:32651", name
+    assert pyogrio.read_info(g, layer="roads")["dataset_metadata"]["ATTRIBUTION"].endswith("ODbL")
+    back = pyogrio.read_dataframe(g, layer="compounds")
+    assert back["other_tags"].tolist() == compounds["other_tags"].tolist()  # '"k"=>"v"' kept

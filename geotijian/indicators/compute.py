@@ -159,15 +159,13 @@ def _distances_for(homes: pd.DataFrame, distances: pd.DataFrame, types: Iterable
     if missing:
         raise LayerError("distances", f"no distance column for facility type(s) {', '.join(missing)}",
                          fix="run access.nearest_facility_distance with these types, or drop them from the list")
-    d = distances.reindex(homes["home_id"].to_numpy())
-    absent = d.index[d[types].isna().all(axis=1).to_numpy()] if len(types) else []
     lost = ~pd.Index(homes["home_id"]).isin(distances.index)
     if lost.any():
         i = int(np.flatnonzero(lost)[0])
         raise LayerError("distances", f"home {homes['home_id'].iloc[i]!r} has no row in the distance table",
                          feature=i, feature_id=homes["home_id"].iloc[i], count=int(lost.sum()),
                          fix="compute distances for every home (inf where no facility is reachable)")
-    del absent
+    d = distances.reindex(homes["home_id"].to_numpy())
     # NaN = not computed for that home: treat as unreachable (inf) and say so.
     arr = d[types].to_numpy(dtype=float)
     nan = np.isnan(arr)
@@ -258,17 +256,15 @@ def transit_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.Ge
     distance column is skipped.
     """
     parts = []
+    u = _check_units(units)
+    h = _homes_frame(homes, u)
     if bus_type in distances.columns:
+        d = _distances_for(h, distances, [bus_type])[:, 0]
         for code, dist in (("t_bus_stop_coverage", bus_distance_m), ("g_bus_stop_300_coverage", bus_distance_short_m)):
-            u = _check_units(units)
-            h = _homes_frame(homes, u)
-            parts.append(population_coverage(h, _distances_for(h, distances, [bus_type])[:, 0] <= dist, u, code,
-                                             district_id=district_id))
+            parts.append(population_coverage(h, d <= dist, u, code, district_id=district_id))
     if metro_type in distances.columns:
-        u = _check_units(units)
-        h = _homes_frame(homes, u)
-        parts.append(population_coverage(h, _distances_for(h, distances, [metro_type])[:, 0] <= metro_distance_m,
-                                         u, "t_metro_coverage", district_id=district_id))
+        d = _distances_for(h, distances, [metro_type])[:, 0]
+        parts.append(population_coverage(h, d <= metro_distance_m, u, "t_metro_coverage", district_id=district_id))
     return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
 
 

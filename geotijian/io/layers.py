@@ -422,7 +422,9 @@ def _normalise_fields(gdf: gpd.GeoDataFrame, spec: RoleSpec) -> gpd.GeoDataFrame
     for canon in list(spec.fields) + [spec.id_field]:
         if canon in present:
             continue
-        for alias in _ALIASES.get(canon, ()):
+        # Shapefile (dBase) cuts field names to 10 characters: compound_id → compound_i
+        aliases = _ALIASES.get(canon, ()) + ((canon[:10],) if len(canon) > 10 else ())
+        for alias in aliases:
             if alias in present and alias not in rename and alias not in spec.fields:
                 rename[alias] = canon
                 break

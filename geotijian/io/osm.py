@@ -28,6 +28,7 @@ they are the 非机动车道 beside the pavement; osmnx drops them, which splits
 
 from __future__ import annotations
 
+import bz2
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -182,7 +183,11 @@ class OSMData:
         Walk network (osmnx conventions), projected; edge ``length`` in metres.
     roads : GeoDataFrame
         Highway centre lines: ``u, v, key, osmid, highway, name, length`` (metres),
-        ``walk`` (bool: an edge of ``graph``), ``oneway``, ``bridge``, ``tunnel``.
+        ``oneway``, ``bridge``, ``tunnel``, ``walk``. Rows with ``walk=True`` are the edges
+        of ``graph``, each undirected edge once, length as on the edge (great-circle);
+        rows with ``walk=False`` are whole OSM ways outside the walk network (motorways,
+        private or ``foot=no`` ways, pieces cut off the largest component), ``u/v/key``
+        missing, length measured in the metric CRS.
     buildings : GeoDataFrame
         Building polygons: ``osm_type, osm_id, building, levels`` (from ``building:levels``,
         float, NaN where untagged), ``height`` (metres), ``name``.
@@ -190,7 +195,9 @@ class OSMData:
         ``landuse=residential`` polygons (stand-in for compounds): ``osm_type, osm_id, name``.
     water : GeoDataFrame
         ``natural=water``, ``landuse=reservoir/basin`` and ``waterway=river/canal/stream/
-        ditch/drain/riverbank/...`` polygons and lines: ``kind``, ``name``.
+        ditch/drain/riverbank/...`` polygons and lines: ``kind`` (the ``waterway`` value;
+        ``"water"`` or ``"water:<water=*>"`` for ``natural=water``; the landuse value for
+        reservoirs and basins), ``name``, ``waterway``, ``natural``, ``water``.
     rail : GeoDataFrame
         Railway lines in use (rail, subway, light_rail, tram, ...): ``kind``, ``name``,
         ``tunnel``, ``bridge``, ``service``.
@@ -300,6 +307,11 @@ def load_osm(
     Place names and bboxes need internet (Nominatim and the Overpass API, osmnx's
     settings and cache apply). Local files need none. Data © OpenStreetMap contributors
     (ODbL): keep ``OSMData.attribution`` on every output.
+
+    For a whole district prefer ``.osm.pbf``: the XML path reads the file three times
+    (integrity scan, osmnx graph, osmnx features). osmnx's ``settings.useful_tags_way`` is
+    extended while a file is read (restored after), so do not call ``load_osm`` from
+    several threads of one process (Dask processes are fine).
     """
     if network_type not in _EXCLUDED_HIGHWAY:
         raise ConfigError("network_type", f"unknown network type {network_type!r}",
@@ -374,41 +386,45 @@ def _scan_xml(path: Path) -> dict[str, Any]:
     relations = 0
     bounds = None
     root_tag = None
+    opener = bz2.open if path.suffix.lower() == ".bz2" else open  # osmnx reads .osm.bz2 too
     try:
-        context = ET.iterparse(path, events=("start", "end"))
-        for event, elem in context:
-            if event == "start":
-                if root_tag is None:
-                    root_tag = elem.tag
-                    if root_tag != "osm":
-                        raise NetworkError(
-                            f"{path.name} is XML but not OSM XML (root element <{root_tag}>, "
-                            "expected <osm>). Fix: export the data as .osm from "
-                            "openstreetmap.org, JOSM, Overpass or osmium")
-                continue
-            tag = elem.tag
-            if tag == "node":
-                node_ids.append(int(elem.get("id")))
-                elem.clear()
-            elif tag == "way":
-                nds = [int(nd.get("ref")) for nd in elem.iter("nd")]
-                way_ids.append(int(elem.get("id")))
-                way_nd_counts.append(len(nds))
-                refs.extend(nds)
-                if any(t.get("k") == "highway" for t in elem.iter("tag")):
-                    highway_ways += 1
-                elem.clear()
-            elif tag == "relation":
-                relations += 1
-                elem.clear()
-            elif tag == "bounds":
-                try:
-                    bounds = tuple(float(elem.get(k)) for k in ("minlon", "minlat", "maxlon", "maxlat"))
-                except (TypeError, ValueError):
-                    bounds = None
+        with opener(path, "rb") as fh:
+            for event, elem in ET.iterparse(fh, events=("start", "end")):
+                if event == "start":
+                    if root_tag is None:
+                        root_tag = elem.tag
+                        if root_tag != "osm":
+                            raise NetworkError(
+                                f"{path.name} is XML but not OSM XML (root element <{root_tag}>, "
+                                "expected <osm>). Fix: export the data as .osm from "
+                                "openstreetmap.org, JOSM, Overpass or osmium")
+                    continue
+                tag = elem.tag
+                if tag == "node":
+                    node_ids.append(int(elem.get("id")))
+                    elem.clear()
+                elif tag == "way":
+                    nds = [int(nd.get("ref")) for nd in elem.iter("nd")]
+                    way_ids.append(int(elem.get("id")))
+                    way_nd_counts.append(len(nds))
+                    refs.extend(nds)
+                    highway_ways += any(t.get("k") == "highway" for t in elem.iter("tag"))
+                    elem.clear()
+                elif tag == "relation":
+                    relations += 1
+                    elem.clear()
+                elif tag == "bounds":
+                    try:
+                        bounds = tuple(float(elem.get(k))
+                                       for k in ("minlon", "minlat", "maxlon", "maxlat"))
+                    except (TypeError, ValueError):
+                        bounds = None
     except ET.ParseError as exc:
         raise NetworkError(f"{path.name} is not OSM XML (XML parse error: {exc}). Fix: give a .osm "
                            "export (XML) or a .osm.pbf file") from exc
+    except OSError as exc:  # e.g. a .bz2 that is not bzip2
+        raise NetworkError(f"{path.name} cannot be read ({exc}). Fix: give a .osm (XML), .osm.bz2 "
+                           "or .osm.pbf file") from exc
     if root_tag is None:
         raise NetworkError(f"{path.name} is empty. Fix: re-export the OSM data")
     nodes = np.unique(np.asarray(node_ids, dtype=np.int64))
@@ -416,11 +432,10 @@ def _scan_xml(path: Path) -> dict[str, Any]:
     missing = ~np.isin(ref_arr, nodes)
     counts = np.asarray(way_nd_counts, dtype=np.int64)
     owner = np.repeat(np.arange(len(counts)), counts)
-    bad_ways = np.unique(owner[missing])
     return {
         "nodes": len(node_ids), "ways": len(way_ids), "relations": relations,
-        "highway_ways": highway_ways, "bounds": bounds,
-        "bad_ways": bad_ways, "way_ids": np.asarray(way_ids, dtype=np.int64),
+        "highway_ways": int(highway_ways), "bounds": bounds,
+        "bad_ways": np.unique(owner[missing]), "way_ids": np.asarray(way_ids, dtype=np.int64),
         "missing_refs": ref_arr[missing], "missing_owner": owner[missing],
     }
 
@@ -651,7 +666,8 @@ def _graph_from_lines(lines: gpd.GeoDataFrame) -> nx.MultiDiGraph:
     seg_len = ox.distance.great_circle(a[:, 1], a[:, 0], b[:, 1], b[:, 0])
     length = np.bincount(edge_of[:-1][seg_ok], weights=seg_len, minlength=n_edges)
     way = owner[vidx[vert_of[bounds_idx]]]
-    attrs = lines.drop(columns="geometry").iloc[way].reset_index(drop=True)
+    keep_cols = ["osm_id"] + [c for c in _WAY_TAGS if c in lines.columns]
+    attrs = pd.DataFrame(lines[keep_cols]).iloc[way].reset_index(drop=True)
     attrs = attrs.rename(columns={"osm_id": "osmid"})
     attrs["osmid"] = pd.to_numeric(attrs["osmid"], errors="coerce").astype("int64")
     fwd = gpd.GeoDataFrame(attrs.assign(u=u, v=v, reversed=False, length=length),
@@ -767,7 +783,7 @@ def _walk_graph(graph: nx.MultiDiGraph, network_type: str, retain_all: bool,
     g = graph.copy()
     drop = edges.loc[~keep, ["u", "v", "key"]].to_numpy()
     g.remove_edges_from(map(tuple, drop))
-    g.remove_nodes_from([n for n, deg in g.degree() if deg == 0])
+    g.remove_nodes_from(list(nx.isolates(g)))  # nodes of buildings, POIs, dropped ways
     if node_ids_real:
         g = ox.simplify_graph(g, edge_attrs_differ=["osmid"])
     if not retain_all:

@@ -140,6 +140,7 @@ def _inline_assets(m: folium.Map, *, cluster: bool) -> None:
         header.add_child(Element(_script(_read_asset("leaflet.markercluster.js"))),
                          name="gtj_cluster_js")
     header.add_child(Element(f"<style>{_CSS}</style>"), name="gtj_css")
+    header.add_child(Element(_script(_POPUP_JS)), name="gtj_popup_js")
 
 
 _CSS = """
@@ -166,8 +167,8 @@ _CSS = """
 class _GeoData(MacroElement):
     """A GeoJSON FeatureCollection drawn with per-feature colour, popup and tooltip.
 
-    Feature properties: ``c`` colour, ``p`` popup HTML (already escaped), ``t`` tooltip
-    (already escaped). Points become circle markers.
+    Feature properties: ``c`` colour, ``t`` tooltip, ``v`` popup values, ``h`` popup
+    header, ``s`` suggestion, all already HTML-escaped. Points become circle markers.
     """
 
     _template = Template("""
@@ -180,17 +181,23 @@ var {{ this.get_name() }} = L.geoJSON({{ this.data }}, {
   },
   pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: {{ this.radius }} }); },
   onEachFeature: function (f, l) {
-    if (f.properties.p) { l.bindPopup(f.properties.p, {maxWidth: 400}); }
+    if (f.properties.v) {
+      l.bindPopup(function () { return gtjPopup({{ this.fields }}, {{ this.sug_label }}, f.properties); },
+                  {maxWidth: 400});
+    }
     if (f.properties.t) { l.bindTooltip(f.properties.t, {sticky: true}); }
   }
 }).addTo({{ this._parent.get_name() }});
 {% endmacro %}
 """)
 
-    def __init__(self, data: str, *, style: dict, color_keys: Sequence[str], radius: float = 5):
+    def __init__(self, data: str, *, style: dict, color_keys: Sequence[str], radius: float = 5,
+                 popup: _Popup | None = None):
         super().__init__()
         self._name = "GeoData"
         self.data = data
+        self.fields = _js_json(popup.fields if popup else [])
+        self.sug_label = _js_json(popup.suggestion_label if popup else "")
         self.style = json.dumps(style)
         self.color_keys = list(color_keys)
         self.radius = float(radius)
@@ -252,6 +259,24 @@ def _to_web(gdf: gpd.GeoDataFrame, *, simplify_m: float, decimals: int, gcj: boo
     return web.set_geometry(gpd.GeoSeries(g, index=web.index, crs=web.crs))
 
 
+def _js_json(value) -> str:
+    """JSON for a <script>: no '</' can close the script element."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+_POPUP_JS = """
+function gtjPopup(fields, sugLabel, p) {
+  var rows = '';
+  for (var i = 0; i < fields.length; i++) {
+    rows += '<tr><th>' + fields[i] + '</th><td>' + p.v[i] + '</td></tr>';
+  }
+  var out = "<div class='gtj-pop'>" + (p.h ? '<b>' + p.h + '</b>' : '') + '<table>' + rows + '</table>';
+  if (p.s) { out += "<div class='sug'><b>" + sugLabel + ':</b> ' + p.s + '</div>'; }
+  return out + '</div>';
+}
+"""
+
+
 def _geojson(web: gpd.GeoDataFrame, props: dict[str, pd.Series]) -> str:
     """A compact FeatureCollection string, safe to embed inside a <script>."""
     df = gpd.GeoDataFrame({k: v.to_numpy() for k, v in props.items()},
@@ -260,27 +285,42 @@ def _geojson(web: gpd.GeoDataFrame, props: dict[str, pd.Series]) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
+class _Popup:
+    """Popup content of a layer: escaped field labels once, escaped values per feature.
+
+    The page builds each popup's table when it opens (``gtjPopup``), so the labels are
+    not repeated in every feature: a district map stays a few megabytes.
+    """
+
+    def __init__(self, fields: list[str], props: dict[str, pd.Series], suggestion_label: str):
+        self.fields = fields
+        self.props = props
+        self.suggestion_label = suggestion_label
+
+
 def _popup(df: pd.DataFrame, cols: Sequence[str], lang: str, *, header: pd.Series | None = None,
-           suggestion: str | None = None, labels: dict[str, str] | None = None) -> pd.Series:
-    """Popup HTML per row: a table of Chinese field names and escaped values.
+           suggestion: str | None = None, labels: dict[str, str] | None = None) -> _Popup:
+    """Popup of each row: Chinese field names and escaped values (and the suggestion text).
 
     ``labels`` overrides field names; its values must already be escaped.
     """
     labels = labels or {}
-    rows = pd.Series("", index=df.index, dtype=object)
-    for col in cols:
-        if col in df.columns:
-            lab = labels.get(col, html.escape(c.field_label(col, lang)))
-            rows = (rows + "<tr><th>" + lab + "</th><td>"
-                    + c.escaped_values(df[col]) + "</td></tr>")
-    top = ("<b>" + header + "</b>") if header is not None else ""
-    out = "<div class='gtj-pop'>" + top + "<table>" + rows + "</table>"
+    present = [col for col in cols if col in df.columns]
+    fields = [labels.get(col, html.escape(c.field_label(col, lang))) for col in present]
+    if present:
+        values = np.column_stack([c.escaped_values(df[col]).to_numpy(dtype=object)
+                                  for col in present])
+        v = pd.Series(list(values.tolist()), index=df.index, dtype=object)
+    else:
+        v = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
+    props = {"v": v}
+    if header is not None:
+        props["h"] = header
+    sug_label = ""
     if suggestion and suggestion in df.columns:
-        sug = c.escaped_values(df[suggestion])
-        label = html.escape(c.field_label(suggestion, lang))
-        out = out + ("<div class='sug'><b>" + label + ":</b> " + sug + "</div>").where(
-            df[suggestion].notna(), "")
-    return out + "</div>"
+        props["s"] = c.escaped_values(df[suggestion]).where(df[suggestion].notna(), None)
+        sug_label = html.escape(c.field_label(suggestion, lang))
+    return _Popup(fields, props, sug_label)
 
 
 def _name_series(df: pd.DataFrame, cols: Sequence[str], fallback: str) -> pd.Series:
@@ -472,7 +512,8 @@ def problem_map(
         return _to_web(layers[name] if gdf is None else gdf, simplify_m=simplify_m,
                        decimals=decimals, gcj=gcj, layer=name)
 
-    m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25])
+    m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25],
+                   maxZoom=19)  # markercluster needs a maxZoom even without tiles
     m.default_js = []
     m.default_css = []
     for i, n in enumerate(names):
@@ -509,7 +550,7 @@ def problem_map(
         fg = folium.FeatureGroup(name=_layer_name(_t("towns", lang)), show=True).add_to(m)
         tip = _name_series(w, ["name", "town_code"], "")
         pop = _popup(w, ["town_code", "name", "population"], lang, header=tip)
-        fg.add_child(_GeoData(_geojson(w, {"t": tip, "p": pop}), color_keys=[], style={
+        fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], style={
             "color": "#555555", "weight": 1.5, "fill": False}))
 
     # -- units choropleth
@@ -531,7 +572,7 @@ def problem_map(
                      header=head, labels={"_value": vlabel})
         fg = folium.FeatureGroup(name=_layer_name(f"{_t('units_layer', lang)}: {ind_name}"),
                                  show=True).add_to(m)
-        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head + ": " + vals, "p": pop}),
+        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head + ": " + vals, **pop.props}), popup=pop,
                               color_keys=["fillColor"], style={
                                   "color": "#ffffff", "weight": 1, "fillOpacity": 0.6}))
         lines = [f"<h4>{vlabel}</h4>"]
@@ -557,7 +598,7 @@ def problem_map(
         pop = _popup(w, ["facility_type", "facility_name_zh", "walk_distance_m"], lang)
         fg = folium.FeatureGroup(name=_layer_name(c.layer_label("service_areas", lang)),
                                  show=False).add_to(m)
-        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": name, "p": pop}),
+        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": name, **pop.props}), popup=pop,
                               color_keys=["color", "fillColor"],
                               style={"weight": 1, "fillOpacity": 0.12}))
 
@@ -583,7 +624,7 @@ def problem_map(
             tip = head + " · " + c.escaped_values(w["distance_m"]) + " m"
             fg = folium.FeatureGroup(name=_layer_name(f"{_t('gaps', lang)}: {tname} ({len(w)})"),
                                      show=True).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": tip, "p": pop}),
+            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": tip, **pop.props}), popup=pop,
                                   color_keys=["fillColor"], radius=4,
                                   style={"color": "#444444", "weight": 0.6, "fillOpacity": 0.85}))
         edges = [1.0, *c.GAP_RATIO_BREAKS]
@@ -610,7 +651,7 @@ def problem_map(
             pop = _popup(w, ["cell_id", "category", "count", "z_score", "p_value"], lang, header=head)
             fg = folium.FeatureGroup(name=_layer_name(f"{_t('hotspots', lang)} ({len(w)})"),
                                      show=True).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head, "p": pop}),
+            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head, **pop.props}), popup=pop,
                                   color_keys=["color", "fillColor"],
                                   style={"weight": 1, "fillOpacity": 0.2}))
             legend.append(f"<h4>{_t('hotspots', lang)}</h4>"
@@ -637,7 +678,7 @@ def problem_map(
             label = c.problem_class_label(cls_name, lang)
             fg = folium.FeatureGroup(name=_layer_name(f"{_t('problems', lang)}: {label} ({len(w)})"),
                                      show=True).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"t": tip, "p": pop}), color_keys=[], radius=7,
+            fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], radius=7,
                                   style={"color": color, "fillColor": color, "weight": 2.5,
                                          "fillOpacity": 0.12, "dashArray": "5 3"}))
             legend.append(f"<div><i style='background:{color}'></i>{html.escape(label)}"
@@ -661,7 +702,9 @@ def problem_map(
             w = w_all.loc[w_all["type"].astype(str) == t]
             tname = c.facility_type_name(t, lang)
             head = _name_series(w, ["name", "facility_id"], tname)
-            pop = _popup(w, ["facility_id", "name", "type", "capacity"], lang, header=head)
+            w = w.assign(_type=tname)
+            pop = _popup(w, ["facility_id", "name", "_type", "capacity"], lang, header=head,
+                         labels={"_type": html.escape(c.field_label("type", lang))})
             lname = _layer_name(f"{_t('facilities', lang)}: {tname} ({len(w)})")
             if len(w) >= cluster_min:
                 cluster_used = True
@@ -673,7 +716,7 @@ def problem_map(
                 parent.add_to(m)
             else:
                 parent = folium.FeatureGroup(name=lname, show=True).add_to(m)
-            parent.add_child(_GeoData(_geojson(w, {"t": head, "p": pop}), color_keys=[], radius=5,
+            parent.add_child(_GeoData(_geojson(w, {"t": head, **pop.props}), popup=pop, color_keys=[], radius=5,
                                       style={"color": "#ffffff", "weight": 1.2,
                                              "fillColor": tcol[t], "fillOpacity": 0.95}))
             legend.append(f"<div><i class='pt' style='background:{tcol[t]}'></i>"

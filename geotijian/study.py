@@ -1,0 +1,565 @@
+"""One study end to end: ``study.toml`` → every deliverable in ``outputs/<study>/``.
+
+``run_study(path)`` loads the layers (and OSM), builds the walk network, puts residents on
+compounds, delineates blocks and community check-up units, computes life-circle coverage,
+imagery and all indicators, reads the survey and hotline data, judges, updates the problem
+ledger and writes the GeoPackage, the offline problem map, figures, the 一表三清单 and
+``run.json``. Each step is timed and its warnings recorded; the outputs are staged and
+swapped into place only when every step succeeded.
+
+Determinism: every deliverable is byte-identical for the same inputs; ``run.json`` differs
+only in its ``timings_s`` and ``started`` fields (they describe the run, not the result).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from . import settings
+from .access import coverage_gaps, facility_distance_matrix, service_areas, service_coverage
+from .assess import build_tables, read_ledger, update_ledger, write_ledger, write_tables
+from .config import StudyConfig, read_config
+from .errors import ConfigError, LayerError
+from .facilities import classify_pois, facility_catalogue
+from .imagery import imagery_indicators, quicklook_png, read_orthophoto
+from .indicators import compute_indicators, indicator_catalogue, read_filled_values
+from .io.atomic import write_text_atomic
+from .io.layers import ROLES, read_layer
+from .io.osm import load_osm
+from .model import StudyData
+from .network import build_network
+from .population import allocate_population
+from .report import problem_map, save_figures, save_problem_map, write_gpkg
+from .runlog import RunLog, package_versions, sha256, staged_output
+from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
+from .units import compounds_from_landuse, delineate_blocks, delineate_units, range_compliance
+
+__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files"]
+
+#: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
+#: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
+#: residents, Shanghai's age structure; nursing home: residents 80+ ≈ 4 %).
+FCA_TYPES = {"kindergarten": 0.03, "nursing_home": 0.04, "elderly_day_care": 0.04}
+
+STEPS = ("load", "network", "population", "units", "coverage", "imagery", "indicators",
+         "survey", "judgement", "ledger", "outputs")
+
+
+@dataclass
+class StudyResult:
+    """What a run produced: the study data, the files written and the run log."""
+
+    config: StudyConfig
+    data: StudyData
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    log: RunLog | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """Terminal summary: units in range, coverage per facility type, problems per class."""
+        d = self.data
+        lines = [f"study {self.config.name} ({self.config.level}, {self.config.year}) → {self.out_dir}"]
+        if d.units is not None:
+            comp = range_compliance(d.units)
+            lines.append(f"units: {len(d.units)} (in range {int((~d.units['flag'].astype(bool)).sum())}, "
+                         f"flagged {int(d.units['flag'].astype(bool).sum())}); blocks: "
+                         f"{0 if d.blocks is None else len(d.blocks)}")
+            lines.append(_indent(comp.to_string(index=False)))
+        cov = d.meta.get("coverage_district")
+        if cov is not None and len(cov):
+            lines.append("coverage (district, share of residents within walking distance):")
+            lines.append(_indent(cov.to_string(index=False)))
+        if d.problems is not None:
+            counts = d.problems["problem_class"].value_counts()
+            lines.append("problems: " + ", ".join(f"{c} {int(counts.get(c, 0))}"
+                                                  for c in ("限时解决", "尽力解决", "长期谋划")))
+        if d.ledger is not None and len(d.ledger):
+            st = d.ledger["status"].value_counts()
+            lines.append("ledger: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(st.items())))
+        lines.append(f"map:    {self.out_dir / 'maps' / 'problem_map.html'}")
+        lines.append(f"tables: {self.out_dir / 'indicator_table.xlsx'}")
+        lines.append(f"gpkg:   {self.out_dir / (self.config.name + '.gpkg')}")
+        if self.log is not None and self.log.warnings:
+            lines.append(f"warnings: {len(self.log.warnings)} (see run.json)")
+        return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + ln for ln in text.splitlines())
+
+
+# --------------------------------------------------------------------------- loading
+def _read_role(cfg: StudyConfig, role: str, study_area: Any) -> gpd.GeoDataFrame | None:
+    sources = cfg.layers_of(role)
+    if not sources:
+        return None
+    parts = []
+    for s in sources:
+        parts.append(read_layer(s.path, role, s.crs, coords=s.coords, to_crs=cfg.crs,
+                                study_area=study_area, layer=s.layer,
+                                name=f"{s.key} ({s.path.name}{':' + s.layer if s.layer else ''})"))
+    if len(parts) == 1:
+        return parts[0]
+    out = pd.concat(parts, ignore_index=True)
+    id_field = ROLES[role].id_field
+    dup = out[id_field].duplicated()
+    if dup.any():
+        raise LayerError(role, f"ID {out.loc[dup, id_field].iloc[0]!r} appears in two {role} layers "
+                               f"({', '.join(s.key for s in sources)})",
+                         fix=f"make {id_field} unique across the layers (e.g. prefix one source)")
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=parts[0].crs)
+
+
+def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
+    """Read every input layer of a study (and its OSM source) into a ``StudyData``.
+
+    Returns
+    -------
+    (StudyData, OSMData or None)
+    """
+    cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    data = StudyData(name=cfg.name, year=cfg.year, crs=cfg.crs)
+    osm = None
+    if cfg.osm:
+        src = cfg.osm.get("path") or cfg.osm.get("place") or tuple(cfg.osm["bbox"])
+        osm = load_osm(src, to_crs=cfg.crs)
+        data.meta["osm_sources"] = [str(src)]
+    data.boundary = _read_role(cfg, "boundary", None)
+    if data.boundary is None:
+        data.boundary = read_layer(osm.boundary, "boundary", to_crs=cfg.crs, name="boundary (OSM extent)")
+    area = data.boundary
+    for role in ("towns", "committees", "compounds", "buildings", "roads", "water", "rail", "parks",
+                 "facilities", "population"):
+        setattr(data, role, _read_role(cfg, role, area))
+    if cfg.hotline is not None:
+        s = cfg.hotline
+        # no study_area check here: points outside are reported per row by complaint_rates
+        data.complaints = read_layer(s.path, "complaints", s.crs, coords=s.coords, to_crs=cfg.crs,
+                                     name=f"hotline ({s.path.name})")
+    if osm is not None:
+        _merge_osm(cfg, data, osm)
+    if data.compounds is None:
+        raise LayerError("compounds", "the study has no residential compounds",
+                         fix="give [layers.compounds] or an [osm] source with use = [\"compounds\", ...]")
+    if data.facilities is None:
+        raise LayerError("facilities", "the study has no facilities",
+                         fix="give a facilities layer or an [osm] source with use = [\"facilities\", ...]")
+    return data, osm
+
+
+def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any) -> None:
+    """Fill layers the study did not give from OSM (never overriding a local layer)."""
+    use = set(cfg.osm.get("use", ()))
+    clip = data.boundary
+    if data.roads is None:
+        roads = osm.roads[["osmid", "highway", "name", "geometry"]].copy()
+        roads["road_id"] = [f"R{i + 1:06d}" for i in range(len(roads))]
+        roads["highway"] = roads["highway"].map(lambda h: h[0] if isinstance(h, list) else h)
+        roads["name"] = roads["name"].map(lambda h: h[0] if isinstance(h, list) else h)
+        data.roads = read_layer(roads.drop(columns="osmid"), "roads", to_crs=cfg.crs, name="roads (OSM)")
+    if "buildings" in use and data.buildings is None and len(osm.buildings):
+        b = osm.buildings.copy()
+        b["building_id"] = b["osm_type"].astype(str).str[0] + b["osm_id"].astype(str)
+        b["use"] = b["building"]
+        data.buildings = read_layer(b[["building_id", "levels", "height", "use", "geometry"]], "buildings",
+                                    to_crs=cfg.crs, name="buildings (OSM)")
+    if "compounds" in use and data.compounds is None and len(osm.residential):
+        data.compounds = read_layer(compounds_from_landuse(osm.residential), "compounds", to_crs=cfg.crs,
+                                    study_area=clip, name="compounds (OSM landuse=residential)")
+    if "water" in use and data.water is None and len(osm.water):
+        w = osm.water[["kind", "name", "geometry"]].copy()
+        data.water = read_layer(w, "water", to_crs=cfg.crs, name="water (OSM)")
+    if "rail" in use and data.rail is None and len(osm.rail):
+        data.rail = read_layer(osm.rail[["kind", "name", "geometry"]], "rail", to_crs=cfg.crs, name="rail (OSM)")
+    if "facilities" in use and len(osm.pois):
+        pois = classify_pois(osm.pois, facility_catalogue(cfg.facilities.get("catalogue")))
+        pois = pois[pois["type"].notna()].copy()
+        if len(pois):
+            pois["facility_id"] = "OSM-" + pois["osm_type"].astype(str).str[0] + pois["osm_id"].astype(str)
+            keep = [c for c in ("facility_id", "type", "name", "capacity", "geometry") if c in pois.columns]
+            f = read_layer(pois[keep], "facilities", to_crs=cfg.crs, name="facilities (OSM POIs)")
+            data.facilities = f if data.facilities is None else gpd.GeoDataFrame(
+                pd.concat([data.facilities, f], ignore_index=True), geometry="geometry", crs=f.crs)
+    if "parks" in use and data.parks is None:
+        leisure = osm.pois.get("leisure")
+        if leisure is not None:
+            parks = osm.pois[leisure.isin(["park", "garden"]).to_numpy()
+                             & osm.pois.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()]
+            if len(parks):
+                p = parks[["name", "geometry"]].copy()
+                p["kind"] = parks["leisure"].to_numpy()
+                p["park_id"] = [f"P{i + 1:04d}" for i in range(len(p))]
+                data.parks = read_layer(p, "parks", to_crs=cfg.crs, name="parks (OSM)")
+
+
+# --------------------------------------------------------------------------- running
+def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
+              output: str | Path | None = None) -> StudyResult:
+    """Run a study end to end and write its outputs.
+
+    Parameters
+    ----------
+    config : path or StudyConfig
+        The ``study.toml``.
+    progress : bool
+        Show a progress bar per step on stderr.
+    output : path, optional
+        Output root replacing ``study.output``; results go to ``<output>/<study name>/``.
+
+    Returns
+    -------
+    StudyResult
+        ``summary()`` gives the terminal summary; ``files`` the written files.
+    """
+    cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    if output is not None:
+        cfg.output = Path(output).resolve()
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    log = RunLog(progress=progress)
+    log.start(len(STEPS))
+    saved = settings.current()
+    try:
+        settings.configure(metric_crs=cfg.crs)
+        if "max_snap_distance_m" in cfg.network:
+            settings.configure(max_snap_distance_m=cfg.network["max_snap_distance_m"])
+        if "floor_area_per_person_m2" in cfg.population:
+            settings.configure(floor_area_per_person_m2=cfg.population["floor_area_per_person_m2"])
+        result = _run(cfg, log)
+        with staged_output(cfg.out_dir) as staging:
+            with log.step("outputs"):
+                files = _write_outputs(cfg, result, staging)
+            run = _run_json(cfg, result, log, started)
+            write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
+        result.files = sorted(cfg.out_dir / f.relative_to(staging) for f in files + [staging / "run.json"])
+        result.out_dir = cfg.out_dir
+        return result
+    finally:
+        settings.configure(**saved)
+        log.close()
+
+
+def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
+    res = StudyResult(config=cfg, data=StudyData(), out_dir=cfg.out_dir, log=log)
+    fcat = facility_catalogue(cfg.facilities.get("catalogue"))
+    if cfg.facilities.get("distances"):
+        unknown = [c for c in cfg.facilities["distances"] if c not in set(fcat["code"])]
+        if unknown:
+            raise ConfigError(f"facilities.distances.{unknown[0]}", "unknown facility type code",
+                              "use a code of the facility catalogue or add the type with facilities.catalogue")
+        fcat = fcat.copy()
+        for code, metres in cfg.facilities["distances"].items():
+            fcat.loc[fcat["code"] == code, "walk_distance_m"] = float(metres)
+    icat = _indicator_catalogue(cfg)
+
+    with log.step("load"):
+        data, osm = load_study(cfg)
+        res.data = data
+    with log.step("network"):
+        if cfg.network["source"] == "osm":
+            data.network = build_network(osm.graph, crs=cfg.crs)
+        else:
+            data.network = build_network(data.roads, crs=cfg.crs)
+    with log.step("population"):
+        data.compounds, pop_report = _population(cfg, data)
+        data.meta["population"] = {k: v for k, v in pop_report.items() if not isinstance(v, pd.DataFrame)}
+    with log.step("units"):
+        barriers = [g for g in (data.water, data.rail) if g is not None]
+        kw = {}
+        if "road_classes" in cfg.units:
+            kw["road_classes"] = cfg.units["road_classes"]
+        if "sliver_area_m2" in cfg.units:
+            kw["sliver_area_m2"] = cfg.units["sliver_area_m2"]
+        data.blocks = delineate_blocks(data.roads, data.boundary, barriers=barriers, towns=data.towns, **kw)
+        data.units = delineate_units(data.blocks, data.compounds, data.committees, data.towns,
+                                     min_pop=cfg.units.get("min_pop"), max_pop=cfg.units.get("max_pop"))
+        cu = data.units.attrs.get("geotijian", {}).get("compound_unit", {})
+        data.compounds = data.compounds.assign(unit_id=data.compounds["compound_id"].map(cu))
+        data.meta["units_feasibility"] = data.units.attrs.get("geotijian", {}).get("feasibility", [])
+    with log.step("coverage"):
+        types = cfg.facilities.get("types")
+        if types:
+            unknown = [t for t in types if t not in set(fcat["code"])]
+            if unknown:
+                raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}",
+                                  "use codes of the facility catalogue (geotijian.facility_catalogue())")
+        homes = data.compounds[["compound_id", "unit_id", "population", "geometry"]].rename(
+            columns={"compound_id": "home_id"})
+        entrances = osm.entrances if osm is not None else None
+        cov = service_coverage(data.network, homes, data.facilities, types=types, catalogue=fcat,
+                               units=data.units, entrances=entrances)
+        data.homes = cov.per_home
+        data.coverage_gaps = coverage_gaps(cov)
+        data.service_areas = service_areas(data.network, data.facilities, catalogue=fcat, types=cov.types,
+                                           entrances=entrances)
+        data.facilities = _with_access_rule(data.facilities, cov.facilities)
+        res.tables["coverage"] = cov.per_area
+        dist = cov.per_home.set_index("home_id")[[f"dist_{t}" for t in cov.types]]
+        dist.columns = cov.types
+        data.meta["distances"] = dist
+        data.meta["walk_distances"] = cov.walk_distance_m
+        district = cov.per_area[cov.per_area["level"] == "district"]
+        data.meta["coverage_district"] = pd.DataFrame({
+            "type": district["facility_type"].to_numpy(),
+            "share_%": (district["share"].to_numpy() * 100).round(1),
+            "not_covered": district["not_covered"].round(0).astype(int).to_numpy(),
+        })
+        fca = {}
+        for t, share in FCA_TYPES.items():
+            fac = data.facilities[data.facilities["type"] == t]
+            if t in cov.types and len(fac) and "capacity" in fac.columns and fac["capacity"].notna().any():
+                fac = fac.sort_values("facility_id")
+                od = facility_distance_matrix(data.network, homes.sort_values("home_id").reset_index(drop=True),
+                                              fac, max_distance=cov.walk_distance_m[t], entrances=entrances)
+                fca[t] = {"supply": fac["capacity"].fillna(0).to_numpy(float), "od": od,
+                          "max_distance": cov.walk_distance_m[t], "demand_share": share, "method": "e2sfca"}
+        data.meta["fca"] = fca
+    with log.step("imagery"):
+        if cfg.imagery:
+            ortho = read_orthophoto(cfg.imagery["path"], bands=cfg.imagery.get("bands"))
+            data.imagery = imagery_indicators(ortho, data.units)
+            data.meta["ortho"] = ortho
+    with log.step("indicators"):
+        values = compute_indicators(
+            data.units, homes=data.homes.sort_values("home_id").reset_index(drop=True),
+            distances=data.meta["distances"], walk_distances=data.meta["walk_distances"],
+            residential=data.compounds, parks=data.parks, facilities=data.facilities, fca=data.meta["fca"] or None,
+            roads=data.roads, buildings=data.buildings, compounds=data.compounds,
+            complaints=data.complaints, imagery=data.imagery)
+        if cfg.indicators.get("filled"):
+            filled = read_filled_values(cfg.indicators["filled"], catalogue=icat, units=data.units)
+            values = pd.concat([values, filled[values.columns]], ignore_index=True)
+        data.indicator_values = values.sort_values(["level", "area_id", "code"], kind="stable").reset_index(drop=True)
+    with log.step("survey"):
+        satisfaction = complaints = None
+        if cfg.survey is not None:
+            sres = read_survey(cfg.survey, units=data.units)
+            data.survey = sres.satisfaction
+            satisfaction = sres.satisfaction
+            res.tables["survey_issues"] = sres.issues
+            res.tables["sample_plan"] = sres.plan
+        else:
+            res.tables["sample_plan"] = plan_sample(data.units)
+        if data.complaints is not None:
+            complaints = complaint_rates(data.complaints, data.units)
+            res.tables["complaint_rates"] = complaints
+            data.hotspots = complaint_hotspots(data.complaints, area=data.boundary,
+                                               seed=settings.random_seed)
+    with log.step("judgement"):
+        tables = build_tables(data.indicator_values, icat, areas=data.units, satisfaction=satisfaction,
+                              complaints=complaints, district_name=cfg.name)
+        res.tables.update(tables)
+        data.indicator_table = tables["indicator_table"]
+        data.strengths = tables["strengths"]
+        data.suggestions = tables["suggestions"]
+        probs = tables["problems"]
+        geo = _problem_geometry(probs, data)
+        data.problems = gpd.GeoDataFrame(probs, geometry=geo, crs=cfg.crs)
+    with log.step("ledger"):
+        last = read_ledger(cfg.ledger_last_year) if cfg.ledger_last_year is not None else None
+        data.ledger = update_ledger(last, data.problems, units_this=data.units, year=cfg.year)
+    return res
+
+
+def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
+    refs = cfg.indicators.get("reference", {})
+    overrides: dict[str, Any] = {}
+    if cfg.indicators.get("custom"):
+        overrides["custom"] = cfg.indicators["custom"]
+    if refs:
+        overrides["reference"] = refs
+    try:
+        return indicator_catalogue(overrides or None)
+    except (LayerError, ValueError, KeyError) as exc:
+        key = "indicators.reference" if refs else "indicators.custom"
+        msg = str(exc)
+        for code in refs:
+            if code in msg:
+                key = f"indicators.reference.{code}"
+        raise ConfigError(key, msg.split(". Fix:")[0], "use a code of the indicator catalogue "
+                          "(geotijian.indicator_catalogue()) or add it as a 特色指标 in indicators.custom") from None
+
+
+def _population(cfg: StudyConfig, data: StudyData):
+    source = cfg.population["source"]
+    totals = total_by = None
+    if source != "attribute":
+        for layer, key in ((data.committees, "committee_id"), (data.towns, "town_code")):
+            if layer is not None and "population" in layer.columns and layer["population"].notna().all():
+                totals, total_by = layer, key
+                break
+    return allocate_population(data.compounds, source=source, raster=cfg.population.get("raster"),
+                               buildings=data.buildings, totals=totals, total_by=total_by,
+                               study_area=data.boundary)
+
+
+def _with_access_rule(facilities: gpd.GeoDataFrame, used: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if used is None or "access_rule" not in used.columns:
+        return facilities.sort_values("facility_id").reset_index(drop=True)
+    rules = used.drop_duplicates("facility_id").set_index("facility_id")["access_rule"]
+    out = facilities.assign(access_rule=facilities["facility_id"].map(rules))
+    return out.sort_values("facility_id").reset_index(drop=True)
+
+
+def _problem_geometry(problems: pd.DataFrame, data: StudyData) -> np.ndarray:
+    """A problem is drawn on its unit, its town, or the whole district."""
+    geo = {}
+    if data.units is not None:
+        geo.update(zip(data.units["unit_id"], data.units.geometry.values))
+    if data.towns is not None:
+        geo.update(zip(data.towns["town_code"], data.towns.geometry.values))
+    district = data.boundary.geometry.union_all() if data.boundary is not None else None
+    return np.array([geo.get(a, district) for a in problems["area_id"]], dtype=object)
+
+
+# --------------------------------------------------------------------------- outputs
+def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    data = res.data
+    files: list[Path] = []
+    lang = cfg.report.get("lang", "zh")
+    files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
+    maps = folder / "maps"
+    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang)
+    files.append(save_problem_map(m, maps / "problem_map.html"))
+    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator")))
+    if data.meta.get("ortho") is not None:
+        files.append(quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png"))
+    tables = {k: res.tables[k] for k in ("indicator_table", "strengths", "problems", "suggestions")}
+    files.extend(write_tables(tables, folder))
+    files.append(write_ledger(data.ledger, folder / "ledger.csv"))
+    extra = {"coverage": "coverage_by_area.csv", "sample_plan": "survey_sample_plan.csv",
+             "complaint_rates": "complaint_rates.csv", "survey_issues": "survey_issues.csv"}
+    from .io.atomic import atomic_path
+    for key, name in extra.items():
+        t = res.tables.get(key)
+        if t is not None:
+            with atomic_path(folder / name) as tmp:
+                t.to_csv(tmp, index=False, encoding="utf-8-sig")
+            files.append(folder / name)
+    if data.units is not None:
+        with atomic_path(folder / "units_range.csv") as tmp:
+            range_compliance(data.units).to_csv(tmp, index=False, encoding="utf-8-sig")
+        files.append(folder / "units_range.csv")
+    return sorted(set(files))
+
+
+def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> dict:
+    data = res.data
+    inputs = [{"path": str(p), "sha256": sha256(p), "bytes": p.stat().st_size}
+              for p in cfg.input_files() if p.is_file()]
+    counts = {name: len(g) for name, g in data.layers().items()}
+    return {
+        "study": cfg.name, "level": cfg.level, "year": cfg.year, "crs": cfg.crs,
+        "config": str(cfg.path), "started": started,
+        "inputs": inputs, "osm_sources": data.meta.get("osm_sources", []),
+        "attribution": data.attribution,
+        "versions": package_versions(), "settings": settings.current(),
+        "counts": counts,
+        "population": data.meta.get("population", {}),
+        "units_feasibility": data.meta.get("units_feasibility", []),
+        "timings_s": log.timings, "warnings": log.warnings,
+    }
+
+
+# --------------------------------------------------------------------------- scripting
+def _opt_layer(spec: tuple[str | None, str | None], role: str, study_area: Any = None):
+    path, layer = spec
+    if path is None:
+        return None
+    return read_layer(path, role, layer=layer, study_area=study_area)
+
+
+def coverage_from_files(*, network: str, homes: str, facilities: str, out: str,
+                        network_layer: str | None = None, homes_layer: str | None = None,
+                        homes_role: str = "compounds", facilities_layer: str | None = None,
+                        coords: str | None = None, types: list[str] | None = None,
+                        progress: bool = False) -> str:
+    """Life-circle coverage gaps from files (``geotijian coverage``).
+
+    Parameters
+    ----------
+    network : path
+        Roads layer (GeoPackage/Shapefile/GeoJSON) or OSM file (``.osm``/``.osm.pbf``).
+    homes : path
+        Compounds, buildings or population points (``homes_role``) with population.
+    facilities : path
+        Facilities with a ``type`` field (facility catalogue codes); ``coords="gcj02"``
+        for POIs copied from Amap.
+    out : path
+        GeoPackage written atomically with the layers ``coverage_gaps``, ``homes``,
+        ``service_areas`` and ``facilities``.
+
+    Returns
+    -------
+    str
+        District coverage per facility type (share of residents within walking distance).
+    """
+    from .population import building_population
+
+    net_path = Path(network)
+    data = StudyData(name=Path(out).stem)
+    if net_path.name.endswith((".osm", ".osm.pbf", ".pbf", ".xml")):
+        osm = load_osm(net_path)
+        graph = osm.graph
+        data.meta["osm_sources"] = [str(net_path)]
+    else:
+        graph = read_layer(net_path, "roads", layer=network_layer)
+    net = build_network(graph)
+    h = read_layer(homes, homes_role, layer=homes_layer)
+    id_field = ROLES[homes_role].id_field
+    if homes_role == "buildings":
+        h = h.assign(population=building_population(h)[0])
+    if "population" not in h.columns or h["population"].isna().all():
+        raise LayerError(f"homes ({Path(homes).name})", "no population field",
+                         fix="add a population column (persons) to the homes layer")
+    h = h.rename(columns={id_field: "home_id"})[["home_id", "population", "geometry"]]
+    fac = read_layer(facilities, "facilities", coords=coords, layer=facilities_layer)
+    cov = service_coverage(net, h, fac, types=types, progress=progress)
+    data.homes = cov.per_home
+    data.coverage_gaps = coverage_gaps(cov)
+    data.service_areas = service_areas(net, fac, types=cov.types)
+    data.facilities = _with_access_rule(fac, cov.facilities)
+    write_gpkg(data, out)
+    district = cov.per_area[cov.per_area["level"] == "district"]
+    table = pd.DataFrame({"type": district["facility_type"].to_numpy(),
+                          "share_%": (district["share"] * 100).round(1).to_numpy(),
+                          "not_covered": district["not_covered"].round(0).astype(int).to_numpy()})
+    return f"wrote {out}\n" + table.to_string(index=False)
+
+
+def units_from_files(*, roads, compounds, out: str, committees=(None, None), towns=(None, None),
+                     boundary=(None, None), water=(None, None), rail=(None, None),
+                     min_pop: int | None = None, max_pop: int | None = None) -> str:
+    """Community check-up units from files (``geotijian units``).
+
+    Each layer argument is a ``(path, layer)`` pair (layer ``None`` for single-layer
+    files). Writes ``units``, ``blocks`` and ``compounds`` (with ``unit_id``) to the ``out``
+    GeoPackage atomically and returns the range-compliance table.
+    """
+    bnd = _opt_layer(boundary, "boundary")
+    tw = _opt_layer(towns, "towns", bnd)
+    cm = _opt_layer(committees, "committees", bnd)
+    cp = _opt_layer(compounds, "compounds", bnd)
+    rd = _opt_layer(roads, "roads", bnd)
+    if bnd is None:
+        src = next(g for g in (tw, cm, cp) if g is not None)
+        hull = src.geometry.union_all().convex_hull.buffer(50)
+        bnd = gpd.GeoDataFrame({"boundary_id": ["B1"]}, geometry=[hull], crs=src.crs)
+    barriers = [g for g in (_opt_layer(water, "water", bnd), _opt_layer(rail, "rail", bnd)) if g is not None]
+    blocks = delineate_blocks(rd, bnd, barriers=barriers, towns=tw)
+    units = delineate_units(blocks, cp, cm, tw, min_pop=min_pop, max_pop=max_pop)
+    cu = units.attrs.get("geotijian", {}).get("compound_unit", {})
+    data = StudyData(name=Path(out).stem, boundary=bnd, towns=tw, committees=cm, blocks=blocks, units=units,
+                     compounds=cp.assign(unit_id=cp["compound_id"].map(cu)))
+    write_gpkg(data, out)
+    return f"wrote {out}: {len(units)} units from {len(blocks)} blocks\n" + \
+        range_compliance(units).to_string(index=False)

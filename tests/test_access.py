@@ -1,0 +1,279 @@
+"""Nearest-facility distances, coverage shares, gaps, distance matrix and service areas."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geotijian.access import (
+    ZERO_DISTANCE_M,
+    CoverageResult,
+    _reached_segments,
+    _substrings,
+    coverage_gaps,
+    facility_access_points,
+    facility_distance_matrix,
+    nearest_facility_distance,
+    service_areas,
+    service_coverage,
+)
+from geotijian.errors import ConfigError, LayerError
+from geotijian.model import GAP_COLUMNS
+from geotijian.network import build_network, facility_access, source_graph
+
+CRS = "EPSG:32651"
+
+
+def grid_roads(spacing=100.0, n=3):
+    xs = np.arange(n) * spacing
+    lines = [shapely.LineString([(x, y) for x in xs]) for y in xs] + \
+            [shapely.LineString([(x, y) for y in xs]) for x in xs]
+    return gpd.GeoDataFrame(geometry=lines, crs=CRS)
+
+
+@pytest.fixture
+def net():
+    island = gpd.GeoDataFrame(geometry=[shapely.LineString([(1000, 1000), (1100, 1000)])], crs=CRS)
+    return build_network(pd.concat([grid_roads(), island], ignore_index=True))
+
+
+@pytest.fixture
+def homes():
+    """Hand-placed homes on the 100 m grid (see expected distances in the tests)."""
+    return gpd.GeoDataFrame({
+        "home_id": ["A", "B", "C", "D", "E"],
+        "population": [100.0, 200.0, 300.0, 50.0, 10.0],
+        "unit_id": ["U1", "U1", "U2", "U2", "U3"],
+        "town_code": ["T1", "T1", "T1", "T1", "T2"],
+    }, geometry=[shapely.Point(70, 5),                 # edge (0,0)-(100,0) t=70 off 5
+                 shapely.Point(195, 160),              # edge x=200 y100-200 t=60 off 5
+                 shapely.Polygon([(150, 112), (180, 140), (150, 170), (120, 140)]),  # off 12
+                 shapely.Point(1050, 1010),            # on the island
+                 shapely.Point(100, -400)], crs=CRS)   # 400 m off the network
+
+
+@pytest.fixture
+def facs():
+    return gpd.GeoDataFrame({"type": ["kindergarten", "primary_school"], "facility_id": ["K", "P"]},
+                            geometry=[shapely.Point(30, -10), shapely.Point(205, 150)], crs=CRS)
+
+
+EXPECTED = {  # worked out by hand, metres
+    "kindergarten": [55.0, 345.0, 242.0, np.inf, 480.0],
+    "primary_school": [290.0, 20.0, 117.0, np.inf, 655.0],
+}
+
+
+def test_nearest_facility_distance_hand_checked(net, homes, facs):
+    with pytest.warns(Warning, match="reported"):
+        d = nearest_facility_distance(net, homes, facs, types=["kindergarten", "primary_school"])
+    assert list(d.index) == ["A", "B", "C", "D", "E"]
+    for t, exp in EXPECTED.items():
+        assert d[t].to_numpy() == pytest.approx(exp, abs=1e-9)
+    rep = d.attrs["report"]
+    assert set(rep.loc[rep["problem"].str.contains("component"), "feature_id"]) == {"D"}
+    assert set(rep.loc[rep["problem"].str.contains("maximum snap"), "feature_id"]) == {"E"}
+
+
+def test_dict_input_limit_and_empty_type(net, homes, facs):
+    by_type = {"kindergarten": facs.iloc[[0]], "primary_school": facs.iloc[[1]],
+               "nursery": facs.iloc[[]]}
+    with pytest.warns(Warning):
+        d = nearest_facility_distance(net, homes, by_type, max_distance={"kindergarten": 300})
+    assert d["kindergarten"].to_numpy() == pytest.approx([55.0, np.inf, 242.0, np.inf, np.inf])
+    assert d["primary_school"].to_numpy() == pytest.approx(EXPECTED["primary_school"])
+    assert np.isinf(d["nursery"]).all()
+    assert d.attrs["report"]["problem"].str.contains("no facility of type 'nursery'").any()
+
+
+def test_geographic_homes_rejected(net, homes, facs):
+    with pytest.raises(LayerError, match="geographic"):
+        nearest_facility_distance(net, homes.to_crs("EPSG:4326"), facs)
+    with pytest.raises(LayerError, match="not unique"):
+        nearest_facility_distance(net, homes.assign(home_id="X"), facs)
+    with pytest.raises(LayerError, match="type"):
+        nearest_facility_distance(net, homes, facs.drop(columns="type"))
+
+
+def test_polygon_facility_reached_at_nearest_gate(net, homes):
+    # a campus inside the top-left block, with a gate on its south side at (50, 110)
+    campus = shapely.box(10, 110, 90, 190)
+    fac = gpd.GeoDataFrame({"type": ["primary_school"]}, geometry=[campus], crs=CRS)
+    gate = gpd.GeoDataFrame(geometry=[shapely.Point(50, 110)], crs=CRS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d_gate = nearest_facility_distance(net, homes, fac, entrances=gate)["primary_school"]
+        d_out = nearest_facility_distance(net, homes, fac, access_distance=12)["primary_school"]
+    # gate: 10 m to edge y=100 at t=50. A at (70,5): 5 + 30 + 100 + 50 + 10
+    assert d_gate["A"] == pytest.approx(195.0)
+    # outline: the east side is 10 m from x=100: A -> (100,0) 35, up 100 + 50... nearest is
+    # the access point on x=100 at y=110..190 (outline point (90,110) -> 10 m): 35+110+10
+    assert d_out["A"] == pytest.approx(155.0)
+    ap = facility_access_points(net, fac, entrances=gate)
+    assert ap["access_rule"].tolist() == ["entrance"]
+
+
+def test_service_coverage_shares_and_units(net, homes, facs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = service_coverage(net, homes, facs)
+    assert isinstance(res, CoverageResult)
+    assert res.types == ["kindergarten", "primary_school"]
+    assert res.walk_distance_m == {"kindergarten": 300.0, "primary_school": 500.0}
+    ph = res.per_home.set_index("home_id")
+    assert ph["covered_kindergarten"].tolist() == [True, False, True, False, False]
+    assert ph["covered_primary_school"].tolist() == [True, True, True, False, False]
+    assert ph["types_covered"].tolist() == [2, 1, 2, 0, 0]
+    assert ph["complete"].tolist() == [True, False, True, False, False]
+    pa = res.per_area
+    dist = pa[pa.level == "district"].set_index("facility_type")
+    assert dist.loc["kindergarten", "population"] == 660
+    assert dist.loc["kindergarten", "covered_population"] == 400
+    assert dist.loc["kindergarten", "share"] == pytest.approx(400 / 660)
+    assert dist.loc["primary_school", "not_covered"] == 60
+    assert res.complete_share == pytest.approx(400 / 660)
+    u = pa[(pa.level == "unit")].set_index(["area_id", "facility_type"])
+    assert u.loc[("U1", "kindergarten"), "share"] == pytest.approx(100 / 300)
+    # the unit and town figures sum to the district figures, for every type
+    for level in ("unit", "town"):
+        s = pa[pa.level == level].groupby("facility_type")[["population", "covered_population",
+                                                            "not_covered"]].sum()
+        assert np.allclose(s.loc[dist.index].to_numpy(),
+                           dist[["population", "covered_population", "not_covered"]].to_numpy())
+    assert set(res.facilities["access_rule"]) == {"point"}
+
+
+def test_units_assigned_by_polygon_and_unassigned_kept(net, homes, facs):
+    units = gpd.GeoDataFrame({"unit_id": ["W", "E"], "town_code": ["T", "T"]},
+                             geometry=[shapely.box(-10, -10, 110, 210), shapely.box(110, -10, 210, 210)],
+                             crs=CRS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = service_coverage(net, homes.drop(columns=["unit_id", "town_code"]), facs, units=units)
+    ph = res.per_home.set_index("home_id")
+    assert ph.loc[["A", "B", "C", "D", "E"], "unit_id"].tolist() == \
+        ["W", "E", "E", "<unassigned>", "<unassigned>"]
+    pa = res.per_area
+    s = pa[pa.level == "unit"].groupby("facility_type")["covered_population"].sum()
+    d = pa[pa.level == "district"].set_index("facility_type")["covered_population"]
+    assert np.allclose(s.loc[d.index], d)
+    assert res.report["problem"].str.contains("outside every unit").any()
+
+
+def test_coverage_errors(net, homes, facs):
+    with pytest.raises(LayerError, match="population"):
+        service_coverage(net, homes.drop(columns="population"), facs)
+    with pytest.raises(LayerError, match="negative"):
+        service_coverage(net, homes.assign(population=-1.0), facs)
+    with pytest.raises(ConfigError, match="walking distance"):
+        service_coverage(net, homes, facs, types=["restaurant"])
+
+
+def test_coverage_gaps_layer(net, homes, facs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = service_coverage(net, homes, facs)
+        gaps = coverage_gaps(res)
+        again = coverage_gaps(net, homes, facs)
+    assert list(gaps.columns) == GAP_COLUMNS + ["geometry"]
+    k = gaps[gaps.facility_type == "kindergarten"].set_index("home_id")
+    assert list(k.index) == ["B", "D", "E"]
+    assert k.loc["B", "distance_m"] == pytest.approx(345.0)
+    assert np.isinf(k.loc["D", "distance_m"])
+    assert k.loc["B", "facility_name_zh"] == "幼儿园" and k.loc["B", "walk_distance_m"] == 300
+    assert gaps.crs == CRS
+    pd.testing.assert_frame_equal(pd.DataFrame(gaps.drop(columns="geometry")),
+                                  pd.DataFrame(again.drop(columns="geometry")))
+
+
+def test_distance_matrix_matches_nearest_and_stores_zero(net, homes, facs):
+    extra = gpd.GeoDataFrame({"type": ["kindergarten"]}, geometry=[shapely.Point(150, 0)], crs=CRS)
+    f = pd.concat([facs, extra], ignore_index=True)
+    h = pd.concat([homes, gpd.GeoDataFrame({"home_id": ["F"], "population": [1.0]},
+                                           geometry=[shapely.Point(150, 0)], crs=CRS)],
+                  ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        M = facility_distance_matrix(net, h, f, max_distance=400, chunk_cells=20)  # 1 per chunk
+        near = nearest_facility_distance(net, h, f)
+    assert M.shape == (6, 3)
+    dense = np.full(M.shape, np.inf)
+    coo = M.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    assert dense[5, 2] == ZERO_DISTANCE_M               # F sits on the extra facility
+    assert dense[0, 0] == pytest.approx(55.0) and dense[1, 1] == pytest.approx(20.0)
+    assert dense[1, 0] == pytest.approx(345.0) and dense[0, 1] == pytest.approx(290.0)
+    assert np.isinf(dense[3]).all() and np.isinf(dense[4]).all()     # island, 480 > 400
+    k = np.minimum(dense[:, 0], dense[:, 2])
+    exp = near["kindergarten"].to_numpy()
+    exp = np.where(exp <= 400, np.maximum(exp, ZERO_DISTANCE_M), np.inf)
+    assert k == pytest.approx(exp)
+    assert (M.data <= 400).all() and (M.data > 0).all()
+
+
+def test_substrings_vectorised():
+    g = np.array([shapely.LineString([(0, 0), (10, 0), (10, 10)])] * 3)
+    out = _substrings(g, np.array([0.0, 5.0, 12.0]), np.array([20.0, 15.0, 13.0]))
+    assert shapely.equals(out[0], g[0])
+    assert shapely.get_coordinates(out[1]).tolist() == [[5, 0], [10, 0], [10, 5]]
+    assert shapely.length(out[2]) == pytest.approx(1.0)
+
+
+def test_service_area_cut_at_exact_distance(net):
+    fac = gpd.GeoDataFrame({"type": ["kindergarten"]}, geometry=[shapely.Point(50, 0)], crs=CRS)
+    fs = facility_access(net, fac)
+    from scipy.sparse.csgraph import dijkstra
+
+    D = dijkstra(source_graph(net, fs), directed=True, indices=[net.n_nodes], limit=120)[0]
+    lines = _reached_segments(net, D, fs, None, 120.0)
+    # whole edge (0,0)-(100,0) + 70 m up x=0 + 70 m along y=0 east + 70 m up x=100
+    assert shapely.length(shapely.union_all(lines)) == pytest.approx(310.0)
+    sa = service_areas(net, fac, 120, half_width=2)
+    poly = sa.geometry.iloc[0]
+    assert sa["facility_type"].tolist() == ["kindergarten"]
+    assert poly.contains(shapely.Point(0, 71)) and not poly.contains(shapely.Point(0, 73))
+    assert not poly.contains(shapely.Point(50, 50))    # no convex hull
+    per = service_areas(net, fac.assign(facility_id=["K1"]), 120, half_width=2, per_facility=True)
+    assert per["facility_id"].tolist() == ["K1"]
+    assert shapely.equals(per.geometry.iloc[0].normalize(), poly.normalize()) or \
+        abs(per.geometry.iloc[0].area - poly.area) < 1e-6
+
+
+def test_service_area_default_catalogue_distance(net, facs):
+    sa = service_areas(net, facs)
+    assert sa.set_index("facility_type")["walk_distance_m"].to_dict() == \
+        {"kindergarten": 300.0, "primary_school": 500.0}
+    assert (sa.area > 0).all()
+
+
+def test_real_extract_coverage(osm_dir):
+    """Tongji extract: residential landuse as homes, classified OSM POIs as facilities."""
+    import osmnx as ox
+
+    from geotijian.facilities import classify_pois
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        G = ox.graph_from_xml(osm_dir / "shanghai_yangpu_tongji.osm")
+        feats = ox.features_from_xml(osm_dir / "shanghai_yangpu_tongji.osm")
+        net = build_network(G)
+        pois = classify_pois(feats).to_crs(net.crs)
+        res_area = feats[(feats.get("landuse") == "residential")].to_crs(net.crs)
+        homes = gpd.GeoDataFrame({"population": res_area.area.to_numpy() * 0.03},
+                                 geometry=res_area.geometry.to_numpy(), crs=net.crs)
+        types = ["bus_stop", "fresh_market", "primary_school", "kindergarten"]
+        res = service_coverage(net, homes, pois[pois["matched"]], types=types)
+        gates = feats[feats.get("barrier").eq("gate") | feats.get("entrance").notna()].to_crs(net.crs)
+        res_g = service_coverage(net, homes, pois[pois["matched"]], types=types, entrances=gates)
+    d = res.per_area[res.per_area.level == "district"].set_index("facility_type")
+    assert 0 <= d.loc["bus_stop", "share"] <= 1
+    assert np.isinf(res.per_home["dist_kindergarten"]).all()      # none in the extract: all gaps
+    assert res.report["problem"].str.contains("kindergarten").any()
+    assert np.isfinite(res.per_home["dist_bus_stop"]).all()
+    assert {"outline_adjacent_edge", "point"} <= set(res.facilities["access_rule"])
+    assert set(res_g.facilities["access_rule"]) >= {"point"}

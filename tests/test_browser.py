@@ -1,0 +1,317 @@
+"""The saved problem map in a REAL headless Chromium with the network off.
+
+Chromium is driven over the Chrome DevTools Protocol with a minimal stdlib websocket client
+(no extra package): the page's JS exceptions, console errors, network requests and any
+``alert`` dialog are recorded, Leaflet's drawn SVG paths and markers are counted in the live
+DOM, the popup of the facility named ``<img src=x onerror=alert(1)>`` is opened to check
+it renders as text, and a screenshot goes to ``outputs/``.
+
+Skips with the reason when ``chromium`` is not installed (``scripts/sysdeps.sh`` installs
+the Debian package).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from geotijian.report import maps
+
+from .test_report import XSS, make_study
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = next((p for p in (os.environ.get("GEOTIJIAN_CHROMIUM"), "/usr/bin/chromium",
+                             shutil.which("chromium"), shutil.which("chromium-browser"))
+                 if p and Path(p).exists()), None)
+
+
+class WebSocket:
+    """Just enough RFC 6455 for CDP: text frames, client masking, fragmentation, ping."""
+
+    def __init__(self, url: str, timeout: float = 30.0):
+        assert url.startswith("ws://")
+        hostport, _, path = url[5:].partition("/")
+        host, _, port = hostport.partition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("websocket handshake: connection closed")
+            head += chunk
+        status, _, rest = head.partition(b"\r\n\r\n")
+        if b" 101 " not in status.split(b"\r\n")[0]:
+            raise ConnectionError(f"websocket handshake failed: {status[:200]!r}")
+        self.buf = rest
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("websocket closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send(self, text: str, opcode: int = 0x1) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        n = len(data)
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 1 << 16:
+            head += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        mask = os.urandom(4)
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(head + mask + body)
+
+    def recv(self) -> str:
+        parts = []
+        while True:
+            b0, b1 = self._read(2)
+            fin, opcode, n = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            mask = self._read(4) if b1 & 0x80 else None
+            payload = self._read(n)
+            if mask:
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if opcode == 0x9:  # ping
+                self.send(payload, opcode=0xA)
+                continue
+            if opcode == 0x8:
+                raise ConnectionError("websocket closed by the browser")
+            parts.append(payload)
+            if fin:
+                return b"".join(parts).decode()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class CDP:
+    """Commands and events over one page's DevTools websocket."""
+
+    def __init__(self, ws_url: str):
+        self.ws = WebSocket(ws_url)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, timeout: float = 30.0, **params) -> dict:
+        self.next_id += 1
+        my_id = self.next_id
+        self.ws.send(json.dumps({"id": my_id, "method": method, "params": params}))
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == my_id:
+                if "error" in msg:
+                    raise RuntimeError(f"CDP {method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self.events.append(msg)
+        raise TimeoutError(f"CDP {method} timed out")
+
+    def wait_event(self, method: str, timeout: float = 30.0) -> dict:
+        for ev in self.events:
+            if ev["method"] == method:
+                return ev
+        end = time.monotonic() + timeout
+        self.ws.sock.settimeout(timeout)
+        while time.monotonic() < end:
+            msg = json.loads(self.ws.recv())
+            if "method" in msg:
+                self.events.append(msg)
+                if msg["method"] == method:
+                    return msg
+        raise TimeoutError(f"no {method} event within {timeout} s")
+
+    def evaluate(self, expr: str):
+        res = self.call("Runtime.evaluate", expression=expr, returnByValue=True,
+                        awaitPromise=True)
+        if "exceptionDetails" in res:
+            raise RuntimeError(f"page JS failed: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium not installed (Debian package 'chromium'; "
+                    "scripts/sysdeps.sh installs it)")
+    profile = Path(tempfile.mkdtemp(prefix="gtj-chromium-", dir=tmp_path))
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}", "--remote-debugging-port=0",
+            # the network is off: every request goes to a dead proxy, names do not resolve
+            "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--window-size=1200,900", "about:blank"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        end = time.monotonic() + 40
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None:
+                pytest.skip(f"chromium exited at start (code {proc.returncode})")
+            if time.monotonic() > end:
+                pytest.skip("chromium did not open its DevTools port within 40 s")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        targets = json.loads(opener.open(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(t for t in targets if t.get("type") == "page")
+        cdp = CDP(page["webSocketDebuggerUrl"])
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            cdp.call(f"{domain}.enable")
+        cdp.call("Emulation.setDeviceMetricsOverride", width=1200, height=900,
+                 deviceScaleFactor=1, mobile=False)
+        yield cdp
+        cdp.ws.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _open(cdp: CDP, path: Path) -> None:
+    cdp.call("Page.navigate", url=path.resolve().as_uri())
+    cdp.wait_event("Page.loadEventFired", timeout=30)
+    # let Leaflet finish drawing (tiles fail at once: the proxy is dead)
+    deadline = time.monotonic() + 2.0
+    cdp.ws.sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            cdp.events.append(json.loads(cdp.ws.recv()))
+        except (TimeoutError, socket.timeout):
+            pass
+    cdp.ws.sock.settimeout(30)
+
+
+def _errors(cdp: CDP) -> dict[str, list]:
+    out = {"exceptions": [], "console": [], "log": [], "requests": [], "dialogs": []}
+    for ev in cdp.events:
+        m, p = ev["method"], ev.get("params", {})
+        if m == "Runtime.exceptionThrown":
+            d = p["exceptionDetails"]
+            out["exceptions"].append(f"{d.get('text')} {d.get('exception', {}).get('description')}"
+                                     f" at line {d.get('lineNumber')}:{d.get('columnNumber')}")
+        elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            out["console"].append([a.get("value", a.get("description")) for a in p.get("args", [])])
+        elif m == "Log.entryAdded" and p["entry"]["level"] == "error":
+            out["log"].append((p["entry"].get("source"), p["entry"].get("url", ""),
+                               p["entry"]["text"]))
+        elif m == "Network.requestWillBeSent":
+            out["requests"].append(p["request"]["url"])
+        elif m == "Page.javascriptDialogOpening":
+            out["dialogs"].append(p.get("message"))
+    return out
+
+
+_COUNT_JS = """(() => ({
+  L: typeof L !== 'undefined' ? L.version : null,
+  paths: document.querySelectorAll('path.leaflet-interactive').length,
+  clusters: document.querySelectorAll('.marker-cluster').length,
+  overlays: document.querySelectorAll('.leaflet-control-layers-overlays label').length,
+  bases: document.querySelectorAll('.leaflet-control-layers-base label').length,
+  legend: (document.querySelector('.gtj-legend') || {}).innerText || '',
+  title: (document.querySelector('.gtj-title') || {}).innerText || '',
+  labels: Array.from(document.querySelectorAll('.leaflet-control-layers label'))
+            .map(l => l.innerText.trim()),
+}))()"""
+
+_XSS_POPUP_JS = """(() => {
+  const maps = Object.keys(window).filter(k => window[k] instanceof L.Map).map(k => window[k]);
+  let opened = 0;
+  maps.forEach(m => m.eachLayer(l => {
+    if (l.feature && l.feature.properties && String(l.feature.properties.t).includes('onerror')) {
+      l.openPopup(); opened += 1;
+    }
+  }));
+  const pop = document.querySelector('.leaflet-popup-content');
+  return {opened: opened, text: pop ? pop.innerText : null,
+          imgs: pop ? pop.querySelectorAll('img').length : -1,
+          allImgX: document.querySelectorAll('img[src="x"]').length};
+})()"""
+
+
+def test_problem_map_in_headless_chromium_offline(browser, tmp_path):
+    study = make_study()
+    html_path = maps.save_problem_map(maps.problem_map(study, basemap="osm"),
+                                      tmp_path / "problem_map.html")
+    _open(browser, html_path)
+    state = browser.evaluate(_COUNT_JS)
+    errs = _errors(browser)
+
+    assert state["L"] == "1.9.4", "Leaflet did not load from the inlined script"
+    assert errs["exceptions"] == [], errs["exceptions"]
+    assert errs["console"] == [], errs["console"]
+    # only the OSM tiles may fail (the network is off); no script, stylesheet or font
+    remote = [u for u in errs["requests"] if not u.startswith(("file:", "data:", "about:"))]
+    assert remote and all("tile.openstreetmap.org" in u for u in remote), remote[:5]
+    assert all(src == "network" and "tile.openstreetmap.org" in url
+               for src, url, _ in errs["log"]), errs["log"]
+    assert errs["dialogs"] == []
+    # Leaflet drew the layers: units, boundary, towns, gaps, hot spots, problems as SVG
+    # paths; the 60 kindergartens as clusters
+    assert state["paths"] > 50, state
+    assert state["clusters"] > 0, state
+    assert state["overlays"] == 13 and state["bases"] == 2, state
+    assert "人口密度" in state["legend"] and "限时解决" in state["legend"]
+    assert state["title"] == "测试区 2024 年城市体检问题地图"
+
+    # the XSS facility: its popup shows the name as text, no <img> element is created
+    pop = browser.evaluate(_XSS_POPUP_JS)
+    assert pop["opened"] >= 1
+    assert XSS in pop["text"]
+    assert pop["imgs"] == 0 and pop["allImgX"] == 0
+    assert "小学" in pop["text"]  # type shown by its catalogue name
+    assert _errors(browser)["dialogs"] == []
+
+    time.sleep(0.5)  # popup fade-in
+    shot = browser.call("Page.captureScreenshot", format="png")
+    out = ROOT / "outputs" / "browser_problem_map.png"
+    out.parent.mkdir(exist_ok=True)
+    out.write_bytes(base64.b64decode(shot["data"]))
+    assert out.stat().st_size > 20_000
+    print(f"screenshot: {out} ({out.stat().st_size} bytes); "
+          f"{state['paths']} SVG paths, {state['clusters']} clusters")
+
+
+def test_blank_basemap_makes_no_request_at_all(browser, tmp_path):
+    study = make_study()
+    html_path = maps.save_problem_map(maps.problem_map(study, basemap="blank", lang="en"),
+                                      tmp_path / "blank.html")
+    _open(browser, html_path)
+    state = browser.evaluate(_COUNT_JS)
+    errs = _errors(browser)
+    assert state["L"] == "1.9.4"
+    assert errs["exceptions"] == [] and errs["console"] == [] and errs["log"] == [], errs
+    remote = [u for u in errs["requests"] if not u.startswith(("file:", "data:", "about:"))]
+    assert remote == []
+    assert state["paths"] > 50 and "problems: solve within a deadline (2)" in state["labels"]

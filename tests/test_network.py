@@ -1,0 +1,297 @@
+"""Walk network arrays, snapping, and the distance engine against networkx."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import Delaunay
+
+from geotijian import settings
+from geotijian.errors import LayerError, NetworkError
+from geotijian.network import (
+    augmented_graph,
+    build_network,
+    distances_at_snaps,
+    facility_access,
+    snap_points,
+    source_graph,
+)
+
+CRS = "EPSG:32651"
+
+
+def grid_roads(spacing: float = 100.0, n: int = 3) -> gpd.GeoDataFrame:
+    """n × n nodes; every line carries a vertex at each crossing (as OSM ways do)."""
+    xs = np.arange(n) * spacing
+    lines = [shapely.LineString([(x, y) for x in xs]) for y in xs] + \
+            [shapely.LineString([(x, y) for y in xs]) for x in xs]
+    return gpd.GeoDataFrame({"road_id": range(len(lines))}, geometry=lines, crs=CRS)
+
+
+def gdf(geoms, **cols):
+    return gpd.GeoDataFrame(cols, geometry=list(geoms), crs=CRS)
+
+
+# ----------------------------------------------------------------------- build
+def test_grid_noded_at_shared_vertices():
+    net = build_network(grid_roads())
+    assert net.n_nodes == 9 and net.n_edges == 12
+    assert np.allclose(net.edge_length, 100.0)
+    assert len(net.component_size) == 1
+    # CSR symmetric, one entry per neighbour pair
+    assert (net.csr != net.csr.T).nnz == 0 and net.csr.nnz == 24
+    # geometry oriented u -> v
+    start = shapely.get_coordinates(shapely.get_point(net.edge_geometry, 0))
+    assert np.allclose(start, np.c_[net.x[net.edge_u], net.y[net.edge_u]])
+
+
+def test_roads_split_at_shared_interior_vertex_and_components_labelled():
+    roads = gdf([shapely.LineString([(0, 0), (50, 0), (100, 0)]),     # passes through (50, 0)
+                 shapely.LineString([(50, 0), (50, 80)]),
+                 shapely.LineString([(500, 500), (600, 500)]),         # an island
+                 shapely.LineString([(0, 10), (100, 10)])])            # crosses nothing shared
+    net = build_network(roads)
+    assert net.n_edges == 5
+    assert sorted(np.round(net.edge_length, 6)) == [50, 50, 80, 100, 100]
+    assert list(net.component_size) == [4, 2, 2]       # labelled by size, 0 = largest
+    assert net.component[np.argmin(np.hypot(net.x - 50, net.y))] == 0
+
+
+def test_multilinestring_and_duplicates_reported():
+    roads = gdf([shapely.MultiLineString([[(0, 0), (10, 0)], [(10, 0), (10, 10)]]),
+                 shapely.LineString([(0, 0), (10, 0)])])
+    with pytest.warns(Warning, match="duplicate"):
+        net = build_network(roads)
+    assert net.n_edges == 2 and net.report["problem"].str.contains("duplicate").any()
+
+
+def test_build_errors():
+    with pytest.raises(LayerError, match="no CRS"):
+        build_network(gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (1, 1)])]))
+    with pytest.raises(LayerError, match="not a line"):
+        build_network(gdf([shapely.Point(0, 0)]))
+    with pytest.raises(NetworkError, match="geographic"):
+        build_network(grid_roads(), crs="EPSG:4326")
+    with pytest.raises(NetworkError):
+        build_network("roads.shp")
+
+
+def test_geographic_roads_are_projected():
+    roads = grid_roads().to_crs("EPSG:4326")
+    net = build_network(roads)
+    assert net.crs == settings.metric_crs
+    assert np.allclose(net.edge_length, 100.0, atol=0.01)
+
+
+# ------------------------------------------------------------------------ snap
+def test_snap_points_edge_position_offset_and_far_report():
+    net = build_network(grid_roads())
+    pts = gdf([shapely.Point(30, -10), shapely.Point(195, 160), shapely.Point(100, -400)])
+    s = snap_points(net, pts)
+    e0 = s.edge[0]
+    assert {net.edge_u[e0], net.edge_v[e0]} == {np.argmin(np.hypot(net.x, net.y)),
+                                                np.argmin(np.hypot(net.x - 100, net.y))}
+    assert s.position[0] == pytest.approx(30.0) and s.offset[0] == pytest.approx(10.0)
+    assert s.offset[1] == pytest.approx(5.0) and s.position[1] == pytest.approx(60.0)
+    assert s.report["feature"].tolist() == [2]              # 400 m > 200 m: reported, kept
+    assert s.report["offset_m"].iloc[0] == pytest.approx(400.0)
+    with settings.temporary(max_snap_distance_m=500):
+        assert len(snap_points(net, pts).report) == 0
+
+
+def test_snap_polygon_from_boundary():
+    net = build_network(grid_roads())
+    diamond = shapely.Polygon([(150, 112), (180, 140), (150, 170), (120, 140)])
+    s = snap_points(net, gdf([diamond]))
+    assert s.rule[0] == "boundary_nearest_edge"
+    assert s.offset[0] == pytest.approx(12.0)
+    assert (s.access_x[0], s.access_y[0]) == pytest.approx((150.0, 112.0))
+
+
+def test_snap_rejects_geographic_and_empty():
+    net = build_network(grid_roads())
+    with pytest.raises(LayerError, match="geographic"):
+        snap_points(net, gdf([shapely.Point(1, 1)]).to_crs("EPSG:4326"), layer="homes")
+    with pytest.raises(LayerError, match="empty"):
+        snap_points(net, gdf([shapely.Point()]))
+
+
+def test_facility_access_rules():
+    net = build_network(grid_roads())
+    campus = shapely.box(110, 110, 190, 190)           # 10 m from four edges
+    park = shapely.box(10, 110, 90, 190)
+    far = shapely.box(1000, 1000, 1010, 1010)
+    fac = gdf([shapely.Point(50, 5), campus, park, far])
+    gate = gdf([shapely.Point(150, 110)])               # on the campus outline
+    s = facility_access(net, fac, entrances=gate, access_distance=12)  # corners at 14.1 m
+    rule = {int(o): r for o, r in zip(s.owner, s.rule)}
+    assert rule == {0: "point", 1: "entrance", 2: "outline_adjacent_edge", 3: "outline_nearest_edge"}
+    assert (s.owner == 2).sum() == 4                     # one access point per adjacent edge
+    assert np.allclose(s.offset[s.owner == 2], 10.0)
+    assert (s.owner == 1).sum() == 1 and s.offset[s.owner == 1][0] == pytest.approx(10.0)
+    assert s.report["feature"].tolist() == [3]
+
+
+# -------------------------------------------------------------- distance engine
+def _engine(net, homes, facs):
+    hs = snap_points(net, homes)
+    fs = facility_access(net, facs)
+    g = source_graph(net, fs)
+    D = dijkstra(g, directed=True, indices=net.n_nodes + np.arange(len(facs)), min_only=True)
+    return distances_at_snaps(net, D, hs, fs), hs, fs
+
+
+def _reference(net, hs, fs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        G = augmented_graph(net, {"f": fs, "h": hs})
+    d = nx.multi_source_dijkstra_path_length(G, [("a", "f", i) for i in range(len(fs.edge))])
+    out = np.full(hs.n_features, np.inf)
+    np.minimum.at(out, hs.owner, [d.get(("a", "h", i), np.inf) for i in range(len(hs.edge))])
+    return out
+
+
+def test_grid_hand_checked_distances():
+    """Every expected distance worked out by hand on the 100 m grid."""
+    net = build_network(grid_roads())
+    K = gdf([shapely.Point(30, -10)])        # edge (0,0)-(100,0), t=30, offset 10
+    homes = gdf([shapely.Point(70, 5),       # same edge, t=70, off 5: 10 + 40 + 5
+                 shapely.Point(195, 160),    # edge x=200 y100-200, t=60, off 5: 80+100+100+60+5
+                 shapely.Polygon([(150, 112), (180, 140), (150, 170), (120, 140)]),  # 80+100+50+12
+                 shapely.Point(100, -400),   # 80 + 400 (far, reported)
+                 shapely.Point(0, 0)])       # a node: 10 + 30
+    d, hs, fs = _engine(net, homes, K)
+    assert d == pytest.approx([55.0, 345.0, 242.0, 480.0, 40.0], abs=1e-9)
+    P = gdf([shapely.Point(205, 150)])       # edge x=200 y100-200, t=50, off 5
+    d, hs, fs = _engine(net, homes, P)
+    assert d == pytest.approx([290.0, 20.0, 117.0, 655.0, 355.0], abs=1e-9)
+    assert d == pytest.approx(_reference(net, hs, fs), abs=0.01)
+
+
+def random_planar_roads(seed: int, n_pts: int, keep: float) -> gpd.GeoDataFrame:
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, 1000, (n_pts, 2))
+    tri = Delaunay(pts)
+    e = np.concatenate([tri.simplices[:, [0, 1]], tri.simplices[:, [1, 2]], tri.simplices[:, [0, 2]]])
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    e = e[rng.random(len(e)) < keep]
+    a, b = pts[e[:, 0]], pts[e[:, 1]]
+    # bend half of the edges through an off-line vertex (geometry longer than the chord)
+    mid = (a + b) / 2 + rng.normal(0, 15, (len(e), 2)) * (rng.random((len(e), 1)) < 0.5)
+    lines = shapely.linestrings(np.stack([a, mid, b], axis=1))
+    return gpd.GeoDataFrame(geometry=lines, crs=CRS)
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n_pts=st.integers(4, 40), keep=st.floats(0.5, 1.0),
+       n_homes=st.integers(1, 30), n_fac=st.integers(1, 6), share_edges=st.booleans(),
+       polygons=st.booleans())
+def test_property_equals_networkx_on_augmented_graph(seed, n_pts, keep, n_homes, n_fac,
+                                                     share_edges, polygons):
+    roads = random_planar_roads(seed, n_pts, keep)
+    if len(roads) == 0:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+    rng = np.random.default_rng(seed + 1)
+    hp = rng.uniform(-50, 1050, (n_homes, 2))
+    fp = rng.uniform(-50, 1050, (n_fac, 2))
+    if share_edges:  # put homes on the facilities' edges, some exactly on them or on nodes
+        fp[: n_fac] = hp[: n_fac] + rng.normal(0, 3, (n_fac, 2)) if n_homes >= n_fac else fp
+        hp[-1] = fp[0]
+        hp[0] = (net.x[0], net.y[0])
+    homes = gdf(shapely.points(hp))
+    facs = gdf(shapely.points(fp))
+    if polygons:  # campuses: several access points each; compounds: boundary rule
+        facs = gdf(shapely.buffer(shapely.points(fp), rng.uniform(5, 80, n_fac), quad_segs=2))
+        homes = gdf(shapely.box(hp[:, 0] - 10, hp[:, 1] - 10, hp[:, 0] + 15, hp[:, 1] + 12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d, hs, fs = _engine(net, homes, facs)
+    ref = _reference(net, hs, fs)
+    assert np.array_equal(np.isinf(d), np.isinf(ref))
+    fin = np.isfinite(ref)
+    assert np.abs(d[fin] - ref[fin]).max(initial=0) < 0.01
+
+
+def test_matrix_form_equals_min_only():
+    roads = random_planar_roads(7, 30, 0.9)
+    net = build_network(roads)
+    rng = np.random.default_rng(3)
+    homes = gdf(shapely.points(rng.uniform(0, 1000, (40, 2))))
+    facs = gdf(shapely.points(rng.uniform(0, 1000, (5, 2))))
+    hs, fs = snap_points(net, homes), facility_access(net, facs)
+    g = source_graph(net, fs)
+    D2 = dijkstra(g, directed=True, indices=net.n_nodes + np.arange(5))
+    full = distances_at_snaps(net, D2, hs, fs)
+    d, _, _ = _engine(net, homes, facs)
+    assert full.shape == (5, 40)
+    assert np.allclose(full.min(axis=0), d)
+
+
+# -------------------------------------------------------------------- real data
+@pytest.fixture(scope="module")
+def tongji_graph(osm_dir):
+    import osmnx as ox
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ox.graph_from_xml(osm_dir / "shanghai_yangpu_tongji.osm")
+
+
+def test_real_graph_lengths_match_osmnx(tongji_graph):
+    import osmnx as ox
+
+    net = build_network(tongji_graph)
+    assert net.crs == settings.metric_crs
+    Gp = ox.project_graph(tongji_graph, to_crs=CRS)
+    assert net.n_nodes == Gp.number_of_nodes()
+    # node-to-node distances equal networkx on the projected undirected graph
+    Gu = nx.Graph()
+    for u, v, d in Gp.edges(data=True):
+        L = d["geometry"].length if "geometry" in d else float(np.hypot(
+            Gp.nodes[u]["x"] - Gp.nodes[v]["x"], Gp.nodes[u]["y"] - Gp.nodes[v]["y"]))
+        if u != v and (not Gu.has_edge(u, v) or Gu[u][v]["weight"] > L):
+            Gu.add_edge(u, v, weight=L)
+    src = net.node_ids[0]
+    ref = nx.single_source_dijkstra_path_length(Gu, src)
+    ours = dijkstra(net.csr, indices=0)
+    got = np.array([ours[i] for i, nid in enumerate(net.node_ids) if nid in ref])
+    exp = np.array([ref[nid] for nid in net.node_ids if nid in ref])
+    assert np.abs(got - exp).max() < 0.01
+
+
+def test_real_extract_distances_equal_networkx(osm_dir):
+    import osmnx as ox
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        G = ox.graph_from_xml(osm_dir / "beijing_haidian.osm")
+        net = build_network(G)
+    rng = np.random.default_rng(11)
+    box = (net.x.min(), net.y.min(), net.x.max(), net.y.max())
+    homes = gdf(shapely.points(rng.uniform(box[0], box[2], 300), rng.uniform(box[1], box[3], 300)))
+    facs = gdf(shapely.points(rng.uniform(box[0], box[2], 8), rng.uniform(box[1], box[3], 8)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d, hs, fs = _engine(net, homes, facs)
+    ref = _reference(net, hs, fs)
+    assert np.isfinite(ref).all()
+    assert np.abs(d - ref).max() < 0.01
+
+
+def test_broken_osm_is_a_clear_error(osm_dir):
+    import osmnx as ox
+
+    with pytest.raises(ValueError, match="missing nodes"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_network(ox.graph_from_xml(osm_dir / "shanghai_sampled_broken.osm"))

@@ -1,0 +1,169 @@
+"""One study end to end: the sample district, determinism, atomic outputs, real OSM data,
+and scale-out on a Dask LocalCluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyogrio
+import pytest
+
+import geotijian as gt
+from geotijian import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "layers" / "sample" / "study.toml"
+REAL = ROOT / "layers" / "real"
+
+DELIVERABLES = ["sample.gpkg", "maps/problem_map.html", "indicator_table.xlsx", "indicator_table.csv",
+                "strengths.csv", "problems.csv", "suggestions.csv", "ledger.csv", "run.json"]
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run1")
+    return gt.run_study(SAMPLE, progress=False, output=out)
+
+
+def test_sample_study_writes_every_deliverable(sample_run):
+    out = sample_run.out_dir
+    for name in DELIVERABLES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert list((out / "maps").glob("*.png")), "no static figure written"
+    layers = set(pyogrio.list_layers(out / "sample.gpkg")[:, 0])
+    assert {"boundary", "units", "blocks", "compounds", "facilities", "coverage_gaps", "problems"} <= layers
+    # no staging folder left behind
+    assert not list(out.parent.glob(".sample.*"))
+
+
+def test_sample_study_results_are_consistent(sample_run):
+    d = sample_run.data
+    # every compound in exactly one unit, population conserved from compounds to units
+    assert d.compounds["unit_id"].notna().all()
+    assert d.units["population"].sum() == pytest.approx(d.compounds["population"].sum(), rel=1e-9)
+    assert d.units["unit_id"].is_unique
+    # unit-level coverage sums to the district figure
+    cov = sample_run.tables["coverage"]
+    kg = cov[cov["facility_type"] == "kindergarten"]
+    district = kg[kg["level"] == "district"]["covered_population"].iloc[0]
+    assert kg[kg["level"] == "unit"]["covered_population"].sum() == pytest.approx(district, rel=1e-9)
+    # the problems list and the ledger agree
+    assert set(d.problems["problem_id"]) <= set(d.ledger["problem_id"])
+    assert {"new", "persisting", "resolved"} >= set(d.ledger["status"])
+    run = json.loads((sample_run.out_dir / "run.json").read_text(encoding="utf-8"))
+    assert {i["path"].split("/")[-1] for i in run["inputs"]} >= {"sample_district.gpkg", "survey_2024.csv"}
+    assert all(len(i["sha256"]) == 64 for i in run["inputs"])
+    assert set(run["timings_s"]) >= {"load", "network", "units", "coverage", "indicators", "outputs"}
+    assert run["versions"]["geotijian"] == gt.__version__
+    text = sample_run.summary()
+    assert "units:" in text and "problems:" in text and "kindergarten" in text
+
+
+def test_rerun_gives_identical_files(sample_run, tmp_path):
+    again = gt.run_study(SAMPLE, progress=False, output=tmp_path)
+    first = {p.relative_to(sample_run.out_dir): p for p in sample_run.out_dir.rglob("*") if p.is_file()}
+    second = {p.relative_to(again.out_dir): p for p in again.out_dir.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    for rel, p in first.items():
+        if rel.name == "run.json":
+            a = json.loads(p.read_text(encoding="utf-8"))
+            b = json.loads(second[rel].read_text(encoding="utf-8"))
+            for k in ("timings_s", "started"):
+                a.pop(k), b.pop(k)
+            assert a == b
+            continue
+        assert p.read_bytes() == second[rel].read_bytes(), f"{rel} differs between two runs"
+
+
+def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path):
+    import geotijian.study as study_mod
+
+    out_root = sample_run.out_dir.parent
+    before = {p: p.read_bytes() for p in sample_run.out_dir.rglob("*") if p.is_file()}
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash while writing the map")
+
+    monkeypatch.setattr(study_mod, "save_problem_map", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        gt.run_study(SAMPLE, progress=False, output=out_root)
+    after = {p: p.read_bytes() for p in sample_run.out_dir.rglob("*") if p.is_file()}
+    assert before == after
+    assert not [p for p in out_root.iterdir() if p.name.startswith(".sample.")]
+
+
+def test_unknown_indicator_code_in_config(tmp_path):
+    text = SAMPLE.read_text(encoding="utf-8").replace(
+        '[report]', '[indicators.reference]\nno_such_indicator = 3\n\n[report]')
+    text = text.replace('path = "', f'path = "{SAMPLE.parent}/')
+    p = tmp_path / "study.toml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        gt.run_study(p, progress=False, output=tmp_path)
+    assert "indicators.reference" in err.value.key and "no_such_indicator" in str(err.value)
+
+
+def test_cli_run_prints_summary(tmp_path):
+    text = SAMPLE.read_text(encoding="utf-8").replace('path = "', f'path = "{SAMPLE.parent}/')
+    text = text.replace('output = "../../outputs"', f'output = "{tmp_path}"')
+    p = tmp_path / "study.toml"
+    p.write_text(text, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "geotijian.cli", "run", str(p), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "problem_map.html" in proc.stdout and "units:" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    from conftest import shared_data_dir
+
+    if shared_data_dir() is None:
+        pytest.skip("real data folder ../shared/data is absent; CI has it")
+    out = tmp_path_factory.mktemp("real")
+    return gt.run_study(REAL / "yangpu_tongji.toml", progress=False, output=out)
+
+
+def test_real_osm_study_end_to_end(real_run):
+    d = real_run.data
+    assert d.from_osm and "OpenStreetMap" in d.attribution
+    assert len(d.blocks) >= 10
+    assert len(d.units) >= 1
+    # population from building floor area: the extract holds thousands of residents
+    assert d.compounds["population"].sum() > 1000
+    assert d.units["population"].sum() == pytest.approx(d.compounds["population"].sum(), rel=1e-9)
+    cov = real_run.tables["coverage"]
+    assert (cov["level"] == "district").any()
+    html = (real_run.out_dir / "maps" / "problem_map.html").read_text(encoding="utf-8")
+    assert "OpenStreetMap" in html
+    meta = pyogrio.read_info(real_run.out_dir / "yangpu_tongji.gpkg", layer="units")
+    assert meta["features"] == len(d.units)
+
+
+def test_scale_out_on_dask_localcluster(tmp_path):
+    """Many studies as independent tasks on a Dask cluster: the same code path as a laptop."""
+    from conftest import shared_data_dir
+
+    if shared_data_dir() is None:
+        pytest.skip("real data folder ../shared/data is absent; CI has it")
+    distributed = pytest.importorskip("distributed")
+    studies = [REAL / "yangpu_tongji.toml", REAL / "beijing_haidian.toml"]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        futures = [client.submit(_run_one, str(s), str(tmp_path), pure=False) for s in studies]
+        results = client.gather(futures)
+    assert [r["name"] for r in results] == ["yangpu_tongji", "beijing_haidian"]
+    for r in results:
+        assert r["units"] >= 1 and Path(r["map"]).is_file()
+
+
+def _run_one(config: str, output: str) -> dict:
+    import geotijian as gt
+
+    res = gt.run_study(config, progress=False, output=output)
+    return {"name": res.config.name, "units": len(res.data.units),
+            "map": str(res.out_dir / "maps" / "problem_map.html")}
