@@ -140,7 +140,8 @@ def _area_frame(areas: gpd.GeoDataFrame | None, district_id: str, district_name:
     if "town_code" not in u.columns:
         u["town_code"] = "town"
     u["town_code"] = u["town_code"].astype(str)
-    pop = pd.to_numeric(u.get("population", 0.0), errors="coerce").fillna(0.0)
+    pop = pd.to_numeric(u["population"], errors="coerce") if "population" in u.columns else \
+        pd.Series(np.nan, index=u.index)
     name = u["name"].astype(str) if "name" in u.columns else u["unit_id"]
     rows = [pd.DataFrame({"level": "unit", "area_id": u["unit_id"], "area_name": name.to_numpy(),
                           "population": pop.to_numpy(), "geometry": u.geometry.values})]
@@ -359,7 +360,8 @@ def classify_problems(
     Parameters
     ----------
     table : DataFrame
-        :func:`indicator_table` (or :func:`judge`) output.
+        :func:`indicator_table` (or :func:`judge`) output; raw values (``level, area_id,
+        code, value``) are judged first.
     catalogue : DataFrame
         The study's indicator catalogue.
     areas : GeoDataFrame, optional
@@ -387,6 +389,8 @@ def classify_problems(
     """
     rl = rule_table(rules)
     tp = suggestion_templates(templates)
+    if "judgement" not in table.columns:   # raw values: judge them first
+        table = indicator_table(table, catalogue, areas=areas, district_id=district_id, district_name=district_name)
     p = table[table["judgement"] == "falls_short"].copy().reset_index(drop=True)
     cat = catalogue.set_index("code")
     if "name_zh" not in p.columns:
@@ -410,8 +414,7 @@ def classify_problems(
     is_cov = p["code"].astype(str).str.startswith(_COVERAGE_PREFIXES).to_numpy()
     affected = np.where(is_cov, pop * np.clip(100.0 - v, 0, 100) / 100.0, pop)
     p["affected_population"] = np.round(affected)
-    ref = pd.to_numeric(p["reference"].astype(str).str.replace(r"^[^\d\-+.]+", "", regex=True), errors="coerce") \
-        .to_numpy(dtype=float)
+    ref = cat["reference_value"].reindex(p["code"]).to_numpy(dtype=float)
     gap = pd.to_numeric(p["gap"], errors="coerce").to_numpy(dtype=float)
 
     # ---- rule conditions (vectorised per rule)
@@ -666,7 +669,8 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
     DataFrame
         ``LEDGER_COLUMNS`` (+ ``geometry`` when this year's problems carry one): each of
         this year's problems ``persisting`` (matched; keeps ``first_seen``, history gets
-        ``<year>:persisting``, and ``formerly <old id>`` when its ID changed) or ``new``;
+        ``<year>:persisting``, and ``formerly <old ids>`` when its ID changed; merged units
+        keep the earliest first_seen) or ``new``;
         each open problem of last year without a match ``resolved`` (``last_seen`` stays
         the last year it was seen); problems resolved in earlier years are carried over
         unchanged. A problem that comes back after being resolved is ``new`` again, with
@@ -719,20 +723,19 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
     closed_last = last[~last["status"].isin(["new", "persisting"])]
     cur_key = {(c, a): i for i, (c, a) in enumerate(zip(cur["indicator_code"], cur["area_id"].astype(str),
                                                         strict=True))}
-    matched_cur: dict[int, pd.Series] = {}
+    matched_cur: dict[int, list[pd.Series]] = {}   # several old problems may merge into one
     resolved_rows = []
     for _, row in open_last.sort_values("problem_id").iterrows():
         code, area = row["indicator_code"], str(row["area_id"])
         targets = sorted(corr.get(area, set())) if area in corr else [area]
-        hit = next((cur_key[(code, t)] for t in targets if (code, t) in cur_key and cur_key[(code, t)]
-                    not in matched_cur), None)
+        hit = next((cur_key[(code, t)] for t in targets if (code, t) in cur_key), None)
         if hit is None:
             r = row.copy()
             r["status"] = "resolved"
             r["history"] = _history_add(row["history"], year, "resolved")
             resolved_rows.append(r)
         else:
-            matched_cur[hit] = row
+            matched_cur.setdefault(hit, []).append(row)
     # earlier-resolved problems that come back: keep their first_seen / history
     closed_by_id = {pid: r for pid, r in zip(closed_last["problem_id"], closed_last.to_dict("records"),
                                              strict=True)}
@@ -740,10 +743,13 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
     for i, prow in enumerate(cur.to_dict("records")):
         pid = prow["problem_id"]
         if i in matched_cur:
-            old = matched_cur[i]
+            olds = sorted(matched_cur[i], key=lambda r: (int(r["first_seen"]), r["problem_id"] != pid,
+                                                         r["problem_id"]))
+            old = olds[0]   # the longest-standing predecessor (the same ID first on a tie)
             hist = _history_add(old["history"], year, "persisting")
-            if old["problem_id"] != pid:
-                hist += f" (formerly {old['problem_id']})"
+            former = [r["problem_id"] for r in olds if r["problem_id"] != pid]
+            if former:
+                hist += f" (formerly {', '.join(sorted(former))})"
             rec = {"problem_id": pid, "indicator_code": prow["indicator_code"], "area_id": prow["area_id"],
                    "status": "persisting", "first_seen": int(old["first_seen"]), "last_seen": year, "history": hist}
         elif pid in closed_by_id:

@@ -101,6 +101,11 @@ class WalkNetwork:
         """Component of each edge (that of its ``u`` node)."""
         return self.component[self.edge_u]
 
+    @property
+    def in_largest(self) -> np.ndarray:
+        """True for the nodes of the largest connected component (label 0)."""
+        return self.component == 0
+
     @cached_property
     def component_size(self) -> np.ndarray:
         """Number of nodes in each component (index = component label)."""
@@ -219,6 +224,8 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     # drop consecutive repeated vertices inside a line
     keep = np.ones(len(vid), dtype=bool)
     keep[1:] = ~((vid[1:] == vid[:-1]) & (line[1:] == line[:-1]))
+    modified = np.zeros(len(parts), dtype=bool)  # lines whose vertices were cleaned
+    modified[line[~keep]] = True
     coords, vid, line = coords[keep], vid[keep], line[keep]
     first = np.ones(len(line), dtype=bool)
     first[1:] = line[1:] != line[:-1]
@@ -250,9 +257,17 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     pos_ids = np.concatenate([idx[mem], idx[end]])
     order = np.lexsort((pos_ids, seg_ids))
     seg_ids, pos_ids = seg_ids[order], pos_ids[order]
-    geoms = shapely.linestrings(coords[pos_ids], indices=seg_ids)
     seg_first = np.concatenate([[0], np.flatnonzero(np.diff(seg_ids)) + 1])
     seg_last = np.concatenate([seg_first[1:] - 1, [len(seg_ids) - 1]])
+    # a line that is one edge keeps its own geometry; split lines get new pieces
+    seg_line = line[pos_ids[seg_first]]
+    whole = (nseg_line[np.cumsum(first)[pos_ids[seg_first]] - 1] == 1) & ~modified[seg_line]
+    geoms = np.empty(len(seg_first), dtype=object)
+    geoms[whole] = parts[seg_line[whole]]
+    if (~whole).any():
+        rows = ~whole[seg_ids]
+        _, new_ids = np.unique(seg_ids[rows], return_inverse=True)
+        geoms[~whole] = shapely.linestrings(coords[pos_ids[rows]], indices=new_ids)
     vu, vv = vid[pos_ids[seg_first]], vid[pos_ids[seg_last]]
     both = np.concatenate([vu, vv])
     inv = _dense_rank(both)
@@ -263,7 +278,6 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     fpos = np.full(vid.max() + 1, -1)
     fpos[vid[::-1]] = idx[::-1]
     xs, ys = coords[fpos[node_v], 0], coords[fpos[node_v], 1]
-    seg_line = line[pos_ids[seg_first]]
     source = roads.index.to_numpy()[part_row[seg_line]]
     return np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report
 
@@ -335,14 +349,10 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         if flip.any():
             geoms = geoms.copy()
             geoms[flip] = shapely.reverse(geoms[flip])
-    # canonical undirected orientation (u <= v) and removal of reciprocal duplicates
-    swap = u > v
-    if swap.any():
-        u, v = np.where(swap, v, u), np.where(swap, u, v)
-        geoms = geoms.copy()
-        geoms[swap] = shapely.reverse(geoms[swap])
+    # removal of reciprocal duplicates (the two directed copies of an osmnx edge): keyed on
+    # the unordered end pair, so geometries keep their u -> v orientation
     length = shapely.length(geoms)
-    dup = _duplicate_edges(u, v, length, geoms, len(xs))
+    dup = _duplicate_edges(np.minimum(u, v), np.maximum(u, v), length, geoms, len(xs))
     if dup.any():
         keep = ~dup
         u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]

@@ -41,6 +41,22 @@ How it is built (all vectorised with numpy / shapely 2 arrays)
   residents (compound ``kind == "大型居住社区"``, ``big == True``), and the others within
   5,000-12,000. Committees' ``population`` equals the sum of their compounds exactly.
 
+Layers (in memory; the GeoPackage holds the same minus the test-aid columns marked †)
+-------------------------------------------------------------------------------------
+boundary (boundary_id, name) · towns (town_code, name, population, households) ·
+committees (committee_id, name, town_code, kind 居委会/村委会, population, households,
+population_class†) · compounds (compound_id, name, population, households, build_year,
+committee_id, town_code, kind 商品房/售后公房/动迁安置房/别墅/大型居住社区/村宅, big†,
+cut_by_road†) · buildings (building_id, levels, height m, use residential/public/industrial,
+build_year, compound_id) · roads (road_id, highway, name, structure bridge/rail_crossing) ·
+water (water_id, kind river/canal, name, width_m) · rail (rail_id, kind, name) · parks
+(park_id, name, kind 综合公园/社区公园/游园, area_ha) · facilities (facility_id, type — a code of
+``geotijian/data/facilities.csv``, 19 types — name, capacity, source delivery/amap†) ·
+complaints (complaint_id, category, date, text) · survey (DataFrame, columns as
+``survey_2024.csv``). In the files, facilities with ``source == "amap"`` (convenience
+stores, fresh markets, post offices, canteens) are only in ``facilities_amap_gcj02.csv``:
+a study loads both sources, as it would for a real delivery plus Amap POIs.
+
 Things tests and demos may rely on (for any seed, scale ≥ 1)
 -----------------------------------------------------------
 * ``compounds["cut_by_road"]``: compounds crossed by a public street (two sub-blocks merged
@@ -69,10 +85,12 @@ Things tests and demos may rely on (for any seed, scale ≥ 1)
 
 Scale
 -----
-``scale`` multiplies the *area*: scale 1 → ~25 km², ~120,000 residents, ~1,100 compounds
-(urban compounds and village hamlets), ~20,000 network nodes; scale 18.4 → ~460 km²,
-~1.8 million residents, > 20,000 compounds, > 200,000 nodes (Jiading scale, used by the
-benchmarks). Buildings are generated at every scale. The committee population classes
+``scale`` multiplies the *area*: scale 1 → ~25 km², 120,000 residents, ~1,200 compounds
+(~100 urban compounds and ~1,100 village hamlets 村宅), ~14,500 network nodes (road end
+points); scale 18.4 → ~460 km², ~1.8 million residents (residents grow as
+``scale ** 0.93``: a larger area takes in more farmland and industry), ~23,000 compounds,
+~290,000 nodes, ~120,000 buildings, generated in about 8-12 s on 2 cores (Jiading scale,
+used by the benchmarks). Buildings are generated at every scale. The committee population classes
 are guaranteed at scale ≥ 1; very small scales (< 0.5) give a valid but less varied
 district.
 """
@@ -116,6 +134,9 @@ BASE_SIDE_M = 5000.0                     #: side of the square district at scale
 BASE_POPULATION = 120_000                #: residents at scale 1 (persons)
 COMMITTEES_PER_SCALE = 15                #: committees at scale 1
 BIG_COMPOUND_POP = 15_000                #: the single large compound (persons)
+#: residents = BASE_POPULATION × scale ** POPULATION_EXPONENT: larger areas take in more
+#: farmland and industry (scale 18.4 → ~1.8 million residents, Jiading's 2020 census figure)
+POPULATION_EXPONENT = 0.93
 PERSONS_PER_HOUSEHOLD = 2.6              #: Shanghai 7th census ≈ 2.3-2.7
 DISTRICT_CODE = "310114"                 #: 嘉定区
 DELIVERY_CRS = "EPSG:4490"               #: CGCS2000, like a real delivery
@@ -131,7 +152,13 @@ _SAT_ITEMS = {
     "sat_green": "绿色低碳", "sat_transport": "交通便捷", "sat_inclusive": "多元共享",
     "sat_governance": "精细共治", "sat_smart": "智慧高效",
 }
-GAPS_DEFAULT: dict[str, list[str]] = {}  # filled in below the generator (default seed)
+#: ``facilities.attrs["sample_gaps"]`` for the default seed (20240604) at scale 1; a test
+#: keeps this in step with the generator.
+GAPS_DEFAULT: dict[str, list[str]] = {
+    "kindergarten_300m": ["310114102005"],
+    "clinic_1000m": ["310114101001"],
+    "elderly_day_care_300m": ["310114102005", "310114102201", "310114102202", "310114102203"],
+}
 
 # Land use codes of grid cells
 _URB, _BIG, _PARK, _PUB, _VIL, _IND, _FARM = range(7)
@@ -160,6 +187,31 @@ _RIVER_NAMES = ["练祁河", "蕰藻浜", "新槎浦", "顾浦", "吴淞江", "�
 _CANAL_NAMES = ["横沥河", "盐铁塘", "东横沥", "徐行港", "沙浦", "钱门塘", "马陆塘"]
 _PARK_STEMS = ["紫气东来", "远香湖", "秋霞圃", "汇龙潭", "州桥", "嘉定", "叶池", "桃园",
                "金鹤", "白银"]
+
+
+#: Facility types placed near residents, weighted by compound population:
+#: (code, residents per facility, urban compounds only, name prefix, name endings,
+#: capacity (low, high, multiplier) or None). Densities are chosen so that a 5-minute
+#: life circle (5,000-12,000 residents, GB 50180-2018) holds about one kindergarten; they
+#: are sample settings, not standards. Capacity: kindergarten/school places (classes × 30
+#: or 45 or 50), nursing-home beds, day-care places, market stalls, canteen seats.
+_FACILITY_PLAN: list[tuple[str, int, bool, str, tuple[str, ...], tuple[int, int, int] | None]] = [
+    ("kindergarten", 7000, True, "嘉定区", ("幼儿园",), (9, 15, 30)),
+    ("nursery", 15000, True, "", ("宝宝屋", "托育园", "托儿所"), (30, 90, 1)),
+    ("primary_school", 20000, True, "嘉定区", ("小学",), (24, 40, 45)),
+    ("junior_middle_school", 30000, True, "嘉定区", ("中学", "初级中学", "实验中学"), (20, 36, 50)),
+    ("community_health_station", 15000, True, "", ("社区卫生服务站",), None),
+    ("elderly_day_care", 10000, True, "", ("日间照料中心", "长者照护之家", "综合为老服务中心"), (20, 60, 1)),
+    ("nursing_home", 40000, False, "", ("养老院", "敬老院", "颐养院"), (100, 400, 1)),
+    ("fresh_market", 15000, True, "", ("菜市场", "标准化菜市场", "生鲜超市"), (60, 180, 1)),
+    ("convenience_store", 1500, False, "@brand", ("店)",), None),
+    ("small_sports_ground", 15000, True, "", ("篮球场", "多功能运动场", "笼式足球场"), None),
+    ("outdoor_fitness_ground", 5000, False, "", ("健身点",), None),
+    ("post_office", 40000, True, "嘉定", ("邮政支局",), None),
+    ("community_canteen", 20000, True, "", ("长者食堂",), (60, 200, 1)),
+    ("public_toilet", 8000, False, "", ("公共厕所",), None),
+]
+_STORE_BRANDS = ["全家", "罗森", "快客", "好德", "可的", "联华快客", "7-Eleven", "喜士多"]
 
 
 def _ordinal_names(base: np.ndarray) -> np.ndarray:
@@ -514,7 +566,7 @@ class _District:
         lu = np.full(self.ncell, _VIL)
         order = np.argsort(-score, kind="stable")
         n = self.ncell
-        n_urb = int(round(0.21 * n))
+        n_urb = int(round(0.27 * n))
         n_pub = max(1, int(round(0.04 * n)))
         urb = order[:n_urb]
         lu[urb] = _URB
@@ -609,7 +661,6 @@ class _District:
         nr_ = net.nodes(self.bil(c_v, np.ones(len(vl)), vl))
         net.member(nr_, self.v_id(ci[vo] + 1, cj[vo]), vl)
         net.member(nr_, vlines, 1.0)
-        uline_first = np.cumsum(mu) - mu + (ul[0] if len(ul) else 0)
         vline_first = np.cumsum(mv) - mv + (vlines[0] if len(vlines) else 0)
         # crossings
         xo, xr = _ragged(mu * mv)
@@ -1082,7 +1133,9 @@ class _District:
         test = keep & (par >= 0)
         test[test] = self.parcel_affected[par[test]]
         if test.any():
-            up = np.unique(par[test])
+            mark = np.zeros(len(self.parcel_clip), dtype=bool)
+            mark[par[test]] = True
+            up = np.flatnonzero(mark)
             buf = np.empty(len(self.parcel_clip), dtype=object)
             buf[up] = shapely.buffer(self.parcel_clip[up], 0.5)
             keep[test] = shapely.within(seg[test], buf[par[test]])
@@ -1123,8 +1176,8 @@ class _District:
             r_cut[restore] = False
             cand = np.setdiff1d(cand, restore)
         structure = np.full(len(seg), None, dtype=object)
-        structure[r_hit & ~cut] = "rail_crossing"
-        structure[w_hit & ~cut] = "bridge"
+        structure[r_hit & ~r_cut] = "rail_crossing"
+        structure[w_hit & ~w_cut] = "bridge"   # also the pieces of a bridge cut at the rail
         # cut streets at the water's edge / the rail corridor (dead ends)
         ci_ = np.flatnonzero(cut)
         both = shapely.union_all([self.water_union, self.rail_buf_cut])
@@ -1135,7 +1188,6 @@ class _District:
         pieces, owner = pieces[long_], ci_[owner[long_]]
         p_first = shapely.get_coordinates(shapely.get_point(pieces, 0))
         p_last = shapely.get_coordinates(shapely.get_point(pieces, -1))
-        n_new = len(pieces)
         new_xy = [xy]
         next_id = len(xy)
 
@@ -1156,22 +1208,27 @@ class _District:
         a = np.concatenate([a[keep], pa])
         b = np.concatenate([b[keep], pb])
         sl = np.concatenate([sl[keep], sl[owner]])
-        structure = np.concatenate([structure[keep], np.full(n_new, None, dtype=object)])
-        coords = np.stack([xy[a], xy[b]], axis=1)
+        on_water = structure[owner] == "bridge"
+        on_water[on_water] = shapely.length(shapely.intersection(pieces[on_water], self.water_union)) > 0.01
+        piece_struct = np.where(on_water, "bridge", None).astype(object)
+        structure = np.concatenate([structure[keep], piece_struct])
+        geom = np.concatenate([seg[keep], pieces])
         # pieces keep their exact (cut) geometry: straight, so two points suffice
         # one connected network: the largest component
         _, lab = _components(len(xy), a, b)
         sizes = np.bincount(lab[a], minlength=lab.max() + 1)
         main = int(np.argmax(sizes))
         keep = lab[a] == main
-        self.node_total = len(np.unique(np.concatenate([a, b])))
-        a, b, sl, structure, coords = a[keep], b[keep], sl[keep], structure[keep], coords[keep]
+        a, b, sl, structure, geom = a[keep], b[keep], sl[keep], structure[keep], geom[keep]
         # stable order: by line then position along it
-        self.roads = dict(geom=shapely.linestrings(coords), highway=L["highway"][sl],
+        self.roads = dict(geom=geom, highway=L["highway"][sl],
                           name=L["name"][sl], structure=structure, a=a, b=b,
                           item=L["item"][sl])
         self.node_xy = xy
-        self.n_nodes = len(np.unique(np.concatenate([a, b])))
+        used = np.zeros(len(xy), dtype=bool)
+        used[a] = True
+        used[b] = True
+        self.n_nodes = int(used.sum())
 
     # ------------------------------------------------------------------ compounds
     def compounds(self) -> None:
@@ -1200,16 +1257,28 @@ class _District:
         skey, sslot = key[order], single[order]
         up_key = key + 1
         pos = np.clip(np.searchsorted(skey, up_key), 0, len(skey) - 1)
-        has_up = (skey[pos] == up_key) & (sub["b"][sk] % 2 == 0)
+        has_up = skey[pos] == up_key
         lower, upper = single[has_up], sslot[pos[has_up]]
         if len(lower):
             tert = sub["tert_s"][S["sub"][upper]]
             n_merge = min(len(lower), max(3, int(round(3 * self.scale))))
             pr = rng.permutation(len(lower))
-            t_first = np.concatenate([pr[tert[pr]], pr[~tert[pr]]])
-            n_t = min(int(tert.sum()), max(1, n_merge // 2))
-            chosen = np.concatenate([t_first[:n_t], pr[~np.isin(pr, t_first[:n_t])][: n_merge - n_t]])
-            lo_s, up_s = lower[chosen], upper[chosen]
+            n_t = max(1, n_merge // 2)
+            # across a tertiary street first (it bounds blocks), then residential ones;
+            # a slot joins at most one pair (a short loop over the few pairs chosen)
+            chosen: list[int] = []
+            used: set[int] = set()
+            for want_t in (True, False):
+                for q in pr[tert[pr] == want_t]:
+                    if len(chosen) >= (n_t if want_t else n_merge):
+                        break
+                    lo_q, up_q = int(lower[q]), int(upper[q])
+                    if lo_q in used or up_q in used:
+                        continue
+                    chosen.append(int(q))
+                    used.update((lo_q, up_q))
+            chosen_a = np.array(chosen, dtype=np.int64)
+            lo_s, up_s = lower[chosen_a], upper[chosen_a]
             c = S["cell"][lo_s]
             W, H = self.cw[c], self.ch[c]
             g = self.quad(c, S["pu0"][lo_s] + S["piw"][lo_s] / W, S["pu1"][lo_s] - S["pie"][lo_s] / W,
@@ -1400,10 +1469,11 @@ class _District:
     def population(self) -> None:
         rng, C, K = self.rng, self.comp, self.committee
         n_comm = len(K["id"])
-        total = int(round(BASE_POPULATION * self.scale))
+        total = int(round(BASE_POPULATION * self.scale ** POPULATION_EXPONENT))
         comm = C["committee"]
         big = C["big"]
-        pbig = np.where(big, BIG_COMPOUND_POP + rng.integers(0, 601, len(big)), 0)
+        big_pop = min(BIG_COMPOUND_POP, 0.4 * total)  # tiny districts: a smaller big one
+        pbig = np.where(big, np.round(big_pop + rng.integers(0, 601, len(big)) * big_pop / BIG_COMPOUND_POP), 0)
         raw = np.bincount(comm, weights=np.where(big, 0, C["cap"]), minlength=n_comm)
         bigc = np.bincount(comm, weights=pbig, minlength=n_comm)
         has_big = bigc > 0
@@ -1414,18 +1484,26 @@ class _District:
         low = free[np.argsort(raw[free], kind="stable")][:n_low]
         cls[low] = "below"
         free = np.setdiff1d(free, low)
-        high = free[np.argsort(-raw[free], kind="stable")][:n_high]
+        # the crowded committees: urban ones first (居委会 of dense compounds)
+        high = free[np.lexsort((-raw[free], ~K["urban"][free]))][:n_high]
         cls[high] = "above"
         cls[has_big] = "above"
         fixed = np.zeros(n_comm)
         fixed[low] = rng.uniform(2800, 4700, len(low))
         fixed[high] = rng.uniform(12600, 14800, len(high))
         rest = (cls == "in") & (raw > 0)
-        lo_b, hi_b = settings.unit_min_pop * 1.07, settings.unit_max_pop * 0.97
+        lo_b = settings.unit_min_pop * rng.uniform(1.03, 1.15, n_comm)[rest]
+        hi_b = settings.unit_max_pop * rng.uniform(0.93, 0.985, n_comm)[rest]
 
         def total_for(k: float) -> float:
             return (fixed.sum() + np.clip(k * raw[rest], lo_b, hi_b).sum()
                     + (bigc + k * raw)[has_big].sum())
+
+        if total_for(0.0) > total:
+            # a district too small for the designed spread (scale < ~0.5): plain shares
+            fixed[:] = 0.0
+            rest = ~has_big & (raw > 0)
+            lo_b, hi_b = np.zeros(int(rest.sum())), np.full(int(rest.sum()), np.inf)
 
         k_lo, k_hi = 0.0, 1.0
         while total_for(k_hi) < total and k_hi < 1e6:
@@ -1466,4 +1544,702 @@ class _District:
         C["households"] = np.where(pop > 0, np.maximum(1, np.round(pop / rng.uniform(2.45, 2.75, len(pop)))), 0).astype(np.int64)
         K["population"] = np.bincount(comm, weights=pop, minlength=n_comm).astype(np.int64)
         K["households"] = np.bincount(comm, weights=C["households"], minlength=n_comm).astype(np.int64)
-        K["class"] = cls
+        K["class"] = np.select([K["population"] < settings.unit_min_pop,
+                                K["population"] > settings.unit_max_pop], ["below", "above"], "in").astype(object)
+
+    # ------------------------------------------------------------------ facilities
+    def facilities(self) -> None:
+        rng, C, K = self.rng, self.comp, self.committee
+        R = self.roads
+        street = np.isin(R["highway"], ["primary", "secondary", "tertiary", "residential", "unclassified"])
+        sidx = np.flatnonzero(street)
+        stree = shapely.STRtree(R["geom"][sidx])
+        pop = C["population"].astype(float)
+        rep = shapely.point_on_surface(C["geom"])
+        rep_xy = shapely.get_coordinates(rep)
+        urban = ~C["hamlet"]
+        comm_stem = K["stem"][C["committee"]]
+        total = pop.sum()
+        T = _Table()
+
+        def place(anchor: np.ndarray, code: str, names: np.ndarray, cap: np.ndarray) -> None:
+            pts = rep[anchor]
+            near = sidx[stree.query_nearest(pts, all_matches=False)[1]]
+            on = shapely.get_coordinates(shapely.get_point(shapely.shortest_line(R["geom"][near], pts), 0))
+            vec = rep_xy[anchor] - on
+            dist = np.hypot(*vec.T)
+            unit = np.where(dist[:, None] > 1e-6, vec / np.maximum(dist, 1e-6)[:, None], [0.0, 1.0])
+            off = rng.uniform(8, 30, len(anchor))
+            xy = on + unit * off[:, None]
+            T.add(x=xy[:, 0], y=xy[:, 1], type=np.full(len(anchor), code, dtype=object),
+                  name=names.astype(object), capacity=cap.astype(float), anchor=anchor)
+
+        def pick(n: int, mask: np.ndarray) -> np.ndarray:
+            w = np.where(mask, pop, 0.0)
+            if w.sum() <= 0:
+                w = mask.astype(float)
+            return rng.choice(len(pop), size=n, replace=True, p=w / w.sum())
+
+        def rint(lo: int, hi: int, n: int) -> np.ndarray:
+            return rng.integers(lo, hi + 1, n).astype(float)
+
+        town_of = K["town"][C["committee"]]
+        for code, per, urban_only, prefix, endings, cap in _FACILITY_PLAN:
+            n = max(1, int(round(total / per)))
+            a = pick(n, urban if urban_only else np.ones(len(pop), dtype=bool))
+            end = np.array(endings, dtype=object)[rng.integers(0, len(endings), n)]
+            if prefix == "@brand":
+                brands = np.array(_STORE_BRANDS, dtype=object)
+                names = brands[rng.integers(0, len(brands), n)] + "(" + comm_stem[a] + end
+            else:
+                names = prefix + comm_stem[a] + end
+            capacity = rint(cap[0], cap[1], n) * cap[2] if cap else np.full(n, np.nan)
+            place(a, code, names, capacity)
+        # one per committee: community service station (党群服务站) and, mostly, a cultural station
+        anchor = np.full(len(K["id"]), -1)
+        o = np.lexsort((-pop, C["committee"]))
+        first = o[np.r_[True, C["committee"][o][1:] != C["committee"][o][:-1]]]
+        anchor[C["committee"][first]] = first
+        anchor = anchor[anchor >= 0]
+        place(anchor, "community_service_station", K["name"][C["committee"][anchor]] + "党群服务站",
+              np.full(len(anchor), np.nan))
+        cult = anchor[rng.random(len(anchor)) < 0.85]
+        place(cult, "cultural_activity_station", comm_stem[cult] + "文化活动室", np.full(len(cult), np.nan))
+        # one community health centre per town, at its most populous urban compound
+        tw = np.where(urban, pop, 0.0)
+        o = np.lexsort((-tw, town_of))
+        first = o[np.r_[True, town_of[o][1:] != town_of[o][:-1]]]
+        place(first, "community_health_centre", self.town_name[town_of[first]] + "社区卫生服务中心",
+              rint(20, 60, len(first)))
+        F = T.get()
+        # bus stops along arterials (about one per 550 m), metro stations along one or two lines
+        art = np.isin(R["highway"], ["primary", "secondary", "tertiary"]) & (R["item"] < 0)
+        ai = np.flatnonzero(art & (shapely.length(R["geom"]) > 60))
+        length = shapely.length(R["geom"][ai])
+        nbus = max(4, int(round(length.sum() / 550.0)))
+        seg = ai[rng.choice(len(ai), nbus, replace=False, p=length / length.sum())] if nbus <= len(ai) else ai
+        nbus = len(seg)
+        g = R["geom"][seg]
+        fr = rng.uniform(0.2, 0.8, nbus)
+        p0 = shapely.get_coordinates(shapely.line_interpolate_point(g, fr, normalized=True))
+        c = shapely.get_coordinates(g)[::2], shapely.get_coordinates(g)[1::2]
+        d = c[1] - c[0]
+        d /= np.hypot(*d.T)[:, None]
+        side = rng.choice([-1.0, 1.0], nbus)
+        off = rng.uniform(8, 14, nbus)
+        bxy = p0 + np.column_stack([-d[:, 1], d[:, 0]]) * (side * off)[:, None]
+        bnames = np.where(pd.isna(R["name"][seg]), "公交", R["name"][seg].astype(str)) + \
+            np.array(_STEMS, dtype=object)[rng.integers(0, len(_STEMS), nbus)] + "路站"
+        n_lines = max(1, int(round(math.sqrt(self.scale) / 2)))
+        mx, my, mn = [], [], []
+        for k in range(n_lines):
+            j = int(np.clip(round((k + 1) / (n_lines + 1) * self.ny) + rng.integers(-1, 2), 1, self.ny - 1))
+            ii = np.arange(rng.integers(0, 2), self.nx + 1, 2)
+            pts = self.P[ii, j] + rng.uniform(-25, 25, (len(ii), 2))
+            pts[:, 1] += 20
+            mx.append(pts[:, 0])
+            my.append(pts[:, 1])
+            mn.append(np.array(_STEMS, dtype=object)[rng.integers(0, len(_STEMS), len(ii))] + "路站")
+        F = {key: np.concatenate([F[key], extra]) for key, extra in (
+            ("x", np.concatenate([bxy[:, 0]] + mx)), ("y", np.concatenate([bxy[:, 1]] + my)),
+            ("type", np.array(["bus_stop"] * nbus + ["metro_station"] * sum(len(m) for m in mx), dtype=object)),
+            ("name", np.concatenate([bnames.astype(object)] + [m.astype(object) for m in mn])),
+            ("capacity", np.full(nbus + sum(len(m) for m in mx), np.nan)),
+            ("anchor", np.full(nbus + sum(len(m) for m in mx), -1)))}
+        # keep inside the district
+        pts = shapely.points(F["x"], F["y"])
+        inside = shapely.within(pts, shapely.buffer(self.boundary, -5.0))
+        F = {k: v[inside] for k, v in F.items()}
+        pts = pts[inside]
+        # deliberate gaps
+        cls = K["class"]
+        cpop = K["population"].astype(float)
+        kg_cand = np.flatnonzero((cls == "in") & K["urban"])
+        if not len(kg_cand):
+            kg_cand = np.flatnonzero(cls == "in")
+        gaps: dict[str, list[str]] = {}
+        drop = np.zeros(len(pts), dtype=bool)
+        if len(kg_cand):
+            kc = kg_cand[np.argmax(cpop[kg_cand])]
+            drop |= (F["type"] == "kindergarten") & (shapely.distance(pts, K["geom"][kc]) < 350)
+            gaps["kindergarten_300m"] = [str(K["id"][kc])]
+        krep = shapely.get_coordinates(shapely.point_on_surface(K["geom"]))
+        centre = (krep * cpop[:, None]).sum(0) / cpop.sum()
+        far = int(np.argmax(np.hypot(*(krep - centre).T) * (cpop > 0)))
+        clinic = np.isin(F["type"], ["community_health_centre", "community_health_station"])
+        drop |= clinic & (shapely.distance(pts, K["geom"][far]) < 1000)
+        gaps["clinic_1000m"] = [str(K["id"][far])]
+        last = len(self.towns) - 1
+        tm = np.flatnonzero(K["town"] == last)
+        ty = np.average(krep[tm, 1], weights=np.maximum(cpop[tm], 1))
+        south = tm[(krep[tm, 1] < ty) & (cpop[tm] > 0)]
+        if len(south):
+            south_union = shapely.union_all(K["geom"][south])
+            drop |= (F["type"] == "elderly_day_care") & (shapely.distance(pts, south_union) < 300)
+            gaps["elderly_day_care_300m"] = sorted(str(x) for x in K["id"][south])
+        F = {k: v[~drop] for k, v in F.items()}
+        # stable IDs: by type then west → east
+        o = np.lexsort((F["y"], F["x"], F["type"]))
+        F = {k: v[o] for k, v in F.items()}
+        F["facility_id"] = np.array([f"F{i + 1:05d}" for i in range(len(o))], dtype=object)
+        amap_types = ("convenience_store", "fresh_market", "post_office", "community_canteen")
+        F["source"] = np.where(np.isin(F["type"], amap_types), "amap", "delivery").astype(object)
+        self.fac = F
+        self.gaps = gaps
+
+    # ------------------------------------------------------------------ complaints
+    def complaints(self) -> None:
+        rng, C = self.rng, self.comp
+        n = max(50, int(round(500 * self.scale)))
+        pop = C["population"].astype(float)
+        rep_xy = shapely.get_coordinates(shapely.point_on_surface(C["geom"]))
+        old = (C["era"] == 0) & (pop > 800)
+        cand = np.flatnonzero(old) if old.any() else np.flatnonzero(pop > 0)
+        hot = cand[np.argmax(pop[cand] * rng.uniform(0.8, 1.2, len(cand)))]
+        n_hot = int(round(0.25 * n))
+        cats = np.array(["噪声", "停车", "垃圾", "绿化", "道路破损", "积水", "设施不足", "物业管理", "违章搭建"], dtype=object)
+        anchor = np.concatenate([np.full(n_hot, hot), rng.choice(len(pop), n - n_hot, p=pop / pop.sum())])
+        w = np.tile(np.array([1.0, 1.2, 1.0, 0.6, 0.8, 0.4, 0.9, 0.9, 0.4]), (n, 1))
+        pts = shapely.points(rep_xy[anchor])
+        # distance to the water's edge, via short edge segments (fast nearest queries)
+        dist_w = np.full(n, np.inf)
+        if len(self.water_geoms):
+            ring = shapely.get_coordinates(shapely.get_exterior_ring(self.water_geoms), return_index=True)
+            xy_w, own = ring
+            step = np.flatnonzero(own[1:] == own[:-1])
+            edges = shapely.linestrings(np.stack([xy_w[step], xy_w[step + 1]], axis=1))
+            dist_w = shapely.STRtree(edges).query_nearest(pts, return_distance=True, all_matches=False)[1]
+            dist_w[shapely.intersects(pts, self.water_union)] = 0.0
+        dist_r = shapely.distance(pts, self.rail_line)
+        w[:, 5] *= np.where(dist_w < 250, 6.0, 1.0)
+        w[:, 0] *= np.where(dist_r < 300, 5.0, 1.0)
+        w[:, 1] *= np.where(C["era"][anchor] == 0, 2.0, 1.0)
+        w[:, 4] *= np.where(C["era"][anchor] == 0, 1.8, 1.0)
+        w[:, 2] *= np.where(C["hamlet"][anchor], 3.0, 1.0)
+        w[:, 8] *= np.where(C["hamlet"][anchor], 4.0, 1.0)
+        w[:n_hot] = 0.05
+        w[:n_hot, 1] = 1.0
+        cw = np.cumsum(w / w.sum(1, keepdims=True), axis=1)
+        cat_idx = np.minimum((cw < rng.random((n, 1))).sum(1), len(cats) - 1)
+        cat = cats[cat_idx]
+        r = np.where(np.arange(n) < n_hot, rng.uniform(5, 80, n), rng.uniform(2, 40, n))
+        ang = rng.uniform(0, 2 * np.pi, n)
+        xy = rep_xy[anchor] + np.column_stack([np.cos(ang), np.sin(ang)]) * r[:, None]
+        day = rng.integers(0, 366, n)
+        date = (np.datetime64("2024-01-01") + day.astype("timedelta64[D]")).astype(str)
+        name = C["name"][anchor]
+        templates = {
+            "噪声": ["{n}附近夜间施工噪声扰民", "{n}旁道路车辆噪声大，影响休息", "{n}附近列车噪声扰民"],
+            "停车": ["{n}小区内停车位不足，车辆乱停占用消防通道", "{n}门口机动车乱停放", "{n}非机动车充电难，电瓶车进楼"],
+            "垃圾": ["{n}垃圾箱房满溢未及时清运", "{n}附近建筑垃圾乱堆放", "{n}垃圾分类点异味大"],
+            "绿化": ["{n}绿化带树木遮挡采光，需修剪", "{n}公共绿地被占用种菜", "{n}绿化缺少养护"],
+            "道路破损": ["{n}门口道路坑洼破损", "{n}人行道地砖松动", "{n}小区内道路破损积水"],
+            "积水": ["{n}下雨后道路积水严重", "{n}地下车库进水", "{n}雨水井堵塞"],
+            "设施不足": ["{n}缺少老年活动场所", "{n}附近没有菜场，买菜不便", "{n}缺少儿童游乐设施", "{n}老旧住宅无电梯，老人上下楼难"],
+            "物业管理": ["{n}物业服务差，报修无人处理", "{n}物业费使用不公开", "{n}楼道堆物无人管理"],
+            "违章搭建": ["{n}有违章搭建", "{n}沿街商铺违规搭建雨棚"],
+        }
+        pick = rng.integers(0, 4, n)
+        # every template starts with the compound name: a (category × variant) table of endings
+        ends = np.array([[templates[c][k % len(templates[c])].removeprefix("{n}") for k in range(4)]
+                         for c in cats], dtype=object)
+        text = (name + ends[cat_idx, pick]).astype(object)
+        o = np.lexsort((xy[:, 0], date))
+        self.cmp = dict(x=xy[o, 0], y=xy[o, 1], category=cat[o], date=date[o], text=text[o],
+                        complaint_id=np.array([f"H2024{i + 1:06d}" for i in range(n)], dtype=object))
+        self.hotspot = hot
+
+    # ------------------------------------------------------------------ survey
+    def survey(self) -> None:
+        rng, C, K = self.rng, self.comp, self.committee
+        n_comm = len(K["id"])
+        cpop = K["population"]
+        f = rng.uniform(1.0, 1.5, n_comm)
+        elig = np.flatnonzero(cpop > 0)
+        under = elig[rng.permutation(len(elig))[:2]] if len(elig) >= 4 else elig[:0]
+        f[under] = rng.uniform(0.4, 0.6, len(under))
+        n_c = np.where(cpop > 0, np.ceil(cpop * settings.survey_sample_rate * f), 0).astype(np.int64)
+        owner, _ = _ragged(n_c)
+        n = len(owner)
+        pop = C["population"].astype(float)
+        comm = C["committee"]
+        # home compound: weighted by population within the committee
+        o = np.lexsort((np.arange(len(comm)), comm))
+        cw = np.cumsum(pop[o])
+        start = np.searchsorted(comm[o], np.arange(n_comm))
+        end = np.searchsorted(comm[o], np.arange(n_comm), side="right")
+        base = np.where(start > 0, cw[np.maximum(start - 1, 0)], 0.0)
+        tot = np.where(end > start, cw[np.maximum(end - 1, 0)] - base, 0.0)
+        u = base[owner] + rng.random(n) * tot[owner]
+        idx = np.clip(np.searchsorted(cw, u, side="right"), start[owner], end[owner] - 1)
+        home = o[idx]
+        rep = shapely.get_coordinates(shapely.point_on_surface(C["geom"][home]))
+        xy = rep + rng.uniform(-8, 8, (n, 2))
+        age = np.where(rng.random(n) < 0.03, rng.integers(12, 16, n), rng.integers(16, 88, n))
+        sex = rng.choice(np.array(["男", "女"], dtype=object), n)
+        base_c = rng.normal(3.7, 0.25, n_comm)
+        items = list(_SAT_ITEMS)
+        scores = {}
+        gap_kg = set(self.gaps.get("kindergarten_300m", []))
+        old = C["era"][home] == 0
+        hamlet = C["hamlet"][home]
+        for k, col in enumerate(items):
+            s = base_c[owner] + rng.normal(0, 0.8, n)
+            if col == "sat_renewal":
+                s -= 0.8 * old
+            if col == "sat_livable":
+                s -= 0.4 * old
+            if col == "sat_transport":
+                s -= 0.6 * hamlet
+            if col == "sat_inclusive":
+                s -= 0.7 * np.isin(K["id"][owner], list(gap_kg))
+            if col == "sat_smart":
+                s -= 0.3 * hamlet
+            scores[col] = np.clip(np.round(s), 1, 5).astype(np.int64)
+        mat = np.column_stack([scores[c] for c in items])
+        worst = np.argmin(mat, axis=1)
+        comments = {
+            "sat_livable": ["房屋老化，希望加装电梯", "楼道环境差", "住房面积小，居住拥挤"],
+            "sat_safety": ["消防通道被占用", "夜间路灯太暗", "电动车楼道充电不安全"],
+            "sat_renewal": ["小区外立面破旧，希望改造", "老旧小区改造进度慢", "管线老化经常停水"],
+            "sat_green": ["绿地太少", "缺少口袋公园", "垃圾分类点太远"],
+            "sat_transport": ["公交站太远", "停车难", "去地铁站不方便"],
+            "sat_inclusive": ["附近没有幼儿园", "缺少养老服务", "缺少社区食堂"],
+            "sat_governance": ["居委会办事不便", "物业与居民沟通不够", "意见反映后没有回音"],
+            "sat_smart": ["不会用手机办事", "小区门禁系统不好用", "缺少线上报修渠道"],
+        }
+        pick = rng.integers(0, 3, n)
+        minv = mat.min(axis=1)
+        say = (minv <= 2) & (rng.random(n) < 0.6)
+        praise = ~say & (rng.random(n) < 0.1)
+        text = np.array([comments[c] for c in items], dtype=object)[worst, pick]
+        comment = np.where(say, text, np.where(praise, "总体满意", ""))
+        self.srv = dict(respondent_id=np.array([f"S{i + 1:05d}" for i in range(n)], dtype=object),
+                        age=age, sex=sex, committee_id=K["id"][owner], x=xy[:, 0], y=xy[:, 1],
+                        **scores, comment=comment.astype(object))
+        self.under_sampled = sorted(str(x) for x in K["id"][under])
+
+    # ------------------------------------------------------------------ names
+    def compound_names(self) -> None:
+        rng, C, K = self.rng, self.comp, self.committee
+        n = len(C["item"])
+        era = C["era"]
+        stems = np.array(_STEMS, dtype=object)
+        brands = np.array(_BRANDS, dtype=object)
+        s1 = stems[rng.integers(0, len(stems), n)]
+        b1 = np.where(rng.random(n) < 0.45, brands[rng.integers(0, len(brands), n)], s1)
+        old = s1 + np.array(_SUFFIX_OLD, dtype=object)[rng.integers(0, len(_SUFFIX_OLD), n)]
+        old = np.where(rng.random(n) < 0.3, s1 + "路小区", old)
+        mid = b1 + np.array(_SUFFIX_MID, dtype=object)[rng.integers(0, len(_SUFFIX_MID), n)]
+        new = b1 + np.array(_SUFFIX_NEW, dtype=object)[rng.integers(0, len(_SUFFIX_NEW), n)]
+        village = K["stem"][C["committee"]] + "村"
+        ham = (np.array(_DIR_PREFIX, dtype=object)[rng.integers(0, len(_DIR_PREFIX), n)]
+               + np.array(_SURNAMES, dtype=object)[rng.integers(0, len(_SURNAMES), n)]
+               + np.array(_HAMLET_SUFFIX, dtype=object)[rng.integers(0, len(_HAMLET_SUFFIX), n)])
+        name = np.select([C["big"], C["hamlet"], era == 0, era == 1],
+                         [s1 + "大型居住社区", village + ham, old, mid], new).astype(object)
+        C["name"] = _ordinal_names(name)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> _District:
+        self.lattice()
+        self.arterials()
+        self.water_and_rail()
+        self.parcels()
+        self.land_use()
+        self.urban()
+        self.layout_slots()
+        self.villages()
+        self.industry_and_parks()
+        self.compounds()
+        self.build_roads()
+        self.towns_and_committees()
+        self.population()
+        self.compound_names()
+        self.facilities()
+        self.complaints()
+        self.survey()
+        return self
+
+
+# --------------------------------------------------------------------------- frames
+def _frames(d: _District) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
+    crs = d.crs
+    rng = np.random.default_rng([d.seed, 99])
+    C, K = d.comp, d.committee
+    n_comm = len(K["id"])
+    # compounds: IDs by committee, then north → south, west → east
+    rep = shapely.get_coordinates(shapely.point_on_surface(C["geom"]))
+    order = np.lexsort((rep[:, 0], -rep[:, 1], K["id"][C["committee"]]))
+    width = max(5, len(str(len(order))))
+    comp_id = np.empty(len(order), dtype=object)
+    comp_id[order] = [f"XQ{i + 1:0{width}d}" for i in range(len(order))]
+    town_code = d.town_code[K["town"]]
+    compounds = gpd.GeoDataFrame({
+        "compound_id": comp_id[order],
+        "name": C["name"][order],
+        "population": C["population"][order],
+        "households": C["households"][order],
+        "build_year": C["build_year"][order].astype(np.int64),
+        "committee_id": K["id"][C["committee"][order]],
+        "town_code": town_code[C["committee"][order]],
+        "kind": C["kind"][order],
+        "big": C["big"][order],
+        "cut_by_road": C["cut"][order],
+    }, geometry=C["geom"][order], crs=crs)
+    compounds.attrs["cut_by_road"] = sorted(compounds.loc[compounds["cut_by_road"], "compound_id"])
+    committees = gpd.GeoDataFrame({
+        "committee_id": K["id"], "name": K["name"], "town_code": town_code,
+        "kind": np.where(K["urban"], "居委会", "村委会").astype(object),
+        "population": K["population"], "households": K["households"],
+        "population_class": K["class"],
+    }, geometry=K["geom"], crs=crs)
+    n_t = len(d.towns)
+    tgeom = np.array([shapely.union_all(d.cell_poly[d.cell_town == k]) for k in range(n_t)], dtype=object)
+    towns = gpd.GeoDataFrame({
+        "town_code": d.town_code, "name": d.town_name,
+        "population": np.bincount(K["town"], weights=K["population"], minlength=n_t).astype(np.int64),
+        "households": np.bincount(K["town"], weights=K["households"], minlength=n_t).astype(np.int64),
+    }, geometry=tgeom, crs=crs)
+    boundary = gpd.GeoDataFrame({"boundary_id": [DISTRICT_CODE], "name": ["嘉定区样例片区"]},
+                                geometry=[d.boundary], crs=crs)
+    # buildings
+    B = d.bld_arr
+    row = np.where(B["item"] >= 0, d.item_row[np.clip(B["item"], 0, None)], -1)
+    keep = (B["use"] != "residential") | (row >= 0)
+    bcomp = np.where(row >= 0, comp_id[np.clip(row, 0, None)], None)
+    n_b = int(keep.sum())
+    bw = max(6, len(str(n_b)))
+    buildings = gpd.GeoDataFrame({
+        "building_id": [f"BLD{i + 1:0{bw}d}" for i in range(n_b)],
+        "levels": B["levels"][keep].astype(np.int64),
+        "height": (B["levels"][keep] * settings.level_height_m).astype(float),
+        "use": B["use"][keep],
+        "build_year": B["year"][keep].astype(np.int64),
+        "compound_id": bcomp[keep],
+    }, geometry=B["geom"][keep], crs=crs)
+    # roads
+    R = d.roads
+    rw = max(6, len(str(len(R["geom"]))))
+    roads = gpd.GeoDataFrame({
+        "road_id": [f"R{i + 1:0{rw}d}" for i in range(len(R["geom"]))],
+        "highway": R["highway"], "name": R["name"], "structure": R["structure"],
+    }, geometry=R["geom"], crs=crs)
+    roads.attrs["network_nodes"] = int(d.n_nodes)
+    # water and rail, clipped to the district
+    wg = shapely.intersection(d.water_geoms, d.boundary)
+    water = gpd.GeoDataFrame({
+        "water_id": [f"W{i + 1:03d}" for i in range(len(wg))], "kind": d.water_kind,
+        "name": d.water_name, "width_m": d.water_width}, geometry=wg, crs=crs)
+    rail = gpd.GeoDataFrame({"rail_id": ["RL001"], "kind": ["rail"], "name": ["沪宁铁路"]},
+                            geometry=[shapely.intersection(d.rail_line, d.boundary)], crs=crs)
+    # parks
+    Pk = d.parks.get()
+    pg = np.asarray(Pk["geom"], dtype=object)
+    ok = ~shapely.is_empty(pg) & (shapely.area(pg) >= 1000.0)
+    pg, pkind = pg[ok], Pk["kind"][ok]
+    prep = shapely.get_coordinates(shapely.point_on_surface(pg))
+    po = np.lexsort((prep[:, 0], -prep[:, 1], pkind))
+    pg, pkind = pg[po], pkind[po]
+    pst = np.array(_PARK_STEMS + _STEMS, dtype=object)
+    stem = pst[rng.integers(0, len(pst), len(pg))]
+    pname = np.select([pkind == "综合公园", pkind == "社区公园"], [stem + "公园", stem + "社区公园"],
+                      stem + np.where(rng.random(len(pg)) < 0.5, "游园", "街心花园"))
+    parks = gpd.GeoDataFrame({
+        "park_id": [f"P{i + 1:03d}" for i in range(len(pg))], "name": _ordinal_names(pname),
+        "kind": pkind, "area_ha": np.round(shapely.area(pg) / 1e4, 2)}, geometry=pg, crs=crs)
+    # facilities
+    F = d.fac
+    facilities = gpd.GeoDataFrame({
+        "facility_id": F["facility_id"], "type": F["type"], "name": F["name"],
+        "capacity": F["capacity"].astype(float), "source": F["source"],
+    }, geometry=shapely.points(F["x"], F["y"]), crs=crs)
+    facilities.attrs["sample_gaps"] = {k: list(v) for k, v in d.gaps.items()}
+    H = d.cmp
+    complaints = gpd.GeoDataFrame({
+        "complaint_id": H["complaint_id"], "category": H["category"], "date": H["date"],
+        "text": H["text"]}, geometry=shapely.points(H["x"], H["y"]), crs=crs)
+    complaints.attrs["parking_hotspot"] = str(comp_id[d.hotspot])
+    S = d.srv
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(S["x"], S["y"])
+    survey = pd.DataFrame({"respondent_id": S["respondent_id"], "age": S["age"], "sex": S["sex"],
+                           "committee_id": S["committee_id"], "lon": np.round(lon, 7),
+                           "lat": np.round(lat, 7),
+                           **{c: S[c] for c in _SAT_ITEMS}, "comment": S["comment"]})
+    survey.attrs["under_sampled"] = list(d.under_sampled)
+    survey.attrs["items"] = dict(_SAT_ITEMS)
+    assert n_comm == len(committees)
+    return {"boundary": boundary, "towns": towns, "committees": committees, "compounds": compounds,
+            "buildings": buildings, "roads": roads, "water": water, "rail": rail, "parks": parks,
+            "facilities": facilities, "complaints": complaints, "survey": survey}
+
+
+def make_sample_district(*, seed: int | None = None, scale: float = 1.0
+                         ) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
+    """Generate the sample district in memory.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Random seed; default ``settings.random_seed``. Same seed and scale → same layers.
+    scale : float
+        Area multiplier: 1 → ~25 km² and 120,000 residents; 18.4 → ~460 km² and ~1.8
+        million residents (residents grow as ``scale ** 0.93``).
+
+    Returns
+    -------
+    dict
+        GeoDataFrames ``boundary``, ``towns``, ``committees``, ``compounds``,
+        ``buildings``, ``roads``, ``water``, ``rail``, ``parks``, ``facilities``,
+        ``complaints`` in ``settings.metric_crs`` (metres), and the DataFrame ``survey``
+        (lon/lat in WGS84). See the module docstring for the fields and for the
+        properties tests may rely on (``attrs`` of compounds, facilities, survey,
+        complaints).
+    """
+    seed = settings.random_seed if seed is None else int(seed)
+    return _frames(_District(seed, scale).run())
+
+
+# --------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def _gdal_fixed_date() -> Iterator[None]:
+    """GeoPackages carry a timestamp (gpkg_contents.last_change): pin it."""
+    import pyogrio
+
+    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _FIXED_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
+
+
+@contextlib.contextmanager
+def _gpkg_named(tmp: Path) -> Iterator[Path]:
+    """GDAL wants a ``.gpkg`` name: write beside ``tmp`` under one, then move it onto ``tmp``."""
+    named = tmp.with_name(tmp.name.removesuffix(".tmp"))
+    try:
+        yield named
+        os.replace(named, tmp)
+    finally:
+        for leftover in (named, Path(f"{named}-journal"), Path(f"{named}-wal"), Path(f"{named}-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _lonlat(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    xy = shapely.get_coordinates(gdf.to_crs("EPSG:4326").geometry.values)
+    return xy[:, 0], xy[:, 1]
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    return path
+
+
+def write_sample(folder: str | os.PathLike = "layers/sample", *, seed: int | None = None,
+                 scale: float = 1.0) -> dict[str, Path]:
+    """Write the sample district like a real delivery.
+
+    Files (each written atomically; same seed and scale → identical bytes):
+
+    * ``sample_district.gpkg``: layers boundary, towns, committees, compounds, buildings,
+      roads, water, rail, parks, facilities, in CGCS2000 (EPSG:4490). The facilities layer
+      holds the government-delivered types; the commercial POIs (convenience stores,
+      fresh markets, post offices, canteens: ``source == "amap"``) are only in
+    * ``facilities_amap_gcj02.csv``: facility_id, name, type, lon, lat (GCJ-02, as copied
+      from Amap), capacity; read with ``read_layer(path, "facilities", coords="gcj02")``;
+    * ``complaints_12345.csv``: complaint_id, lon, lat (WGS84), category, date, text;
+    * ``survey_2024.csv``: respondent_id, age, sex, committee_id, lon, lat (WGS84),
+      sat_livable ... sat_smart (1-5), comment;
+    * ``ortho_rgb.tif``: RGB uint8 orthophoto, 1 m pixels over 1 km², EPSG:4549, tiled,
+      deflate-compressed, painted from the layers.
+
+    Parameters
+    ----------
+    folder : path
+        Output folder (created). Other files in it (``study.toml``, ledgers) are left alone.
+    seed : int, optional
+        Default ``settings.random_seed``.
+    scale : float
+        Area multiplier (see ``make_sample_district``).
+
+    Returns
+    -------
+    dict
+        File key (``gpkg``, ``amap``, ``complaints``, ``survey``, ``ortho``) → path.
+    """
+    import pyogrio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = settings.random_seed if seed is None else int(seed)
+    layers = make_sample_district(seed=seed, scale=scale)
+    out: dict[str, Path] = {}
+    gpkg = folder / GPKG_NAME
+    with _gdal_fixed_date(), atomic_path(gpkg) as tmp, _gpkg_named(tmp) as tmp_gpkg:
+        for name in GPKG_LAYERS:
+            gdf = layers[name]
+            if name == "facilities":
+                gdf = gdf[gdf["source"] == "delivery"].drop(columns="source")
+            if name == "compounds":
+                gdf = gdf.drop(columns=["big", "cut_by_road"])
+            if name == "committees":
+                gdf = gdf.drop(columns=["population_class"])
+            pyogrio.write_dataframe(gdf.to_crs(DELIVERY_CRS), tmp_gpkg, layer=name, driver="GPKG",
+                                    append=tmp_gpkg.exists())
+    out["gpkg"] = gpkg
+    fac = layers["facilities"]
+    amap = fac[fac["source"] == "amap"]
+    lon, lat = _lonlat(amap)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    cap = amap["capacity"].round().astype("Int64")
+    out["amap"] = _write_csv(pd.DataFrame({
+        "facility_id": amap["facility_id"].to_numpy(), "name": amap["name"].to_numpy(),
+        "type": amap["type"].to_numpy(), "lon": np.round(glon, 7), "lat": np.round(glat, 7),
+        "capacity": cap.to_numpy()}), folder / "facilities_amap_gcj02.csv")
+    cmp_ = layers["complaints"]
+    lon, lat = _lonlat(cmp_)
+    out["complaints"] = _write_csv(pd.DataFrame({
+        "complaint_id": cmp_["complaint_id"].to_numpy(), "lon": np.round(lon, 7),
+        "lat": np.round(lat, 7), "category": cmp_["category"].to_numpy(),
+        "date": cmp_["date"].to_numpy(), "text": cmp_["text"].to_numpy()}),
+        folder / "complaints_12345.csv")
+    out["survey"] = _write_csv(layers["survey"], folder / "survey_2024.csv")
+    out["ortho"] = _write_ortho(layers, folder / "ortho_rgb.tif", seed=seed)
+    return out
+
+
+def _ortho_centre(layers: dict[str, Any]) -> np.ndarray:
+    """Centre of the orthophoto: the urban compound nearest to both a river and a park."""
+    comp = layers["compounds"]
+    urban = comp[(comp["kind"] != "村宅") & ~comp["big"]]
+    if urban.empty:
+        urban = comp
+    rep = shapely.point_on_surface(urban.geometry.values)
+    water = shapely.union_all(layers["water"].geometry.values)
+    parks = shapely.union_all(layers["parks"].geometry.values)
+    score = shapely.distance(rep, water) + 0.5 * shapely.distance(rep, parks)
+    return shapely.get_coordinates(rep[int(np.argmin(score))])[0]
+
+
+def _write_ortho(layers: dict[str, Any], path: Path, *, seed: int, size_m: float = 1000.0,
+                 pixel_m: float = 1.0) -> Path:
+    """Paint a small RGB orthophoto (EPSG:4549) from the layers and write it as GeoTIFF."""
+    import rasterio
+    from rasterio.features import rasterize
+    from affine import Affine
+    from scipy import ndimage
+
+    rng = np.random.default_rng([seed, 4549])
+    cx, cy = _ortho_centre(layers)
+    to_o = Transformer.from_crs(layers["boundary"].crs, ORTHO_CRS, always_xy=True)
+    ox, oy = to_o.transform(cx, cy)
+    x0 = math.floor(ox - size_m / 2)
+    y1 = math.ceil(oy + size_m / 2)
+    n = int(round(size_m / pixel_m))
+    transform = Affine(pixel_m, 0.0, x0, 0.0, -pixel_m, y1)
+    window = shapely.box(x0 - 50, y1 - size_m - 50, x0 + size_m + 50, y1 + 50)
+
+    def geoms(name: str, mask: Any = None) -> gpd.GeoDataFrame:
+        g = layers[name] if mask is None else layers[name][mask]
+        g = g.to_crs(ORTHO_CRS)
+        return g[shapely.intersects(g.geometry.values, window)]
+
+    cls = np.zeros((n, n), dtype=np.uint8)  # 0 farmland / bare
+
+    def burn(shapes: Any, value: int) -> None:
+        shapes = [(g, value) for g in shapes if g is not None and not g.is_empty]
+        if shapes:
+            rasterize(shapes, out=cls, transform=transform, all_touched=False)
+
+    comp = geoms("compounds")
+    burn(comp.geometry.values, 1)                                     # compound ground
+    burn(geoms("parks").geometry.values, 2)                           # park lawns
+    roads = geoms("roads")
+    half = roads["highway"].map({"primary": 12, "secondary": 9, "tertiary": 7, "residential": 4,
+                                 "unclassified": 3, "service": 2.5}).fillna(1.2).to_numpy()
+    foot = roads["highway"].to_numpy() == "footway"
+    burn(shapely.buffer(roads.geometry.values[foot], half[foot], cap_style="flat"), 3)
+    burn(shapely.buffer(roads.geometry.values[~foot], half[~foot], cap_style="flat"), 4)
+    burn(geoms("water").geometry.values, 5)
+    b = geoms("buildings")
+    h = b["height"].to_numpy()
+    bg = b.geometry.values
+    if len(bg):
+        shift = np.repeat(np.column_stack([-0.2 * h, 0.7 * h]), shapely.get_num_coordinates(bg), axis=0)
+        moved = shapely.transform(bg, lambda xy: xy + shift)
+        shadow = shapely.convex_hull(shapely.union(bg, moved))
+        burn(shadow, 6)
+        roof = rng.choice([7, 7, 7, 8, 9, 10], len(bg))
+        for v in (7, 8, 9, 10):
+            burn(bg[roof == v], v)
+    # trees: smooth random blobs on lawns, parks and farmland edges
+    noise = ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), 2.0)
+    trees = (noise > 0.12) & np.isin(cls, [1, 2]) | (noise > 0.3) & (cls == 0)
+    cls[trees] = 11
+    palette = np.array([
+        [150, 140, 95],   # 0 farmland / bare
+        [118, 150, 90],   # 1 compound lawns
+        [92, 150, 70],    # 2 park lawns
+        [185, 180, 170],  # 3 paths
+        [70, 72, 75],     # 4 roads
+        [60, 95, 120],    # 5 water
+        [40, 45, 45],     # 6 shadow
+        [165, 165, 160],  # 7 grey roof
+        [120, 120, 118],  # 8 dark roof
+        [160, 85, 70],    # 9 red roof
+        [90, 120, 160],   # 10 blue roof
+        [45, 95, 45],     # 11 trees
+    ], dtype=np.int16)
+    img = palette[cls]
+    fields = (ndimage.gaussian_filter(rng.normal(0, 1, (n // 40 + 1, n // 40 + 1)), 0.6) * 25)
+    fields = np.kron(fields, np.ones((40, 40)))[:n, :n]
+    img[cls == 0] += fields[cls == 0][:, None].astype(np.int16)
+    img += rng.normal(0, 4, img.shape).round().astype(np.int16)
+    img = np.clip(img, 0, 255).astype(np.uint8).transpose(2, 0, 1)
+    profile = dict(driver="GTiff", width=n, height=n, count=3, dtype="uint8", crs=ORTHO_CRS,
+                   transform=transform, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", predictor=2, photometric="RGB", interleave="pixel")
+    with atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(img)
+    return path
+
+
+def sample_path(name: str = GPKG_NAME) -> Path:
+    """Path of a file of the bundled sample (``layers/sample/<name>``).
+
+    The repository copy is used when present; otherwise (an installed package) the
+    sample is generated once into ``$GEOTIJIAN_SAMPLE_DIR`` or ``~/.cache/geotijian/sample``.
+    """
+    repo = Path(__file__).resolve().parents[1] / "layers" / "sample"
+    if (repo / name).exists():
+        return repo / name
+    if name not in SAMPLE_FILES:
+        raise FileNotFoundError(f"{name!r} is not a file of the sample district "
+                                f"(files: {', '.join(SAMPLE_FILES)}; looked in {repo})")
+    cache = Path(os.environ.get("GEOTIJIAN_SAMPLE_DIR", Path.home() / ".cache" / "geotijian" / "sample"))
+    if not (cache / name).exists():
+        write_sample(cache)
+    return cache / name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m geotijian.sample [folder] [--seed N] [--scale S]``: write the sample."""
+    ap = argparse.ArgumentParser(prog="python -m geotijian.sample",
+                                 description="Write the deterministic sample district.")
+    ap.add_argument("folder", nargs="?", default="layers/sample")
+    ap.add_argument("--seed", type=int, default=None, help="default: settings.random_seed")
+    ap.add_argument("--scale", type=float, default=1.0, help="area multiplier (1 → ~25 km²)")
+    args = ap.parse_args(argv)
+    paths = write_sample(args.folder, seed=args.seed, scale=args.scale)
+    for key, p in paths.items():
+        print(f"{key:11s} {p}  ({p.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -347,6 +347,10 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
             satisfaction = sres.satisfaction
             res.tables["survey_issues"] = sres.issues
             res.tables["sample_plan"] = sres.plan
+            sv = sres.indicator_values()
+            data.indicator_values = pd.concat([data.indicator_values, sv[data.indicator_values.columns]],
+                                              ignore_index=True).sort_values(
+                ["level", "area_id", "code"], kind="stable").reset_index(drop=True)
         else:
             res.tables["sample_plan"] = plan_sample(data.units)
         if data.complaints is not None:
@@ -366,7 +370,10 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
         data.problems = gpd.GeoDataFrame(probs, geometry=geo, crs=cfg.crs)
     with log.step("ledger"):
         last = read_ledger(cfg.ledger_last_year) if cfg.ledger_last_year is not None else None
-        data.ledger = update_ledger(last, data.problems, units_this=data.units, year=cfg.year)
+        ledger = update_ledger(last, pd.DataFrame(data.problems.drop(columns="geometry")),
+                               units_this=data.units, year=cfg.year)
+        # the ledger is a table (台账); problems carry the geometry
+        data.ledger = pd.DataFrame(ledger.drop(columns="geometry", errors="ignore"))
     return res
 
 

@@ -60,7 +60,8 @@ class SurveyWarning(GeotijianWarning):
 def _units_frame(units: pd.DataFrame) -> pd.DataFrame:
     for col in ("unit_id", "population"):
         if col not in units.columns:
-            raise LayerError("units", f"missing column {col!r}", fix="pass the units layer (unit_id, town_code, population)")
+            raise LayerError("units", f"missing column {col!r}",
+                             fix="pass the units layer (unit_id, town_code, population)")
     u = pd.DataFrame({"unit_id": units["unit_id"].astype(str).to_numpy(),
                       "town_code": (units["town_code"].astype(str).to_numpy() if "town_code" in units.columns
                                     else np.full(len(units), "town", dtype=object)),
@@ -384,11 +385,11 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     sat["below_plan"] = sat["n"] < sat["required"]
     issues_df = pd.DataFrame(issues, columns=ISSUE_COLUMNS).sort_values(["row", "issue"], kind="stable") \
         .reset_index(drop=True)
-    n_ex = int((issues_df["action"] == "excluded").sum())
-    n_com = int((issues_df["action"] == "located by committee").sum())
-    if n_ex or n_com:
-        warnings.warn(f"{label}: {n_ex} respondent(s) excluded ({n_under} under {min_age}), {n_com} located by "
-                      f"committee; see SurveyResult.issues", SurveyWarning, stacklevel=2)
+    if len(issues_df):
+        counts = issues_df["action"].value_counts()
+        summary = ", ".join(f"{int(counts[a])} {a}" for a in sorted(counts.index))
+        warnings.warn(f"{label}: {summary} ({n_under} under {min_age}); see SurveyResult.issues",
+                      SurveyWarning, stacklevel=2)
     return SurveyResult(respondents=resp, satisfaction=sat[SATISFACTION_COLUMNS], issues=issues_df, plan=plan,
                         excluded_under_age=n_under,
                         meta={"overall": pd.concat(overall, ignore_index=True), "min_age": min_age})

@@ -187,9 +187,10 @@ def _rep_order(geoms: np.ndarray) -> np.ndarray:
 
 def _highway_mask(highway: pd.Series, classes: Iterable[str]) -> np.ndarray:
     classes = set(classes)
-    s = highway.explode()  # osmnx gives lists for merged edges
+    pos = pd.Series(highway.to_numpy(), index=np.arange(len(highway)))  # any index (osmnx: MultiIndex)
+    s = pos.explode()  # osmnx gives lists for merged edges
     hit = s.astype(str).str.strip().isin(classes)
-    return hit.groupby(level=0).any().reindex(highway.index, fill_value=False).to_numpy()
+    return hit.groupby(level=0).any().reindex(pos.index, fill_value=False).to_numpy()
 
 
 def _union_groups(geoms: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -322,13 +323,12 @@ def delineate_blocks(
 
     lines_arr = shapely.get_parts(np.concatenate([np.asarray(x, dtype=object) for x in lines]))
     lines_arr = lines_arr[~shapely.is_empty(lines_arr)]
+    # Lines are not clipped: a clipped end computed on the ring may miss it by 1e-10 m and
+    # leave a dangle. Whole lines touching the area are noded with the ring instead, and
+    # the faces outside the study area are dropped after polygonising.
     shapely.prepare(area)
-    inside = shapely.contains(area, lines_arr)
     touching = shapely.intersects(area, lines_arr)
-    cross = touching & ~inside
-    clipped = shapely.intersection(lines_arr[cross], area)
-    cut = np.concatenate([lines_arr[inside], shapely.get_parts(clipped),
-                          shapely.get_parts(shapely.boundary(study))])
+    cut = np.concatenate([lines_arr[touching], shapely.get_parts(shapely.boundary(study))])
     cut = cut[np.isin(shapely.get_type_id(cut), (1, 2))]
     noded = shapely.union_all(cut)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
@@ -709,6 +709,7 @@ def _choose_k(W: float, lo: float, hi: float, n: int) -> list[int]:
 
 
 _ANGLES = np.arange(8) * math.pi / 8
+_BALANCE_TOL = 0.25  # refinement keeps units within ±25 % of their group's mean size
 
 
 def _bisect(g: _Graph, idx: np.ndarray, k: int, lo: float, hi: float) -> list[np.ndarray]:
@@ -916,8 +917,103 @@ def _repair(g: _Graph, labels: np.ndarray, lo: float, hi: float, *, max_moves: i
     return labels
 
 
+def _connected_without(g: _Graph, members: list[int], a: int, in_part: np.ndarray) -> bool:
+    """Is ``members`` minus atom ``a`` still connected (BFS on the part, ``in_part`` marks it)?"""
+    rest = [m for m in members if m != a]
+    if not rest:
+        return False
+    in_part[a] = False
+    seen = {rest[0]}
+    stack = [rest[0]]
+    nb = g.nb
+    while stack:
+        v = stack.pop()
+        for u in nb[v]:
+            if in_part[u] and u not in seen:
+                seen.add(u)
+                stack.append(u)
+    in_part[a] = True
+    return len(seen) == len(rest)
+
+
+def _refine(g: _Graph, labels: np.ndarray, lo: float, hi: float, origin: np.ndarray, *,
+            rounds: int = 4) -> np.ndarray:
+    """Boundary moves that shorten the units' boundaries (compactness), never worsening range.
+
+    An atom moves from its unit p to an adjacent unit q when it shares more boundary with q
+    than with p (the total unit boundary gets shorter), p stays connected, the range
+    violation of p and q does not grow, and q descends from the same original group
+    (the same committee, or merged committees) as the atom, and both units stay within
+    ±25 % of the mean unit size of that group (balance), or get closer to it. Atoms joined
+    to their unit only across water move to the unit they touch on land, when the range
+    allows.
+    """
+    labels = labels.copy()
+    w = g.w
+    k0 = int(labels.max()) + 1
+    pw0 = np.bincount(labels, weights=w, minlength=k0)
+    uo = np.full(k0, -1)
+    uo[labels[::-1]] = origin[::-1]
+    # balance band: each unit stays within ±_BALANCE_TOL of the mean unit of its group
+    mean_of = pd.Series(pw0).groupby(uo).mean()
+    band_lo = np.maximum(lo, mean_of.to_numpy() * (1 - _BALANCE_TOL))
+    band_hi = np.minimum(hi, mean_of.to_numpy() * (1 + _BALANCE_TOL))
+    bidx = {o: i for i, o in enumerate(mean_of.index)}
+
+    def cost(x: float, o: int) -> float:
+        i = bidx[o]
+        return 1e3 * float(_violation(x, lo, hi)) + float(_violation(x, band_lo[i], band_hi[i]))
+
+    for _ in range(rounds):
+        k = int(labels.max()) + 1
+        pw = np.bincount(labels, weights=w, minlength=k)
+        M = _part_matrix(labels, k)
+        AM = (g.A @ M).tocoo()
+        own = np.asarray((g.A @ M)[np.arange(g.n), labels]).ravel()
+        a_, q_, l_ = AM.row, AM.col, AM.data
+        cand = (q_ != labels[a_]) & (l_ - own[a_] > 1e-6)
+        if not cand.any():
+            break
+        a_, q_, gain = a_[cand], q_[cand], (l_ - own[a_])[cand]
+        unit_origin = np.full(k, -1)
+        unit_origin[labels[::-1]] = origin[::-1]
+        order = np.lexsort((q_, a_, -gain))
+        members = {u: np.flatnonzero(labels == u).tolist() for u in np.unique(labels[a_[order]])}
+        moved = 0
+        for t in order:
+            a, q = int(a_[t]), int(q_[t])
+            p = int(labels[a])
+            if p == q or unit_origin[q] != origin[a]:
+                continue
+            nbl, nwl = g.nb[a], g.nw[a]
+            to_q = sum(ln for u, ln in zip(nbl, nwl) if labels[u] == q)
+            to_p = sum(ln for u, ln in zip(nbl, nwl) if labels[u] == p)
+            if to_q - to_p <= 1e-6:
+                continue
+            np_, nq = pw[p] - w[a], pw[q] + w[a]
+            o = int(origin[a])
+            if cost(np_, o) + cost(nq, o) > cost(pw[p], o) + cost(pw[q], o) + 1e-9:
+                continue
+            mem = members.get(p)
+            if mem is None:
+                mem = members[p] = np.flatnonzero(labels == p).tolist()
+            in_part = labels == p
+            if not _connected_without(g, mem, a, in_part):
+                continue
+            labels[a] = q
+            pw[p], pw[q] = np_, nq
+            mem.remove(a)
+            if q in members:
+                members[q].append(a)
+            moved += 1
+        if moved == 0:
+            break
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
 def _partition_town(g: _Graph, init: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Units of one town: merge small groups, split big ones, merge remnants, repair."""
+    """Units of one town: merge small groups, split big ones, merge remnants, repair, refine."""
     labels = _merge_small(g, init, lo, hi, allow_over=True)
     out = np.empty(g.n, dtype=int)
     nxt = 0
@@ -932,6 +1028,7 @@ def _partition_town(g: _Graph, init: np.ndarray, lo: float, hi: float) -> np.nda
             nxt += 1
     out = _merge_small(g, out, lo, hi, allow_over=False)
     out = _repair(g, out, lo, hi)
+    out = _refine(g, out, lo, hi, labels)
     return out
 
 
@@ -1123,7 +1220,13 @@ def delineate_units(
             _, init = np.unique(comm_local, return_inverse=True)
             feas += _committee_messages(g, init, comm_local, comm_names, tname, lo)
         else:
-            init = np.zeros(len(idx), dtype=int)
+            # water, rail and the boundary are primary unit edges: each land component of
+            # the town is grouped on its own; components under the floor join a neighbour
+            # across the gap (the bridge / nearest-block links) in the merge step
+            land = sub.copy()
+            land.data = np.where(land.data > 0.01, land.data, 0.0)
+            land.eliminate_zeros()
+            _, init = connected_components(land, directed=False)
         lab = _partition_town(g, init, lo, hi) if W >= lo else np.zeros(len(idx), dtype=int)
         labels_all[idx] = lab + offset
         offset += int(lab.max()) + 1

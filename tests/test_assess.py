@@ -345,3 +345,30 @@ def test_ledger_roundtrip_csv_and_gpkg(ledger_2023, problems_2024, units_2023, u
     pd.DataFrame(led[LEDGER_COLUMNS]).assign(status="open").to_csv(bad, index=False)
     with pytest.raises(LayerError, match="status 'open'"):
         read_ledger(bad)
+
+
+def test_classify_raw_values_and_determinism(cat, units):
+    vals = V([("unit", "U02", "cov_kindergarten", 50.0), ("unit", "U01", "cov_kindergarten", 60.0),
+              ("town", "T1", "u_road_network_density", 2.0)])
+    a = classify_problems(vals, catalogue=cat, areas=units)
+    b_ = classify_problems(vals.iloc[::-1], catalogue=cat, areas=units)
+    pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b_))
+    assert list(a["problem_id"]) == ["cov_kindergarten@U01", "cov_kindergarten@U02", "u_road_network_density@T1"]
+    assert a.set_index("problem_id").loc["u_road_network_density@T1", "affected_population"] == 10000
+
+
+def test_ledger_merged_units(ledger_2023, problems_2024, units_2023, units_2024):
+    led24 = update_ledger(ledger_2023, problems_2024, units_last=units_2023, units_this=units_2024, year=2024)
+    # 2025: A and B2 merge into AB; both kindergarten problems continue as one
+    ab = gpd.GeoDataFrame({"unit_id": ["AB", "C2"]},
+                          geometry=[b(0, 0, 2000, 1500).difference(b(0, 1000, 1000, 1500)),
+                                    units_2024.geometry.iloc[2]], crs=CRS)
+    p25 = gpd.GeoDataFrame({"problem_id": ["cov_kindergarten@AB"], "indicator_code": ["cov_kindergarten"],
+                            "area_id": ["AB"]}, geometry=[ab.geometry.iloc[0]], crs=CRS)
+    led25 = update_ledger(led24, p25, units_last=units_2024, units_this=ab, year=2025).set_index("problem_id")
+    row = led25.loc["cov_kindergarten@AB"]
+    assert (row["status"], row["first_seen"]) == ("persisting", 2022)
+    assert row["history"] == ("2022:new; 2023:persisting; 2024:persisting; 2025:persisting "
+                              "(formerly cov_kindergarten@A, cov_kindergarten@B2)")
+    assert "cov_kindergarten@A" not in led25.index and "cov_kindergarten@B2" not in led25.index
+    assert led25.loc["g_far@C2", "status"] == "resolved"

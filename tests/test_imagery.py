@@ -17,7 +17,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from geotijian import imagery as im
 from geotijian import settings
-from geotijian.errors import LayerError, RasterError
+from geotijian.errors import CoordinateWarning, LayerError, RasterError
 
 # ---------------------------------------------------------------- a painted orthophoto
 
@@ -152,7 +152,7 @@ def test_zone_half_outside_is_flagged_with_its_coverage(painted):
     out = res.loc["e_outside"]
     assert out["pixels"] == 0 and out["coverage_share"] == 0
     assert out["flag"] == "no_imagery" and np.isnan(out["green_share"])
-    # the imaged half of the zone lies on the roof (rows 17-117, cols 300-400): shares are of the imaged part only
+    # the imaged half lies on the roof (rows 17-117, cols 300-400): shares are of that half
     assert half["impervious_share"] == pytest.approx(1.0)
 
 
@@ -176,6 +176,16 @@ def test_zones_without_crs_or_ids_are_rejected(painted):
         im.zonal_cover(painted["RGB"], dup, id_col="unit_id")
     with pytest.raises(LayerError, match="not a polygon"):
         im.zonal_cover(painted["RGB"], zones.assign(geometry=zones.centroid), id_col="unit_id")
+
+
+def test_zones_far_from_the_image_warn_and_empty_zones_work(painted):
+    far = _zones()
+    far = far.set_geometry(far.translate(xoff=50_000))  # e.g. a wrong CRS gone astray
+    with pytest.warns(CoordinateWarning, match="none of the 5 zones overlaps"):
+        res = im.zonal_cover(painted["RGB"], far, id_col="unit_id")
+    assert (res["flag"] == "no_imagery").all() and (res["pixels"] == 0).all()
+    empty = im.zonal_cover(painted["RGB"], _zones().iloc[:0], id_col="unit_id")
+    assert len(empty) == 0 and "green_share" in empty.columns
 
 
 def test_overlapping_zones_are_counted_independently(painted):
@@ -278,10 +288,26 @@ def test_windowed_result_equals_whole_array_result(painted):
     np.testing.assert_array_equal(res[cols].to_numpy(), expected)
 
 
+@pytest.mark.parametrize("window_pixels", [400 * 400, 128 * 128, 64 * 64])
+def test_many_small_zones_equal_whole_array_result(painted, window_pixels):
+    """A 12 x 12 grid of zones: windows with > 30, 5-30 and <= 4 zones (three count paths)."""
+    ortho = im.read_orthophoto(painted["RGBN"])
+    clf = im.build_classifier(ortho)
+    step = SIZE / 12
+    boxes = [_px_box(i * step, (i + 1) * step, j * step + 0.3, (j + 1) * step + 0.3)
+             for i in range(12) for j in range(12)]
+    zones = gpd.GeoDataFrame({"cell": np.arange(144)}, geometry=boxes, crs=CRS)
+    res = im.zonal_cover(ortho, zones, id_col="cell", classes=clf, window_pixels=window_pixels)
+    cols = ["nodata_pixels", "vegetation_pixels", "impervious_pixels", "water_pixels",
+            "bare_pixels", "unclassified_pixels"]
+    np.testing.assert_array_equal(res[cols].to_numpy(), _whole_array_counts(ortho, zones, clf))
+
+
 @hsettings(max_examples=40, deadline=None)
-@given(w=st.integers(1, 3000), h=st.integers(1, 3000), bw=st.sampled_from([1, 16, 256, 512]),
-       bh=st.sampled_from([1, 16, 256, 512]), px=st.sampled_from([1, 4096, 1 << 20]))
+@given(w=st.integers(1, 3000), h=st.integers(1, 3000), bw=st.sampled_from([0, 16, 256, 512]),
+       bh=st.sampled_from([1, 16, 256, 512]), px=st.sampled_from([4096, 1 << 20]))
 def test_block_windows_tile_the_image_exactly(w, h, bw, bh, px):
+    bw = bw or w  # 0: strips as wide as the image
     ortho = im.Orthophoto(
         path=Path("x.tif"), crs=None, transform=TRANSFORM, width=w, height=h, count=3,
         dtype="uint8", resolution_m=(RES, RES), pixel_area_m2=RES * RES,
@@ -297,6 +323,17 @@ def test_block_windows_tile_the_image_exactly(w, h, bw, bh, px):
     assert (cover == 1).all()
 
 
+@pytest.mark.parametrize("f", [1, 3, 4, 7])
+def test_decimated_read_window_by_window_equals_strided_array(f):
+    full = np.arange(3 * 301 * 257, dtype=np.int32).reshape(3, 301, 257)
+    windows = im._grid_windows(301, 257, (16, 16), 48 * 48)
+    assert len(windows) > 20
+    shape = (-(-301 // f), -(-257 // f))
+    got = im._decimate(windows, shape, f, lambda w: full[:, w.row_off:w.row_off + w.height,
+                                                        w.col_off:w.col_off + w.width])
+    np.testing.assert_array_equal(got, full[:, ::f, ::f])
+
+
 def test_imagery_indicators_in_percent(painted):
     ind = im.imagery_indicators(painted["RGBN"], _zones())
     assert list(ind.columns) == ["unit_id", "green_cover_ratio", "impervious_ratio",
@@ -304,6 +341,25 @@ def test_imagery_indicators_in_percent(painted):
     whole = ind.set_index("unit_id").loc["a_whole"]
     assert whole["green_cover_ratio"] == pytest.approx(100 * 53000 / SIZE**2, abs=0.5)
     assert whole["impervious_ratio"] == pytest.approx(100 * (32000 + 24000) / SIZE**2, abs=0.5)
+
+
+def test_sixteen_bit_image_and_white_level(painted, tmp_path):
+    """uint16 data: the white level is estimated, or given; given 255 x 257 it equals 8-bit."""
+    with rasterio.open(painted["RGBN"]) as src:
+        profile = src.profile | {"dtype": "uint16"}
+        data = src.read().astype(np.uint16) * 257
+    p16 = tmp_path / "rgbn16.tif"
+    with rasterio.open(p16, "w", **profile) as dst:
+        dst.write(data)
+    ortho8 = im.read_orthophoto(painted["RGBN"])
+    ortho16 = im.read_orthophoto(p16, bands="RGBN", white_level=255 * 257)
+    a = im.zonal_cover(ortho8, _zones(), id_col="unit_id")
+    b = im.zonal_cover(ortho16, _zones(), id_col="unit_id")
+    cols = [c for c in a.columns if c.endswith("pixels")]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    est = im.build_classifier(im.read_orthophoto(p16, bands="RGBN"))
+    # 99.5th percentile of the brightest visible band: the roof's blue (155 ± 4) x 257
+    assert 150 * 257 <= est.white_level <= 160 * 257
 
 
 def test_thresholds_come_from_settings(painted):
@@ -326,6 +382,8 @@ def test_write_classified_and_quicklooks(painted, tmp_path):
         assert ds.count == 1 and ds.dtypes[0] == "uint8" and ds.nodata == 0
         assert ds.profile["tiled"] and ds.profile["compress"].lower() == "deflate"
         assert ds.overviews(1), "overviews missing"
+        if im._has_driver("COG"):
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert ds.crs.to_epsg() == 32651 and ds.transform == ortho.transform
         codes = ds.read(1)
         assert ds.colormap(1)[im.VEGETATION][:3] == im.CLASS_COLOURS[im.VEGETATION][:3]
@@ -335,8 +393,15 @@ def test_write_classified_and_quicklooks(painted, tmp_path):
     rgb = im.quicklook_png(ortho, tmp_path / "rgb.png", max_size=150)
     import matplotlib.image as mpimg
     a, b = mpimg.imread(png), mpimg.imread(rgb)
-    assert a.shape[:2] == (100, 100) and b.shape[:2] == (150, 150)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.png", "classes.tif", "rgb.png"]
+    assert a.shape[:2] == (100, 100)  # every 4th pixel, from the overviews
+    assert b.shape[:2] == (134, 134)  # every 3rd pixel: long side <= 150
+    # without overviews the image is sampled window by window: every 4th pixel exactly
+    live = im.quicklook_png(ortho, tmp_path / "live.png", max_size=100, classified=True)
+    colours = np.array([im.CLASS_COLOURS[k] for k in range(im.N_CLASSES)], dtype=np.uint8)
+    expected = colours[codes[::4, ::4]]
+    np.testing.assert_array_equal(np.round(mpimg.imread(live) * 255).astype(np.uint8), expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "classes.png", "classes.tif", "live.png", "rgb.png"]
 
 
 # ---------------------------------------------------------------- bad input

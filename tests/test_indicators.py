@@ -505,14 +505,21 @@ def test_two_step_fca_bad_shape(fca_inputs):
 # ----------------------------------------------------------------------------- imagery, everything
 
 def test_imagery_indicators(units):
-    t = pd.DataFrame({"unit_id": ["U01", "U02", "U03"], "green_cover_ratio": [0.3, 0.1, 0.5],
-                      "impervious_ratio": [0.6, 0.8, 0.4]})
+    # geotijian.imagery output: % of imaged pixels, with the imaged share of each unit
+    t = pd.DataFrame({"unit_id": ["U01", "U02", "U03"], "green_cover_ratio": [30.0, 10.0, 50.0],
+                      "impervious_ratio": [60.0, 80.0, np.nan], "coverage_share": [1.0, 0.5, 1.0]})
     out = imagery_indicators(t, units)
     assert val(out, "unit", "U01", "g_green_cover_ratio") == pytest.approx(30.0)
-    # area-weighted: (0.3×1 + 0.1×1 + 0.5×2) / 4 km²
-    assert val(out, "district", "district", "g_green_cover_ratio") == pytest.approx(35.0)
-    with pytest.raises(LayerError, match="fraction"):
-        imagery_indicators(t.assign(green_cover_ratio=[30, 10, 50]), units)
+    # imaged area: U01 1 km², U02 0.5 km², U03 2 km² → (30×1 + 10×0.5 + 50×2) / 3.5
+    assert val(out, "district", "district", "g_green_cover_ratio") == pytest.approx(135 / 3.5)
+    assert val(out, "town", "T1", "g_green_cover_ratio") == pytest.approx(35 / 1.5)
+    # U03 without an impervious figure is left out: (60×1 + 80×0.5) / 1.5
+    assert val(out, "district", "district", "g_impervious_ratio") == pytest.approx(100 / 1.5)
+    assert np.isnan(val(out, "unit", "U03", "g_impervious_ratio"))
+    with pytest.raises(LayerError, match="percentage"):
+        imagery_indicators(t.assign(green_cover_ratio=[130.0, 10, 50]), units)
+    with pytest.raises(LayerError, match="U09"):
+        imagery_indicators(t.assign(unit_id=["U01", "U02", "U09"]), units)
 
 
 def test_compute_indicators_all(units, homes, distances, parks, residential, roads, fca_inputs):
@@ -537,3 +544,103 @@ def test_compute_indicators_all(units, homes, distances, parks, residential, roa
                                roads=roads, fca={"kindergarten": {"supply": supply, "od": od, "max_distance": 300,
                                                                   "demand_share": 0.05}})
     pd.testing.assert_frame_equal(out, again)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.floats(0, 5000), st.floats(0, 1500)), min_size=1, max_size=30))
+def test_coverage_district_is_population_weighted_not_averaged(rows):
+    u = gpd.GeoDataFrame({"unit_id": ["U01", "U02", "U03"], "town_code": ["T1", "T1", "T2"],
+                          "population": [1, 1, 1]},
+                         geometry=[b(0, 0, 1000, 1000), b(1000, 0, 2000, 1000), b(0, 1000, 2000, 2000)], crs=CRS)
+    homes = pd.DataFrame({"home_id": [f"H{i}" for i in range(len(rows))],
+                          "unit_id": [f"U0{k + 1}" for k, _, _ in rows], "population": [p for _, p, _ in rows]})
+    d = pd.DataFrame({"kindergarten": [x for _, _, x in rows]}, index=homes["home_id"])
+    out = network_coverage(homes, d, u, walk_distances={"kindergarten": 300})
+    pop = np.array([p for _, p, _ in rows])
+    cov = np.array([x <= 300 for _, _, x in rows])
+    dist = val(out, "district", "district", "cov_kindergarten")
+    if pop.sum() > 0:
+        assert dist == pytest.approx(100 * (pop * cov).sum() / pop.sum())
+        assert 0.0 <= dist <= 100.0
+    else:
+        assert np.isnan(dist)
+
+
+# ----------------------------------------------------------------------------- real data
+
+def test_real_osm_roads_buildings_parks(osm_dir):
+    """Tongji campus (Yangpu, Shanghai), real OSM: indicators on a 2 × 2 grid of 'units'."""
+    pytest.importorskip("pyogrio")
+    src = osm_dir / "shanghai_yangpu_tongji.osm"
+    if not src.exists():
+        pytest.skip(f"{src} is absent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lines = gpd.read_file(src, layer="lines", engine="pyogrio").to_crs(CRS)
+        polys = gpd.read_file(src, layer="multipolygons", engine="pyogrio").to_crs(CRS)
+    roads = lines[lines["highway"].isin(["primary", "secondary", "tertiary", "residential", "unclassified",
+                                         "living_street"])]
+    assert len(roads) > 20
+    x0, y0, x1, y1 = gpd.GeoSeries(gpd.points_from_xy([121.4915, 121.5032], [31.2809, 31.2894]),
+                                   crs=4326).to_crs(CRS).total_bounds
+    xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
+    grid = gpd.GeoDataFrame({"unit_id": ["SW", "SE", "NW", "NE"], "town_code": ["T"] * 4,
+                             "population": [5000, 6000, 7000, 8000]},
+                            geometry=[box(x0, y0, xm, ym), box(xm, y0, x1, ym), box(x0, ym, xm, y1),
+                                      box(xm, ym, x1, y1)],
+                            crs=CRS)
+    dens = road_network_density(roads, grid)
+    d = val(dens, "district", "district", "u_road_network_density")
+    assert 3.0 < d < 60.0          # km per km² of a dense Shanghai campus area
+    # the district value is length / area of the whole grid, not the mean of the four units
+    total_km = float(roads.clip(box(x0, y0, x1, y1)).length.sum()) / 1000
+    assert d == pytest.approx(total_km / (grid.area.sum() / 1e6), rel=1e-6)
+    inter = intersection_density(roads, grid)
+    assert val(inter, "district", "district", "g_intersection_density") > 5
+    bld = polys[polys["building"].notna()]
+    assert len(bld) > 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RepairWarning)
+        bi = building_indicators(bld, grid)
+    density = val(bi, "district", "district", "g_building_density")
+    assert 5.0 < density < 60.0
+    assert val(bi, "district", "district", "g_far") > density / 100   # ≥ 1 level everywhere
+    parks = polys[polys["leisure"].isin(["park", "garden"])]
+    res = polys[polys["landuse"] == "residential"]
+    if len(parks) and len(res):
+        cov = park_service_coverage(res, parks, grid)
+        v = val(cov, "district", "district", "u_park_radius_coverage")
+        assert 0.0 <= v <= 100.0
+
+
+def test_compute_from_coverage_result_with_unassigned_home(units, homes, distances, fca_inputs):
+    from types import SimpleNamespace
+
+    per_home = homes.assign(unit_id=["U01", "U01", "U02", "U03", "<unassigned>"])
+    for t in distances.columns:
+        per_home[f"dist_{t}"] = distances[t].to_numpy()
+    cov = SimpleNamespace(per_home=per_home, walk_distance_m={"kindergarten": 300.0, "bus_stop": 500.0,
+                                                              "metro_station": 800.0})
+    _, supply, od = fca_inputs
+    with pytest.warns(RepairWarning, match="1 home"):
+        out = compute_indicators(units, coverage=cov, required_types=["kindergarten"],
+                                 fca={"kindergarten": {"supply": supply, "od": od, "max_distance": 300,
+                                                       "demand_share": 0.05}})
+    # H5 (4,000 residents, U03) is in no unit now: U03 = H4 only → 0 %; district 8,000 / 16,000
+    assert val(out, "unit", "U03", "cov_kindergarten") == 0.0
+    assert val(out, "district", "district", "cov_kindergarten") == pytest.approx(50.0)
+    # H5 still takes K2 places in step 1 (K2 ratio 0.15): U02 unchanged at 400 per 1,000
+    assert val(out, "unit", "U02", "fca_kindergarten") == pytest.approx(400.0)
+    assert val(out, "district", "district", "fca_kindergarten") == pytest.approx(1000 * 130 / 800)
+
+
+def test_road_classes_filter(roads, units):
+    r = roads.assign(highway=["primary", "residential", "footway", "service"])
+    out = road_network_density(r, units)
+    # footway r3 and service r4 are not urban roads: U02 keeps 1 km of r1, U03 1 km of r2
+    assert val(out, "unit", "U02", "u_road_network_density") == pytest.approx(1.0)
+    assert val(out, "unit", "U03", "u_road_network_density") == pytest.approx(0.5)
+    assert val(intersection_density(r, units), "district", "district", "g_intersection_density") == \
+        pytest.approx(0.25)   # only (500, 500) remains
+    assert val(road_network_density(r, units, classes=None), "unit", "U03", "u_road_network_density") == \
+        pytest.approx(1.5)

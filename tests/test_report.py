@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
@@ -14,6 +15,8 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 from shapely.geometry import Point, box
 
@@ -209,6 +212,36 @@ def test_map_escapes_data_text(map_html):
     assert "<b>马陆镇</b>" not in text and "&lt;b&gt;马陆镇&lt;/b&gt;" in text.replace("<\\/", "</")
     # the suggestion and Chinese field names are in the popups
     assert "新建一所 6 班幼儿园" in text and "影响人口(人)" in text and "建议" in text
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.text(alphabet=st.sampled_from(list("<>\"'&/=() scriptimgonerroalt1马陆镇\u2028")),
+                    min_size=1, max_size=40))
+def test_map_escapes_any_name(name):
+    """Whatever a facility or town is called, it never becomes markup or closes the script."""
+    from bs4 import BeautifulSoup
+
+    pts = gpd.GeoDataFrame({"facility_id": ["F1", "F2"], "type": ["kindergarten", name],
+                            "name": [name, "ok"]},
+                           geometry=[Point(340000, 3473000), Point(340100, 3473100)], crs=CRS)
+    town = gpd.GeoDataFrame({"town_code": ["T1"], "name": [name]},
+                            geometry=[box(339900, 3472900, 340200, 3473200)], crs=CRS)
+    text = maps.render_problem_map(maps.problem_map(StudyData(facilities=pts, towns=town),
+                                                    basemap="blank"))
+    n_scripts = len(re.findall(r"<script\b", text, re.I))
+    assert n_scripts == len(re.findall(r"</script>", text, re.I)) == 4
+    # every text drawn from data: tooltips, popup values and headers, layer names
+    data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", text, re.M)]
+    strings = [v for fc in data for f in fc["features"] for k, v in f["properties"].items()
+               if k in ("t", "h", "s")]
+    strings += [x for fc in data for f in fc["features"] for x in f["properties"].get("v", [])]
+    strings += list(layer_control_names(text))
+    assert strings and all("<" not in x and ">" not in x and '"' not in x for x in strings)
+    assert html.escape(name, quote=True) in strings
+    # the legend holds only our markup
+    soup = BeautifulSoup(text, "html.parser")
+    legend = soup.find("div", class_="gtj-legend")
+    assert {t.name for t in legend.find_all(True)} <= {"b", "h4", "div", "i"}
 
 
 def test_map_coordinates_rounded_and_deterministic(study, map_html):
@@ -445,7 +478,11 @@ def test_figure_rejects_geographic_study(study, tmp_path):
 
 def test_sample_district_renders(tmp_path):
     sample = pytest.importorskip("geotijian.sample", reason="geotijian.sample not written yet")
-    study = sample.make_sample_district()
+    if not hasattr(sample, "make_sample_district"):
+        pytest.skip("geotijian.sample has no make_sample_district yet")
+    layers = sample.make_sample_district()
+    fields = set(StudyData.__dataclass_fields__)
+    study = StudyData(name="嘉定区样例片区", **{k: v for k, v in layers.items() if k in fields})
     m = maps.problem_map(study)
     html_path = maps.save_problem_map(m, tmp_path / "sample.html")
     assert html_path.stat().st_size > 100_000

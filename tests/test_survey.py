@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import Point, box
 
 from geotijian import settings
@@ -221,3 +222,32 @@ def test_complaint_hotspots_cluster_is_significant_and_deterministic():
     assert not allc.loc["G0000_0000", "significant"]
     assert len(h1.attrs["outside"]) == 1
     assert set(h1["category"]) == {"全部", "噪音"}
+
+
+def test_read_survey_unit_id_column_unknown_ids_reported(units):
+    df = _survey(units).iloc[:3].copy()
+    df["unit_id"] = ["U02", "U77", None]    # r1 given U02 (wins over its point in U01); r2 unknown → point
+    with pytest.warns(SurveyWarning):
+        res = read_survey(df.assign(age=[30, 40, 50]), units=units)
+    r = res.respondents.set_index("respondent_id")
+    assert (r.loc["r1", "unit_id"], r.loc["r1", "located_by"]) == ("U02", "unit_id")
+    assert (r.loc["r2", "unit_id"], r.loc["r2", "located_by"]) == ("U01", "point")
+    iss = res.issues.set_index("respondent_id")
+    assert iss.loc["r2", "issue"] == "unknown unit_id 'U77'" and iss.loc["r2", "action"] == "unit_id ignored"
+
+
+def test_complaint_hotspots_permutation_mode_is_seeded():
+    rng = np.random.default_rng(7)
+    pts = np.vstack([rng.uniform(0, 2500, size=(200, 2)), np.array([1125.0, 1125.0]) + rng.uniform(-300, 300, (80, 2))])
+    gdf = gpd.GeoDataFrame({"category": np.where(np.arange(len(pts)) % 2, "噪音", "停车")},
+                           geometry=[Point(X0 + x, Y0 + y) for x, y in pts], crs=CRS)
+    a = complaint_hotspots(gdf, permutations=99, seed=3, fdr=False)
+    b_ = complaint_hotspots(gdf, permutations=99, seed=3, fdr=False)
+    pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")), pd.DataFrame(b_.drop(columns="geometry")))
+    assert set(a["category"]) == {"全部", "噪音", "停车"}
+    hot = a[(a["category"] == "全部") & a["significant"]]
+    assert len(hot) > 0
+    # every hot cell lies near the cluster centre (within ~2 cells of (1125, 1125))
+    c = shapely.get_coordinates(shapely.centroid(hot.geometry.values)) - [X0 + 1125, Y0 + 1125]
+    assert np.all(np.abs(c) <= 625)
+    assert "99 conditional permutations, seed 3" in a.attrs["method"]

@@ -163,7 +163,8 @@ def test_grid_blocks_follow_chosen_road_classes():
 
 
 def test_highway_lists_from_osmnx_are_matched():
-    s = pd.Series(["tertiary", ["residential", "primary"], ["service"], None])
+    s = pd.Series(["tertiary", ["residential", "primary"], ["service"], None],
+                  index=pd.MultiIndex.from_tuples([("way", 1), ("way", 2), ("way", 3), ("way", 4)]))
     assert _highway_mask(s, ("primary", "tertiary")).tolist() == [True, True, False, False]
 
 
@@ -426,25 +427,61 @@ def sample_units():
 
 def test_sample_district_committee_rules(sample_units):
     d, b, u = sample_units
-    comp = d["compounds"]
+    comp, comm = d["compounds"], d["committees"]
     assert u["population"].sum() == pytest.approx(comp["population"].sum())
     cu = u.attrs["geotijian"]["compound_unit"]
     assert set(cu) == set(comp["compound_id"])
-    committee_pop = comp.groupby("committee_id")["population"].sum()
+    assert list(u.columns) == UNIT_COLUMNS + ["geometry"]
+    # no unit crosses a town
+    tw = d["towns"].set_index("town_code").geometry
+    inside = shapely.area(shapely.intersection(u.geometry.values, tw.loc[u["town_code"]].values))
+    assert np.allclose(inside, u.area.to_numpy(), rtol=1e-6)
     units_of = u.assign(c=u["committees"].str.split(",")).explode("c")
-    for cid, p in committee_pop.items():
-        mine = units_of[units_of["c"] == cid]
-        if p > 12000:
-            assert len(mine) >= 2 or mine["flag"].any(), f"committee {cid} ({p:,.0f}) not split"
-        if p < 5000 and len(mine):
-            # merged: its unit holds another committee too, or is flagged with a reason
-            assert (mine["committees"].str.contains(",") | mine["flag"]).all(), cid
-    big = comp.loc[comp["population"] > 12000]
-    for _, c in big.iterrows():
-        unit = u[u["unit_id"] == cu[c["compound_id"]]].iloc[0]
-        assert unit["flag"] and "single compound" in unit["flag_reason"]
-    share = u["population"].between(5000, 12000).mean()
-    assert share >= 0.9
+    big_ids = set(comp.loc[comp["big"], "compound_id"])
+    assert big_ids
+    for _, c in comm.iterrows():
+        mine = units_of[units_of["c"] == c["committee_id"]]
+        assert len(mine), c["committee_id"]
+        if c["population"] > 12000:
+            own = mine[mine["committees"] == c["committee_id"]]
+            # split: several units, each in range unless it is the big compound's own unit
+            assert len(mine) >= 2, f"committee {c['committee_id']} ({c['population']:,.0f}) not split"
+            normal = own[~own["flag_reason"].str.contains("single compound")]
+            assert normal["population"].between(5000, 12000).all()
+        elif c["population"] < 5000:
+            # merged with an adjacent committee of the same town
+            assert len(mine) == 1
+            unit = mine.iloc[0]
+            assert "," in unit["committees"] and 5000 <= unit["population"] <= 12000
+            others = set(unit["committees"].split(",")) - {c["committee_id"]}
+            assert set(comm.set_index("committee_id").loc[list(others), "town_code"]) == {c["town_code"]}
+        else:
+            assert mine["population"].between(5000, 12000).all()
+    for cid in big_ids:
+        unit = u[u["unit_id"] == cu[cid]].iloc[0]
+        assert unit["flag"] and unit["flag_reason"].startswith("single compound of")
+    assert (u.loc[~u["flag_reason"].str.contains("single compound"), "population"].between(5000, 12000)).all()
+
+
+def test_sample_district_cut_compounds_fuse_blocks_when_their_road_bounds_blocks():
+    d = _sample()
+    cut = d["compounds"][d["compounds"]["cut_by_road"]]
+    assert len(cut)
+    classes = tuple(settings.block_road_classes) + ("residential",)
+    b = delineate_blocks(d["roads"], d["boundary"], barriers=[d["water"], d["rail"]], towns=d["towns"],
+                         road_classes=classes)
+    bl, cp = assign_compounds(b, d["compounds"])
+    sizes = bl.groupby("group_id").size()
+    groups = cp.set_index("compound_id").loc[cut["compound_id"], "group_id"]
+    assert (sizes.loc[groups] >= 2).all()  # each cut compound fused the blocks it covers
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeotijianWarning)
+        u = delineate_units(b, d["compounds"], d["committees"], d["towns"])
+    ug = u.set_index("unit_id").geometry
+    cu = u.attrs["geotijian"]["compound_unit"]
+    g = cut.geometry.values
+    held = shapely.area(shapely.intersection(g, ug.loc[[cu[c] for c in cut["compound_id"]]].values))
+    assert np.allclose(held, shapely.area(g))
 
 
 # ----------------------------------------------------------------------------- real data
@@ -471,36 +508,56 @@ def _osm_blocks(path, bbox):
     return roads, bnd, bars
 
 
+def momepy_comparable(momepy, roads, boundary, bars):
+    """momepy.enclosures on the same input, made comparable: water polygons passed as their
+    rings (momepy polygonises linework only: a water *polygon* given as an additional
+    barrier does not cut), then faces inside water and faces under the sliver area dropped
+    (we remove water from the area and merge slivers). Returns (all enclosures, comparable)."""
+    sel = roads[_highway_mask(roads["highway"], settings.block_road_classes)]
+    lines, water = [], []
+    for x in bars:
+        poly = x.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+        if (~poly).any():
+            lines.append(x[~poly].geometry)
+        if poly.any():
+            water.append(x.geometry.values[poly])
+            lines.append(x[poly].boundary)
+    enc = momepy.enclosures(sel, limit=boundary, additional_barriers=lines or None, clip=True)
+    keep = enc.area.to_numpy() >= settings.sliver_area_m2
+    if water:
+        wu = shapely.union_all(np.concatenate(water))
+        keep &= ~shapely.within(shapely.point_on_surface(enc.geometry.values), wu)
+    return enc, enc[keep]
+
+
 @pytest.mark.parametrize("name,bbox,expected", [
-    ("shanghai_huangpu_roads.osm", (121.46113, 31.21961, 121.48631, 31.24119), 120),
-    ("shanghai_yangpu_tongji.osm", (121.49149, 31.28090, 121.50325, 31.28945), 80),
-    ("beijing_haidian.osm", (116.3084, 39.9905, 116.3320, 40.0123), 299),
+    ("shanghai_huangpu_roads.osm", (121.46113, 31.21961, 121.48631, 31.24119), 59),
+    ("shanghai_yangpu_tongji.osm", (121.49149, 31.28090, 121.50325, 31.28945), 16),
+    ("beijing_haidian.osm", (116.3084, 39.9905, 116.3320, 40.0123), 47),
 ])
 def test_real_osm_blocks_vs_momepy_enclosures(osm_dir, name, bbox, expected):
     """Blocks from real OSM extracts, against momepy.enclosures on the same roads/barriers.
 
-    momepy keeps every face: the slivers of dual carriageways, link-road triangles and
-    medians (< 2,000 m²) are separate enclosures there, and merged here. Compared on the
-    enclosures of at least ``sliver_area_m2``, the counts agree within 2 % (the remaining
-    difference: a sliver chain merged into one block here, and faces inside water, which
-    momepy keeps and we drop)."""
+    Differences by design: momepy keeps every face (the slivers of dual carriageways,
+    link-road triangles and medians under 2,000 m², which we merge into their neighbour)
+    and the faces inside rivers (which we drop). After removing those from momepy's output
+    the counts agree within 2 % (measured: Huangpu 59 = 59; Tongji 16 vs 15 and Haidian 47
+    vs 46, in both cases two adjacent slivers (1,436 + 940 m², 653 + 1,863 m²) with no other
+    neighbour merge here into one block above 2,000 m², which momepy counts as two slivers)."""
     momepy = pytest.importorskip("momepy")
     roads, bnd, bars = _osm_blocks(osm_dir / name, bbox)
     b = delineate_blocks(roads, bnd, barriers=bars)
     rep = b.attrs["geotijian"]["report"]
     assert rep["validation"]["ok"]
     assert len(b) == pytest.approx(expected, abs=2)
-    sel = roads[_highway_mask(roads["highway"], settings.block_road_classes)]
-    enc = momepy.enclosures(sel, limit=bnd, additional_barriers=bars or None, clip=True)
-    big = int((enc.area >= settings.sliver_area_m2).sum())
+    enc, comparable = momepy_comparable(momepy, roads, bnd, bars)
     assert len(enc) > len(b)  # momepy keeps the slivers
-    assert abs(big - len(b)) <= max(2, 0.02 * len(b))
-    if bars:
-        water = [x for x in bars if x.geom_type.isin(["Polygon", "MultiPolygon"]).any()]
-        if water:
-            wa = shapely.union_all(np.concatenate([x.geometry.values[x.geom_type.isin(["Polygon", "MultiPolygon"])]
-                                                   for x in water]))
-            assert shapely.area(shapely.intersection(b.union_all(), wa)) < 1.0  # no block inside water
+    assert abs(len(comparable) - len(b)) <= max(2, 0.02 * len(b))
+    water = [x.geometry.values[x.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()] for x in bars]
+    water = np.concatenate(water) if water else np.empty(0)
+    if len(water):
+        wa = shapely.union_all(water)
+        assert shapely.area(shapely.intersection(b.union_all(), wa)) < 1.0  # no block inside water
 
 
 def test_real_osm_units_from_buildings(osm_dir):

@@ -19,6 +19,7 @@ from .catalogue import (
 )
 from .compute import (
     LONG_COLUMNS,
+    URBAN_ROAD_CLASSES,
     area_per_capita,
     building_indicators,
     classify_parks,
@@ -26,6 +27,7 @@ from .compute import (
     e2sfca_weights,
     facilities_per_1000,
     fca_indicator,
+    homes_from_coverage,
     imagery_indicators,
     intersection_density,
     intersection_points,
@@ -42,8 +44,9 @@ from .compute import (
 
 __all__ = [
     "CATALOGUE_COLUMNS", "CATALOGUE_VERSION", "DIMENSIONS", "LONG_COLUMNS", "SURVEY_ITEMS",
+    "URBAN_ROAD_CLASSES",
     "area_per_capita", "building_indicators", "classify_parks", "compute_indicators",
-    "e2sfca_weights", "facilities_per_1000", "facility_walk_distances", "fca_indicator",
+    "e2sfca_weights", "facilities_per_1000", "facility_walk_distances", "fca_indicator", "homes_from_coverage",
     "imagery_indicators", "indicator_catalogue", "intersection_density", "intersection_points",
     "life_circle_attainment", "network_coverage", "old_compound_share", "park_classes",
     "park_service_coverage", "parse_reference", "points_per_1000", "population_coverage",

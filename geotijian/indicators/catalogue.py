@@ -19,6 +19,7 @@ as ``reference_text`` with no numeric reference.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -352,9 +353,9 @@ def indicator_catalogue(overrides: Any = None) -> pd.DataFrame:
     for code, value in refs.items():
         key = f"indicators.reference.{code}"
         if code not in idx:
-            close = [c for c in cat["code"] if code.split("_")[-1] in c][:3]
-            raise ConfigError(key, f"unknown indicator code {code!r}",
-                              "use a code from the catalogue" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+            close = difflib.get_close_matches(str(code), list(cat["code"]), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(key, f"unknown indicator code {code!r}", "use a code from the catalogue" + hint)
         i = idx.get_loc(code)
         direction = cat.at[i, "direction"] or "higher_better"
         if value is None or (isinstance(value, str) and value.strip() == ""):

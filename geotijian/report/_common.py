@@ -125,9 +125,11 @@ NODATA_COLOR = "#d9d9d9"
 GAP_RATIO_BREAKS = (1.25, 1.5, 2.0)
 GAP_COLORS = ("#fed976", "#fd8d3c", "#e31a1c", "#800026")
 
-# Qualitative palette for facility types (ColorBrewer Set1 + Dark2), in catalogue order.
+# Qualitative palette for facility types (ColorBrewer Set1, then Dark2 and Paired darks):
+# 20 distinguishable colours, given to the types present in catalogue order.
 TYPE_PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf",
-                "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#666666")
+                "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#666666",
+                "#1f78b4", "#33a02c", "#b15928", "#6a3d9a", "#b2df8a", "#fb9a99")
 
 
 def lang_index(lang: str) -> int:
@@ -188,13 +190,22 @@ def ordered_types(codes: pd.Series) -> list[str]:
 
 
 def type_colors(types: list[str]) -> dict[str, str]:
-    """A stable colour per facility type: the position in the catalogue picks the colour."""
-    codes = list(facility_catalogue()["code"])
-    out = {}
-    for i, t in enumerate(types):
-        pos = codes.index(t) if t in codes else len(codes) + i
-        out[t] = TYPE_PALETTE[pos % len(TYPE_PALETTE)]
-    return out
+    """A colour per facility type, distinct for up to 20 types (in the order given)."""
+    return {t: TYPE_PALETTE[i % len(TYPE_PALETTE)] for i, t in enumerate(types)}
+
+
+def study_type_colors(study: Any) -> dict[str, str]:
+    """Colours of every facility type of a study (facilities, gaps, service areas).
+
+    The same type gets the same colour on the web map, the figures and in QGIS.
+    """
+    parts = [pd.Series(dtype=object)]
+    for layer, col in (("facilities", "type"), ("coverage_gaps", "facility_type"),
+                       ("service_areas", "facility_type")):
+        gdf = getattr(study, layer, None)
+        if gdf is not None and col in gdf.columns:
+            parts.append(gdf[col].astype(object))
+    return type_colors(ordered_types(pd.concat(parts, ignore_index=True)))
 
 
 def esc(value: Any) -> str:

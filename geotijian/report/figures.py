@@ -276,7 +276,7 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
                                                           edgecolor="#bdbdbd", linewidth=0.5,
                                                           zorder=1)
         handles = []
-        color = c.type_colors(c.ordered_types(pd.Series([facility_type])))[facility_type]
+        color = c.study_type_colors(study).get(facility_type, c.OTHER_COLOR)
         sa = study.service_areas
         if sa is not None and len(sa):
             sa_t = sa.loc[sa["facility_type"].astype(str) == facility_type]

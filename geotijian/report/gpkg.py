@@ -227,7 +227,7 @@ def write_gpkg(study: StudyData, path: str | Path, *, lang: str = "zh") -> Path:
             pyogrio.write_dataframe(
                 frame, work, layer=name, driver="GPKG",
                 layer_options={"IDENTIFIER": label[li], "DESCRIPTION": desc}, **kwargs)
-        _post_process(work, prepared, lang=lang)
+        _post_process(work, prepared, lang=lang, type_colors=c.study_type_colors(study))
     return path
 
 
@@ -244,7 +244,7 @@ def _gpkg_named(tmp: Path) -> Iterator[Path]:
                 leftover.unlink()
 
 
-def _post_process(tmp: Path, prepared, *, lang: str) -> None:
+def _post_process(tmp: Path, prepared, *, lang: str, type_colors: dict[str, str]) -> None:
     """Add aliases (gpkg_data_columns) and QGIS styles (layer_styles) with plain SQLite."""
     con = sqlite3.connect(tmp)
     try:
@@ -271,7 +271,7 @@ def _post_process(tmp: Path, prepared, *, lang: str) -> None:
         for name, frame, spatial, aliases in prepared:
             if not spatial:
                 continue
-            qml = layer_qml(name, frame, aliases=aliases, lang=lang)
+            qml = layer_qml(name, frame, aliases=aliases, lang=lang, type_colors=type_colors)
             label = c.layer_label(name, lang)
             geom_col = cur.execute("SELECT column_name FROM gpkg_geometry_columns WHERE "
                                    "table_name = ?", (name,)).fetchone()[0]

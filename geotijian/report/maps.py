@@ -363,8 +363,8 @@ def _unit_indicator(study: StudyData, indicator: str | None, lang: str
         if rows.empty:
             raise LayerError("indicator_table", f"indicator {indicator!r} has no value for any "
                              "check-up unit", fix="compute it at unit level or pick another")
-        rows = rows.drop_duplicates("area_id", keep="first").set_index(
-            rows["area_id"].drop_duplicates().astype(str))
+        rows = rows.assign(area_id=rows["area_id"].astype(str)).drop_duplicates(
+            "area_id", keep="first").set_index("area_id")
         val = pd.to_numeric(units["unit_id"].astype(str).map(rows["value"]), errors="coerce")
         first = rows.iloc[0]
         name = str(first.get("name_zh", indicator)) if li == 0 else indicator
@@ -479,8 +479,9 @@ def problem_map(
     Returns
     -------
     folium.Map
-        Save it with ``save_problem_map`` (inlines Leaflet; a plain ``m.save`` would
-        reference the CDN).
+        Leaflet and its plugin are already inlined in its header (folium's CDN links are
+        removed); save it with ``save_problem_map`` (atomic, and refuses any remaining
+        remote script or stylesheet).
     """
     li = c.lang_index(lang)
     names = _basemaps(basemap)
@@ -591,8 +592,7 @@ def problem_map(
     # -- service areas (hidden by default)
     if "service_areas" in drawable:
         sa = layers["service_areas"]
-        types = c.ordered_types(sa["facility_type"])
-        tcol = c.type_colors(types)
+        tcol = c.study_type_colors(study)
         w = web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol)))
         name = _name_series(w, ["facility_name_zh", "facility_type"], "")
         pop = _popup(w, ["facility_type", "facility_name_zh", "walk_distance_m"], lang)
@@ -690,7 +690,7 @@ def problem_map(
         if "type" not in fac.columns:
             raise LayerError("facilities", "missing column 'type'", fix="read it with read_layer")
         types = c.ordered_types(fac["type"])
-        tcol = c.type_colors(types)
+        tcol = c.study_type_colors(study)
         # areas (e.g. parks) are drawn as a point inside them
         g = fac.geometry.to_numpy().copy()
         poly = shapely.get_type_id(g) > 0
@@ -722,7 +722,8 @@ def problem_map(
             legend.append(f"<div><i class='pt' style='background:{tcol[t]}'></i>"
                           f"{html.escape(tname)} ({len(w)})</div>")
 
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    n_layers = sum(isinstance(ch, folium.map.Layer) for ch in m._children.values())
+    folium.LayerControl(collapsed=n_layers > 16, position="topright").add_to(m)
     m.add_child(_ScaleBar())
     if study.from_osm:
         m.add_child(_Attribution(html.escape(study.attribution)))

@@ -137,7 +137,7 @@ def _num(label: float) -> str:
 
 
 def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | None = None,
-              lang: str = "zh") -> str:
+              lang: str = "zh", type_colors: dict[str, str] | None = None) -> str:
     """QML style text for one study layer.
 
     Parameters
@@ -150,6 +150,9 @@ def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | Non
         Field name → alias written in the ``<aliases>`` section (Chinese field names).
     lang : {"zh", "en"}
         Language of category labels.
+    type_colors : dict, optional
+        Facility type → colour (``_common.study_type_colors``), so QGIS shows the colours
+        of the web map; default: colours by order of the types in this layer.
     """
     kind = _kind(gdf) if len(gdf) else "fill"
     renderer = None
@@ -187,7 +190,7 @@ def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | Non
             "type" in gdf.columns or "facility_type" in gdf.columns):
         attr = "type" if name == "facilities" else "facility_type"
         types = c.ordered_types(gdf[attr])
-        tcol = c.type_colors(types)
+        tcol = {**c.type_colors(types), **(type_colors or {})}
         if name == "coverage_gaps" and {"distance_m", "walk_distance_m"} <= set(gdf.columns):
             edges = [1.0, *c.GAP_RATIO_BREAKS, 1e9]
             ranges = [(edges[i], edges[i + 1],
