@@ -75,7 +75,7 @@ from .report import (
     write_gpkg,
 )
 from .sample import make_sample_district, sample_path, write_sample
-from .study import StudyResult, coverage_from_files, load_study, run_study, units_from_files
+from .study import StudyResult, coverage_from_files, load_study, run_many, run_study, units_from_files
 from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import delineate_blocks, delineate_units, range_compliance
 
@@ -104,7 +104,7 @@ __all__ = [
     "save_figures", "write_gpkg",
     # study
     "StudyData", "StudyConfig", "read_config", "write_template", "run_study", "load_study",
-    "StudyResult", "coverage_from_files", "units_from_files",
+    "StudyResult", "coverage_from_files", "units_from_files", "run_many",
     "make_sample_district", "write_sample", "sample_path",
     # errors
     "GeotijianError", "LayerError", "ConfigError", "NetworkError", "FeasibilityError", "RasterError",

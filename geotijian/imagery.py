@@ -414,9 +414,9 @@ def _check_alpha(ds: Any, band: int, path: Path) -> None:
     GDAL writes a 4-band 8-bit GeoTIFF as RGBA by default, so an RGBN drone image often
     carries its NIR band flagged as alpha; reading it as a mask would silently drop pixels.
     """
-    scale = max(1.0, max(ds.width, ds.height) / 512)
-    shape = (max(1, int(ds.height / scale)), max(1, int(ds.width / scale)))
-    sample = ds.read(band, out_shape=shape, resampling=Resampling.nearest)
+    windows = _grid_windows(ds.height, ds.width, ds.block_shapes[0], 1 << 16)
+    sample = np.concatenate([ds.read(band, window=w).ravel()  # 16 strided blocks, not all
+                             for w in _sample_windows(windows, 16)])
     top = np.iinfo(sample.dtype).max if sample.dtype.kind in "ui" else 1.0
     values = np.unique(sample)
     if np.isin(values, [0, top]).mean() < 1 and (
@@ -544,8 +544,8 @@ def _otsu(hist: np.ndarray, edges: np.ndarray) -> float:
     hist = hist.astype(np.float64)
     total = hist.sum()
     if total == 0:
-        raise RasterError("Otsu's threshold: no valid, non-shadow pixel in the sample. "
-                          "Fix: use the fixed threshold (otsu=False)")
+        raise RasterError("Otsu's threshold: the sampled windows hold no valid pixel that "
+                          "is not shadow or water. Fix: use the fixed threshold (otsu=False)")
     centres = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
     w1 = total - w0

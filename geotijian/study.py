@@ -43,7 +43,7 @@ from .runlog import RunLog, package_versions, sha256, staged_output
 from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import compounds_from_landuse, delineate_blocks, delineate_units, range_compliance
 
-__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files"]
+__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many"]
 
 #: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
 #: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
@@ -183,9 +183,11 @@ def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any) -> None:
         data.rail = read_layer(osm.rail[["kind", "name", "geometry"]], "rail", to_crs=cfg.crs, name="rail (OSM)")
     if "facilities" in use and len(osm.pois):
         pois = classify_pois(osm.pois, facility_catalogue(cfg.facilities.get("catalogue")))
-        pois = pois[pois["type"].notna()].copy()
+        pois = pois[pois["matched"].astype(bool)].copy()
         if len(pois):
-            pois["facility_id"] = "OSM-" + pois["osm_type"].astype(str).str[0] + pois["osm_id"].astype(str)
+            # one row per (POI, type): a 九年一贯制 school is both primary and junior middle
+            pois["facility_id"] = ("OSM-" + pois["osm_type"].astype(str).str[0] + pois["osm_id"].astype(str)
+                                   + ":" + pois["type"].astype(str))
             keep = [c for c in ("facility_id", "type", "name", "capacity", "geometry") if c in pois.columns]
             f = read_layer(pois[keep], "facilities", to_crs=cfg.crs, name="facilities (OSM POIs)")
             data.facilities = f if data.facilities is None else gpd.GeoDataFrame(
@@ -570,3 +572,51 @@ def units_from_files(*, roads, compounds, out: str, committees=(None, None), tow
     write_gpkg(data, out)
     return f"wrote {out}: {len(units)} units from {len(blocks)} blocks\n" + \
         range_compliance(units).to_string(index=False)
+
+
+# --------------------------------------------------------------------------- scale-out
+def _run_task(config: str, output: str | None) -> dict:
+    """One study as a cluster task: runs it and returns a small, picklable record."""
+    res = run_study(config, progress=False, output=output)
+    units = res.data.units
+    return {
+        "study": res.config.name,
+        "config": str(config),
+        "out_dir": str(res.out_dir),
+        "units": 0 if units is None else len(units),
+        "units_flagged": 0 if units is None else int(units["flag"].astype(bool).sum()),
+        "population": 0.0 if units is None else float(units["population"].sum()),
+        "problems": 0 if res.data.problems is None else len(res.data.problems),
+        "timings_s": dict(res.log.timings) if res.log else {},
+        "summary": res.summary(),
+    }
+
+
+def run_many(configs: list[str | Path], *, client: Any = None,
+             output: str | Path | None = None) -> pd.DataFrame:
+    """Run many independent studies (towns of a city, or cities), optionally on Dask.
+
+    Parameters
+    ----------
+    configs : list of paths
+        ``study.toml`` files; each is one independent task.
+    client : dask.distributed.Client, optional
+        Submit one task per study to this cluster (``LocalCluster`` or a scheduler
+        address); without it the studies run one after another in this process.
+    output : path, optional
+        Output root replacing each study's ``study.output``.
+
+    Returns
+    -------
+    DataFrame
+        One row per study (in the order given): study, out_dir, units, units_flagged,
+        population, problems, timings_s, summary.
+    """
+    paths = [str(Path(c).resolve()) for c in configs]
+    out = None if output is None else str(Path(output).resolve())
+    if client is None:
+        records = [_run_task(p, out) for p in paths]
+    else:
+        futures = client.map(_run_task, paths, [out] * len(paths), pure=False)
+        records = client.gather(futures)
+    return pd.DataFrame.from_records(records)

@@ -1185,58 +1185,68 @@ def delineate_units(
         # committees column of the output still lists the compounds' committees
         pass
 
+    # 1. feasibility, town by town, before any partitioning
     feas: list[str] = []
-    labels_all = np.full(na, -1)
-    unit_town = []
-    offset = 0
+    blocking: list[str] = []
+    plans = []
     for town in sorted(set(atom_town.tolist())):
         idx = np.flatnonzero(atom_town == town)
         tname = town_names.get(town, town)
         sub = adj[idx][:, idx]
         W = float(w[idx].sum())
-        # connect the town's components (islands) with nearest-neighbour edges
-        sub, msgs = _connect_components(sub, ageoms[idx], w[idx], xy[idx], atom_blocks[idx],
-                                        tname, lo)
-        feas += msgs
+        land = sub.copy()
+        land.data = np.where(land.data > 0.01, land.data, 0.0)
+        land.eliminate_zeros()
+        # connect the town's components (islands) with nearest-neighbour links
+        sub, notes = _connect_components(sub, ageoms[idx], w[idx], xy[idx], atom_blocks[idx], tname, lo)
+        feas += notes
         g = _Graph(sub, w[idx], area[idx], perim[idx], xy[idx])
         if W < lo:
-            feas.append(f"town {tname} has {W:,.0f} residents in all, below the unit floor of "
-                        f"{lo:,.0f}: it is one flagged unit")
-        heavy = np.flatnonzero(w[idx] > hi)
-        for h in heavy:
+            blocking.append(f"town {tname} has {W:,.0f} residents in all, below the unit floor of "
+                            f"{lo:,.0f}: it is one flagged unit")
+        for h in np.flatnonzero(w[idx] > hi):
             a = idx[h]
             if ncomp[a] == 1:
                 k = int(np.flatnonzero(cp_atom == a)[0])
                 nm = str(cp["name"].iloc[k]) if "name" in cp.columns else ""
-                feas.append(f"compound {cids[k]}{' ' + nm if nm and nm != 'nan' else ''} alone has "
-                            f"{w[a]:,.0f} residents, above the ceiling of {hi:,.0f}; compounds are never "
-                            "split, so its unit is flagged")
+                blocking.append(f"compound {cids[k]}{' ' + nm if nm and nm != 'nan' else ''} alone has "
+                                f"{w[a]:,.0f} residents, above the ceiling of {hi:,.0f}; compounds are never "
+                                "split, so its unit is flagged")
             else:
-                feas.append(f"{_atom_label(atom_blocks[a])} in town {tname} holds {w[a]:,.0f} residents in "
-                            f"{ncomp[a]} compounds and no road of the chosen classes divides it: its "
-                            "unit is flagged")
+                blocking.append(f"{_atom_label(atom_blocks[a])} in town {tname} holds {w[a]:,.0f} residents "
+                                f"in {ncomp[a]} compounds and no road of the chosen classes divides it: its "
+                                "unit is flagged")
         if committees is not None:
             comm_local = atom_comm[idx]
             _, init = np.unique(comm_local, return_inverse=True)
-            feas += _committee_messages(g, init, comm_local, comm_names, tname, lo)
+            n_note, n_block = _committee_messages(g, land, init, comm_local, comm_names, tname, lo)
+            feas += n_note
+            blocking += n_block
         else:
             # water, rail and the boundary are primary unit edges: each land component of
             # the town is grouped on its own; components under the floor join a neighbour
             # across the gap (the bridge / nearest-block links) in the merge step
-            land = sub.copy()
-            land.data = np.where(land.data > 0.01, land.data, 0.0)
-            land.eliminate_zeros()
             _, init = connected_components(land, directed=False)
+        plans.append((town, idx, g, init, W))
+    feas = blocking + feas
+    if strict and blocking:
+        raise FeasibilityError(f"units cannot all hold {lo:,.0f}-{hi:,.0f} residents: " + "; ".join(blocking))
+
+    # 2. partition
+    labels_all = np.full(na, -1)
+    unit_town = []
+    offset = 0
+    for town, idx, g, init, W in plans:
         lab = _partition_town(g, init, lo, hi) if W >= lo else np.zeros(len(idx), dtype=int)
         labels_all[idx] = lab + offset
         offset += int(lab.max()) + 1
         unit_town += [town] * (int(lab.max()) + 1)
 
-    if strict:
-        pw = np.bincount(labels_all, weights=w)
-        if ((pw < lo) | (pw > hi)).any():
-            raise FeasibilityError("units cannot all be in range "
-                                   f"{lo:,.0f}-{hi:,.0f}: " + "; ".join(feas or ["see flagged units"]))
+    pw = np.bincount(labels_all, weights=w)
+    if strict and ((pw < lo) | (pw > hi)).any():
+        raise FeasibilityError(f"units cannot all hold {lo:,.0f}-{hi:,.0f} residents: the blocks are too "
+                               f"coarse to group {int(((pw < lo) | (pw > hi)).sum())} unit(s) in range; "
+                               "add a finer road class (road_classes) or check the committees")
     if feas:
         warnings.warn("units: " + "; ".join(feas), GeotijianWarning, stacklevel=2)
 
@@ -1306,20 +1316,28 @@ def _connect_components(sub, geoms, w, xy, names, tname, lo):
     return sub.tocsr(), msgs
 
 
-def _committee_messages(g: _Graph, init, comm_local, names, tname, lo) -> list[str]:
-    msgs = []
+def _committee_messages(g: _Graph, land: sparse.csr_matrix, init, comm_local, names, tname,
+                        lo) -> tuple[list[str], list[str]]:
+    """Committees under the floor without a neighbour: on land (note) or at all (blocking)."""
+    notes, blocking = [], []
     k = int(init.max()) + 1
     pw = np.bincount(init, weights=g.w, minlength=k)
     M = _part_matrix(init, k)
-    B = (M.T @ g.A @ M).tocsr()
-    B.setdiag(0)
-    B.eliminate_zeros()
-    deg = np.diff(B.indptr)
-    for p in np.flatnonzero((pw < lo) & (deg == 0)):
+    deg = []
+    for A in (land, g.A):
+        B = (M.T @ A @ M).tocsr()
+        B.setdiag(0)
+        B.eliminate_zeros()
+        deg.append(np.diff(B.indptr))
+    for p in np.flatnonzero(pw < lo):
         cid = comm_local[np.flatnonzero(init == p)[0]]
-        msgs.append(f"committee {cid} {names.get(cid, '')} has {pw[p]:,.0f} residents and no neighbour "
-                    f"in its town {tname}".replace("  ", " "))
-    return msgs
+        who = f"committee {cid} {names.get(cid, '')}".strip()
+        if deg[1][p] == 0:
+            blocking.append(f"{who} has {pw[p]:,.0f} residents and no neighbour in its town {tname}")
+        elif deg[0][p] == 0:
+            notes.append(f"{who} has {pw[p]:,.0f} residents and no neighbour on land in its town {tname}: "
+                         "it is merged across water or rail with the nearest committee")
+    return notes, blocking
 
 
 def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, lo, hi,

@@ -154,16 +154,8 @@ def test_scale_out_on_dask_localcluster(tmp_path):
     studies = [REAL / "yangpu_tongji.toml", REAL / "beijing_haidian.toml"]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        futures = [client.submit(_run_one, str(s), str(tmp_path), pure=False) for s in studies]
-        results = client.gather(futures)
-    assert [r["name"] for r in results] == ["yangpu_tongji", "beijing_haidian"]
-    for r in results:
-        assert r["units"] >= 1 and Path(r["map"]).is_file()
-
-
-def _run_one(config: str, output: str) -> dict:
-    import geotijian as gt
-
-    res = gt.run_study(config, progress=False, output=output)
-    return {"name": res.config.name, "units": len(res.data.units),
-            "map": str(res.out_dir / "maps" / "problem_map.html")}
+        table = gt.run_many(studies, client=client, output=tmp_path)
+    assert table["study"].tolist() == ["yangpu_tongji", "beijing_haidian"]
+    assert (table["units"] >= 1).all()
+    for out in table["out_dir"]:
+        assert (Path(out) / "maps" / "problem_map.html").is_file()
