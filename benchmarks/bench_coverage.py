@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import resource
 import sys
 import time
@@ -54,14 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from geotijian import settings  # noqa: E402
 from geotijian.access import _compute, nearest_facility_distance  # noqa: E402
 from geotijian.facilities import classify_pois, facility_catalogue  # noqa: E402
-from geotijian.network import (  # noqa: E402
-    augmented_graph,
-    build_network,
-    distances_at_snaps,
-    facility_access,
-    snap_points,
-    source_graph,
-)
+from geotijian.network import augmented_graph, build_network, distances_at_snaps  # noqa: E402
 
 from scipy.sparse.csgraph import dijkstra  # noqa: E402
 
@@ -284,6 +278,9 @@ def run_pandana(net, acc, limits, budget: float):
     out = {}
     for code, lim in limits.items():
         sel = ftype == code
+        if not sel.any():
+            out[code] = np.full(hs.n_features, np.inf)
+            continue
         pn.set_pois(category=code, maxdist=maxd, maxitems=1,
                     x_col=pd.Series(fs.access_x[sel]), y_col=pd.Series(fs.access_y[sel]))
         r = pn.nearest_pois(lim, code, num_pois=1)
@@ -298,7 +295,10 @@ def run_pandana(net, acc, limits, budget: float):
 def bench_case(name, source, homes, facs, limits, *, pandana_budget, pandana_sizes=None):
     print(f"\n== {name}")
     net, d, t_e2e, t_build = run_geotijian(source, homes, facs, limits)
-    t_e2e = min(t_e2e, run_geotijian(source, homes, facs, limits)[2])
+    for _ in range(2):
+        _, _, t2, tb2 = run_geotijian(source, homes, facs, limits)
+        if t2 < t_e2e:
+            t_e2e, t_build = t2, tb2
     print(f"  network {net.n_nodes:,} nodes, {net.n_edges:,} edges; {len(homes):,} homes; "
           f"{len(facs):,} facilities of {len(limits)} types")
     t_sp, acc = shortest_path_part(net, homes, facs, limits)
@@ -320,9 +320,7 @@ def bench_case(name, source, homes, facs, limits, *, pandana_budget, pandana_siz
     line("max |geotijian - networkx|", f"{worst:.2e} m", "target < 0.01 m (asserted)")
     line("geotijian peak traced memory (tracemalloc)", f"{peak:.0f} MB")
     res = {"e2e": t_e2e, "sp": t_sp, "nxq": t_nxq, "nxg": t_nxg, "nodes": net.n_nodes}
-    try:
-        import pandana  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pandana") is None:  # optional: the [bench] extra
         line("pandana", "not installed", "pip install pandana (bench extra)")
         return res
     if pandana_sizes is None:
@@ -375,22 +373,29 @@ def main() -> None:
             r2, h2, f2 = synth_district(side, max(500, int(20000 * (side / 450) ** 2)))
             if side == sides[-1] and origin.startswith("local"):
                 r2, h2, f2 = roads, homes, facs
-            f2 = f2[f2["type"].isin(limits)]
-            net2, d2, t_e2e2, _ = run_geotijian(r2, h2, f2, limits)
-            _, acc2 = shortest_path_part(net2, h2, f2, limits)
-            _, tb, tp, tq = run_pandana(net2, acc2, limits, args.pandana_budget)
+            lim2 = {t: limits[t] for t in limits if t in set(f2["type"])}
+            f2 = f2[f2["type"].isin(lim2)]
+            net2, d2, t_e2e2, _ = run_geotijian(r2, h2, f2, lim2)
+            t_e2e2 = min(t_e2e2, run_geotijian(r2, h2, f2, lim2)[2])
+            _, acc2 = shortest_path_part(net2, h2, f2, lim2)
+            _, tb, tp, tq = run_pandana(net2, acc2, lim2, args.pandana_budget)
             tot = tb + tp + tq
             line(f"pandana on {net2.n_nodes:,} nodes: build / precompute / queries",
                  f"{tb:.1f}/{tp:.1f}/{tq:.1f} s")
             line(f"  speed-up vs pandana there (geotijian e2e {t_e2e2:.3f} s)",
                  f"{tot / t_e2e2:.1f}x", "target >= 100x")
-            done = (net2.n_nodes, tot, t_e2e2)
-            if tb > args.pandana_budget / 2.2 and side != sides[-1]:
-                line("pandana stopped here", "next build > budget",
-                     f"(build grows ~2x per size step; budget {args.pandana_budget:.0f} s)")
+            if tb > args.pandana_budget:
+                line("  this build passed the budget", f"{args.pandana_budget:.0f} s")
+            else:
+                done = (net2.n_nodes, tot, t_e2e2)
+            # the CH build grew ~3x per doubling of nodes in our runs (120 s -> 377 s at
+            # 50k -> 100k nodes): do not start a build predicted to pass the budget
+            if side != sides[-1] and (tb > args.pandana_budget or 3.0 * tb > args.pandana_budget):
+                line("pandana stopped: next build predicted", f"{3.0 * tb:.0f} s",
+                     f"> budget {args.pandana_budget:.0f} s (3x per doubling)")
                 break
         if done and done[0] < res["nodes"]:
-            line(f"pandana measured on the largest network where it finished",
+            line("pandana measured on the largest network where it finished",
                  f"{done[0]:,} nodes", f"(not {res['nodes']:,})")
 
     bench_case(f"(b) district network, {origin}", roads, homes, facs, limits,

@@ -162,7 +162,7 @@ def main() -> int:
         clf = im.build_classifier(ortho)
         t = time.perf_counter()
         if im._use_lut(ortho, clf):
-            im._rgb_lut(clf)  # built once per classifier (16 MiB), reported separately
+            im._lut_tables(clf)  # built once per classifier (16 MiB), reported separately
         t_lut = time.perf_counter() - t
         # cold: the file's pages dropped from the page cache (posix_fadvise, this file only)
         evict(path)
@@ -188,7 +188,7 @@ def main() -> int:
             print(f"{label:34s}{sec:9.2f} s  {mb / sec:7.0f} MB/s  cpu {cpu:6.1f} s  {tail}")
 
         print(f"{'raster size':34s}{mb:9.0f} MB")
-        print(f"{'colour lookup table (8-bit RGB)':34s}{t_lut:9.2f} s   (once per classifier)")
+        print(f"{'lookup tables (8-bit)':34s}{t_lut:9.2f} s   (once per classifier)")
         line("read floor, cold cache", floor_cold, cpu_floor_cold)
         line("zonal_cover, cold cache", zonal_cold, cpu_zonal_cold,
              f"ratio {ratio:.2f}x  target <= {TARGET_RATIO:.1f}x  "

@@ -209,11 +209,9 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
         d[d > lim[code]] = np.inf
         dist[:, j] = d
     # homes on a component that holds no facility at all
-    if len(fsnap.edge):
-        fcomp = np.unique(fsnap.component)
-        lone = ~np.isin(hsnap.component, fcomp)
-    else:
-        lone = np.ones(len(hsnap.component), dtype=bool)
+    # (when there is no facility at all, the per-type rows above already say so)
+    lone = ~np.isin(hsnap.component, np.unique(fsnap.component)) if len(fsnap.edge) else \
+        np.zeros(len(hsnap.component), dtype=bool)
     if lone.any():
         f = hsnap.owner[lone]
         reports.append(pd.DataFrame({
@@ -678,6 +676,14 @@ def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
     return _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])
 
 
+def _street_space(lines: np.ndarray, half_width: float, quad_segs: int):
+    """Buffer each reached piece, then union (3x faster in GEOS than buffering the
+    MultiLineString of all pieces, same polygon)."""
+    if len(lines) == 0:
+        return shapely.Polygon()
+    return shapely.union_all(shapely.buffer(lines, half_width, quad_segs=quad_segs))
+
+
 def service_areas(
     network: WalkNetwork,
     facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
@@ -749,8 +755,7 @@ def service_areas(
                     one = np.zeros(len(fac), dtype=bool)
                     one[f] = True
                     lines = _reached_segments(network, D[j], fsnap, one, d)
-                    geom = shapely.buffer(shapely.multilinestrings(lines), hw, quad_segs=quad_segs) \
-                        if len(lines) else shapely.Polygon()
+                    geom = _street_space(lines, hw, quad_segs)
                     rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], geom))
             continue
         if len(idx):
@@ -758,8 +763,7 @@ def service_areas(
             lines = _reached_segments(network, D, fsnap, mask, d)
         else:
             lines = np.zeros(0, dtype=object)
-        geom = shapely.buffer(shapely.multilinestrings(lines), hw, quad_segs=quad_segs) \
-            if len(lines) else shapely.Polygon()
+        geom = _street_space(lines, hw, quad_segs)
         rows.append((code, names.get(code, code), d, None, geom))
     cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
     out = pd.DataFrame(rows, columns=cols)

@@ -77,10 +77,11 @@ rasterized separately per window.
 Speed and memory
 ----------------
 Windows are the file's blocks grouped to about 1 Mpx; windows that no zone touches are
-not read, and a zone that covers a whole window is counted without rasterizing. 8-bit RGB
-images of 16 Mpx or more are classified through a lookup table of all 2^24 colours
-(16 MiB, built once per classifier by the same rules), one gather per pixel instead of
-about thirty float operations. Each thread holds one dataset handle and reuses its window
+not read, and a zone that covers a whole window is counted without rasterizing. 8-bit
+images of 16 Mpx or more are classified through lookup tables built once per classifier
+by the same rules: all 2^24 colours (16 MiB) for RGB, and for RGBN a colour table plus
+(green, NIR) and (NIR, red) pair tables: a few gathers per pixel instead of about thirty
+float operations, with identical results. Each thread holds one dataset handle and reuses its window
 buffers; GDAL's block cache is held to 64 MB while streaming. Peak memory is about
 250 MB for a 4.8 GB image (see ``benchmarks/bench_imagery.py``).
 """
@@ -601,12 +602,11 @@ class Classifier:
         s = r + g + b
         inv = np.divide(f32(1.0), s, out=np.zeros_like(s), where=s > 0)
         out = {"r": r, "g": g, "b": b, "s": s, "inv": inv}
-        bright = s * f32(1.0 / (3.0 * self.white_level))
+        out["vis"] = s * f32(1.0 / (3.0 * self.white_level))
         if self.has_nir:
             n = stack[3].astype(f32)
             out["n"] = n
-            np.maximum(bright, n * f32(1.0 / self.white_level), out=bright)
-        out["bright"] = bright
+            out["nirb"] = n * f32(1.0 / self.white_level)
         return out
 
     def _index(self, f: dict[str, np.ndarray]) -> np.ndarray:
@@ -635,29 +635,41 @@ class Classifier:
         valid : ndarray of bool, optional
             False where the pixel is nodata (code 0). Default: all valid.
         """
-        f = self._features(stack)
-        r, g, b, inv, bright = f["r"], f["g"], f["b"], f["inv"], f["bright"]
-        shadow = bright < self.shadow_brightness
-        if self.has_nir:
-            n = f["n"]
-            den = g + n
-            ndwi = np.divide(g - n, den, out=np.zeros_like(den), where=den > 0)
-            water = ndwi > self.ndwi_threshold
-        else:
-            water = (b > r) & (b > g) & (b * inv > self.water_blue_chroma) \
-                & (bright < self.water_max_brightness)
-        veg = self._index(f) > self.vegetation_threshold
-        rc = r * inv
-        bare = (r > g) & (g > b) & (rc - b * inv > self.bare_red_blue_chroma) \
-            & (rc < self.bare_max_red_chroma)
-        out = np.full(r.shape, IMPERVIOUS, dtype=np.uint8)
-        # assign from lowest to highest priority, so the first rule of the table wins
-        out[bare] = BARE
-        out[veg] = VEGETATION
-        out[water] = WATER
-        out[shadow] = SHADOW
+        out = self._combine(self._masks(stack))
         if valid is not None:
             out[~valid] = NODATA
+        return out
+
+    def _masks(self, stack: np.ndarray) -> dict[str, np.ndarray]:
+        """The rule masks; each depends only on the bands named in its comment."""
+        f = self._features(stack)
+        r, g, b, inv, vis = f["r"], f["g"], f["b"], f["inv"], f["vis"]
+        m = {"dark_vis": vis < self.shadow_brightness}  # r, g, b
+        if self.has_nir:
+            n = f["n"]
+            m["dark_nir"] = f["nirb"] < self.shadow_brightness  # n
+            den = g + n
+            ndwi = np.divide(g - n, den, out=np.zeros_like(den), where=den > 0)
+            m["water"] = ndwi > self.ndwi_threshold  # g, n
+        else:
+            m["water"] = (b > r) & (b > g) & (b * inv > self.water_blue_chroma) \
+                & (vis < self.water_max_brightness)  # r, g, b
+        m["veg"] = self._index(f) > self.vegetation_threshold  # NDVI: n, r; else r, g, b
+        rc = r * inv
+        m["bare"] = (r > g) & (g > b) & (rc - b * inv > self.bare_red_blue_chroma) \
+            & (rc < self.bare_max_red_chroma)  # r, g, b
+        return m
+
+    def _combine(self, m: dict[str, np.ndarray]) -> np.ndarray:
+        """Class codes from the rule masks, in the order of the module docstring's table."""
+        # brightness = max(visible mean, NIR) < threshold  <=>  both are below it
+        shadow = m["dark_vis"] & m["dark_nir"] if self.has_nir else m["dark_vis"]
+        out = np.full(shadow.shape, IMPERVIOUS, dtype=np.uint8)
+        # assign from lowest to highest priority, so the first rule of the table wins
+        out[m["bare"]] = BARE
+        out[m["veg"]] = VEGETATION
+        out[m["water"]] = WATER
+        out[shadow] = SHADOW
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -666,36 +678,72 @@ class Classifier:
 
 
 _LUT_MIN_PIXELS = 16_000_000  # images smaller than this are classified band by band
-_LUT_CACHE: dict[Classifier, np.ndarray] = {}
+_LUT_CACHE: dict[Classifier, dict[str, np.ndarray]] = {}
 _LUT_LOCK = threading.Lock()
+# bits of the NIR lookup code: rule masks that each depend on at most three bands
+_B_DARK_VIS, _B_BARE, _B_VEG_RGB, _B_WATER, _B_VEG_NDVI, _B_DARK_NIR = (1, 2, 4, 8, 16, 32)
 
 
-def _rgb_lut(clf: Classifier) -> np.ndarray:
-    """Class of every 8-bit colour, indexed by ``r | g << 8 | b << 16`` (16 MiB, cached).
+def _pair_grid(lo_band: int, hi_band: int) -> np.ndarray:
+    """A 4-band stack holding every (lo, hi) byte pair, indexed by ``lo | hi << 8``."""
+    v = np.arange(1 << 16, dtype=np.uint32)
+    stack = np.zeros((4, 1 << 16), dtype=np.uint8)
+    stack[lo_band] = v & 0xFF
+    stack[hi_band] = v >> 8
+    return stack
 
-    Built by :meth:`Classifier.classify` itself on all 2^24 colours (16 chunks of 1 Mi
-    colours), so the lookup gives exactly the classes of the band arithmetic.
+
+def _lut_tables(clf: Classifier) -> dict[str, np.ndarray]:
+    """Lookup tables giving exactly the classes of the band arithmetic for 8-bit data.
+
+    RGB: ``rgb`` maps every colour ``r | g << 8 | b << 16`` (2^24 entries, 16 MiB) to its
+    class, built by :meth:`Classifier.classify` on all colours in 16 chunks. RGBN (2^32
+    combinations) is split along the rules, each a function of at most three bands: a
+    colour table of flag bits (dark visible, bare, RGB-index vegetation), pair tables for
+    water (green, NIR) and NDVI (NIR, red), a NIR table (dark NIR), and a 64-entry table
+    from the OR of the bits to the class (the same :meth:`Classifier._combine`).
     """
     with _LUT_LOCK:
-        lut = _LUT_CACHE.get(clf)
-        if lut is None:
-            lut = np.empty(1 << 24, dtype=np.uint8)
-            rg = np.arange(1 << 16, dtype=np.uint32)
-            r = (rg & 0xFF).astype(np.uint8)
-            g = (rg >> 8).astype(np.uint8)
-            for b0 in range(0, 256, 16):
-                b = np.repeat(np.arange(b0, b0 + 16, dtype=np.uint8), 1 << 16)
-                stack = np.stack([np.tile(r, 16), np.tile(g, 16), b])
-                lut[b0 << 16:(b0 + 16) << 16] = clf.classify(stack)
-            if len(_LUT_CACHE) >= 2:
-                _LUT_CACHE.clear()
-            _LUT_CACHE[clf] = lut
-        return lut
+        tables = _LUT_CACHE.get(clf)
+        if tables is not None:
+            return tables
+        rg = np.arange(1 << 16, dtype=np.uint32)
+        r = (rg & 0xFF).astype(np.uint8)
+        g = (rg >> 8).astype(np.uint8)
+        rgb = np.empty(1 << 24, dtype=np.uint8)
+        for b0 in range(0, 256, 16):
+            b = np.repeat(np.arange(b0, b0 + 16, dtype=np.uint8), 1 << 16)
+            stack = [np.tile(r, 16), np.tile(g, 16), b]
+            if not clf.has_nir:
+                rgb[b0 << 16:(b0 + 16) << 16] = clf.classify(np.stack(stack))
+                continue
+            m = clf._masks(np.stack(stack + [np.zeros_like(b)]))
+            bits = m["dark_vis"] * np.uint8(_B_DARK_VIS) | m["bare"] * np.uint8(_B_BARE)
+            if clf.index != "ndvi":
+                bits |= m["veg"] * np.uint8(_B_VEG_RGB)
+            rgb[b0 << 16:(b0 + 16) << 16] = bits
+        tables = {"rgb": rgb}
+        if clf.has_nir:
+            tables["gn"] = clf._masks(_pair_grid(1, 3))["water"] * np.uint8(_B_WATER)
+            ndvi = clf._masks(_pair_grid(3, 0))["veg"] * np.uint8(_B_VEG_NDVI)
+            tables["nr"] = ndvi if clf.index == "ndvi" else np.zeros_like(ndvi)
+            n_only = np.zeros((4, 256), dtype=np.uint8)
+            n_only[3] = np.arange(256)
+            tables["n"] = clf._masks(n_only)["dark_nir"] * np.uint8(_B_DARK_NIR)
+            code = np.arange(64, dtype=np.uint8)
+            veg_bit = _B_VEG_NDVI if clf.index == "ndvi" else _B_VEG_RGB
+            tables["final"] = clf._combine({
+                "dark_vis": (code & _B_DARK_VIS) > 0, "dark_nir": (code & _B_DARK_NIR) > 0,
+                "water": (code & _B_WATER) > 0, "veg": (code & veg_bit) > 0,
+                "bare": (code & _B_BARE) > 0})
+        if len(_LUT_CACHE) >= 2:
+            _LUT_CACHE.clear()
+        _LUT_CACHE[clf] = tables
+        return tables
 
 
 def _use_lut(ortho: Orthophoto, clf: Classifier) -> bool:
-    return (ortho.dtype == "uint8" and not clf.has_nir
-            and ortho.width * ortho.height >= _LUT_MIN_PIXELS)
+    return ortho.dtype == "uint8" and ortho.width * ortho.height >= _LUT_MIN_PIXELS
 
 
 class _WindowClassifier:
@@ -705,7 +753,8 @@ class _WindowClassifier:
         self.ortho = ortho
         self.clf = clf
         self.readers = _Readers(ortho.path)
-        self.lut = _rgb_lut(clf) if (_use_lut(ortho, clf) if lut is None else lut) else None
+        use = _use_lut(ortho, clf) if lut is None else lut
+        self.lut = _lut_tables(clf) if use else None
         self.local = threading.local()
 
     def buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -718,26 +767,41 @@ class _WindowClassifier:
             buf = bufs[name] = np.zeros(shape, dtype=dtype)
         return buf
 
+    def _key(self, name: str, planes: Sequence[np.ndarray], width: int) -> np.ndarray:
+        """Bytes of 2 or 3 planes packed into one integer per pixel (first = lowest)."""
+        h, w = planes[0].shape
+        buf = self.buffer(name, (h, w, width), np.uint8)  # unused high byte stays 0
+        for k, plane in enumerate(planes):
+            buf[..., k] = plane
+        key = buf.view(np.uint32 if width == 4 else np.uint16)[..., 0]
+        return key.byteswap() if sys.byteorder == "big" else key
+
     def __call__(self, window: Window) -> np.ndarray:
         """Class codes of a window (a per-thread buffer on the lookup path: use at once)."""
         ds = self.readers.get()
         if self.lut is None:
             data, valid = _read_window(ds, self.ortho, window)
             return self.clf.classify(data, valid)
-        o = self.ortho
+        o, t = self.ortho, self.lut
         h, w = int(window.height), int(window.width)
-        data = ds.read(o.read_indexes, window=window, out=self.buffer("data", (3, h, w), np.uint8))
-        buf = self.buffer("rgbx", (h, w, 4), np.uint8)  # 4th byte stays 0
-        buf[..., 0] = data[0]
-        buf[..., 1] = data[1]
-        buf[..., 2] = data[2]
-        key = buf.view(np.uint32)[..., 0]
-        if sys.byteorder == "big":
-            key = key.byteswap()
-        cls = self.lut.take(key, out=self.buffer("cls", (h, w), np.uint8), mode="clip")
+        nb = len(o.read_indexes)
+        data = ds.read(o.read_indexes, window=window, out=self.buffer("data", (nb, h, w), np.uint8))
+        key = self._key("rgbx", data[:3], 4)
+        cls = self.buffer("cls", (h, w), np.uint8)
+        t["rgb"].take(key, out=cls, mode="clip")
+        if nb == 4:
+            part = self.buffer("part", (h, w), np.uint8)
+            cls |= t["gn"].take(self._key("gn", (data[1], data[3]), 2), out=part)
+            cls |= t["nr"].take(self._key("nr", (data[3], data[0]), 2), out=part)
+            cls |= t["n"].take(data[3], out=part)
+            t["final"].take(cls, out=part)
+            cls[...] = part
         if o.mask == "nodata":
             nd = int(o.nodata) & 0xFF
-            cls[key == (nd | nd << 8 | nd << 16)] = NODATA
+            invalid = key == (nd | nd << 8 | nd << 16)
+            if nb == 4:
+                invalid &= data[3] == nd
+            cls[invalid] = NODATA
         elif o.mask == "alpha":
             cls[ds.read(o.alpha, window=window) == 0] = NODATA
         elif o.mask == "internal":

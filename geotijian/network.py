@@ -236,47 +236,34 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         report.append(("degenerate road line (one distinct vertex) left out", int(short.sum()), ""))
         keepl = ~short
         coords, vid, line, first, last = coords[keepl], vid[keepl], line[keepl], first[keepl], last[keepl]
-    # node = line end, or vertex shared by several lines, or repeated within a line (loop)
-    pk = np.sort(vid.astype(np.int64) * (int(line.max()) + 1) + line)
-    pair = pk[np.r_[True, pk[1:] != pk[:-1]]]
-    lines_per_v = np.bincount(pair // (int(line.max()) + 1), minlength=vid.max() + 1)
-    occ = np.bincount(vid, minlength=vid.max() + 1)
-    is_node = first | last | (lines_per_v[vid] > 1) | (occ[vid] > lines_per_v[vid])
-    # segment index of each position inside its line
-    cum = np.cumsum(is_node)
-    line_start = np.flatnonzero(first)
-    line_of_pos = np.cumsum(first) - 1
-    k = cum - cum[line_start][line_of_pos]  # 0 at first position
-    nseg_line = k[last]                      # segments per line
-    seg_offset = np.concatenate([[0], np.cumsum(nseg_line)[:-1]])
-    gseg = seg_offset[line_of_pos] + k       # global segment a position starts
-    idx = np.arange(len(vid))
-    mem = ~last                               # starts / interior of segment gseg
-    end = is_node & ~first                    # closes segment gseg-1
-    seg_ids = np.concatenate([gseg[mem], gseg[end] - 1])
-    pos_ids = np.concatenate([idx[mem], idx[end]])
-    order = np.lexsort((pos_ids, seg_ids))
-    seg_ids, pos_ids = seg_ids[order], pos_ids[order]
-    seg_first = np.concatenate([[0], np.flatnonzero(np.diff(seg_ids)) + 1])
-    seg_last = np.concatenate([seg_first[1:] - 1, [len(seg_ids) - 1]])
+    # node = line end, or vertex seen more than once (shared by several lines, or a loop)
+    nv = int(vid.max()) + 1
+    occ = np.bincount(vid, minlength=nv)
+    is_node = first | last | (occ[vid] > 1)
+    # segments run from one node position to the next one in the same line
+    start_pos = np.flatnonzero(is_node & ~last)
+    end_pos = np.flatnonzero(is_node & ~first)
+    seg_len = end_pos - start_pos + 1
     # a line that is one edge keeps its own geometry; split lines get new pieces
-    seg_line = line[pos_ids[seg_first]]
-    whole = (nseg_line[np.cumsum(first)[pos_ids[seg_first]] - 1] == 1) & ~modified[seg_line]
-    geoms = np.empty(len(seg_first), dtype=object)
+    seg_line = line[start_pos]
+    nseg_line = np.bincount(seg_line, minlength=len(parts))
+    whole = (nseg_line[seg_line] == 1) & ~modified[seg_line]
+    geoms = np.empty(len(start_pos), dtype=object)
     geoms[whole] = parts[seg_line[whole]]
     if (~whole).any():
-        rows = ~whole[seg_ids]
-        _, new_ids = np.unique(seg_ids[rows], return_inverse=True)
-        geoms[~whole] = shapely.linestrings(coords[pos_ids[rows]], indices=new_ids)
-    vu, vv = vid[pos_ids[seg_first]], vid[pos_ids[seg_last]]
-    both = np.concatenate([vu, vv])
-    inv = _dense_rank(both)
-    node_v = np.empty(inv.max() + 1, dtype=both.dtype)
-    node_v[inv] = both
-    u, v = inv[: len(vu)], inv[len(vu):]
+        split = np.flatnonzero(~whole)
+        geoms[split] = shapely.linestrings(coords[_ranges(start_pos[split], seg_len[split])],
+                                           indices=np.repeat(np.arange(len(split)), seg_len[split]))
+    # node numbers: node vertices in vertex-key order
+    node_of_v = np.zeros(nv, dtype=bool)
+    node_of_v[vid[is_node]] = True
+    new_id = np.cumsum(node_of_v) - 1
+    u, v = new_id[vid[start_pos]], new_id[vid[end_pos]]
     # node coordinates: the first coordinate seen for each node vertex
-    fpos = np.full(vid.max() + 1, -1)
+    idx = np.arange(len(vid))
+    fpos = np.full(nv, -1)
     fpos[vid[::-1]] = idx[::-1]
+    node_v = np.flatnonzero(node_of_v)
     xs, ys = coords[fpos[node_v], 0], coords[fpos[node_v], 1]
     source = roads.index.to_numpy()[part_row[seg_line]]
     return np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report
@@ -522,24 +509,44 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
 
 
 def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
-    """Nearest edge of each geometry (ties: lowest edge number) and the distance."""
+    """Nearest edge of each geometry (ties: lowest edge number) and the distance.
+
+    Candidates are the edges whose envelope meets the geometry's envelope grown by a
+    radius (a plain index query, no distance in the tree), then exact
+    ``shapely.distance``; a geometry whose best candidate lies within the radius is
+    settled (no edge outside the grown envelope can be nearer). The rest retry with a
+    larger radius, then ``STRtree.query_nearest``. Several times faster than
+    ``query_nearest`` alone on 20,000 compounds, same result.
+    """
     tree = network.tree
-    # a bounded search first (much faster in a big tree), unbounded for the rest
-    (src, tgt), dist = tree.query_nearest(geoms, max_distance=100.0, all_matches=True,
-                                          return_distance=True)
-    rest = np.setdiff1d(np.arange(len(geoms)), src)
-    if len(rest):
-        (s2, t2), d2 = tree.query_nearest(geoms[rest], all_matches=True, return_distance=True)
-        src, tgt, dist = (np.concatenate([src, rest[s2]]), np.concatenate([tgt, t2]),
-                          np.concatenate([dist, d2]))
-    order = np.lexsort((tgt, src))
-    src, tgt, dist = src[order], tgt[order], dist[order]
-    first = np.ones(len(src), dtype=bool)
-    first[1:] = src[1:] != src[:-1]
-    edge = np.full(len(geoms), -1)
-    d = np.full(len(geoms), np.inf)
-    edge[src[first]] = tgt[first]
-    d[src[first]] = dist[first]
+    n = len(geoms)
+    edge = np.full(n, -1, dtype=np.int64)
+    d = np.full(n, np.inf)
+    todo = np.arange(n)
+    bounds = shapely.bounds(geoms)
+    for rad in (12.0, 50.0, 200.0):
+        if len(todo) == 0:
+            break
+        bb = bounds[todo]
+        qa, qe = tree.query(shapely.box(bb[:, 0] - rad, bb[:, 1] - rad, bb[:, 2] + rad, bb[:, 3] + rad))
+        if len(qa) == 0:
+            continue
+        dist = shapely.distance(geoms[todo[qa]], network.edge_geometry[qe])
+        order = np.lexsort((qe, dist, qa))
+        qa_o = qa[order]
+        sel = order[np.r_[True, qa_o[1:] != qa_o[:-1]]]
+        ok = dist[sel] <= rad
+        done = todo[qa[sel][ok]]
+        edge[done] = qe[sel][ok]
+        d[done] = dist[sel][ok]
+        todo = np.setdiff1d(todo, done)
+    if len(todo):
+        (src, tgt), dist = tree.query_nearest(geoms[todo], all_matches=True, return_distance=True)
+        order = np.lexsort((tgt, src))
+        src, tgt, dist = src[order], tgt[order], dist[order]
+        first = np.r_[True, src[1:] != src[:-1]]
+        edge[todo[src[first]]] = tgt[first]
+        d[todo[src[first]]] = dist[first]
     return edge, d
 
 

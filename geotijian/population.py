@@ -46,6 +46,7 @@ RESIDENTIAL_USES = frozenset({
     "residential", "apartments", "house", "detached", "semidetached_house", "terrace",
     "dormitory", "bungalow", "villa", "住宅", "居住", "residential;commercial",
 })
+_EPS = 1e-9  # persons: an estimate below this is no estimate (avoids an infinite scale factor)
 _AMBIGUOUS_USES = frozenset({"", "yes", "nan", "none", "building"})
 
 
@@ -369,11 +370,11 @@ def _scale_to_totals(comp: gpd.GeoDataFrame, crs: CRS, est: np.ndarray, totals: 
         tg = np.asarray(t.geometry.values, dtype=object)
         cg = np.asarray(comp.geometry.values, dtype=object)
         ci, ti = shapely.STRtree(tg).query(cg, predicate="intersects")
-        ov = shapely.area(shapely.intersection(cg[ci], tg[ti]))
-        d = pd.DataFrame({"c": ci, "t": ti, "ov": ov})
-        d = d[d["ov"] > 0].sort_values(["c", "ov", "t"], ascending=[True, False, True]).drop_duplicates("c")
-        key = np.full(len(cg), None, dtype=object)
+        ov = np.round(shapely.area(shapely.intersection(cg[ci], tg[ti])), 1)
         tkeys = t[total_by].astype(str).to_numpy()
+        d = pd.DataFrame({"c": ci, "t": ti, "ov": ov, "k": tkeys[ti]})
+        d = d[d["ov"] > 0].sort_values(["c", "ov", "k"], ascending=[True, False, True]).drop_duplicates("c")
+        key = np.full(len(cg), None, dtype=object)
         key[d["c"].to_numpy()] = tkeys[d["t"].to_numpy()]
         known = pd.Series(pd.to_numeric(t["population"], errors="coerce").to_numpy(dtype=float), index=tkeys)
     else:
@@ -390,7 +391,7 @@ def _scale_to_totals(comp: gpd.GeoDataFrame, crs: CRS, est: np.ndarray, totals: 
     groups["estimate"] = grp.reindex(groups.index).fillna(0.0)
     groups["compounds"] = pd.Series(key).value_counts().reindex(groups.index).fillna(0).astype(int)
     with np.errstate(divide="ignore", invalid="ignore"):
-        groups["factor"] = np.where(groups["estimate"] > 0, groups["known_total"] / groups["estimate"], np.nan)
+        groups["factor"] = np.where(groups["estimate"] > _EPS, groups["known_total"] / groups["estimate"], np.nan)
     # groups with compounds but an estimate of 0: residents spread by area
     area = shapely.area(np.asarray(comp.geometry.values, dtype=object))
     pop = est.copy()
@@ -398,7 +399,7 @@ def _scale_to_totals(comp: gpd.GeoDataFrame, crs: CRS, est: np.ndarray, totals: 
     has = ~pd.isna(key)
     scaled = has & np.isfinite(factor)
     pop[scaled] = est[scaled] * factor[scaled]
-    zero = groups.index[(groups["estimate"] == 0) & (groups["compounds"] > 0) & (groups["known_total"] > 0)]
+    zero = groups.index[(groups["estimate"] <= _EPS) & (groups["compounds"] > 0) & (groups["known_total"] > 0)]
     for gk in zero:  # loop over groups (towns/committees), not features
         m = key == gk
         pop[m] = groups.at[gk, "known_total"] * area[m] / area[m].sum()

@@ -189,28 +189,43 @@ _PARK_STEMS = ["紫气东来", "远香湖", "秋霞圃", "汇龙潭", "州桥", 
                "金鹤", "白银"]
 
 
-#: Facility types placed near residents, weighted by compound population:
-#: (code, residents per facility, urban compounds only, name prefix, name endings,
-#: capacity (low, high, multiplier) or None). Densities are chosen so that a 5-minute
-#: life circle (5,000-12,000 residents, GB 50180-2018) holds about one kindergarten; they
-#: are sample settings, not standards. Capacity: kindergarten/school places (classes × 30
-#: or 45 or 50), nursing-home beds, day-care places, market stalls, canteen seats.
-_FACILITY_PLAN: list[tuple[str, int, bool, str, tuple[str, ...], tuple[int, int, int] | None]] = [
-    ("kindergarten", 7000, True, "嘉定区", ("幼儿园",), (9, 15, 30)),
-    ("nursery", 15000, True, "", ("宝宝屋", "托育园", "托儿所"), (30, 90, 1)),
-    ("primary_school", 20000, True, "嘉定区", ("小学",), (24, 40, 45)),
-    ("junior_middle_school", 30000, True, "嘉定区", ("中学", "初级中学", "实验中学"), (20, 36, 50)),
-    ("community_health_station", 15000, True, "", ("社区卫生服务站",), None),
-    ("elderly_day_care", 10000, True, "", ("日间照料中心", "长者照护之家", "综合为老服务中心"), (20, 60, 1)),
-    ("nursing_home", 40000, False, "", ("养老院", "敬老院", "颐养院"), (100, 400, 1)),
-    ("fresh_market", 15000, True, "", ("菜市场", "标准化菜市场", "生鲜超市"), (60, 180, 1)),
-    ("convenience_store", 1500, False, "@brand", ("店)",), None),
-    ("small_sports_ground", 15000, True, "", ("篮球场", "多功能运动场", "笼式足球场"), None),
-    ("outdoor_fitness_ground", 5000, False, "", ("健身点",), None),
-    ("post_office", 40000, True, "嘉定", ("邮政支局",), None),
-    ("community_canteen", 20000, True, "", ("长者食堂",), (60, 200, 1)),
-    ("public_toilet", 8000, False, "", ("公共厕所",), None),
+#: Facility plan: (code, residents per facility, pool, level, name prefix, name endings,
+#: capacity rule). Each ``level`` area (``"committee"`` 居委会/村委会, 5-minute life circle;
+#: ``"town"`` 街镇, 10/15-minute) gets ``max(1, round(residents / per))`` facilities for the
+#: residents of its ``pool`` (``"urban"`` compounds or ``"all"`` compounds incl. hamlets
+#: 村宅), none below 40 % of ``per``. Capacity rule ``(per resident, unit, min units, max
+#: units)``: capacity = residents served × rate, in whole units (classes of 30/45/50
+#: places, beds, places, stalls, seats), clipped. Densities and rates are sample
+#: settings in the spirit of GB 50180-2018 App. B/C and Shanghai norms (kindergarten
+#: ≈ 30 places, primary school ≈ 55, junior middle school ≈ 30 per 1,000 residents;
+#: nursery 4.5 places per 1,000; nursing-home beds ≈ 3 % of residents over 60), chosen
+#: so that the urban coverage of the sample looks like a real Jiading area (see
+#: ``tests/test_sample.py``); they are not standards.
+_FACILITY_PLAN: list[tuple[str, int, str, str, int, str, tuple[str, ...],
+                           tuple[float, int, int, int] | None]] = [
+    ("kindergarten", 5000, "urban", "town", 300, "嘉定区", ("幼儿园",), (0.03, 30, 7, 15)),
+    ("nursery", 10000, "urban", "town", 300, "", ("宝宝屋", "托育园", "托儿所"), (0.0045, 1, 20, 120)),
+    ("primary_school", 10000, "urban", "town", 500, "嘉定区", ("小学",), (0.055, 45, 12, 36)),
+    ("junior_middle_school", 18000, "urban", "town", 1000, "嘉定区", ("中学", "初级中学", "实验中学"),
+     (0.03, 50, 12, 36)),
+    ("community_health_station", 6000, "urban", "town", 300, "", ("社区卫生服务站",), None),
+    ("community_health_centre", 40000, "urban", "town", 1000, "@town", ("社区卫生服务中心",),
+     (0.0008, 1, 20, 80)),
+    ("community_service_station", 5000, "all", "committee", 300, "@committee", ("党群服务站",), None),
+    ("cultural_activity_station", 6000, "all", "committee", 500, "", ("文化活动室",), None),
+    ("elderly_day_care", 4500, "urban", "town", 300, "", ("日间照料中心", "长者照护之家", "综合为老服务中心"),
+     (0.004, 1, 20, 60)),
+    ("nursing_home", 40000, "all", "town", 500, "", ("养老院", "敬老院", "颐养院"), (0.009, 1, 100, 500)),
+    ("fresh_market", 9000, "urban", "town", 500, "", ("菜市场", "标准化菜市场", "生鲜超市"), (0.01, 1, 60, 180)),
+    ("convenience_store", 1500, "all", "committee", 300, "@brand", ("店)",), None),
+    ("small_sports_ground", 6000, "urban", "town", 300, "", ("篮球场", "多功能运动场", "笼式足球场"), None),
+    ("outdoor_fitness_ground", 5000, "all", "committee", 300, "", ("健身点",), None),
+    ("post_office", 40000, "urban", "town", 1000, "嘉定", ("邮政支局",), None),
+    ("community_canteen", 15000, "urban", "town", 500, "", ("长者食堂",), (0.005, 1, 60, 200)),
+    ("public_toilet", 8000, "all", "committee", 500, "", ("公共厕所",), None),
 ]
+_SITE_REACH = 0.8
+_SITE_OTHERS = 0.5
 _STORE_BRANDS = ["全家", "罗森", "快客", "好德", "可的", "联华快客", "7-Eleven", "喜士多"]
 
 
@@ -220,6 +235,40 @@ def _ordinal_names(base: np.ndarray) -> np.ndarray:
     k = s.groupby(s).cumcount().to_numpy()
     phases = np.array(_PHASES + [f"{i}期" for i in range(10, 200)], dtype=object)
     return (s.to_numpy() + phases[np.minimum(k, len(phases) - 1)]).astype(object)
+
+
+def _numbered_names(base: np.ndarray, ending: np.ndarray) -> np.ndarray:
+    """``base + ending``, repeats numbered in order: 清河幼儿园, 清河第二幼儿园, ..."""
+    s = pd.Series(np.asarray(base, dtype=object) + "\x00" + np.asarray(ending, dtype=object))
+    k = s.groupby(s).cumcount().to_numpy()
+    nums = np.array(["", "第二", "第三", "第四", "第五", "第六", "第七", "第八", "第九"]
+                    + [f"第{i}" for i in range(10, 100)], dtype=object)
+    return (np.asarray(base, dtype=object) + nums[np.minimum(k, len(nums) - 1)]
+            + np.asarray(ending, dtype=object)).astype(object)
+
+
+def _hilbert_index(xy: np.ndarray, origin: np.ndarray, side: float, order: int = 16) -> np.ndarray:
+    """Position of points along a Hilbert curve over the square ``origin`` + ``side`` (m).
+
+    Sorting by it keeps nearby points together (used to split residents into compact,
+    equally populous service groups).
+    """
+    n = 1 << order
+    q = np.clip(((xy - origin) / side * (n - 1)).astype(np.int64), 0, n - 1)
+    x, y = q[:, 0].copy(), q[:, 1].copy()
+    d = np.zeros(len(xy), dtype=np.int64)
+    s = n >> 1
+    while s > 0:                      # one pass per bit (order passes), vectorised over points
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
+        flip = ~ry & rx
+        x = np.where(flip, n - 1 - x, x)
+        y = np.where(flip, n - 1 - y, y)
+        swap = ~ry
+        x, y = np.where(swap, y, x), np.where(swap, x, y)
+        s >>= 1
+    return d
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1549,68 +1598,119 @@ class _District:
 
     # ------------------------------------------------------------------ facilities
     def facilities(self) -> None:
-        rng, C, K = self.rng, self.comp, self.committee
-        R = self.roads
-        street = np.isin(R["highway"], ["primary", "secondary", "tertiary", "residential", "unclassified"])
-        sidx = np.flatnonzero(street)
-        stree = shapely.STRtree(R["geom"][sidx])
+        """Facilities planned per life circle, sited beside the compounds they serve.
+
+        For each type of :data:`_FACILITY_PLAN`, the residents of its pool (urban compounds,
+        or all compounds) in each area of its level (committee or town) are split into
+        ``max(1, round(residents / per))`` groups of about equal population, contiguous
+        along a Hilbert curve (areas below 40 % of ``per`` get none). Each group gets one
+        facility at the street-side site (8-30 m from a street, beside a member compound)
+        nearest to the group's population-weighted centre; capacity follows the group's
+        residents. The deliberate gaps are planned in: a site within the gap distance of
+        the gap committees is never chosen (a group with no other site stays unserved).
+        Bus stops follow the arterials, metro stations one or two lines.
+        """
+        rng = np.random.default_rng([self.seed, 20240604, 1551])   # own stream
+        C, K, R = self.comp, self.committee, self.roads
         pop = C["population"].astype(float)
-        rep = shapely.point_on_surface(C["geom"])
-        rep_xy = shapely.get_coordinates(rep)
-        urban = ~C["hamlet"]
-        comm_stem = K["stem"][C["committee"]]
-        total = pop.sum()
+        geom = C["geom"]
+        rep_xy = shapely.get_coordinates(shapely.point_on_surface(geom))
+        urban = ~C["hamlet"] & (pop > 0)
+        comm = C["committee"]
+        town = K["town"][comm]
+        comm_stem = K["stem"][comm]
+        inner = shapely.buffer(self.boundary, -5.0)
+        gaps, exclude = self._gap_plan(rep_xy)
+        cand_xy, cand_comp, cand_dir = self._sites(geom, inner, rng)
+        gate_xy = self._gates(geom)
+        cand_pts = shapely.points(cand_xy)
+        cand_tree = shapely.STRtree(cand_pts)
+        reach: dict[tuple[float, str], tuple[np.ndarray, np.ndarray]] = {}
         T = _Table()
-
-        def place(anchor: np.ndarray, code: str, names: np.ndarray, cap: np.ndarray) -> None:
-            pts = rep[anchor]
-            near = sidx[stree.query_nearest(pts, all_matches=False)[1]]
-            on = shapely.get_coordinates(shapely.get_point(shapely.shortest_line(R["geom"][near], pts), 0))
-            vec = rep_xy[anchor] - on
-            dist = np.hypot(*vec.T)
-            unit = np.where(dist[:, None] > 1e-6, vec / np.maximum(dist, 1e-6)[:, None], [0.0, 1.0])
-            off = rng.uniform(8, 30, len(anchor))
-            xy = on + unit * off[:, None]
-            T.add(x=xy[:, 0], y=xy[:, 1], type=np.full(len(anchor), code, dtype=object),
-                  name=names.astype(object), capacity=cap.astype(float), anchor=anchor)
-
-        def pick(n: int, mask: np.ndarray) -> np.ndarray:
-            w = np.where(mask, pop, 0.0)
-            if w.sum() <= 0:
-                w = mask.astype(float)
-            return rng.choice(len(pop), size=n, replace=True, p=w / w.sum())
-
-        def rint(lo: int, hi: int, n: int) -> np.ndarray:
-            return rng.integers(lo, hi + 1, n).astype(float)
-
-        town_of = K["town"][C["committee"]]
-        for code, per, urban_only, prefix, endings, cap in _FACILITY_PLAN:
-            n = max(1, int(round(total / per)))
-            a = pick(n, urban if urban_only else np.ones(len(pop), dtype=bool))
-            end = np.array(endings, dtype=object)[rng.integers(0, len(endings), n)]
+        for i_type, (code, per, pool_kind, level, radius, prefix, endings, cap) in enumerate(_FACILITY_PLAN):
+            trng = np.random.default_rng([self.seed, 20240604, 1551, i_type])  # one stream per type
+            pool = urban if pool_kind == "urban" else pop > 0
+            key = (comm if level == "committee" else town).astype(np.int64)
+            n_key = int(key.max()) + 1
+            # the district's residents / per facilities, shared among the areas by the
+            # residents of the pool (villagers use the urban facilities of their district)
+            Pp = np.bincount(key, weights=pop * pool, minlength=n_key)
+            P = Pp * pop.sum() / max(Pp.sum(), 1.0)
+            n_fac = np.where(P >= 0.4 * per, np.maximum(1, np.round(P / per)), 0).astype(np.int64)
+            cxy = np.column_stack([np.bincount(key, weights=pop * pool * rep_xy[:, i], minlength=n_key)
+                                   for i in (0, 1)]) / np.maximum(Pp, 1.0)[:, None]
+            # candidate sites: beside a compound of the pool in an area due facilities,
+            # outside the type's gap
+            area = key[cand_comp]
+            valid = pool[cand_comp] & (n_fac[area] > 0)
+            if code in exclude:
+                gap_geom, gap_d = exclude[code]
+                valid[cand_tree.query(gap_geom, predicate="dwithin", distance=gap_d + 20.0)] = False
+            # pairs (site, compound of the pool) with the compound's gate within reach of
+            # the site: grid (L1) distance ≤ _SITE_REACH × the walking distance
+            if (radius, pool_kind) not in reach:
+                pm = np.flatnonzero(pool)
+                qb, qa = cand_tree.query(shapely.points(gate_xy[pm]), predicate="dwithin", distance=radius)
+                qb = pm[qb]
+                close = pool[cand_comp[qa]] & \
+                    (np.abs(cand_xy[qa] - gate_xy[qb]).sum(axis=1) <= _SITE_REACH * radius)
+                reach[(radius, pool_kind)] = (qa[close], qb[close])
+            pa, pb = reach[(radius, pool_kind)]
+            keep = valid[pa]
+            pa, pb = pa[keep], pb[keep]
+            near = np.hypot(*(cand_xy - cxy[area]).T)
+            # greedy maximal covering, one round per facility of the most provided area:
+            # each area takes the site reaching most of the pool's residents not yet
+            # reached, give or take 10 % (a site's own suitability for this type: types
+            # with the same rule do not all land on the same sites; ties: nearest the
+            # area's centre of population)
+            gain = np.bincount(pa, weights=pop[pb], minlength=len(cand_xy))
+            suit = trng.uniform(0.9, 1.0, len(cand_xy))
+            picks = []
+            for j in range(int(n_fac.max())):
+                ci = np.flatnonzero(valid & (n_fac[area] > j))
+                if not len(ci):
+                    break
+                o = ci[np.lexsort((near[ci], -np.round(gain[ci] * suit[ci]), area[ci]))]
+                first = o[np.r_[True, area[o][1:] != area[o][:-1]]]
+                picks.append(first)
+                valid[first] = False
+                chosen = np.zeros(len(cand_xy), dtype=bool)
+                chosen[first] = True
+                newly = np.zeros(len(pop), dtype=bool)
+                newly[pb[chosen[pa]]] = True
+                hit = newly[pb]                       # pairs of the compounds now reached
+                gain -= np.bincount(pa[hit], weights=pop[pb[hit]], minlength=len(cand_xy))
+                pa, pb = pa[~hit], pb[~hit]
+            if not picks:
+                continue
+            site = np.sort(np.concatenate(picks))
+            n = len(site)
+            anchor = cand_comp[site]
+            # residents served: every compound, by its nearest facility of the type
+            pm = np.flatnonzero(pop > 0)
+            nf = shapely.STRtree(cand_pts[site]).query_nearest(shapely.points(rep_xy[pm]), all_matches=False)[1]
+            served = np.bincount(nf, weights=pop[pm], minlength=n)
+            # co-sited facilities of different types: a few metres apart along the street
+            xy = cand_xy[site] + cand_dir[site] * trng.uniform(-6, 6, n)[:, None]
+            end = np.array(endings, dtype=object)[trng.integers(0, len(endings), n)]
             if prefix == "@brand":
                 brands = np.array(_STORE_BRANDS, dtype=object)
-                names = brands[rng.integers(0, len(brands), n)] + "(" + comm_stem[a] + end
+                names = brands[trng.integers(0, len(brands), n)] + "(" + comm_stem[anchor] + end
+            elif prefix == "@committee":
+                names = _numbered_names(K["name"][comm[anchor]], end)
+            elif prefix == "@town":
+                names = _numbered_names(self.town_name[town[anchor]], end)
             else:
-                names = prefix + comm_stem[a] + end
-            capacity = rint(cap[0], cap[1], n) * cap[2] if cap else np.full(n, np.nan)
-            place(a, code, names, capacity)
-        # one per committee: community service station (党群服务站) and, mostly, a cultural station
-        anchor = np.full(len(K["id"]), -1)
-        o = np.lexsort((-pop, C["committee"]))
-        first = o[np.r_[True, C["committee"][o][1:] != C["committee"][o][:-1]]]
-        anchor[C["committee"][first]] = first
-        anchor = anchor[anchor >= 0]
-        place(anchor, "community_service_station", K["name"][C["committee"][anchor]] + "党群服务站",
-              np.full(len(anchor), np.nan))
-        cult = anchor[rng.random(len(anchor)) < 0.85]
-        place(cult, "cultural_activity_station", comm_stem[cult] + "文化活动室", np.full(len(cult), np.nan))
-        # one community health centre per town, at its most populous urban compound
-        tw = np.where(urban, pop, 0.0)
-        o = np.lexsort((-tw, town_of))
-        first = o[np.r_[True, town_of[o][1:] != town_of[o][:-1]]]
-        place(first, "community_health_centre", self.town_name[town_of[first]] + "社区卫生服务中心",
-              rint(20, 60, len(first)))
+                names = _numbered_names(prefix + comm_stem[anchor], end)
+            if cap is None:
+                capacity = np.full(n, np.nan)
+            else:
+                rate, unit, lo, hi = cap
+                capacity = np.clip(np.round(served * rate * trng.uniform(0.85, 1.15, n) / unit),
+                                   lo, hi) * unit
+            T.add(x=xy[:, 0], y=xy[:, 1], type=np.full(n, code, dtype=object),
+                  name=names.astype(object), capacity=capacity.astype(float), anchor=anchor)
         F = T.get()
         # bus stops along arterials (about one per 550 m), metro stations along one or two lines
         art = np.isin(R["highway"], ["primary", "secondary", "tertiary"]) & (R["item"] < 0)
@@ -1630,54 +1730,46 @@ class _District:
         bxy = p0 + np.column_stack([-d[:, 1], d[:, 0]]) * (side * off)[:, None]
         bnames = np.where(pd.isna(R["name"][seg]), "公交", R["name"][seg].astype(str)) + \
             np.array(_STEMS, dtype=object)[rng.integers(0, len(_STEMS), nbus)] + "路站"
+        # metro: one line per ~4 scale units, each along the arterial row (at least 3 rows
+        # from another line, not the boundary) and with the alternation of stations (every
+        # other crossing, 20 m north of it) that reach most urban residents (gates within
+        # 800 m, grid metric as above)
         n_lines = max(1, int(round(math.sqrt(self.scale) / 2)))
+        upop = np.where(urban, pop, 0.0)
+        ui = np.flatnonzero(urban)
+        urban_gates = shapely.STRtree(shapely.points(gate_xy[ui]))
+        jitter = rng.uniform(-25, 25, (self.nx + 1, self.ny + 1, 2)) + [0.0, 20.0]
+        options = []
+        for j in range(1, self.ny):
+            for start in (0, 1):
+                ii = np.arange(start, self.nx + 1, 2)
+                pts = self.P[ii, j] + jitter[ii, j]
+                a, b = urban_gates.query(shapely.points(pts), predicate="dwithin", distance=800.0)
+                b = ui[b]
+                ok = np.abs(pts[a] - gate_xy[b]).sum(axis=1) <= _SITE_REACH * 800.0
+                options.append((upop[np.unique(b[ok])].sum(), j, pts))
         mx, my, mn = [], [], []
-        for k in range(n_lines):
-            j = int(np.clip(round((k + 1) / (n_lines + 1) * self.ny) + rng.integers(-1, 2), 1, self.ny - 1))
-            ii = np.arange(rng.integers(0, 2), self.nx + 1, 2)
-            pts = self.P[ii, j] + rng.uniform(-25, 25, (len(ii), 2))
-            pts[:, 1] += 20
-            mx.append(pts[:, 0])
-            my.append(pts[:, 1])
-            mn.append(np.array(_STEMS, dtype=object)[rng.integers(0, len(_STEMS), len(ii))] + "路站")
+        taken: list[int] = []
+        for _score, j, pts in sorted(options, key=lambda o: -o[0]):   # best first
+            if len(taken) == n_lines:
+                break
+            if all(abs(j - t) >= 3 for t in taken):
+                taken.append(j)
+                mx.append(pts[:, 0])
+                my.append(pts[:, 1])
+                mn.append(np.array(_STEMS, dtype=object)[rng.integers(0, len(_STEMS), len(pts))] + "路站")
         F = {key: np.concatenate([F[key], extra]) for key, extra in (
             ("x", np.concatenate([bxy[:, 0]] + mx)), ("y", np.concatenate([bxy[:, 1]] + my)),
             ("type", np.array(["bus_stop"] * nbus + ["metro_station"] * sum(len(m) for m in mx), dtype=object)),
             ("name", np.concatenate([bnames.astype(object)] + [m.astype(object) for m in mn])),
             ("capacity", np.full(nbus + sum(len(m) for m in mx), np.nan)),
             ("anchor", np.full(nbus + sum(len(m) for m in mx), -1)))}
-        # keep inside the district
+        # keep inside the district; the gaps hold exactly (sites were chosen outside them)
         pts = shapely.points(F["x"], F["y"])
-        inside = shapely.within(pts, shapely.buffer(self.boundary, -5.0))
-        F = {k: v[inside] for k, v in F.items()}
-        pts = pts[inside]
-        # deliberate gaps
-        cls = K["class"]
-        cpop = K["population"].astype(float)
-        kg_cand = np.flatnonzero((cls == "in") & K["urban"])
-        if not len(kg_cand):
-            kg_cand = np.flatnonzero(cls == "in")
-        gaps: dict[str, list[str]] = {}
-        drop = np.zeros(len(pts), dtype=bool)
-        if len(kg_cand):
-            kc = kg_cand[np.argmax(cpop[kg_cand])]
-            drop |= (F["type"] == "kindergarten") & (shapely.distance(pts, K["geom"][kc]) < 350)
-            gaps["kindergarten_300m"] = [str(K["id"][kc])]
-        krep = shapely.get_coordinates(shapely.point_on_surface(K["geom"]))
-        centre = (krep * cpop[:, None]).sum(0) / cpop.sum()
-        far = int(np.argmax(np.hypot(*(krep - centre).T) * (cpop > 0)))
-        clinic = np.isin(F["type"], ["community_health_centre", "community_health_station"])
-        drop |= clinic & (shapely.distance(pts, K["geom"][far]) < 1000)
-        gaps["clinic_1000m"] = [str(K["id"][far])]
-        last = len(self.towns) - 1
-        tm = np.flatnonzero(K["town"] == last)
-        ty = np.average(krep[tm, 1], weights=np.maximum(cpop[tm], 1))
-        south = tm[(krep[tm, 1] < ty) & (cpop[tm] > 0)]
-        if len(south):
-            south_union = shapely.union_all(K["geom"][south])
-            drop |= (F["type"] == "elderly_day_care") & (shapely.distance(pts, south_union) < 300)
-            gaps["elderly_day_care_300m"] = sorted(str(x) for x in K["id"][south])
-        F = {k: v[~drop] for k, v in F.items()}
+        keep = shapely.within(pts, inner)
+        for code, (gap_geom, gap_d) in exclude.items():
+            keep &= ~((F["type"] == code) & (shapely.distance(pts, gap_geom) < gap_d))
+        F = {k: v[keep] for k, v in F.items()}
         # stable IDs: by type then west → east
         o = np.lexsort((F["y"], F["x"], F["type"]))
         F = {k: v[o] for k, v in F.items()}
@@ -1686,6 +1778,89 @@ class _District:
         F["source"] = np.where(np.isin(F["type"], amap_types), "amap", "delivery").astype(object)
         self.fac = F
         self.gaps = gaps
+
+    def _gap_plan(self, rep_xy: np.ndarray) -> tuple[dict[str, list[str]],
+                                                     dict[str, tuple[Any, float]]]:
+        """The deliberate gaps: committee IDs per gap and, per facility type, the area
+        (committee union) and distance (m) within which no facility of the type is sited."""
+        K = self.committee
+        cls = K["class"]
+        cpop = K["population"].astype(float)
+        gaps: dict[str, list[str]] = {}
+        exclude: dict[str, tuple[Any, float]] = {}
+        kg_cand = np.flatnonzero((cls == "in") & K["urban"])
+        if not len(kg_cand):
+            kg_cand = np.flatnonzero(cls == "in")
+        if len(kg_cand):
+            kc = kg_cand[np.argmax(cpop[kg_cand])]
+            exclude["kindergarten"] = (K["geom"][kc], 350.0)
+            gaps["kindergarten_300m"] = [str(K["id"][kc])]
+        krep = shapely.get_coordinates(shapely.point_on_surface(K["geom"]))
+        centre = (krep * cpop[:, None]).sum(0) / cpop.sum()
+        far = int(np.argmax(np.hypot(*(krep - centre).T) * (cpop > 0)))
+        exclude["community_health_centre"] = (K["geom"][far], 1000.0)
+        exclude["community_health_station"] = (K["geom"][far], 1000.0)
+        gaps["clinic_1000m"] = [str(K["id"][far])]
+        last = len(self.towns) - 1
+        tm = np.flatnonzero(K["town"] == last)
+        ty = np.average(krep[tm, 1], weights=np.maximum(cpop[tm], 1))
+        south = tm[(krep[tm, 1] < ty) & (cpop[tm] > 0)]
+        if len(south):
+            exclude["elderly_day_care"] = (shapely.union_all(K["geom"][south]), 300.0)
+            gaps["elderly_day_care_300m"] = sorted(str(x) for x in K["id"][south])
+        return gaps, exclude
+
+    def _sites(self, geom: np.ndarray, inner: Any, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Street-front candidate sites around every compound.
+
+        Points every ~50 m (~100 m around hamlets) along each compound's outline (2-32 per
+        compound) are moved onto the nearest street (no bridge or level crossing; one within 6-60 m of the
+        outline, else no site), then back towards the compound by 35-80 % of the
+        street-to-fence distance (5-30 m off the street): between the street and the
+        compound's fence, as street-front facilities are. Never in water, always inside
+        the district. Returns the site (x, y), its compound and the unit direction of
+        its street.
+        """
+        R = self.roads
+        street = (np.isin(R["highway"], ["primary", "secondary", "tertiary", "residential", "unclassified"])
+                  & pd.isna(R["structure"]) & (shapely.length(R["geom"]) > 1.0))
+        sidx = np.flatnonzero(street)
+        ring = shapely.get_exterior_ring(geom)
+        k = np.clip(np.round(shapely.length(ring) / np.where(self.comp["hamlet"], 100.0, 50.0)),
+                    2, 32).astype(np.int64)
+        owner, rank = _ragged(k)
+        frac = (rank + rng.uniform(0.2, 0.8, len(rank))) / k[owner]
+        p = shapely.line_interpolate_point(ring[owner], frac, normalized=True)
+        near = sidx[shapely.STRtree(R["geom"][sidx]).query_nearest(p, all_matches=False)[1]]
+        edge = R["geom"][near]
+        on = shapely.get_coordinates(shapely.line_interpolate_point(edge, shapely.line_locate_point(edge, p)))
+        ends = shapely.get_coordinates(edge)
+        d = ends[1::2] - ends[0::2]
+        d /= np.hypot(*d.T)[:, None]
+        normal = np.column_stack([-d[:, 1], d[:, 0]])
+        pxy = shapely.get_coordinates(p)
+        fence = np.hypot(*(pxy - on).T)
+        normal *= np.where(((pxy - on) * normal).sum(1) >= 0, 1.0, -1.0)[:, None]
+        off = np.clip(fence * rng.uniform(0.35, 0.8, len(fence)), 5.0, 30.0)
+        xy = on + normal * off[:, None]
+        pts = shapely.points(xy)
+        ok = (fence >= 6.0) & (fence < 60.0) & shapely.within(pts, inner)
+        wet = shapely.STRtree(pts).query(np.asarray(self.water_geoms), predicate="intersects")[1]
+        ok[wet] = False
+        return xy[ok], owner[ok], d[ok]
+
+    def _gates(self, geom: np.ndarray) -> np.ndarray:
+        """Where each compound meets the road network (x, y): the outline point nearest to
+        the nearest road feature (its driveway where one crosses the fence), as
+        :func:`geotijian.network.snap_points` reaches a polygon home."""
+        R = self.roads
+        outline = shapely.boundary(geom)
+        # ties (several roads crossing the fence): the lowest road number, as the network does
+        i, e = shapely.STRtree(R["geom"]).query_nearest(outline, all_matches=True)
+        o = np.lexsort((e, i))
+        e = e[o][np.r_[True, i[o][1:] != i[o][:-1]]]
+        return shapely.get_coordinates(shapely.get_point(shapely.shortest_line(outline, R["geom"][e]), 0))
 
     # ------------------------------------------------------------------ complaints
     def complaints(self) -> None:

@@ -33,6 +33,14 @@ block_road_classes : tuple of str
     OSM ``highway`` classes that bound blocks (tertiary and above).
 sliver_area_m2 : float
     Blocks smaller than this (m²) are merged into their longest-shared-edge neighbour.
+unit_bridge_gap_m : float
+    Blocks of one town separated by less than this (metres) of water or rail count as
+    neighbours when too small a piece must join a unit across it (a canal with a bridge;
+    Jiading canals are 10-60 m wide). Judgement default, 60 m.
+compound_cut_share : float
+    A compound whose part in a second block is at least this share of its area (0-1) is
+    "cut by a road": the blocks it covers are fused so it is never split. Judgement
+    default 0.05 (smaller overlaps are digitising noise along the street).
 floor_area_per_person_m2 : float
     Housing floor area per resident (m²), GB 50180-2018 条文说明 assumes 35 m².
 default_building_levels : int
@@ -107,6 +115,8 @@ block_road_classes: tuple[str, ...] = (
     "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link",
 )
 sliver_area_m2: float = 2000.0
+unit_bridge_gap_m: float = 60.0
+compound_cut_share: float = 0.05
 floor_area_per_person_m2: float = 35.0
 default_building_levels: int = 6
 level_height_m: float = 3.0
@@ -135,6 +145,7 @@ osm_walk_cycleways: bool = True
 _KEYS = (
     "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
     "unit_min_pop", "unit_max_pop", "block_road_classes", "sliver_area_m2",
+    "unit_bridge_gap_m", "compound_cut_share",
     "floor_area_per_person_m2", "default_building_levels", "level_height_m",
     "survey_sample_rate", "survey_pilot_min", "survey_pilot_max", "survey_min_age",
     "old_compound_before_year",

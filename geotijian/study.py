@@ -37,11 +37,10 @@ from .io.layers import ROLES, read_layer
 from .io.osm import load_osm
 from .model import StudyData
 from .network import build_network
-from .population import allocate_population
 from .report import problem_map, save_figures, save_problem_map, write_gpkg
 from .runlog import RunLog, package_versions, sha256, staged_output
 from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
-from .units import compounds_from_landuse, delineate_blocks, delineate_units, range_compliance
+from .units import build_units, compounds_from_landuse, range_compliance
 
 __all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many"]
 
@@ -50,7 +49,7 @@ __all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "uni
 #: residents, Shanghai's age structure; nursing home: residents 80+ ≈ 4 %).
 FCA_TYPES = {"kindergarten": 0.03, "nursing_home": 0.04, "elderly_day_care": 0.04}
 
-STEPS = ("load", "network", "population", "units", "coverage", "imagery", "indicators",
+STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
          "survey", "judgement", "ledger", "outputs")
 
 
@@ -271,21 +270,18 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
             data.network = build_network(osm.graph, crs=cfg.crs)
         else:
             data.network = build_network(data.roads, crs=cfg.crs)
-    with log.step("population"):
-        data.compounds, pop_report = _population(cfg, data)
-        data.meta["population"] = {k: v for k, v in pop_report.items() if not isinstance(v, pd.DataFrame)}
     with log.step("units"):
-        barriers = [g for g in (data.water, data.rail) if g is not None]
-        kw = {}
-        if "road_classes" in cfg.units:
-            kw["road_classes"] = cfg.units["road_classes"]
-        if "sliver_area_m2" in cfg.units:
-            kw["sliver_area_m2"] = cfg.units["sliver_area_m2"]
-        data.blocks = delineate_blocks(data.roads, data.boundary, barriers=barriers, towns=data.towns, **kw)
-        data.units = delineate_units(data.blocks, data.compounds, data.committees, data.towns,
-                                     min_pop=cfg.units.get("min_pop"), max_pop=cfg.units.get("max_pop"))
-        cu = data.units.attrs.get("geotijian", {}).get("compound_unit", {})
-        data.compounds = data.compounds.assign(unit_id=data.compounds["compound_id"].map(cu))
+        # residents on compounds, blocks, units: one path shared with `geotijian units`
+        built = build_units(data.roads, data.compounds, boundary=data.boundary, committees=data.committees,
+                            towns=data.towns, water=data.water, rail=data.rail, buildings=data.buildings,
+                            raster=cfg.population.get("raster"), population_source=cfg.population["source"],
+                            **_population_totals(cfg, data), road_classes=cfg.units.get("road_classes"),
+                            sliver_area_m2=cfg.units.get("sliver_area_m2"),
+                            min_pop=cfg.units.get("min_pop"), max_pop=cfg.units.get("max_pop"))
+        data.blocks, data.compounds, data.units = built["blocks"], built["compounds"], built["units"]
+        report = built["report"]
+        pop = report.get("population", {}) if isinstance(report, dict) else {}
+        data.meta["population"] = {k: v for k, v in pop.items() if not isinstance(v, pd.DataFrame)}
         data.meta["units_feasibility"] = data.units.attrs.get("geotijian", {}).get("feasibility", [])
     with log.step("coverage"):
         types = cfg.facilities.get("types")
@@ -398,17 +394,13 @@ def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
                           "(geotijian.indicator_catalogue()) or add it as a 特色指标 in indicators.custom") from None
 
 
-def _population(cfg: StudyConfig, data: StudyData):
-    source = cfg.population["source"]
-    totals = total_by = None
-    if source != "attribute":
+def _population_totals(cfg: StudyConfig, data: StudyData) -> dict:
+    """Known committee (else town) populations scale an estimate from buildings or a raster."""
+    if cfg.population["source"] != "attribute":
         for layer, key in ((data.committees, "committee_id"), (data.towns, "town_code")):
             if layer is not None and "population" in layer.columns and layer["population"].notna().all():
-                totals, total_by = layer, key
-                break
-    return allocate_population(data.compounds, source=source, raster=cfg.population.get("raster"),
-                               buildings=data.buildings, totals=totals, total_by=total_by,
-                               study_area=data.boundary)
+                return {"totals": layer, "total_by": key}
+    return {}
 
 
 def _with_access_rule(facilities: gpd.GeoDataFrame, used: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -559,19 +551,15 @@ def units_from_files(*, roads, compounds, out: str, committees=(None, None), tow
     cm = _opt_layer(committees, "committees", bnd)
     cp = _opt_layer(compounds, "compounds", bnd)
     rd = _opt_layer(roads, "roads", bnd)
-    if bnd is None:
-        src = next(g for g in (tw, cm, cp) if g is not None)
-        hull = src.geometry.union_all().convex_hull.buffer(50)
-        bnd = gpd.GeoDataFrame({"boundary_id": ["B1"]}, geometry=[hull], crs=src.crs)
-    barriers = [g for g in (_opt_layer(water, "water", bnd), _opt_layer(rail, "rail", bnd)) if g is not None]
-    blocks = delineate_blocks(rd, bnd, barriers=barriers, towns=tw)
-    units = delineate_units(blocks, cp, cm, tw, min_pop=min_pop, max_pop=max_pop)
-    cu = units.attrs.get("geotijian", {}).get("compound_unit", {})
+    built = build_units(rd, cp, boundary=bnd, committees=cm, towns=tw,
+                        water=_opt_layer(water, "water", bnd), rail=_opt_layer(rail, "rail", bnd),
+                        min_pop=min_pop, max_pop=max_pop)
+    blocks, units = built["blocks"], built["units"]
     data = StudyData(name=Path(out).stem, boundary=bnd, towns=tw, committees=cm, blocks=blocks, units=units,
-                     compounds=cp.assign(unit_id=cp["compound_id"].map(cu)))
+                     compounds=built["compounds"])
     write_gpkg(data, out)
     return f"wrote {out}: {len(units)} units from {len(blocks)} blocks\n" + \
-        range_compliance(units).to_string(index=False)
+        built["compliance"].to_string(index=False)
 
 
 # --------------------------------------------------------------------------- scale-out

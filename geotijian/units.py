@@ -1,8 +1,9 @@
 """Community check-up units (社区体检单元): blocks, compounds, and units of 5,000-12,000 residents.
 
-The chain is::
+The chain is (or, in one call, ``build_units(roads, compounds, ...)``)::
 
     blocks = delineate_blocks(roads, boundary, barriers=(water, rail), towns=towns)
+    compounds, report = allocate_population(compounds, source="buildings", buildings=b)
     units = delineate_units(blocks, compounds, committees, towns)
     range_compliance(units)
 
@@ -14,22 +15,28 @@ The chain is::
    area minus water within a tolerance) and the check is reported in
    ``blocks.attrs["geotijian"]["validation"]``.
 2. **Compounds are never split.** Each compound is attached to the block holding most of its
-   area. A compound that a road cuts (a second block holds at least ``min_overlap_share`` of
-   it) fuses the blocks it covers into one *block group*; block groups are the atoms of
-   every partition, so every compound lies in exactly one unit.
+   area. A compound that a road cuts (a second block holds at least
+   ``settings.compound_cut_share`` of it) fuses the blocks it covers into one *block group*;
+   block groups are the atoms of every partition, so every compound lies in exactly one
+   unit, and a unit takes all the blocks its compounds cover.
 3. **Units.** Within each town: a residents' committee (居委会) in range is one unit (its
    outline snapped to block boundaries: atoms go to the committee covering most of them);
    one below the floor merges with the adjacent committee of the same town giving the most
-   compact result; a group above the ceiling is split by recursive balanced bisection of the
-   block adjacency graph (16 sweep directions, connected prefixes grown from one side,
-   Polsby-Popper compactness + balance as the score), followed by local repair moves of
-   boundary atoms. Without committees, a whole town is split the same way: a
-   regionalisation with a population floor *and* ceiling under contiguity.
+   compact result (Polsby-Popper of the union; merges that stay under the ceiling first);
+   a group above the ceiling is split into k parts, k chosen so that the mean size is
+   closest to the middle of the range, by recursive balanced bisection of the atom
+   adjacency graph (16 sweep directions; each prefix grown best-first so it is connected;
+   cut chosen by balance + compactness of both sides, the rest kept connected), then
+   boundary atoms are moved to repair any unit still out of range and to shorten unit
+   boundaries (compactness) within ±25 % of the group's mean size. Without committees,
+   each land component of a town (between water, rail and the boundary) is split the same
+   way: a regionalisation with a population floor *and* ceiling under contiguity.
 
-Blocks separated only by a narrow canal or a railway (less than ``gap_m`` metres) count as
-neighbours when grouping (there is nearly always a bridge); a unit spanning such a gap is
-in several parts and says so in ``flag_reason``. Feasibility is checked before
-partitioning and stated in domain terms; ``strict=True`` turns it into a
+Pieces too small to stand alone (an island north of a river, a committee cut off by a
+railway) join the nearest unit across the gap (blocks within ``settings.unit_bridge_gap_m``,
+else the nearest block); such a unit is in several parts and says so in ``flag_reason``.
+Feasibility is checked before partitioning and stated in domain terms (warnings and
+``units.attrs["geotijian"]["feasibility"]``); ``strict=True`` turns a blocking one into a
 ``FeasibilityError``.
 """
 
@@ -38,7 +45,7 @@ from __future__ import annotations
 import heapq
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -47,6 +54,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 from scipy import sparse
+from scipy.linalg import eigh as scipy_eigh
 from scipy.sparse.csgraph import connected_components
 
 from . import settings
@@ -54,6 +62,9 @@ from .errors import FeasibilityError, GeotijianWarning, LayerError, RepairWarnin
 from .model import UNIT_COLUMNS
 
 __all__ = [
+    "FINER_ROAD_CLASSES",
+    "IdMap",
+    "refine_blocks",
     "build_units",
     "delineate_blocks",
     "assign_compounds",
@@ -68,6 +79,39 @@ _TOL_REL = 1e-6  # relative area tolerance of the block coverage check
 
 
 # ----------------------------------------------------------------------------- helpers
+
+class IdMap(Mapping):
+    """A read-only id → id mapping kept in ``attrs`` (compound → unit, block → unit).
+
+    pandas deep-copies ``attrs`` on every operation; this holder is immutable and returns
+    itself from ``copy.deepcopy``, so a 20,000-entry mapping costs nothing per operation.
+    """
+
+    def __init__(self, keys: Iterable[Any], values: Iterable[Any]):
+        self._s = pd.Series(list(values), index=pd.Index(list(keys), dtype=object), dtype=object)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._s[key]
+
+    def __iter__(self):
+        return iter(self._s.index)
+
+    def __len__(self) -> int:
+        return len(self._s)
+
+    def __deepcopy__(self, memo: dict) -> IdMap:
+        return self
+
+    def __copy__(self) -> IdMap:
+        return self
+
+    def __repr__(self) -> str:
+        return f"IdMap({len(self)} entries)"
+
+    def to_series(self) -> pd.Series:
+        """The mapping as a pandas Series (a copy)."""
+        return self._s.copy()
+
 
 def _metric_crs(gdf: Any, layer: str) -> CRS:
     crs = getattr(gdf, "crs", None)
@@ -245,8 +289,8 @@ def delineate_blocks(
         ``town_code`` of the town holding it (blocks outside every town: the nearest town,
         reported).
     road_classes : sequence of str, optional
-        ``highway`` values that bound blocks; default ``settings.block_road_classes``
-        (tertiary and above). ``None`` in the settings sense; pass ``()`` to use every road.
+        ``highway`` values that bound blocks; default (None) ``settings.block_road_classes``
+        (tertiary and above); ``()`` uses every road.
     sliver_area_m2 : float, optional
         Blocks smaller than this (m²) merge into the neighbour (same town) with the longest
         shared edge; default ``settings.sliver_area_m2`` (2,000 m²).
@@ -328,7 +372,13 @@ def delineate_blocks(
     # the faces outside the study area are dropped after polygonising.
     shapely.prepare(area)
     touching = shapely.intersects(area, lines_arr)
-    cut = np.concatenate([lines_arr[touching], shapely.get_parts(shapely.boundary(study))])
+    # the original rings (not those of area - water: the overlay may move a vertex by 1e-9 m
+    # and unhook a street that ends on a bank)
+    rings = [shapely.get_parts(shapely.boundary(area))]
+    if holes and sum(map(len, holes)):
+        hp = np.concatenate(holes)
+        rings.append(shapely.get_parts(shapely.boundary(hp[shapely.intersects(area, hp)])))
+    cut = np.concatenate([lines_arr[touching]] + rings)
     cut = cut[np.isin(shapely.get_type_id(cut), (1, 2))]
     noded = shapely.union_all(cut)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
@@ -377,9 +427,16 @@ def _town_of(faces: np.ndarray, tg: np.ndarray, codes: np.ndarray, report: dict)
     pi, ti = tree.query(pts, predicate="within")
     town = np.full(len(faces), None, dtype=object)
     # first hit per point (towns should not overlap; if they do, the first town wins)
-    first = pd.Series(ti).groupby(pi).first()
-    town[first.index.to_numpy()] = codes[first.to_numpy()]
+    first = pd.Series(codes[ti]).groupby(pi).min()  # overlapping towns: the lowest code wins
+    town[first.index.to_numpy()] = first.to_numpy()
     miss = np.flatnonzero(pd.isna(town))
+    if len(miss):  # a point on a town edge (towns digitised with gaps): the town overlapping most
+        fi, ti = tree.query(faces[miss], predicate="intersects")
+        ov = np.round(shapely.area(shapely.intersection(faces[miss][fi], tg[ti])), 1)
+        d = pd.DataFrame({"f": fi, "t": ti, "ov": ov, "code": codes[ti]})
+        d = d[d["ov"] > 0].sort_values(["f", "ov", "code"], ascending=[True, False, True]).drop_duplicates("f")
+        town[miss[d["f"].to_numpy()]] = codes[d["t"].to_numpy()]
+        miss = np.flatnonzero(pd.isna(town))
     report["blocks_outside_towns"] = int(len(miss))
     if len(miss):
         near = tree.query_nearest(pts[miss], return_distance=False, all_matches=False)
@@ -443,6 +500,109 @@ def _validate_blocks(faces: np.ndarray, study: Any) -> dict:
     return res
 
 
+#: finer street classes used by :func:`refine_blocks` (below tertiary, public streets)
+FINER_ROAD_CLASSES = ("residential", "unclassified", "living_street")
+
+
+def refine_blocks(
+    blocks: gpd.GeoDataFrame,
+    roads: gpd.GeoDataFrame,
+    compounds: gpd.GeoDataFrame,
+    *,
+    max_pop: float | None = None,
+    road_classes: Sequence[str] = FINER_ROAD_CLASSES,
+    sliver_area_m2: float | None = None,
+) -> gpd.GeoDataFrame:
+    """Subdivide blocks holding more than ``max_pop`` residents by finer streets.
+
+    A block bounded by tertiary and larger roads can hold 15,000 residents in several
+    compounds: no unit can then be in range. Such a block (more than one compound, more
+    than ``max_pop`` residents) is cut again by the public streets of ``road_classes``
+    inside it; the other blocks are kept. Compounds cut by those streets fuse the pieces
+    again in :func:`assign_compounds`, so compounds are still never split.
+
+    Parameters
+    ----------
+    blocks : geopandas.GeoDataFrame
+        Output of :func:`delineate_blocks`.
+    roads : geopandas.GeoDataFrame
+        Road centre lines with ``highway``.
+    compounds : geopandas.GeoDataFrame
+        Compounds with ``compound_id`` and ``population`` (persons).
+    max_pop : float, optional
+        Ceiling, persons; default ``settings.unit_max_pop``.
+    road_classes : sequence of str
+        Streets that may cut a dense block (default residential, unclassified,
+        living_street).
+    sliver_area_m2 : float, optional
+        Pieces under this area (m²) merge back into their longest-shared-edge neighbour
+        within the same block; default ``settings.sliver_area_m2``.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Blocks in the schema of :func:`delineate_blocks`; a subdivided block's pieces are
+        ``<block_id>-<n>``. ``attrs["geotijian"]["report"]["refined"]`` lists the blocks cut.
+    """
+    crs = _metric_crs(blocks, "blocks")
+    hi = float(settings.unit_max_pop if max_pop is None else max_pop)
+    thr = settings.sliver_area_m2 if sliver_area_m2 is None else float(sliver_area_m2)
+    bl, _ = assign_compounds(blocks.reset_index(drop=True), compounds)
+    heavy = np.flatnonzero((bl["population"].to_numpy() > hi) & (bl["compound_count"].to_numpy() > 1))
+    report = dict(blocks.attrs.get("geotijian", {}).get("report", {}))
+    report["refined"] = []
+    if len(heavy) == 0 or "highway" not in roads.columns:
+        out = blocks.copy()
+        out.attrs["geotijian"] = {"role": "blocks", "report": report}
+        return out
+    bg = np.asarray(bl.geometry.values, dtype=object)
+    hg = bg[heavy]
+    rg = np.asarray(roads.to_crs(crs).geometry.values if CRS.from_user_input(roads.crs) != crs
+                    else roads.geometry.values, dtype=object)
+    rg = shapely.get_parts(rg[_highway_mask(roads["highway"], road_classes)])
+    tree = shapely.STRtree(hg)
+    li, _ = tree.query(rg, predicate="intersects")
+    lines = np.concatenate([rg[np.unique(li)] if len(li) else np.empty(0, dtype=object),
+                            shapely.get_parts(shapely.boundary(hg))])
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.union_all(lines))))
+    pts = shapely.point_on_surface(faces)
+    fi, hi_idx = tree.query(pts, predicate="within")
+    faces, parent = faces[fi], heavy[hi_idx]
+    faces, parent, _, _ = _merge_slivers(faces, parent.astype(object), thr)
+    parent = parent.astype(int)
+    n_pieces = np.bincount(parent, minlength=len(bl))
+    cut = np.flatnonzero(n_pieces > 1)
+    keep_whole = np.setdiff1d(np.arange(len(bl)), cut)
+    sel = np.isin(parent, cut)
+    faces, parent = faces[sel], parent[sel]
+    order = np.lexsort((_rep_order_keys(faces)[::-1]) + (parent,)) if len(faces) else np.empty(0, int)
+    faces, parent = faces[order], parent[order]
+    rank = np.zeros(len(parent), dtype=int)
+    if len(parent):
+        starts = np.r_[0, np.flatnonzero(np.diff(parent)) + 1]
+        rank = np.arange(len(parent)) - np.repeat(starts, np.diff(np.r_[starts, len(parent)]))
+    ids = blocks["block_id"].astype(str).to_numpy()
+    new = gpd.GeoDataFrame({
+        "block_id": [f"{ids[p]}-{r + 1}" for p, r in zip(parent, rank)],
+        "town_code": blocks["town_code"].to_numpy()[parent] if "town_code" in blocks.columns else None,
+        "area_ha": shapely.area(faces) / 1e4,
+    }, geometry=faces, crs=crs)
+    old = blocks.reset_index(drop=True).iloc[keep_whole][["block_id", "town_code", "area_ha", "geometry"]]
+    out = pd.concat([old, new], ignore_index=True).sort_values("block_id").reset_index(drop=True)
+    out = gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
+    report["refined"] = [f"{ids[c]} ({bl['population'].iloc[c]:,.0f} residents) → {n_pieces[c]} pieces" for c in cut]
+    report["blocks"] = int(len(out))
+    report["validation_refined"] = _validate_blocks(np.asarray(out.geometry.values, dtype=object),
+                                                    shapely.coverage_union_all(bg))
+    out.attrs["geotijian"] = {"role": "blocks", "report": report}
+    return out
+
+
+def _rep_order_keys(geoms: np.ndarray) -> tuple[np.ndarray, ...]:
+    p = shapely.point_on_surface(geoms)
+    return (-np.round(shapely.get_y(p), 1), np.round(shapely.get_x(p), 1))
+
+
 # ----------------------------------------------------------------------------- compounds
 
 def compounds_from_landuse(residential: gpd.GeoDataFrame, *, prefix: str = "X") -> gpd.GeoDataFrame:
@@ -463,11 +623,15 @@ def compounds_from_landuse(residential: gpd.GeoDataFrame, *, prefix: str = "X") 
     """
     crs = _metric_crs(residential, "residential")
     g = shapely.make_valid(np.asarray(residential.geometry.values, dtype=object))
-    parts, pidx = shapely.get_parts(g, return_index=True)
-    keep = np.isin(shapely.get_type_id(parts), (3, 6))
-    polys = gpd.GeoSeries(parts[keep]).groupby(pidx[keep]).agg(lambda s: shapely.union_all(s.values))
-    g = np.asarray(pd.Series(polys).reindex(range(len(g))).to_numpy(), dtype=object)
-    g = np.where(pd.isna(g), shapely.Polygon(), g)
+    mixed = np.flatnonzero(~np.isin(shapely.get_type_id(g), (3, 6)))
+    if len(mixed):  # collections from make_valid, or lines: keep their polygon parts
+        parts, pidx = shapely.get_parts(g[mixed], return_index=True)
+        keep = np.isin(shapely.get_type_id(parts), (3, 6))
+        polys = shapely.multipolygons(parts[keep], indices=pidx[keep]) if keep.any() else None
+        fixed = np.full(len(mixed), shapely.Polygon(), dtype=object)
+        if polys is not None:
+            fixed[np.unique(pidx[keep])] = polys
+        g[mixed] = fixed
     ok = ~shapely.is_empty(g) & (shapely.area(g) > 0)
     names = (residential["name"].fillna("").astype(str).to_numpy() if "name" in residential.columns
              else np.full(len(g), ""))
@@ -482,7 +646,7 @@ def assign_compounds(
     blocks: gpd.GeoDataFrame,
     compounds: gpd.GeoDataFrame,
     *,
-    min_overlap_share: float = 0.05,
+    min_overlap_share: float | None = None,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Attach each compound to one block and fuse the blocks a compound straddles.
 
@@ -493,9 +657,10 @@ def assign_compounds(
     compounds : geopandas.GeoDataFrame
         Compound polygons with ``compound_id`` and, when known, ``population`` (persons)
         and ``households``.
-    min_overlap_share : float
+    min_overlap_share : float, optional
         A compound whose part in a second block is at least this share of its area (0-1) is
         *cut by a road*: that block joins the compound's block group (same town only).
+        Default ``settings.compound_cut_share`` (0.05).
 
     Returns
     -------
@@ -514,6 +679,8 @@ def assign_compounds(
         negative / missing population.
     """
     crs = _metric_crs(blocks, "blocks")
+    if min_overlap_share is None:
+        min_overlap_share = settings.compound_cut_share
     if "compound_id" not in compounds.columns:
         raise LayerError("compounds", "no 'compound_id' column",
                          fix="read the layer with read_layer(..., 'compounds')")
@@ -524,7 +691,7 @@ def assign_compounds(
             else np.zeros(len(blocks), dtype=object))
     tree = shapely.STRtree(bg)
     ci, bi = tree.query(cg, predicate="intersects")
-    ov = shapely.area(shapely.intersection(cg[ci], bg[bi]))
+    ov = np.round(shapely.area(shapely.intersection(cg[ci], bg[bi])), 1)
     carea = shapely.area(cg)
     df = pd.DataFrame({"c": ci, "b": bi, "ov": ov})
     df = df[df["ov"] > 0]
@@ -635,13 +802,31 @@ class _Graph:
         return 4 * math.pi * float(self.area[mask].sum()) / p ** 2 if p > 0 else 0.0
 
     def components(self, idx: np.ndarray) -> list[np.ndarray]:
+        """Connected components of the atoms ``idx`` (breadth-first on the adjacency lists)."""
         if len(idx) == 0:
             return []
-        sub = self.A[idx][:, idx]
-        k, lab = connected_components(sub, directed=False)
-        if k == 1:
+        members = idx.tolist()
+        inside = dict.fromkeys(members, -1)
+        nb = self.nb
+        comps: list[list[int]] = []
+        for s0 in members:
+            if inside[s0] >= 0:
+                continue
+            c = len(comps)
+            inside[s0] = c
+            comp = [s0]
+            stack = [s0]
+            while stack:
+                v = stack.pop()
+                for u in nb[v]:
+                    if inside.get(u) == -1:
+                        inside[u] = c
+                        comp.append(u)
+                        stack.append(u)
+            comps.append(comp)
+        if len(comps) == 1:
             return [idx]
-        return [idx[lab == c] for c in range(k)]
+        return [np.sort(np.array(cc)) for cc in comps]
 
     # growth --------------------------------------------------------------------
     def grow(self, idx: np.ndarray, proj: np.ndarray):
@@ -712,6 +897,25 @@ _ANGLES = np.arange(8) * math.pi / 8
 _BALANCE_TOL = 0.25  # refinement keeps units within ±25 % of their group's mean size
 
 
+_SPECTRAL_MAX = 200  # atoms: dense eigen-decomposition up to this size (~3 ms)
+
+
+def _fiedler(g: _Graph, idx: np.ndarray) -> np.ndarray | None:
+    """Fiedler vector of the shared-length-weighted Laplacian of ``idx`` (None if not useful)."""
+    n = len(idx)
+    if n < 4 or n > _SPECTRAL_MAX:
+        return None
+    sub = g.A[idx][:, idx].toarray()
+    lap = np.diag(sub.sum(axis=1)) - sub
+    try:
+        _, vecs = scipy_eigh(lap, subset_by_index=[1, 1], driver="evr")
+    except (np.linalg.LinAlgError, ValueError):  # pragma: no cover
+        return None
+    v = vecs[:, 0]
+    v = v * (1.0 if v[np.argmax(np.abs(v))] > 0 else -1.0)  # fixed sign: deterministic
+    return np.round(v, 9)
+
+
 def _bisect(g: _Graph, idx: np.ndarray, k: int, lo: float, hi: float) -> list[np.ndarray]:
     """Recursive balanced bisection of connected ``idx`` into ``k`` parts."""
     if k <= 1 or len(idx) <= 1:
@@ -729,53 +933,53 @@ def _bisect(g: _Graph, idx: np.ndarray, k: int, lo: float, hi: float) -> list[np
     P_sum = float(g.perim[idx].sum())
     xy = g.xy[idx]
     c = xy.mean(axis=0)
+    keys = [sgn * ((xy - c) @ np.array([math.cos(a), math.sin(a)])) for a in _ANGLES for sgn in (1.0, -1.0)]
+    f = _fiedler(g, idx)
+    if f is not None:  # spectral order: follows weak links (narrow necks, water crossings)
+        keys += [f, -f]
     best = None
-    for ang in _ANGLES:
-        d = np.array([math.cos(ang), math.sin(ang)])
-        base = (xy - c) @ d
-        for sgn in (1.0, -1.0):
-            order, int1, cut = g.grow(idx, sgn * base)
-            m = len(order)
-            wo = np.cumsum(w[order])[:-1]
-            a1 = np.cumsum(g.area[order])[:-1]
-            p1s = np.cumsum(g.perim[order])[:-1]
-            i1 = int1[:-1]
-            cu = cut[:-1]
-            int_tot = int1[-1]
-            P1 = p1s - 2 * i1
-            P2 = (P_sum - p1s) - 2 * (int_tot - i1 - cu)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                pp1 = np.where(P1 > 0, 4 * math.pi * a1 / np.maximum(P1, 1e-9) ** 2, 0)
-                pp2 = np.where(P2 > 0, 4 * math.pi * (A_tot - a1) / np.maximum(P2, 1e-9) ** 2, 0)
-            viol = np.maximum(0, flo - wo) + np.maximum(0, wo - fhi)
-            score = np.abs(wo - target) / unit + (1 - (pp1 + pp2) / 2) + 10 * viol / unit
-            cand = np.argsort(score, kind="stable")[:4]
-            for t in cand:
-                s1 = np.zeros(g.n, dtype=bool)
-                s1[order[:t + 1]] = True
-                s2_idx = order[t + 1:]
-                comps = g.components(s2_idx)
-                if len(comps) > 1:
-                    main = max(comps, key=lambda cc: (w[cc].sum(), len(cc), -cc.min()))
-                    for cc in comps:
-                        if cc is not main:
-                            s1[cc] = True
-                    s2_idx = main
-                s2 = np.zeros(g.n, dtype=bool)
-                s2[s2_idx] = True
-                w1 = float(w[s1].sum())
-                if not s2.any():
-                    continue
-                v = max(0.0, flo - w1) + max(0.0, w1 - fhi)
-                if len(comps) > 1:
-                    sc = abs(w1 - target) / unit + (1 - (g.pp(s1) + g.pp(s2)) / 2) + 10 * v / unit
-                else:
-                    sc = float(score[t])
-                key = (sc, w1)
-                if best is None or key < best[0]:
-                    best = (key, s1.copy(), s2)
-                if len(comps) == 1:
-                    break  # candidates are sorted: the first connected one is this order's best
+    for key_proj in keys:
+        order, int1, cut = g.grow(idx, key_proj)
+        wo = np.cumsum(w[order])[:-1]
+        a1 = np.cumsum(g.area[order])[:-1]
+        p1s = np.cumsum(g.perim[order])[:-1]
+        i1 = int1[:-1]
+        cu = cut[:-1]
+        int_tot = int1[-1]
+        P1 = p1s - 2 * i1
+        P2 = (P_sum - p1s) - 2 * (int_tot - i1 - cu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pp1 = np.where(P1 > 0, 4 * math.pi * a1 / np.maximum(P1, 1e-9) ** 2, 0)
+            pp2 = np.where(P2 > 0, 4 * math.pi * (A_tot - a1) / np.maximum(P2, 1e-9) ** 2, 0)
+        viol = np.maximum(0, flo - wo) + np.maximum(0, wo - fhi)
+        score = np.abs(wo - target) / unit + (1 - (pp1 + pp2) / 2) + 10 * viol / unit
+        cand = np.argsort(score, kind="stable")[:4]
+        for t in cand:
+            s1 = np.zeros(g.n, dtype=bool)
+            s1[order[:t + 1]] = True
+            s2_idx = order[t + 1:]
+            comps = g.components(s2_idx)
+            if len(comps) > 1:
+                main = max(comps, key=lambda cc: (w[cc].sum(), len(cc), -cc.min()))
+                for cc in comps:
+                    if cc is not main:
+                        s1[cc] = True
+                s2_idx = main
+            s2 = np.zeros(g.n, dtype=bool)
+            s2[s2_idx] = True
+            w1 = float(w[s1].sum())
+            if not s2.any():
+                continue
+            v = max(0.0, flo - w1) + max(0.0, w1 - fhi)
+            if len(comps) > 1:
+                sc = abs(w1 - target) / unit + (1 - (g.pp(s1) + g.pp(s2)) / 2) + 10 * v / unit
+            else:
+                sc = float(score[t])
+            key = (round(sc, 9), w1)
+            if best is None or key < best[0]:
+                best = (key, s1.copy(), s2)
+            if len(comps) == 1:
+                break  # candidates are sorted: the first connected one is this order's best
     if best is None:
         return [idx]
     s1 = np.flatnonzero(best[1])
@@ -1052,8 +1256,8 @@ def delineate_units(
     *,
     min_pop: float | None = None,
     max_pop: float | None = None,
-    gap_m: float = 60.0,
-    min_overlap_share: float = 0.05,
+    gap_m: float | None = None,
+    min_overlap_share: float | None = None,
     strict: bool = False,
     default_town_code: str = "T1",
 ) -> gpd.GeoDataFrame:
@@ -1076,12 +1280,13 @@ def delineate_units(
     min_pop, max_pop : float, optional
         Unit size range, persons; default ``settings.unit_min_pop`` / ``unit_max_pop``
         (5,000-12,000, Jiading 2024 work plan).
-    gap_m : float
+    gap_m : float, optional
         Blocks of the same town separated by less than this (metres) of water or rail are
-        neighbours (a canal with a bridge). 60 m by default.
-    min_overlap_share : float
+        neighbours for a piece too small to stand alone (a canal with a bridge); default
+        ``settings.unit_bridge_gap_m`` (60 m). Land components are grouped on their own.
+    min_overlap_share : float, optional
         Share of a compound's area in a second block that makes it "cut by a road"
-        (see :func:`assign_compounds`).
+        (see :func:`assign_compounds`); default ``settings.compound_cut_share``.
     strict : bool
         Raise :class:`FeasibilityError` when some unit cannot be in range, instead of
         flagging it.
@@ -1096,7 +1301,8 @@ def delineate_units(
         ``population`` persons, ``area_ha`` hectares, ``compactness`` Polsby-Popper,
         ``flag`` True when the unit is out of range (``flag_reason`` says why; it also notes
         a unit in several parts). ``attrs["geotijian"]`` holds ``feasibility`` (the domain
-        messages), the compound assignment (``compound_unit``: compound_id → unit_id) and
+        messages), the assignments ``compound_unit`` (compound_id → unit_id) and
+        ``block_unit`` (block_id → unit_id) as read-only :class:`IdMap` mappings, and
         counts.
 
     Raises
@@ -1111,12 +1317,18 @@ def delineate_units(
     hi = float(settings.unit_max_pop if max_pop is None else max_pop)
     if not 0 <= lo < hi:
         raise ValueError(f"min_pop ({lo:g}) must be below max_pop ({hi:g})")
+    gap_m = float(settings.unit_bridge_gap_m if gap_m is None else gap_m)
     crs = _metric_crs(blocks, "blocks")
     cids = (compounds["compound_id"].astype(str).to_numpy() if "compound_id" in compounds.columns
             else None)
     if cids is None:
         raise LayerError("compounds", "no 'compound_id' column",
                          fix="read the layer with read_layer(..., 'compounds')")
+    dup = pd.Series(cids).duplicated().to_numpy()
+    if dup.any():
+        k = int(np.flatnonzero(dup)[0])
+        raise LayerError("compounds", "duplicate compound_id", feature=k, feature_id=cids[k],
+                         count=int(dup.sum()), fix="give every compound its own ID (read_layer checks this)")
     pop = _num_column(compounds, "population", cids, required=True)
     if np.isnan(pop).any():
         k = int(np.flatnonzero(np.isnan(pop))[0])
@@ -1152,10 +1364,14 @@ def delineate_units(
     w = np.bincount(cp_atom, weights=pop, minlength=na)
     ncomp = np.bincount(cp_atom, minlength=na)
     hh = _num_column(compounds, "households", cids, required=False)
-    area = shapely.area(ageoms)
-    perim = shapely.length(ageoms)
-    xy = np.column_stack([shapely.get_x(c := shapely.centroid(ageoms)), shapely.get_y(c)])
+    # quantised (mm, mm²) so that the same input in another row order or vertex order gives
+    # bit-identical scores, hence identical units
+    area = np.round(shapely.area(ageoms), 3)
+    perim = np.round(shapely.length(ageoms), 3)
+    c = shapely.centroid(ageoms)
+    xy = np.round(np.column_stack([shapely.get_x(c), shapely.get_y(c)]), 3)
     adj = _adjacency(ageoms, gap_m=gap_m, group=atom_town)
+    adj.data = np.round(adj.data, 3)
     atom_blocks = pd.Series(bl["block_id"].to_numpy()).groupby(ginv).agg(lambda s: ",".join(sorted(s))).to_numpy()
 
     # committee of each atom
@@ -1172,9 +1388,10 @@ def delineate_units(
         comm_names = dict(zip(ccode, cnm))
         ctree = shapely.STRtree(cg)
         ai, ci = ctree.query(ageoms, predicate="intersects")
-        ov = shapely.area(shapely.intersection(ageoms[ai], cg[ci]))
-        d = pd.DataFrame({"a": ai, "c": ci, "ov": ov})
-        d = d[d["ov"] > 0].sort_values(["a", "ov", "c"], ascending=[True, False, True]).drop_duplicates("a")
+        ov = np.round(shapely.area(shapely.intersection(ageoms[ai], cg[ci])), 1)
+        d = pd.DataFrame({"a": ai, "c": ci, "ov": ov, "code": ccode[ci]})
+        # ties (a block group shared half and half) go to the lowest committee code
+        d = d[d["ov"] > 0].sort_values(["a", "ov", "code"], ascending=[True, False, True]).drop_duplicates("a")
         atom_comm[d["a"].to_numpy()] = ccode[d["c"].to_numpy()]
         miss = np.flatnonzero(atom_comm == "")
         if len(miss):
@@ -1258,8 +1475,8 @@ def delineate_units(
     units.attrs["geotijian"] = {
         "role": "units",
         "feasibility": feas,
-        "compound_unit": comp_unit.to_dict(),
-        "block_unit": dict(zip(bl["block_id"].astype(str), atom_uid[ginv])),
+        "compound_unit": IdMap(comp_unit.index, comp_unit.to_numpy()),
+        "block_unit": IdMap(bl["block_id"].astype(str), atom_uid[ginv]),
         "range": [lo, hi],
         "report": {**bl.attrs["geotijian"]["report"].get("compounds", {}), "atoms": int(na),
                    "units": int(len(units))},
@@ -1283,7 +1500,6 @@ def _connect_components(sub, geoms, w, xy, names, tname, lo):
     W = np.bincount(lab, weights=w, minlength=k)
     main = int(np.argmax(W))
     centre = xy[lab == main].mean(axis=0)
-    rows, cols = [], []
     for c in range(k):
         if c == main:
             continue
@@ -1309,7 +1525,6 @@ def _connect_components(sub, geoms, w, xy, names, tname, lo):
             (ii, oo), dist = tree.query_nearest(geoms[inside], return_distance=True, all_matches=False)
             j = int(np.lexsort((inside[ii], dist))[0])
             a, b = int(inside[ii[j]]), int(outside[oo[j]])
-            rows.append((a, b))
             sub[a, b] = 1e-3
             sub[b, a] = 1e-3
         # loop again: joined pairs may still leave several components
@@ -1503,6 +1718,7 @@ def build_units(
     total_by: str | None = None,
     road_classes: Sequence[str] | None = None,
     sliver_area_m2: float | None = None,
+    refine_dense_blocks: bool = True,
     min_pop: float | None = None,
     max_pop: float | None = None,
     strict: bool = False,
@@ -1531,6 +1747,9 @@ def build_units(
         ``buildings`` when buildings are given, else ``raster``.
     road_classes, sliver_area_m2 : optional
         See :func:`delineate_blocks`.
+    refine_dense_blocks : bool
+        Cut blocks holding more than ``max_pop`` residents in several compounds by the
+        finer public streets inside them (:func:`refine_blocks`).
     min_pop, max_pop, strict : optional
         See :func:`delineate_units`.
 
@@ -1564,11 +1783,13 @@ def build_units(
     comp, prep = allocate_population(compounds, source=population_source, raster=raster, buildings=buildings,
                                      totals=totals, total_by=total_by,
                                      study_area=boundary if population_source == "raster" else None)
+    if refine_dense_blocks:
+        blocks = refine_blocks(blocks, roads, comp, max_pop=max_pop, sliver_area_m2=sliver_area_m2)
     units = delineate_units(blocks, comp, committees, towns, min_pop=min_pop, max_pop=max_pop, strict=strict)
     meta = units.attrs["geotijian"]
     bl, cp = assign_compounds(blocks, comp)
-    bl["unit_id"] = bl["block_id"].map(meta["block_unit"])
-    cp["unit_id"] = cp["compound_id"].astype(str).map(meta["compound_unit"])
+    bl["unit_id"] = bl["block_id"].map(meta["block_unit"].to_series())
+    cp["unit_id"] = cp["compound_id"].astype(str).map(meta["compound_unit"].to_series())
     bl = bl[["block_id", "town_code", "population", "area_ha", "group_id", "households", "compound_count",
              "unit_id", "geometry"]].sort_values("block_id").reset_index(drop=True)
     return {

@@ -277,3 +277,16 @@ def test_real_extract_coverage(osm_dir):
     assert np.isfinite(res.per_home["dist_bus_stop"]).all()
     assert {"outline_adjacent_edge", "point"} <= set(res.facilities["access_rule"])
     assert set(res_g.facilities["access_rule"]) >= {"point"}
+
+
+def test_no_facility_at_all(net, homes):
+    empty = gpd.GeoDataFrame({"type": []}, geometry=[], crs=CRS)
+    with pytest.warns(Warning, match="no facility of type 'kindergarten'"):
+        d = nearest_facility_distance(net, homes, empty, types=["kindergarten"])
+    assert np.isinf(d["kindergarten"]).all() and len(d) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = service_coverage(net, homes, {"kindergarten": empty})
+        sa = service_areas(net, {"kindergarten": empty})
+    assert res.complete_share == 0.0
+    assert sa.geometry.iloc[0].is_empty

@@ -49,7 +49,7 @@ def _px_box(r0: float, r1: float, c0: float, c1: float) -> shapely.Polygon:
 
 def _paint(path: Path, *, bands: str = "RGBN", alpha_hole: bool = False,
            crs: str | None = CRS, block: int = 128, photometric: str | None = "MINISBLACK",
-           describe: bool = False) -> Path:
+           describe: bool = False, nodata_hole: bool = False) -> Path:
     """Write the painted orthophoto (uint8, tiled) and return its path."""
     rng = np.random.default_rng(7)
     nb = 4 if "N" in bands else 3
@@ -58,11 +58,16 @@ def _paint(path: Path, *, bands: str = "RGBN", alpha_hole: bool = False,
         img[:, r0:r1, c0:c1] = np.array(PAINT[name][0][:nb], dtype=np.int16)[:, None, None]
     img += rng.integers(-4, 5, size=img.shape).astype(np.int16)
     img = np.clip(img, 1, 255).astype(np.uint8)
+    if nodata_hole:  # a corner outside the flight (all bands 0), and a few lone zeros
+        img[:, 350:, 350:] = 0
+        img[0, 10:20, 10:20] = 0
     count = nb + (1 if alpha_hole else 0)
     profile = dict(driver="GTiff", width=SIZE, height=SIZE, count=count, dtype="uint8",
                    transform=TRANSFORM, tiled=True, blockxsize=block, blockysize=block)
     if crs is not None:
         profile["crs"] = crs
+    if nodata_hole:
+        profile["nodata"] = 0
     if nb == 3 and not alpha_hole:
         profile["photometric"] = "RGB"
     elif nb == 4 and photometric:
@@ -116,6 +121,7 @@ def painted(tmp_path_factory) -> dict[str, Path]:
         "RGBN": _paint(d / "rgbn.tif", bands="RGBN", describe=True),
         "RGB": _paint(d / "rgb.tif", bands="RGB"),
         "alpha": _paint(d / "rgba.tif", bands="RGB", alpha_hole=True),
+        "nodata": _paint(d / "nodata.tif", bands="RGBN", describe=True, nodata_hole=True),
     }
 
 
@@ -237,11 +243,12 @@ def test_runs_are_deterministic_and_thread_count_free(painted):
     assert list(a["unit_id"]) == sorted(a["unit_id"])
 
 
-@pytest.mark.parametrize("kind", ["RGB", "alpha"])
-def test_colour_lookup_path_equals_band_arithmetic(painted, monkeypatch, kind, tmp_path):
-    """Large 8-bit RGB images are classified through a 2^24-colour lookup table."""
-    ortho = im.read_orthophoto(painted[kind], bands="RGB" if kind == "RGB" else "RGBA")
-    clf = im.build_classifier(ortho)
+@pytest.mark.parametrize("kind,index", [("RGB", None), ("alpha", None), ("RGBN", None),
+                                        ("RGBN", "exg"), ("nodata", None)])
+def test_colour_lookup_path_equals_band_arithmetic(painted, monkeypatch, kind, index, tmp_path):
+    """Large 8-bit images are classified through lookup tables: identical classes."""
+    ortho = im.read_orthophoto(painted[kind], bands={"RGB": "RGB", "alpha": "RGBA"}.get(kind))
+    clf = im.build_classifier(ortho, index=index)
     zones = _zones()
     direct = im.zonal_cover(ortho, zones, id_col="unit_id", classes=clf,
                             window_pixels=128 * 128)
@@ -249,15 +256,29 @@ def test_colour_lookup_path_equals_band_arithmetic(painted, monkeypatch, kind, t
     assert im._use_lut(ortho, clf)
     lut = im.zonal_cover(ortho, zones, id_col="unit_id", classes=clf, window_pixels=128 * 128)
     pd.testing.assert_frame_equal(direct, lut)
+    # every rule boundary: random band values, including the darkest and brightest
     rng = np.random.default_rng(3)
-    colours = rng.integers(0, 256, (3, 200, 300), dtype=np.uint8)
-    key = (colours[0].astype(np.int64) | colours[1].astype(np.int64) << 8
-           | colours[2].astype(np.int64) << 16)
-    np.testing.assert_array_equal(im._rgb_lut(clf)[key], clf.classify(colours))
+    nb = 4 if clf.has_nir else 3
+    values = rng.integers(0, 256, (nb, 300, 300), dtype=np.uint8)
+    values[:, :20] = rng.integers(0, 40, (nb, 20, 300))  # shadow range
+    direct_cls = clf.classify(values)
+    t = im._lut_tables(clf)
+    rgbkey = (values[0].astype(np.int64) | values[1].astype(np.int64) << 8
+              | values[2].astype(np.int64) << 16)
+    code = t["rgb"][rgbkey]
+    if nb == 4:
+        code = code | t["gn"][values[1].astype(np.int64) | values[3].astype(np.int64) << 8] \
+            | t["nr"][values[3].astype(np.int64) | values[0].astype(np.int64) << 8] \
+            | t["n"][values[3]]
+        code = t["final"][code]
+    np.testing.assert_array_equal(code, direct_cls)
+    assert len(np.unique(direct_cls)) >= 4
     out = im.write_classified(ortho, tmp_path / "c.tif", classes=clf, window_pixels=128 * 128)
     with rasterio.open(out) as ds, rasterio.open(ortho.path) as src:
-        valid = src.read(4) > 0 if kind == "alpha" else None
-        np.testing.assert_array_equal(ds.read(1), clf.classify(src.read([1, 2, 3]), valid))
+        stack = src.read(ortho.read_indexes)
+        valid = src.read(4) > 0 if kind == "alpha" else (
+            np.any(stack != 0, axis=0) if kind == "nodata" else None)
+        np.testing.assert_array_equal(ds.read(1), clf.classify(stack, valid))
 
 
 def _whole_array_counts(ortho: im.Orthophoto, zones: gpd.GeoDataFrame,

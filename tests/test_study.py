@@ -119,11 +119,7 @@ def test_cli_run_prints_summary(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    from conftest import shared_data_dir
-
-    if shared_data_dir() is None:
-        pytest.skip("real data folder ../shared/data is absent; CI has it")
+def real_run(tmp_path_factory, shared_data):
     out = tmp_path_factory.mktemp("real")
     return gt.run_study(REAL / "yangpu_tongji.toml", progress=False, output=out)
 
@@ -144,12 +140,8 @@ def test_real_osm_study_end_to_end(real_run):
     assert meta["features"] == len(d.units)
 
 
-def test_scale_out_on_dask_localcluster(tmp_path):
+def test_scale_out_on_dask_localcluster(tmp_path, shared_data):
     """Many studies as independent tasks on a Dask cluster: the same code path as a laptop."""
-    from conftest import shared_data_dir
-
-    if shared_data_dir() is None:
-        pytest.skip("real data folder ../shared/data is absent; CI has it")
     distributed = pytest.importorskip("distributed")
     studies = [REAL / "yangpu_tongji.toml", REAL / "beijing_haidian.toml"]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -6,8 +6,6 @@ property tests; the sample district and the Shanghai/Beijing OSM extracts drive 
 
 from __future__ import annotations
 
-import re
-import time
 import warnings
 
 import geopandas as gpd
@@ -140,6 +138,9 @@ def _check_invariants(layout, blocks, units, lo=5000, hi=12000):
     # contiguous (no water in these layouts): one polygon per unit
     if layout["water"] is None:
         assert (shapely.get_num_geometries(units.geometry.values) == 1).all()
+    # a unit in several parts (across water or rail) says so
+    multi = shapely.get_num_geometries(units.geometry.values) > 1
+    assert units.loc[multi, "flag_reason"].str.contains("parts").all()
     # flags say why
     out = (units["population"] < lo) | (units["population"] > hi)
     assert (units.loc[out, "flag"]).all()
@@ -250,6 +251,10 @@ def test_compounds_from_landuse_and_bad_population():
     bad.loc[0, "population"] = np.nan
     with pytest.raises(LayerError, match="missing population"):
         delineate_units(b, bad)
+    dup = L["compounds"].copy()
+    dup.loc[1, "compound_id"] = dup.loc[0, "compound_id"]
+    with pytest.raises(LayerError, match="duplicate compound_id"):
+        delineate_units(b, dup)
 
 
 # ----------------------------------------------------------------------------- units
@@ -266,6 +271,37 @@ def test_units_on_generated_district_with_committees():
     _, u2 = _units(L)
     assert u2["unit_id"].tolist() == u["unit_id"].tolist()
     assert u2.geometry.geom_equals(u.geometry).all()
+
+
+def test_ids_stable_under_shuffled_input_and_range_from_settings():
+    L = make_layout(seed=5, nx=6, ny=5)
+    b, u = _units(L)
+    rng = np.random.default_rng(1)
+    L2 = dict(L)
+    L2["compounds"] = L["compounds"].iloc[rng.permutation(len(L["compounds"]))]
+    L2["roads"] = L["roads"].iloc[rng.permutation(len(L["roads"]))]
+    L2["committees"] = L["committees"].iloc[rng.permutation(len(L["committees"]))]
+    b2, u2 = _units(L2)
+    assert b2["block_id"].tolist() == b["block_id"].tolist()
+    assert u2["unit_id"].tolist() == u["unit_id"].tolist()
+    assert u2["population"].tolist() == u["population"].tolist()
+    assert u2.geometry.geom_equals(u.geometry).all()
+    with settings.temporary(unit_min_pop=3000, unit_max_pop=6000):
+        _, u3 = _units(make_layout(seed=5, nx=6, ny=5, pop_range=(0, 800), max_per_cell=2), committees=False)
+    assert u3["population"].between(3000, 6000).all()
+    assert u3.attrs["geotijian"]["range"] == [3000, 6000]
+    t = range_compliance(u3)
+    assert t.iloc[-1]["in_range"] == len(u3) and t.iloc[-1]["share_in_range"] == 1.0
+
+
+def test_range_compliance_counts():
+    u = gpd.GeoDataFrame({"unit_id": ["A-U01", "A-U02", "B-U01", "B-U02"], "town_code": ["A", "A", "B", "B"],
+                          "town_name": ["甲", "甲", "乙", "乙"], "population": [4000, 8000, 13000, 6000],
+                          "flag": [True, False, True, False]}, geometry=[shapely.Point(0, 0)] * 4, crs=CRS)
+    t = range_compliance(u).set_index("town_code")
+    assert t.loc["A", ["units", "in_range", "below", "above"]].tolist() == [2, 1, 1, 0]
+    assert t.loc["B", ["units", "in_range", "below", "above"]].tolist() == [2, 1, 0, 1]
+    assert t.loc["ALL", "share_in_range"] == 0.5 and t.loc["ALL", "flagged"] == 2
 
 
 def _district(pops: dict[tuple[int, int], float], nx: int, ny: int, comm: list[tuple[str, tuple]]):
@@ -301,6 +337,38 @@ def test_committee_rules_split_merge_and_flag():
     big = u[u["population"] == 15200].iloc[0]
     assert big["flag"] and big["flag_reason"].startswith("single compound of 15,200 residents")
     assert (u.loc[u["population"] != 15200, "flag"] == False).all()  # noqa: E712
+
+
+def test_dense_block_refined_by_finer_streets():
+    from geotijian.units import build_units, refine_blocks
+
+    # cell (0, 0) holds 3 compounds of 5,000 (15,000 > 12,000) separated by 2 residential
+    # streets; the other cells 2,500 each
+    pops = {(i, j): 2500 for i in range(3) for j in range(2)}
+    pops[(0, 0)] = 0
+    L = _district(pops, 3, 2, [("A", (0, 0, 3, 2))])
+    dense = [dict(compound_id=f"D{q}", name=f"密{q}", population=5000.0, households=np.nan,
+                  geometry=shapely.box(X0 + 20, Y0 + 10 + q * 100, X0 + 280, Y0 + 90 + q * 100)) for q in range(3)]
+    L["compounds"] = pd.concat([L["compounds"][L["compounds"]["population"] > 0],
+                                gpd.GeoDataFrame(dense, geometry="geometry", crs=CRS)], ignore_index=True)
+    streets = gpd.GeoDataFrame({"highway": ["residential"] * 2},
+                               geometry=[shapely.LineString([(X0, Y0 + 100), (X0 + 300, Y0 + 100)]),
+                                         shapely.LineString([(X0, Y0 + 200), (X0 + 300, Y0 + 200)])], crs=CRS)
+    roads = pd.concat([L["roads"], streets], ignore_index=True)
+    b = delineate_blocks(roads, L["boundary"], towns=L["towns"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeotijianWarning)
+        u0 = delineate_units(b, L["compounds"], None, L["towns"])
+    assert u0["flag"].any()  # without refinement the 15,000-resident block is flagged
+    r = refine_blocks(b, roads, L["compounds"])
+    # the 2 streets and the layout's north-south residential street cut the block in 6
+    assert r["block_id"].str.contains("-").sum() == 6 and len(r) == len(b) + 5
+    assert r.attrs["geotijian"]["report"]["validation_refined"]["ok"]
+    assert r["block_id"].str.match(r"^B\d{5}(-\d)?$").all() and r["block_id"].is_unique
+    out = build_units(roads, L["compounds"], towns=L["towns"])
+    u = out["units"]
+    assert u["population"].between(5000, 12000).all()
+    _check_invariants(L, out["blocks"], u)
 
 
 def test_split_is_balanced_not_greedy():
@@ -508,7 +576,7 @@ def _osm_blocks(path, bbox):
     return roads, bnd, bars
 
 
-def momepy_comparable(momepy, roads, boundary, bars):
+def momepy_comparable(momepy, roads, boundary, bars, *, primary=False):
     """momepy.enclosures on the same input, made comparable: water polygons passed as their
     rings (momepy polygonises linework only: a water *polygon* given as an additional
     barrier does not cut), then faces inside water and faces under the sliver area dropped
@@ -522,7 +590,12 @@ def momepy_comparable(momepy, roads, boundary, bars):
         if poly.any():
             water.append(x.geometry.values[poly])
             lines.append(x[poly].boundary)
-    enc = momepy.enclosures(sel, limit=boundary, additional_barriers=lines or None, clip=True)
+    if primary:  # every barrier noded with the roads in one pass
+        prim = gpd.GeoDataFrame(geometry=pd.concat([sel.geometry] + [gpd.GeoSeries(x) for x in lines],
+                                                   ignore_index=True), crs=sel.crs)
+        enc = momepy.enclosures(prim, limit=boundary, clip=True)
+    else:
+        enc = momepy.enclosures(sel, limit=boundary, additional_barriers=lines or None, clip=True)
     keep = enc.area.to_numpy() >= settings.sliver_area_m2
     if water:
         wu = shapely.union_all(np.concatenate(water))
@@ -558,6 +631,24 @@ def test_real_osm_blocks_vs_momepy_enclosures(osm_dir, name, bbox, expected):
     if len(water):
         wa = shapely.union_all(water)
         assert shapely.area(shapely.intersection(b.union_all(), wa)) < 1.0  # no block inside water
+
+
+def test_sample_blocks_match_momepy_when_barriers_are_noded_together():
+    """On the sample district (streets cut at river banks and the railway), momepy's
+    *additional* barriers leave enclosures unsplit: a street ending on a bank is a dangle in
+    momepy's first pass and is not used again. With all barriers noded with the roads in one
+    pass, momepy's enclosures (less slivers and faces in water) equal our blocks one for one."""
+    momepy = pytest.importorskip("momepy")
+    d = _sample()
+    bars = [d["water"], d["rail"]]
+    b = delineate_blocks(d["roads"], d["boundary"], barriers=bars)
+    _, comp = momepy_comparable(momepy, d["roads"], d["boundary"], bars, primary=True)
+    _, comp_add = momepy_comparable(momepy, d["roads"], d["boundary"], bars)
+    assert len(comp) == len(b)
+    pts = shapely.point_on_surface(comp.geometry.values)
+    bi, _ = shapely.STRtree(pts).query(b.geometry.values, predicate="contains")
+    assert np.bincount(bi, minlength=len(b)).tolist() == [1] * len(b)
+    assert len(comp_add) < len(b)  # the additional-barrier route misses splits
 
 
 def test_real_osm_units_from_buildings(osm_dir):
