@@ -201,7 +201,7 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     notline = ~bad & ~np.isin(kinds, [1, 5])  # LineString, MultiLineString
     if notline.any():
         i = int(np.flatnonzero(notline)[0])
-        raise LayerError("roads", f"geometry is {shapely.get_type_id(g[i])!r}-typed, not a line",
+        raise LayerError("roads", f"geometry is a {g[i].geom_type}, not a line",
                          fix="keep only LineString/MultiLineString road centre lines",
                          feature=i, feature_id=roads.index[i], count=int(notline.sum()))
     if bad.any():
@@ -279,8 +279,9 @@ def _dense_rank(keys: np.ndarray) -> np.ndarray:
     return rank
 
 
-def _first_coords(geoms: np.ndarray) -> np.ndarray:
-    """First vertex of each line (vectorised, faster than ``get_point``)."""
+def _first_coords(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First vertex of each line (vectorised, faster than ``get_point``), all vertices and
+    their line index."""
     coords, gi = shapely.get_coordinates(geoms, return_index=True)
     starts = np.r_[0, np.flatnonzero(np.diff(gi)) + 1]
     return coords[starts], coords, gi
@@ -296,7 +297,7 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         An osmnx (Multi)(Di)Graph, projected or not (an unprojected graph is projected with
         ``osmnx.project_graph``), or road centre lines (LineString/MultiLineString). A roads
         layer is noded at line ends and at vertices shared by several lines (split there);
-        vertices within 1 mm are one node. Crossings without a shared vertex (bridges) stay
+        coordinates are matched on a 1 mm grid (rounded). Crossings without a shared vertex (bridges) stay
         unconnected, as in OSM.
     crs : CRS-like, optional
         Metric CRS to work in. Default: the input's CRS when it is projected, else
@@ -511,7 +512,9 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
 def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     """Nearest edge of each geometry (ties: lowest edge number) and the distance.
 
-    Candidates are the edges whose envelope meets the geometry's envelope grown by a
+    Outlines (polygon boundaries, lines) that touch or cross an edge are settled first (an
+    ``intersects`` index query: distance 0). Otherwise, candidates are the edges whose
+    envelope meets the geometry's envelope grown by a
     radius (a plain index query, no distance in the tree), then exact
     ``shapely.distance``; a geometry whose best candidate lies within the radius is
     settled (no edge outside the grown envelope can be nearer). The rest retry with a
@@ -523,6 +526,17 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     edge = np.full(n, -1, dtype=np.int64)
     d = np.full(n, np.inf)
     todo = np.arange(n)
+    lines = np.flatnonzero(shapely.get_type_id(geoms) != 0)
+    if len(lines):  # outlines touching or crossing a street (distance 0): the common case
+        qa, qe = tree.query(geoms[lines], predicate="intersects")
+        if len(qa):
+            order = np.lexsort((qe, qa))
+            qa, qe = qa[order], qe[order]
+            first = np.r_[True, qa[1:] != qa[:-1]]
+            hit = lines[qa[first]]
+            edge[hit] = qe[first]
+            d[hit] = 0.0
+            todo = np.setdiff1d(todo, hit)
     bounds = shapely.bounds(geoms)
     for rad in (12.0, 50.0, 200.0):
         if len(todo) == 0:

@@ -40,6 +40,16 @@ How it is built (all vectorised with numpy / shapely 2 arrays)
   above 12,000 (``"above"``), one of them because of a single compound of about 15,000
   residents (compound ``kind == "大型居住社区"``, ``big == True``), and the others within
   5,000-12,000. Committees' ``population`` equals the sum of their compounds exactly.
+* **Facilities** are planned like a district's provision plan (``_FACILITY_PLAN``), per
+  residents of the district: a kindergarten per 5,000, a nursery per 10,000, a primary
+  school per 10,000, a junior middle school per 18,000, a health station per 5,000, a
+  community health centre per 30,000 (two per town), an elderly day care per 3,500, a
+  fresh market per 12,000, ..., and per committee a service station (党群服务站) per
+  5,000 and a cultural room per 6,000 of its residents. Each stands at a street-front
+  site beside the compounds it serves, where it reaches the most residents not yet
+  served within the type's walking distance; capacity follows the residents served
+  (kindergarten places ≈ 3 % of them, 6-12 classes). The deliberate gaps (below) are
+  planned in, and no facility is built for residents no site could reach.
 
 Layers (in memory; the GeoPackage holds the same minus the test-aid columns marked †)
 -------------------------------------------------------------------------------------
@@ -81,7 +91,17 @@ Things tests and demos may rely on (for any seed, scale ≥ 1)
   are under 16 (to be filtered by the survey reader).
 * ``complaints.attrs["parking_hotspot"]``: the compound around which about a quarter of
   the hotline complaints (mostly 停车 parking) cluster.
-* Facilities lie 8-30 m from the street they were placed on (POIs sit beside streets).
+* Facilities lie about 5-30 m from the street they were placed on, between the street
+  and the fence of a compound they serve (POIs sit beside streets); bus stops 8-14 m
+  from an arterial, metro stations about 20 m north of an arterial crossing.
+* Urban coverage (residents of compounds > 300 persons, ``geotijian.service_coverage``
+  on the roads layer) of the default sample, per cent: kindergarten 64, nursery 50,
+  primary school 76, junior middle school 87, community health station 56 and centre
+  57, elderly day care 50, community service station 65, cultural activity station 71,
+  small sports ground 59, outdoor fitness 62, fresh market 65, metro 31, bus stop > 99:
+  a Jiading urban area served to GB 50180-2018 with some gaps (``tests/test_sample.py``
+  keeps it within such ranges). Village hamlets are served far less (kindergarten,
+  school, clinic and market 1-6 %).
 
 Scale
 -----
@@ -189,34 +209,40 @@ _PARK_STEMS = ["紫气东来", "远香湖", "秋霞圃", "汇龙潭", "州桥", 
                "金鹤", "白银"]
 
 
-#: Facility plan: (code, residents per facility, pool, level, name prefix, name endings,
-#: capacity rule). Each ``level`` area (``"committee"`` 居委会/村委会, 5-minute life circle;
-#: ``"town"`` 街镇, 10/15-minute) gets ``max(1, round(residents / per))`` facilities for the
-#: residents of its ``pool`` (``"urban"`` compounds or ``"all"`` compounds incl. hamlets
-#: 村宅), none below 40 % of ``per``. Capacity rule ``(per resident, unit, min units, max
-#: units)``: capacity = residents served × rate, in whole units (classes of 30/45/50
-#: places, beds, places, stalls, seats), clipped. Densities and rates are sample
-#: settings in the spirit of GB 50180-2018 App. B/C and Shanghai norms (kindergarten
-#: ≈ 30 places, primary school ≈ 55, junior middle school ≈ 30 per 1,000 residents;
-#: nursery 4.5 places per 1,000; nursing-home beds ≈ 3 % of residents over 60), chosen
-#: so that the urban coverage of the sample looks like a real Jiading area (see
-#: ``tests/test_sample.py``); they are not standards.
+#: Facility plan: (code, residents per facility, pool, level, siting distance m, name
+#: prefix, name endings, capacity rule). The district gets ``residents / per`` facilities
+#: of the type, shared among the ``level`` areas (``"committee"`` 居委会/村委会, 5-minute
+#: life circle; ``"town"`` 街镇, 10/15-minute) in proportion to the residents of the type's
+#: ``pool`` (``"urban"`` compounds, or ``"all"`` compounds incl. hamlets 村宅: villagers
+#: use the urban kindergartens and schools of their district); an area gets
+#: ``max(1, round(share / per))``, none below 40 % of ``per``. Each is sited beside a
+#: compound of the pool, greedily where it reaches most residents not yet reached within
+#: the siting distance (GB 50180-2018 App. C walking distance of ``facilities.csv``; a
+#: nominal one for nursing homes, convenience stores, post offices, canteens and toilets,
+#: which have none). Capacity rule ``(per resident, unit, min units, max units)``:
+#: capacity = residents served (nearest facility of the type) × rate, in whole units
+#: (classes of 30/45/50 places, beds, places, stalls, seats), clipped. Densities and
+#: rates are sample settings in the spirit of GB 50180-2018 App. B/C and Shanghai norms
+#: (kindergarten ≈ 30 places, primary school ≈ 55, junior middle school ≈ 30 per 1,000
+#: residents; nursery 4.5 places per 1,000; nursing-home beds ≈ 3 % of residents over
+#: 60), set so that the urban coverage of the default sample lands in the ranges of a
+#: real Jiading urban area (asserted by ``tests/test_sample.py``); they are not standards.
 _FACILITY_PLAN: list[tuple[str, int, str, str, int, str, tuple[str, ...],
                            tuple[float, int, int, int] | None]] = [
-    ("kindergarten", 5000, "urban", "town", 300, "嘉定区", ("幼儿园",), (0.03, 30, 7, 15)),
+    ("kindergarten", 5000, "urban", "town", 300, "嘉定区", ("幼儿园",), (0.03, 30, 6, 12)),
     ("nursery", 10000, "urban", "town", 300, "", ("宝宝屋", "托育园", "托儿所"), (0.0045, 1, 20, 120)),
     ("primary_school", 10000, "urban", "town", 500, "嘉定区", ("小学",), (0.055, 45, 12, 36)),
     ("junior_middle_school", 18000, "urban", "town", 1000, "嘉定区", ("中学", "初级中学", "实验中学"),
      (0.03, 50, 12, 36)),
-    ("community_health_station", 6000, "urban", "town", 300, "", ("社区卫生服务站",), None),
-    ("community_health_centre", 40000, "urban", "town", 1000, "@town", ("社区卫生服务中心",),
+    ("community_health_station", 5000, "urban", "town", 300, "", ("社区卫生服务站",), None),
+    ("community_health_centre", 30000, "urban", "town", 1000, "@town", ("社区卫生服务中心",),
      (0.0008, 1, 20, 80)),
     ("community_service_station", 5000, "all", "committee", 300, "@committee", ("党群服务站",), None),
     ("cultural_activity_station", 6000, "all", "committee", 500, "", ("文化活动室",), None),
-    ("elderly_day_care", 4500, "urban", "town", 300, "", ("日间照料中心", "长者照护之家", "综合为老服务中心"),
+    ("elderly_day_care", 3500, "urban", "town", 300, "", ("日间照料中心", "长者照护之家", "综合为老服务中心"),
      (0.004, 1, 20, 60)),
     ("nursing_home", 40000, "all", "town", 500, "", ("养老院", "敬老院", "颐养院"), (0.009, 1, 100, 500)),
-    ("fresh_market", 9000, "urban", "town", 500, "", ("菜市场", "标准化菜市场", "生鲜超市"), (0.01, 1, 60, 180)),
+    ("fresh_market", 12000, "urban", "town", 500, "", ("菜市场", "标准化菜市场", "生鲜超市"), (0.01, 1, 60, 180)),
     ("convenience_store", 1500, "all", "committee", 300, "@brand", ("店)",), None),
     ("small_sports_ground", 6000, "urban", "town", 300, "", ("篮球场", "多功能运动场", "笼式足球场"), None),
     ("outdoor_fitness_ground", 5000, "all", "committee", 300, "", ("健身点",), None),
@@ -224,8 +250,10 @@ _FACILITY_PLAN: list[tuple[str, int, str, str, int, str, tuple[str, ...],
     ("community_canteen", 15000, "urban", "town", 500, "", ("长者食堂",), (0.005, 1, 60, 200)),
     ("public_toilet", 8000, "all", "committee", 500, "", ("公共厕所",), None),
 ]
+#: Siting: a compound counts as reached from a site when the grid (L1) distance from the site
+#: to its gate is at most this share of the walking distance (the walk adds snap offsets
+#: and detours; 0.8 matches the network coverage of the sample best).
 _SITE_REACH = 0.8
-_SITE_OTHERS = 0.5
 _STORE_BRANDS = ["全家", "罗森", "快客", "好德", "可的", "联华快客", "7-Eleven", "喜士多"]
 
 
@@ -237,38 +265,15 @@ def _ordinal_names(base: np.ndarray) -> np.ndarray:
     return (s.to_numpy() + phases[np.minimum(k, len(phases) - 1)]).astype(object)
 
 
-def _numbered_names(base: np.ndarray, ending: np.ndarray) -> np.ndarray:
-    """``base + ending``, repeats numbered in order: 清河幼儿园, 清河第二幼儿园, ..."""
+def _numbered_names(base: np.ndarray, ending: np.ndarray, *, numerals: str = "第") -> np.ndarray:
+    """``base + ending``, repeats numbered in order: 清河幼儿园, 清河第二幼儿园, ...
+    (``numerals=""``: 全家(清河店), 全家(清河二店), ...)."""
     s = pd.Series(np.asarray(base, dtype=object) + "\x00" + np.asarray(ending, dtype=object))
     k = s.groupby(s).cumcount().to_numpy()
-    nums = np.array(["", "第二", "第三", "第四", "第五", "第六", "第七", "第八", "第九"]
-                    + [f"第{i}" for i in range(10, 100)], dtype=object)
+    nums = np.array([""] + [numerals + c for c in "二三四五六七八九"]
+                    + [f"{numerals}{i}" for i in range(10, 100)], dtype=object)
     return (np.asarray(base, dtype=object) + nums[np.minimum(k, len(nums) - 1)]
             + np.asarray(ending, dtype=object)).astype(object)
-
-
-def _hilbert_index(xy: np.ndarray, origin: np.ndarray, side: float, order: int = 16) -> np.ndarray:
-    """Position of points along a Hilbert curve over the square ``origin`` + ``side`` (m).
-
-    Sorting by it keeps nearby points together (used to split residents into compact,
-    equally populous service groups).
-    """
-    n = 1 << order
-    q = np.clip(((xy - origin) / side * (n - 1)).astype(np.int64), 0, n - 1)
-    x, y = q[:, 0].copy(), q[:, 1].copy()
-    d = np.zeros(len(xy), dtype=np.int64)
-    s = n >> 1
-    while s > 0:                      # one pass per bit (order passes), vectorised over points
-        rx = (x & s) > 0
-        ry = (y & s) > 0
-        d += s * s * ((3 * rx.astype(np.int64)) ^ ry.astype(np.int64))
-        flip = ~ry & rx
-        x = np.where(flip, n - 1 - x, x)
-        y = np.where(flip, n - 1 - y, y)
-        swap = ~ry
-        x, y = np.where(swap, y, x), np.where(swap, x, y)
-        s >>= 1
-    return d
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1600,15 +1605,17 @@ class _District:
     def facilities(self) -> None:
         """Facilities planned per life circle, sited beside the compounds they serve.
 
-        For each type of :data:`_FACILITY_PLAN`, the residents of its pool (urban compounds,
-        or all compounds) in each area of its level (committee or town) are split into
-        ``max(1, round(residents / per))`` groups of about equal population, contiguous
-        along a Hilbert curve (areas below 40 % of ``per`` get none). Each group gets one
-        facility at the street-side site (8-30 m from a street, beside a member compound)
-        nearest to the group's population-weighted centre; capacity follows the group's
-        residents. The deliberate gaps are planned in: a site within the gap distance of
-        the gap committees is never chosen (a group with no other site stays unserved).
-        Bus stops follow the arterials, metro stations one or two lines.
+        Counts and siting follow :data:`_FACILITY_PLAN`: per area, rounds of a greedy
+        maximal covering (vectorised over the areas; one round per facility of the best
+        provided area) pick, among the street-front sites beside the pool's compounds
+        (:meth:`_sites`), the one whose siting distance reaches the most residents not
+        yet reached, measured to the compounds' gates (:meth:`_gates`, where the network
+        coverage reaches them) in the grid (L1) metric × :data:`_SITE_REACH`. The
+        deliberate gaps are planned in: no site within the gap distance (+ 25 m) of the
+        gap committees is eligible, and a final filter enforces the exact distance.
+        Bus stops follow the arterials, metro stations one or two lines through the
+        most urban residents. Own random streams (one per type), so the other layers
+        and the other types do not move when one type's rule changes.
         """
         rng = np.random.default_rng([self.seed, 20240604, 1551])   # own stream
         C, K, R = self.comp, self.committee, self.roads
@@ -1633,19 +1640,25 @@ class _District:
             key = (comm if level == "committee" else town).astype(np.int64)
             n_key = int(key.max()) + 1
             # the district's residents / per facilities, shared among the areas by the
-            # residents of the pool (villagers use the urban facilities of their district)
-            Pp = np.bincount(key, weights=pop * pool, minlength=n_key)
-            P = Pp * pop.sum() / max(Pp.sum(), 1.0)
+            # residents of the pool (villagers use the urban facilities of their district);
+            # the residents left in a gap (no site can reach them) have none built for them
+            target = pool.copy()
+            if code in exclude:
+                gap_geom, gap_d = exclude[code]
+                unreachable = gap_d + 25.0 - _SITE_REACH * radius
+                if unreachable > 0:
+                    target &= ~shapely.dwithin(shapely.points(gate_xy), gap_geom, unreachable)
+            Pp = np.bincount(key, weights=pop * target, minlength=n_key)
+            P = Pp * pop.sum() / max(float((pop * pool).sum()), 1.0)
             n_fac = np.where(P >= 0.4 * per, np.maximum(1, np.round(P / per)), 0).astype(np.int64)
-            cxy = np.column_stack([np.bincount(key, weights=pop * pool * rep_xy[:, i], minlength=n_key)
+            cxy = np.column_stack([np.bincount(key, weights=pop * target * rep_xy[:, i], minlength=n_key)
                                    for i in (0, 1)]) / np.maximum(Pp, 1.0)[:, None]
             # candidate sites: beside a compound of the pool in an area due facilities,
             # outside the type's gap
             area = key[cand_comp]
             valid = pool[cand_comp] & (n_fac[area] > 0)
             if code in exclude:
-                gap_geom, gap_d = exclude[code]
-                valid[cand_tree.query(gap_geom, predicate="dwithin", distance=gap_d + 20.0)] = False
+                valid[cand_tree.query(gap_geom, predicate="dwithin", distance=gap_d + 25.0)] = False
             # pairs (site, compound of the pool) with the compound's gate within reach of
             # the site: grid (L1) distance ≤ _SITE_REACH × the walking distance
             if (radius, pool_kind) not in reach:
@@ -1689,14 +1702,18 @@ class _District:
             anchor = cand_comp[site]
             # residents served: every compound, by its nearest facility of the type
             pm = np.flatnonzero(pop > 0)
-            nf = shapely.STRtree(cand_pts[site]).query_nearest(shapely.points(rep_xy[pm]), all_matches=False)[1]
+            nf = shapely.STRtree(cand_pts[site]).query_nearest(shapely.points(rep_xy[pm]),
+                                                               all_matches=False)[1]
             served = np.bincount(nf, weights=pop[pm], minlength=n)
-            # co-sited facilities of different types: a few metres apart along the street
-            xy = cand_xy[site] + cand_dir[site] * trng.uniform(-6, 6, n)[:, None]
+            # facilities of different types on the same site: side by side along the
+            # street (a slot per type, 2.5 m apart, within ±20 m)
+            slot = ((i_type * 7) % 17 - 8) * 2.5 + trng.uniform(-1.0, 1.0, n)
+            xy = cand_xy[site] + cand_dir[site] * slot[:, None]
             end = np.array(endings, dtype=object)[trng.integers(0, len(endings), n)]
             if prefix == "@brand":
                 brands = np.array(_STORE_BRANDS, dtype=object)
-                names = brands[trng.integers(0, len(brands), n)] + "(" + comm_stem[anchor] + end
+                names = _numbered_names(brands[trng.integers(0, len(brands), n)] + "(" + comm_stem[anchor],
+                                        end, numerals="")
             elif prefix == "@committee":
                 names = _numbered_names(K["name"][comm[anchor]], end)
             elif prefix == "@town":
@@ -1815,12 +1832,12 @@ class _District:
         """Street-front candidate sites around every compound.
 
         Points every ~50 m (~100 m around hamlets) along each compound's outline (2-32 per
-        compound) are moved onto the nearest street (no bridge or level crossing; one within 6-60 m of the
-        outline, else no site), then back towards the compound by 35-80 % of the
-        street-to-fence distance (5-30 m off the street): between the street and the
-        compound's fence, as street-front facilities are. Never in water, always inside
-        the district. Returns the site (x, y), its compound and the unit direction of
-        its street.
+        compound) are moved onto the nearest street (no bridge or level crossing; one
+        within 6-60 m of the outline, else no site), then back towards the compound by
+        35-80 % of the street-to-fence distance (5-30 m off the street): between the
+        street and the compound's fence, as street-front facilities are. Never in water,
+        always inside the district. Returns the site (x, y) in metres, its compound and
+        the unit direction of its street.
         """
         R = self.roads
         street = (np.isin(R["highway"], ["primary", "secondary", "tertiary", "residential", "unclassified"])

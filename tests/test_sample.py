@@ -257,8 +257,37 @@ def test_facilities(district):
                                                      all_matches=False)
     assert dist.max() <= 40.0
     kg = fac[fac["type"] == "kindergarten"]
-    assert kg["capacity"].between(200, 500).all()
+    assert kg["capacity"].between(180, 360).all()          # 6-12 classes of 30
+    assert (kg["capacity"] % 30 == 0).all()
     assert kg["name"].str.contains("幼儿园").all()
+    assert kg["name"].is_unique
+
+
+def test_facilities_sit_beside_the_compounds_they_serve(district):
+    fac, roads, comp = district["facilities"], district["roads"], district["compounds"]
+    planned = fac[~fac["type"].isin(["bus_stop", "metro_station"])]
+    streets = roads[roads["highway"].isin(STREETS[:-1])].geometry.values
+    _, d_street = shapely.STRtree(streets).query_nearest(planned.geometry.values, return_distance=True,
+                                                         all_matches=False)
+    assert d_street.max() <= 40.0 and np.median(d_street) >= 5.0
+    _, d_comp = shapely.STRtree(comp.geometry.values).query_nearest(
+        planned.geometry.values, return_distance=True, all_matches=False)
+    assert d_comp.max() <= 60.0                              # street front of a compound
+    # not a grid: sites follow the compounds, and most urban facilities are in town
+    urban = comp[comp["population"] > 300]
+    kg = planned[planned["type"] == "kindergarten"]
+    _, d_urban = shapely.STRtree(urban.geometry.values).query_nearest(
+        kg.geometry.values, return_distance=True, all_matches=False)
+    assert d_urban.max() <= 60.0
+    # provision roughly by the rules: residents per kindergarten, places ≈ 3 % of residents
+    residents = comp["population"].sum()
+    assert 4000 <= residents / len(kg) <= 10000
+    assert 0.025 <= kg["capacity"].sum() / residents <= 0.05
+    schools = planned[planned["type"] == "primary_school"]
+    assert 8000 <= residents / len(schools) <= 15000
+    # different types with similar rules do not pile onto one point
+    xy = np.round(shapely.get_coordinates(planned.geometry.values), 1)
+    assert len(np.unique(xy, axis=0)) == len(planned)
 
 
 def test_facility_gaps(district):
@@ -281,6 +310,77 @@ def test_facility_gaps(district):
         assert gaps == GAPS_DEFAULT  # the IDs documented in geotijian.sample
     # kindergartens exist elsewhere
     assert (fac["type"] == "kindergarten").sum() >= 5
+
+
+#: Share of URBAN residents (compounds > 300 persons) covered, network walk from the compound
+#: boundary along the roads layer: what a real Jiading urban area served to GB 50180-2018
+#: with some deliberate gaps shows. The default sample must stay in these ranges.
+URBAN_COVERAGE = {
+    "kindergarten": (0.55, 0.75), "nursery": (0.40, 0.60), "primary_school": (0.60, 0.80),
+    "junior_middle_school": (0.75, 0.90), "community_health_station": (0.45, 0.65),
+    "community_health_centre": (0.50, 0.70), "elderly_day_care": (0.40, 0.60),
+    "community_service_station": (0.55, 0.75), "cultural_activity_station": (0.60, 0.80),
+    "small_sports_ground": (0.50, 0.70), "outdoor_fitness_ground": (0.50, 0.70),
+    "fresh_market": (0.60, 0.80), "metro_station": (0.25, 0.40), "bus_stop": (0.90, 1.00),
+}
+DEFAULT_SEED = 20240604
+
+
+@pytest.fixture(scope="module")
+def default_coverage(district):
+    """The real network coverage (geotijian.service_coverage) of the default sample."""
+    import warnings
+
+    from geotijian.access import service_coverage
+    from geotijian.network import build_network
+
+    d = district if settings.random_seed == DEFAULT_SEED else make_sample_district(seed=DEFAULT_SEED)
+    homes = d["compounds"].rename(columns={"compound_id": "home_id"})[
+        ["home_id", "committee_id", "population", "geometry"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # types without a walking distance are reported
+        cov = service_coverage(build_network(d["roads"]), homes, d["facilities"])
+    ph = cov.per_home.merge(homes[["home_id", "committee_id"]], on="home_id", validate="1:1")
+    return d, cov, ph
+
+
+def _share(ph, mask, code):
+    w = ph["population"].where(mask, 0.0)
+    return float((w * ph[f"covered_{code}"]).sum() / w.sum())
+
+
+def test_default_sample_urban_coverage_is_realistic(default_coverage):
+    _, cov, ph = default_coverage
+    assert set(URBAN_COVERAGE) <= set(cov.types)
+    urban = ph["population"] > 300
+    assert 80_000 <= ph.loc[urban, "population"].sum() <= 95_000
+    shares = {code: _share(ph, urban, code) for code in URBAN_COVERAGE}
+    off = {c: round(v, 3) for c, v in shares.items()
+           if not URBAN_COVERAGE[c][0] <= v <= URBAN_COVERAGE[c][1]}
+    assert not off, f"urban coverage out of the realistic ranges {URBAN_COVERAGE}: {off}"
+    # village hamlets are served far worse (realistic), the district as a whole in between
+    hamlets = ph["population"] <= 300
+    for code in ("kindergarten", "primary_school", "community_health_station", "fresh_market"):
+        assert _share(ph, hamlets, code) < shares[code] - 0.3, code
+
+
+def test_default_sample_gaps_hold_on_the_network(default_coverage):
+    d, cov, ph = default_coverage
+    gaps = d["facilities"].attrs["sample_gaps"]
+    assert gaps == GAPS_DEFAULT
+    wd = cov.walk_distance_m
+    for gap, types in (("kindergarten_300m", ["kindergarten"]),
+                       ("clinic_1000m", ["community_health_station", "community_health_centre"]),
+                       ("elderly_day_care_300m", ["elderly_day_care"])):
+        inside = ph["committee_id"].isin(gaps[gap]) & (ph["population"] > 0)
+        assert ph.loc[inside, "population"].sum() > 0, gap
+        limit = 1000.0 if gap == "clinic_1000m" else wd[types[0]]
+        for t in types:
+            assert (ph.loc[inside, f"dist_{t}"] > limit).all(), (gap, t)
+    # the kindergarten gap costs coverage that a neighbouring committee does have
+    kg_gap = ph["committee_id"].isin(gaps["kindergarten_300m"])
+    assert _share(ph, kg_gap, "kindergarten") == 0.0
+    assert _share(ph, ~kg_gap & (ph["population"] > 300), "kindergarten") > 0.6
 
 
 # ----------------------------------------------------------------------------- tables
@@ -376,6 +476,14 @@ def test_bundled_sample_matches_the_generator(district):
     comp = read_layer(path, "compounds", layer="compounds")
     assert len(comp) == len(district["compounds"])
     assert comp["population"].sum() == district["compounds"]["population"].sum()
+    # the bundled facilities are the generator's (regenerate: python -m geotijian.sample)
+    fac = district["facilities"]
+    gpkg_fac = read_layer(path, "facilities", layer="facilities")
+    amap = read_layer(sample_path("facilities_amap_gcj02.csv"), "facilities", coords="gcj02")
+    assert sorted(gpkg_fac["facility_id"]) == sorted(fac.loc[fac["source"] == "delivery", "facility_id"])
+    assert sorted(amap["facility_id"]) == sorted(fac.loc[fac["source"] == "amap", "facility_id"])
+    assert (gpkg_fac.set_index("facility_id")["type"].sort_index()
+            == fac.set_index("facility_id")["type"].reindex(gpkg_fac["facility_id"]).sort_index()).all()
     total = sum(sample_path(n).stat().st_size for n in SAMPLE_FILES)
     assert total < 10e6
     with pytest.raises(FileNotFoundError):
