@@ -29,7 +29,7 @@ import shapely
 
 from . import data
 from .errors import ConfigError, LayerError
-from .io.atomic import atomic_path, write_text_atomic
+from .io.atomic import atomic_path, write_text_atomic, normalise_zip
 from .model import LEDGER_COLUMNS, PROBLEM_CLASSES, PROBLEM_COLUMNS
 
 __all__ = [
@@ -618,6 +618,7 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
         path = folder / workbook
         with atomic_path(path) as tmp:
             wb.save(tmp)
+            normalise_zip(tmp)  # fixed timestamps: same tables, same bytes
         written.append(path)
     if "csv" in formats:
         for key, d in shown.items():

@@ -29,7 +29,7 @@ NB1 = [
        "Blocks are polygonised from tertiary-and-above roads, rivers and rail."),
     code("""blocks = gt.delineate_blocks(data.roads, data.boundary,
                              barriers=[data.water, data.rail], towns=data.towns)
-print(len(blocks), "blocks;", blocks.attrs["geotijian"]["validation"])
+print(len(blocks), "blocks;", blocks.attrs["geotijian"]["report"]["validation"])
 blocks.head()"""),
     md("## 2. 人口 Population on compounds\n小区属性人口 (也可由建筑面积或人口栅格推算, 总量守恒)。"),
     code("""compounds, report = gt.allocate_population(data.compounds, source="attribute")

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
+import pyogrio
+
 from geotijian import settings
+
+# Reading a GeoPackage must not leave GDAL .aux.xml sidecars in the output folders the
+# determinism tests compare.
+pyogrio.set_gdal_config_options({"GDAL_PAM_ENABLED": "NO"})
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -99,7 +99,7 @@ def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path)
 def test_unknown_indicator_code_in_config(tmp_path):
     text = SAMPLE.read_text(encoding="utf-8").replace(
         '[report]', '[indicators.reference]\nno_such_indicator = 3\n\n[report]')
-    text = text.replace('path = "', f'path = "{SAMPLE.parent}/')
+    text = text.replace('path = "', f'path = "{SAMPLE.parent}/').replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
     p = tmp_path / "study.toml"
     p.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
@@ -109,6 +109,7 @@ def test_unknown_indicator_code_in_config(tmp_path):
 
 def test_cli_run_prints_summary(tmp_path):
     text = SAMPLE.read_text(encoding="utf-8").replace('path = "', f'path = "{SAMPLE.parent}/')
+    text = text.replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
     text = text.replace('output = "../../outputs"', f'output = "{tmp_path}"')
     p = tmp_path / "study.toml"
     p.write_text(text, encoding="utf-8")

@@ -48,3 +48,32 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_FIXED_ISO_TIME = b"2000-01-01T00:00:00Z"
+
+
+def normalise_zip(path: str | os.PathLike) -> Path:
+    """Make a zip-based file (``.xlsx``) byte-deterministic, in place.
+
+    Office writers stamp the current time into every zip entry header and into
+    ``docProps/core.xml`` (created/modified); both are replaced by fixed values so the same
+    tables give the same bytes. Entry order and content are otherwise kept.
+    """
+    import re
+    import zipfile
+
+    p = Path(path)
+    with zipfile.ZipFile(p) as src:
+        entries = [(i, src.read(i.filename)) for i in src.infolist()]
+    with atomic_path(p) as tmp, zipfile.ZipFile(tmp, "w") as dst:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              rb"\g<1>" + _FIXED_ISO_TIME + rb"\g<2>", data)
+            fixed = zipfile.ZipInfo(info.filename, date_time=_FIXED_ZIP_TIME)
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            dst.writestr(fixed, data)
+    return p
