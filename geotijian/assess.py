@@ -555,6 +555,12 @@ def build_tables(values: pd.DataFrame, catalogue: pd.DataFrame, *, areas: gpd.Ge
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:
     d = pd.DataFrame(df.drop(columns="geometry", errors="ignore")).copy()
+    # report tables: 2 decimals for measured values, whole persons for residents
+    for col in ("value", "reference", "gap"):
+        if col in d.columns and pd.api.types.is_float_dtype(d[col]):
+            d[col] = d[col].round(2)
+    if "affected_population" in d.columns and pd.api.types.is_float_dtype(d["affected_population"]):
+        d["affected_population"] = d["affected_population"].round(0).astype("Int64")
     if "judgement" in d.columns:
         d["judgement"] = d["judgement"].map(JUDGEMENTS).fillna(d["judgement"])
     if "level" in d.columns:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
-from scipy.sparse import csr_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from . import settings
@@ -174,7 +174,7 @@ def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
     u = pos.get_indexer(np.asarray(us, dtype=node_ids.dtype))
     v = pos.get_indexer(np.asarray(vs, dtype=node_ids.dtype))
     geoms = np.array(geoms, dtype=object)
-    missing = pd.isna(geoms)
+    missing = ~shapely.is_geometry(geoms)  # None (or NaN) where osmnx stored no geometry
     if missing.any():
         i = np.flatnonzero(missing)
         coords = np.stack([xs[u[i]], ys[u[i]], xs[v[i]], ys[v[i]]], axis=1).reshape(-1, 2, 2)
@@ -196,7 +196,7 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         geo = geo.to_crs(out_crs)
     report = []
     g = geo.to_numpy()
-    bad = pd.isna(g) | shapely.is_empty(g)
+    bad = ~shapely.is_geometry(g) | shapely.is_empty(g)  # None/NaN or empty (C loop, no pandas)
     kinds = shapely.get_type_id(g)
     notline = ~bad & ~np.isin(kinds, [1, 5])  # LineString, MultiLineString
     if notline.any():
@@ -217,7 +217,9 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     if len(coords) == 0:
         raise NetworkError("roads layer has no line with coordinates: no network")
     # one integer key per vertex (1 mm grid, relative to the layer's lower-left corner)
-    q = np.round((coords - coords.min(axis=0)) * 10**_KEY_DECIMALS).astype(np.int64)
+    q = coords - coords.min(axis=0)
+    q *= 10**_KEY_DECIMALS
+    q = np.rint(q, out=q).astype(np.int64)  # same as np.round(..., 0), in place
     if q.max(initial=0) >= 2**31:
         raise NetworkError("roads layer spans more than 2,000 km: wrong CRS or wrong file?")
     vid = _dense_rank(q[:, 0] * 2**31 + q[:, 1])
@@ -225,8 +227,9 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     keep = np.ones(len(vid), dtype=bool)
     keep[1:] = ~((vid[1:] == vid[:-1]) & (line[1:] == line[:-1]))
     modified = np.zeros(len(parts), dtype=bool)  # lines whose vertices were cleaned
-    modified[line[~keep]] = True
-    coords, vid, line = coords[keep], vid[keep], line[keep]
+    if not keep.all():
+        modified[line[~keep]] = True
+        coords, vid, line = coords[keep], vid[keep], line[keep]
     first = np.ones(len(line), dtype=bool)
     first[1:] = line[1:] != line[:-1]
     last = np.ones(len(line), dtype=bool)
@@ -368,10 +371,8 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
 def _duplicate_edges(u, v, length, geoms, n) -> np.ndarray:
     """True for an edge that repeats an earlier one (same ends, length and vertices)."""
     pk = u.astype(np.int64) * n + v
-    order = np.argsort(pk, kind="stable")
-    sk = pk[order]
-    same = np.r_[False, sk[1:] == sk[:-1]] | np.r_[sk[1:] == sk[:-1], False]
-    cand = np.sort(order[same])  # edges whose end pair occurs more than once
+    # edges whose end pair occurs more than once (hash table: O(n), no sort), in edge order
+    cand = np.flatnonzero(pd.Index(pk).duplicated(keep=False))
     dup = np.zeros(len(u), dtype=bool)
     if len(cand) == 0:
         return dup
@@ -387,18 +388,51 @@ def _duplicate_edges(u, v, length, geoms, n) -> np.ndarray:
 
 def _csr(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple | None = None,
          both: bool = True) -> csr_matrix:
-    """CSR matrix of the minimum weight per (row, col); explicit zeros kept as edges."""
+    """CSR matrix of the minimum weight per (row, col); explicit zeros kept as edges.
+
+    Entries are grouped by row with scipy's O(nnz) COO-to-CSR conversion and sorted
+    within each (short) row, instead of one global sort of all keys; parallel entries
+    (adjacent after the row sort) keep their minimum.
+    """
     if both:
         loop = u == v
-        rows = np.concatenate([u[~loop], v[~loop]])
-        cols = np.concatenate([v[~loop], u[~loop]])
-        data = np.concatenate([w[~loop], w[~loop]])
+        if loop.any():
+            u, v, w = u[~loop], v[~loop], w[~loop]
+        rows = np.concatenate([u, v])
+        cols = np.concatenate([v, u])
+        data = np.concatenate([w, w])
     else:
         rows, cols, data = u, v, w
     shape = shape or (n, n)
+    data = np.asarray(data, dtype=float)
+    coo = coo_matrix((data, (rows, cols)), shape=shape)
+    coo.has_canonical_format = True  # group by row only: parallel entries are not summed
+    m = coo.tocsr()
+    if m.nnz != len(data):  # a scipy that sums duplicates anyway: global sort instead
+        return _csr_sorted(rows, cols, data, shape)
+    m.has_sorted_indices = False
+    m.sort_indices()
+    indptr, indices, data = m.indptr, m.indices, m.data
+    if len(indices) > 1:
+        same = indices[1:] == indices[:-1]
+        if same.any():
+            same[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < len(indices))] - 1] = False
+        if same.any():  # parallel edges: keep the shortest
+            start = np.flatnonzero(np.r_[True, ~same])
+            data = np.minimum.reduceat(data, start)
+            indices = indices[start]
+            kept = np.zeros(len(same) + 2, dtype=np.int64)
+            np.cumsum(np.r_[True, ~same], out=kept[1:])
+            indptr = kept[indptr]
+    return csr_matrix((data, indices.astype(np.int32 if shape[1] < 2**31 else np.int64),
+                       indptr.astype(np.int64)), shape=shape)
+
+
+def _csr_sorted(rows, cols, data, shape) -> csr_matrix:
+    """:func:`_csr` by one global sort of the (row, col) keys (fallback)."""
     key = rows.astype(np.int64) * shape[1] + cols
     order = np.argsort(key, kind="stable")
-    key, data = key[order], np.asarray(data, dtype=float)[order]
+    key, data = key[order], data[order]
     start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     if len(start) < len(key):  # parallel edges: keep the shortest
         data = np.minimum.reduceat(data, start)
@@ -500,7 +534,7 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
     if not CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(network.crs)):
         gdf = gdf.to_crs(network.crs)
     g = gdf.geometry.to_numpy()
-    bad = pd.isna(g) | shapely.is_empty(g)
+    bad = ~shapely.is_geometry(g) | shapely.is_empty(g)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise LayerError(layer, "has an empty or missing geometry", feature=i,
@@ -528,15 +562,13 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     todo = np.arange(n)
     lines = np.flatnonzero(shapely.get_type_id(geoms) != 0)
     if len(lines):  # outlines touching or crossing a street (distance 0): the common case
-        qa, qe = tree.query(geoms[lines], predicate="intersects")
-        if len(qa):
-            order = np.lexsort((qe, qa))
-            qa, qe = qa[order], qe[order]
-            first = np.r_[True, qa[1:] != qa[:-1]]
-            hit = lines[qa[first]]
-            edge[hit] = qe[first]
+        first = _first_intersecting(tree, network.edge_geometry, geoms[lines])
+        ok = first >= 0
+        if ok.any():
+            hit = lines[ok]
+            edge[hit] = first[ok]
             d[hit] = 0.0
-            todo = np.setdiff1d(todo, hit)
+            todo = np.setdiff1d(todo, hit, assume_unique=True)
     bounds = shapely.bounds(geoms)
     for rad in (12.0, 50.0, 200.0):
         if len(todo) == 0:
@@ -553,7 +585,7 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
         done = todo[qa[sel][ok]]
         edge[done] = qe[sel][ok]
         d[done] = dist[sel][ok]
-        todo = np.setdiff1d(todo, done)
+        todo = np.setdiff1d(todo, done, assume_unique=True)
     if len(todo):
         (src, tgt), dist = tree.query_nearest(geoms[todo], all_matches=True, return_distance=True)
         order = np.lexsort((tgt, src))
@@ -564,12 +596,54 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     return edge, d
 
 
+def _first_intersecting(tree: shapely.STRtree, edge_geoms: np.ndarray,
+                        geoms: np.ndarray) -> np.ndarray:
+    """Lowest-numbered edge that each geometry intersects (``-1`` when none).
+
+    Same answer as ``tree.query(geoms, predicate="intersects")`` followed by the minimum
+    edge per geometry, but the exact predicate is evaluated on the envelope candidates
+    in increasing edge order and stops at the first hit: 1, then 2, 4, 8... more
+    candidates per round for the geometries not settled yet (a compound crossed by its
+    own driveway is settled by its first candidate; ~10 envelope candidates each).
+    """
+    out = np.full(len(geoms), -1, dtype=np.int64)
+    qa, qe = tree.query(geoms)  # envelope candidates only (cheap)
+    if len(qa) == 0:
+        return out
+    order = np.lexsort((qe, qa))
+    qa, qe = qa[order], qe[order]
+    starts = np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]])
+    ends = np.r_[starts[1:], len(qa)]
+    owner = qa[starts]
+    fresh = ~shapely.is_prepared(geoms[owner])
+    shapely.prepare(geoms[owner][fresh])  # prepared intersects, as the tree query does
+    pos, active, k = starts.copy(), np.arange(len(starts)), 1
+    while len(active):
+        cnt = np.minimum(k, ends[active] - pos[active])
+        idx = _ranges(pos[active], cnt)
+        grp = np.repeat(active, cnt)
+        hit = shapely.intersects(geoms[qa[idx]], edge_geoms[qe[idx]])
+        hg, hi = grp[hit], idx[hit]
+        firsts = np.r_[True, hg[1:] != hg[:-1]] if len(hg) else np.zeros(0, dtype=bool)
+        out[owner[hg[firsts]]] = qe[hi[firsts]]
+        pos[active] += cnt
+        settled = np.zeros(len(starts), dtype=bool)
+        settled[hg[firsts]] = True
+        active = active[~settled[active] & (pos[active] < ends[active])]
+        k *= 2
+    shapely.destroy_prepared(geoms[owner][fresh])
+    return out
+
+
 def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
     """Access point on ``geoms`` nearest to the given edges, and its projection on them."""
     eg = network.edge_geometry[edges]
     line = shapely.shortest_line(geoms, eg)
-    a = shapely.get_coordinates(shapely.get_point(line, 0))
-    b = shapely.get_point(line, 1)
+    c = shapely.get_coordinates(line)  # 2 points per line: access point, point on the edge
+    if len(c) == 2 * len(line):
+        a, b = c[0::2], shapely.points(c[1::2])
+    else:  # defensive: never for non-empty inputs
+        a, b = shapely.get_coordinates(shapely.get_point(line, 0)), shapely.get_point(line, 1)
     pos = shapely.line_locate_point(eg, b)
     off = shapely.length(line)
     pos = np.clip(pos, 0.0, network.edge_length[edges])

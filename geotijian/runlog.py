@@ -56,7 +56,8 @@ class RunLog:
     _bar: object = None
 
     def start(self, total_steps: int) -> None:
-        self._bar = tqdm(total=total_steps, desc="geotijian", unit="step", disable=not self.progress,
+        # disable=None: a bar on a terminal, nothing in CI logs or redirected output
+        self._bar = tqdm(total=total_steps, desc="geotijian", unit="step", disable=None if self.progress else True,
                          file=sys.stderr, leave=True, bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed}")
 
     @contextlib.contextmanager
