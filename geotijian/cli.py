@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -118,11 +118,9 @@ district.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +134,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import settings
-from .io.atomic import atomic_path
+from .io.atomic import atomic_path, fixed_gdal_date
 from .io.coords import wgs84_to_gcj02
 
 __all__ = [
@@ -2194,32 +2192,6 @@ def make_sample_district(*, seed: int | None = None, scale: float = 1.0
 
 
 # --------------------------------------------------------------------------- writing
-@contextlib.contextmanager
-def _gdal_fixed_date() -> Iterator[None]:
-    """GeoPackages carry a timestamp (gpkg_contents.last_change): pin it."""
-    import pyogrio
-
-    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _FIXED_DATE})
-    try:
-        yield
-    finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
-
-
-@contextlib.contextmanager
-def _gpkg_named(tmp: Path) -> Iterator[Path]:
-    """GDAL wants a ``.gpkg`` name: write beside ``tmp`` under one, then move it onto ``tmp``."""
-    named = tmp.with_name(tmp.name.removesuffix(".tmp"))
-    try:
-        yield named
-        os.replace(named, tmp)
-    finally:
-        for leftover in (named, Path(f"{named}-journal"), Path(f"{named}-wal"), Path(f"{named}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-
-
 def _lonlat(gdf: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     xy = shapely.get_coordinates(gdf.to_crs("EPSG:4326").geometry.values)
     return xy[:, 0], xy[:, 1]
@@ -2271,7 +2243,7 @@ def write_sample(folder: str | os.PathLike = "layers/sample", *, seed: int | Non
     layers = make_sample_district(seed=seed, scale=scale)
     out: dict[str, Path] = {}
     gpkg = folder / GPKG_NAME
-    with _gdal_fixed_date(), atomic_path(gpkg) as tmp, _gpkg_named(tmp) as tmp_gpkg:
+    with fixed_gdal_date(_FIXED_DATE), atomic_path(gpkg) as tmp_gpkg:
         for name in GPKG_LAYERS:
             gdf = layers[name]
             if name == "facilities":

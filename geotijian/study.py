@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

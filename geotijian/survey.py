@@ -27,23 +27,13 @@ import shapely
 
 from . import settings
 from .errors import ConfigError, GeotijianWarning, LayerError
+from .indicators.catalogue import SURVEY_ITEMS
 
 __all__ = [
     "SURVEY_ITEMS", "SurveyResult", "plan_sample", "read_survey", "complaint_rates", "complaint_hotspots",
     "SurveyWarning",
 ]
 
-#: Survey item → (dimension of the Jiading 2024 work plan, indicator code).
-SURVEY_ITEMS = {
-    "sat_livable": ("宜居共建", "s_sat_livable"),
-    "sat_safety": ("安全韧性", "s_sat_safety"),
-    "sat_renewal": ("品质更新", "s_sat_renewal"),
-    "sat_green": ("绿色低碳", "s_sat_green"),
-    "sat_transport": ("交通便捷", "s_sat_transport"),
-    "sat_inclusive": ("多元共享", "s_sat_inclusive"),
-    "sat_governance": ("精细共治", "s_sat_governance"),
-    "sat_smart": ("智慧高效", "s_sat_smart"),
-}
 ALL_CATEGORIES = "全部"
 PLAN_COLUMNS = ["level", "area_id", "population", "pilot", "by_rate", "required", "target_max", "min_age", "rule"]
 SATISFACTION_COLUMNS = ["level", "area_id", "dimension", "item", "code", "n", "mean_score", "satisfied_pct",

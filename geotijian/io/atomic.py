@@ -21,7 +21,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix + ".tmp",
+    # the temporary file keeps the target's suffix: GDAL picks drivers by extension
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp" + target.suffix,
                                dir=target.parent)
     os.close(fd)
     os.unlink(tmp)  # GDAL drivers want to create the file themselves
@@ -34,6 +35,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                          Path(str(tmp_path) + "-shm")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+@contextlib.contextmanager
+def fixed_gdal_date(date: str = "2000-01-01T00:00:00.000Z") -> Iterator[None]:
+    """Pin the timestamp GDAL writes into GeoPackages (``gpkg_contents.last_change``).
+
+    With it, the same layers give the same bytes (``OGR_CURRENT_DATE`` config option).
+    """
+    import pyogrio
+
+    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": date})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:

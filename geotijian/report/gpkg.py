@@ -19,12 +19,9 @@ carry a fixed ``update_time``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +31,7 @@ import pyogrio
 import geopandas as gpd
 
 from ..errors import LayerError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, fixed_gdal_date
 from ..model import StudyData
 from . import _common as c
 from .styles import layer_qml
@@ -76,16 +73,6 @@ CREATE TABLE gpkg_data_columns (
   CONSTRAINT pk_gdc PRIMARY KEY (table_name, column_name),
   CONSTRAINT gdc_tn UNIQUE (table_name, name)
 )"""
-
-
-@contextlib.contextmanager
-def _gdal_config(options: dict[str, str]) -> Iterator[None]:
-    saved = {k: pyogrio.get_gdal_config_option(k) for k in options}
-    pyogrio.set_gdal_config_options(options)
-    try:
-        yield
-    finally:
-        pyogrio.set_gdal_config_options(saved)
 
 
 def _ascii_fields(df: pd.DataFrame, layer: str) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -210,8 +197,7 @@ def write_gpkg(study: StudyData, path: str | Path, *, lang: str = "zh") -> Path:
         frame, aliases = _ascii_fields(frame, name)
         prepared.append((name, frame, spatial, aliases))
 
-    with atomic_path(path) as tmp, _gdal_config({"OGR_CURRENT_DATE": FIXED_TIME}), \
-            _gpkg_named(tmp) as work:
+    with atomic_path(path) as work, fixed_gdal_date(FIXED_TIME):
         for i, (name, frame, spatial, aliases) in enumerate(prepared):
             label = c.LAYER_LABELS.get(name, (name, name))
             desc = f"{label[0]} {label[1]} — {study.name} {study.year}"
@@ -229,19 +215,6 @@ def write_gpkg(study: StudyData, path: str | Path, *, lang: str = "zh") -> Path:
                 layer_options={"IDENTIFIER": label[li], "DESCRIPTION": desc}, **kwargs)
         _post_process(work, prepared, lang=lang, type_colors=c.study_type_colors(study))
     return path
-
-
-@contextlib.contextmanager
-def _gpkg_named(tmp: Path) -> Iterator[Path]:
-    """A ``.gpkg``-suffixed working file (GDAL warns on other extensions), moved onto ``tmp``."""
-    work = tmp.with_name(tmp.name + ".gpkg")
-    try:
-        yield work
-        os.replace(work, tmp)
-    finally:
-        for leftover in (work, Path(f"{work}-journal"), Path(f"{work}-wal"), Path(f"{work}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
 
 
 def _post_process(tmp: Path, prepared, *, lang: str, type_colors: dict[str, str]) -> None:
