@@ -112,6 +112,14 @@ class WalkNetwork:
         return np.bincount(self.component)
 
     @cached_property
+    def _edge_xy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Vertices of every edge: x, y (metres), and each edge's first row and vertex
+        count (filled by :func:`build_network` for a roads layer at no cost)."""
+        c, gi = shapely.get_coordinates(self.edge_geometry, return_index=True)
+        cnt = np.bincount(gi, minlength=self.n_edges)
+        return c[:, 0], c[:, 1], np.cumsum(cnt) - cnt, cnt
+
+    @cached_property
     def tree(self) -> shapely.STRtree:
         """Spatial index of the edge geometries."""
         return shapely.STRtree(self.edge_geometry)
@@ -181,7 +189,7 @@ def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
         geoms[i] = shapely.linestrings(coords)
     source = np.empty(len(us), dtype=object)
     source[:] = list(zip(us, vs, keys))
-    return node_ids, xs, ys, u, v, geoms, source, out_crs, []
+    return node_ids, xs, ys, u, v, geoms, source, out_crs, [], None
 
 
 def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
@@ -269,7 +277,8 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     node_v = np.flatnonzero(node_of_v)
     xs, ys = coords[fpos[node_v], 0], coords[fpos[node_v], 1]
     source = roads.index.to_numpy()[part_row[seg_line]]
-    return np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report
+    return (np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report,
+            (coords, start_pos, seg_len))
 
 
 def _dense_rank(keys: np.ndarray) -> np.ndarray:
@@ -321,12 +330,12 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         A roads layer without CRS or with non-line geometries.
     """
     if isinstance(graph_or_roads, nx.Graph):
-        nid, xs, ys, u, v, geoms, source, out_crs, report = _edges_from_graph(graph_or_roads, crs)
+        nid, xs, ys, u, v, geoms, source, out_crs, report, exy = _edges_from_graph(graph_or_roads, crs)
     elif isinstance(graph_or_roads, gpd.GeoDataFrame):
         if len(graph_or_roads) == 0:
             raise LayerError("roads", "is empty: no walk network can be built",
                              fix="check the file and the study boundary")
-        nid, xs, ys, u, v, geoms, source, out_crs, report = _edges_from_roads(graph_or_roads, crs)
+        nid, xs, ys, u, v, geoms, source, out_crs, report, exy = _edges_from_roads(graph_or_roads, crs)
     else:
         raise NetworkError(f"build_network needs an osmnx graph or a roads GeoDataFrame, "
                            f"got {type(graph_or_roads).__name__}")
@@ -347,6 +356,8 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     if dup.any():
         keep = ~dup
         u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
+        if exy is not None:
+            exy = (exy[0], exy[1][keep], exy[2][keep])
     # (for osmnx graphs the reciprocal copies are expected: not reported)
     if isinstance(graph_or_roads, gpd.GeoDataFrame) and dup.any():
         report.append(("duplicate road segment merged", int(dup.sum()), ""))
@@ -361,11 +372,14 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     rep = pd.DataFrame(report, columns=["problem", "count", "detail"])
     for row in rep.itertuples():
         warnings.warn(f"roads: {row.problem}: {row.count}", RepairWarning, stacklevel=2)
-    return WalkNetwork(crs=out_crs, x=np.asarray(xs, float), y=np.asarray(ys, float),
-                       node_ids=np.asarray(nid), edge_u=np.asarray(u, np.int64),
-                       edge_v=np.asarray(v, np.int64), edge_length=length,
-                       edge_geometry=geoms, edge_source=source, csr=csr, component=comp,
-                       report=rep)
+    net = WalkNetwork(crs=out_crs, x=np.asarray(xs, float), y=np.asarray(ys, float),
+                      node_ids=np.asarray(nid), edge_u=np.asarray(u, np.int64),
+                      edge_v=np.asarray(v, np.int64), edge_length=length,
+                      edge_geometry=geoms, edge_source=source, csr=csr, component=comp,
+                      report=rep)
+    if exy is not None:  # the vertices of a noded roads layer are at hand: no GEOS pass
+        net.__dict__["_edge_xy"] = (exy[0][:, 0], exy[0][:, 1], exy[1], exy[2])
+    return net
 
 
 def _duplicate_edges(u, v, length, geoms, n) -> np.ndarray:
@@ -562,7 +576,7 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     todo = np.arange(n)
     lines = np.flatnonzero(shapely.get_type_id(geoms) != 0)
     if len(lines):  # outlines touching or crossing a street (distance 0): the common case
-        first = _first_intersecting(tree, network.edge_geometry, geoms[lines])
+        first = _first_intersecting(network, geoms[lines])
         ok = first >= 0
         if ok.any():
             hit = lines[ok]
@@ -596,42 +610,112 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     return edge, d
 
 
-def _first_intersecting(tree: shapely.STRtree, edge_geoms: np.ndarray,
-                        geoms: np.ndarray) -> np.ndarray:
-    """Lowest-numbered edge that each geometry intersects (``-1`` when none).
+_ORIENT_ERR = 1e-14  # relative error bound of the float orientation test (Shewchuk's is 3.3e-16)
 
-    Same answer as ``tree.query(geoms, predicate="intersects")`` followed by the minimum
-    edge per geometry, but the exact predicate is evaluated on the envelope candidates
-    in increasing edge order and stops at the first hit: 1, then 2, 4, 8... more
-    candidates per round for the geometries not settled yet (a compound crossed by its
-    own driveway is settled by its first candidate; ~10 envelope candidates each).
+
+def _orientation(px, py, qx, qy, rx, ry) -> tuple[np.ndarray, np.ndarray]:
+    """Orientation determinant of ``r`` relative to segment ``p -> q`` and whether its
+    float sign is certain (the error-bounded filter GEOS and Shewchuk apply before exact
+    arithmetic; a zero determinant counts as uncertain)."""
+    detleft = (px - rx) * (qy - ry)
+    detright = (py - ry) * (qx - rx)
+    det = detleft - detright
+    bound = np.abs(detleft)
+    bound += np.abs(detright)
+    bound *= _ORIENT_ERR
+    return det, np.abs(det) > bound
+
+
+def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count, ib) -> np.ndarray:
+    """Do lines ``a[ia]`` and ``b[ib]`` intersect? 1 yes, 0 no, -1 uncertain (ask GEOS).
+
+    Lines are given by vertex tables (``x``, ``y``, each line's first row and vertex
+    count). Every segment pair is classified with float orientation tests whose sign is
+    certain (error-bounded filter): a certain proper crossing means the lines intersect,
+    certain separation of every segment pair means they do not. Touching, collinear or
+    near-degenerate segment pairs are uncertain: the caller asks GEOS, so the answer is
+    exactly ``shapely.intersects``.
+    """
+    n = len(ia)
+    out = np.zeros(n, dtype=np.int8)
+    if n == 0:
+        return out
+    ka = np.maximum(a_count[ia] - 1, 0)
+    kb = np.maximum(b_count[ib] - 1, 0)
+    cnt = ka * kb
+    pair = np.repeat(np.arange(n), cnt)
+    local = np.arange(len(pair)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    kbp = kb[pair]
+    i = a_start[ia][pair] + local // kbp  # segment i -> i+1 of a
+    j = b_start[ib][pair] + local % kbp   # segment j -> j+1 of b
+    p1x, p1y, p2x, p2y = ax[i], ay[i], ax[i + 1], ay[i + 1]
+    q1x, q1y, q2x, q2y = bx[j], by[j], bx[j + 1], by[j + 1]
+    o1, s1 = _orientation(p1x, p1y, p2x, p2y, q1x, q1y)
+    o2, s2 = _orientation(p1x, p1y, p2x, p2y, q2x, q2y)
+    o3, s3 = _orientation(q1x, q1y, q2x, q2y, p1x, p1y)
+    o4, s4 = _orientation(q1x, q1y, q2x, q2y, p2x, p2y)
+    sure12, sure34 = s1 & s2, s3 & s4
+    side12, side34 = o1 * o2, o3 * o4  # < 0: ends on opposite sides (signs are certain)
+    cross = sure12 & sure34 & (side12 < 0) & (side34 < 0)
+    apart = (sure12 & (side12 > 0)) | (sure34 & (side34 > 0)) | \
+        (np.maximum(p1x, p2x) < np.minimum(q1x, q2x)) | (np.maximum(q1x, q2x) < np.minimum(p1x, p2x)) | \
+        (np.maximum(p1y, p2y) < np.minimum(q1y, q2y)) | (np.maximum(q1y, q2y) < np.minimum(p1y, p2y))
+    unsure = np.zeros(n, dtype=bool)
+    unsure[pair[~cross & ~apart]] = True
+    unsure |= cnt == 0  # a line of one vertex
+    out[unsure] = -1
+    out[pair[cross]] = 1
+    return out
+
+
+def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
+    """Lowest-numbered edge that each line geometry intersects (``-1`` when none).
+
+    Same answer as ``network.tree.query(geoms, predicate="intersects")`` followed by the
+    minimum edge per geometry, cheaper: the envelope candidates are tested with
+    :func:`_intersects_filtered` (numpy on vertex tables; GEOS for the uncertain pairs
+    and for multi-part lines), first the lowest candidate of each geometry (a compound
+    crossed by its own driveway is settled there: ~90 %), then all other candidates of
+    the geometries left, in edge order.
     """
     out = np.full(len(geoms), -1, dtype=np.int64)
-    qa, qe = tree.query(geoms)  # envelope candidates only (cheap)
+    qa, qe = network.tree.query(geoms)  # envelope candidates only, grouped by geometry
     if len(qa) == 0:
         return out
-    order = np.lexsort((qe, qa))
-    qa, qe = qa[order], qe[order]
+    if np.any(qa[1:] < qa[:-1]):
+        order = np.argsort(qa, kind="stable")
+        qa, qe = qa[order], qe[order]
     starts = np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]])
-    ends = np.r_[starts[1:], len(qa)]
     owner = qa[starts]
-    fresh = ~shapely.is_prepared(geoms[owner])
-    shapely.prepare(geoms[owner][fresh])  # prepared intersects, as the tree query does
-    pos, active, k = starts.copy(), np.arange(len(starts)), 1
-    while len(active):
-        cnt = np.minimum(k, ends[active] - pos[active])
-        idx = _ranges(pos[active], cnt)
-        grp = np.repeat(active, cnt)
-        hit = shapely.intersects(geoms[qa[idx]], edge_geoms[qe[idx]])
-        hg, hi = grp[hit], idx[hit]
-        firsts = np.r_[True, hg[1:] != hg[:-1]] if len(hg) else np.zeros(0, dtype=bool)
-        out[owner[hg[firsts]]] = qe[hi[firsts]]
-        pos[active] += cnt
-        settled = np.zeros(len(starts), dtype=bool)
-        settled[hg[firsts]] = True
-        active = active[~settled[active] & (pos[active] < ends[active])]
-        k *= 2
-    shapely.destroy_prepared(geoms[owner][fresh])
+    simple = np.isin(shapely.get_type_id(geoms), [1, 2])  # LineString, LinearRing
+    gc_, gi = shapely.get_coordinates(geoms, return_index=True)
+    g_count = np.bincount(gi, minlength=len(geoms))
+    g_start = np.cumsum(g_count) - g_count
+    g_count = np.where(simple, g_count, 0)  # multi-part: vertices of parts are not a chain
+    gx, gy = gc_[:, 0], gc_[:, 1]
+    ex, ey, e_start, e_count = network._edge_xy
+    egeom = network.edge_geometry
+
+    def test(ga: np.ndarray, ee: np.ndarray) -> np.ndarray:
+        r = _intersects_filtered(gx, gy, g_start, g_count, ga, ex, ey, e_start, e_count, ee)
+        ask = r < 0
+        if ask.any():
+            r[ask] = shapely.intersects(geoms[ga[ask]], egeom[ee[ask]])
+        return r > 0
+
+    low = np.minimum.reduceat(qe, starts)
+    hit = test(owner, low)
+    out[owner[hit]] = low[hit]
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(qa)]))
+    rest = ~hit[group] & (qe != low[group])
+    if rest.any():
+        ra, re_ = qa[rest], qe[rest]
+        order = np.lexsort((re_, ra))
+        ra, re_ = ra[order], re_[order]
+        h = test(ra, re_)
+        ra, re_ = ra[h], re_[h]
+        first = np.r_[True, ra[1:] != ra[:-1]] if len(ra) else np.zeros(0, dtype=bool)
+        out[ra[first]] = re_[first]
     return out
 
 

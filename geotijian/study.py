@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,12 @@ from . import settings
 from .access import coverage_gaps, facility_distance_matrix, service_areas, service_coverage
 from .assess import build_tables, read_ledger, update_ledger, write_ledger, write_tables
 from .config import StudyConfig, read_config
-from .errors import ConfigError, LayerError
+from .errors import ConfigError, CoordinateWarning, LayerError
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
 from .io.atomic import write_text_atomic
-from .io.layers import ROLES, read_layer
+from .io.layers import ROLES, check_gcj_shift, read_layer
 from .io.osm import load_osm
 from .model import StudyData
 from .network import build_network
@@ -97,7 +98,8 @@ def _indent(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- loading
-def _read_role(cfg: StudyConfig, role: str, study_area: Any) -> gpd.GeoDataFrame | None:
+def _read_role(cfg: StudyConfig, role: str, study_area: Any,
+               parts_out: dict | None = None) -> gpd.GeoDataFrame | None:
     sources = cfg.layers_of(role)
     if not sources:
         return None
@@ -106,6 +108,8 @@ def _read_role(cfg: StudyConfig, role: str, study_area: Any) -> gpd.GeoDataFrame
         parts.append(read_layer(s.path, role, s.crs, coords=s.coords, to_crs=cfg.crs,
                                 study_area=study_area, layer=s.layer,
                                 name=f"{s.key} ({s.path.name}{':' + s.layer if s.layer else ''})"))
+        if parts_out is not None:
+            parts_out[s.key] = (s, parts[-1])
     if len(parts) == 1:
         return parts[0]
     out = pd.concat(parts, ignore_index=True)
@@ -136,9 +140,10 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     if data.boundary is None:
         data.boundary = read_layer(osm.boundary, "boundary", to_crs=cfg.crs, name="boundary (OSM extent)")
     area = data.boundary
+    facility_parts: dict = {}
     for role in ("towns", "committees", "compounds", "buildings", "roads", "water", "rail", "parks",
                  "facilities", "population"):
-        setattr(data, role, _read_role(cfg, role, area))
+        setattr(data, role, _read_role(cfg, role, area, facility_parts if role == "facilities" else None))
     if cfg.hotline is not None:
         s = cfg.hotline
         # no study_area check here: points outside are reported per row by complaint_rates
@@ -146,6 +151,7 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
                                      name=f"hotline ({s.path.name})")
     if osm is not None:
         _merge_osm(cfg, data, osm)
+    _check_poi_offsets(facility_parts, data.roads)
     if data.compounds is None:
         raise LayerError("compounds", "the study has no residential compounds",
                          fix="give [layers.compounds] or an [osm] source with use = [\"compounds\", ...]")
@@ -153,6 +159,22 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
         raise LayerError("facilities", "the study has no facilities",
                          fix="give a facilities layer or an [osm] source with use = [\"facilities\", ...]")
     return data, osm
+
+
+def _check_poi_offsets(parts: dict, roads: gpd.GeoDataFrame | None) -> None:
+    """Warn when a facilities layer read as WGS84/CGCS2000 looks GCJ-02 shifted (Amap POIs
+    copied without ``coords = "gcj02"`` sit ~480 m ESE of their street in Jiading)."""
+    if roads is None:
+        return
+    for key, (src, gdf) in parts.items():
+        if src.coords is None and len(gdf) >= 10:
+            res = check_gcj_shift(gdf, roads, warn=False)
+            if res["looks_gcj02"]:
+                warnings.warn(
+                    f"layer '{key}' ({src.path.name}): its points lie {res['median_m']:,.0f} m (median) from the "
+                    f"roads but {res['median_if_gcj02_m']:,.0f} m after undoing a GCJ-02 offset: they look copied "
+                    f"from a Chinese web map. Fix: add coords = \"gcj02\" to [layers.{key}]",
+                    CoordinateWarning, stacklevel=2)
 
 
 def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any) -> None:

@@ -151,3 +151,24 @@ def test_scale_out_on_dask_localcluster(tmp_path, shared_data):
     assert (table["units"] >= 1).all()
     for out in table["out_dir"]:
         assert (Path(out) / "maps" / "problem_map.html").is_file()
+
+
+def test_amap_pois_read_without_gcj02_are_flagged(tmp_path):
+    """Forgetting coords = "gcj02" on Amap POIs is caught: the run warns, naming the layer and the fix."""
+    text = SAMPLE.read_text(encoding="utf-8").replace('coords = "gcj02"\n', "")
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(text.replace('path = "', f'path = "{SAMPLE.parent}/')
+                   .replace('last_year = "', f'last_year = "{SAMPLE.parent}/'), encoding="utf-8")
+    data, _ = gt.load_study(cfg)  # the check runs while loading
+    import warnings as w
+
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        gt.load_study(cfg)
+    msgs = [str(c.message) for c in caught if issubclass(c.category, gt.CoordinateWarning)]
+    assert any("poi_amap" in m and 'coords = "gcj02"' in m for m in msgs), msgs
+    # the correctly declared sample raises no such warning
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        gt.load_study(SAMPLE)
+    assert not [c for c in caught if issubclass(c.category, gt.CoordinateWarning)]

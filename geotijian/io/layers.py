@@ -519,43 +519,60 @@ def validate_layer(gdf: gpd.GeoDataFrame, role: str, **kwargs: Any) -> gpd.GeoDa
     return read_layer(gdf, role, **kwargs)
 
 
-def check_gcj_shift(points: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, *, warn: bool = True) -> dict:
+def check_gcj_shift(points: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, *, warn: bool = True,
+                    margin: float = 0.8) -> dict:
     """Does a WGS84 point layer look GCJ-02 shifted against (OSM, WGS84) roads?
 
-    Compares the median distance from the points to the nearest road as given and after
-    undoing a GCJ-02 offset. POIs lie beside roads, so when undoing the offset halves the
-    median distance, the points were most probably copied from a Chinese web map.
+    POIs lie beside streets. Undoing the GCJ-02 offset (≈ 480 m ESE in Jiading) moves every
+    point by its own offset vector; if that brings the points clearly closer to the roads
+    than leaving them as they are AND than seven *decoy* shifts of the same length in other
+    directions, the layer was most probably copied from a Chinese web map. The decoys make
+    the test hold in a dense street grid, where any shift of a few hundred metres lands
+    near some road.
 
     Parameters
     ----------
     points, roads : GeoDataFrame
         Any CRS; both are compared in ``settings.metric_crs``.
+    warn : bool
+        Issue a ``CoordinateWarning`` when the layer looks shifted.
+    margin : float
+        Undoing the offset must give a median distance below ``margin`` × the best of the
+        alternatives (as given, decoys).
 
     Returns
     -------
     dict
-        ``median_m``, ``median_if_gcj02_m`` (metres) and ``looks_gcj02`` (bool). A
-        ``CoordinateWarning`` is issued when ``looks_gcj02`` and ``warn``.
+        ``median_m`` (as given), ``median_if_gcj02_m`` (offset undone), ``median_decoys_m``
+        (best decoy), metres, and ``looks_gcj02`` (bool).
     """
     metric = settings.metric_crs
-    pts = points.to_crs(metric)
+    pts = np.asarray(points.to_crs(metric).geometry.values)
     lines = np.asarray(roads.to_crs(metric).geometry.values)
     tree = shapely.STRtree(lines)
     geo = points.to_crs(settings.geographic_crs)
     xy = shapely.get_coordinates(np.asarray(geo.geometry.values))
     wlon, wlat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
-    shifted = gpd.GeoSeries(gpd.points_from_xy(wlon, wlat), crs=settings.geographic_crs).to_crs(metric)
+    undone = gpd.GeoSeries(gpd.points_from_xy(wlon, wlat), crs=settings.geographic_crs).to_crs(metric)
+    here = shapely.get_coordinates(shapely.centroid(pts))
+    delta = shapely.get_coordinates(np.asarray(undone.values)) - here  # per-point offset (m)
 
-    def median_dist(g: np.ndarray) -> float:
-        _, d = tree.query_nearest(g, return_distance=True, all_matches=False)
+    def median_dist(xy_m: np.ndarray) -> float:
+        _, d = tree.query_nearest(shapely.points(xy_m), return_distance=True, all_matches=False)
         return float(np.median(d))
 
-    base = median_dist(np.asarray(pts.geometry.values))
-    alt = median_dist(np.asarray(shifted.values))
-    looks = base > 50.0 and alt < 0.5 * base
+    base = median_dist(here)
+    alt = median_dist(here + delta)
+    decoys = []
+    for k in range(1, 8):  # the same shift rotated by 45° steps
+        c, s_ = np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)
+        rot = np.column_stack([delta[:, 0] * c - delta[:, 1] * s_, delta[:, 0] * s_ + delta[:, 1] * c])
+        decoys.append(median_dist(here + rot))
+    best_other = min(base, min(decoys))
+    looks = bool(alt < margin * best_other)
     if looks and warn:
         warnings.warn(
             f"points lie {base:,.0f} m (median) from the roads but {alt:,.0f} m after undoing a "
             "GCJ-02 offset: they look copied from a Chinese web map; read them with coords='gcj02'",
             CoordinateWarning, stacklevel=2)
-    return {"median_m": base, "median_if_gcj02_m": alt, "looks_gcj02": looks}
+    return {"median_m": base, "median_if_gcj02_m": alt, "median_decoys_m": min(decoys), "looks_gcj02": looks}
