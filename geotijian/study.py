@@ -281,6 +281,11 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
         fcat = fcat.copy()
         for code, metres in cfg.facilities["distances"].items():
             fcat.loc[fcat["code"] == code, "walk_distance_m"] = float(metres)
+    types = cfg.facilities.get("types")
+    unknown = [t for t in types or () if t not in set(fcat["code"])]
+    if unknown:
+        raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}",
+                          "use codes of the facility catalogue (geotijian.facility_catalogue())")
     icat = _indicator_catalogue(cfg)
 
     with log.step("load"):
@@ -305,12 +310,6 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
         data.meta["population"] = {k: v for k, v in pop.items() if not isinstance(v, pd.DataFrame)}
         data.meta["units_feasibility"] = data.units.attrs.get("geotijian", {}).get("feasibility", [])
     with log.step("coverage"):
-        types = cfg.facilities.get("types")
-        if types:
-            unknown = [t for t in types if t not in set(fcat["code"])]
-            if unknown:
-                raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}",
-                                  "use codes of the facility catalogue (geotijian.facility_catalogue())")
         homes = data.compounds[["compound_id", "unit_id", "population", "geometry"]].rename(
             columns={"compound_id": "home_id"})
         entrances = osm.entrances if osm is not None else None

@@ -172,3 +172,15 @@ def test_amap_pois_read_without_gcj02_are_flagged(tmp_path):
         w.simplefilter("always")
         gt.load_study(SAMPLE)
     assert not [c for c in caught if issubclass(c.category, gt.CoordinateWarning)]
+
+
+def test_unknown_facility_type_is_a_config_error_before_any_work(tmp_path):
+    text = SAMPLE.read_text(encoding="utf-8").replace(
+        "[network]", '[facilities]\ntypes = ["kindergarten", "spaceport"]\n\n[network]')
+    text = text.replace('path = "', f'path = "{SAMPLE.parent}/').replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
+    p = tmp_path / "study.toml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        gt.run_study(p, progress=False, output=tmp_path)
+    assert err.value.key == "facilities.types" and "spaceport" in str(err.value)
+    assert not (tmp_path / "sample").exists()
