@@ -675,8 +675,8 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
     minimum edge per geometry, cheaper: the envelope candidates are tested with
     :func:`_intersects_filtered` (numpy on vertex tables; GEOS for the uncertain pairs
     and for multi-part lines), first the lowest candidate of each geometry (a compound
-    crossed by its own driveway is settled there: ~90 %), then all other candidates of
-    the geometries left, in edge order.
+    crossed by its own driveway is settled there: ~90 %), then the geometries left by
+    the index query with GEOS's prepared ``intersects``.
     """
     out = np.full(len(geoms), -1, dtype=np.int64)
     qa, qe = network.tree.query(geoms)  # envelope candidates only, grouped by geometry
@@ -706,16 +706,15 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
     low = np.minimum.reduceat(qe, starts)
     hit = test(owner, low)
     out[owner[hit]] = low[hit]
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(qa)]))
-    rest = ~hit[group] & (qe != low[group])
-    if rest.any():
-        ra, re_ = qa[rest], qe[rest]
-        order = np.lexsort((re_, ra))
-        ra, re_ = ra[order], re_[order]
-        h = test(ra, re_)
-        ra, re_ = ra[h], re_[h]
-        first = np.r_[True, ra[1:] != ra[:-1]] if len(ra) else np.zeros(0, dtype=bool)
-        out[ra[first]] = re_[first]
+    left = owner[~hit & (np.diff(np.r_[starts, len(qa)]) > 1)]
+    if len(left):  # the index query with GEOS's prepared predicate, for the few left
+        ra, re_ = network.tree.query(geoms[left], predicate="intersects")
+        if len(ra):
+            if np.any(ra[1:] < ra[:-1]):
+                order = np.argsort(ra, kind="stable")
+                ra, re_ = ra[order], re_[order]
+            rs = np.flatnonzero(np.r_[True, ra[1:] != ra[:-1]])
+            out[left[ra[rs]]] = np.minimum.reduceat(re_, rs)
     return out
 
 

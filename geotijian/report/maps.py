@@ -613,7 +613,10 @@ def problem_map(
         g2 = gaps.assign(_color=gcolor)
         w_all = web("coverage_gaps", g2)
         bounds.append(w_all.total_bounds)
-        for t in c.ordered_types(gaps["facility_type"]):
+        gap_types = c.ordered_types(gaps["facility_type"])
+        # one gap layer on at load (the choropleth's type when it is one), the rest in the control
+        first_gap = indicator if indicator in gap_types else gap_types[0] if gap_types else None
+        for t in gap_types:
             w = w_all.loc[w_all["facility_type"].astype(str) == t]
             tname = c.facility_type_name(t, lang)
             if li == 0 and "facility_name_zh" in w.columns and w["facility_name_zh"].notna().any():
@@ -623,7 +626,7 @@ def problem_map(
                              "walk_distance_m", "distance_m", "population"], lang, header=head)
             tip = head + " · " + c.escaped_values(w["distance_m"]) + " m"
             fg = folium.FeatureGroup(name=_layer_name(f"{_t('gaps', lang)}: {tname} ({len(w)})"),
-                                     show=True).add_to(m)
+                                     show=(t == first_gap)).add_to(m)
             fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": tip, **pop.props}), popup=pop,
                                   color_keys=["fillColor"], radius=4,
                                   style={"color": "#444444", "weight": 0.6, "fillOpacity": 0.85}))
@@ -676,8 +679,9 @@ def problem_map(
                              "status"], lang, header=head, suggestion="suggestion")
             tip = head + " · " + _name_series(w, ["area_id"], "")
             label = c.problem_class_label(cls_name, lang)
+            # 限时解决 (urgent) on at load; the other classes are a click away
             fg = folium.FeatureGroup(name=_layer_name(f"{_t('problems', lang)}: {label} ({len(w)})"),
-                                     show=True).add_to(m)
+                                     show=(cls_name == c.PROBLEM_CLASSES[0])).add_to(m)
             fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], radius=7,
                                   style={"color": color, "fillColor": color, "weight": 2.5,
                                          "fillOpacity": 0.12, "dashArray": "5 3"}))
