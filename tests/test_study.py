@@ -22,6 +22,17 @@ DELIVERABLES = ["sample.gpkg", "maps/problem_map.html", "indicator_table.xlsx", 
                 "strengths.csv", "problems.csv", "suggestions.csv", "ledger.csv", "run.json"]
 
 
+def _sample_copy(tmp_path: Path, text: str | None = None) -> Path:
+    """The sample study.toml (or an edited ``text`` of it) written to tmp_path, its input
+    paths made absolute and its outputs sent to tmp_path."""
+    text = SAMPLE.read_text(encoding="utf-8") if text is None else text
+    text = text.replace('path = "', f'path = "{SAMPLE.parent}/').replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
+    text = text.replace('output = "../../outputs"', f'output = "{tmp_path}"')
+    p = tmp_path / "study.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run1")
@@ -98,21 +109,13 @@ def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path)
 def test_unknown_indicator_code_in_config(tmp_path):
     text = SAMPLE.read_text(encoding="utf-8").replace(
         '[report]', '[indicators.reference]\nno_such_indicator = 3\n\n[report]')
-    text = text.replace('path = "', f'path = "{SAMPLE.parent}/').replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
-    p = tmp_path / "study.toml"
-    p.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
-        gt.run_study(p, progress=False, output=tmp_path)
+        gt.run_study(_sample_copy(tmp_path, text), progress=False, output=tmp_path)
     assert "indicators.reference" in err.value.key and "no_such_indicator" in str(err.value)
 
 
 def test_cli_run_prints_summary(tmp_path):
-    text = SAMPLE.read_text(encoding="utf-8").replace('path = "', f'path = "{SAMPLE.parent}/')
-    text = text.replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
-    text = text.replace('output = "../../outputs"', f'output = "{tmp_path}"')
-    p = tmp_path / "study.toml"
-    p.write_text(text, encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "geotijian.cli", "run", str(p), "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "geotijian.cli", "run", str(_sample_copy(tmp_path)), "--quiet"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "problem_map.html" in proc.stdout and "units:" in proc.stdout
@@ -155,11 +158,7 @@ def test_scale_out_on_dask_localcluster(tmp_path, shared_data):
 
 def test_amap_pois_read_without_gcj02_are_flagged(tmp_path):
     """Forgetting coords = "gcj02" on Amap POIs is caught: the run warns, naming the layer and the fix."""
-    text = SAMPLE.read_text(encoding="utf-8").replace('coords = "gcj02"\n', "")
-    cfg = tmp_path / "study.toml"
-    cfg.write_text(text.replace('path = "', f'path = "{SAMPLE.parent}/')
-                   .replace('last_year = "', f'last_year = "{SAMPLE.parent}/'), encoding="utf-8")
-    data, _ = gt.load_study(cfg)  # the check runs while loading
+    cfg = _sample_copy(tmp_path, SAMPLE.read_text(encoding="utf-8").replace('coords = "gcj02"\n', ""))
     import warnings as w
 
     with w.catch_warnings(record=True) as caught:
@@ -175,11 +174,8 @@ def test_amap_pois_read_without_gcj02_are_flagged(tmp_path):
 
 
 def test_unknown_facility_type_is_a_config_error_before_any_work(tmp_path):
-    text = SAMPLE.read_text(encoding="utf-8").replace(
-        "[network]", '[facilities]\ntypes = ["kindergarten", "spaceport"]\n\n[network]')
-    text = text.replace('path = "', f'path = "{SAMPLE.parent}/').replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
-    p = tmp_path / "study.toml"
-    p.write_text(text, encoding="utf-8")
+    p = _sample_copy(tmp_path, SAMPLE.read_text(encoding="utf-8").replace(
+        "[network]", '[facilities]\ntypes = ["kindergarten", "spaceport"]\n\n[network]'))
     with pytest.raises(ConfigError) as err:
         gt.run_study(p, progress=False, output=tmp_path)
     assert err.value.key == "facilities.types" and "spaceport" in str(err.value)
