@@ -120,6 +120,11 @@ class WalkNetwork:
         return c[:, 0], c[:, 1], np.cumsum(cnt) - cnt, cnt
 
     @cached_property
+    def _grid(self) -> _EdgeGrid:
+        """Uniform-grid index of the edge envelopes (see :class:`_EdgeGrid`)."""
+        return _EdgeGrid(shapely.bounds(self.edge_geometry))
+
+    @cached_property
     def tree(self) -> shapely.STRtree:
         """Spatial index of the edge geometries."""
         return shapely.STRtree(self.edge_geometry)
@@ -139,6 +144,91 @@ class WalkNetwork:
     def __repr__(self) -> str:
         return (f"WalkNetwork({self.n_nodes} nodes, {self.n_edges} edges, "
                 f"{len(self.component_size)} components, crs={self.crs!r})")
+
+
+class _EdgeGrid:
+    """Envelope index of the edges on a uniform grid (cheaper to build than an STRtree).
+
+    Each edge is registered in every cell its envelope overlaps (cell -> edges as a CSR
+    built by scipy's O(n) COO-to-CSR conversion, no sort). :meth:`pairs` answers the same
+    question as ``STRtree.query(<envelopes>)``: every (query, edge) whose closed
+    envelopes intersect, exactly (a pair met in several cells is kept once, in the first
+    common cell), grouped by query.
+    """
+
+    def __init__(self, bounds: np.ndarray):
+        n = len(bounds)
+        self.bx0, self.by0, self.bx1, self.by1 = (np.ascontiguousarray(bounds[:, i]) for i in range(4))
+        x0, y0 = self.bx0.min(), self.by0.min()
+        w = max(self.bx1.max() - x0, 1e-9)
+        h = max(self.by1.max() - y0, 1e-9)
+        # cells as wide as the mean spacing of edges (about one edge per cell, n cells);
+        # never more than 4n + 4 cells along an axis (a long thin network)
+        size = max(np.sqrt(w * h / max(n, 1)), w / (4 * n + 4), h / (4 * n + 4), 1e-6)
+        self.x0, self.y0, self.size = x0, y0, size
+        self.nx, self.ny = int(w // size) + 1, int(h // size) + 1
+        cx0, cy0, cx1, cy1 = self._cells(self.bx0, self.by0, self.bx1, self.by1)
+        self.cx0, self.cy0 = cx0, cy0
+        self.multi = (cx1 > cx0) | (cy1 > cy0)  # edges registered in several cells
+        edge, cell = self._expand(cx0, cy0, cx1, cy1)
+        m = coo_matrix((np.ones(len(edge), dtype=np.int8), (cell, edge)),
+                       shape=(self.nx * self.ny, max(n, 1))).tocsr()  # stable: edges ascending
+        self.indptr, self.edges = m.indptr.astype(np.int64), m.indices
+
+    def _cells(self, x0, y0, x1, y1):
+        s, nx, ny = self.size, self.nx - 1, self.ny - 1
+        out = []
+        for v, o, top in ((x0, self.x0, nx), (y0, self.y0, ny), (x1, self.x0, nx), (y1, self.y0, ny)):
+            c = (v - o) / s
+            np.floor(c, out=c)
+            np.clip(c, 0, top, out=c)
+            out.append(c.astype(np.int32))
+        cx0, cy0, cx1, cy1 = out
+        return cx0, cy0, np.maximum(cx1, cx0), np.maximum(cy1, cy0)
+
+    def _expand(self, cx0, cy0, cx1, cy1):
+        """(item, cell) for every cell of each item's cell range (items of one cell: as is)."""
+        wx, wy = cx1 - cx0 + 1, cy1 - cy0 + 1
+        cnt = wx * wy
+        one = cnt == 1
+        if one.all():
+            return np.arange(len(cx0), dtype=np.int32), cx0.astype(np.int64) * self.ny + cy0
+        item = np.repeat(np.arange(len(cx0), dtype=np.int32), cnt)
+        local = np.arange(len(item), dtype=np.int32) - np.repeat((np.cumsum(cnt) - cnt).astype(np.int32), cnt)
+        wyi = wy[item]
+        cell = (cx0[item] + local // wyi).astype(np.int64) * self.ny + (cy0[item] + local % wyi)
+        return item, cell
+
+    def pairs(self, qb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query, edge) pairs of intersecting envelopes; ``qb`` rows are
+        ``xmin, ymin, xmax, ymax`` (NaN rows match nothing). Grouped by query."""
+        ok = np.isfinite(qb).all(axis=1)
+        if not ok.all():
+            qi = np.flatnonzero(ok)
+            a, e = self.pairs(qb[ok])
+            return qi[a], e
+        if len(qb) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        qx0, qy0, qx1, qy1 = (np.ascontiguousarray(qb[:, i]) for i in range(4))
+        cx0, cy0, cx1, cy1 = self._cells(qx0, qy0, qx1, qy1)
+        q, cell = self._expand(cx0, cy0, cx1, cy1)
+        lo = self.indptr[cell]
+        k = self.indptr[cell + 1] - lo
+        idx = _ranges(lo, k)
+        e = self.edges[idx]
+        q = np.repeat(q, k)
+        keep = (self.bx0[e] <= qx1[q]) & (self.bx1[e] >= qx0[q]) & \
+            (self.by0[e] <= qy1[q]) & (self.by1[e] >= qy0[q])
+        # a pair met in several cells (edge and query both spanning several cells): keep
+        # it in the first common cell only
+        m = np.flatnonzero(keep & self.multi[e])
+        if len(m):
+            qm, em = q[m], e[m]
+            cell_m = np.repeat(cell, k)[m]
+            first = (np.maximum(cx0[qm], self.cx0[em]).astype(np.int64) * self.ny
+                     + np.maximum(cy0[qm], self.cy0[em])) == cell_m
+            keep[m[~first]] = False
+        return q[keep].astype(np.int64), e[keep].astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- build
@@ -204,8 +294,8 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         geo = geo.to_crs(out_crs)
     report = []
     g = geo.to_numpy()
-    bad = ~shapely.is_geometry(g) | shapely.is_empty(g)  # None/NaN or empty (C loop, no pandas)
-    kinds = shapely.get_type_id(g)
+    kinds = shapely.get_type_id(g)  # -1 for a missing geometry
+    bad = (kinds < 0) | shapely.is_empty(g)
     notline = ~bad & ~np.isin(kinds, [1, 5])  # LineString, MultiLineString
     if notline.any():
         i = int(np.flatnonzero(notline)[0])
@@ -225,7 +315,7 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     if len(coords) == 0:
         raise NetworkError("roads layer has no line with coordinates: no network")
     # one integer key per vertex (1 mm grid, relative to the layer's lower-left corner)
-    q = coords - coords.min(axis=0)
+    q = coords - [coords[:, 0].min(), coords[:, 1].min()]  # (column minima: fast)
     q *= 10**_KEY_DECIMALS
     q = np.rint(q, out=q).astype(np.int64)  # same as np.round(..., 0), in place
     if q.max(initial=0) >= 2**31:
@@ -275,7 +365,8 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     fpos = np.full(nv, -1)
     fpos[vid[::-1]] = idx[::-1]
     node_v = np.flatnonzero(node_of_v)
-    xs, ys = coords[fpos[node_v], 0], coords[fpos[node_v], 1]
+    node_xy = coords[fpos[node_v]]
+    xs, ys = np.ascontiguousarray(node_xy[:, 0]), np.ascontiguousarray(node_xy[:, 1])
     source = roads.index.to_numpy()[part_row[seg_line]]
     return (np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report,
             (coords, start_pos, seg_len))
@@ -352,17 +443,22 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     # removal of reciprocal duplicates (the two directed copies of an osmnx edge): keyed on
     # the unordered end pair, so geometries keep their u -> v orientation
     length = shapely.length(geoms)
-    dup = _duplicate_edges(np.minimum(u, v), np.maximum(u, v), length, geoms, len(xs))
+    n = len(xs)
+    csr = _csr(n, u, v, length)
+    loops = u[u == v]
+    if csr.nnz == 2 * (len(u) - len(loops)) and len(np.unique(loops)) == len(loops):
+        dup = np.zeros(len(u), dtype=bool)  # no end pair occurs twice: nothing to compare
+    else:
+        dup = _duplicate_edges(np.minimum(u, v), np.maximum(u, v), length, geoms, len(xs))
     if dup.any():
         keep = ~dup
         u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
         if exy is not None:
             exy = (exy[0], exy[1][keep], exy[2][keep])
+        csr = _csr(n, u, v, length)
     # (for osmnx graphs the reciprocal copies are expected: not reported)
     if isinstance(graph_or_roads, gpd.GeoDataFrame) and dup.any():
         report.append(("duplicate road segment merged", int(dup.sum()), ""))
-    n = len(xs)
-    csr = _csr(n, u, v, length)
     ncomp, labels = connected_components(csr, directed=False)
     sizes = np.bincount(labels, minlength=ncomp)
     order = np.lexsort((np.arange(ncomp), -sizes))
@@ -560,16 +656,16 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
 def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     """Nearest edge of each geometry (ties: lowest edge number) and the distance.
 
-    Outlines (polygon boundaries, lines) that touch or cross an edge are settled first (an
-    ``intersects`` index query: distance 0). Otherwise, candidates are the edges whose
-    envelope meets the geometry's envelope grown by a
-    radius (a plain index query, no distance in the tree), then exact
-    ``shapely.distance``; a geometry whose best candidate lies within the radius is
-    settled (no edge outside the grown envelope can be nearer). The rest retry with a
-    larger radius, then ``STRtree.query_nearest``. Several times faster than
-    ``query_nearest`` alone on 20,000 compounds, same result.
+    Outlines (polygon boundaries, lines) that touch or cross an edge are settled first
+    (:func:`_first_intersecting`: distance 0). Otherwise, candidates are the edges whose
+    envelope meets the geometry's envelope grown by a radius (the edge grid
+    :class:`_EdgeGrid`, envelopes only), then exact ``shapely.distance``; a geometry
+    whose best candidate lies within the radius is settled (no edge outside the grown
+    envelope can be nearer). The rest retry with a larger radius, then
+    ``STRtree.query_nearest``. Several times faster than ``query_nearest`` alone on
+    20,000 compounds, same result.
     """
-    tree = network.tree
+    grid = network._grid
     n = len(geoms)
     edge = np.full(n, -1, dtype=np.int64)
     d = np.full(n, np.inf)
@@ -584,14 +680,18 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
             d[hit] = 0.0
             todo = np.setdiff1d(todo, hit, assume_unique=True)
     bounds = shapely.bounds(geoms)
+    pts_xy = bounds[:, :2] if (len(geoms) and lines.size == 0) else None  # all points
     for rad in (12.0, 50.0, 200.0):
         if len(todo) == 0:
             break
         bb = bounds[todo]
-        qa, qe = tree.query(shapely.box(bb[:, 0] - rad, bb[:, 1] - rad, bb[:, 2] + rad, bb[:, 3] + rad))
+        qa, qe = grid.pairs(bb + [-rad, -rad, rad, rad])
         if len(qa) == 0:
             continue
-        dist = shapely.distance(geoms[todo[qa]], network.edge_geometry[qe])
+        if pts_xy is not None:  # points: numpy, same value as GEOS
+            dist = _point_edge_distance(network, qe, pts_xy[todo[qa], 0], pts_xy[todo[qa], 1])
+        else:
+            dist = shapely.distance(geoms[todo[qa]], network.edge_geometry[qe])
         order = np.lexsort((qe, dist, qa))
         qa_o = qa[order]
         sel = order[np.r_[True, qa_o[1:] != qa_o[:-1]]]
@@ -601,7 +701,8 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
         d[done] = dist[sel][ok]
         todo = np.setdiff1d(todo, done, assume_unique=True)
     if len(todo):
-        (src, tgt), dist = tree.query_nearest(geoms[todo], all_matches=True, return_distance=True)
+        (src, tgt), dist = network.tree.query_nearest(geoms[todo], all_matches=True,
+                                                      return_distance=True)
         order = np.lexsort((tgt, src))
         src, tgt, dist = src[order], tgt[order], dist[order]
         first = np.r_[True, src[1:] != src[:-1]]
@@ -672,19 +773,18 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
     """Lowest-numbered edge that each line geometry intersects (``-1`` when none).
 
     Same answer as ``network.tree.query(geoms, predicate="intersects")`` followed by the
-    minimum edge per geometry, cheaper: the envelope candidates are tested with
+    minimum edge per geometry, cheaper: the envelope candidates (from the edge grid) are
+    tested with
     :func:`_intersects_filtered` (numpy on vertex tables; GEOS for the uncertain pairs
     and for multi-part lines), first the lowest candidate of each geometry (a compound
-    crossed by its own driveway is settled there: ~90 %), then the geometries left by
-    the index query with GEOS's prepared ``intersects``.
+    crossed by its own driveway is settled there: ~90 %), then all other candidates of
+    the geometries left with GEOS's prepared ``intersects``.
     """
     out = np.full(len(geoms), -1, dtype=np.int64)
-    qa, qe = network.tree.query(geoms)  # envelope candidates only, grouped by geometry
+    grid = network._grid
+    qa, qe = grid.pairs(shapely.bounds(geoms))  # envelope candidates, grouped by geometry
     if len(qa) == 0:
         return out
-    if np.any(qa[1:] < qa[:-1]):
-        order = np.argsort(qa, kind="stable")
-        qa, qe = qa[order], qe[order]
     starts = np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]])
     owner = qa[starts]
     simple = np.isin(shapely.get_type_id(geoms), [1, 2])  # LineString, LinearRing
@@ -706,16 +806,85 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
     low = np.minimum.reduceat(qe, starts)
     hit = test(owner, low)
     out[owner[hit]] = low[hit]
-    left = owner[~hit & (np.diff(np.r_[starts, len(qa)]) > 1)]
-    if len(left):  # the index query with GEOS's prepared predicate, for the few left
-        ra, re_ = network.tree.query(geoms[left], predicate="intersects")
-        if len(ra):
-            if np.any(ra[1:] < ra[:-1]):
-                order = np.argsort(ra, kind="stable")
-                ra, re_ = ra[order], re_[order]
-            rs = np.flatnonzero(np.r_[True, ra[1:] != ra[:-1]])
-            out[left[ra[rs]]] = np.minimum.reduceat(re_, rs)
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(qa)]))
+    rest = ~hit[group] & (qe != low[group])
+    if not rest.any():
+        return out
+    # the geometries left (~10 %, large compounds whose lowest candidates are inner
+    # paths): all their other candidates, with GEOS's prepared predicate (as an index
+    # query does; cheaper than numpy here), the lowest hit per geometry
+    ra, re_ = qa[rest], qe[rest]
+    lg = geoms[np.unique(ra)]
+    fresh = ~shapely.is_prepared(lg)
+    shapely.prepare(lg[fresh])
+    h = shapely.intersects(geoms[ra], egeom[re_])
+    shapely.destroy_prepared(lg[fresh])
+    ra, re_ = ra[h], re_[h]
+    if len(ra):  # ra stays grouped (a subset of qa, in order)
+        rs = np.flatnonzero(np.r_[True, ra[1:] != ra[:-1]])
+        out[ra[rs]] = np.minimum.reduceat(re_, rs)
     return out
+
+
+def _point_segments(network: WalkNetwork, edges: np.ndarray, px: np.ndarray, py: np.ndarray):
+    """Point ``i`` against every segment of edge ``edges[i]``: GEOS's
+    ``Distance::pointToSegment`` and projection factor, in the same float operations.
+
+    Returns segments per edge, the point of each segment, its first vertex row, the
+    distance, the projection factor (inf on a zero-length segment) and the length.
+    """
+    ex, ey, st, cnt = network._edge_xy
+    k = cnt[edges] - 1  # segments per edge (>= 1)
+    own = np.repeat(np.arange(len(edges)), k)
+    si = _ranges(st[edges], k)
+    ax, ay, bx, by = ex[si], ey[si], ex[si + 1], ey[si + 1]
+    x, y = px[own], py[own]
+    dx, dy = bx - ax, by - ay
+    len2 = dx * dx + dy * dy
+    seglen = np.sqrt(len2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ((x - ax) * dx + (y - ay) * dy) / len2
+        s = ((ay - y) * dx - (ax - x) * dy) / len2
+    da = np.sqrt((x - ax) * (x - ax) + (y - ay) * (y - ay))
+    db = np.sqrt((x - bx) * (x - bx) + (y - by) * (y - by))
+    degenerate = len2 == 0
+    dist = np.where(degenerate | (r <= 0.0), da, np.where(r >= 1.0, db, np.abs(s) * seglen))
+    r = np.where(degenerate, np.inf, r)
+    return k, own, si, dist, r, seglen
+
+
+def _point_edge_distance(network: WalkNetwork, edges: np.ndarray, px: np.ndarray,
+                         py: np.ndarray) -> np.ndarray:
+    """``shapely.distance(point, edge)`` for points, in numpy (the minimum over segments
+    of GEOS's point-segment distance: the same value to the last bit)."""
+    k, own, si, dist, r, seglen = _point_segments(network, edges, px, py)
+    return np.minimum.reduceat(dist, np.cumsum(k) - k) if len(dist) else np.zeros(0)
+
+
+def _locate_on_edges(network: WalkNetwork, edges: np.ndarray, px: np.ndarray,
+                     py: np.ndarray) -> np.ndarray:
+    """Metres along each edge to the point nearest to ``(px, py)``, in numpy.
+
+    The arithmetic of GEOS's ``LengthIndexedLine.project`` (``shapely.line_locate_point``)
+    step by step, on the cached edge vertices, so the result is the same to the last bit:
+    the first segment at the smallest point-segment distance, its start measure plus the
+    clamped projection factor times its length.
+    """
+    k, own, si, dist, r, seglen = _point_segments(network, edges, px, py)
+    # start measure of each segment: running sum of the lengths before it in its edge, in
+    # the same order as GEOS (one step per vertex rank: a loop over ranks, not features)
+    start = np.zeros(len(si))
+    first = np.cumsum(k) - k
+    rank = np.arange(len(si)) - np.repeat(first, k)
+    for j in range(1, int(k.max(initial=1))):
+        at = np.flatnonzero(rank == j)
+        start[at] = start[at - 1] + seglen[at - 1]
+    with np.errstate(invalid="ignore"):  # inf * 0 on a zero-length segment (not chosen)
+        meas = np.where(r <= 0.0, start, np.where(r <= 1.0, start + r * seglen, start + seglen))
+    # first segment of minimal distance per edge
+    order = np.lexsort((np.arange(len(si)), dist, own))
+    pick = order[np.r_[True, own[order][1:] != own[order][:-1]]]
+    return meas[pick]
 
 
 def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
@@ -724,10 +893,11 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
     line = shapely.shortest_line(geoms, eg)
     c = shapely.get_coordinates(line)  # 2 points per line: access point, point on the edge
     if len(c) == 2 * len(line):
-        a, b = c[0::2], shapely.points(c[1::2])
+        a = c[0::2]
+        pos = _locate_on_edges(network, edges, c[1::2, 0], c[1::2, 1])
     else:  # defensive: never for non-empty inputs
-        a, b = shapely.get_coordinates(shapely.get_point(line, 0)), shapely.get_point(line, 1)
-    pos = shapely.line_locate_point(eg, b)
+        a = shapely.get_coordinates(shapely.get_point(line, 0))
+        pos = shapely.line_locate_point(eg, shapely.get_point(line, 1))
     off = shapely.length(line)
     pos = np.clip(pos, 0.0, network.edge_length[edges])
     return a[:, 0], a[:, 1], pos, off
@@ -860,7 +1030,9 @@ def facility_access(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
                     done[P[pi]] = True
         rest = np.flatnonzero(~done[P])
         if len(rest):
-            oi, ei = network.tree.query(outline[rest], predicate="dwithin", distance=acc)
+            oi, ei = network._grid.pairs(shapely.bounds(outline[rest]) + [-acc, -acc, acc, acc])
+            near = shapely.dwithin(outline[rest][oi], network.edge_geometry[ei], acc)
+            oi, ei = oi[near], ei[near]
             if len(oi):
                 ax, ay, pos, off = _snap_onto(network, outline[rest][oi], ei)
                 parts.append((P[rest][oi], ei, pos, off, ax, ay,

@@ -16,6 +16,11 @@ from scipy.spatial import Delaunay
 from geotijian import settings
 from geotijian.errors import LayerError, NetworkError
 from geotijian.network import (
+    _csr,
+    _EdgeGrid,
+    _first_intersecting,
+    _locate_on_edges,
+    _point_edge_distance,
     augmented_graph,
     build_network,
     distances_at_snaps,
@@ -313,3 +318,72 @@ def test_broken_osm_is_a_clear_error(osm_dir):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             build_network(ox.graph_from_xml(osm_dir / "shanghai_sampled_broken.osm"))
+
+
+# ------------------------------------------------- fast paths equal the GEOS reference
+@hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 300), grid_step=st.sampled_from([0.0, 5.0]))
+def test_edge_grid_pairs_equal_strtree_query(seed, n, grid_step):
+    """_EdgeGrid.pairs returns exactly the envelope pairs of STRtree.query (boxes)."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0, 500, (n, 2))
+    b = a + rng.normal(0, 60, (n, 2))
+    if grid_step:  # coordinates on a grid: envelopes touching exactly
+        a, b = np.round(a / grid_step) * grid_step, np.round(b / grid_step) * grid_step
+    lines = shapely.linestrings(np.stack([a, b], axis=1))
+    grid = _EdgeGrid(shapely.bounds(lines))
+    q = rng.uniform(-100, 600, (50, 2))
+    qb = np.c_[q, q + rng.uniform(0, 150, (50, 2))]
+    if grid_step:
+        qb = np.round(qb / grid_step) * grid_step
+    qi, ei = grid.pairs(qb)
+    ti, te = shapely.STRtree(lines).query(shapely.box(*qb.T))
+    assert np.all(np.diff(qi) >= 0)  # grouped by query
+    got = np.lexsort((ei, qi))
+    ref = np.lexsort((te, ti))
+    assert np.array_equal(qi[got], ti[ref]) and np.array_equal(ei[got], te[ref])
+
+
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), integer=st.booleans())
+def test_first_intersecting_and_locate_equal_geos(seed, integer):
+    """Lowest intersecting edge (numpy filter + GEOS) equals the STRtree intersects query,
+    also with touching/collinear cases; _locate_on_edges / _point_edge_distance equal
+    line_locate_point / distance bit for bit."""
+    rng = np.random.default_rng(seed)
+    k = 400
+    co = rng.integers(0, 40, (k, 3, 2)).astype(float) if integer else rng.uniform(0, 40, (k, 3, 2))
+    co[:, 1] = np.where(rng.random((k, 1)) < 0.2, co[:, 0], co[:, 1])  # some repeated vertices
+    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+    c = rng.integers(0, 40, (60, 2)) + 3.3e5
+    w = rng.integers(1, 12, (60, 2))
+    rings = shapely.boundary(shapely.box(c[:, 0], c[:, 1], c[:, 0] + w[:, 0], c[:, 1] + w[:, 1]))
+    got = _first_intersecting(net, rings)
+    qa, qe = net.tree.query(rings, predicate="intersects")
+    ref = np.full(len(rings), -1)
+    for i in range(len(rings)):
+        hits = qe[qa == i]
+        ref[i] = hits.min() if len(hits) else -1
+    assert np.array_equal(got, ref)
+    e = rng.integers(0, net.n_edges, 300)
+    p = rng.uniform(0, 40, (300, 2)) + 3.3e5
+    on = shapely.get_coordinates(shapely.shortest_line(shapely.points(p), net.edge_geometry[e]))[1::2]
+    for xy in (p, on):
+        loc = _locate_on_edges(net, e, xy[:, 0].copy(), xy[:, 1].copy())
+        assert np.array_equal(loc, shapely.line_locate_point(net.edge_geometry[e], shapely.points(xy)))
+        dist = _point_edge_distance(net, e, xy[:, 0].copy(), xy[:, 1].copy())
+        assert np.array_equal(dist, shapely.distance(shapely.points(xy), net.edge_geometry[e]))
+
+
+def test_csr_keeps_shortest_parallel_edge_and_zero_lengths():
+    u = np.array([0, 1, 0, 2, 2, 3])
+    v = np.array([1, 0, 1, 2, 3, 2])
+    w = np.array([5.0, 3.0, 4.0, 1.0, 0.0, 2.0])
+    m = _csr(4, u, v, w)
+    assert m.has_sorted_indices
+    assert m[0, 1] == 3.0 and m[1, 0] == 3.0  # shortest of three parallel edges
+    assert m[2, 2] == 0 and (2, 2) not in set(zip(*m.nonzero()))  # self-loop left out
+    assert m.nnz == 4 and m[2, 3] == 0.0 and 3 in m.indices[m.indptr[2]:m.indptr[3]]  # explicit 0
