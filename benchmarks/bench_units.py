@@ -24,7 +24,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from geotijian import settings  # noqa: E402
 from geotijian.population import allocate_population  # noqa: E402
 from geotijian.units import (  # noqa: E402
-    _highway_mask,
     assign_compounds,
     delineate_blocks,
     delineate_units,
+    momepy_enclosures,
     polsby_popper,
     range_compliance,
     refine_blocks,
@@ -214,12 +213,12 @@ def main() -> None:
     print("\nmomepy.enclosures on the same roads and barriers (reference)")
     if momepy is not None:
         t = time.perf_counter()
-        enc, comparable = momepy_comparable(momepy, d["roads"], d["boundary"], bars)
+        enc, comparable = momepy_enclosures(d["roads"], d["boundary"], bars)
         t_enc = time.perf_counter() - t
         _line("momepy.enclosures (water rings as lines)", f"{t_enc:.2f} s",
               f"{len(enc):,} enclosures; {len(comparable):,} ≥ sliver area and not in water")
         t = time.perf_counter()
-        enc_p, comparable_p = momepy_comparable(momepy, d["roads"], d["boundary"], bars, primary=True)
+        enc_p, comparable_p = momepy_enclosures(d["roads"], d["boundary"], bars, primary=True)
         t_enc_p = time.perf_counter() - t
         _line("momepy.enclosures (roads+water rings+rail as primary)", f"{t_enc_p:.2f} s",
               f"{len(enc_p):,} enclosures; {len(comparable_p):,} ≥ sliver area and not in water")
@@ -275,33 +274,6 @@ def main() -> None:
           f"{len(reg)} / {in_sp.mean():.0%} / {np.median(polsby_popper(reg.geometry)):.2f} / {t_sp:.2f} s",
           f"(unassigned blocks: {int((lab == 0).sum()) if lab.min() == 0 else 0}; max region "
           f"{reg['population'].max():,.0f})")
-
-
-def momepy_comparable(momepy, roads, boundary, bars, *, primary=False):
-    """momepy.enclosures on the same input, made comparable (see tests/test_units.py): water
-    polygons passed as rings (momepy polygonises linework only), then faces inside water
-    and under the sliver area dropped. ``primary=True`` passes the barriers together with
-    the roads as primary barriers (one noding), instead of as additional barriers."""
-    sel = roads[_highway_mask(roads["highway"], settings.block_road_classes)]
-    lines, water = [], []
-    for x in bars:
-        poly = x.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-        if (~poly).any():
-            lines.append(x[~poly].geometry)
-        if poly.any():
-            water.append(x.geometry.values[poly])
-            lines.append(x[poly].boundary)
-    if primary:
-        prim = gpd.GeoDataFrame(geometry=pd.concat([sel.geometry] + [gpd.GeoSeries(x) for x in lines],
-                                                   ignore_index=True), crs=sel.crs)
-        enc = momepy.enclosures(prim, limit=boundary, clip=True)
-    else:
-        enc = momepy.enclosures(sel, limit=boundary, additional_barriers=lines or None, clip=True)
-    keep = enc.area.to_numpy() >= settings.sliver_area_m2
-    if water:
-        wu = shapely.union_all(np.concatenate(water))
-        keep &= ~shapely.within(shapely.point_on_surface(enc.geometry.values), wu)
-    return enc, enc[keep]
 
 
 def _compounds_in(bl: gpd.GeoDataFrame, comp: gpd.GeoDataFrame, town: str) -> set:

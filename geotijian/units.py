@@ -1800,3 +1800,45 @@ def build_units(
         "report": {"blocks": blocks.attrs["geotijian"]["report"], "population": prep,
                    "feasibility": meta["feasibility"], "units": meta["report"]},
     }
+
+
+def momepy_enclosures(roads: gpd.GeoDataFrame, boundary: Any, barriers: Sequence[Any] = (), *,
+                      primary: bool = False) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The reference to compare :func:`delineate_blocks` with: ``momepy.enclosures`` on the
+    same roads (``settings.block_road_classes``), boundary and barriers, made comparable.
+
+    Water polygons are passed as their rings (momepy polygonises linework only: a water
+    *polygon* given as an additional barrier does not cut), then faces inside water and
+    faces under ``settings.sliver_area_m2`` are dropped (delineate_blocks removes water from
+    the area and merges slivers). ``primary=True`` passes the barriers together with the
+    roads as primary barriers (one noding) instead of as momepy's additional barriers.
+    Needs momepy (in the ``[test]`` and ``[bench]`` extras).
+
+    Returns
+    -------
+    (GeoDataFrame, GeoDataFrame)
+        All enclosures, and the comparable ones.
+    """
+    import momepy  # optional: only this comparison needs it
+
+    bars = list(barriers)
+    sel = roads[_highway_mask(roads["highway"], settings.block_road_classes)]
+    lines, water = [], []
+    for x in bars:
+        poly = x.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+        if (~poly).any():
+            lines.append(x[~poly].geometry)
+        if poly.any():
+            water.append(x.geometry.values[poly])
+            lines.append(x[poly].boundary)
+    if primary:  # every barrier noded with the roads in one pass
+        prim = gpd.GeoDataFrame(geometry=pd.concat([sel.geometry] + [gpd.GeoSeries(x) for x in lines],
+                                                   ignore_index=True), crs=sel.crs)
+        enc = momepy.enclosures(prim, limit=boundary, clip=True)
+    else:
+        enc = momepy.enclosures(sel, limit=boundary, additional_barriers=lines or None, clip=True)
+    keep = enc.area.to_numpy() >= settings.sliver_area_m2
+    if water:
+        wu = shapely.union_all(np.concatenate(water))
+        keep &= ~shapely.within(shapely.point_on_surface(enc.geometry.values), wu)
+    return enc, enc[keep]

@@ -24,6 +24,7 @@ from geotijian.units import (
     compounds_from_landuse,
     delineate_blocks,
     delineate_units,
+    momepy_enclosures,
     polsby_popper,
     range_compliance,
 )
@@ -576,33 +577,6 @@ def _osm_blocks(path, bbox):
     return roads, bnd, bars
 
 
-def momepy_comparable(momepy, roads, boundary, bars, *, primary=False):
-    """momepy.enclosures on the same input, made comparable: water polygons passed as their
-    rings (momepy polygonises linework only: a water *polygon* given as an additional
-    barrier does not cut), then faces inside water and faces under the sliver area dropped
-    (we remove water from the area and merge slivers). Returns (all enclosures, comparable)."""
-    sel = roads[_highway_mask(roads["highway"], settings.block_road_classes)]
-    lines, water = [], []
-    for x in bars:
-        poly = x.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
-        if (~poly).any():
-            lines.append(x[~poly].geometry)
-        if poly.any():
-            water.append(x.geometry.values[poly])
-            lines.append(x[poly].boundary)
-    if primary:  # every barrier noded with the roads in one pass
-        prim = gpd.GeoDataFrame(geometry=pd.concat([sel.geometry] + [gpd.GeoSeries(x) for x in lines],
-                                                   ignore_index=True), crs=sel.crs)
-        enc = momepy.enclosures(prim, limit=boundary, clip=True)
-    else:
-        enc = momepy.enclosures(sel, limit=boundary, additional_barriers=lines or None, clip=True)
-    keep = enc.area.to_numpy() >= settings.sliver_area_m2
-    if water:
-        wu = shapely.union_all(np.concatenate(water))
-        keep &= ~shapely.within(shapely.point_on_surface(enc.geometry.values), wu)
-    return enc, enc[keep]
-
-
 @pytest.mark.parametrize("name,bbox,expected", [
     ("shanghai_huangpu_roads.osm", (121.46113, 31.21961, 121.48631, 31.24119), 59),
     ("shanghai_yangpu_tongji.osm", (121.49149, 31.28090, 121.50325, 31.28945), 16),
@@ -617,13 +591,13 @@ def test_real_osm_blocks_vs_momepy_enclosures(osm_dir, name, bbox, expected):
     the counts agree within 2 % (measured: Huangpu 59 = 59; Tongji 16 vs 15 and Haidian 47
     vs 46, in both cases two adjacent slivers (1,436 + 940 m², 653 + 1,863 m²) with no other
     neighbour merge here into one block above 2,000 m², which momepy counts as two slivers)."""
-    momepy = pytest.importorskip("momepy")
+    pytest.importorskip("momepy")
     roads, bnd, bars = _osm_blocks(osm_dir / name, bbox)
     b = delineate_blocks(roads, bnd, barriers=bars)
     rep = b.attrs["geotijian"]["report"]
     assert rep["validation"]["ok"]
     assert len(b) == pytest.approx(expected, abs=2)
-    enc, comparable = momepy_comparable(momepy, roads, bnd, bars)
+    enc, comparable = momepy_enclosures(roads, bnd, bars)
     assert len(enc) > len(b)  # momepy keeps the slivers
     assert abs(len(comparable) - len(b)) <= max(2, 0.02 * len(b))
     water = [x.geometry.values[x.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()] for x in bars]
@@ -638,12 +612,12 @@ def test_sample_blocks_match_momepy_when_barriers_are_noded_together():
     *additional* barriers leave enclosures unsplit: a street ending on a bank is a dangle in
     momepy's first pass and is not used again. With all barriers noded with the roads in one
     pass, momepy's enclosures (less slivers and faces in water) equal our blocks one for one."""
-    momepy = pytest.importorskip("momepy")
+    pytest.importorskip("momepy")
     d = _sample()
     bars = [d["water"], d["rail"]]
     b = delineate_blocks(d["roads"], d["boundary"], barriers=bars)
-    _, comp = momepy_comparable(momepy, d["roads"], d["boundary"], bars, primary=True)
-    _, comp_add = momepy_comparable(momepy, d["roads"], d["boundary"], bars)
+    _, comp = momepy_enclosures(d["roads"], d["boundary"], bars, primary=True)
+    _, comp_add = momepy_enclosures(d["roads"], d["boundary"], bars)
     assert len(comp) == len(b)
     pts = shapely.point_on_surface(comp.geometry.values)
     bi, _ = shapely.STRtree(pts).query(b.geometry.values, predicate="contains")
