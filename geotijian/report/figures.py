@@ -17,6 +17,7 @@ import subprocess
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -252,6 +253,13 @@ def units_figure(study: StudyData, path: str | Path, *, indicator: str | None = 
         return _save(fig, path, dpi)
 
 
+def _units_background(study: StudyData, ax: Any) -> None:
+    """Units in light grey under a thematic layer (gaps, problems)."""
+    if study.units is not None and len(study.units):
+        _metric(study.units, study.crs, "units").plot(ax=ax, facecolor="#f4f4f4", edgecolor="#bdbdbd",
+                                                      linewidth=0.5, zorder=1)
+
+
 def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, *,
                         lang: str = "zh", size_in: tuple[float, float] = (8.0, 8.0),
                         dpi: int = 150) -> Path:
@@ -271,10 +279,7 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
     with _style(lang):
         fig, ax = _new(size_in, dpi)
         _base(study, ax, _extent(study, gaps, study.units))
-        if study.units is not None and len(study.units):
-            _metric(study.units, study.crs, "units").plot(ax=ax, facecolor="#f4f4f4",
-                                                          edgecolor="#bdbdbd", linewidth=0.5,
-                                                          zorder=1)
+        _units_background(study, ax)
         handles = []
         color = c.study_type_colors(study).get(facility_type, c.OTHER_COLOR)
         sa = study.service_areas
@@ -338,10 +343,7 @@ def problem_figure(study: StudyData, path: str | Path, *, lang: str = "zh",
     with _style(lang):
         fig, ax = _new(size_in, dpi)
         _base(study, ax, _extent(study, pr, study.units))
-        if study.units is not None and len(study.units):
-            _metric(study.units, study.crs, "units").plot(ax=ax, facecolor="#f4f4f4",
-                                                          edgecolor="#bdbdbd", linewidth=0.5,
-                                                          zorder=1)
+        _units_background(study, ax)
         handles = []
         for cls_name in c.ordered_classes(pr["problem_class"]):
             sub = pr.loc[pr["problem_class"].astype(str) == cls_name]
