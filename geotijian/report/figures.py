@@ -246,11 +246,16 @@ def units_figure(study: StudyData, path: str | Path, *, indicator: str | None = 
                   framealpha=0.92)
         heading = (f"{study.name} 社区体检单元 — {name}" if lang == "zh"
                    else f"{study.name} check-up units — {name}")
-        fig.suptitle(heading, fontsize=13, y=0.965)
-        _scale_bar(ax, lang)
-        _north_arrow(ax, lang)
-        _credit(fig, study, lang)
-        return _save(fig, path, dpi)
+        return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi)
+
+
+def _finish(fig: Any, ax: Any, study: StudyData, heading: str, path: Path, *, lang: str, dpi: int) -> Path:
+    """Every print map ends the same way: title, scale bar, north arrow, credit line, save."""
+    fig.suptitle(heading, fontsize=13, y=0.965)
+    _scale_bar(ax, lang)
+    _north_arrow(ax, lang)
+    _credit(fig, study, lang)
+    return _save(fig, path, dpi)
 
 
 def _units_background(study: StudyData, ax: Any) -> None:
@@ -363,11 +368,7 @@ def problem_figure(study: StudyData, path: str | Path, *, lang: str = "zh",
                   title="问题类别" if lang == "zh" else "problem class", title_fontsize=9)
         heading = (f"{study.name} {study.year} 年城市体检问题分布 ({len(pr)} 项)" if lang == "zh"
                    else f"{study.name} {study.year} check-up problems ({len(pr)})")
-        fig.suptitle(heading, fontsize=13, y=0.965)
-        _scale_bar(ax, lang)
-        _north_arrow(ax, lang)
-        _credit(fig, study, lang)
-        return _save(fig, path, dpi)
+        return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi)
 
 
 def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
