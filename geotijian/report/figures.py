@@ -249,9 +249,10 @@ def units_figure(study: StudyData, path: str | Path, *, indicator: str | None = 
         return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi)
 
 
-def _finish(fig: Any, ax: Any, study: StudyData, heading: str, path: Path, *, lang: str, dpi: int) -> Path:
+def _finish(fig: Any, ax: Any, study: StudyData, heading: str, path: Path, *, lang: str, dpi: int,
+            title_size: float = 13) -> Path:
     """Every print map ends the same way: title, scale bar, north arrow, credit line, save."""
-    fig.suptitle(heading, fontsize=13, y=0.965)
+    fig.suptitle(heading, fontsize=title_size, y=0.965)
     _scale_bar(ax, lang)
     _north_arrow(ax, lang)
     _credit(fig, study, lang)
@@ -329,11 +330,8 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
         heading = (f"{tname}覆盖缺口 (服务半径 {r_txt}): {len(gaps)} 处, 涉及 {pop:,.0f} 人"
                    if lang == "zh" else
                    f"{tname}: coverage gaps (radius {r_txt}): {len(gaps)} homes, {pop:,.0f} residents")
-        fig.suptitle(heading, fontsize=12.5, y=0.965)
-        _scale_bar(ax, lang)
-        _north_arrow(ax, lang)
-        _credit(fig, study, lang)
-        return _save(fig, path, dpi)
+        # long heading (type, radius, counts): a little smaller
+        return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi, title_size=12.5)
 
 
 def problem_figure(study: StudyData, path: str | Path, *, lang: str = "zh",
