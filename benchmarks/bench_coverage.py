@@ -55,9 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from geotijian import settings  # noqa: E402
 from geotijian.access import _compute, nearest_facility_distance  # noqa: E402
 from geotijian.facilities import classify_pois, facility_catalogue  # noqa: E402
-from geotijian.network import augmented_graph, build_network, distances_at_snaps  # noqa: E402
+from geotijian.network import augmented_graph, build_network  # noqa: E402
 
-from scipy.sparse.csgraph import dijkstra  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "osm"
 X0, Y0 = 333000.0, 3473000.0  # Jiading, UTM 51N
@@ -202,7 +201,7 @@ def run_geotijian(source, homes, facs, limits):
 def stage_times(source, homes, facs, limits, repeat=3):
     """Best-of-``repeat`` time of each stage of the end-to-end run, called one by one."""
     from geotijian.access import _facility_layer
-    from geotijian.network import facility_access, snap_points, source_graph
+    from geotijian.network import distance_graph, facility_access, snap_points
 
     best = {}
     for _ in range(repeat):
@@ -216,10 +215,10 @@ def stage_times(source, homes, facs, limits, repeat=3):
             fac, _, _ = _facility_layer(facs, "type", list(limits))
             fs = facility_access(net, fac, layer="facilities", id_col="_fid")
             t.append(time.perf_counter())
-            source_graph(net, fs)
+            distance_graph(net, fs)
             t.append(time.perf_counter())
         for k, name in enumerate(["build_network", "snap homes", "facility access points",
-                                  "source graph (virtual nodes)"]):
+                                  "core (pendant edges out) + source nodes"]):
             best[name] = min(best.get(name, np.inf), t[k + 1] - t[k])
     return best
 
@@ -237,10 +236,7 @@ def shortest_path_part(net, homes, facs, limits):
         t0 = time.perf_counter()
         for code, lim in limits.items():
             mask = ftype == code
-            D = dijkstra(acc.graph, directed=True, indices=n + np.flatnonzero(mask),
-                         min_only=True, limit=lim)
-            d = distances_at_snaps(net, D, acc.home_snap, acc.fac_snap, source_mask=mask)
-            d[d > lim] = np.inf
+            acc.graph.to_targets(acc.home_snap, np.flatnonzero(mask), limit=lim)
         best = min(best, time.perf_counter() - t0)
     return best, acc
 

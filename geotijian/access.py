@@ -5,7 +5,9 @@ counting the snap offsets of both ends and the partial edges (see
 :mod:`geotijian.network`). Each facility type costs ONE multi-source shortest-path pass
 (``scipy.sparse.csgraph.dijkstra(indices=<facilities of the type>, min_only=True,
 limit=...)``) over the network with one virtual node per facility, never one search per
-facility; homes read their distance from the two end nodes of their snapped edge.
+facility; the search runs on the network's core (dead-end edges left out and completed
+afterwards, :attr:`~geotijian.network.WalkNetwork.pendant`); homes read their distance
+from the two end nodes of their snapped edge.
 
 Homes are residential compounds (polygons: they reach the network from their *boundary*,
 at the outline point nearest to the nearest edge, since gates are rarely mapped), buildings
@@ -25,7 +27,6 @@ import numpy as np
 import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from . import settings
 from .errors import ConfigError, GeotijianWarning, LayerError
@@ -36,11 +37,11 @@ from .network import (
     SnapResult,
     WalkNetwork,
     check_metric,
+    distance_graph,
     distances_at_snaps,
     facility_access,
     feature_rules,
     snap_points,
-    source_graph,
 )
 
 __all__ = [
@@ -184,8 +185,7 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
         fac = check_metric(fac, "facilities", network)
     fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
                             layer="facilities", id_col="_fid")
-    graph = source_graph(network, fsnap)
-    n = network.n_nodes
+    graph = distance_graph(network, fsnap)
     ftype = fac["_type"].to_numpy()
     lim = _limits(order, max_distance)
     dist = np.full((len(homes), len(order)), np.inf)
@@ -202,12 +202,7 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
                 "problem": f"no facility of type {code!r}: every home is uncovered (distance inf)",
                 "offset_m": np.nan, "component": -1}], columns=REPORT_COLUMNS))
             continue
-        src = n + np.flatnonzero(mask)
-        D = dijkstra(graph, directed=True, indices=src, min_only=True,
-                     limit=lim[code] if np.isfinite(lim[code]) else np.inf)
-        d = distances_at_snaps(network, D, hsnap, fsnap, source_mask=mask)
-        d[d > lim[code]] = np.inf
-        dist[:, j] = d
+        dist[:, j] = graph.to_targets(hsnap, np.flatnonzero(mask), limit=lim[code])
     # homes on a component that holds no facility at all
     # (when there is no facility at all, the per-type rows above already say so)
     lone = ~np.isin(hsnap.component, np.unique(fsnap.component)) if len(fsnap.edge) else \
@@ -326,13 +321,13 @@ def facility_distance_matrix(
     hsnap = snap_points(network, homes, layer="homes")
     fac = check_metric(facilities, "facilities", network)
     fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance)
-    graph = source_graph(network, fsnap)
-    n, F, H = network.n_nodes, len(fac), len(homes)
+    graph = distance_graph(network, fsnap)
+    F, H = len(fac), len(homes)
     step = max(1, int(chunk_cells // max(graph.shape[0], 1)))
     rows, cols, vals = [], [], []
     for a in range(0, F, step):  # chunks of facilities (memory), not one search each
         idx = np.arange(a, min(F, a + step))
-        D = dijkstra(graph, directed=True, indices=n + idx, limit=max_distance)
+        D = graph.distances(idx, limit=max_distance, min_only=False)
         d = distances_at_snaps(network, np.atleast_2d(D), hsnap, fsnap.subset(idx))
         fi, hi = np.nonzero(d <= max_distance)
         rows.append(hi)
@@ -733,8 +728,7 @@ def service_areas(
         fac = check_metric(fac, "facilities", network)
     fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
                             id_col="_fid")
-    graph = source_graph(network, fsnap)
-    n = network.n_nodes
+    graph = distance_graph(network, fsnap)
     ftype = fac["_type"].to_numpy()
     rows = []
     for code in order:
@@ -750,7 +744,7 @@ def service_areas(
             step = max(1, int(5_000_000 // graph.shape[0]))
             for a in range(0, len(idx), step):
                 chunk = idx[a:a + step]
-                D = np.atleast_2d(dijkstra(graph, directed=True, indices=n + chunk, limit=d))
+                D = np.atleast_2d(graph.distances(chunk, limit=d, min_only=False))
                 for j, f in enumerate(chunk):
                     one = np.zeros(len(fac), dtype=bool)
                     one[f] = True
@@ -759,7 +753,7 @@ def service_areas(
                     rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], geom))
             continue
         if len(idx):
-            D = dijkstra(graph, directed=True, indices=n + idx, min_only=True, limit=d)
+            D = graph.distances(idx, limit=d)
             lines = _reached_segments(network, D, fsnap, mask, d)
         else:
             lines = np.zeros(0, dtype=object)

@@ -28,16 +28,18 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 from . import settings
 from .errors import LayerError, NetworkError, RepairWarning
 
 __all__ = [
+    "DistanceGraph",
     "SnapResult",
     "WalkNetwork",
     "augmented_graph",
     "build_network",
+    "distance_graph",
     "distances_at_snaps",
     "snap_points",
     "source_graph",
@@ -110,6 +112,42 @@ class WalkNetwork:
     def component_size(self) -> np.ndarray:
         """Number of nodes in each component (index = component label)."""
         return np.bincount(self.component)
+
+    @cached_property
+    def pendant(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, csr_matrix]:
+        """Pendant edges and the *core* of the network (the CSR without them).
+
+        A pendant edge joins a leaf (a node with one incident edge, loops counted twice)
+        to a parent with at least two. No shortest path between other nodes passes a
+        leaf (a dead end), so the per-type searches run on the core and the leaves get
+        ``min(own value, D[parent] + length)`` afterwards (:meth:`DistanceGraph.distances`):
+        same distances, far fewer heap operations where dead ends (driveways, compound
+        paths) are common. Returns ``(leaf, parent, length, core_csr)``.
+        """
+        n = self.n_nodes
+        eu, ev = self.edge_u, self.edge_v
+        deg = np.bincount(eu, minlength=n)
+        deg += np.bincount(ev, minlength=n)
+        lu = (deg[eu] == 1) & (deg[ev] >= 2)
+        lv = (deg[ev] == 1) & (deg[eu] >= 2)
+        pend = np.flatnonzero(lu | lv)
+        first = lu[pend]
+        leaf = np.where(first, eu[pend], ev[pend])
+        parent = np.where(first, ev[pend], eu[pend])
+        length = self.edge_length[pend]
+        csr = self.csr
+        if len(leaf) == 0:
+            return leaf, parent, length, csr
+        is_leaf = np.zeros(n, dtype=bool)
+        is_leaf[leaf] = True
+        # a leaf's row holds its one entry (to the parent); a parent's row one per leaf
+        keep = ~is_leaf[csr.indices]
+        keep[csr.indptr[leaf]] = False
+        cnt = np.diff(csr.indptr) - np.bincount(parent, minlength=n) - is_leaf
+        indptr = np.zeros(n + 1, dtype=csr.indptr.dtype)
+        np.cumsum(cnt, out=indptr[1:])
+        core = csr_matrix((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
+        return leaf, parent, length, core
 
     @cached_property
     def _edge_xy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -727,7 +765,8 @@ def _orientation(px, py, qx, qy, rx, ry) -> tuple[np.ndarray, np.ndarray]:
     return det, np.abs(det) > bound
 
 
-def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count, ib) -> np.ndarray:
+def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count, ib,
+                         points: bool = False):
     """Do lines ``a[ia]`` and ``b[ib]`` intersect? 1 yes, 0 no, -1 uncertain (ask GEOS).
 
     Lines are given by vertex tables (``x``, ``y``, each line's first row and vertex
@@ -736,11 +775,16 @@ def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count,
     certain separation of every segment pair means they do not. Touching, collinear or
     near-degenerate segment pairs are uncertain: the caller asks GEOS, so the answer is
     exactly ``shapely.intersects``.
+
+    With ``points=True`` also returns, per pair, where the lines cross: the crossing of
+    the first segment pair in GEOS's order (segments of ``a``, then of ``b``), the point
+    ``shapely.shortest_line`` gives, as ``(status, ok, x, y)``; ``ok`` is False where an
+    uncertain segment pair comes first (GEOS must decide which point).
     """
     n = len(ia)
     out = np.zeros(n, dtype=np.int8)
     if n == 0:
-        return out
+        return (out, np.zeros(0, bool), np.zeros(0), np.zeros(0)) if points else out
     ka = np.maximum(a_count[ia] - 1, 0)
     kb = np.maximum(b_count[ib] - 1, 0)
     cnt = ka * kb
@@ -761,12 +805,38 @@ def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count,
     apart = (sure12 & (side12 > 0)) | (sure34 & (side34 > 0)) | \
         (np.maximum(p1x, p2x) < np.minimum(q1x, q2x)) | (np.maximum(q1x, q2x) < np.minimum(p1x, p2x)) | \
         (np.maximum(p1y, p2y) < np.minimum(q1y, q2y)) | (np.maximum(q1y, q2y) < np.minimum(p1y, p2y))
+    unsure_seg = ~cross & ~apart
     unsure = np.zeros(n, dtype=bool)
-    unsure[pair[~cross & ~apart]] = True
+    unsure[pair[unsure_seg]] = True
     unsure |= cnt == 0  # a line of one vertex
     out[unsure] = -1
     out[pair[cross]] = 1
-    return out
+    if not points:
+        return out
+    # first crossing / first uncertain segment pair of each pair (segment pairs are in
+    # GEOS's loop order within a pair)
+    big = np.iinfo(np.int64).max
+    first_cross = np.full(n, big)
+    c = np.flatnonzero(cross)
+    if len(c):
+        head = np.r_[True, pair[c][1:] != pair[c][:-1]]
+        first_cross[pair[c][head]] = c[head]
+    first_unsure = np.full(n, big)
+    u = np.flatnonzero(unsure_seg)
+    if len(u):
+        head = np.r_[True, pair[u][1:] != pair[u][:-1]]
+        first_unsure[pair[u][head]] = u[head]
+    ok = (first_cross < first_unsure) & (cnt > 0)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    k = first_cross[ok]
+    # proper crossing (orientations certain and opposite): the denominator is not zero
+    dx, dy = p2x[k] - p1x[k], p2y[k] - p1y[k]
+    ex_, ey_ = q2x[k] - q1x[k], q2y[k] - q1y[k]
+    r = ((q1x[k] - p1x[k]) * ey_ - (q1y[k] - p1y[k]) * ex_) / (dx * ey_ - dy * ex_)
+    x[ok] = p1x[k] + r * dx
+    y[ok] = p1y[k] + r * dy
+    return out, ok, x, y
 
 
 def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
@@ -787,12 +857,7 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
         return out
     starts = np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]])
     owner = qa[starts]
-    simple = np.isin(shapely.get_type_id(geoms), [1, 2])  # LineString, LinearRing
-    gc_, gi = shapely.get_coordinates(geoms, return_index=True)
-    g_count = np.bincount(gi, minlength=len(geoms))
-    g_start = np.cumsum(g_count) - g_count
-    g_count = np.where(simple, g_count, 0)  # multi-part: vertices of parts are not a chain
-    gx, gy = gc_[:, 0], gc_[:, 1]
+    gx, gy, g_start, g_count = _vertex_table(geoms)
     ex, ey, e_start, e_count = network._edge_xy
     egeom = network.edge_geometry
 
@@ -887,20 +952,64 @@ def _locate_on_edges(network: WalkNetwork, edges: np.ndarray, px: np.ndarray,
     return meas[pick]
 
 
+def _vertex_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices of line geometries: x, y, each geometry's first row and vertex count
+    (count 0 for a multi-part or non-line geometry: its vertices are not one chain)."""
+    c, gi = shapely.get_coordinates(geoms, return_index=True)
+    cnt = np.bincount(gi, minlength=len(geoms))
+    start = np.cumsum(cnt) - cnt
+    cnt = np.where(np.isin(shapely.get_type_id(geoms), [1, 2]), cnt, 0)
+    return c[:, 0], c[:, 1], start, cnt
+
+
 def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
-    """Access point on ``geoms`` nearest to the given edges, and its projection on them."""
-    eg = network.edge_geometry[edges]
-    line = shapely.shortest_line(geoms, eg)
-    c = shapely.get_coordinates(line)  # 2 points per line: access point, point on the edge
-    if len(c) == 2 * len(line):
-        a = c[0::2]
-        pos = _locate_on_edges(network, edges, c[1::2, 0], c[1::2, 1])
-    else:  # defensive: never for non-empty inputs
-        a = shapely.get_coordinates(shapely.get_point(line, 0))
-        pos = shapely.line_locate_point(eg, shapely.get_point(line, 1))
-    off = shapely.length(line)
+    """Access point on ``geoms`` nearest to the given edges, and its projection on them.
+
+    The point pair of ``shapely.shortest_line(geom, edge)``: in numpy for points (GEOS's
+    point-segment arithmetic, see :func:`_point_segments`) and for outlines that cross
+    their edge (the crossing of the first crossing segment pair, GEOS's loop order;
+    offset 0), with GEOS for the rest (outlines apart from their edge, touching or
+    near-degenerate cases).
+    """
+    n = len(geoms)
+    ax, ay, pos, off = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    todo = np.ones(n, dtype=bool)
+    kinds = shapely.get_type_id(geoms)
+    pt = np.flatnonzero(kinds == 0)
+    if len(pt):
+        c = shapely.get_coordinates(geoms[pt])
+        if len(c) == len(pt):  # (no empty point)
+            px, py = np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1])
+            ax[pt], ay[pt] = px, py
+            off[pt] = _point_edge_distance(network, edges[pt], px, py)
+            pos[pt] = _locate_on_edges(network, edges[pt], px, py)
+            todo[pt] = False
+    ln = np.flatnonzero(np.isin(kinds, [1, 2]))
+    if len(ln):
+        gx, gy, gs, gc = _vertex_table(geoms[ln])
+        ex, ey, es, ec = network._edge_xy
+        _, ok, x, y = _intersects_filtered(gx, gy, gs, gc, np.arange(len(ln)), ex, ey, es, ec,
+                                           edges[ln], points=True)
+        hit = ln[ok]
+        if len(hit):
+            ax[hit], ay[hit], off[hit] = x[ok], y[ok], 0.0
+            pos[hit] = _locate_on_edges(network, edges[hit], x[ok], y[ok])
+            todo[hit] = False
+    rest = np.flatnonzero(todo)
+    if len(rest):
+        eg = network.edge_geometry[edges[rest]]
+        line = shapely.shortest_line(geoms[rest], eg)
+        c = shapely.get_coordinates(line)  # 2 points per line: access point, point on the edge
+        if len(c) == 2 * len(line):
+            a = c[0::2]
+            pos[rest] = _locate_on_edges(network, edges[rest], c[1::2, 0], c[1::2, 1])
+        else:  # defensive: never for non-empty inputs
+            a = shapely.get_coordinates(shapely.get_point(line, 0))
+            pos[rest] = shapely.line_locate_point(eg, shapely.get_point(line, 1))
+        ax[rest], ay[rest] = a[:, 0], a[:, 1]
+        off[rest] = shapely.length(line)
     pos = np.clip(pos, 0.0, network.edge_length[edges])
-    return a[:, 0], a[:, 1], pos, off
+    return ax, ay, pos, off
 
 
 def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
@@ -1085,6 +1194,10 @@ def source_graph(network: WalkNetwork, sources: SnapResult) -> csr_matrix:
     every network node. Points on the *same* edge as a source are handled by
     :func:`distances_at_snaps`.
     """
+    return _with_sources(network, network.csr, sources)
+
+
+def _with_sources(network: WalkNetwork, base: csr_matrix, sources: SnapResult) -> csr_matrix:
     n = network.n_nodes
     m = sources.n_features
     e = sources.edge
@@ -1094,12 +1207,141 @@ def source_graph(network: WalkNetwork, sources: SnapResult) -> csr_matrix:
     w = np.concatenate([sources.offset + sources.position,
                         sources.offset + (L - sources.position)])
     virt = _csr(m, rows, cols, w, shape=(m, n + m), both=False)
-    base = network.csr
     indptr = np.concatenate([base.indptr, base.nnz + virt.indptr[1:]])
     idx_dtype = np.int32 if n + m < 2**31 else np.int64
     indices = np.concatenate([base.indices.astype(idx_dtype), virt.indices.astype(idx_dtype)])
     data = np.concatenate([base.data, virt.data])
     return csr_matrix((data, indices, indptr), shape=(n + m, n + m))
+
+
+@dataclass
+class DistanceGraph:
+    """The core network plus one virtual node per source feature, ready for searches.
+
+    Built by :func:`distance_graph`; :meth:`distances` runs one multi-source Dijkstra
+    (``scipy.sparse.csgraph.dijkstra``) on the core (pendant edges left out, see
+    :attr:`WalkNetwork.pendant`) and completes the leaves, so the node distances equal
+    those of a search on the whole network (:func:`source_graph`).
+    """
+
+    network: WalkNetwork
+    csr: csr_matrix
+    sources: SnapResult
+    _prep: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.csr.shape
+
+    def distances(self, features: np.ndarray, *, limit: float = np.inf,
+                  min_only: bool = True) -> np.ndarray:
+        """Network distance (m) of every node from the given source features.
+
+        Parameters
+        ----------
+        features : ndarray of int
+            Source feature positions (rows of ``sources``' layer).
+        limit : float
+            Metres; nodes farther are ``inf``.
+        min_only : bool
+            One row (distance to the nearest source) or one row per source feature.
+
+        Returns
+        -------
+        ndarray
+            ``(n_nodes,)`` or ``(len(features), n_nodes)`` distances in metres.
+        """
+        net = self.network
+        n = net.n_nodes
+        D = dijkstra(self.csr, directed=True, indices=n + np.asarray(features, dtype=np.int64),
+                     min_only=min_only, limit=limit)
+        D = np.ascontiguousarray(D[..., :n]) if D.shape[-1] != n else D
+        leaf, parent, length, _ = net.pendant
+        if len(leaf):
+            fix = np.minimum(D[..., leaf], D[..., parent] + length)
+            if np.isfinite(limit):
+                fix[fix > limit] = np.inf
+            D[..., leaf] = fix
+        return D
+
+
+    def to_targets(self, targets: SnapResult, features: np.ndarray, *,
+                   limit: float = np.inf) -> np.ndarray:
+        """Distance (m) from each target feature to the nearest of the source ``features``.
+
+        One multi-source search, then the snap formula of :func:`distances_at_snaps`
+        (same values), with the per-target work done once per ``targets`` and reused
+        across calls (one call per facility type): only the leaves at target edges are
+        completed, and the same-edge source/target pairs are found once.
+
+        Returns
+        -------
+        ndarray
+            One value per target feature (``targets.n_features``); ``inf`` beyond
+            ``limit`` or unreachable.
+        """
+        net = self.network
+        n = net.n_nodes
+        p = self._prepared(targets)
+        features = np.asarray(features, dtype=np.int64)
+        D = dijkstra(self.csr, directed=True, indices=n + features, min_only=True, limit=limit)
+        if len(p["leaf"]):
+            D[p["leaf"]] = np.minimum(D[p["leaf"]], D[p["parent"]] + p["length"])
+        d = np.minimum(D[p["u"]] + p["t"], D[p["v"]] + p["rest"])
+        d += p["offset"]
+        if len(p["ti"]):
+            on = np.zeros(self.sources.n_features, dtype=bool)
+            on[features] = True
+            sel = on[p["sfeat"]]
+            np.minimum.at(d, p["ti"][sel], p["direct"][sel])
+        if p["order"] is not None:
+            out = np.full(targets.n_features, np.inf)
+            out[p["own"]] = np.minimum.reduceat(d[p["order"]], p["starts"]) if len(d) else []
+            d = out
+        d[d > limit] = np.inf
+        return d
+
+    def _prepared(self, targets: SnapResult) -> dict:
+        key = id(targets)
+        hit = self._prep.get(key)
+        if hit is not None and hit[0] is targets:
+            return hit[1]
+        net = self.network
+        e = targets.edge
+        u, v, L = net.edge_u[e], net.edge_v[e], net.edge_length[e]
+        leaf, parent, length, _ = net.pendant
+        need = np.zeros(net.n_nodes, dtype=bool)
+        need[u] = True
+        need[v] = True
+        k = np.flatnonzero(need[leaf])
+        p = {"u": u, "v": v, "t": targets.position, "rest": L - targets.position,
+             "offset": targets.offset, "leaf": leaf[k], "parent": parent[k], "length": length[k]}
+        src = self.sources
+        order = np.argsort(src.edge, kind="stable")
+        se = src.edge[order]
+        lo = np.searchsorted(se, e, side="left")
+        cnt = np.searchsorted(se, e, side="right") - lo
+        ti = np.repeat(np.arange(len(e)), cnt)
+        si = order[_ranges(lo, cnt)]
+        p["ti"], p["sfeat"] = ti, src.owner[si]
+        p["direct"] = targets.offset[ti] + np.abs(targets.position[ti] - src.position[si]) + src.offset[si]
+        nt = targets.n_features
+        if len(targets.owner) == nt and np.array_equal(targets.owner, np.arange(nt)):
+            p["order"] = None
+        else:
+            o = np.argsort(targets.owner, kind="stable")
+            own = targets.owner[o]
+            starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]]) if len(own) else np.zeros(0, int)
+            p["order"], p["own"], p["starts"] = o, own[starts], starts
+        self._prep[key] = (targets, p)
+        return p
+
+
+def distance_graph(network: WalkNetwork, sources: SnapResult) -> DistanceGraph:
+    """:func:`source_graph` on the core of the network (pendant edges left out), for
+    :meth:`DistanceGraph.distances`. Arcs from a source on a pendant edge reach its
+    parent directly, so no path is lost."""
+    return DistanceGraph(network, _with_sources(network, network.pendant[3], sources), sources)
 
 
 def distances_at_snaps(network: WalkNetwork, node_dist: np.ndarray, targets: SnapResult,

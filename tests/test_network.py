@@ -26,6 +26,7 @@ from geotijian.network import (
     distances_at_snaps,
     facility_access,
     snap_points,
+    distance_graph,
     source_graph,
 )
 
@@ -147,11 +148,18 @@ def test_facility_access_rules():
 
 # -------------------------------------------------------------- distance engine
 def _engine(net, homes, facs):
+    """The production path: searches on the core (pendant edges completed afterwards)."""
     hs = snap_points(net, homes)
     fs = facility_access(net, facs)
-    g = source_graph(net, fs)
-    D = dijkstra(g, directed=True, indices=net.n_nodes + np.arange(len(facs)), min_only=True)
-    return distances_at_snaps(net, D, hs, fs), hs, fs
+    dg = distance_graph(net, fs)
+    d = distances_at_snaps(net, dg.distances(np.arange(len(facs))), hs, fs)
+    for _ in range(2):  # the second call reuses the prepared targets
+        assert np.array_equal(dg.to_targets(hs, np.arange(len(facs))), d)
+    half = np.arange(0, len(facs), 2)
+    ref_half = distances_at_snaps(net, dg.distances(half), hs, fs,
+                                  source_mask=np.isin(np.arange(len(facs)), half))
+    assert np.array_equal(dg.to_targets(hs, half), ref_half)
+    return d, hs, fs
 
 
 def _reference(net, hs, fs):
@@ -181,7 +189,10 @@ def test_grid_hand_checked_distances():
     assert d == pytest.approx(_reference(net, hs, fs), abs=0.01)
 
 
-def random_planar_roads(seed: int, n_pts: int, keep: float) -> gpd.GeoDataFrame:
+def random_planar_roads(seed: int, n_pts: int, keep: float, spurs: int = 0) -> gpd.GeoDataFrame:
+    """Delaunay streets; ``spurs`` dead ends (driveways) hang from random vertices, some
+    doubled (parallel), some with a loop at the end, some on another spur (a dead-end
+    tree), plus one isolated segment."""
     rng = np.random.default_rng(seed)
     pts = rng.uniform(0, 1000, (n_pts, 2))
     tri = Delaunay(pts)
@@ -191,17 +202,29 @@ def random_planar_roads(seed: int, n_pts: int, keep: float) -> gpd.GeoDataFrame:
     a, b = pts[e[:, 0]], pts[e[:, 1]]
     # bend half of the edges through an off-line vertex (geometry longer than the chord)
     mid = (a + b) / 2 + rng.normal(0, 15, (len(e), 2)) * (rng.random((len(e), 1)) < 0.5)
-    lines = shapely.linestrings(np.stack([a, mid, b], axis=1))
+    lines = list(shapely.linestrings(np.stack([a, mid, b], axis=1)))
+    ends = list(pts)
+    for k in range(spurs):
+        start = ends[rng.integers(len(ends))] if k % 4 == 3 else pts[rng.integers(n_pts)]
+        end = start + rng.uniform(-60, 60, 2)
+        lines.append(shapely.LineString([start, end]))
+        ends.append(end)
+        if k % 5 == 1:  # a parallel, longer copy: the end is no leaf
+            lines.append(shapely.LineString([start, (start + end) / 2 + 7, end]))
+        if k % 7 == 2:  # a loop at the end: no leaf either
+            lines.append(shapely.LineString([end, end + [5, 0], end + [5, 5], end]))
+    if spurs:
+        lines.append(shapely.LineString([(-200, -200), (-150, -190)]))
     return gpd.GeoDataFrame(geometry=lines, crs=CRS)
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), n_pts=st.integers(4, 40), keep=st.floats(0.5, 1.0),
        n_homes=st.integers(1, 30), n_fac=st.integers(1, 6), share_edges=st.booleans(),
-       polygons=st.booleans())
+       polygons=st.booleans(), spurs=st.sampled_from([0, 25]))
 def test_property_equals_networkx_on_augmented_graph(seed, n_pts, keep, n_homes, n_fac,
-                                                     share_edges, polygons):
-    roads = random_planar_roads(seed, n_pts, keep)
+                                                     share_edges, polygons, spurs):
+    roads = random_planar_roads(seed, n_pts, keep, spurs)
     if len(roads) == 0:
         return
     with warnings.catch_warnings():
@@ -226,6 +249,38 @@ def test_property_equals_networkx_on_augmented_graph(seed, n_pts, keep, n_homes,
     assert np.array_equal(np.isinf(d), np.isinf(ref))
     fin = np.isfinite(ref)
     assert np.abs(d[fin] - ref[fin]).max(initial=0) < 0.01
+
+
+@hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), spurs=st.integers(1, 60), limit=st.sampled_from([np.inf, 150.0]))
+def test_core_search_equals_whole_network_search(seed, spurs, limit):
+    """Searching the core and completing the pendant leaves gives every node the distance
+    of a search on the whole network (sources on dead ends too), with and without limit,
+    nearest-only and per source."""
+    roads = random_planar_roads(seed, 12, 0.8, spurs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+        leaf, parent, length, core = net.pendant
+        assert len(leaf) > 0 and core.nnz == net.csr.nnz - 2 * len(leaf)
+        assert np.all(np.bincount(net.edge_u, minlength=net.n_nodes)[leaf]
+                      + np.bincount(net.edge_v, minlength=net.n_nodes)[leaf] == 1)
+        rng = np.random.default_rng(seed)
+        on_spurs = shapely.line_interpolate_point(roads.geometry.to_numpy()[-spurs:], 0.4,
+                                                  normalized=True)
+        facs = gdf(np.concatenate([on_spurs[: 5], shapely.points(rng.uniform(0, 1000, (3, 2)))]))
+        fs = facility_access(net, facs)
+    full = source_graph(net, fs)
+    dg = distance_graph(net, fs)
+    src = np.arange(len(facs))
+    for min_only in (True, False):
+        ref = dijkstra(full, directed=True, indices=net.n_nodes + src, min_only=min_only,
+                       limit=limit)[..., : net.n_nodes]
+        got = dg.distances(src, limit=limit, min_only=min_only)
+        assert got.shape == ref.shape
+        assert np.array_equal(np.isinf(got), np.isinf(ref))
+        fin = np.isfinite(ref)
+        assert np.abs(got[fin] - ref[fin]).max(initial=0) < 1e-9
 
 
 def test_matrix_form_equals_min_only():
@@ -376,6 +431,43 @@ def test_first_intersecting_and_locate_equal_geos(seed, integer):
         assert np.array_equal(loc, shapely.line_locate_point(net.edge_geometry[e], shapely.points(xy)))
         dist = _point_edge_distance(net, e, xy[:, 0].copy(), xy[:, 1].copy())
         assert np.array_equal(dist, shapely.distance(shapely.points(xy), net.edge_geometry[e]))
+
+
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), integer=st.booleans())
+def test_snap_onto_equals_geos_shortest_line(seed, integer):
+    """The numpy access points (points; outlines crossing their edge) are GEOS's
+    ``shortest_line`` points: same crossing, offset and position along the edge."""
+    from geotijian.network import _snap_onto
+
+    rng = np.random.default_rng(seed)
+    k = 300
+    co = rng.integers(0, 60, (k, 3, 2)).astype(float) if integer else rng.uniform(0, 60, (k, 3, 2))
+    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+    m = 200
+    c = rng.integers(0, 60, (m, 2)) + 3.3e5 if integer else rng.uniform(0, 60, (m, 2)) + 3.3e5
+    w = rng.integers(1, 25, (m, 2)) if integer else rng.uniform(1, 25, (m, 2))
+    polys = shapely.box(c[:, 0], c[:, 1], c[:, 0] + w[:, 0], c[:, 1] + w[:, 1])
+    from shapely import affinity
+
+    polys[::3] = [affinity.rotate(g, 33) for g in polys[::3]]  # not axis-parallel
+    rings = shapely.boundary(polys)
+    pts = shapely.points(rng.uniform(0, 60, (m, 2)) + 3.3e5)
+    geoms = np.concatenate([rings, pts])
+    e = rng.integers(0, net.n_edges, len(geoms))
+    ax, ay, pos, off = _snap_onto(net, geoms, e)
+    ref = shapely.shortest_line(geoms, net.edge_geometry[e])
+    rc = shapely.get_coordinates(ref)
+    assert np.abs(off - shapely.length(ref)).max() < 1e-9
+    assert np.abs(ax - rc[0::2, 0]).max() < 1e-6 and np.abs(ay - rc[0::2, 1]).max() < 1e-6
+    # points: where GEOS locates the point itself (shortest_line may pick the other of
+    # two segments within 1 ulp of each other on a folded edge)
+    exp = shapely.line_locate_point(net.edge_geometry[e], np.r_[shapely.points(rc[1::2])[:m], pts])
+    assert np.abs(pos - exp).max() < 1e-6
+    assert (off[:m] == 0).sum() > 20  # the crossing path was exercised
 
 
 def test_csr_keeps_shortest_parallel_edge_and_zero_lengths():
