@@ -19,6 +19,7 @@ at the outline point nearest to the nearest edge, since gates are rarely mapped)
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -34,6 +35,7 @@ from .facilities import facility_catalogue
 from .model import GAP_COLUMNS
 from .network import (
     REPORT_COLUMNS,
+    DistanceGraph,
     SnapResult,
     WalkNetwork,
     check_metric,
@@ -176,16 +178,29 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
         raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
     homes = check_metric(homes, "homes", network)
     home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
-    hsnap = snap_points(network, homes, layer="homes")
-    hsnap.ids = home_ids
-    if len(hsnap.report):
-        hsnap.report["feature_id"] = home_ids[hsnap.report["feature"].to_numpy()]
     fac, order, frep = _facility_layer(facilities, type_col, types)
     if len(fac):
         fac = check_metric(fac, "facilities", network)
-    fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
-                            layer="facilities", id_col="_fid")
-    graph = distance_graph(network, fsnap)
+
+    def sources() -> tuple[SnapResult, DistanceGraph]:
+        fs = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
+                             layer="facilities", id_col="_fid")
+        return fs, distance_graph(network, fs)
+
+    if settings.parallel_snapping:
+        # homes and facilities snap independently: two threads (GEOS and numpy release
+        # the GIL); the lazily built indexes they share are built first
+        network._grid, network._edge_xy  # noqa: B018
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(sources)
+            hsnap = snap_points(network, homes, layer="homes")
+            fsnap, graph = job.result()
+    else:
+        hsnap = snap_points(network, homes, layer="homes")
+        fsnap, graph = sources()
+    hsnap.ids = home_ids
+    if len(hsnap.report):
+        hsnap.report["feature_id"] = home_ids[hsnap.report["feature"].to_numpy()]
     ftype = fac["_type"].to_numpy()
     lim = _limits(order, max_distance)
     dist = np.full((len(homes), len(order)), np.inf)

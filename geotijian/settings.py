@@ -94,6 +94,10 @@ imagery_min_coverage : float
 imagery_max_unclassified : float
     Zones with more shadow than this share of imaged pixels are flagged
     ``high_unclassified`` (0.2).
+parallel_snapping : bool
+    Snap homes and place facility access points in two threads at once (GEOS and numpy
+    release the GIL, so the two overlap on a multi-core machine); False runs them one
+    after the other. The results are the same.
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ imagery_bare_max_red_chroma: float = 0.5
 imagery_min_coverage: float = 0.95
 imagery_max_unclassified: float = 0.2
 osm_walk_cycleways: bool = True
+parallel_snapping: bool = True
 
 _KEYS = (
     "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
@@ -155,6 +160,7 @@ _KEYS = (
     "imagery_ndwi_threshold", "imagery_shadow_brightness", "imagery_water_max_brightness",
     "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
     "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
+    "parallel_snapping",
 )
 
 
