@@ -162,6 +162,13 @@ class _Access:
     graph: Any
 
 
+# share of the homes snapped by the calling thread while the other places the facility
+# access points and then snaps the rest (best of 0.5-1.0 on the Jiading-scale benchmark:
+# 0.185 s with no split, 0.166 s at 0.6-0.7)
+_MAIN_THREAD_SHARE = 0.65
+_PARALLEL_MIN_HOMES = 2000
+
+
 def _limits(types: list[str], max_distance: float | Mapping[str, float] | None) -> dict[str, float]:
     if max_distance is None:
         return {t: np.inf for t in types}
@@ -187,14 +194,18 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
                              layer="facilities", id_col="_fid")
         return fs, distance_graph(network, fs)
 
-    if settings.parallel_snapping:
-        # homes and facilities snap independently: two threads (GEOS and numpy release
-        # the GIL); the lazily built indexes they share are built first
+    if settings.parallel_snapping and len(homes) >= _PARALLEL_MIN_HOMES:
+        # every home snaps independently of the others and of the facilities: a second
+        # thread places the facility access points and then snaps the last part of the
+        # homes (GEOS and numpy release the GIL); the lazy indexes they share come first
         network._grid, network._edge_xy  # noqa: B018
+        k = int(len(homes) * _MAIN_THREAD_SHARE)
         with ThreadPoolExecutor(max_workers=1) as pool:
             job = pool.submit(sources)
-            hsnap = snap_points(network, homes, layer="homes")
+            tail = pool.submit(snap_points, network, homes.iloc[k:], layer="homes")
+            head = snap_points(network, homes.iloc[:k], layer="homes")
             fsnap, graph = job.result()
+            hsnap = SnapResult.concat([head, tail.result()])
     else:
         hsnap = snap_points(network, homes, layer="homes")
         fsnap, graph = sources()

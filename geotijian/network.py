@@ -655,6 +655,23 @@ class SnapResult:
                              "access_y": self.access_y, "rule": self.rule,
                              "component": self.component})
 
+    @classmethod
+    def concat(cls, parts: list[SnapResult]) -> SnapResult:
+        """One result from the results of consecutive row slices of one layer (features
+        renumbered in slice order, reports joined)."""
+        shift = np.cumsum([0] + [p.n_features for p in parts[:-1]])
+        reps = [p.report.assign(feature=p.report["feature"].to_numpy() + k)
+                for p, k in zip(parts, shift) if len(p.report)]
+        report = pd.concat(reps, ignore_index=True) if reps else parts[0].report
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(np.concatenate([p.owner + k for p, k in zip(parts, shift)]), cat("edge"),
+                   cat("position"), cat("offset"), cat("access_x"), cat("access_y"),
+                   cat("rule"), int(sum(p.n_features for p in parts)), cat("ids"),
+                   cat("component"), parts[0].layer, report)
+
     def subset(self, features: np.ndarray) -> SnapResult:
         """Access points of the given feature positions (renumbered 0..k-1 in that order)."""
         features = np.asarray(features, dtype=np.int64)

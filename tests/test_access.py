@@ -80,22 +80,33 @@ def test_nearest_facility_distance_hand_checked(net, homes, facs):
     assert set(rep.loc[rep["problem"].str.contains("maximum snap"), "feature_id"]) == {"E"}
 
 
-def test_parallel_snapping_gives_the_same_table():
-    """Homes and facilities snapped in two threads or one after the other: same bytes,
-    same report (a real district: compounds, campus polygons, dead ends)."""
+def test_parallel_snapping_gives_the_same_table(monkeypatch):
+    """Homes and facilities snapped in two threads (homes split between them) or one
+    after the other: same bytes, same report (a real district: compounds, campus
+    polygons, dead ends; far homes in both parts of the split)."""
+    import geotijian.access as access
     from geotijian import settings
     from geotijian.sample import make_sample_district
 
+    monkeypatch.setattr(access, "_PARALLEL_MIN_HOMES", 10)
     s = make_sample_district(seed=7, scale=0.3)
     net = build_network(s["roads"])
     facs = s["facilities"]
+    comp = s["compounds"]
+    far = comp.iloc[[0, 1]].copy()
+    far["geometry"] = far.geometry.translate(6000, 0)
+    far["compound_id"] = ["far0", "far1"]
+    homes = pd.concat([far.iloc[:1], comp, far.iloc[1:]])
     out = {}
     for flag in (True, False):
         with settings.temporary(parallel_snapping=flag), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out[flag] = nearest_facility_distance(net, s["compounds"], facs, max_distance=1000.0)
+            out[flag] = nearest_facility_distance(net, homes, facs, max_distance=1000.0)
     pd.testing.assert_frame_equal(out[True], out[False])
-    pd.testing.assert_frame_equal(out[True].attrs["report"], out[False].attrs["report"])
+    rep = out[True].attrs["report"]
+    pd.testing.assert_frame_equal(rep, out[False].attrs["report"])
+    far_rows = rep[rep["problem"].str.contains("maximum snap distance")]
+    assert sorted(far_rows["feature"]) == [0, len(homes) - 1]
     assert np.isfinite(out[True].to_numpy()).mean() > 0.3  # a real mix of reached and not
 
 
