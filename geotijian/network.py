@@ -1086,7 +1086,7 @@ def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
         c = shapely.get_coordinates(g[pt])
         ax[pt], ay[pt] = c[:, 0], c[:, 1]
     rule = np.where(poly, "boundary_nearest_edge", "point").astype(object)
-    comp = network.edge_component[edge]
+    comp = network.component[network.edge_u[edge]]  # (not edge_component: all edges)
     snap = SnapResult(np.arange(n), edge, pos, off, ax, ay, rule, n, ids, comp, layer)
     far = off > maxd
     if far.any():
@@ -1186,7 +1186,7 @@ def facility_access(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
         owner = edge = np.zeros(0, dtype=np.int64)
         pos = off = ax = ay = np.zeros(0)
         rule = np.zeros(0, dtype=object)
-    comp = network.edge_component[edge] if len(edge) else np.zeros(0, dtype=np.int64)
+    comp = network.component[network.edge_u[edge]] if len(edge) else np.zeros(0, dtype=np.int64)
     snap = SnapResult(owner.astype(np.int64), edge.astype(np.int64), pos, off, ax, ay, rule,
                       n, ids, comp, layer)
     if len(owner):
@@ -1194,9 +1194,10 @@ def facility_access(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
         np.minimum.at(best, owner, off)
         far = np.flatnonzero(best > maxd)
         if len(far):
+            far_comp = comp[np.searchsorted(owner, far)]
             snap.report = _report(layer, far, ids, f"farther than the maximum snap distance "
                                   f"({maxd:g} m) from the walk network: kept, offset counted",
-                                  best[far], network.edge_component[edge[np.searchsorted(owner, far)]])
+                                  best[far], far_comp)
     return snap
 
 
