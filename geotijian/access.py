@@ -301,6 +301,13 @@ def nearest_facility_distance(
         ``attrs["report"]`` holds the reported homes/facilities (far from the network,
         on a component without facility, empty types) with columns ``layer``,
         ``feature``, ``feature_id``, ``problem``, ``offset_m``, ``component``.
+
+    Notes
+    -----
+    With ``settings.parallel_snapping`` (default) the facility access points and part of
+    the homes are snapped in a second thread; the result is the same either way. Each
+    type is one Dijkstra pass on the network's core (dead ends completed afterwards, see
+    :func:`geotijian.network.distance_graph`).
     """
     acc = _compute(network, homes, facilities_by_type, types=types, max_distance=max_distance,
                    entrances=entrances, id_col=id_col, type_col=type_col,
