@@ -183,7 +183,7 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
              progress: bool) -> _Access:
     if len(homes) == 0:
         raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
-    parallel = settings.parallel_snapping and len(homes) >= _PARALLEL_MIN_HOMES
+    parallel = settings.parallel and len(homes) >= _PARALLEL_MIN_HOMES
     pool = ThreadPoolExecutor(max_workers=1) if parallel else None
     try:
         if pool is not None:  # the edge index both threads need, built while the layers are checked
@@ -313,7 +313,7 @@ def nearest_facility_distance(
 
     Notes
     -----
-    With ``settings.parallel_snapping`` (default) the facility access points and part of
+    With ``settings.parallel`` (default) the facility access points and part of
     the homes are snapped in a second thread; the result is the same either way. Each
     type is one Dijkstra pass on the network's core (dead ends completed afterwards, see
     :func:`geotijian.network.distance_graph`).

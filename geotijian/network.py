@@ -22,6 +22,7 @@ afterwards; the distances equal a search of the whole network (tested).
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -488,6 +489,10 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
             geoms[flip] = shapely.reverse(geoms[flip])
     # removal of reciprocal duplicates (the two directed copies of an osmnx edge): keyed on
     # the unordered end pair, so geometries keep their u -> v orientation
+    # the edge index (for snapping) is built in a second thread meanwhile: GEOS, numpy
+    # and csgraph release the GIL
+    pool = ThreadPoolExecutor(max_workers=1) if settings.parallel else None
+    grid = pool.submit(lambda g: _EdgeGrid(shapely.bounds(g)), geoms) if pool else None
     length = shapely.length(geoms)
     n = len(xs)
     csr = _csr(n, u, v, length)
@@ -521,6 +526,10 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
                       report=rep)
     if exy is not None:  # the vertices of a noded roads layer are at hand: no GEOS pass
         net.__dict__["_edge_xy"] = (exy[0][:, 0], exy[0][:, 1], exy[1], exy[2])
+    if pool is not None:
+        with pool:
+            if not dup.any():  # (else it indexes edges since merged: built again when needed)
+                net.__dict__["_grid"] = grid.result()
     return net
 
 

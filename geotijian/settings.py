@@ -94,10 +94,11 @@ imagery_min_coverage : float
 imagery_max_unclassified : float
     Zones with more shadow than this share of imaged pixels are flagged
     ``high_unclassified`` (0.2).
-parallel_snapping : bool
-    Snap homes and place facility access points in two threads at once (GEOS and numpy
-    release the GIL, so the two overlap on a multi-core machine); False runs them one
-    after the other. The results are the same.
+parallel : bool
+    Run independent steps in a second thread: the edge index beside the network build,
+    facility access points and part of the homes beside the homes (GEOS, numpy and
+    scipy's csgraph release the GIL, so they overlap on a multi-core machine). False
+    runs them one after the other; the results are the same.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ imagery_bare_max_red_chroma: float = 0.5
 imagery_min_coverage: float = 0.95
 imagery_max_unclassified: float = 0.2
 osm_walk_cycleways: bool = True
-parallel_snapping: bool = True
+parallel: bool = True
 
 _KEYS = (
     "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
@@ -160,7 +161,7 @@ _KEYS = (
     "imagery_ndwi_threshold", "imagery_shadow_brightness", "imagery_water_max_brightness",
     "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
     "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
-    "parallel_snapping",
+    "parallel",
 )
 
 

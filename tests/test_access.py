@@ -80,7 +80,7 @@ def test_nearest_facility_distance_hand_checked(net, homes, facs):
     assert set(rep.loc[rep["problem"].str.contains("maximum snap"), "feature_id"]) == {"E"}
 
 
-def test_parallel_snapping_gives_the_same_table(monkeypatch):
+def test_parallel_gives_the_same_table(monkeypatch):
     """Homes and facilities snapped in two threads (homes split between them) or one
     after the other: same bytes, same report (a real district: compounds, campus
     polygons, dead ends; far homes in both parts of the split)."""
@@ -90,7 +90,6 @@ def test_parallel_snapping_gives_the_same_table(monkeypatch):
 
     monkeypatch.setattr(access, "_PARALLEL_MIN_HOMES", 10)
     s = make_sample_district(seed=7, scale=0.3)
-    net = build_network(s["roads"])
     facs = s["facilities"]
     comp = s["compounds"]
     far = comp.iloc[[0, 1]].copy()
@@ -99,8 +98,10 @@ def test_parallel_snapping_gives_the_same_table(monkeypatch):
     homes = pd.concat([far.iloc[:1], comp, far.iloc[1:]])
     out = {}
     for flag in (True, False):
-        with settings.temporary(parallel_snapping=flag), warnings.catch_warnings():
+        with settings.temporary(parallel=flag), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            net = build_network(s["roads"])  # (its edge index built in a thread, or not)
+            assert ("_grid" in net.__dict__) is flag
             out[flag] = nearest_facility_distance(net, homes, facs, max_distance=1000.0)
     pd.testing.assert_frame_equal(out[True], out[False])
     rep = out[True].attrs["report"]

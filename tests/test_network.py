@@ -77,6 +77,11 @@ def test_multilinestring_and_duplicates_reported():
     with pytest.warns(Warning, match="duplicate"):
         net = build_network(roads)
     assert net.n_edges == 2 and net.report["problem"].str.contains("duplicate").any()
+    # the edge index built during the build counted the merged copy: it is built again
+    assert "_grid" not in net.__dict__
+    assert len(net._grid.bx0) == net.n_edges
+    s = snap_points(net, gdf([shapely.Point(5, 1), shapely.Point(11, 5)]))
+    assert s.offset.tolist() == pytest.approx([1.0, 1.0])
 
 
 def test_build_errors():
