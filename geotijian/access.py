@@ -183,33 +183,25 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
              progress: bool) -> _Access:
     if len(homes) == 0:
         raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
-    parallel = settings.parallel and len(homes) >= _PARALLEL_MIN_HOMES
-    pool = ThreadPoolExecutor(max_workers=1) if parallel else None
-    try:
-        if pool is not None:  # the edge index both threads need, built while the layers are checked
-            index = pool.submit(lambda: (network._grid, network._edge_xy))
-        homes = check_metric(homes, "homes", network)
-        home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
-        fac, order, frep = _facility_layer(facilities, type_col, types)
-        if len(fac):
-            fac = check_metric(fac, "facilities", network)
-    except BaseException:
-        if pool is not None:
-            pool.shutdown(wait=True)
-        raise
+    homes = check_metric(homes, "homes", network)
+    home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
+    fac, order, frep = _facility_layer(facilities, type_col, types)
+    if len(fac):
+        fac = check_metric(fac, "facilities", network)
 
     def sources() -> tuple[SnapResult, DistanceGraph]:
         fs = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
                              layer="facilities", id_col="_fid")
         return fs, distance_graph(network, fs)
 
-    if pool is not None:
-        # every home snaps independently of the others and of the facilities: the second
+    if settings.parallel and len(homes) >= _PARALLEL_MIN_HOMES:
+        # every home snaps independently of the others and of the facilities: a second
         # thread places the facility access points and then snaps the last part of the
-        # homes (GEOS and numpy release the GIL)
+        # homes (GEOS and numpy release the GIL); the lazy indexes they share come first
+        # (build_network usually has the edge index ready)
+        network._grid, network._edge_xy  # noqa: B018
         k = int(len(homes) * _MAIN_THREAD_SHARE)
-        with pool:
-            index.result()
+        with ThreadPoolExecutor(max_workers=1) as pool:
             job = pool.submit(sources)
             tail = pool.submit(snap_points, network, homes.iloc[k:], layer="homes")
             head = snap_points(network, homes.iloc[:k], layer="homes")

@@ -487,49 +487,47 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         if flip.any():
             geoms = geoms.copy()
             geoms[flip] = shapely.reverse(geoms[flip])
-    # removal of reciprocal duplicates (the two directed copies of an osmnx edge): keyed on
-    # the unordered end pair, so geometries keep their u -> v orientation
     # the edge index (for snapping) is built in a second thread meanwhile: GEOS, numpy
     # and csgraph release the GIL
-    pool = ThreadPoolExecutor(max_workers=1) if settings.parallel else None
-    grid = pool.submit(lambda g: _EdgeGrid(shapely.bounds(g)), geoms) if pool else None
-    length = shapely.length(geoms)
-    n = len(xs)
-    csr = _csr(n, u, v, length)
-    loops = u[u == v]
-    if csr.nnz == 2 * (len(u) - len(loops)) and len(np.unique(loops)) == len(loops):
-        dup = np.zeros(len(u), dtype=bool)  # no end pair occurs twice: nothing to compare
-    else:
-        dup = _duplicate_edges(np.minimum(u, v), np.maximum(u, v), length, geoms, len(xs))
-    if dup.any():
-        keep = ~dup
-        u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
-        if exy is not None:
-            exy = (exy[0], exy[1][keep], exy[2][keep])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        grid = pool.submit(lambda g: _EdgeGrid(shapely.bounds(g)), geoms) if settings.parallel else None
+        length = shapely.length(geoms)
+        n = len(xs)
         csr = _csr(n, u, v, length)
-    # (for osmnx graphs the reciprocal copies are expected: not reported)
-    if isinstance(graph_or_roads, gpd.GeoDataFrame) and dup.any():
-        report.append(("duplicate road segment merged", int(dup.sum()), ""))
-    ncomp, labels = connected_components(csr, directed=False)
-    sizes = np.bincount(labels, minlength=ncomp)
-    order = np.lexsort((np.arange(ncomp), -sizes))
-    relabel = np.empty(ncomp, dtype=np.int64)
-    relabel[order] = np.arange(ncomp)
-    comp = relabel[labels]
-    rep = pd.DataFrame(report, columns=["problem", "count", "detail"])
-    for row in rep.itertuples():
-        warnings.warn(f"roads: {row.problem}: {row.count}", RepairWarning, stacklevel=2)
-    net = WalkNetwork(crs=out_crs, x=np.asarray(xs, float), y=np.asarray(ys, float),
-                      node_ids=np.asarray(nid), edge_u=np.asarray(u, np.int64),
-                      edge_v=np.asarray(v, np.int64), edge_length=length,
-                      edge_geometry=geoms, edge_source=source, csr=csr, component=comp,
-                      report=rep)
-    if exy is not None:  # the vertices of a noded roads layer are at hand: no GEOS pass
-        net.__dict__["_edge_xy"] = (exy[0][:, 0], exy[0][:, 1], exy[1], exy[2])
-    if pool is not None:
-        with pool:
-            if not dup.any():  # (else it indexes edges since merged: built again when needed)
-                net.__dict__["_grid"] = grid.result()
+        # removal of reciprocal duplicates (the two directed copies of an osmnx edge):
+        # keyed on the unordered end pair, so geometries keep their u -> v orientation
+        loops = u[u == v]
+        if csr.nnz == 2 * (len(u) - len(loops)) and len(np.unique(loops)) == len(loops):
+            dup = np.zeros(len(u), dtype=bool)  # no end pair occurs twice: nothing to compare
+        else:
+            dup = _duplicate_edges(np.minimum(u, v), np.maximum(u, v), length, geoms, len(xs))
+        if dup.any():
+            keep = ~dup
+            u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
+            if exy is not None:
+                exy = (exy[0], exy[1][keep], exy[2][keep])
+            csr = _csr(n, u, v, length)
+        # (for osmnx graphs the reciprocal copies are expected: not reported)
+        if isinstance(graph_or_roads, gpd.GeoDataFrame) and dup.any():
+            report.append(("duplicate road segment merged", int(dup.sum()), ""))
+        ncomp, labels = connected_components(csr, directed=False)
+        sizes = np.bincount(labels, minlength=ncomp)
+        order = np.lexsort((np.arange(ncomp), -sizes))
+        relabel = np.empty(ncomp, dtype=np.int64)
+        relabel[order] = np.arange(ncomp)
+        comp = relabel[labels]
+        rep = pd.DataFrame(report, columns=["problem", "count", "detail"])
+        for row in rep.itertuples():
+            warnings.warn(f"roads: {row.problem}: {row.count}", RepairWarning, stacklevel=2)
+        net = WalkNetwork(crs=out_crs, x=np.asarray(xs, float), y=np.asarray(ys, float),
+                          node_ids=np.asarray(nid), edge_u=np.asarray(u, np.int64),
+                          edge_v=np.asarray(v, np.int64), edge_length=length,
+                          edge_geometry=geoms, edge_source=source, csr=csr, component=comp,
+                          report=rep)
+        if exy is not None:  # the vertices of a noded roads layer are at hand: no GEOS pass
+            net.__dict__["_edge_xy"] = (exy[0][:, 0], exy[0][:, 1], exy[1], exy[2])
+        if grid is not None and not dup.any():  # (after a merge it is built again when needed)
+            net.__dict__["_grid"] = grid.result()
     return net
 
 
