@@ -1044,6 +1044,17 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
     return ax, ay, pos, off
 
 
+def _layer_geometry(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork,
+                    id_col: str | None):
+    """A layer checked and brought to the network CRS, its IDs, geometries, geometry
+    type ids and polygon mask."""
+    gdf = check_metric(gdf, layer, network)
+    ids = (gdf[id_col] if id_col else gdf.index).to_numpy()
+    g = gdf.geometry.to_numpy()
+    kinds = shapely.get_type_id(g)
+    return gdf, ids, g, kinds, np.isin(kinds, [3, 6])
+
+
 def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
                 max_distance: float | None = None, layer: str = "points",
                 id_col: str | None = None) -> SnapResult:
@@ -1068,8 +1079,9 @@ def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
     Returns
     -------
     SnapResult
-        One access point per feature (nearest edge found with ``shapely.STRtree.query_nearest``;
-        position by ``shapely.line_locate_point``).
+        One access point per feature: the nearest edge (ties: the lowest edge number), as
+        ``shapely.STRtree.query_nearest`` would give, and the access point and position
+        of ``shapely.shortest_line`` / ``line_locate_point`` (see :func:`_snap_onto`).
 
     Raises
     ------
@@ -1077,21 +1089,13 @@ def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
         No CRS / geographic CRS / empty geometry (the message names the feature).
     """
     maxd = settings.max_snap_distance_m if max_distance is None else float(max_distance)
-    gdf = check_metric(points_gdf, layer, network)
-    ids = (gdf[id_col] if id_col else gdf.index).to_numpy()
-    g = gdf.geometry.to_numpy()
+    _, ids, g, kinds, poly = _layer_geometry(points_gdf, layer, network, id_col)
     n = len(g)
-    kinds = shapely.get_type_id(g)
-    poly = np.isin(kinds, [3, 6])
     target = g.copy()
     if poly.any():
         target[poly] = shapely.boundary(g[poly])
     edge, dist = _nearest_edges(network, target)
-    ax, ay, pos, off = _snap_onto(network, target, edge)
-    pt = kinds == 0
-    if pt.any():  # exact point coordinates for points
-        c = shapely.get_coordinates(g[pt])
-        ax[pt], ay[pt] = c[:, 0], c[:, 1]
+    ax, ay, pos, off = _snap_onto(network, target, edge)  # (points: their own coordinates)
     rule = np.where(poly, "boundary_nearest_edge", "point").astype(object)
     comp = network.component[network.edge_u[edge]]  # (not edge_component: all edges)
     snap = SnapResult(np.arange(n), edge, pos, off, ax, ay, rule, n, ids, comp, layer)
@@ -1139,12 +1143,8 @@ def facility_access(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
     """
     acc = settings.polygon_access_distance_m if access_distance is None else float(access_distance)
     maxd = settings.max_snap_distance_m if max_distance is None else float(max_distance)
-    gdf = check_metric(facilities, layer, network)
-    ids = (gdf[id_col] if id_col else gdf.index).to_numpy()
-    g = gdf.geometry.to_numpy()
+    gdf, ids, g, kinds, poly = _layer_geometry(facilities, layer, network, id_col)
     n = len(g)
-    kinds = shapely.get_type_id(g)
-    poly = np.isin(kinds, [3, 6])
     parts = []  # (owner, edge, pos, off, ax, ay, rule)
     simple = np.flatnonzero(~poly)
     if len(simple):
@@ -1313,61 +1313,33 @@ class DistanceGraph:
             One value per target feature (``targets.n_features``); ``inf`` beyond
             ``limit`` or unreachable.
         """
-        net = self.network
-        n = net.n_nodes
-        p = self._prepared(targets)
+        n = self.network.n_nodes
+        formula, leaf, parent, length = self._prepared(targets)
         features = np.asarray(features, dtype=np.int64)
         D = dijkstra(self.csr, directed=True, indices=n + features, min_only=True, limit=limit)
-        if len(p["leaf"]):
-            D[p["leaf"]] = np.minimum(D[p["leaf"]], D[p["parent"]] + p["length"])
-        d = np.minimum(D[p["u"]] + p["t"], D[p["v"]] + p["rest"])
-        d += p["offset"]
-        if len(p["ti"]):
-            on = np.zeros(self.sources.n_features, dtype=bool)
-            on[features] = True
-            sel = on[p["sfeat"]]
-            np.minimum.at(d, p["ti"][sel], p["direct"][sel])
-        if p["order"] is not None:
-            out = np.full(targets.n_features, np.inf)
-            out[p["own"]] = np.minimum.reduceat(d[p["order"]], p["starts"]) if len(d) else []
-            d = out
+        if len(leaf):
+            D[leaf] = np.minimum(D[leaf], D[parent] + length)
+        on = np.zeros(self.sources.n_features, dtype=bool)
+        on[features] = True
+        d = formula.apply(D, on)
         d[d > limit] = np.inf
         return d
 
-    def _prepared(self, targets: SnapResult) -> dict:
-        key = id(targets)
-        hit = self._prep.get(key)
+    def _prepared(self, targets: SnapResult) -> tuple:
+        """The snap formula for ``targets`` and the leaves at their edges (cached)."""
+        hit = self._prep.get(id(targets))
         if hit is not None and hit[0] is targets:
             return hit[1]
         net = self.network
-        e = targets.edge
-        u, v, L = net.edge_u[e], net.edge_v[e], net.edge_length[e]
+        formula = _SnapFormula.of(net, targets, self.sources)
         leaf, parent, length, _ = net.pendant
         need = np.zeros(net.n_nodes, dtype=bool)
-        need[u] = True
-        need[v] = True
+        need[formula.u] = True
+        need[formula.v] = True
         k = np.flatnonzero(need[leaf])
-        p = {"u": u, "v": v, "t": targets.position, "rest": L - targets.position,
-             "offset": targets.offset, "leaf": leaf[k], "parent": parent[k], "length": length[k]}
-        src = self.sources
-        order = np.argsort(src.edge, kind="stable")
-        se = src.edge[order]
-        lo = np.searchsorted(se, e, side="left")
-        cnt = np.searchsorted(se, e, side="right") - lo
-        ti = np.repeat(np.arange(len(e)), cnt)
-        si = order[_ranges(lo, cnt)]
-        p["ti"], p["sfeat"] = ti, src.owner[si]
-        p["direct"] = targets.offset[ti] + np.abs(targets.position[ti] - src.position[si]) + src.offset[si]
-        nt = targets.n_features
-        if len(targets.owner) == nt and np.array_equal(targets.owner, np.arange(nt)):
-            p["order"] = None
-        else:
-            o = np.argsort(targets.owner, kind="stable")
-            own = targets.owner[o]
-            starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]]) if len(own) else np.zeros(0, int)
-            p["order"], p["own"], p["starts"] = o, own[starts], starts
-        self._prep[key] = (targets, p)
-        return p
+        out = (formula, leaf[k], parent[k], length[k])
+        self._prep[id(targets)] = (targets, out)
+        return out
 
 
 def distance_graph(network: WalkNetwork, sources: SnapResult) -> DistanceGraph:
@@ -1397,41 +1369,76 @@ def distances_at_snaps(network: WalkNetwork, node_dist: np.ndarray, targets: Sna
     source_mask : ndarray of bool, optional
         Which source features take part (those of one type).
     """
-    e = targets.edge
-    t = targets.position
-    L = network.edge_length[e]
-    u, v = network.edge_u[e], network.edge_v[e]
-    nt = targets.n_features if n_features is None else n_features
+    formula = _SnapFormula.of(network, targets, sources, n_features)
     D = node_dist[..., : network.n_nodes]
-    d = targets.offset + np.minimum(D[..., u] + t, D[..., v] + (L - t))
-    if sources is not None and len(sources.edge) and len(e):
-        sel = np.ones(len(sources.edge), dtype=bool)
-        if source_mask is not None and D.ndim == 1:
-            sel = source_mask[sources.owner]
-        se, st, so, sown = (sources.edge[sel], sources.position[sel], sources.offset[sel],
-                            sources.owner[sel])
-        order = np.argsort(se, kind="stable")
-        se, st, so, sown = se[order], st[order], so[order], sown[order]
-        lo = np.searchsorted(se, e, side="left")
-        hi = np.searchsorted(se, e, side="right")
-        cnt = hi - lo
-        if cnt.sum():
+    return formula.apply(D, source_mask if D.ndim == 1 else None)
+
+
+@dataclass
+class _SnapFormula:
+    """The target side of :func:`distances_at_snaps`, worked out once and applied to any
+    node distances: snapped edge ends and positions, the same-edge (target, source)
+    access-point pairs, and the reduction of access points to their features."""
+
+    u: np.ndarray
+    v: np.ndarray
+    t: np.ndarray          # metres from u
+    rest: np.ndarray       # metres to v
+    offset: np.ndarray
+    ti: np.ndarray         # same-edge pairs: target access point,
+    sfeat: np.ndarray      # source feature,
+    direct: np.ndarray     # and their distance along the edge (m)
+    n_features: int
+    order: np.ndarray | None  # None: one access point per feature, in feature order
+    own: np.ndarray
+    starts: np.ndarray
+
+    @classmethod
+    def of(cls, network: WalkNetwork, targets: SnapResult, sources: SnapResult | None = None,
+           n_features: int | None = None) -> _SnapFormula:
+        e = targets.edge
+        t = targets.position
+        L = network.edge_length[e]
+        ti = sfeat = np.zeros(0, dtype=np.int64)
+        direct = np.zeros(0)
+        if sources is not None and len(sources.edge) and len(e):
+            o = np.argsort(sources.edge, kind="stable")
+            se = sources.edge[o]
+            lo = np.searchsorted(se, e, side="left")
+            cnt = np.searchsorted(se, e, side="right") - lo
             ti = np.repeat(np.arange(len(e)), cnt)
-            si = _ranges(lo, cnt)
-            direct = targets.offset[ti] + np.abs(t[ti] - st[si]) + so[si]
+            si = o[_ranges(lo, cnt)]
+            sfeat = sources.owner[si]
+            direct = targets.offset[ti] + np.abs(t[ti] - sources.position[si]) + sources.offset[si]
+        nt = targets.n_features if n_features is None else n_features
+        order = own = starts = None
+        if not (len(targets.owner) == nt and np.array_equal(targets.owner, np.arange(nt))):
+            order = np.argsort(targets.owner, kind="stable")
+            srt = targets.owner[order]
+            starts = np.flatnonzero(np.r_[True, srt[1:] != srt[:-1]]) if len(srt) else \
+                np.zeros(0, dtype=np.int64)
+            own = srt[starts]
+        return cls(network.edge_u[e], network.edge_v[e], t, L - t, targets.offset, ti, sfeat,
+                   direct, nt, order, own, starts)
+
+    def apply(self, D: np.ndarray, source_on: np.ndarray | None = None) -> np.ndarray:
+        """Distances (m) per target feature from node distances ``D`` (1-D; or 2-D with
+        one row per source feature). ``source_on``: which source features take part in
+        the same-edge pairs (1-D only; default all)."""
+        d = np.minimum(D[..., self.u] + self.t, D[..., self.v] + self.rest)
+        d += self.offset
+        if len(self.ti):
             if D.ndim == 1:
-                np.minimum.at(d, ti, direct)
+                sel = source_on[self.sfeat] if source_on is not None else slice(None)
+                np.minimum.at(d, self.ti[sel], self.direct[sel])
             else:  # rows of d are the source features
-                np.minimum.at(d, (sown[si], ti), direct)
-    if len(targets.owner) == nt and np.array_equal(targets.owner, np.arange(nt)):
-        return d
-    out = np.full(d.shape[:-1] + (nt,), np.inf)
-    if len(targets.owner):
-        order = np.argsort(targets.owner, kind="stable")
-        own = targets.owner[order]
-        starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-        out[..., own[starts]] = np.minimum.reduceat(d[..., order], starts, axis=-1)
-    return out
+                np.minimum.at(d, (self.sfeat, self.ti), self.direct)
+        if self.order is None:
+            return d
+        out = np.full(d.shape[:-1] + (self.n_features,), np.inf)
+        if len(self.order):
+            out[..., self.own] = np.minimum.reduceat(d[..., self.order], self.starts, axis=-1)
+        return out
 
 
 def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
