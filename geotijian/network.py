@@ -34,10 +34,18 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.sparse.csgraph import dijkstra
 
 from . import settings
 from .errors import LayerError, NetworkError, RepairWarning
+
+try:  # compiled loops (setup.py builds them at install)
+    from . import _kernels
+except ImportError as exc:  # pragma: no cover - a source tree that was never installed
+    raise ImportError(
+        "geotijian's compiled kernels (geotijian._kernels) are not built: install the "
+        "package with `pip install -e .` (or `make test`), which compiles them with the "
+        "machine's C++ compiler") from exc
 
 __all__ = [
     "DistanceGraph",
@@ -161,12 +169,13 @@ class WalkNetwork:
         count (filled by :func:`build_network` for a roads layer at no cost)."""
         c, gi = shapely.get_coordinates(self.edge_geometry, return_index=True)
         cnt = np.bincount(gi, minlength=self.n_edges)
-        return c[:, 0], c[:, 1], np.cumsum(cnt) - cnt, cnt
+        return (np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]),
+                np.cumsum(cnt) - cnt, cnt)
 
     @cached_property
     def _grid(self) -> _EdgeGrid:
         """Uniform-grid index of the edge envelopes (see :class:`_EdgeGrid`)."""
-        return _EdgeGrid(shapely.bounds(self.edge_geometry))
+        return _EdgeGrid.of_lines(self.edge_geometry, self._edge_xy)
 
     @cached_property
     def tree(self) -> shapely.STRtree:
@@ -202,7 +211,9 @@ class _EdgeGrid:
 
     def __init__(self, bounds: np.ndarray):
         n = len(bounds)
+        bounds = np.ascontiguousarray(bounds, dtype=np.float64)
         self.bx0, self.by0, self.bx1, self.by1 = (np.ascontiguousarray(bounds[:, i]) for i in range(4))
+        self.bounds = bounds
         x0, y0 = self.bx0.min(), self.by0.min()
         w = max(self.bx1.max() - x0, 1e-9)
         h = max(self.by1.max() - y0, 1e-9)
@@ -211,13 +222,17 @@ class _EdgeGrid:
         size = max(np.sqrt(w * h / max(n, 1)), w / (4 * n + 4), h / (4 * n + 4), 1e-6)
         self.x0, self.y0, self.size = x0, y0, size
         self.nx, self.ny = int(w // size) + 1, int(h // size) + 1
-        cx0, cy0, cx1, cy1 = self._cells(self.bx0, self.by0, self.bx1, self.by1)
-        self.cx0, self.cy0 = cx0, cy0
-        self.multi = (cx1 > cx0) | (cy1 > cy0)  # edges registered in several cells
-        edge, cell = self._expand(cx0, cy0, cx1, cy1)
-        m = coo_matrix((np.ones(len(edge), dtype=np.int8), (cell, edge)),
-                       shape=(self.nx * self.ny, max(n, 1))).tocsr()  # stable: edges ascending
-        self.indptr, self.edges = m.indptr.astype(np.int64), m.indices
+        # (compiled: counting sort of the edges by cell, edges ascending in each cell)
+        self.indptr, self.edges, self.entry_bounds, self.cx0, self.cy0, self.multi = _kernels.grid_index(
+            bounds, float(x0), float(y0), float(size), self.nx, self.ny)
+
+    @classmethod
+    def of_lines(cls, geoms: np.ndarray, vertices: tuple | None = None) -> _EdgeGrid:
+        """Grid of line geometries; ``vertices`` = ``(x, y, start, count)``, their vertex
+        table, when at hand (envelopes computed from it, no GEOS pass)."""
+        if vertices is None:
+            return cls(shapely.bounds(geoms))
+        return cls(_kernels.line_bounds(*vertices))
 
     def _cells(self, x0, y0, x1, y1):
         s, nx, ny = self.size, self.nx - 1, self.ny - 1
@@ -358,39 +373,27 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
                        f"rows {list(roads.index[bad][:5])}"))
     if len(coords) == 0:
         raise NetworkError("roads layer has no line with coordinates: no network")
-    # one integer key per vertex (1 mm grid, relative to the layer's lower-left corner)
-    q = coords - [coords[:, 0].min(), coords[:, 1].min()]  # (column minima: fast)
-    q *= 10**_KEY_DECIMALS
-    q = np.rint(q, out=q).astype(np.int64)  # same as np.round(..., 0), in place
-    if q.max(initial=0) >= 2**31:
-        raise NetworkError("roads layer spans more than 2,000 km: wrong CRS or wrong file?")
-    vid = _dense_rank(q[:, 0] * 2**31 + q[:, 1])
-    # drop consecutive repeated vertices inside a line
-    keep = np.ones(len(vid), dtype=bool)
-    keep[1:] = ~((vid[1:] == vid[:-1]) & (line[1:] == line[:-1]))
-    modified = np.zeros(len(parts), dtype=bool)  # lines whose vertices were cleaned
-    if not keep.all():
-        modified[line[~keep]] = True
-        coords, vid, line = coords[keep], vid[keep], line[keep]
-    first = np.ones(len(line), dtype=bool)
-    first[1:] = line[1:] != line[:-1]
-    last = np.ones(len(line), dtype=bool)
-    last[:-1] = line[1:] != line[:-1]
-    short = first & last  # a line reduced to one vertex
-    if short.any():
-        report.append(("degenerate road line (one distinct vertex) left out", int(short.sum()), ""))
-        keepl = ~short
-        coords, vid, line, first, last = coords[keepl], vid[keepl], line[keepl], first[keepl], last[keepl]
-    # node = line end, or vertex seen more than once (shared by several lines, or a loop)
-    nv = int(vid.max()) + 1
-    occ = np.bincount(vid, minlength=nv)
-    is_node = first | last | (occ[vid] > 1)
-    # segments run from one node position to the next one in the same line
-    start_pos = np.flatnonzero(is_node & ~last)
-    end_pos = np.flatnonzero(is_node & ~first)
-    seg_len = end_pos - start_pos + 1
+    # one pass (compiled): 1 mm vertex keys relative to the layer's lower-left corner,
+    # repeated vertices dropped, nodes (line ends, vertices met more than once) and the
+    # edges between consecutive nodes of a line
+    try:
+        (kept, start_pos, seg_len, seg_line, u, v, node_key, node_row, modified,
+         n_short) = _kernels.node_lines(coords, line.astype(np.int64, copy=False), len(parts),
+                                         float(10**_KEY_DECIMALS))
+    except OverflowError:
+        raise NetworkError("roads layer spans more than 2,000 km: wrong CRS or wrong file?") from None
+    if kept is not None:
+        coords = coords[kept]
+    if n_short:
+        report.append(("degenerate road line (one distinct vertex) left out", int(n_short), ""))
+    # node numbers in vertex-key order (x, then y, on the 1 mm grid)
+    order = _kernels.argsort_keys(node_key)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    u, v = rank[u], rank[v]
+    node_xy = coords.take(node_row[order], axis=0)  # (take: 5x faster than 2-D fancy indexing)
+    xs, ys = np.ascontiguousarray(node_xy[:, 0]), np.ascontiguousarray(node_xy[:, 1])
     # a line that is one edge keeps its own geometry; split lines get new pieces
-    seg_line = line[start_pos]
     nseg_line = np.bincount(seg_line, minlength=len(parts))
     whole = (nseg_line[seg_line] == 1) & ~modified[seg_line]
     if len(seg_line) == len(parts) and whole.all():  # every line is one edge: as it is
@@ -402,31 +405,10 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         split = np.flatnonzero(~whole)
         geoms[split] = shapely.linestrings(coords[_ranges(start_pos[split], seg_len[split])],
                                            indices=np.repeat(np.arange(len(split)), seg_len[split]))
-    # node numbers: node vertices in vertex-key order
-    node_of_v = np.zeros(nv, dtype=bool)
-    node_of_v[vid[is_node]] = True
-    new_id = np.cumsum(node_of_v) - 1
-    u, v = new_id[vid[start_pos]], new_id[vid[end_pos]]
-    # node coordinates: the first coordinate seen for each node vertex
-    idx = np.arange(len(vid))
-    fpos = np.full(nv, -1)
-    fpos[vid[::-1]] = idx[::-1]
-    node_v = np.flatnonzero(node_of_v)
-    node_xy = coords.take(fpos[node_v], axis=0)  # (take: 5x faster than 2-D fancy indexing)
-    xs, ys = np.ascontiguousarray(node_xy[:, 0]), np.ascontiguousarray(node_xy[:, 1])
     source = roads.index.to_numpy()[part_row[seg_line]]
-    return (np.arange(len(node_v)), xs, ys, u, v, geoms, source, out_crs, report,
-            (coords, start_pos, seg_len))
-
-
-def _dense_rank(keys: np.ndarray) -> np.ndarray:
-    """Rank of each key among the distinct keys (``np.unique(return_inverse=True)`` by sort)."""
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    new = np.r_[True, sk[1:] != sk[:-1]]
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.cumsum(new) - 1
-    return rank
+    exy = (np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]),
+           start_pos, seg_len)
+    return np.arange(len(xs)), xs, ys, u, v, geoms, source, out_crs, report, exy
 
 
 def _first_coords(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -487,11 +469,12 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         if flip.any():
             geoms = geoms.copy()
             geoms[flip] = shapely.reverse(geoms[flip])
-    # the edge index (for snapping) is built in a second thread meanwhile: GEOS, numpy
-    # and csgraph release the GIL
+    # the edge index (for snapping) is built in a second thread meanwhile: GEOS and the
+    # compiled kernels release the GIL
     with ThreadPoolExecutor(max_workers=1) as pool:
-        grid = pool.submit(lambda g: _EdgeGrid(shapely.bounds(g)), geoms) if settings.parallel else None
-        length = shapely.length(geoms)
+        grid = pool.submit(_EdgeGrid.of_lines, geoms, exy) if settings.parallel else None
+        # (GEOS's sum for a noded roads layer, from its vertices at hand)
+        length = shapely.length(geoms) if exy is None else _kernels.line_lengths(*exy)
         n = len(xs)
         csr = _csr(n, u, v, length)
         # removal of reciprocal duplicates (the two directed copies of an osmnx edge):
@@ -505,12 +488,12 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
             keep = ~dup
             u, v, geoms, length, source = u[keep], v[keep], geoms[keep], length[keep], source[keep]
             if exy is not None:
-                exy = (exy[0], exy[1][keep], exy[2][keep])
+                exy = (exy[0], exy[1], exy[2][keep], exy[3][keep])
             csr = _csr(n, u, v, length)
         # (for osmnx graphs the reciprocal copies are expected: not reported)
         if isinstance(graph_or_roads, gpd.GeoDataFrame) and dup.any():
             report.append(("duplicate road segment merged", int(dup.sum()), ""))
-        ncomp, labels = connected_components(csr, directed=False)
+        ncomp, labels = _kernels.component_labels(n, u, v)  # (as csgraph.connected_components)
         sizes = np.bincount(labels, minlength=ncomp)
         order = np.lexsort((np.arange(ncomp), -sizes))
         relabel = np.empty(ncomp, dtype=np.int64)
@@ -525,7 +508,7 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
                           edge_geometry=geoms, edge_source=source, csr=csr, component=comp,
                           report=rep)
         if exy is not None:  # the vertices of a noded roads layer are at hand: no GEOS pass
-            net.__dict__["_edge_xy"] = (exy[0][:, 0], exy[0][:, 1], exy[1], exy[2])
+            net.__dict__["_edge_xy"] = exy
         if grid is not None and not dup.any():  # (after a merge it is built again when needed)
             net.__dict__["_grid"] = grid.result()
     return net
@@ -553,10 +536,16 @@ def _csr(n: int, u: np.ndarray, v: np.ndarray, w: np.ndarray, shape: tuple | Non
          both: bool = True) -> csr_matrix:
     """CSR matrix of the minimum weight per (row, col); explicit zeros kept as edges.
 
-    Entries are grouped by row with scipy's O(nnz) COO-to-CSR conversion and sorted
+    The symmetric matrix of an undirected edge list (``both``, square) is built by the
+    compiled :func:`geotijian._kernels.symmetric_csr` in one pass. Otherwise, entries are grouped by row with scipy's O(nnz) COO-to-CSR conversion and sorted
     within each (short) row, instead of one global sort of all keys; parallel entries
     (adjacent after the row sort) keep their minimum.
     """
+    if both and shape is None:
+        indptr, indices, data = _kernels.symmetric_csr(
+            n, np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64),
+            np.asarray(w, dtype=np.float64))
+        return csr_matrix((data, indices, indptr), shape=(n, n))
     if both:
         loop = u == v
         if loop.any():
@@ -781,207 +770,80 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     return edge, d
 
 
-_ORIENT_ERR = 1e-14  # relative error bound of the float orientation test (Shewchuk's is 3.3e-16)
-
-
-def _orientation(px, py, qx, qy, rx, ry) -> tuple[np.ndarray, np.ndarray]:
-    """Orientation determinant of ``r`` relative to segment ``p -> q`` and whether its
-    float sign is certain (the error-bounded filter GEOS and Shewchuk apply before exact
-    arithmetic; a zero determinant counts as uncertain)."""
-    detleft = (px - rx) * (qy - ry)
-    detright = (py - ry) * (qx - rx)
-    det = detleft - detright
-    bound = np.abs(detleft)
-    bound += np.abs(detright)
-    bound *= _ORIENT_ERR
-    return det, np.abs(det) > bound
-
-
 def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count, ib,
                          points: bool = False):
     """Do lines ``a[ia]`` and ``b[ib]`` intersect? 1 yes, 0 no, -1 uncertain (ask GEOS).
 
     Lines are given by vertex tables (``x``, ``y``, each line's first row and vertex
-    count). Every segment pair is classified with float orientation tests whose sign is
-    certain (error-bounded filter): a certain proper crossing means the lines intersect,
-    certain separation of every segment pair means they do not. Touching, collinear or
-    near-degenerate segment pairs are uncertain: the caller asks GEOS, so the answer is
-    exactly ``shapely.intersects``.
+    count; count 0 for a multi-part line). Every segment pair is classified with float
+    orientation tests whose sign is certain (the error-bounded filter GEOS and Shewchuk
+    apply before exact arithmetic, relative bound 1e-14): a certain proper crossing means
+    the lines intersect, certain separation of every segment pair means they do not.
+    Touching, collinear or near-degenerate segment pairs are uncertain: the caller asks
+    GEOS, so the answer is exactly ``shapely.intersects``. Compiled
+    (:func:`geotijian._kernels.intersects_filtered`).
 
     With ``points=True`` also returns, per pair, where the lines cross: the crossing of
     the first segment pair in GEOS's order (segments of ``a``, then of ``b``), the point
     ``shapely.shortest_line`` gives, as ``(status, ok, x, y)``; ``ok`` is False where an
     uncertain segment pair comes first (GEOS must decide which point).
     """
-    n = len(ia)
-    out = np.zeros(n, dtype=np.int8)
-    if n == 0:
-        return (out, np.zeros(0, bool), np.zeros(0), np.zeros(0)) if points else out
-    ka = np.maximum(a_count[ia] - 1, 0)
-    kb = np.maximum(b_count[ib] - 1, 0)
-    cnt = ka * kb
-    pair = np.repeat(np.arange(n), cnt)
-    local = np.arange(len(pair)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    kbp = kb[pair]
-    i = a_start[ia][pair] + local // kbp  # segment i -> i+1 of a
-    j = b_start[ib][pair] + local % kbp   # segment j -> j+1 of b
-    p1x, p1y, p2x, p2y = ax[i], ay[i], ax[i + 1], ay[i + 1]
-    q1x, q1y, q2x, q2y = bx[j], by[j], bx[j + 1], by[j + 1]
-    o1, s1 = _orientation(p1x, p1y, p2x, p2y, q1x, q1y)
-    o2, s2 = _orientation(p1x, p1y, p2x, p2y, q2x, q2y)
-    o3, s3 = _orientation(q1x, q1y, q2x, q2y, p1x, p1y)
-    o4, s4 = _orientation(q1x, q1y, q2x, q2y, p2x, p2y)
-    sure12, sure34 = s1 & s2, s3 & s4
-    side12, side34 = o1 * o2, o3 * o4  # < 0: ends on opposite sides (signs are certain)
-    cross = sure12 & sure34 & (side12 < 0) & (side34 < 0)
-    apart = (sure12 & (side12 > 0)) | (sure34 & (side34 > 0)) | \
-        (np.maximum(p1x, p2x) < np.minimum(q1x, q2x)) | (np.maximum(q1x, q2x) < np.minimum(p1x, p2x)) | \
-        (np.maximum(p1y, p2y) < np.minimum(q1y, q2y)) | (np.maximum(q1y, q2y) < np.minimum(p1y, p2y))
-    unsure_seg = ~cross & ~apart
-    unsure = np.zeros(n, dtype=bool)
-    unsure[pair[unsure_seg]] = True
-    unsure |= cnt == 0  # a line of one vertex
-    out[unsure] = -1
-    out[pair[cross]] = 1
-    if not points:
-        return out
-    # first crossing / first uncertain segment pair of each pair (segment pairs are in
-    # GEOS's loop order within a pair)
-    big = np.iinfo(np.int64).max
-    first_cross = np.full(n, big)
-    c = np.flatnonzero(cross)
-    if len(c):
-        head = np.r_[True, pair[c][1:] != pair[c][:-1]]
-        first_cross[pair[c][head]] = c[head]
-    first_unsure = np.full(n, big)
-    u = np.flatnonzero(unsure_seg)
-    if len(u):
-        head = np.r_[True, pair[u][1:] != pair[u][:-1]]
-        first_unsure[pair[u][head]] = u[head]
-    ok = (first_cross < first_unsure) & (cnt > 0)
-    x = np.full(n, np.nan)
-    y = np.full(n, np.nan)
-    k = first_cross[ok]
-    # proper crossing (orientations certain and opposite): the denominator is not zero
-    dx, dy = p2x[k] - p1x[k], p2y[k] - p1y[k]
-    ex_, ey_ = q2x[k] - q1x[k], q2y[k] - q1y[k]
-    r = ((q1x[k] - p1x[k]) * ey_ - (q1y[k] - p1y[k]) * ex_) / (dx * ey_ - dy * ex_)
-    x[ok] = p1x[k] + r * dx
-    y[ok] = p1y[k] + r * dy
-    return out, ok, x, y
+    status, ok, x, y = _kernels.intersects_filtered(
+        ax, ay, a_start, a_count, np.asarray(ia, dtype=np.int64), bx, by, b_start, b_count,
+        np.asarray(ib, dtype=np.int64))
+    return (status, ok, x, y) if points else status
 
 
 def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
     """Lowest-numbered edge that each line geometry intersects (``-1`` when none).
 
     Same answer as ``network.tree.query(geoms, predicate="intersects")`` followed by the
-    minimum edge per geometry, cheaper: the envelope candidates (from the edge grid) are
-    tested with
-    :func:`_intersects_filtered` (numpy on vertex tables; GEOS for the uncertain pairs
-    and for multi-part lines), first the lowest candidate of each geometry (a compound
-    crossed by its own driveway is settled there: ~90 %), then all other candidates of
-    the geometries left with GEOS's prepared ``intersects``.
+    minimum edge per geometry, in one compiled pass
+    (:func:`geotijian._kernels.first_hits`): the envelope candidates from the edge grid,
+    in ascending order, tested as in :func:`_intersects_filtered` until the first certain
+    hit; GEOS decides the uncertain pairs met before it (touching or collinear segments,
+    multi-part outlines).
     """
-    out = np.full(len(geoms), -1, dtype=np.int64)
     grid = network._grid
-    qa, qe = grid.pairs(shapely.bounds(geoms))  # envelope candidates, grouped by geometry
-    if len(qa) == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]])
-    owner = qa[starts]
     gx, gy, g_start, g_count = _vertex_table(geoms)
     ex, ey, e_start, e_count = network._edge_xy
-    egeom = network.edge_geometry
-
-    def test(ga: np.ndarray, ee: np.ndarray) -> np.ndarray:
-        r = _intersects_filtered(gx, gy, g_start, g_count, ga, ex, ey, e_start, e_count, ee)
-        ask = r < 0
-        if ask.any():
-            r[ask] = shapely.intersects(geoms[ga[ask]], egeom[ee[ask]])
-        return r > 0
-
-    low = np.minimum.reduceat(qe, starts)
-    hit = test(owner, low)
-    out[owner[hit]] = low[hit]
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(qa)]))
-    rest = ~hit[group] & (qe != low[group])
-    if not rest.any():
-        return out
-    # the geometries left (~10 %, large compounds whose lowest candidates are inner
-    # paths): all their other candidates, with GEOS's prepared predicate (as an index
-    # query does; cheaper than numpy here), the lowest hit per geometry
-    ra, re_ = qa[rest], qe[rest]
-    lg = geoms[np.unique(ra)]
-    fresh = ~shapely.is_prepared(lg)
-    shapely.prepare(lg[fresh])
-    h = shapely.intersects(geoms[ra], egeom[re_])
-    shapely.destroy_prepared(lg[fresh])
-    ra, re_ = ra[h], re_[h]
-    if len(ra):  # ra stays grouped (a subset of qa, in order)
-        rs = np.flatnonzero(np.r_[True, ra[1:] != ra[:-1]])
-        out[ra[rs]] = np.minimum.reduceat(re_, rs)
+    out, uq, ue = _kernels.first_hits(grid.indptr, grid.edges, grid.entry_bounds, grid.x0, grid.y0,
+                                      grid.size, grid.nx, grid.ny, shapely.bounds(geoms),
+                                      gx, gy, g_start, g_count, ex, ey, e_start, e_count)
+    if len(uq):  # (uq grouped by geometry, edges ascending)
+        h = shapely.intersects(geoms[uq], network.edge_geometry[ue])
+        uq, ue = uq[h], ue[h]
+        if len(uq):
+            rs = np.flatnonzero(np.r_[True, uq[1:] != uq[:-1]])
+            q, e = uq[rs], ue[rs]
+            out[q] = np.where(out[q] >= 0, np.minimum(out[q], e), e)
     return out
-
-
-def _point_segments(network: WalkNetwork, edges: np.ndarray, px: np.ndarray, py: np.ndarray):
-    """Point ``i`` against every segment of edge ``edges[i]``: GEOS's
-    ``Distance::pointToSegment`` and projection factor, in the same float operations.
-
-    Returns segments per edge, the point of each segment, its first vertex row, the
-    distance, the projection factor (inf on a zero-length segment) and the length.
-    """
-    ex, ey, st, cnt = network._edge_xy
-    k = cnt[edges] - 1  # segments per edge (>= 1)
-    own = np.repeat(np.arange(len(edges)), k)
-    si = _ranges(st[edges], k)
-    ax, ay, bx, by = ex[si], ey[si], ex[si + 1], ey[si + 1]
-    x, y = px[own], py[own]
-    dx, dy = bx - ax, by - ay
-    len2 = dx * dx + dy * dy
-    seglen = np.sqrt(len2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = ((x - ax) * dx + (y - ay) * dy) / len2
-        s = ((ay - y) * dx - (ax - x) * dy) / len2
-    da = np.sqrt((x - ax) * (x - ax) + (y - ay) * (y - ay))
-    db = np.sqrt((x - bx) * (x - bx) + (y - by) * (y - by))
-    degenerate = len2 == 0
-    dist = np.where(degenerate | (r <= 0.0), da, np.where(r >= 1.0, db, np.abs(s) * seglen))
-    r = np.where(degenerate, np.inf, r)
-    return k, own, si, dist, r, seglen
 
 
 def _point_edge_distance(network: WalkNetwork, edges: np.ndarray, px: np.ndarray,
                          py: np.ndarray) -> np.ndarray:
-    """``shapely.distance(point, edge)`` for points, in numpy (the minimum over segments
-    of GEOS's point-segment distance: the same value to the last bit)."""
-    k, own, si, dist, r, seglen = _point_segments(network, edges, px, py)
-    return np.minimum.reduceat(dist, np.cumsum(k) - k) if len(dist) else np.zeros(0)
+    """``shapely.distance(point, edge)`` for points (compiled: the minimum over segments
+    of GEOS's point-segment distance, the same value to the last bit)."""
+    ex, ey, st, cnt = network._edge_xy
+    return _kernels.point_segments(ex, ey, st, cnt, np.asarray(edges, dtype=np.int64),
+                                   np.ascontiguousarray(px, dtype=np.float64),
+                                   np.ascontiguousarray(py, dtype=np.float64))[0]
 
 
 def _locate_on_edges(network: WalkNetwork, edges: np.ndarray, px: np.ndarray,
                      py: np.ndarray) -> np.ndarray:
-    """Metres along each edge to the point nearest to ``(px, py)``, in numpy.
+    """Metres along each edge to the point nearest to ``(px, py)``.
 
     The arithmetic of GEOS's ``LengthIndexedLine.project`` (``shapely.line_locate_point``)
-    step by step, on the cached edge vertices, so the result is the same to the last bit:
-    the first segment at the smallest point-segment distance, its start measure plus the
-    clamped projection factor times its length.
+    step by step, compiled (:func:`geotijian._kernels.point_segments`), on the cached
+    edge vertices, so the result is the same to the last bit: the first segment at the
+    smallest point-segment distance, its start measure plus the clamped projection
+    factor times its length.
     """
-    k, own, si, dist, r, seglen = _point_segments(network, edges, px, py)
-    # start measure of each segment: running sum of the lengths before it in its edge, in
-    # the same order as GEOS (one step per vertex rank: a loop over ranks, not features)
-    start = np.zeros(len(si))
-    first = np.cumsum(k) - k
-    rank = np.arange(len(si)) - np.repeat(first, k)
-    for j in range(1, int(k.max(initial=1))):
-        at = np.flatnonzero(rank == j)
-        start[at] = start[at - 1] + seglen[at - 1]
-    with np.errstate(invalid="ignore"):  # inf * 0 on a zero-length segment (not chosen)
-        meas = np.where(r <= 0.0, start, np.where(r <= 1.0, start + r * seglen, start + seglen))
-    # first segment of minimal distance per edge
-    order = np.lexsort((np.arange(len(si)), dist, own))
-    pick = order[np.r_[True, own[order][1:] != own[order][:-1]]]
-    return meas[pick]
+    ex, ey, st, cnt = network._edge_xy
+    return _kernels.point_segments(ex, ey, st, cnt, np.asarray(edges, dtype=np.int64),
+                                   np.ascontiguousarray(px, dtype=np.float64),
+                                   np.ascontiguousarray(py, dtype=np.float64))[1]
 
 
 def _vertex_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -991,14 +853,14 @@ def _vertex_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     cnt = np.bincount(gi, minlength=len(geoms))
     start = np.cumsum(cnt) - cnt
     cnt = np.where(np.isin(shapely.get_type_id(geoms), [1, 2]), cnt, 0)
-    return c[:, 0], c[:, 1], start, cnt
+    return np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]), start, cnt
 
 
 def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
     """Access point on ``geoms`` nearest to the given edges, and its projection on them.
 
     The point pair of ``shapely.shortest_line(geom, edge)``: in numpy for points (GEOS's
-    point-segment arithmetic, see :func:`_point_segments`) and for outlines that cross
+    point-segment arithmetic, see :func:`_locate_on_edges`) and for outlines that cross
     their edge (the crossing of the first crossing segment pair, GEOS's loop order;
     offset 0), with GEOS for the rest (outlines apart from their edge, touching or
     near-degenerate cases).

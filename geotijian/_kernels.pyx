@@ -1,0 +1,766 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+# distutils: language = c++
+"""Compiled loops of the walk network (built by ``pip install``, see ``setup.py``).
+
+Each kernel replaces a chain of numpy passes over the same arrays by one pass, for the
+steps that would otherwise dominate coverage end to end (issue 3): noding a roads layer,
+the symmetric CSR, connected components, the edge grid, and the segment predicates of
+snapping. The float arithmetic is written operation by operation as in the numpy/GEOS
+code it replaces (compiled with ``-ffp-contract=off``: no fused multiply-add), so the
+results are the same to the last bit; the tests compare every kernel with GEOS, scipy or
+a plain numpy reference.
+"""
+
+import numpy as np
+
+from libc.math cimport fabs, floor, rint, sqrt
+from libc.stdint cimport INT32_MAX, int32_t, int64_t, int8_t, uint64_t
+from libcpp.algorithm cimport sort
+from libcpp.utility cimport pair
+from libcpp.vector cimport vector
+
+ctypedef pair[int32_t, double] ColVal
+
+cdef extern from *:
+    void __builtin_prefetch(const void* addr) nogil
+
+
+# --------------------------------------------------------------------------- noding
+def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_parts,
+               double key_scale):
+    """Node the vertices of road lines (see ``network._edges_from_roads``).
+
+    Vertices are matched on a grid of ``1 / key_scale`` metres (coordinates relative to
+    the lower-left corner, rounded half to even as ``numpy.rint``). Consecutive repeats
+    inside a line are dropped (their line is marked *modified*), lines left with one
+    vertex are dropped (counted), and a node is a line end or a vertex met more than
+    once. Edges run from one node to the next along a line.
+
+    Returns ``kept`` (rows of the kept vertices, ``None`` when all are kept), per edge
+    ``start`` (row in the kept vertices), ``count`` (vertices), ``part``, ``u``, ``v``
+    (node numbers in order of first appearance), per node ``key`` and ``row`` (its first
+    kept vertex), ``modified`` (per part) and the number of one-vertex lines dropped.
+    Raises ``OverflowError`` when the layer spans more than 2**31 grid steps.
+    """
+    cdef Py_ssize_t n = coords.shape[0]
+    cdef Py_ssize_t i, k, m
+    cdef double mx = 0.0, my = 0.0
+    if n:
+        mx = coords[0, 0]
+        my = coords[0, 1]
+    for i in range(n):
+        if coords[i, 0] < mx:
+            mx = coords[i, 0]
+        if coords[i, 1] < my:
+            my = coords[i, 1]
+    # dense vertex ids by open addressing (first-seen order); key and id side by side in
+    # one table (one cache miss per probe), load factor below 2/3
+    cdef int64_t cap = 1
+    while 2 * cap < 3 * n + 2:
+        cap <<= 1
+    cdef uint64_t mask = <uint64_t>(cap - 1)
+    table_a = np.full(2 * cap, -1, dtype=np.int64)  # (key, id); keys are >= 0
+    vid_a = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] table = table_a
+    cdef int64_t[::1] vid = vid_a
+    cdef int64_t nv = 0, qx, qy, key
+    cdef uint64_t h
+    cdef double fx, fy
+    cdef int64_t limit = (<int64_t>1) << 31
+    cdef bint overflow = False
+    keys_a = np.empty(n, dtype=np.int64)
+    slot_a = np.empty(n, dtype=np.uint64)
+    cdef int64_t[::1] keys = keys_a
+    cdef uint64_t[::1] slot = slot_a
+    with nogil:
+        for i in range(n):
+            fx = rint((coords[i, 0] - mx) * key_scale)
+            fy = rint((coords[i, 1] - my) * key_scale)
+            if not (fx < limit and fy < limit):
+                overflow = True
+                break
+            qx = <int64_t>fx
+            qy = <int64_t>fy
+            keys[i] = qx * limit + qy
+            slot[i] = ((<uint64_t>keys[i] * 0x9E3779B97F4A7C15ULL) >> 24) & mask
+    if overflow:
+        raise OverflowError("vertex grid coordinates reach 2**31")
+    with nogil:
+        for i in range(n):
+            # the probes miss the cache: ask for the slot of a vertex 16 ahead meanwhile
+            if i + 16 < n:
+                __builtin_prefetch(&table[2 * slot[i + 16]])
+            key = keys[i]
+            h = slot[i]
+            while True:
+                if table[2 * h] < 0:
+                    table[2 * h] = key
+                    table[2 * h + 1] = nv
+                    vid[i] = nv
+                    nv += 1
+                    break
+                if table[2 * h] == key:
+                    vid[i] = table[2 * h + 1]
+                    break
+                h = (h + 1) & mask
+    del table_a
+    # kept vertices: not a consecutive repeat in the same line
+    kept_a = np.empty(n, dtype=np.int64)
+    modified_a = np.zeros(n_parts, dtype=np.uint8)
+    cdef int64_t[::1] kept = kept_a
+    cdef unsigned char[::1] modified = modified_a
+    m = 0
+    for i in range(n):
+        if i > 0 and vid[i] == vid[i - 1] and line[i] == line[i - 1]:
+            modified[line[i]] = 1
+            continue
+        kept[m] = i
+        m += 1
+    # first / last vertex of each line; one-vertex lines dropped
+    cdef int64_t n_short = 0
+    first_a = np.empty(m, dtype=np.int8)
+    last_a = np.empty(m, dtype=np.int8)
+    cdef int8_t[::1] first = first_a
+    cdef int8_t[::1] last = last_a
+    for k in range(m):
+        first[k] = k == 0 or line[kept[k]] != line[kept[k - 1]]
+        last[k] = k == m - 1 or line[kept[k]] != line[kept[k + 1]]
+    cdef Py_ssize_t w = 0
+    for k in range(m):
+        if first[k] and last[k]:
+            n_short += 1
+            continue
+        kept[w] = kept[k]
+        first[w] = first[k]
+        last[w] = last[k]
+        w += 1
+    m = w
+    # occurrences of each vertex id; node = line end or met more than once
+    occ_a = np.zeros(nv, dtype=np.int32)
+    cdef int32_t[::1] occ = occ_a
+    for k in range(m):
+        occ[vid[kept[k]]] += 1
+    node_a = np.full(nv, -1, dtype=np.int64)
+    cdef int64_t[::1] node = node_a
+    node_key_a = np.empty(nv, dtype=np.int64)
+    node_row_a = np.empty(nv, dtype=np.int64)
+    cdef int64_t[::1] node_key = node_key_a
+    cdef int64_t[::1] node_row = node_row_a
+    cdef int64_t n_nodes = 0, n_seg = 0, cur_start = 0, cur_node = 0, vv
+    # at most one edge per kept vertex
+    start_a = np.empty(m, dtype=np.int64)
+    count_a = np.empty(m, dtype=np.int64)
+    part_a = np.empty(m, dtype=np.int64)
+    u_a = np.empty(m, dtype=np.int64)
+    v_a = np.empty(m, dtype=np.int64)
+    cdef int64_t[::1] start = start_a
+    cdef int64_t[::1] count = count_a
+    cdef int64_t[::1] part = part_a
+    cdef int64_t[::1] eu = u_a
+    cdef int64_t[::1] ev = v_a
+    for k in range(m):
+        vv = vid[kept[k]]
+        if not (first[k] or last[k] or occ[vv] > 1):
+            continue
+        if node[vv] < 0:
+            node[vv] = n_nodes
+            i = kept[k]
+            node_key[n_nodes] = keys[i]
+            node_row[n_nodes] = k
+            n_nodes += 1
+        if not first[k]:  # ends the edge begun at the previous node of this line
+            start[n_seg] = cur_start
+            count[n_seg] = k - cur_start + 1
+            part[n_seg] = line[kept[k]]
+            eu[n_seg] = cur_node
+            ev[n_seg] = node[vv]
+            n_seg += 1
+        if not last[k]:
+            cur_start = k
+            cur_node = node[vv]
+    kept_out = None if m == n else kept_a[:m]
+    return (kept_out, start_a[:n_seg], count_a[:n_seg], part_a[:n_seg], u_a[:n_seg],
+            v_a[:n_seg], node_key_a[:n_nodes], node_row_a[:n_nodes], modified_a.view(bool),
+            n_short)
+
+
+def argsort_keys(const int64_t[::1] keys):
+    """``numpy.argsort(keys, kind="stable")`` of non-negative keys, by a least-significant
+    digit radix sort (11-bit digits; digits equal in every key are skipped)."""
+    cdef Py_ssize_t n = keys.shape[0], i
+    order_a = np.arange(n, dtype=np.int64)
+    if n < 2:
+        return order_a
+    tmp_a = np.empty(n, dtype=np.int64)
+    ka_a = np.array(keys, dtype=np.int64)
+    kb_a = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] order = order_a
+    cdef int64_t[::1] tmp = tmp_a
+    cdef int64_t[::1] ka = ka_a
+    cdef int64_t[::1] kb = kb_a
+    cdef int64_t[::1] sw
+    cdef int64_t hi = 0, count[2048]
+    cdef int shift, d
+    cdef int64_t run
+    for i in range(n):
+        if keys[i] < 0:
+            raise ValueError("argsort_keys: negative key")
+        hi |= keys[i]
+    shift = 0
+    with nogil:
+        while shift < 63 and (hi >> shift) != 0:
+            for d in range(2048):
+                count[d] = 0
+            for i in range(n):
+                count[(ka[i] >> shift) & 2047] += 1
+            if count[(ka[0] >> shift) & 2047] != n:  # (a digit equal everywhere: skip)
+                run = 0
+                for d in range(2048):
+                    run += count[d]
+                    count[d] = run - count[d]
+                for i in range(n):
+                    d = (ka[i] >> shift) & 2047
+                    kb[count[d]] = ka[i]
+                    tmp[count[d]] = order[i]
+                    count[d] += 1
+                with gil:
+                    sw = ka
+                    ka = kb
+                    kb = sw
+                    sw = order
+                    order = tmp
+                    tmp = sw
+            shift += 11
+    return np.asarray(order)
+
+
+# ---------------------------------------------------------------------- CSR, components
+cdef inline void _sort_row(int32_t* col, double* val, Py_ssize_t k) noexcept nogil:
+    """Sort a row's entries by column (insertion sort: rows are short; a long row is
+    sorted by ``std::sort`` on (column, value) pairs)."""
+    cdef Py_ssize_t i, j
+    cdef int32_t c
+    cdef double x
+    cdef vector[ColVal] buf
+    if k <= 32:
+        for i in range(1, k):
+            c = col[i]
+            x = val[i]
+            j = i - 1
+            while j >= 0 and col[j] > c:
+                col[j + 1] = col[j]
+                val[j + 1] = val[j]
+                j -= 1
+            col[j + 1] = c
+            val[j + 1] = x
+        return
+    buf.resize(k)
+    for i in range(k):
+        buf[i].first = col[i]
+        buf[i].second = val[i]
+    sort(buf.begin(), buf.end())
+    for i in range(k):
+        col[i] = buf[i].first
+        val[i] = buf[i].second
+
+
+def symmetric_csr(int64_t n, const int64_t[::1] u, const int64_t[::1] v,
+                  const double[::1] w):
+    """Arrays of the symmetric ``n × n`` CSR matrix of the shortest weight between each
+    pair of adjacent nodes: loops left out, parallel edges reduced to their minimum,
+    columns sorted, explicit zeros kept. Returns ``(indptr, indices, data)`` (int64,
+    int32, float64)."""
+    if n >= 2**31:
+        raise OverflowError("more than 2**31 nodes")
+    cdef Py_ssize_t m = u.shape[0], e, i, k, r, a, b
+    indptr_a = np.zeros(n + 1, dtype=np.int64)
+    cdef int64_t[::1] indptr = indptr_a
+    for e in range(m):
+        if u[e] != v[e]:
+            indptr[u[e] + 1] += 1
+            indptr[v[e] + 1] += 1
+    for i in range(n):
+        indptr[i + 1] += indptr[i]
+    cdef int64_t nnz = indptr[n]
+    col_a = np.empty(nnz, dtype=np.int32)
+    val_a = np.empty(nnz, dtype=np.float64)
+    cdef int32_t[::1] col = col_a
+    cdef double[::1] val = val_a
+    fill_a = indptr_a[:n].copy()
+    cdef int64_t[::1] fill = fill_a
+    with nogil:
+        for e in range(m):
+            a = u[e]
+            b = v[e]
+            if a == b:
+                continue
+            col[fill[a]] = <int32_t>b
+            val[fill[a]] = w[e]
+            fill[a] += 1
+            col[fill[b]] = <int32_t>a
+            val[fill[b]] = w[e]
+            fill[b] += 1
+        # sort each row and keep the minimum of repeated columns (compacting in place)
+        k = 0
+        for r in range(n):
+            a = indptr[r]
+            b = indptr[r + 1]
+            if b - a > 1:
+                _sort_row(&col[a], &val[a], b - a)
+            indptr[r] = k
+            i = a
+            while i < b:
+                col[k] = col[i]
+                val[k] = val[i]
+                i += 1
+                while i < b and col[i] == col[k]:
+                    if val[i] < val[k]:
+                        val[k] = val[i]
+                    i += 1
+                k += 1
+        indptr[n] = k
+    return indptr_a, col_a[:k], val_a[:k]
+
+
+cdef inline int64_t _find(int64_t* parent, int64_t x) noexcept nogil:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]  # path halving
+        x = parent[x]
+    return x
+
+
+def component_labels(int64_t n, const int64_t[::1] u, const int64_t[::1] v):
+    """Connected components of an undirected graph given by its edges (union-find),
+    labelled in order of each component's lowest node, as
+    ``scipy.sparse.csgraph.connected_components`` does. Returns ``(count, labels)``."""
+    parent_a = np.arange(n, dtype=np.int64)
+    labels_a = np.empty(n, dtype=np.int64)
+    lab_a = np.full(n, -1, dtype=np.int64)
+    cdef int64_t[::1] parent = parent_a
+    cdef int64_t[::1] labels = labels_a
+    cdef int64_t[::1] lab = lab_a
+    cdef Py_ssize_t e, i
+    cdef int64_t ra, rb, count = 0
+    with nogil:
+        for e in range(u.shape[0]):
+            ra = _find(&parent[0], u[e])
+            rb = _find(&parent[0], v[e])
+            if ra < rb:
+                parent[rb] = ra
+            elif rb < ra:
+                parent[ra] = rb
+        for i in range(n):
+            ra = _find(&parent[0], i)
+            if lab[ra] < 0:
+                lab[ra] = count
+                count += 1
+            labels[i] = lab[ra]
+    return count, labels_a
+
+
+# ------------------------------------------------------------------------ edge grid
+def line_bounds(const double[::1] x, const double[::1] y, const int64_t[::1] start,
+                const int64_t[::1] count):
+    """Envelope of each line of a vertex table (``shapely.bounds`` of lines): an
+    ``(n, 4)`` array ``xmin, ymin, xmax, ymax``."""
+    cdef Py_ssize_t n = start.shape[0], i, j
+    out_a = np.empty((n, 4), dtype=np.float64)
+    cdef double[:, ::1] out = out_a
+    cdef double x0, y0, x1, y1
+    with nogil:
+        for i in range(n):
+            j = start[i]
+            x0 = x[j]
+            x1 = x[j]
+            y0 = y[j]
+            y1 = y[j]
+            for j in range(start[i] + 1, start[i] + count[i]):
+                if x[j] < x0:
+                    x0 = x[j]
+                if x[j] > x1:
+                    x1 = x[j]
+                if y[j] < y0:
+                    y0 = y[j]
+                if y[j] > y1:
+                    y1 = y[j]
+            out[i, 0] = x0
+            out[i, 1] = y0
+            out[i, 2] = x1
+            out[i, 3] = y1
+    return out_a
+
+
+def line_lengths(const double[::1] x, const double[::1] y, const int64_t[::1] start,
+                 const int64_t[::1] count):
+    """Length of each line of a vertex table, summed segment by segment as GEOS's
+    ``Length::ofLine`` (``shapely.length``) does."""
+    cdef Py_ssize_t n = start.shape[0], i, j
+    out_a = np.empty(n, dtype=np.float64)
+    cdef double[::1] out = out_a
+    cdef double total, dx, dy
+    with nogil:
+        for i in range(n):
+            total = 0.0
+            for j in range(start[i] + 1, start[i] + count[i]):
+                dx = x[j] - x[j - 1]
+                dy = y[j] - y[j - 1]
+                total += sqrt(dx * dx + dy * dy)
+            out[i] = total
+    return out_a
+
+
+cdef inline int32_t _cell(double v, double o, double s, int32_t top) noexcept nogil:
+    # as numpy: floor((v - o) / s) clipped to [0, top]
+    cdef double c = floor((v - o) / s)
+    if c < 0:
+        c = 0
+    if c > top:
+        c = top
+    return <int32_t>c
+
+
+cdef inline uint64_t _spread(uint64_t v) noexcept nogil:
+    # bits of a 32-bit value moved to the even positions
+    v &= 0xFFFFFFFFULL
+    v = (v | (v << 16)) & 0x0000FFFF0000FFFFULL
+    v = (v | (v << 8)) & 0x00FF00FF00FF00FFULL
+    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0FULL
+    v = (v | (v << 2)) & 0x3333333333333333ULL
+    v = (v | (v << 1)) & 0x5555555555555555ULL
+    return v
+
+
+cdef inline uint64_t _morton(int32_t cx, int32_t cy) noexcept nogil:
+    """Position of a cell along the Z-order curve."""
+    return _spread(<uint64_t>cx) | (_spread(<uint64_t>cy) << 1)
+
+
+def grid_index(const double[:, ::1] bounds, double x0, double y0, double size,
+               int32_t nx, int32_t ny):
+    """Cell -> edges CSR of a uniform grid: each edge listed (ascending) in every cell
+    its envelope overlaps, with a copy of its envelope beside it (the queries then read
+    a cell's envelopes from consecutive memory). Returns ``(indptr, edges, entry_bounds,
+    cx0, cy0, multi)``."""
+    cdef Py_ssize_t n = bounds.shape[0], i, c, cx, cy
+    cx0_a = np.empty(n, dtype=np.int32)
+    cy0_a = np.empty(n, dtype=np.int32)
+    cx1_a = np.empty(n, dtype=np.int32)
+    cy1_a = np.empty(n, dtype=np.int32)
+    multi_a = np.empty(n, dtype=np.uint8)
+    indptr_a = np.zeros(<int64_t>nx * ny + 1, dtype=np.int64)
+    cdef int32_t[::1] cx0 = cx0_a
+    cdef int32_t[::1] cy0 = cy0_a
+    cdef int32_t[::1] cx1 = cx1_a
+    cdef int32_t[::1] cy1 = cy1_a
+    cdef unsigned char[::1] multi = multi_a
+    cdef int64_t[::1] indptr = indptr_a
+    cdef int64_t ncell = <int64_t>nx * ny, tot
+    with nogil:
+        for i in range(n):
+            cx0[i] = _cell(bounds[i, 0], x0, size, nx - 1)
+            cy0[i] = _cell(bounds[i, 1], y0, size, ny - 1)
+            cx1[i] = _cell(bounds[i, 2], x0, size, nx - 1)
+            cy1[i] = _cell(bounds[i, 3], y0, size, ny - 1)
+            if cx1[i] < cx0[i]:
+                cx1[i] = cx0[i]
+            if cy1[i] < cy0[i]:
+                cy1[i] = cy0[i]
+            multi[i] = cx1[i] > cx0[i] or cy1[i] > cy0[i]
+            for cx in range(cx0[i], cx1[i] + 1):
+                for cy in range(cy0[i], cy1[i] + 1):
+                    indptr[cx * ny + cy + 1] += 1
+        for c in range(ncell):
+            indptr[c + 1] += indptr[c]
+    tot = indptr[ncell]
+    edges_a = np.empty(tot, dtype=np.int32)
+    eb_a = np.empty((tot, 4), dtype=np.float64)
+    fill_a = indptr_a[:ncell].copy()
+    cdef int32_t[::1] edges = edges_a
+    cdef double[:, ::1] eb = eb_a
+    cdef int64_t[::1] fill = fill_a
+    cdef int64_t j
+    with nogil:
+        for i in range(n):
+            for cx in range(cx0[i], cx1[i] + 1):
+                for cy in range(cy0[i], cy1[i] + 1):
+                    c = cx * ny + cy
+                    j = fill[c]
+                    edges[j] = <int32_t>i
+                    eb[j, 0] = bounds[i, 0]
+                    eb[j, 1] = bounds[i, 1]
+                    eb[j, 2] = bounds[i, 2]
+                    eb[j, 3] = bounds[i, 3]
+                    fill[c] = j + 1
+    return indptr_a, edges_a, eb_a, cx0_a, cy0_a, multi_a.view(bool)
+
+
+# ------------------------------------------------------------------- segment tests
+cdef double _ORIENT_ERR = 1e-14  # as network._ORIENT_ERR
+
+
+cdef inline int _orient(double px, double py, double qx, double qy, double rx, double ry,
+                        double* det) noexcept nogil:
+    """Orientation determinant of r relative to p -> q; 1 when its sign is certain
+    (the error-bounded filter of network._orientation, same operations)."""
+    cdef double detleft = (px - rx) * (qy - ry)
+    cdef double detright = (py - ry) * (qx - rx)
+    cdef double d = detleft - detright
+    cdef double bound = fabs(detleft)
+    bound += fabs(detright)
+    bound *= _ORIENT_ERR
+    det[0] = d
+    return fabs(d) > bound
+
+
+cdef inline int _pair_status(const double* ax, const double* ay, Py_ssize_t na,
+                             const double* bx, const double* by, Py_ssize_t nb,
+                             bint want_point, int* point_ok, double* px,
+                             double* py) noexcept nogil:
+    """Do two vertex chains intersect? 1 yes, 0 no, -1 uncertain (network.
+    _intersects_filtered for one pair). With ``want_point``: the crossing of the first
+    crossing segment pair (GEOS's loop order) and whether no uncertain segment pair
+    comes before it."""
+    cdef Py_ssize_t i, j
+    cdef double p1x, p1y, p2x, p2y, q1x, q1y, q2x, q2y, o1, o2, o3, o4, dx, dy, ex, ey, r
+    cdef int s1, s2, s3, s4, sure12, sure34, cross, apart
+    cdef int unsure = 0
+    point_ok[0] = 0
+    if na < 2 or nb < 2:
+        return -1
+    for i in range(na - 1):
+        p1x = ax[i]
+        p1y = ay[i]
+        p2x = ax[i + 1]
+        p2y = ay[i + 1]
+        for j in range(nb - 1):
+            q1x = bx[j]
+            q1y = by[j]
+            q2x = bx[j + 1]
+            q2y = by[j + 1]
+            if (max(p1x, p2x) < min(q1x, q2x) or max(q1x, q2x) < min(p1x, p2x) or
+                    max(p1y, p2y) < min(q1y, q2y) or max(q1y, q2y) < min(p1y, p2y)):
+                continue
+            s1 = _orient(p1x, p1y, p2x, p2y, q1x, q1y, &o1)
+            s2 = _orient(p1x, p1y, p2x, p2y, q2x, q2y, &o2)
+            s3 = _orient(q1x, q1y, q2x, q2y, p1x, p1y, &o3)
+            s4 = _orient(q1x, q1y, q2x, q2y, p2x, p2y, &o4)
+            sure12 = s1 and s2
+            sure34 = s3 and s4
+            cross = sure12 and sure34 and (o1 * o2 < 0) and (o3 * o4 < 0)
+            if cross:
+                if want_point and not unsure:
+                    dx = p2x - p1x
+                    dy = p2y - p1y
+                    ex = q2x - q1x
+                    ey = q2y - q1y
+                    r = ((q1x - p1x) * ey - (q1y - p1y) * ex) / (dx * ey - dy * ex)
+                    px[0] = p1x + r * dx
+                    py[0] = p1y + r * dy
+                    point_ok[0] = 1
+                return 1
+            apart = (sure12 and (o1 * o2 > 0)) or (sure34 and (o3 * o4 > 0))
+            if not apart:
+                unsure = 1
+    return -1 if unsure else 0
+
+
+def intersects_filtered(const double[::1] ax, const double[::1] ay,
+                        const int64_t[::1] a_start, const int64_t[::1] a_count,
+                        const int64_t[::1] ia, const double[::1] bx, const double[::1] by,
+                        const int64_t[::1] b_start, const int64_t[::1] b_count,
+                        const int64_t[::1] ib):
+    """Status (1 / 0 / -1 uncertain) of each pair of chains ``a[ia[k]]``, ``b[ib[k]]``,
+    and where they cross: ``(status, ok, x, y)`` (see ``network._intersects_filtered``)."""
+    cdef Py_ssize_t n = ia.shape[0], k
+    status_a = np.empty(n, dtype=np.int8)
+    ok_a = np.zeros(n, dtype=np.uint8)
+    x_a = np.full(n, np.nan)
+    y_a = np.full(n, np.nan)
+    cdef int8_t[::1] status = status_a
+    cdef unsigned char[::1] ok = ok_a
+    cdef double[::1] xs = x_a
+    cdef double[::1] ys = y_a
+    cdef int pok
+    cdef double px, py
+    cdef const double* pax = &ax[0] if ax.shape[0] else NULL
+    cdef const double* pay = &ay[0] if ay.shape[0] else NULL
+    cdef const double* pbx = &bx[0] if bx.shape[0] else NULL
+    cdef const double* pby = &by[0] if by.shape[0] else NULL
+    with nogil:
+        for k in range(n):
+            status[k] = _pair_status(pax + a_start[ia[k]], pay + a_start[ia[k]],
+                                     a_count[ia[k]], pbx + b_start[ib[k]],
+                                     pby + b_start[ib[k]], b_count[ib[k]], True, &pok,
+                                     &px, &py)
+            if pok:
+                ok[k] = 1
+                xs[k] = px
+                ys[k] = py
+    return status_a, ok_a.view(bool), x_a, y_a
+
+
+def first_hits(const int64_t[::1] cell_ptr, const int32_t[::1] cell_edges,
+               const double[:, ::1] eb, double x0, double y0, double size, int32_t nx,
+               int32_t ny, const double[:, ::1] qb, const double[::1] gx,
+               const double[::1] gy, const int64_t[::1] g_start,
+               const int64_t[::1] g_count, const double[::1] ex, const double[::1] ey,
+               const int64_t[::1] e_start, const int64_t[::1] e_count):
+    """Lowest-numbered edge each chain certainly intersects, among the edges whose
+    envelope meets its envelope ``qb`` (``-1`` when none; ``eb``: the envelope of each
+    grid entry, see :func:`grid_index`), and the uncertain
+    (chain, edge) pairs below it, for GEOS to decide. Returns ``(hit, uq, ue)``."""
+    cdef Py_ssize_t n = qb.shape[0], q, k
+    hit_a = np.full(n, -1, dtype=np.int64)
+    cdef int64_t[::1] hit = hit_a
+    cdef vector[int64_t] uq, ue
+    cdef vector[int32_t] cand
+    cdef int32_t cx0, cy0, cx1, cy1, cx, cy, e
+    cdef int64_t c, j
+    cdef Py_ssize_t nc
+    cdef int32_t low
+    cdef int meets
+    cdef double qx0, qy0, qx1, qy1
+    cdef int st, pok
+    cdef double px, py
+    cdef const double* pgx = &gx[0] if gx.shape[0] else NULL
+    cdef const double* pgy = &gy[0] if gy.shape[0] else NULL
+    cdef const double* pex = &ex[0] if ex.shape[0] else NULL
+    cdef const double* pey = &ey[0] if ey.shape[0] else NULL
+    cdef vector[pair[uint64_t, int64_t]] visit
+    cdef Py_ssize_t t
+    with nogil:
+        # queries in Z-order of their lower-left cell: neighbouring queries read the same
+        # cells and edges while they are in the cache (a random order misses on each)
+        visit.reserve(n)
+        for q in range(n):
+            qx0 = qb[q, 0]
+            qy0 = qb[q, 1]
+            qx1 = qb[q, 2]
+            qy1 = qb[q, 3]
+            if not (qx0 == qx0 and qy0 == qy0 and qx1 == qx1 and qy1 == qy1):
+                continue  # NaN: empty geometry
+            visit.push_back(pair[uint64_t, int64_t](
+                _morton(_cell(qx0, x0, size, nx - 1), _cell(qy0, y0, size, ny - 1)), q))
+        sort(visit.begin(), visit.end())
+        for t in range(<Py_ssize_t>visit.size()):
+            q = visit[t].second
+            qx0 = qb[q, 0]
+            qy0 = qb[q, 1]
+            qx1 = qb[q, 2]
+            qy1 = qb[q, 3]
+            cx0 = _cell(qx0, x0, size, nx - 1)
+            cy0 = _cell(qy0, y0, size, ny - 1)
+            cx1 = _cell(qx1, x0, size, nx - 1)
+            cy1 = _cell(qy1, y0, size, ny - 1)
+            # candidates: entries of the query's cells whose envelope meets its envelope
+            # (written branch-free: about half pass, unpredictably)
+            nc = 0
+            for cx in range(cx0, max(cx1, cx0) + 1):
+                c = <int64_t>cx * ny
+                nc += cell_ptr[c + max(cy1, cy0) + 1] - cell_ptr[c + cy0]
+            if <Py_ssize_t>cand.size() < nc:
+                cand.resize(nc)
+            nc = 0
+            low = INT32_MAX
+            for cx in range(cx0, max(cx1, cx0) + 1):
+                c = <int64_t>cx * ny
+                for j in range(cell_ptr[c + cy0], cell_ptr[c + max(cy1, cy0) + 1]):
+                    e = cell_edges[j]
+                    cand[nc] = e
+                    meets = (eb[j, 0] <= qx1) & (eb[j, 2] >= qx0) & \
+                        (eb[j, 1] <= qy1) & (eb[j, 3] >= qy0)
+                    nc += meets
+                    if meets and e < low:
+                        low = e
+            if nc == 0:
+                continue
+            # the lowest candidate first: it is the answer for most outlines (a compound
+            # crossed by its own driveway); the others in ascending order only if not
+            st = _pair_status(pgx + g_start[q], pgy + g_start[q], g_count[q],
+                              pex + e_start[low], pey + e_start[low], e_count[low], False,
+                              &pok, &px, &py)
+            if st == 1:
+                hit[q] = low
+                continue
+            if st < 0:
+                uq.push_back(q)
+                ue.push_back(low)
+            sort(cand.begin(), cand.begin() + nc)
+            for k in range(nc):
+                e = cand[k]
+                if e == low or (k > 0 and e == cand[k - 1]):
+                    continue  # the lowest, or met in several cells
+                st = _pair_status(pgx + g_start[q], pgy + g_start[q], g_count[q],
+                                  pex + e_start[e], pey + e_start[e], e_count[e], False,
+                                  &pok, &px, &py)
+                if st == 1:
+                    hit[q] = e
+                    break
+                if st < 0:
+                    uq.push_back(q)
+                    ue.push_back(e)
+    uq_a = np.empty(uq.size(), dtype=np.int64)
+    ue_a = np.empty(ue.size(), dtype=np.int64)
+    for k in range(<Py_ssize_t>uq.size()):
+        uq_a[k] = uq[k]
+        ue_a[k] = ue[k]
+    return hit_a, uq_a, ue_a
+
+
+def point_segments(const double[::1] ex, const double[::1] ey, const int64_t[::1] e_start,
+                   const int64_t[::1] e_count, const int64_t[::1] edges,
+                   const double[::1] px, const double[::1] py):
+    """Point ``k`` against edge ``edges[k]``: the distance (``shapely.distance``) and the
+    metres along the edge to the nearest point (``shapely.line_locate_point``), in GEOS's
+    arithmetic (see ``network._point_segments`` / ``_locate_on_edges``): the first
+    segment at the smallest point-segment distance. Returns ``(distance, measure)``."""
+    cdef Py_ssize_t n = edges.shape[0], k, i
+    dist_a = np.empty(n, dtype=np.float64)
+    meas_a = np.empty(n, dtype=np.float64)
+    cdef double[::1] dist = dist_a
+    cdef double[::1] meas = meas_a
+    cdef double x, y, ax, ay, bx, by, dx, dy, len2, seglen, r, s, da, db, d, start, best, m
+    cdef int degenerate
+    with nogil:
+        for k in range(n):
+            x = px[k]
+            y = py[k]
+            start = 0.0
+            best = 0.0
+            m = 0.0
+            for i in range(e_start[edges[k]], e_start[edges[k]] + e_count[edges[k]] - 1):
+                ax = ex[i]
+                ay = ey[i]
+                bx = ex[i + 1]
+                by = ey[i + 1]
+                dx = bx - ax
+                dy = by - ay
+                len2 = dx * dx + dy * dy
+                seglen = sqrt(len2)
+                degenerate = len2 == 0
+                da = sqrt((x - ax) * (x - ax) + (y - ay) * (y - ay))
+                if degenerate:
+                    d = da
+                    r = 2.0  # (projection factor inf: the segment's end measure)
+                else:
+                    r = ((x - ax) * dx + (y - ay) * dy) / len2
+                    if r <= 0.0:
+                        d = da
+                    elif r >= 1.0:
+                        d = sqrt((x - bx) * (x - bx) + (y - by) * (y - by))
+                    else:
+                        s = ((ay - y) * dx - (ax - x) * dy) / len2
+                        d = fabs(s) * seglen
+                if i == e_start[edges[k]] or d < best:
+                    best = d
+                    if r <= 0.0:
+                        m = start
+                    elif r <= 1.0:
+                        m = start + r * seglen
+                    else:
+                        m = start + seglen
+                start = start + seglen
+            dist[k] = best
+            meas[k] = m
+    return dist_a, meas_a
