@@ -708,59 +708,185 @@ def first_hits(const int64_t[::1] cell_ptr, const int32_t[::1] cell_edges,
     return hit_a, uq_a, ue_a
 
 
+cdef inline double _point_edge(double x, double y, const double* ex, const double* ey,
+                               Py_ssize_t count, double* measure) noexcept nogil:
+    """Distance from (x, y) to a chain of ``count`` vertices and the metres along it to
+    the nearest point (first segment at the smallest distance), in the operations of
+    GEOS's ``Distance::pointToSegment`` and ``LengthIndexedLine.project``."""
+    cdef Py_ssize_t i
+    cdef double ax, ay, bx, by, dx, dy, len2, seglen, r, s, da, d
+    cdef double start = 0.0, best = 0.0, m = 0.0
+    for i in range(count - 1):
+        ax = ex[i]
+        ay = ey[i]
+        bx = ex[i + 1]
+        by = ey[i + 1]
+        dx = bx - ax
+        dy = by - ay
+        len2 = dx * dx + dy * dy
+        seglen = sqrt(len2)
+        da = sqrt((x - ax) * (x - ax) + (y - ay) * (y - ay))
+        if len2 == 0:
+            d = da
+            r = 2.0  # (projection factor inf: the segment's end measure)
+        else:
+            r = ((x - ax) * dx + (y - ay) * dy) / len2
+            if r <= 0.0:
+                d = da
+            elif r >= 1.0:
+                d = sqrt((x - bx) * (x - bx) + (y - by) * (y - by))
+            else:
+                s = ((ay - y) * dx - (ax - x) * dy) / len2
+                d = fabs(s) * seglen
+        if i == 0 or d < best:
+            best = d
+            if r <= 0.0:
+                m = start
+            elif r <= 1.0:
+                m = start + r * seglen
+            else:
+                m = start + seglen
+        start = start + seglen
+    measure[0] = m
+    return best
+
+
 def point_segments(const double[::1] ex, const double[::1] ey, const int64_t[::1] e_start,
                    const int64_t[::1] e_count, const int64_t[::1] edges,
                    const double[::1] px, const double[::1] py):
     """Point ``k`` against edge ``edges[k]``: the distance (``shapely.distance``) and the
     metres along the edge to the nearest point (``shapely.line_locate_point``), in GEOS's
-    arithmetic (see ``network._point_segments`` / ``_locate_on_edges``): the first
-    segment at the smallest point-segment distance. Returns ``(distance, measure)``."""
-    cdef Py_ssize_t n = edges.shape[0], k, i
+    arithmetic: the first segment at the smallest point-segment distance. Returns
+    ``(distance, measure)``."""
+    cdef Py_ssize_t n = edges.shape[0], k
     dist_a = np.empty(n, dtype=np.float64)
     meas_a = np.empty(n, dtype=np.float64)
     cdef double[::1] dist = dist_a
     cdef double[::1] meas = meas_a
-    cdef double x, y, ax, ay, bx, by, dx, dy, len2, seglen, r, s, da, db, d, start, best, m
-    cdef int degenerate
+    cdef double m
+    if n == 0:
+        return dist_a, meas_a
     with nogil:
         for k in range(n):
-            x = px[k]
-            y = py[k]
-            start = 0.0
-            best = 0.0
-            m = 0.0
-            for i in range(e_start[edges[k]], e_start[edges[k]] + e_count[edges[k]] - 1):
-                ax = ex[i]
-                ay = ey[i]
-                bx = ex[i + 1]
-                by = ey[i + 1]
-                dx = bx - ax
-                dy = by - ay
-                len2 = dx * dx + dy * dy
-                seglen = sqrt(len2)
-                degenerate = len2 == 0
-                da = sqrt((x - ax) * (x - ax) + (y - ay) * (y - ay))
-                if degenerate:
-                    d = da
-                    r = 2.0  # (projection factor inf: the segment's end measure)
-                else:
-                    r = ((x - ax) * dx + (y - ay) * dy) / len2
-                    if r <= 0.0:
-                        d = da
-                    elif r >= 1.0:
-                        d = sqrt((x - bx) * (x - bx) + (y - by) * (y - by))
-                    else:
-                        s = ((ay - y) * dx - (ax - x) * dy) / len2
-                        d = fabs(s) * seglen
-                if i == e_start[edges[k]] or d < best:
-                    best = d
-                    if r <= 0.0:
-                        m = start
-                    elif r <= 1.0:
-                        m = start + r * seglen
-                    else:
-                        m = start + seglen
-                start = start + seglen
-            dist[k] = best
+            dist[k] = _point_edge(px[k], py[k], &ex[e_start[edges[k]]], &ey[e_start[edges[k]]],
+                                  e_count[edges[k]], &m)
             meas[k] = m
     return dist_a, meas_a
+
+
+def nearest_to_points(const int64_t[::1] cell_ptr, const int32_t[::1] cell_edges,
+                      const double[:, ::1] eb, double x0, double y0, double size, int32_t nx,
+                      int32_t ny, const double[::1] px, const double[::1] py, double rad,
+                      const double[::1] ex, const double[::1] ey,
+                      const int64_t[::1] e_start, const int64_t[::1] e_count):
+    """Nearest edge of each point among the edges whose envelope meets the point's box
+    grown by ``rad`` metres (ties: the lowest edge number), and its distance (GEOS's
+    arithmetic); ``-1`` where the nearest candidate lies farther than ``rad`` (an edge
+    outside the box could be nearer). Returns ``(edge, distance)``."""
+    cdef Py_ssize_t n = px.shape[0], q, t
+    edge_a = np.full(n, -1, dtype=np.int64)
+    dist_a = np.full(n, np.inf)
+    cdef int64_t[::1] edge = edge_a
+    cdef double[::1] dist = dist_a
+    cdef vector[pair[uint64_t, int64_t]] visit
+    cdef int32_t cx0, cy0, cx1, cy1, cx, e, best_e
+    cdef int64_t c, j
+    cdef double qx0, qy0, qx1, qy1, d, best, m
+    if n == 0 or e_start.shape[0] == 0:
+        return edge_a, dist_a
+    with nogil:
+        visit.reserve(n)
+        for q in range(n):
+            if px[q] == px[q] and py[q] == py[q]:
+                visit.push_back(pair[uint64_t, int64_t](
+                    _morton(_cell(px[q], x0, size, nx - 1), _cell(py[q], y0, size, ny - 1)), q))
+        sort(visit.begin(), visit.end())
+        for t in range(<Py_ssize_t>visit.size()):
+            q = visit[t].second
+            qx0 = px[q] - rad
+            qy0 = py[q] - rad
+            qx1 = px[q] + rad
+            qy1 = py[q] + rad
+            cx0 = _cell(qx0, x0, size, nx - 1)
+            cy0 = _cell(qy0, y0, size, ny - 1)
+            cx1 = max(_cell(qx1, x0, size, nx - 1), cx0)
+            cy1 = max(_cell(qy1, y0, size, ny - 1), cy0)
+            best_e = -1
+            best = 0.0
+            for cx in range(cx0, cx1 + 1):
+                c = <int64_t>cx * ny
+                for j in range(cell_ptr[c + cy0], cell_ptr[c + cy1 + 1]):
+                    if not (eb[j, 0] <= qx1 and eb[j, 2] >= qx0 and
+                            eb[j, 1] <= qy1 and eb[j, 3] >= qy0):
+                        continue
+                    e = cell_edges[j]
+                    d = _point_edge(px[q], py[q], &ex[e_start[e]], &ey[e_start[e]],
+                                    e_count[e], &m)
+                    if best_e < 0 or d < best or (d == best and e < best_e):
+                        best = d
+                        best_e = e
+            if best_e >= 0 and best <= rad:
+                edge[q] = best_e
+                dist[q] = best
+    return edge_a, dist_a
+
+
+# ------------------------------------------------------------------- pendant edges
+def pendant_core(int64_t n, const int64_t[::1] eu, const int64_t[::1] ev,
+                 const double[::1] length, const int64_t[::1] indptr,
+                 const int32_t[::1] indices, const double[::1] data):
+    """Pendant edges (a leaf: one incident edge, loops counted twice; its neighbour: at
+    least two) in edge order, and the CSR without them (see ``WalkNetwork.pendant``).
+    Returns ``(leaf, parent, length, core_indptr, core_indices, core_data)``."""
+    cdef Py_ssize_t m = eu.shape[0], e, i, j, k
+    deg_a = np.zeros(n, dtype=np.int64)
+    cdef int64_t[::1] deg = deg_a
+    cdef int64_t npend = 0
+    with nogil:
+        for e in range(m):
+            deg[eu[e]] += 1
+            deg[ev[e]] += 1
+        for e in range(m):
+            if (deg[eu[e]] == 1 and deg[ev[e]] >= 2) or (deg[ev[e]] == 1 and deg[eu[e]] >= 2):
+                npend += 1
+    leaf_a = np.empty(npend, dtype=np.int64)
+    parent_a = np.empty(npend, dtype=np.int64)
+    plen_a = np.empty(npend, dtype=np.float64)
+    is_leaf_a = np.zeros(n, dtype=np.uint8)
+    cdef int64_t[::1] leaf = leaf_a
+    cdef int64_t[::1] parent = parent_a
+    cdef double[::1] plen = plen_a
+    cdef unsigned char[::1] is_leaf = is_leaf_a
+    cdef int64_t nnz = indptr[n]
+    out_ptr_a = np.empty(n + 1, dtype=np.int64)
+    out_idx_a = np.empty(nnz, dtype=np.int32)
+    out_dat_a = np.empty(nnz, dtype=np.float64)
+    cdef int64_t[::1] out_ptr = out_ptr_a
+    cdef int32_t[::1] out_idx = out_idx_a
+    cdef double[::1] out_dat = out_dat_a
+    with nogil:
+        k = 0
+        for e in range(m):
+            if deg[eu[e]] == 1 and deg[ev[e]] >= 2:
+                leaf[k] = eu[e]
+                parent[k] = ev[e]
+            elif deg[ev[e]] == 1 and deg[eu[e]] >= 2:
+                leaf[k] = ev[e]
+                parent[k] = eu[e]
+            else:
+                continue
+            plen[k] = length[e]
+            is_leaf[leaf[k]] = 1
+            k += 1
+        k = 0
+        for i in range(n):
+            out_ptr[i] = k
+            if is_leaf[i]:
+                continue
+            for j in range(indptr[i], indptr[i + 1]):
+                if not is_leaf[indices[j]]:
+                    out_idx[k] = indices[j]
+                    out_dat[k] = data[j]
+                    k += 1
+        out_ptr[n] = k
+    return leaf_a, parent_a, plen_a, out_ptr_a, out_idx_a[:k], out_dat_a[:k]

@@ -136,32 +136,16 @@ class WalkNetwork:
         leaf (a dead end), so the per-type searches run on the core and the leaves get
         ``min(own value, D[parent] + length)`` afterwards (:meth:`DistanceGraph.distances`):
         same distances, far fewer heap operations where dead ends (driveways, compound
-        paths) are common. Returns ``(leaf, parent, length, core_csr)``.
+        paths) are common. Returns ``(leaf, parent, length, core_csr)`` (compiled:
+        :func:`geotijian._kernels.pendant_core`).
         """
-        n = self.n_nodes
-        eu, ev = self.edge_u, self.edge_v
-        deg = np.bincount(eu, minlength=n)
-        deg += np.bincount(ev, minlength=n)
-        lu = (deg[eu] == 1) & (deg[ev] >= 2)
-        lv = (deg[ev] == 1) & (deg[eu] >= 2)
-        pend = np.flatnonzero(lu | lv)
-        first = lu[pend]
-        leaf = np.where(first, eu[pend], ev[pend])
-        parent = np.where(first, ev[pend], eu[pend])
-        length = self.edge_length[pend]
         csr = self.csr
+        leaf, parent, length, indptr, indices, data = _kernels.pendant_core(
+            self.n_nodes, self.edge_u, self.edge_v, self.edge_length, csr.indptr.astype(np.int64, copy=False),
+            csr.indices.astype(np.int32, copy=False), csr.data)
         if len(leaf) == 0:
             return leaf, parent, length, csr
-        is_leaf = np.zeros(n, dtype=bool)
-        is_leaf[leaf] = True
-        # a leaf's row holds its one entry (to the parent); a parent's row one per leaf
-        keep = ~is_leaf[csr.indices]
-        keep[csr.indptr[leaf]] = False
-        cnt = np.diff(csr.indptr) - np.bincount(parent, minlength=n) - is_leaf
-        indptr = np.zeros(n + 1, dtype=csr.indptr.dtype)
-        np.cumsum(cnt, out=indptr[1:])
-        core = csr_matrix((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
-        return leaf, parent, length, core
+        return leaf, parent, length, csr_matrix((data, indices, indptr), shape=csr.shape)
 
     @cached_property
     def _edge_xy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -712,8 +696,10 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
     return gdf
 
 
-def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
+def _nearest_edges(network: WalkNetwork, geoms: np.ndarray, vertices: tuple | None = None):
     """Nearest edge of each geometry (ties: lowest edge number) and the distance.
+
+    ``vertices``: the :func:`_vertex_table` of ``geoms`` when the caller has it.
 
     Outlines (polygon boundaries, lines) that touch or cross an edge are settled first
     (:func:`_first_intersecting`: distance 0). Otherwise, candidates are the edges whose
@@ -731,7 +717,8 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
     todo = np.arange(n)
     lines = np.flatnonzero(shapely.get_type_id(geoms) != 0)
     if len(lines):  # outlines touching or crossing a street (distance 0): the common case
-        first = _first_intersecting(network, geoms[lines])
+        first = _first_intersecting(network, geoms[lines],
+                                    None if vertices is None else _vertex_rows(vertices, lines))
         ok = first >= 0
         if ok.any():
             hit = lines[ok]
@@ -739,18 +726,27 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray):
             d[hit] = 0.0
             todo = np.setdiff1d(todo, hit, assume_unique=True)
     bounds = shapely.bounds(geoms)
-    pts_xy = bounds[:, :2] if (len(geoms) and lines.size == 0) else None  # all points
+    points = len(geoms) > 0 and lines.size == 0
     for rad in (12.0, 50.0, 200.0):
         if len(todo) == 0:
             break
+        if points:  # compiled: grid search and GEOS's point-segment distance in one pass
+            ex, ey, es, ec = network._edge_xy
+            e, dist = _kernels.nearest_to_points(
+                grid.indptr, grid.edges, grid.entry_bounds, grid.x0, grid.y0, grid.size,
+                grid.nx, grid.ny, np.ascontiguousarray(bounds[todo, 0]),
+                np.ascontiguousarray(bounds[todo, 1]), rad, ex, ey, es, ec)
+            ok = e >= 0
+            done = todo[ok]
+            edge[done] = e[ok]
+            d[done] = dist[ok]
+            todo = todo[~ok]
+            continue
         bb = bounds[todo]
         qa, qe = grid.pairs(bb + [-rad, -rad, rad, rad])
         if len(qa) == 0:
             continue
-        if pts_xy is not None:  # points: numpy, same value as GEOS
-            dist = _point_edge_distance(network, qe, pts_xy[todo[qa], 0], pts_xy[todo[qa], 1])
-        else:
-            dist = shapely.distance(geoms[todo[qa]], network.edge_geometry[qe])
+        dist = shapely.distance(geoms[todo[qa]], network.edge_geometry[qe])
         order = np.lexsort((qe, dist, qa))
         qa_o = qa[order]
         sel = order[np.r_[True, qa_o[1:] != qa_o[:-1]]]
@@ -794,7 +790,8 @@ def _intersects_filtered(ax, ay, a_start, a_count, ia, bx, by, b_start, b_count,
     return (status, ok, x, y) if points else status
 
 
-def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
+def _first_intersecting(network: WalkNetwork, geoms: np.ndarray,
+                        vertices: tuple | None = None) -> np.ndarray:
     """Lowest-numbered edge that each line geometry intersects (``-1`` when none).
 
     Same answer as ``network.tree.query(geoms, predicate="intersects")`` followed by the
@@ -805,7 +802,7 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray) -> np.ndarray:
     multi-part outlines).
     """
     grid = network._grid
-    gx, gy, g_start, g_count = _vertex_table(geoms)
+    gx, gy, g_start, g_count = _vertex_table(geoms) if vertices is None else vertices
     ex, ey, e_start, e_count = network._edge_xy
     out, uq, ue = _kernels.first_hits(grid.indptr, grid.edges, grid.entry_bounds, grid.x0, grid.y0,
                                       grid.size, grid.nx, grid.ny, shapely.bounds(geoms),
@@ -856,14 +853,22 @@ def _vertex_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]), start, cnt
 
 
-def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
+def _vertex_rows(vertices: tuple, rows: np.ndarray) -> tuple:
+    """The vertex table of some of its geometries (no copy of the vertices)."""
+    x, y, start, count = vertices
+    return x, y, start[rows], count[rows]
+
+
+def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray,
+               vertices: tuple | None = None):
     """Access point on ``geoms`` nearest to the given edges, and its projection on them.
 
     The point pair of ``shapely.shortest_line(geom, edge)``: in numpy for points (GEOS's
     point-segment arithmetic, see :func:`_locate_on_edges`) and for outlines that cross
     their edge (the crossing of the first crossing segment pair, GEOS's loop order;
     offset 0), with GEOS for the rest (outlines apart from their edge, touching or
-    near-degenerate cases).
+    near-degenerate cases). ``vertices``: the :func:`_vertex_table` of ``geoms`` when the
+    caller has it.
     """
     n = len(geoms)
     ax, ay, pos, off = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
@@ -875,12 +880,13 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray):
         if len(c) == len(pt):  # (no empty point)
             px, py = np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1])
             ax[pt], ay[pt] = px, py
-            off[pt] = _point_edge_distance(network, edges[pt], px, py)
-            pos[pt] = _locate_on_edges(network, edges[pt], px, py)
+            ex, ey, es, ec = network._edge_xy
+            off[pt], pos[pt] = _kernels.point_segments(ex, ey, es, ec, edges[pt], px, py)
             todo[pt] = False
     ln = np.flatnonzero(np.isin(kinds, [1, 2]))
     if len(ln):
-        gx, gy, gs, gc = _vertex_table(geoms[ln])
+        gx, gy, gs, gc = _vertex_table(geoms[ln]) if vertices is None else \
+            _vertex_rows(vertices, ln)
         ex, ey, es, ec = network._edge_xy
         _, ok, x, y = _intersects_filtered(gx, gy, gs, gc, np.arange(len(ln)), ex, ey, es, ec,
                                            edges[ln], points=True)
@@ -956,8 +962,9 @@ def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
     target = g.copy()
     if poly.any():
         target[poly] = shapely.boundary(g[poly])
-    edge, dist = _nearest_edges(network, target)
-    ax, ay, pos, off = _snap_onto(network, target, edge)  # (points: their own coordinates)
+    vt = _vertex_table(target) if poly.any() or (kinds != 0).any() else None  # (once)
+    edge, dist = _nearest_edges(network, target, vt)
+    ax, ay, pos, off = _snap_onto(network, target, edge, vt)  # (points: their own coordinates)
     rule = np.where(poly, "boundary_nearest_edge", "point").astype(object)
     comp = network.component[network.edge_u[edge]]  # (not edge_component: all edges)
     snap = SnapResult(np.arange(n), edge, pos, off, ax, ay, rule, n, ids, comp, layer)

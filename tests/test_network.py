@@ -20,6 +20,7 @@ from geotijian.network import (
     _EdgeGrid,
     _first_intersecting,
     _locate_on_edges,
+    _nearest_edges,
     _point_edge_distance,
     augmented_graph,
     build_network,
@@ -436,6 +437,33 @@ def test_first_intersecting_and_locate_equal_geos(seed, integer):
         assert np.array_equal(loc, shapely.line_locate_point(net.edge_geometry[e], shapely.points(xy)))
         dist = _point_edge_distance(net, e, xy[:, 0].copy(), xy[:, 1].copy())
         assert np.array_equal(dist, shapely.distance(shapely.points(xy), net.edge_geometry[e]))
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), integer=st.booleans(), spread=st.sampled_from([30.0, 600.0]))
+def test_nearest_edges_equal_strtree_query_nearest(seed, integer, spread):
+    """The nearest edge (ties: the lowest number) and its distance, for points (compiled
+    grid search, every radius and the far fallback) and outlines, equal
+    ``STRtree.query_nearest(all_matches=True)`` and ``shapely.distance``."""
+    rng = np.random.default_rng(seed)
+    co = rng.integers(0, 40, (150, 3, 2)).astype(float) if integer else rng.uniform(0, 40, (150, 3, 2))
+    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+    p = rng.uniform(-spread, 40 + spread, (200, 2))
+    if integer:
+        p = np.round(p)  # equidistant edges: ties
+    pts = shapely.points(p + 3.3e5)
+    c = rng.uniform(-spread, 40 + spread, (60, 2)) + 3.3e5
+    rings = shapely.boundary(shapely.box(c[:, 0], c[:, 1], c[:, 0] + 3, c[:, 1] + 2))
+    for geoms in (pts, rings):
+        edge, dist = _nearest_edges(net, geoms)
+        (src, tgt), _ = net.tree.query_nearest(geoms, all_matches=True, return_distance=True)
+        ref = np.full(len(geoms), net.n_edges)
+        np.minimum.at(ref, src, tgt)
+        assert np.array_equal(edge, ref)
+        assert np.array_equal(dist, shapely.distance(geoms, net.edge_geometry[edge]))
 
 
 @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,135 @@
+"""The compiled kernels (geotijian._kernels) against plain references: Python loops,
+scipy and GEOS. The snapping kernels are checked through network.py's functions in
+test_network.py (against GEOS's predicates, shortest_line and line_locate_point)."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from geotijian import _kernels
+
+
+def reference_noding(coords: np.ndarray, line: np.ndarray, n_parts: int, scale: float):
+    """Noding of network._edges_from_roads written as plain Python loops."""
+    mx, my = coords[:, 0].min(), coords[:, 1].min()
+    keys = [int(round((x - mx) * scale)) * 2**31 + int(round((y - my) * scale))
+            for x, y in coords]
+    lines: dict[int, list[int]] = {}
+    modified = [False] * n_parts
+    for i, ln in enumerate(line):
+        rows = lines.setdefault(int(ln), [])
+        if rows and keys[rows[-1]] == keys[i] and line[i - 1] == ln:
+            modified[ln] = True
+            continue
+        rows.append(i)
+    n_short = sum(len(r) == 1 for r in lines.values())
+    lines = {k: r for k, r in lines.items() if len(r) > 1}
+    occ: dict[int, int] = {}
+    for rows in lines.values():
+        for i in rows:
+            occ[keys[i]] = occ.get(keys[i], 0) + 1
+    first_row: dict[int, int] = {}  # node key -> first row
+    edges = []  # (part, [rows])
+    for part in sorted(lines):
+        rows = lines[part]
+        cur = [rows[0]]
+        for k, i in enumerate(rows):
+            is_node = k == 0 or k == len(rows) - 1 or occ[keys[i]] > 1
+            if is_node:
+                first_row.setdefault(keys[i], i)
+            if k == 0:
+                continue
+            cur.append(i)
+            if is_node:
+                edges.append((part, cur))
+                cur = [i]
+    order = sorted(first_row)
+    number = {k: j for j, k in enumerate(order)}
+    return edges, [first_row[k] for k in order], number, keys, modified, n_short
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n_lines=st.integers(1, 60), span=st.sampled_from([3, 8, 50]))
+def test_node_lines_equals_plain_noding(seed, n_lines, span):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 6, n_lines)  # one-vertex lines included
+    line = np.repeat(np.arange(n_lines), counts)
+    # integer grid (shared vertices, repeats), sub-millimetre jitter (same key) and a
+    # half-millimetre grid (ties of the rounding, half to even)
+    xy = rng.integers(0, span, (len(line), 2)).astype(float) * rng.choice([1.0, 0.0005], 1)
+    xy += rng.choice([0.0, 1e-5], xy.shape) + 3.3e5
+    coords = np.ascontiguousarray(xy)
+    kept, start, count, part, u, v, node_key, node_row, modified, n_short = \
+        _kernels.node_lines(coords, line.astype(np.int64), n_lines, 1000.0)
+    edges, ref_rows, number, keys, ref_modified, ref_short = \
+        reference_noding(coords, line, n_lines, 1000.0)
+    rows = np.arange(len(line)) if kept is None else kept
+    assert n_short == ref_short
+    assert modified.tolist() == ref_modified
+    assert len(start) == len(edges)
+    order = _kernels.argsort_keys(node_key)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    assert np.array_equal(rows[node_row[order]], ref_rows)  # first coordinate of each node
+    for k, (p, erows) in enumerate(edges):
+        assert part[k] == p
+        assert rows[start[k]:start[k] + count[k]].tolist() == erows
+        assert rank[u[k]] == number[keys[erows[0]]] and rank[v[k]] == number[keys[erows[-1]]]
+
+
+def test_node_lines_rejects_a_continental_span():
+    coords = np.array([[0.0, 0.0], [3e6, 0.0]])
+    try:
+        _kernels.node_lines(coords, np.zeros(2, dtype=np.int64), 1, 1000.0)
+    except OverflowError:
+        return
+    raise AssertionError("no OverflowError")
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(keys=st.lists(st.integers(0, 2**62), max_size=300), small=st.booleans())
+def test_argsort_keys_equals_numpy_stable(keys, small):
+    k = np.array(keys, dtype=np.int64)
+    if small:
+        k %= 7  # many ties: stability
+    assert np.array_equal(_kernels.argsort_keys(k), np.argsort(k, kind="stable"))
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 40), m=st.integers(0, 120))
+def test_symmetric_csr_and_components_equal_scipy(seed, n, m):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, n, m)
+    v = rng.integers(0, n, m)
+    w = rng.choice([0.0, 1.0, 2.5, rng.uniform(0, 9)], m)  # zeros, parallel edges, loops
+    indptr, indices, data = _kernels.symmetric_csr(n, u, v, w)
+    best: dict[tuple[int, int], float] = {}
+    for a, b, x in zip(u.tolist(), v.tolist(), w.tolist()):
+        if a != b:
+            for key in ((a, b), (b, a)):
+                best[key] = min(best.get(key, np.inf), x)
+    ref = sorted(best)
+    got = [(r, int(c)) for r in range(n) for c in indices[indptr[r]:indptr[r + 1]]]
+    assert got == ref  # rows, then columns ascending
+    assert data.tolist() == [best[k] for k in ref]
+    count, labels = _kernels.component_labels(n, u, v)
+    g = coo_matrix((np.ones(m), (u, v)), shape=(n, n))
+    ref_count, ref_labels = connected_components(g, directed=False)
+    assert count == ref_count and np.array_equal(labels, ref_labels)
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_line_lengths_and_bounds_equal_geos(seed):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, 9, 50)
+    xy = rng.uniform(-1e3, 1e3, (counts.sum(), 2)) + [3.3e5, 3.4e6]
+    lines = shapely.linestrings(xy, indices=np.repeat(np.arange(50), counts))
+    start = np.cumsum(counts) - counts
+    x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    assert np.array_equal(_kernels.line_lengths(x, y, start, counts), shapely.length(lines))
+    assert np.array_equal(_kernels.line_bounds(x, y, start, counts), shapely.bounds(lines))
