@@ -27,162 +27,15 @@ cdef extern from *:
 
 
 # --------------------------------------------------------------------------- noding
-def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_parts,
-               double key_scale):
-    """Node the vertices of road lines (see ``network._edges_from_roads``).
-
-    Vertices are matched on a grid of ``1 / key_scale`` metres (coordinates relative to
-    the lower-left corner, rounded half to even as ``numpy.rint``). Consecutive repeats
-    inside a line are dropped (their line is marked *modified*), lines left with one
-    vertex are dropped (counted), and a node is a line end or a vertex met more than
-    once. Edges run from one node to the next along a line.
-
-    Returns ``kept`` (rows of the kept vertices, ``None`` when all are kept), per edge
-    ``start`` (row in the kept vertices), ``count`` (vertices), ``part``, ``u``, ``v``
-    (node numbers in order of first appearance), per node ``key`` and ``row`` (its first
-    kept vertex), ``modified`` (per part) and the number of one-vertex lines dropped.
-    Raises ``OverflowError`` when the layer spans more than 2**31 grid steps.
-    """
-    cdef Py_ssize_t n = coords.shape[0]
-    cdef Py_ssize_t i, k, m
-    cdef double mx = 0.0, my = 0.0
-    if n:
-        mx = coords[0, 0]
-        my = coords[0, 1]
-    for i in range(n):
-        if coords[i, 0] < mx:
-            mx = coords[i, 0]
-        if coords[i, 1] < my:
-            my = coords[i, 1]
-    # dense vertex ids by open addressing (first-seen order); key and id side by side in
-    # one table (one cache miss per probe), load factor below 2/3
-    cdef int64_t cap = 1
-    while 2 * cap < 3 * n + 2:
-        cap <<= 1
-    cdef uint64_t mask = <uint64_t>(cap - 1)
-    table_a = np.full(2 * cap, -1, dtype=np.int64)  # (key, id); keys are >= 0
-    vid_a = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] table = table_a
-    cdef int64_t[::1] vid = vid_a
-    cdef int64_t nv = 0, qx, qy, key
-    cdef uint64_t h
-    cdef double fx, fy
-    cdef int64_t limit = (<int64_t>1) << 31
-    cdef bint overflow = False
-    keys_a = np.empty(n, dtype=np.int64)
-    slot_a = np.empty(n, dtype=np.uint64)
-    cdef int64_t[::1] keys = keys_a
-    cdef uint64_t[::1] slot = slot_a
-    with nogil:
-        for i in range(n):
-            fx = rint((coords[i, 0] - mx) * key_scale)
-            fy = rint((coords[i, 1] - my) * key_scale)
-            if not (fx < limit and fy < limit):
-                overflow = True
-                break
-            qx = <int64_t>fx
-            qy = <int64_t>fy
-            keys[i] = qx * limit + qy
-            slot[i] = ((<uint64_t>keys[i] * 0x9E3779B97F4A7C15ULL) >> 24) & mask
-    if overflow:
-        raise OverflowError("vertex grid coordinates reach 2**31")
-    with nogil:
-        for i in range(n):
-            # the probes miss the cache: ask for the slot of a vertex 16 ahead meanwhile
-            if i + 16 < n:
-                __builtin_prefetch(&table[2 * slot[i + 16]])
-            key = keys[i]
-            h = slot[i]
-            while True:
-                if table[2 * h] < 0:
-                    table[2 * h] = key
-                    table[2 * h + 1] = nv
-                    vid[i] = nv
-                    nv += 1
-                    break
-                if table[2 * h] == key:
-                    vid[i] = table[2 * h + 1]
-                    break
-                h = (h + 1) & mask
-    del table_a
-    # kept vertices: not a consecutive repeat in the same line
-    kept_a = np.empty(n, dtype=np.int64)
-    modified_a = np.zeros(n_parts, dtype=np.uint8)
-    cdef int64_t[::1] kept = kept_a
-    cdef unsigned char[::1] modified = modified_a
-    m = 0
-    for i in range(n):
-        if i > 0 and vid[i] == vid[i - 1] and line[i] == line[i - 1]:
-            modified[line[i]] = 1
-            continue
-        kept[m] = i
-        m += 1
-    # first / last vertex of each line; one-vertex lines dropped
-    cdef int64_t n_short = 0
-    first_a = np.empty(m, dtype=np.int8)
-    last_a = np.empty(m, dtype=np.int8)
-    cdef int8_t[::1] first = first_a
-    cdef int8_t[::1] last = last_a
-    for k in range(m):
-        first[k] = k == 0 or line[kept[k]] != line[kept[k - 1]]
-        last[k] = k == m - 1 or line[kept[k]] != line[kept[k + 1]]
-    cdef Py_ssize_t w = 0
-    for k in range(m):
-        if first[k] and last[k]:
-            n_short += 1
-            continue
-        kept[w] = kept[k]
-        first[w] = first[k]
-        last[w] = last[k]
-        w += 1
-    m = w
-    # occurrences of each vertex id; node = line end or met more than once
-    occ_a = np.zeros(nv, dtype=np.int32)
-    cdef int32_t[::1] occ = occ_a
-    for k in range(m):
-        occ[vid[kept[k]]] += 1
-    node_a = np.full(nv, -1, dtype=np.int64)
-    cdef int64_t[::1] node = node_a
-    node_key_a = np.empty(nv, dtype=np.int64)
-    node_row_a = np.empty(nv, dtype=np.int64)
-    cdef int64_t[::1] node_key = node_key_a
-    cdef int64_t[::1] node_row = node_row_a
-    cdef int64_t n_nodes = 0, n_seg = 0, cur_start = 0, cur_node = 0, vv
-    # at most one edge per kept vertex
-    start_a = np.empty(m, dtype=np.int64)
-    count_a = np.empty(m, dtype=np.int64)
-    part_a = np.empty(m, dtype=np.int64)
-    u_a = np.empty(m, dtype=np.int64)
-    v_a = np.empty(m, dtype=np.int64)
-    cdef int64_t[::1] start = start_a
-    cdef int64_t[::1] count = count_a
-    cdef int64_t[::1] part = part_a
-    cdef int64_t[::1] eu = u_a
-    cdef int64_t[::1] ev = v_a
-    for k in range(m):
-        vv = vid[kept[k]]
-        if not (first[k] or last[k] or occ[vv] > 1):
-            continue
-        if node[vv] < 0:
-            node[vv] = n_nodes
-            i = kept[k]
-            node_key[n_nodes] = keys[i]
-            node_row[n_nodes] = k
-            n_nodes += 1
-        if not first[k]:  # ends the edge begun at the previous node of this line
-            start[n_seg] = cur_start
-            count[n_seg] = k - cur_start + 1
-            part[n_seg] = line[kept[k]]
-            eu[n_seg] = cur_node
-            ev[n_seg] = node[vv]
-            n_seg += 1
-        if not last[k]:
-            cur_start = k
-            cur_node = node[vv]
-    kept_out = None if m == n else kept_a[:m]
-    return (kept_out, start_a[:n_seg], count_a[:n_seg], part_a[:n_seg], u_a[:n_seg],
-            v_a[:n_seg], node_key_a[:n_nodes], node_row_a[:n_nodes], modified_a.view(bool),
-            n_short)
+cdef inline bint _vertex_key(double x, double y, double mx, double my, double scale,
+                             int64_t limit, int64_t* key) noexcept nogil:
+    """Key of a vertex on the grid (``rint``: half to even); False beyond 2**31 steps."""
+    cdef double fx = rint((x - mx) * scale)
+    cdef double fy = rint((y - my) * scale)
+    if not (fx < limit and fy < limit):
+        return False
+    key[0] = (<int64_t>fx) * limit + <int64_t>fy
+    return True
 
 
 def argsort_keys(const int64_t[::1] keys):
@@ -233,6 +86,190 @@ def argsort_keys(const int64_t[::1] keys):
                     tmp = sw
             shift += 11
     return np.asarray(order)
+
+
+def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_parts,
+               double key_scale):
+    """Node the vertices of road lines (see ``network._edges_from_roads``).
+
+    Vertices are matched on a grid of ``1 / key_scale`` metres (coordinates relative to
+    the lower-left corner, rounded half to even as ``numpy.rint``). Consecutive repeats
+    inside a line are dropped (their line is marked *modified*), lines left with one
+    vertex are dropped (counted), and a node is a line end or a vertex met more than
+    once. Edges run from one node to the next along a line.
+
+    Returns ``kept`` (rows of the kept vertices, ``None`` when all are kept), per edge
+    ``start`` (row in the kept vertices), ``count`` (vertices), ``part``, ``u``, ``v``
+    (nodes numbered in vertex-key order: x, then y), per node ``x`` and ``y`` (its
+    first vertex), ``modified`` (per part) and the number of one-vertex lines dropped.
+    Raises ``OverflowError`` when the layer spans more than 2**31 grid steps.
+    """
+    cdef Py_ssize_t n = coords.shape[0]
+    cdef Py_ssize_t i, k, m
+    cdef double mx = 0.0, my = 0.0
+    if n:
+        mx = coords[0, 0]
+        my = coords[0, 1]
+    for i in range(n):
+        if coords[i, 0] < mx:
+            mx = coords[i, 0]
+        if coords[i, 1] < my:
+            my = coords[i, 1]
+    # dense vertex ids (first-seen order) by open addressing: key and id side by side in
+    # one table (one cache miss per probe), load factor below 2/3. Scratch memory is
+    # kept small: fresh pages cost as much as the loops.
+    cdef int64_t cap = 1
+    while 2 * cap < 3 * n + 2:
+        cap <<= 1
+    cdef uint64_t mask = <uint64_t>(cap - 1)
+    table_a = np.full(2 * cap, -1, dtype=np.int64)  # (key >= 0, id) by slot
+    vid_a = np.empty(n, dtype=np.int32)
+    cdef int64_t[::1] table = table_a
+    cdef int32_t[::1] vid = vid_a
+    cdef int64_t key, nv = 0
+    cdef uint64_t h
+    cdef int64_t ring_key[16]
+    cdef uint64_t ring_slot[16]
+    cdef int64_t limit = (<int64_t>1) << 31
+    cdef bint overflow = False
+    with nogil:
+        for i in range(n + 16):
+            # the probes miss the cache: the key and slot of the vertex 16 ahead are
+            # computed and its slot prefetched meanwhile (ring of 16)
+            if i >= 16:
+                k = i - 16
+                key = ring_key[k & 15]
+                h = ring_slot[k & 15]
+                while table[2 * h] >= 0 and table[2 * h] != key:
+                    h = (h + 1) & mask
+                if table[2 * h] < 0:
+                    table[2 * h] = key
+                    table[2 * h + 1] = nv
+                    nv += 1
+                vid[k] = <int32_t>table[2 * h + 1]
+            if i < n:
+                if not _vertex_key(coords[i, 0], coords[i, 1], mx, my, key_scale, limit,
+                                   &ring_key[i & 15]):
+                    overflow = True
+                    break
+                ring_slot[i & 15] = ((<uint64_t>ring_key[i & 15] * 0x9E3779B97F4A7C15ULL) >> 24) & mask
+                __builtin_prefetch(&table[2 * ring_slot[i & 15]])
+    if overflow:
+        raise OverflowError("vertex grid coordinates reach 2**31")
+    # kept vertices: not a consecutive repeat in the same line
+    kept_a = np.empty(n, dtype=np.int64)
+    modified_a = np.zeros(n_parts, dtype=np.uint8)
+    cdef int64_t[::1] kept = kept_a
+    cdef unsigned char[::1] modified = modified_a
+    m = 0
+    for i in range(n):
+        if i > 0 and vid[i] == vid[i - 1] and line[i] == line[i - 1]:
+            modified[line[i]] = 1
+            continue
+        kept[m] = i
+        m += 1
+    # first / last vertex of each line; one-vertex lines dropped
+    cdef int64_t n_short = 0
+    first_a = np.empty(m, dtype=np.int8)
+    last_a = np.empty(m, dtype=np.int8)
+    cdef int8_t[::1] first = first_a
+    cdef int8_t[::1] last = last_a
+    for k in range(m):
+        first[k] = k == 0 or line[kept[k]] != line[kept[k - 1]]
+        last[k] = k == m - 1 or line[kept[k]] != line[kept[k + 1]]
+    cdef Py_ssize_t w = 0
+    for k in range(m):
+        if first[k] and last[k]:
+            n_short += 1
+            continue
+        kept[w] = kept[k]
+        first[w] = first[k]
+        last[w] = last[k]
+        w += 1
+    m = w
+    # occurrences of each vertex id; node = line end or met more than once
+    ukey_a = np.empty(nv, dtype=np.int64)  # key of each id
+    cdef int64_t[::1] ukey = ukey_a
+    with nogil:
+        for h in range(<uint64_t>cap):
+            if table[2 * h] >= 0:
+                ukey[table[2 * h + 1]] = table[2 * h]
+    del table_a
+    occ_a = np.zeros(nv, dtype=np.int32)
+    cdef int32_t[::1] occ = occ_a
+    node_a = np.full(nv, -1, dtype=np.int32)
+    cdef int32_t[::1] node = node_a
+    cdef int64_t n_nodes = 0, n_seg = 0, cur_start = 0, cur_node = 0, vv
+    with nogil:
+        for k in range(m):
+            occ[vid[kept[k]]] += 1
+        # sizes first (exact outputs)
+        for k in range(m):
+            vv = vid[kept[k]]
+            if first[k] or last[k] or occ[vv] > 1:
+                if node[vv] == -1:
+                    node[vv] = -2  # (a node, not yet numbered)
+                    n_nodes += 1
+                if not first[k]:
+                    n_seg += 1
+    node_key_a = np.empty(n_nodes, dtype=np.int64)
+    node_row_a = np.empty(n_nodes, dtype=np.int64)
+    cdef int64_t[::1] node_key = node_key_a
+    cdef int64_t[::1] node_row = node_row_a
+    start_a = np.empty(n_seg, dtype=np.int64)
+    count_a = np.empty(n_seg, dtype=np.int64)
+    part_a = np.empty(n_seg, dtype=np.int64)
+    u_a = np.empty(n_seg, dtype=np.int64)
+    v_a = np.empty(n_seg, dtype=np.int64)
+    cdef int64_t[::1] start = start_a
+    cdef int64_t[::1] count = count_a
+    cdef int64_t[::1] part = part_a
+    cdef int64_t[::1] eu = u_a
+    cdef int64_t[::1] ev = v_a
+    n_nodes = 0
+    n_seg = 0
+    with nogil:
+        for k in range(m):
+            vv = vid[kept[k]]
+            if not (first[k] or last[k] or occ[vv] > 1):
+                continue
+            if node[vv] == -2:  # first time this node is met: number it
+                node[vv] = <int32_t>n_nodes
+                node_key[n_nodes] = ukey[vv]
+                node_row[n_nodes] = k
+                n_nodes += 1
+            if not first[k]:  # ends the edge begun at the previous node of this line
+                start[n_seg] = cur_start
+                count[n_seg] = k - cur_start + 1
+                part[n_seg] = line[kept[k]]
+                eu[n_seg] = cur_node
+                ev[n_seg] = node[vv]
+                n_seg += 1
+            if not last[k]:
+                cur_start = k
+                cur_node = node[vv]
+    # node numbers in vertex-key order (x, then y, on the key grid): the edges and the
+    # node coordinates (first vertex seen of each node) renumbered
+    order_a = argsort_keys(node_key_a[:n_nodes])
+    cdef int64_t[::1] order = order_a
+    rank_a = np.empty(n_nodes, dtype=np.int64)
+    node_x_a = np.empty(n_nodes, dtype=np.float64)
+    node_y_a = np.empty(n_nodes, dtype=np.float64)
+    cdef int64_t[::1] rank = rank_a
+    cdef double[::1] node_x = node_x_a
+    cdef double[::1] node_y = node_y_a
+    with nogil:
+        for k in range(n_nodes):
+            rank[order[k]] = k
+            i = kept[node_row[order[k]]]
+            node_x[k] = coords[i, 0]
+            node_y[k] = coords[i, 1]
+        for k in range(n_seg):
+            eu[k] = rank[eu[k]]
+            ev[k] = rank[ev[k]]
+    kept_out = None if m == n else kept_a[:m]
+    return (kept_out, start_a[:n_seg], count_a[:n_seg], part_a[:n_seg], u_a[:n_seg],
+            v_a[:n_seg], node_x_a, node_y_a, modified_a.view(bool), n_short)
 
 
 # ---------------------------------------------------------------------- CSR, components

@@ -336,7 +336,12 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         geo = geo.to_crs(out_crs)
     report = []
     g = geo.to_numpy()
-    kinds = shapely.get_type_id(g)  # -1 for a missing geometry
+    # the geometry types are read in a second thread (GEOS releases the GIL) while the
+    # vertices are read (shapely.get_coordinates holds it); multi-lines read again by part
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        kinds = pool.submit(shapely.get_type_id, g) if settings.parallel else None
+        coords, line = shapely.get_coordinates(g, return_index=True)
+        kinds = kinds.result() if kinds is not None else shapely.get_type_id(g)  # -1: missing
     notline = (kinds >= 0) & (kinds != 1) & (kinds != 5)  # not LineString/MultiLineString
     if notline.any():
         notline[notline] = ~shapely.is_empty(g[notline])  # an empty point is just empty
@@ -347,9 +352,9 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
                          feature=i, feature_id=roads.index[i], count=int(notline.sum()))
     if (kinds == 5).any():
         parts, part_row = shapely.get_parts(g, return_index=True)
+        coords, line = shapely.get_coordinates(parts, return_index=True)
     else:
         parts, part_row = g, np.arange(len(g))
-    coords, line = shapely.get_coordinates(parts, return_index=True)
     # missing or empty geometries have no coordinates
     bad = np.bincount(part_row[line], minlength=len(g)) == 0
     if bad.any():
@@ -361,22 +366,14 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     # repeated vertices dropped, nodes (line ends, vertices met more than once) and the
     # edges between consecutive nodes of a line
     try:
-        (kept, start_pos, seg_len, seg_line, u, v, node_key, node_row, modified,
-         n_short) = _kernels.node_lines(coords, line.astype(np.int64, copy=False), len(parts),
-                                         float(10**_KEY_DECIMALS))
+        kept, start_pos, seg_len, seg_line, u, v, xs, ys, modified, n_short = _kernels.node_lines(
+            coords, line.astype(np.int64, copy=False), len(parts), float(10**_KEY_DECIMALS))
     except OverflowError:
         raise NetworkError("roads layer spans more than 2,000 km: wrong CRS or wrong file?") from None
     if kept is not None:
         coords = coords[kept]
     if n_short:
         report.append(("degenerate road line (one distinct vertex) left out", int(n_short), ""))
-    # node numbers in vertex-key order (x, then y, on the 1 mm grid)
-    order = _kernels.argsort_keys(node_key)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    u, v = rank[u], rank[v]
-    node_xy = coords.take(node_row[order], axis=0)  # (take: 5x faster than 2-D fancy indexing)
-    xs, ys = np.ascontiguousarray(node_xy[:, 0]), np.ascontiguousarray(node_xy[:, 1])
     # a line that is one edge keeps its own geometry; split lines get new pieces
     nseg_line = np.bincount(seg_line, minlength=len(parts))
     whole = (nseg_line[seg_line] == 1) & ~modified[seg_line]

@@ -63,7 +63,7 @@ def test_node_lines_equals_plain_noding(seed, n_lines, span):
     xy = rng.integers(0, span, (len(line), 2)).astype(float) * rng.choice([1.0, 0.0005], 1)
     xy += rng.choice([0.0, 1e-5], xy.shape) + 3.3e5
     coords = np.ascontiguousarray(xy)
-    kept, start, count, part, u, v, node_key, node_row, modified, n_short = \
+    kept, start, count, part, u, v, node_x, node_y, modified, n_short = \
         _kernels.node_lines(coords, line.astype(np.int64), n_lines, 1000.0)
     edges, ref_rows, number, keys, ref_modified, ref_short = \
         reference_noding(coords, line, n_lines, 1000.0)
@@ -71,14 +71,12 @@ def test_node_lines_equals_plain_noding(seed, n_lines, span):
     assert n_short == ref_short
     assert modified.tolist() == ref_modified
     assert len(start) == len(edges)
-    order = _kernels.argsort_keys(node_key)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    assert np.array_equal(rows[node_row[order]], ref_rows)  # first coordinate of each node
+    # nodes in key order, at the first coordinate seen of each
+    assert np.array_equal(np.c_[node_x, node_y], coords[ref_rows])
     for k, (p, erows) in enumerate(edges):
         assert part[k] == p
         assert rows[start[k]:start[k] + count[k]].tolist() == erows
-        assert rank[u[k]] == number[keys[erows[0]]] and rank[v[k]] == number[keys[erows[-1]]]
+        assert u[k] == number[keys[erows[0]]] and v[k] == number[keys[erows[-1]]]
 
 
 def test_node_lines_rejects_a_continental_span():
