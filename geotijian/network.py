@@ -197,7 +197,6 @@ class _EdgeGrid:
         n = len(bounds)
         bounds = np.ascontiguousarray(bounds, dtype=np.float64)
         self.bx0, self.by0, self.bx1, self.by1 = (np.ascontiguousarray(bounds[:, i]) for i in range(4))
-        self.bounds = bounds
         x0, y0 = self.bx0.min(), self.by0.min()
         w = max(self.bx1.max() - x0, 1e-9)
         h = max(self.by1.max() - y0, 1e-9)
@@ -860,7 +859,7 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray,
                vertices: tuple | None = None):
     """Access point on ``geoms`` nearest to the given edges, and its projection on them.
 
-    The point pair of ``shapely.shortest_line(geom, edge)``: in numpy for points (GEOS's
+    The point pair of ``shapely.shortest_line(geom, edge)``: compiled for points (GEOS's
     point-segment arithmetic, see :func:`_locate_on_edges`) and for outlines that cross
     their edge (the crossing of the first crossing segment pair, GEOS's loop order;
     offset 0), with GEOS for the rest (outlines apart from their edge, touching or

@@ -469,7 +469,7 @@ def test_nearest_edges_equal_strtree_query_nearest(seed, integer, spread):
 @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), integer=st.booleans())
 def test_snap_onto_equals_geos_shortest_line(seed, integer):
-    """The numpy access points (points; outlines crossing their edge) are GEOS's
+    """The compiled access points (points; outlines crossing their edge) are GEOS's
     ``shortest_line`` points: same crossing, offset and position along the edge."""
     from geotijian.network import _snap_onto
 
