@@ -712,22 +712,17 @@ def first_hits(const int64_t[::1] cell_ptr, const int32_t[::1] cell_edges,
                         low = e
             if nc == 0:
                 continue
-            # the lowest candidate first: it is the answer for most outlines (a compound
-            # crossed by its own driveway); the others in ascending order only if not
-            st = _pair_status(pgx + g_start[q], pgy + g_start[q], g_count[q],
-                              pex + e_start[low], pey + e_start[low], e_count[low], False,
-                              &pok, &px, &py)
-            if st == 1:
-                hit[q] = low
-                continue
-            if st < 0:
-                uq.push_back(q)
-                ue.push_back(low)
-            sort(cand.begin(), cand.begin() + nc)
-            for k in range(nc):
-                e = cand[k]
-                if e == low or (k > 0 and e == cand[k - 1]):
-                    continue  # the lowest, or met in several cells
+            # the lowest candidate first (k = -1): it is the answer for most outlines (a
+            # compound crossed by its own driveway); the others in ascending order if not
+            for k in range(-1, nc):
+                if k < 0:
+                    e = low
+                else:
+                    if k == 0:
+                        sort(cand.begin(), cand.begin() + nc)
+                    e = cand[k]
+                    if e == low or (k > 0 and e == cand[k - 1]):
+                        continue  # the lowest, or met in several cells
                 st = _pair_status(pgx + g_start[q], pgy + g_start[q], g_count[q],
                                   pex + e_start[e], pey + e_start[e], e_count[e], False,
                                   &pok, &px, &py)
