@@ -116,22 +116,36 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
         if coords[i, 1] < my:
             my = coords[i, 1]
     # dense vertex ids (first-seen order) by open addressing: key and id side by side in
-    # one table (one cache miss per probe), load factor below 2/3. Scratch memory is
-    # kept small: fresh pages cost as much as the loops.
+    # one table (one cache miss per probe), load factor below 2/3. The same pass drops
+    # consecutive repeats and one-vertex lines and counts the occurrences of each id, so
+    # the vertices are read once.
     cdef int64_t cap = 1
     while 2 * cap < 3 * n + 2:
         cap <<= 1
     cdef uint64_t mask = <uint64_t>(cap - 1)
     table_a = np.full(2 * cap, -1, dtype=np.int64)  # (key >= 0, id) by slot
-    vid_a = np.empty(n, dtype=np.int32)
+    ukey_a = np.empty(n, dtype=np.int64)  # key of each id
+    occ_a = np.zeros(n, dtype=np.int32)   # kept occurrences of each id
+    kept_a = np.empty(n, dtype=np.int64)  # row of each kept vertex
+    kvid_a = np.empty(n, dtype=np.int32)  # its id
+    first_a = np.empty(n, dtype=np.int8)  # first / last kept vertex of its line
+    last_a = np.empty(n, dtype=np.int8)
+    modified_a = np.zeros(n_parts, dtype=np.uint8)
     cdef int64_t[::1] table = table_a
-    cdef int32_t[::1] vid = vid_a
-    cdef int64_t key, nv = 0
+    cdef int64_t[::1] ukey = ukey_a
+    cdef int32_t[::1] occ = occ_a
+    cdef int64_t[::1] kept = kept_a
+    cdef int32_t[::1] kvid = kvid_a
+    cdef int8_t[::1] first = first_a
+    cdef int8_t[::1] last = last_a
+    cdef unsigned char[::1] modified = modified_a
+    cdef int64_t key, nv = 0, vk, lk, cur_line = -1, cur_count = 0, n_short = 0
     cdef uint64_t h
     cdef int64_t ring_key[16]
     cdef uint64_t ring_slot[16]
     cdef int64_t limit = (<int64_t>1) << 31
     cdef bint overflow = False
+    m = 0
     with nogil:
         for i in range(n + 16):
             # the probes miss the cache: the key and slot of the vertex 16 ahead are
@@ -145,8 +159,29 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
                 if table[2 * h] < 0:
                     table[2 * h] = key
                     table[2 * h + 1] = nv
+                    ukey[nv] = key
                     nv += 1
-                vid[k] = <int32_t>table[2 * h + 1]
+                vk = table[2 * h + 1]
+                lk = line[k]
+                if lk != cur_line:  # a line begins: the one before ends
+                    if cur_count == 1:  # (one distinct vertex: dropped)
+                        m -= 1
+                        occ[kvid[m]] -= 1
+                        n_short += 1
+                    elif cur_count > 1:
+                        last[m - 1] = 1
+                    cur_line = lk
+                    cur_count = 0
+                if cur_count == 0 or kvid[m - 1] != vk:
+                    kept[m] = k
+                    kvid[m] = <int32_t>vk
+                    first[m] = cur_count == 0
+                    last[m] = 0
+                    occ[vk] += 1
+                    m += 1
+                    cur_count += 1
+                else:  # a consecutive repeat
+                    modified[lk] = 1
             if i < n:
                 if not _vertex_key(coords[i, 0], coords[i, 1], mx, my, key_scale, limit,
                                    &ring_key[i & 15]):
@@ -154,58 +189,23 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
                     break
                 ring_slot[i & 15] = ((<uint64_t>ring_key[i & 15] * 0x9E3779B97F4A7C15ULL) >> 24) & mask
                 __builtin_prefetch(&table[2 * ring_slot[i & 15]])
+        if not overflow:
+            if cur_count == 1:
+                m -= 1
+                occ[kvid[m]] -= 1
+                n_short += 1
+            elif cur_count > 1:
+                last[m - 1] = 1
     if overflow:
         raise OverflowError("vertex grid coordinates reach 2**31")
-    # kept vertices: not a consecutive repeat in the same line
-    kept_a = np.empty(n, dtype=np.int64)
-    modified_a = np.zeros(n_parts, dtype=np.uint8)
-    cdef int64_t[::1] kept = kept_a
-    cdef unsigned char[::1] modified = modified_a
-    m = 0
-    for i in range(n):
-        if i > 0 and vid[i] == vid[i - 1] and line[i] == line[i - 1]:
-            modified[line[i]] = 1
-            continue
-        kept[m] = i
-        m += 1
-    # first / last vertex of each line; one-vertex lines dropped
-    cdef int64_t n_short = 0
-    first_a = np.empty(m, dtype=np.int8)
-    last_a = np.empty(m, dtype=np.int8)
-    cdef int8_t[::1] first = first_a
-    cdef int8_t[::1] last = last_a
-    for k in range(m):
-        first[k] = k == 0 or line[kept[k]] != line[kept[k - 1]]
-        last[k] = k == m - 1 or line[kept[k]] != line[kept[k + 1]]
-    cdef Py_ssize_t w = 0
-    for k in range(m):
-        if first[k] and last[k]:
-            n_short += 1
-            continue
-        kept[w] = kept[k]
-        first[w] = first[k]
-        last[w] = last[k]
-        w += 1
-    m = w
-    # occurrences of each vertex id; node = line end or met more than once
-    ukey_a = np.empty(nv, dtype=np.int64)  # key of each id
-    cdef int64_t[::1] ukey = ukey_a
-    with nogil:
-        for h in range(<uint64_t>cap):
-            if table[2 * h] >= 0:
-                ukey[table[2 * h + 1]] = table[2 * h]
     del table_a
-    occ_a = np.zeros(nv, dtype=np.int32)
-    cdef int32_t[::1] occ = occ_a
+    # node = line end or vertex met more than once; sizes first (exact outputs)
     node_a = np.full(nv, -1, dtype=np.int32)
     cdef int32_t[::1] node = node_a
     cdef int64_t n_nodes = 0, n_seg = 0, cur_start = 0, cur_node = 0, vv
     with nogil:
         for k in range(m):
-            occ[vid[kept[k]]] += 1
-        # sizes first (exact outputs)
-        for k in range(m):
-            vv = vid[kept[k]]
+            vv = kvid[k]
             if first[k] or last[k] or occ[vv] > 1:
                 if node[vv] == -1:
                     node[vv] = -2  # (a node, not yet numbered)
@@ -213,9 +213,11 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
                 if not first[k]:
                     n_seg += 1
     node_key_a = np.empty(n_nodes, dtype=np.int64)
-    node_row_a = np.empty(n_nodes, dtype=np.int64)
+    seen_x_a = np.empty(n_nodes, dtype=np.float64)  # first vertex of each node
+    seen_y_a = np.empty(n_nodes, dtype=np.float64)
     cdef int64_t[::1] node_key = node_key_a
-    cdef int64_t[::1] node_row = node_row_a
+    cdef double[::1] seen_x = seen_x_a
+    cdef double[::1] seen_y = seen_y_a
     start_a = np.empty(n_seg, dtype=np.int64)
     count_a = np.empty(n_seg, dtype=np.int64)
     part_a = np.empty(n_seg, dtype=np.int64)
@@ -226,17 +228,22 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
     cdef int64_t[::1] part = part_a
     cdef int64_t[::1] eu = u_a
     cdef int64_t[::1] ev = v_a
+    cdef int64_t y_span = 0
     n_nodes = 0
     n_seg = 0
     with nogil:
         for k in range(m):
-            vv = vid[kept[k]]
+            vv = kvid[k]
             if not (first[k] or last[k] or occ[vv] > 1):
                 continue
             if node[vv] == -2:  # first time this node is met: number it
                 node[vv] = <int32_t>n_nodes
                 node_key[n_nodes] = ukey[vv]
-                node_row[n_nodes] = k
+                if (ukey[vv] & (limit - 1)) > y_span:
+                    y_span = ukey[vv] & (limit - 1)
+                i = kept[k]
+                seen_x[n_nodes] = coords[i, 0]
+                seen_y[n_nodes] = coords[i, 1]
                 n_nodes += 1
             if not first[k]:  # ends the edge begun at the previous node of this line
                 start[n_seg] = cur_start
@@ -248,9 +255,11 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
             if not last[k]:
                 cur_start = k
                 cur_node = node[vv]
-    # node numbers in vertex-key order (x, then y, on the key grid): the edges and the
-    # node coordinates (first vertex seen of each node) renumbered
-    order_a = argsort_keys(node_key_a[:n_nodes])
+        # node numbers in vertex-key order (x, then y, on the key grid): the keys made
+        # dense first (x * (y span + 1) + y keeps their order in fewer radix digits)
+        for k in range(n_nodes):
+            node_key[k] = (node_key[k] >> 31) * (y_span + 1) + (node_key[k] & (limit - 1))
+    order_a = argsort_keys(node_key_a)
     cdef int64_t[::1] order = order_a
     rank_a = np.empty(n_nodes, dtype=np.int64)
     node_x_a = np.empty(n_nodes, dtype=np.float64)
@@ -261,9 +270,8 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
     with nogil:
         for k in range(n_nodes):
             rank[order[k]] = k
-            i = kept[node_row[order[k]]]
-            node_x[k] = coords[i, 0]
-            node_y[k] = coords[i, 1]
+            node_x[k] = seen_x[order[k]]
+            node_y[k] = seen_y[order[k]]
         for k in range(n_seg):
             eu[k] = rank[eu[k]]
             ev[k] = rank[ev[k]]

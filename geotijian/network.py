@@ -692,6 +692,69 @@ def check_metric(gdf: gpd.GeoDataFrame, layer: str, network: WalkNetwork) -> gpd
     return gdf
 
 
+class _Outlines:
+    """The outlines of a layer's features (a polygon's boundary, other geometries as they
+    are), made lazily: the vertex table, geometry types and envelopes come from the
+    features themselves, and boundary geometries are created only for the features GEOS
+    has to decide (creating them all cost more than snapping most of them).
+
+    Indexing with an integer array gives the outlines of those features (still lazy);
+    :func:`_geos` turns them into a geometry array.
+    """
+
+    def __init__(self, geoms: np.ndarray, kinds: np.ndarray | None = None):
+        self.geoms = geoms
+        kinds = shapely.get_type_id(geoms) if kinds is None else kinds
+        self.poly = np.isin(kinds, [3, 6])
+        out = kinds.copy()
+        if self.poly.any():
+            # a polygon without holes bounds itself with one LineString, else a
+            # MultiLineString (as shapely.boundary)
+            single = np.zeros(len(geoms), dtype=bool)
+            single[kinds == 3] = shapely.get_num_interior_rings(geoms[kinds == 3]) == 0
+            out[self.poly] = np.where(single[self.poly], 1, 5)
+        self.kinds = out
+
+    def __len__(self) -> int:
+        return len(self.geoms)
+
+    def __getitem__(self, rows) -> _Outlines:
+        sub = object.__new__(_Outlines)
+        sub.geoms, sub.poly, sub.kinds = self.geoms[rows], self.poly[rows], self.kinds[rows]
+        return sub
+
+    def objects(self) -> np.ndarray:
+        """The outline geometries (``shapely.boundary`` of the polygons)."""
+        if not self.poly.any():
+            return self.geoms
+        out = self.geoms.copy()
+        out[self.poly] = shapely.boundary(self.geoms[self.poly])
+        return out
+
+    def vertex_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`_vertex_table` of the outlines, from the features' own coordinates (a
+        polygon without holes lists the vertices of its boundary, in the same order)."""
+        c, gi = shapely.get_coordinates(self.geoms, return_index=True)
+        cnt = np.bincount(gi, minlength=len(self.geoms))
+        start = np.cumsum(cnt) - cnt
+        cnt = np.where(np.isin(self.kinds, [1, 2]), cnt, 0)
+        return np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]), start, cnt
+
+
+def _geos(geoms) -> np.ndarray:
+    """A geometry array for GEOS (outlines made, see :class:`_Outlines`)."""
+    return geoms.objects() if isinstance(geoms, _Outlines) else geoms
+
+
+def _type_ids(geoms) -> np.ndarray:
+    return geoms.kinds if isinstance(geoms, _Outlines) else shapely.get_type_id(geoms)
+
+
+def _bounds(geoms) -> np.ndarray:
+    """Envelopes (a polygon's is its boundary's)."""
+    return shapely.bounds(geoms.geoms if isinstance(geoms, _Outlines) else geoms)
+
+
 def _nearest_edges(network: WalkNetwork, geoms: np.ndarray, vertices: tuple | None = None):
     """Nearest edge of each geometry (ties: lowest edge number) and the distance.
 
@@ -711,7 +774,7 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray, vertices: tuple | No
     edge = np.full(n, -1, dtype=np.int64)
     d = np.full(n, np.inf)
     todo = np.arange(n)
-    lines = np.flatnonzero(shapely.get_type_id(geoms) != 0)
+    lines = np.flatnonzero(_type_ids(geoms) != 0)
     if len(lines):  # outlines touching or crossing a street (distance 0): the common case
         first = _first_intersecting(network, geoms[lines],
                                     None if vertices is None else _vertex_rows(vertices, lines))
@@ -721,7 +784,7 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray, vertices: tuple | No
             edge[hit] = first[ok]
             d[hit] = 0.0
             todo = np.setdiff1d(todo, hit, assume_unique=True)
-    bounds = shapely.bounds(geoms)
+    bounds = _bounds(geoms)
     points = len(geoms) > 0 and lines.size == 0
     for rad in (12.0, 50.0, 200.0):
         if len(todo) == 0:
@@ -742,7 +805,7 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray, vertices: tuple | No
         qa, qe = grid.pairs(bb + [-rad, -rad, rad, rad])
         if len(qa) == 0:
             continue
-        dist = shapely.distance(geoms[todo[qa]], network.edge_geometry[qe])
+        dist = shapely.distance(_geos(geoms[todo[qa]]), network.edge_geometry[qe])
         order = np.lexsort((qe, dist, qa))
         qa_o = qa[order]
         sel = order[np.r_[True, qa_o[1:] != qa_o[:-1]]]
@@ -752,7 +815,7 @@ def _nearest_edges(network: WalkNetwork, geoms: np.ndarray, vertices: tuple | No
         d[done] = dist[sel][ok]
         todo = np.setdiff1d(todo, done, assume_unique=True)
     if len(todo):
-        (src, tgt), dist = network.tree.query_nearest(geoms[todo], all_matches=True,
+        (src, tgt), dist = network.tree.query_nearest(_geos(geoms[todo]), all_matches=True,
                                                       return_distance=True)
         order = np.lexsort((tgt, src))
         src, tgt, dist = src[order], tgt[order], dist[order]
@@ -798,13 +861,13 @@ def _first_intersecting(network: WalkNetwork, geoms: np.ndarray,
     multi-part outlines).
     """
     grid = network._grid
-    gx, gy, g_start, g_count = _vertex_table(geoms) if vertices is None else vertices
+    gx, gy, g_start, g_count = _vertex_table(_geos(geoms)) if vertices is None else vertices
     ex, ey, e_start, e_count = network._edge_xy
     out, uq, ue = _kernels.first_hits(grid.indptr, grid.edges, grid.entry_bounds, grid.x0, grid.y0,
-                                      grid.size, grid.nx, grid.ny, shapely.bounds(geoms),
+                                      grid.size, grid.nx, grid.ny, _bounds(geoms),
                                       gx, gy, g_start, g_count, ex, ey, e_start, e_count)
     if len(uq):  # (uq grouped by geometry, edges ascending)
-        h = shapely.intersects(geoms[uq], network.edge_geometry[ue])
+        h = shapely.intersects(_geos(geoms[uq]), network.edge_geometry[ue])
         uq, ue = uq[h], ue[h]
         if len(uq):
             rs = np.flatnonzero(np.r_[True, uq[1:] != uq[:-1]])
@@ -869,10 +932,10 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray,
     n = len(geoms)
     ax, ay, pos, off = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     todo = np.ones(n, dtype=bool)
-    kinds = shapely.get_type_id(geoms)
+    kinds = _type_ids(geoms)
     pt = np.flatnonzero(kinds == 0)
     if len(pt):
-        c = shapely.get_coordinates(geoms[pt])
+        c = shapely.get_coordinates(_geos(geoms[pt]))
         if len(c) == len(pt):  # (no empty point)
             px, py = np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1])
             ax[pt], ay[pt] = px, py
@@ -881,7 +944,7 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray,
             todo[pt] = False
     ln = np.flatnonzero(np.isin(kinds, [1, 2]))
     if len(ln):
-        gx, gy, gs, gc = _vertex_table(geoms[ln]) if vertices is None else \
+        gx, gy, gs, gc = _vertex_table(_geos(geoms[ln])) if vertices is None else \
             _vertex_rows(vertices, ln)
         ex, ey, es, ec = network._edge_xy
         _, ok, x, y = _intersects_filtered(gx, gy, gs, gc, np.arange(len(ln)), ex, ey, es, ec,
@@ -894,7 +957,7 @@ def _snap_onto(network: WalkNetwork, geoms: np.ndarray, edges: np.ndarray,
     rest = np.flatnonzero(todo)
     if len(rest):
         eg = network.edge_geometry[edges[rest]]
-        line = shapely.shortest_line(geoms[rest], eg)
+        line = shapely.shortest_line(_geos(geoms[rest]), eg)
         c = shapely.get_coordinates(line)  # 2 points per line: access point, point on the edge
         if len(c) == 2 * len(line):
             a = c[0::2]
@@ -955,13 +1018,11 @@ def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
     maxd = settings.max_snap_distance_m if max_distance is None else float(max_distance)
     _, ids, g, kinds, poly = _layer_geometry(points_gdf, layer, network, id_col)
     n = len(g)
-    target = g.copy()
-    if poly.any():
-        target[poly] = shapely.boundary(g[poly])
-    vt = _vertex_table(target) if poly.any() or (kinds != 0).any() else None  # (once)
+    target = _Outlines(g, kinds)  # (polygon boundaries made only where GEOS needs them)
+    vt = target.vertex_table() if (kinds != 0).any() else None  # (once)
     edge, dist = _nearest_edges(network, target, vt)
     ax, ay, pos, off = _snap_onto(network, target, edge, vt)  # (points: their own coordinates)
-    rule = np.where(poly, "boundary_nearest_edge", "point").astype(object)
+    rule = np.array(["point", "boundary_nearest_edge"], dtype=object)[poly.view(np.int8)]
     comp = network.component[network.edge_u[edge]]  # (not edge_component: all edges)
     snap = SnapResult(np.arange(n), edge, pos, off, ax, ay, rule, n, ids, comp, layer)
     far = off > maxd

@@ -503,6 +503,59 @@ def test_snap_onto_equals_geos_shortest_line(seed, integer):
     assert (off[:m] == 0).sum() > 20  # the crossing path was exercised
 
 
+@hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), integer=st.booleans())
+def test_snap_points_of_mixed_polygons_equals_geos_on_their_boundaries(seed, integer):
+    """Polygons are snapped from their own vertices (their boundaries made only for what
+    GEOS decides): the edge, offset, access point and position equal GEOS on
+    ``shapely.boundary`` for plain, rotated, holed and multi-part polygons mixed with
+    points and lines, near and far from the streets."""
+    from shapely import affinity
+
+    rng = np.random.default_rng(seed)
+    co = rng.integers(0, 60, (250, 3, 2)).astype(float) if integer else rng.uniform(0, 60, (250, 3, 2))
+    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+    m = 40
+    c = rng.uniform(-80, 140, (6 * m, 2)) + 3.3e5
+    if integer:
+        c = np.round(c)
+    w = rng.integers(2, 20, (6 * m, 2)).astype(float)
+    box = shapely.box(c[:, 0], c[:, 1], c[:, 0] + w[:, 0], c[:, 1] + w[:, 1])
+    plain = box[:m]
+    rotated = np.array([affinity.rotate(g, 33) for g in box[m:2 * m]])
+    holed = np.array([shapely.Polygon(shapely.get_exterior_ring(g).coords,
+                                      [shapely.get_exterior_ring(affinity.scale(g, 0.5, 0.5)).coords])
+                      for g in box[2 * m:3 * m]])
+    multi = np.array([shapely.MultiPolygon([a, b]) for a, b in zip(box[3 * m:4 * m], box[4 * m:5 * m])])
+    pts = shapely.points(c[5 * m:])
+    lines = shapely.linestrings(np.stack([c[:m], c[:m] + w[:m] * [1.0, -1.0]], axis=1))
+    geoms = np.concatenate([plain, rotated, holed, multi, pts, lines])
+    layer = gpd.GeoDataFrame(geometry=geoms, crs=settings.metric_crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snap = snap_points(net, layer, layer="homes")
+    outl = geoms.copy()
+    poly = np.isin(shapely.get_type_id(geoms), [3, 6])
+    outl[poly] = shapely.boundary(geoms[poly])
+    (src, tgt), _ = net.tree.query_nearest(outl, all_matches=True, return_distance=True)
+    ref = np.full(len(geoms), net.n_edges)
+    np.minimum.at(ref, src, tgt)
+    assert np.array_equal(snap.edge, ref)
+    line = shapely.shortest_line(outl, net.edge_geometry[ref])
+    rc = shapely.get_coordinates(line)
+    assert np.abs(snap.offset - shapely.length(line)).max() < 1e-9
+    assert np.abs(snap.access_x - rc[0::2, 0]).max() < 1e-6
+    assert np.abs(snap.access_y - rc[0::2, 1]).max() < 1e-6
+    exp = shapely.line_locate_point(net.edge_geometry[ref], shapely.points(rc[1::2]))
+    assert np.abs(snap.position - exp).max() < 1e-6
+    assert list(snap.rule[poly]) == ["boundary_nearest_edge"] * int(poly.sum())
+    assert set(snap.rule[~poly]) == {"point"}
+    assert (snap.offset[poly] == 0).sum() > 5 and (snap.offset[poly] > 0).sum() > 5
+
+
 def test_csr_keeps_shortest_parallel_edge_and_zero_lengths():
     u = np.array([0, 1, 0, 2, 2, 3])
     v = np.array([1, 0, 1, 2, 3, 2])
