@@ -124,7 +124,6 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
         cap <<= 1
     cdef uint64_t mask = <uint64_t>(cap - 1)
     table_a = np.full(2 * cap, -1, dtype=np.int64)  # (key >= 0, id) by slot
-    ukey_a = np.empty(n, dtype=np.int64)  # key of each id
     occ_a = np.zeros(n, dtype=np.int32)   # kept occurrences of each id
     kept_a = np.empty(n, dtype=np.int64)  # row of each kept vertex
     kvid_a = np.empty(n, dtype=np.int32)  # its id
@@ -132,7 +131,6 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
     last_a = np.empty(n, dtype=np.int8)
     modified_a = np.zeros(n_parts, dtype=np.uint8)
     cdef int64_t[::1] table = table_a
-    cdef int64_t[::1] ukey = ukey_a
     cdef int32_t[::1] occ = occ_a
     cdef int64_t[::1] kept = kept_a
     cdef int32_t[::1] kvid = kvid_a
@@ -159,7 +157,6 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
                 if table[2 * h] < 0:
                     table[2 * h] = key
                     table[2 * h + 1] = nv
-                    ukey[nv] = key
                     nv += 1
                 vk = table[2 * h + 1]
                 lk = line[k]
@@ -238,12 +235,14 @@ def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_p
                 continue
             if node[vv] == -2:  # first time this node is met: number it
                 node[vv] = <int32_t>n_nodes
-                node_key[n_nodes] = ukey[vv]
-                if (ukey[vv] & (limit - 1)) > y_span:
-                    y_span = ukey[vv] & (limit - 1)
                 i = kept[k]
                 seen_x[n_nodes] = coords[i, 0]
                 seen_y[n_nodes] = coords[i, 1]
+                # (its key again, from the vertex: no table of keys kept)
+                _vertex_key(seen_x[n_nodes], seen_y[n_nodes], mx, my, key_scale, limit,
+                            &node_key[n_nodes])
+                if (node_key[n_nodes] & (limit - 1)) > y_span:
+                    y_span = node_key[n_nodes] & (limit - 1)
                 n_nodes += 1
             if not first[k]:  # ends the edge begun at the previous node of this line
                 start[n_seg] = cur_start
@@ -334,8 +333,21 @@ def symmetric_csr(int64_t n, const int64_t[::1] u, const int64_t[::1] v,
     cdef double[::1] val = val_a
     fill_a = indptr_a[:n].copy()
     cdef int64_t[::1] fill = fill_a
+    cdef Py_ssize_t ahead
     with nogil:
         for e in range(m):
+            # random writes: the fill counters of the edge 32 ahead and the slots of the
+            # edge 16 ahead are prefetched meanwhile
+            ahead = e + 32
+            if ahead < m:
+                __builtin_prefetch(&fill[u[ahead]])
+                __builtin_prefetch(&fill[v[ahead]])
+            ahead = e + 16
+            if ahead < m:
+                __builtin_prefetch(&col[fill[u[ahead]]])
+                __builtin_prefetch(&val[fill[u[ahead]]])
+                __builtin_prefetch(&col[fill[v[ahead]]])
+                __builtin_prefetch(&val[fill[v[ahead]]])
             a = u[e]
             b = v[e]
             if a == b:
@@ -524,9 +536,17 @@ def grid_index(const double[:, ::1] bounds, double x0, double y0, double size,
     cdef int32_t[::1] edges = edges_a
     cdef double[:, ::1] eb = eb_a
     cdef int64_t[::1] fill = fill_a
-    cdef int64_t j
+    cdef int64_t j, c2
     with nogil:
         for i in range(n):
+            # random writes: the fill counter of the edge 32 ahead and the entry of the
+            # edge 16 ahead (first cell) are prefetched meanwhile
+            if i + 32 < n:
+                __builtin_prefetch(&fill[<int64_t>cx0[i + 32] * ny + cy0[i + 32]])
+            if i + 16 < n:
+                c2 = fill[<int64_t>cx0[i + 16] * ny + cy0[i + 16]]
+                __builtin_prefetch(&edges[c2])
+                __builtin_prefetch(&eb[c2, 0])
             for cx in range(cx0[i], cx1[i] + 1):
                 for cy in range(cy0[i], cy1[i] + 1):
                     c = cx * ny + cy

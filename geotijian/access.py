@@ -185,31 +185,32 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
         raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
     homes = check_metric(homes, "homes", network)
     home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
-    fac, order, frep = _facility_layer(facilities, type_col, types)
-    if len(fac):
-        fac = check_metric(fac, "facilities", network)
 
-    def sources() -> tuple[SnapResult, DistanceGraph]:
+    def sources() -> tuple:
+        fac, order, frep = _facility_layer(facilities, type_col, types)
+        if len(fac):
+            fac = check_metric(fac, "facilities", network)
         fs = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
                              layer="facilities", id_col="_fid")
-        return fs, distance_graph(network, fs)
+        return fac, order, frep, fs, distance_graph(network, fs)
 
     if settings.parallel and len(homes) >= _PARALLEL_MIN_HOMES:
         # every home snaps independently of the others and of the facilities: a second
-        # thread places the facility access points and then snaps the last part of the
-        # homes (GEOS and numpy release the GIL); the lazy indexes they share come first
-        # (build_network usually has the edge index ready)
+        # thread prepares the facilities (checks, access points, search graph) and then
+        # snaps the last part of the homes (GEOS and the compiled kernels release the
+        # GIL); the lazy indexes they share come first (build_network usually has the
+        # edge index ready)
         network._grid, network._edge_xy  # noqa: B018
         k = int(len(homes) * _MAIN_THREAD_SHARE)
         with ThreadPoolExecutor(max_workers=1) as pool:
             job = pool.submit(sources)
             tail = pool.submit(snap_points, network, homes.iloc[k:], layer="homes")
             head = snap_points(network, homes.iloc[:k], layer="homes")
-            fsnap, graph = job.result()
+            fac, order, frep, fsnap, graph = job.result()
             hsnap = SnapResult.concat([head, tail.result()])
     else:
+        fac, order, frep, fsnap, graph = sources()
         hsnap = snap_points(network, homes, layer="homes")
-        fsnap, graph = sources()
     hsnap.ids = home_ids
     if len(hsnap.report):
         hsnap.report["feature_id"] = home_ids[hsnap.report["feature"].to_numpy()]

@@ -355,7 +355,8 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     else:
         parts, part_row = g, np.arange(len(g))
     # missing or empty geometries have no coordinates
-    bad = np.bincount(part_row[line], minlength=len(g)) == 0
+    bad = np.ones(len(g), dtype=bool)
+    bad[line if parts is g else part_row[line]] = False
     if bad.any():
         report.append(("empty road geometry left out", int(bad.sum()),
                        f"rows {list(roads.index[bad][:5])}"))
