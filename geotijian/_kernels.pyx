@@ -27,14 +27,20 @@ cdef extern from *:
 
 
 # --------------------------------------------------------------------------- noding
-cdef inline bint _vertex_key(double x, double y, double mx, double my, double scale,
-                             int64_t limit, int64_t* key) noexcept nogil:
-    """Key of a vertex on the grid (``rint``: half to even); False beyond 2**31 steps."""
-    cdef double fx = rint((x - mx) * scale)
-    cdef double fy = rint((y - my) * scale)
-    if not (fx < limit and fy < limit):
+cdef int64_t _KEY_LIMIT = (<int64_t>1) << 31   # grid steps per axis
+cdef int64_t _KEY_HALF = (<int64_t>1) << 30    # (the anchor in the middle)
+
+
+cdef inline bint _vertex_key(double x, double y, double ax, double ay, double scale,
+                             int64_t* key) noexcept nogil:
+    """Key of a vertex on the grid anchored at ``(ax, ay)`` (whole metres: the grid of
+    the CRS itself), rounded half to even as ``numpy.rint``; False beyond 2**30 steps
+    from the anchor (or NaN)."""
+    cdef double fx = rint((x - ax) * scale) + _KEY_HALF
+    cdef double fy = rint((y - ay) * scale) + _KEY_HALF
+    if not (fx >= 0 and fx < _KEY_LIMIT and fy >= 0 and fy < _KEY_LIMIT):
         return False
-    key[0] = (<int64_t>fx) * limit + <int64_t>fy
+    key[0] = (<int64_t>fx) * _KEY_LIMIT + <int64_t>fy
     return True
 
 
@@ -88,195 +94,283 @@ def argsort_keys(const int64_t[::1] keys):
     return np.asarray(order)
 
 
+cdef class VertexNoder:
+    """Noding of road lines, fed chunk by chunk (see ``network._edges_from_roads``).
+
+    Vertices are matched on a grid of ``1 / key_scale`` metres anchored at the whole
+    metres below the first vertex (so the grid is the CRS's own: the same whatever the
+    layer's extent), rounded half to even as ``numpy.rint``. Consecutive repeats inside
+    a line are dropped (their line is marked *modified*), lines left with one vertex are
+    dropped (counted), and a node is a line end or a vertex met more than once. Edges
+    run from one node to the next along a line.
+
+    :meth:`add` takes the vertices of whole lines, lines in order (it releases the GIL:
+    a thread can hash one chunk while the next is read from GEOS); :meth:`finish`
+    numbers the nodes and returns the edges. ``n``: the number of vertices to come
+    (the hash table and the per-vertex arrays are sized once).
+    """
+
+    cdef int64_t n, n_parts, cap, added, m, nv, cur_line, cur_count, n_short, nl
+    cdef uint64_t mask
+    cdef double ax, ay, scale
+    cdef bint anchored, finished
+    cdef object table_a, occ_a, kvid_a, first_a, last_a, kx_a, ky_a, modified_a, kline_a
+    cdef int64_t[::1] table
+    cdef int32_t[::1] occ, kvid
+    cdef int8_t[::1] first, last
+    cdef double[::1] kx, ky
+    cdef unsigned char[::1] modified
+    cdef int64_t[::1] kline
+
+    def __init__(self, int64_t n, int64_t n_parts, double key_scale):
+        self.n = n
+        self.n_parts = n_parts
+        self.scale = key_scale
+        # open addressing, key and id side by side in one table (one cache miss per
+        # probe), load factor below 2/3
+        self.cap = 1
+        while 2 * self.cap < 3 * n + 2:
+            self.cap <<= 1
+        self.mask = <uint64_t>(self.cap - 1)
+        self.table_a = np.full(2 * self.cap, -1, dtype=np.int64)  # (key >= 0, id) by slot
+        self.occ_a = np.zeros(max(n, 1), dtype=np.int32)  # kept occurrences of each id
+        self.kvid_a = np.empty(max(n, 1), dtype=np.int32)  # id of each kept vertex
+        self.first_a = np.empty(max(n, 1), dtype=np.int8)  # first / last of its line
+        self.last_a = np.empty(max(n, 1), dtype=np.int8)
+        self.kx_a = np.empty(max(n, 1), dtype=np.float64)  # the kept vertices
+        self.ky_a = np.empty(max(n, 1), dtype=np.float64)
+        self.modified_a = np.zeros(n_parts, dtype=np.uint8)
+        self.kline_a = np.empty(max(n_parts, 1), dtype=np.int64)  # part of each kept line
+        self.table = self.table_a
+        self.occ = self.occ_a
+        self.kvid = self.kvid_a
+        self.first = self.first_a
+        self.last = self.last_a
+        self.kx = self.kx_a
+        self.ky = self.ky_a
+        self.modified = self.modified_a
+        self.kline = self.kline_a
+        self.nl = 0
+        self.added = 0
+        self.m = 0
+        self.nv = 0
+        self.cur_line = -1
+        self.cur_count = 0
+        self.n_short = 0
+        self.anchored = False
+        self.finished = False
+
+    def add(self, const double[:, ::1] coords, const int64_t[::1] line, int64_t line_offset=0):
+        """Hash the vertices ``coords`` of lines ``line + line_offset`` (whole lines,
+        after those already added). Raises ``OverflowError`` for a vertex more than
+        2**30 grid steps (about 1,000 km at 1 mm) from the anchor."""
+        cdef Py_ssize_t nc = coords.shape[0], i, k
+        if self.finished:
+            raise ValueError("VertexNoder: add after finish")
+        if self.added + nc > self.n:
+            raise ValueError("VertexNoder: more vertices than announced")
+        if nc == 0:
+            return
+        self.added += nc
+        if not self.anchored:
+            self.ax = floor(coords[0, 0])
+            self.ay = floor(coords[0, 1])
+            self.anchored = self.ax == self.ax and self.ay == self.ay
+        cdef int64_t[::1] table = self.table
+        cdef int32_t[::1] occ = self.occ
+        cdef int32_t[::1] kvid = self.kvid
+        cdef int8_t[::1] first = self.first
+        cdef int8_t[::1] last = self.last
+        cdef double[::1] kx = self.kx
+        cdef double[::1] ky = self.ky
+        cdef unsigned char[::1] modified = self.modified
+        cdef int64_t[::1] kline = self.kline
+        cdef uint64_t mask = self.mask, h
+        cdef double ax = self.ax, ay = self.ay, scale = self.scale
+        cdef int64_t m = self.m, nv = self.nv, cur_line = self.cur_line
+        cdef int64_t cur_count = self.cur_count, n_short = self.n_short, nl = self.nl
+        cdef int64_t key, vk, lk
+        cdef int64_t ring_key[16]
+        cdef uint64_t ring_slot[16]
+        cdef bint overflow = False
+        with nogil:
+            for i in range(nc + 16):
+                # the probes miss the cache: the key and slot of the vertex 16 ahead are
+                # computed and its slot prefetched meanwhile (ring of 16)
+                if i >= 16:
+                    k = i - 16
+                    key = ring_key[k & 15]
+                    h = ring_slot[k & 15]
+                    while table[2 * h] >= 0 and table[2 * h] != key:
+                        h = (h + 1) & mask
+                    if table[2 * h] < 0:
+                        table[2 * h] = key
+                        table[2 * h + 1] = nv
+                        nv += 1
+                    vk = table[2 * h + 1]
+                    lk = line[k] + line_offset
+                    if lk != cur_line:  # a line begins: the one before ends
+                        if cur_count == 1:  # (one distinct vertex: dropped)
+                            m -= 1
+                            occ[kvid[m]] -= 1
+                            n_short += 1
+                            nl -= 1
+                        elif cur_count > 1:
+                            last[m - 1] = 1
+                        cur_line = lk
+                        cur_count = 0
+                    if cur_count == 0 or kvid[m - 1] != vk:
+                        if cur_count == 0:
+                            kline[nl] = lk
+                            nl += 1
+                        kvid[m] = <int32_t>vk
+                        kx[m] = coords[k, 0]
+                        ky[m] = coords[k, 1]
+                        first[m] = cur_count == 0
+                        last[m] = 0
+                        occ[vk] += 1
+                        m += 1
+                        cur_count += 1
+                    else:  # a consecutive repeat
+                        modified[lk] = 1
+                if i < nc:
+                    if not _vertex_key(coords[i, 0], coords[i, 1], ax, ay, scale,
+                                       &ring_key[i & 15]):
+                        overflow = True
+                        break
+                    ring_slot[i & 15] = ((<uint64_t>ring_key[i & 15] * 0x9E3779B97F4A7C15ULL) >> 24) & mask
+                    __builtin_prefetch(&table[2 * ring_slot[i & 15]])
+        if overflow:
+            self.finished = True  # (the state is partial: no further use)
+            raise OverflowError("a vertex lies more than 2**30 grid steps from the first")
+        self.m = m
+        self.nv = nv
+        self.cur_line = cur_line
+        self.cur_count = cur_count
+        self.n_short = n_short
+        self.nl = nl
+
+    def finish(self):
+        """Close the last line, number the nodes in vertex-key order (x, then y, on the
+        key grid) and return the edges: per edge ``start`` (row in the kept vertices),
+        ``count`` (vertices), ``part``, ``u``, ``v``; per node ``x`` and ``y`` (its first
+        vertex); ``modified`` (per part), the number of one-vertex lines dropped, and
+        the kept vertices ``x`` and ``y``."""
+        if self.finished:
+            raise ValueError("VertexNoder: finished already")
+        self.finished = True
+        cdef Py_ssize_t k, i
+        cdef int64_t m = self.m
+        if self.cur_count == 1:
+            m -= 1
+            self.occ[self.kvid[m]] -= 1
+            self.n_short += 1
+            self.nl -= 1
+        elif self.cur_count > 1:
+            self.last[m - 1] = 1
+        self.m = m
+        self.table_a = None
+        self.table = None
+        cdef int32_t[::1] occ = self.occ
+        cdef int32_t[::1] kvid = self.kvid
+        cdef int8_t[::1] first = self.first
+        cdef int8_t[::1] last = self.last
+        cdef double[::1] kx = self.kx
+        cdef double[::1] ky = self.ky
+        # node = line end or vertex met more than once; sizes first (exact outputs)
+        node_a = np.full(max(self.nv, 1), -1, dtype=np.int32)
+        cdef int32_t[::1] node = node_a
+        cdef int64_t n_nodes = 0, n_seg = 0, cur_start = 0, cur_node = 0, vv, cur_part = -1
+        with nogil:
+            for k in range(m):
+                vv = kvid[k]
+                if first[k] or last[k] or occ[vv] > 1:
+                    if node[vv] == -1:
+                        node[vv] = -2  # (a node, not yet numbered)
+                        n_nodes += 1
+                    if not first[k]:
+                        n_seg += 1
+        node_key_a = np.empty(n_nodes, dtype=np.int64)
+        seen_a = np.empty(n_nodes, dtype=np.int64)  # first kept vertex of each node
+        cdef int64_t[::1] node_key = node_key_a
+        cdef int64_t[::1] seen = seen_a
+        start_a = np.empty(n_seg, dtype=np.int64)
+        count_a = np.empty(n_seg, dtype=np.int64)
+        part_a = np.empty(n_seg, dtype=np.int64)
+        u_a = np.empty(n_seg, dtype=np.int64)
+        v_a = np.empty(n_seg, dtype=np.int64)
+        cdef int64_t[::1] start = start_a
+        cdef int64_t[::1] count = count_a
+        cdef int64_t[::1] part = part_a
+        cdef int64_t[::1] eu = u_a
+        cdef int64_t[::1] ev = v_a
+        cdef int64_t y_span = 0, yk
+        cdef int64_t half_mask = _KEY_LIMIT - 1
+        cdef double ax = self.ax, ay = self.ay, scale = self.scale
+        # (the part of each kept vertex is not stored: kept lines are counted as they
+        # begin, and their parts were listed in that order)
+        cdef int64_t[::1] line_part = self.kline
+        cdef int64_t li = -1
+        n_nodes = 0
+        n_seg = 0
+        with nogil:
+            for k in range(m):
+                if first[k]:
+                    li += 1
+                vv = kvid[k]
+                if not (first[k] or last[k] or occ[vv] > 1):
+                    continue
+                if node[vv] == -2:  # first time this node is met: number it
+                    node[vv] = <int32_t>n_nodes
+                    seen[n_nodes] = k
+                    # (its key again, from the vertex: no table of keys kept)
+                    _vertex_key(kx[k], ky[k], ax, ay, scale, &node_key[n_nodes])
+                    yk = node_key[n_nodes] & half_mask
+                    if yk > y_span:
+                        y_span = yk
+                    n_nodes += 1
+                if not first[k]:  # ends the edge begun at the previous node of this line
+                    start[n_seg] = cur_start
+                    count[n_seg] = k - cur_start + 1
+                    part[n_seg] = line_part[li]
+                    eu[n_seg] = cur_node
+                    ev[n_seg] = node[vv]
+                    n_seg += 1
+                if not last[k]:
+                    cur_start = k
+                    cur_node = node[vv]
+            # node numbers in key order; the keys made dense first (x * (y span + 1) + y
+            # keeps their order in fewer radix digits)
+            for k in range(n_nodes):
+                node_key[k] = (node_key[k] >> 31) * (y_span + 1) + (node_key[k] & half_mask)
+        order_a = argsort_keys(node_key_a)
+        cdef int64_t[::1] order = order_a
+        rank_a = np.empty(n_nodes, dtype=np.int64)
+        node_x_a = np.empty(n_nodes, dtype=np.float64)
+        node_y_a = np.empty(n_nodes, dtype=np.float64)
+        cdef int64_t[::1] rank = rank_a
+        cdef double[::1] node_x = node_x_a
+        cdef double[::1] node_y = node_y_a
+        with nogil:
+            for k in range(n_nodes):
+                rank[order[k]] = k
+                i = seen[order[k]]
+                node_x[k] = kx[i]
+                node_y[k] = ky[i]
+            for k in range(n_seg):
+                eu[k] = rank[eu[k]]
+                ev[k] = rank[ev[k]]
+        return (start_a, count_a, part_a, u_a, v_a, node_x_a, node_y_a,
+                self.modified_a.view(bool), self.n_short, self.kx_a[:m], self.ky_a[:m])
+
+
 def node_lines(const double[:, ::1] coords, const int64_t[::1] line, int64_t n_parts,
                double key_scale):
-    """Node the vertices of road lines (see ``network._edges_from_roads``).
-
-    Vertices are matched on a grid of ``1 / key_scale`` metres (coordinates relative to
-    the lower-left corner, rounded half to even as ``numpy.rint``). Consecutive repeats
-    inside a line are dropped (their line is marked *modified*), lines left with one
-    vertex are dropped (counted), and a node is a line end or a vertex met more than
-    once. Edges run from one node to the next along a line.
-
-    Returns ``kept`` (rows of the kept vertices, ``None`` when all are kept), per edge
-    ``start`` (row in the kept vertices), ``count`` (vertices), ``part``, ``u``, ``v``
-    (nodes numbered in vertex-key order: x, then y), per node ``x`` and ``y`` (its
-    first vertex), ``modified`` (per part) and the number of one-vertex lines dropped.
-    Raises ``OverflowError`` when the layer spans more than 2**31 grid steps.
-    """
-    cdef Py_ssize_t n = coords.shape[0]
-    cdef Py_ssize_t i, k, m
-    cdef double mx = 0.0, my = 0.0
-    if n:
-        mx = coords[0, 0]
-        my = coords[0, 1]
-    for i in range(n):
-        if coords[i, 0] < mx:
-            mx = coords[i, 0]
-        if coords[i, 1] < my:
-            my = coords[i, 1]
-    # dense vertex ids (first-seen order) by open addressing: key and id side by side in
-    # one table (one cache miss per probe), load factor below 2/3. The same pass drops
-    # consecutive repeats and one-vertex lines and counts the occurrences of each id, so
-    # the vertices are read once.
-    cdef int64_t cap = 1
-    while 2 * cap < 3 * n + 2:
-        cap <<= 1
-    cdef uint64_t mask = <uint64_t>(cap - 1)
-    table_a = np.full(2 * cap, -1, dtype=np.int64)  # (key >= 0, id) by slot
-    occ_a = np.zeros(n, dtype=np.int32)   # kept occurrences of each id
-    kept_a = np.empty(n, dtype=np.int64)  # row of each kept vertex
-    kvid_a = np.empty(n, dtype=np.int32)  # its id
-    first_a = np.empty(n, dtype=np.int8)  # first / last kept vertex of its line
-    last_a = np.empty(n, dtype=np.int8)
-    modified_a = np.zeros(n_parts, dtype=np.uint8)
-    cdef int64_t[::1] table = table_a
-    cdef int32_t[::1] occ = occ_a
-    cdef int64_t[::1] kept = kept_a
-    cdef int32_t[::1] kvid = kvid_a
-    cdef int8_t[::1] first = first_a
-    cdef int8_t[::1] last = last_a
-    cdef unsigned char[::1] modified = modified_a
-    cdef int64_t key, nv = 0, vk, lk, cur_line = -1, cur_count = 0, n_short = 0
-    cdef uint64_t h
-    cdef int64_t ring_key[16]
-    cdef uint64_t ring_slot[16]
-    cdef int64_t limit = (<int64_t>1) << 31
-    cdef bint overflow = False
-    m = 0
-    with nogil:
-        for i in range(n + 16):
-            # the probes miss the cache: the key and slot of the vertex 16 ahead are
-            # computed and its slot prefetched meanwhile (ring of 16)
-            if i >= 16:
-                k = i - 16
-                key = ring_key[k & 15]
-                h = ring_slot[k & 15]
-                while table[2 * h] >= 0 and table[2 * h] != key:
-                    h = (h + 1) & mask
-                if table[2 * h] < 0:
-                    table[2 * h] = key
-                    table[2 * h + 1] = nv
-                    nv += 1
-                vk = table[2 * h + 1]
-                lk = line[k]
-                if lk != cur_line:  # a line begins: the one before ends
-                    if cur_count == 1:  # (one distinct vertex: dropped)
-                        m -= 1
-                        occ[kvid[m]] -= 1
-                        n_short += 1
-                    elif cur_count > 1:
-                        last[m - 1] = 1
-                    cur_line = lk
-                    cur_count = 0
-                if cur_count == 0 or kvid[m - 1] != vk:
-                    kept[m] = k
-                    kvid[m] = <int32_t>vk
-                    first[m] = cur_count == 0
-                    last[m] = 0
-                    occ[vk] += 1
-                    m += 1
-                    cur_count += 1
-                else:  # a consecutive repeat
-                    modified[lk] = 1
-            if i < n:
-                if not _vertex_key(coords[i, 0], coords[i, 1], mx, my, key_scale, limit,
-                                   &ring_key[i & 15]):
-                    overflow = True
-                    break
-                ring_slot[i & 15] = ((<uint64_t>ring_key[i & 15] * 0x9E3779B97F4A7C15ULL) >> 24) & mask
-                __builtin_prefetch(&table[2 * ring_slot[i & 15]])
-        if not overflow:
-            if cur_count == 1:
-                m -= 1
-                occ[kvid[m]] -= 1
-                n_short += 1
-            elif cur_count > 1:
-                last[m - 1] = 1
-    if overflow:
-        raise OverflowError("vertex grid coordinates reach 2**31")
-    del table_a
-    # node = line end or vertex met more than once; sizes first (exact outputs)
-    node_a = np.full(nv, -1, dtype=np.int32)
-    cdef int32_t[::1] node = node_a
-    cdef int64_t n_nodes = 0, n_seg = 0, cur_start = 0, cur_node = 0, vv
-    with nogil:
-        for k in range(m):
-            vv = kvid[k]
-            if first[k] or last[k] or occ[vv] > 1:
-                if node[vv] == -1:
-                    node[vv] = -2  # (a node, not yet numbered)
-                    n_nodes += 1
-                if not first[k]:
-                    n_seg += 1
-    node_key_a = np.empty(n_nodes, dtype=np.int64)
-    seen_x_a = np.empty(n_nodes, dtype=np.float64)  # first vertex of each node
-    seen_y_a = np.empty(n_nodes, dtype=np.float64)
-    cdef int64_t[::1] node_key = node_key_a
-    cdef double[::1] seen_x = seen_x_a
-    cdef double[::1] seen_y = seen_y_a
-    start_a = np.empty(n_seg, dtype=np.int64)
-    count_a = np.empty(n_seg, dtype=np.int64)
-    part_a = np.empty(n_seg, dtype=np.int64)
-    u_a = np.empty(n_seg, dtype=np.int64)
-    v_a = np.empty(n_seg, dtype=np.int64)
-    cdef int64_t[::1] start = start_a
-    cdef int64_t[::1] count = count_a
-    cdef int64_t[::1] part = part_a
-    cdef int64_t[::1] eu = u_a
-    cdef int64_t[::1] ev = v_a
-    cdef int64_t y_span = 0
-    n_nodes = 0
-    n_seg = 0
-    with nogil:
-        for k in range(m):
-            vv = kvid[k]
-            if not (first[k] or last[k] or occ[vv] > 1):
-                continue
-            if node[vv] == -2:  # first time this node is met: number it
-                node[vv] = <int32_t>n_nodes
-                i = kept[k]
-                seen_x[n_nodes] = coords[i, 0]
-                seen_y[n_nodes] = coords[i, 1]
-                # (its key again, from the vertex: no table of keys kept)
-                _vertex_key(seen_x[n_nodes], seen_y[n_nodes], mx, my, key_scale, limit,
-                            &node_key[n_nodes])
-                if (node_key[n_nodes] & (limit - 1)) > y_span:
-                    y_span = node_key[n_nodes] & (limit - 1)
-                n_nodes += 1
-            if not first[k]:  # ends the edge begun at the previous node of this line
-                start[n_seg] = cur_start
-                count[n_seg] = k - cur_start + 1
-                part[n_seg] = line[kept[k]]
-                eu[n_seg] = cur_node
-                ev[n_seg] = node[vv]
-                n_seg += 1
-            if not last[k]:
-                cur_start = k
-                cur_node = node[vv]
-        # node numbers in vertex-key order (x, then y, on the key grid): the keys made
-        # dense first (x * (y span + 1) + y keeps their order in fewer radix digits)
-        for k in range(n_nodes):
-            node_key[k] = (node_key[k] >> 31) * (y_span + 1) + (node_key[k] & (limit - 1))
-    order_a = argsort_keys(node_key_a)
-    cdef int64_t[::1] order = order_a
-    rank_a = np.empty(n_nodes, dtype=np.int64)
-    node_x_a = np.empty(n_nodes, dtype=np.float64)
-    node_y_a = np.empty(n_nodes, dtype=np.float64)
-    cdef int64_t[::1] rank = rank_a
-    cdef double[::1] node_x = node_x_a
-    cdef double[::1] node_y = node_y_a
-    with nogil:
-        for k in range(n_nodes):
-            rank[order[k]] = k
-            node_x[k] = seen_x[order[k]]
-            node_y[k] = seen_y[order[k]]
-        for k in range(n_seg):
-            eu[k] = rank[eu[k]]
-            ev[k] = rank[ev[k]]
-    kept_out = None if m == n else kept_a[:m]
-    return (kept_out, start_a[:n_seg], count_a[:n_seg], part_a[:n_seg], u_a[:n_seg],
-            v_a[:n_seg], node_x_a, node_y_a, modified_a.view(bool), n_short)
+    """All the lines at once through :class:`VertexNoder`: returns what
+    :meth:`VertexNoder.finish` returns."""
+    noder = VertexNoder(coords.shape[0], n_parts, key_scale)
+    noder.add(coords, line)
+    return noder.finish()
 
 
 # ---------------------------------------------------------------------- CSR, components

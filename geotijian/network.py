@@ -21,6 +21,7 @@ afterwards; the distances equal a search of the whole network (tested).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -323,6 +324,63 @@ def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
     return node_ids, xs, ys, u, v, geoms, source, out_crs, [], None
 
 
+# roads layers with at least this many lines are read in chunks, hashed in a second
+# thread while the next chunk is read (shapely.get_coordinates holds the GIL)
+_NODING_CHUNKS = 4
+_NODING_MIN_LINES = 20_000
+
+
+def _node_roads(g: np.ndarray, scale: float) -> tuple[list | None, np.ndarray, np.ndarray]:
+    """:class:`geotijian._kernels.VertexNoder` over the vertices of ``g`` (read as they
+    are; multi-lines are handled by the caller). Returns the outputs of
+    :meth:`~geotijian._kernels.VertexNoder.finish` (``None`` when a vertex lies too far
+    from the first: the noder's ``OverflowError``), whether each row has vertices, and
+    the geometry type ids.
+
+    With ``settings.parallel`` and a large layer, the vertices are read chunk by chunk
+    by this thread (``shapely.get_coordinates`` holds the GIL) and hashed by a second
+    thread (the compiled loop releases it), so reading and hashing overlap; the second
+    thread also counts the vertices first and reads the geometry types last. The
+    result does not depend on the chunks (tested).
+    """
+    if not settings.parallel or len(g) < _NODING_MIN_LINES:
+        kinds = shapely.get_type_id(g)
+        coords, line = shapely.get_coordinates(g, return_index=True)
+        present = np.zeros(len(g), dtype=bool)
+        present[line] = True
+        try:
+            out = _kernels.node_lines(coords, line.astype(np.int64, copy=False), len(g), scale)
+        except OverflowError:
+            out = None
+        return out, present, kinds
+    cuts = np.linspace(0, len(g), _NODING_CHUNKS + 1).astype(np.int64)
+
+    def feed(noder, coords, line, offset, started):
+        started.set()  # (the GIL goes back to the reading thread as the hashing starts)
+        noder.add(coords, line, offset)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counts = pool.submit(shapely.get_num_coordinates, g)
+        jobs = []
+        noder = None
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            coords, line = shapely.get_coordinates(g[a:b], return_index=True)
+            if noder is None:
+                noder = _kernels.VertexNoder(int(counts.result().sum()), len(g), scale)
+            started = threading.Event()
+            jobs.append(pool.submit(feed, noder, coords, line.astype(np.int64, copy=False),
+                                    int(a), started))
+            started.wait()
+        kinds = pool.submit(shapely.get_type_id, g)
+        try:
+            for job in jobs:
+                job.result()
+            out = noder.finish()
+        except OverflowError:
+            out = None
+        return out, counts.result() > 0, kinds.result()
+
+
 def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
     if roads.crs is None:
         raise LayerError("roads", "has no CRS", fix="set it with gdf.set_crs(...) before building")
@@ -335,12 +393,8 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         geo = geo.to_crs(out_crs)
     report = []
     g = geo.to_numpy()
-    # the geometry types are read in a second thread (GEOS releases the GIL) while the
-    # vertices are read (shapely.get_coordinates holds it); multi-lines read again by part
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        kinds = pool.submit(shapely.get_type_id, g) if settings.parallel else None
-        coords, line = shapely.get_coordinates(g, return_index=True)
-        kinds = kinds.result() if kinds is not None else shapely.get_type_id(g)  # -1: missing
+    scale = float(10**_KEY_DECIMALS)
+    nodes, present, kinds = _node_roads(g, scale)
     notline = (kinds >= 0) & (kinds != 1) & (kinds != 5)  # not LineString/MultiLineString
     if notline.any():
         notline[notline] = ~shapely.is_empty(g[notline])  # an empty point is just empty
@@ -349,46 +403,44 @@ def _edges_from_roads(roads: gpd.GeoDataFrame, crs: Any):
         raise LayerError("roads", f"geometry is a {g[i].geom_type}, not a line",
                          fix="keep only LineString/MultiLineString road centre lines",
                          feature=i, feature_id=roads.index[i], count=int(notline.sum()))
-    if (kinds == 5).any():
+    parts, part_row = g, None
+    if (kinds == 5).any() and nodes is not None:  # multi-lines: noded again, part by part
         parts, part_row = shapely.get_parts(g, return_index=True)
         coords, line = shapely.get_coordinates(parts, return_index=True)
-    else:
-        parts, part_row = g, np.arange(len(g))
+        try:
+            nodes = _kernels.node_lines(coords, line.astype(np.int64, copy=False), len(parts), scale)
+        except OverflowError:
+            nodes = None
+    if nodes is None:
+        raise NetworkError("roads layer spans more than 1,000 km from its first vertex (or has "
+                           "a NaN coordinate): wrong CRS or wrong file?")
+    start_pos, seg_len, seg_line, u, v, xs, ys, modified, n_short, kx, ky = nodes
     # missing or empty geometries have no coordinates
-    bad = np.ones(len(g), dtype=bool)
-    bad[line if parts is g else part_row[line]] = False
+    bad = ~present
     if bad.any():
         report.append(("empty road geometry left out", int(bad.sum()),
                        f"rows {list(roads.index[bad][:5])}"))
-    if len(coords) == 0:
+    if len(kx) == 0:
         raise NetworkError("roads layer has no line with coordinates: no network")
-    # one pass (compiled): 1 mm vertex keys relative to the layer's lower-left corner,
-    # repeated vertices dropped, nodes (line ends, vertices met more than once) and the
-    # edges between consecutive nodes of a line
-    try:
-        kept, start_pos, seg_len, seg_line, u, v, xs, ys, modified, n_short = _kernels.node_lines(
-            coords, line.astype(np.int64, copy=False), len(parts), float(10**_KEY_DECIMALS))
-    except OverflowError:
-        raise NetworkError("roads layer spans more than 2,000 km: wrong CRS or wrong file?") from None
-    if kept is not None:
-        coords = coords[kept]
     if n_short:
         report.append(("degenerate road line (one distinct vertex) left out", int(n_short), ""))
     # a line that is one edge keeps its own geometry; split lines get new pieces
     nseg_line = np.bincount(seg_line, minlength=len(parts))
     whole = (nseg_line[seg_line] == 1) & ~modified[seg_line]
-    if len(seg_line) == len(parts) and whole.all():  # every line is one edge: as it is
-        geoms = parts
+    if whole.all():  # every edge is a whole line (some lines may be left out): as they are
+        geoms = parts if len(seg_line) == len(parts) else parts.take(seg_line)
     else:
         geoms = np.empty(len(start_pos), dtype=object)
         geoms[whole] = parts[seg_line[whole]]
     if (~whole).any():
         split = np.flatnonzero(~whole)
-        geoms[split] = shapely.linestrings(coords[_ranges(start_pos[split], seg_len[split])],
+        rows = _ranges(start_pos[split], seg_len[split])
+        geoms[split] = shapely.linestrings(kx[rows], ky[rows],
                                            indices=np.repeat(np.arange(len(split)), seg_len[split]))
+    if part_row is None:
+        part_row = np.arange(len(g))
     source = roads.index.to_numpy()[part_row[seg_line]]
-    exy = (np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1]),
-           start_pos, seg_len)
+    exy = (kx, ky, start_pos, seg_len)
     return np.arange(len(xs)), xs, ys, u, v, geoms, source, out_crs, report, exy
 
 

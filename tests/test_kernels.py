@@ -14,8 +14,9 @@ from geotijian import _kernels
 
 
 def reference_noding(coords: np.ndarray, line: np.ndarray, n_parts: int, scale: float):
-    """Noding of network._edges_from_roads written as plain Python loops."""
-    mx, my = coords[:, 0].min(), coords[:, 1].min()
+    """Noding of network._edges_from_roads written as plain Python loops (the grid
+    anchored at the whole metres below the first vertex)."""
+    mx, my = np.floor(coords[0, 0]), np.floor(coords[0, 1])
     keys = [int(round((x - mx) * scale)) * 2**31 + int(round((y - my) * scale))
             for x, y in coords]
     lines: dict[int, list[int]] = {}
@@ -63,11 +64,10 @@ def test_node_lines_equals_plain_noding(seed, n_lines, span):
     xy = rng.integers(0, span, (len(line), 2)).astype(float) * rng.choice([1.0, 0.0005], 1)
     xy += rng.choice([0.0, 1e-5], xy.shape) + 3.3e5
     coords = np.ascontiguousarray(xy)
-    kept, start, count, part, u, v, node_x, node_y, modified, n_short = \
+    start, count, part, u, v, node_x, node_y, modified, n_short, kx, ky = \
         _kernels.node_lines(coords, line.astype(np.int64), n_lines, 1000.0)
     edges, ref_rows, number, keys, ref_modified, ref_short = \
         reference_noding(coords, line, n_lines, 1000.0)
-    rows = np.arange(len(line)) if kept is None else kept
     assert n_short == ref_short
     assert modified.tolist() == ref_modified
     assert len(start) == len(edges)
@@ -75,17 +75,31 @@ def test_node_lines_equals_plain_noding(seed, n_lines, span):
     assert np.array_equal(np.c_[node_x, node_y], coords[ref_rows])
     for k, (p, erows) in enumerate(edges):
         assert part[k] == p
-        assert rows[start[k]:start[k] + count[k]].tolist() == erows
+        assert np.array_equal(np.c_[kx, ky][start[k]:start[k] + count[k]], coords[erows])
         assert u[k] == number[keys[erows[0]]] and v[k] == number[keys[erows[-1]]]
+    # fed in chunks of whole lines (as build_network does, from a second thread): the same
+    cuts = np.unique(np.r_[0, np.sort(rng.integers(0, n_lines + 1, 3)), n_lines])
+    noder = _kernels.VertexNoder(len(line), n_lines, 1000.0)
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        rows = (line >= a) & (line < b)
+        noder.add(np.ascontiguousarray(coords[rows]), (line[rows] - a).astype(np.int64), int(a))
+    chunked = noder.finish()
+    whole = (start, count, part, u, v, node_x, node_y, modified, n_short, kx, ky)
+    for x, y in zip(chunked, whole):
+        assert np.array_equal(x, y)
 
 
 def test_node_lines_rejects_a_continental_span():
-    coords = np.array([[0.0, 0.0], [3e6, 0.0]])
-    try:
-        _kernels.node_lines(coords, np.zeros(2, dtype=np.int64), 1, 1000.0)
-    except OverflowError:
-        return
-    raise AssertionError("no OverflowError")
+    for far in ([1.5e6, 0.0], [0.0, -1.5e6], [np.nan, 0.0]):
+        coords = np.array([[0.0, 0.0], far])
+        try:
+            _kernels.node_lines(coords, np.zeros(2, dtype=np.int64), 1, 1000.0)
+        except OverflowError:
+            continue
+        raise AssertionError(f"no OverflowError for {far}")
+    # within 1,000 km of the first vertex, either side: fine
+    coords = np.array([[5e5, 3.4e6], [-4e5, 4.3e6]])
+    assert len(_kernels.node_lines(coords, np.zeros(2, dtype=np.int64), 1, 1000.0)[0]) == 1
 
 
 @hsettings(max_examples=60, deadline=None)

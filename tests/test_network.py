@@ -7,6 +7,7 @@ import warnings
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -57,6 +58,38 @@ def test_grid_noded_at_shared_vertices():
     # geometry oriented u -> v
     start = shapely.get_coordinates(shapely.get_point(net.edge_geometry, 0))
     assert np.allclose(start, np.c_[net.x[net.edge_u], net.y[net.edge_u]])
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_roads_noded_in_chunks_by_two_threads_equal_one_thread(monkeypatch, multi):
+    """Large layers are read in chunks by one thread and hashed by another: the network
+    (nodes, edges, geometries, lengths, report) is the same as in one thread, with
+    missing and empty rows, repeated vertices, one-vertex lines and multi-lines."""
+    import geotijian.network as network
+
+    monkeypatch.setattr(network, "_NODING_MIN_LINES", 10)
+    rng = np.random.default_rng(5)
+    co = rng.integers(0, 30, (400, 3, 2)).astype(float) + 3.3e5
+    co[::7, 1] = co[::7, 0]  # a repeated vertex
+    co[::11, 1:] = co[::11, :1]  # one distinct vertex
+    geoms = shapely.linestrings(co)
+    geoms[5], geoms[77] = None, shapely.from_wkt("LINESTRING EMPTY")
+    if multi:
+        geoms[40] = shapely.multilinestrings([geoms[41], geoms[42]])
+    roads = gpd.GeoDataFrame({"name": np.arange(400)}, geometry=geoms, crs=settings.metric_crs)
+    nets = {}
+    for flag in (True, False):
+        with settings.temporary(parallel=flag), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nets[flag] = build_network(roads)
+    a, b = nets[True], nets[False]
+    for attr in ("x", "y", "edge_u", "edge_v", "edge_length", "edge_source", "component"):
+        assert np.array_equal(getattr(a, attr), getattr(b, attr)), attr
+    assert shapely.equals_exact(a.edge_geometry, b.edge_geometry, 0).all()
+    pd.testing.assert_frame_equal(a.report, b.report)
+    assert set(a.report["problem"]) >= {"empty road geometry left out",
+                                        "degenerate road line (one distinct vertex) left out"}
+    assert a.n_edges > 300
 
 
 def test_roads_split_at_shared_interior_vertex_and_components_labelled():
