@@ -38,6 +38,7 @@ from .network import (
     DistanceGraph,
     SnapResult,
     WalkNetwork,
+    _snap_geoms,
     check_metric,
     distance_graph,
     distances_at_snaps,
@@ -185,6 +186,9 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
         raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
     homes = check_metric(homes, "homes", network)
     home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
+    g = homes.geometry.to_numpy()
+    kinds = shapely.get_type_id(g)
+    maxd = settings.max_snap_distance_m
 
     def sources() -> tuple:
         fac, order, frep = _facility_layer(facilities, type_col, types)
@@ -204,13 +208,13 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
         k = int(len(homes) * _MAIN_THREAD_SHARE)
         with ThreadPoolExecutor(max_workers=1) as pool:
             job = pool.submit(sources)
-            tail = pool.submit(snap_points, network, homes.iloc[k:], layer="homes")
-            head = snap_points(network, homes.iloc[:k], layer="homes")
+            tail = pool.submit(_snap_geoms, network, g[k:], kinds[k:], home_ids[k:], "homes", maxd)
+            head = _snap_geoms(network, g[:k], kinds[:k], home_ids[:k], "homes", maxd)
             fac, order, frep, fsnap, graph = job.result()
             hsnap = SnapResult.concat([head, tail.result()])
     else:
         fac, order, frep, fsnap, graph = sources()
-        hsnap = snap_points(network, homes, layer="homes")
+        hsnap = _snap_geoms(network, g, kinds, home_ids, "homes", maxd)
     hsnap.ids = home_ids
     if len(hsnap.report):
         hsnap.report["feature_id"] = home_ids[hsnap.report["feature"].to_numpy()]

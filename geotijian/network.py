@@ -1069,8 +1069,16 @@ def snap_points(network: WalkNetwork, points_gdf: gpd.GeoDataFrame, *,
         No CRS / geographic CRS / empty geometry (the message names the feature).
     """
     maxd = settings.max_snap_distance_m if max_distance is None else float(max_distance)
-    _, ids, g, kinds, poly = _layer_geometry(points_gdf, layer, network, id_col)
+    _, ids, g, kinds, _ = _layer_geometry(points_gdf, layer, network, id_col)
+    return _snap_geoms(network, g, kinds, ids, layer, maxd)
+
+
+def _snap_geoms(network: WalkNetwork, g: np.ndarray, kinds: np.ndarray, ids: np.ndarray,
+                layer: str, maxd: float) -> SnapResult:
+    """:func:`snap_points` of a checked geometry array (network CRS, no empty geometry;
+    ``kinds``: its geometry type ids; ``maxd``: metres)."""
     n = len(g)
+    poly = np.isin(kinds, [3, 6])
     target = _Outlines(g, kinds)  # (polygon boundaries made only where GEOS needs them)
     vt = target.vertex_table() if (kinds != 0).any() else None  # (once)
     edge, dist = _nearest_edges(network, target, vt)
@@ -1127,7 +1135,7 @@ def facility_access(network: WalkNetwork, facilities: gpd.GeoDataFrame, *,
     parts = []  # (owner, edge, pos, off, ax, ay, rule)
     simple = np.flatnonzero(~poly)
     if len(simple):
-        s = snap_points(network, gdf.iloc[simple], max_distance=np.inf, layer=layer)
+        s = _snap_geoms(network, g[simple], kinds[simple], ids[simple], layer, np.inf)
         parts.append((simple[s.owner], s.edge, s.position, s.offset, s.access_x, s.access_y,
                       np.full(len(simple), "point", dtype=object)))
     done = np.zeros(n, dtype=bool)
