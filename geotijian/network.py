@@ -60,7 +60,7 @@ __all__ = [
     "source_graph",
 ]
 
-_KEY_DECIMALS = 3  # vertices closer than 1 mm are the same node when noding a roads layer
+_KEY_DECIMALS = 3  # vertices in the same 1 mm cell of the CRS's grid are one node (roads layer)
 
 
 @dataclass
@@ -462,8 +462,10 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         An osmnx (Multi)(Di)Graph, projected or not (an unprojected graph is projected with
         ``osmnx.project_graph``), or road centre lines (LineString/MultiLineString). A roads
         layer is noded at line ends and at vertices shared by several lines (split there);
-        coordinates are matched on a 1 mm grid (rounded). Crossings without a shared vertex (bridges) stay
-        unconnected, as in OSM.
+        coordinates are matched on the CRS's own 1 mm grid (rounded half to even; the
+        same grid whatever the layer's extent), and every vertex must lie within 1,000 km
+        of the first. Crossings without a shared vertex (bridges) stay unconnected, as in
+        OSM.
     crs : CRS-like, optional
         Metric CRS to work in. Default: the input's CRS when it is projected, else
         ``settings.metric_crs`` (EPSG:32651, UTM 51N).
@@ -478,7 +480,8 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     Raises
     ------
     NetworkError
-        Empty graph, geographic target CRS.
+        Empty graph, geographic target CRS, a roads layer without coordinates or with a
+        vertex more than 1,000 km from its first (wrong CRS) or a NaN coordinate.
     LayerError
         A roads layer without CRS or with non-line geometries.
     """

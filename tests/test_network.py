@@ -127,6 +127,22 @@ def test_build_errors():
         build_network(grid_roads(), crs="EPSG:4326")
     with pytest.raises(NetworkError):
         build_network("roads.shp")
+    # a vertex 1,500 km away (wrong CRS), a NaN coordinate, no coordinates at all; a
+    # polygon among far lines is named first (the layer error comes before the span)
+    far = [shapely.LineString([(0, 0), (1, 1)]), shapely.LineString([(1.5e6, 0), (1.5e6, 5)])]
+    with pytest.raises(NetworkError, match="1,000 km"):
+        build_network(gdf(far))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (shapely: a NaN coordinate)
+        nan_line = shapely.linestrings([[0.0, 0.0], [np.nan, 1.0]])
+    with pytest.raises(NetworkError, match="NaN"):
+        build_network(gdf([nan_line]))
+    with pytest.raises(NetworkError, match="no line with coordinates"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_network(gdf([shapely.from_wkt("LINESTRING EMPTY"), None]))
+    with pytest.raises(LayerError, match="not a line"):
+        build_network(gdf(far + [shapely.box(0, 0, 1, 1)]))
 
 
 def test_geographic_roads_are_projected():
