@@ -47,6 +47,20 @@ def gdf(geoms, **cols):
     return gpd.GeoDataFrame(cols, geometry=list(geoms), crs=CRS)
 
 
+def random_network(rng, n_lines: int, span: int, integer: bool, repeats: float = 0.0):
+    """Random three-vertex streets in a ``span`` metre square (integer coordinates: ties
+    and touching lines; a share ``repeats`` of lines with a repeated vertex), built
+    with the report warnings silenced."""
+    shape = (n_lines, 3, 2)
+    co = rng.integers(0, span, shape).astype(float) if integer else rng.uniform(0, span, shape)
+    if repeats:
+        co[:, 1] = np.where(rng.random((n_lines, 1)) < repeats, co[:, 0], co[:, 1])
+    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_network(roads)
+
+
 # ----------------------------------------------------------------------- build
 def test_grid_noded_at_shared_vertices():
     net = build_network(grid_roads())
@@ -462,12 +476,7 @@ def test_first_intersecting_and_locate_equal_geos(seed, integer):
     line_locate_point / distance bit for bit."""
     rng = np.random.default_rng(seed)
     k = 400
-    co = rng.integers(0, 40, (k, 3, 2)).astype(float) if integer else rng.uniform(0, 40, (k, 3, 2))
-    co[:, 1] = np.where(rng.random((k, 1)) < 0.2, co[:, 0], co[:, 1])  # some repeated vertices
-    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = build_network(roads)
+    net = random_network(rng, k, 40, integer, repeats=0.2)
     c = rng.integers(0, 40, (60, 2)) + 3.3e5
     w = rng.integers(1, 12, (60, 2))
     rings = shapely.boundary(shapely.box(c[:, 0], c[:, 1], c[:, 0] + w[:, 0], c[:, 1] + w[:, 1]))
@@ -495,11 +504,7 @@ def test_nearest_edges_equal_strtree_query_nearest(seed, integer, spread):
     grid search, every radius and the far fallback) and outlines, equal
     ``STRtree.query_nearest(all_matches=True)`` and ``shapely.distance``."""
     rng = np.random.default_rng(seed)
-    co = rng.integers(0, 40, (150, 3, 2)).astype(float) if integer else rng.uniform(0, 40, (150, 3, 2))
-    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = build_network(roads)
+    net = random_network(rng, 150, 40, integer)
     p = rng.uniform(-spread, 40 + spread, (200, 2))
     if integer:
         p = np.round(p)  # equidistant edges: ties
@@ -524,11 +529,7 @@ def test_snap_onto_equals_geos_shortest_line(seed, integer):
 
     rng = np.random.default_rng(seed)
     k = 300
-    co = rng.integers(0, 60, (k, 3, 2)).astype(float) if integer else rng.uniform(0, 60, (k, 3, 2))
-    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = build_network(roads)
+    net = random_network(rng, k, 60, integer)
     m = 200
     c = rng.integers(0, 60, (m, 2)) + 3.3e5 if integer else rng.uniform(0, 60, (m, 2)) + 3.3e5
     w = rng.integers(1, 25, (m, 2)) if integer else rng.uniform(1, 25, (m, 2))
@@ -562,11 +563,7 @@ def test_snap_points_of_mixed_polygons_equals_geos_on_their_boundaries(seed, int
     from shapely import affinity
 
     rng = np.random.default_rng(seed)
-    co = rng.integers(0, 60, (250, 3, 2)).astype(float) if integer else rng.uniform(0, 60, (250, 3, 2))
-    roads = gpd.GeoDataFrame(geometry=shapely.linestrings(co + 3.3e5), crs=settings.metric_crs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = build_network(roads)
+    net = random_network(rng, 250, 60, integer)
     m = 40
     c = rng.uniform(-80, 140, (6 * m, 2)) + 3.3e5
     if integer:
