@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
@@ -284,14 +284,16 @@ def _metric_crs(crs: Any) -> str:
 
 
 def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
-    import osmnx as ox
-
     if "crs" not in G.graph:
         raise NetworkError("graph has no 'crs' in G.graph; build it with osmnx or set G.graph['crs']")
     gcrs = CRS.from_user_input(G.graph["crs"])
+    to = None
     if gcrs.is_geographic or (crs is not None and not gcrs.equals(CRS.from_user_input(crs))):
-        G = ox.project_graph(G, to_crs=_metric_crs(crs))
+        # projected here, node coordinates and edge vertices in one vectorised pass each:
+        # the same PROJ transformation as osmnx.project_graph (GeoDataFrame.to_crs,
+        # always_xy) and the same numbers, without rebuilding the graph (tested)
         out_crs = _metric_crs(crs)
+        to = Transformer.from_crs(gcrs, CRS.from_user_input(out_crs), always_xy=True)
     else:
         out_crs = gcrs.to_string() if crs is None else _metric_crs(crs)
         if crs is None and gcrs.equals(CRS.from_user_input(settings.metric_crs)):
@@ -306,6 +308,8 @@ def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
         pass
     xs = np.fromiter((d for _, d in G.nodes(data="x")), dtype=float, count=len(node_ids))
     ys = np.fromiter((d for _, d in G.nodes(data="y")), dtype=float, count=len(node_ids))
+    if to is not None:
+        xs, ys = (np.asarray(c, dtype=float) for c in to.transform(xs, ys))
     # networkx holds edges as Python objects: this one pass is unavoidable
     it = G.edges(keys=True, data=True) if G.is_multigraph() else \
         ((a, b, 0, d) for a, b, d in G.edges(data=True))
@@ -315,6 +319,9 @@ def _edges_from_graph(G: nx.MultiDiGraph, crs: Any):
     v = pos.get_indexer(np.asarray(vs, dtype=node_ids.dtype))
     geoms = np.array(geoms, dtype=object)
     missing = ~shapely.is_geometry(geoms)  # None (or NaN) where osmnx stored no geometry
+    if to is not None and not missing.all():
+        has = np.flatnonzero(~missing)
+        geoms[has] = shapely.transform(geoms[has], lambda c: np.column_stack(to.transform(c[:, 0], c[:, 1])))
     if missing.any():
         i = np.flatnonzero(missing)
         coords = np.stack([xs[u[i]], ys[u[i]], xs[v[i]], ys[v[i]]], axis=1).reshape(-1, 2, 2)
@@ -459,8 +466,8 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     Parameters
     ----------
     graph_or_roads : networkx graph or GeoDataFrame
-        An osmnx (Multi)(Di)Graph, projected or not (an unprojected graph is projected with
-        ``osmnx.project_graph``), or road centre lines (LineString/MultiLineString). A roads
+        An osmnx (Multi)(Di)Graph, projected or not (an unprojected graph's nodes and
+        edge vertices are projected as ``osmnx.project_graph`` would), or road centre lines (LineString/MultiLineString). A roads
         layer is noded at line ends and at vertices shared by several lines (split there);
         coordinates are matched on the CRS's own 1 mm grid (rounded half to even; the
         same grid whatever the layer's extent), and every vertex must lie within 1,000 km
