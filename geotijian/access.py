@@ -184,11 +184,12 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
              progress: bool) -> _Access:
     if len(homes) == 0:
         raise LayerError("homes", "is empty: nothing to measure", fix="check the homes layer")
-    homes = check_metric(homes, "homes", network)
-    home_ids = _ids(homes, id_col, _HOME_ID_CANDIDATES, "homes")
-    g = homes.geometry.to_numpy()
-    kinds = shapely.get_type_id(g)
     maxd = settings.max_snap_distance_m
+
+    def home_layer() -> tuple:
+        checked = check_metric(homes, "homes", network)
+        g = checked.geometry.to_numpy()
+        return _ids(checked, id_col, _HOME_ID_CANDIDATES, "homes"), g, shapely.get_type_id(g)
 
     def sources() -> tuple:
         fac, order, frep = _facility_layer(facilities, type_col, types)
@@ -200,19 +201,22 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
 
     if settings.parallel and len(homes) >= _PARALLEL_MIN_HOMES:
         # every home snaps independently of the others and of the facilities: a second
-        # thread prepares the facilities (checks, access points, search graph) and then
-        # snaps the last part of the homes (GEOS and the compiled kernels release the
-        # GIL); the lazy indexes they share come first (build_network usually has the
-        # edge index ready)
+        # thread prepares the facilities (checks, access points, search graph: from the
+        # start, it needs nothing of the homes) and then snaps the last part of the
+        # homes (GEOS and the compiled kernels release the GIL); the lazy indexes they
+        # share come first (build_network usually has the edge index ready). A bad homes
+        # layer is still reported first.
         network._grid, network._edge_xy  # noqa: B018
-        k = int(len(homes) * _MAIN_THREAD_SHARE)
         with ThreadPoolExecutor(max_workers=1) as pool:
             job = pool.submit(sources)
+            home_ids, g, kinds = home_layer()
+            k = int(len(g) * _MAIN_THREAD_SHARE)
             tail = pool.submit(_snap_geoms, network, g[k:], kinds[k:], home_ids[k:], "homes", maxd)
             head = _snap_geoms(network, g[:k], kinds[:k], home_ids[:k], "homes", maxd)
             fac, order, frep, fsnap, graph = job.result()
             hsnap = SnapResult.concat([head, tail.result()])
     else:
+        home_ids, g, kinds = home_layer()
         fac, order, frep, fsnap, graph = sources()
         hsnap = _snap_geoms(network, g, kinds, home_ids, "homes", maxd)
     hsnap.ids = home_ids
