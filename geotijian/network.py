@@ -467,8 +467,9 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
     ----------
     graph_or_roads : networkx graph or GeoDataFrame
         An osmnx (Multi)(Di)Graph, projected or not (an unprojected graph's nodes and
-        edge vertices are projected as ``osmnx.project_graph`` would), or road centre lines (LineString/MultiLineString). A roads
-        layer is noded at line ends and at vertices shared by several lines (split there);
+        edge vertices are projected as ``osmnx.project_graph`` would), or road centre
+        lines (LineString/MultiLineString). A roads layer is noded at line ends and at
+        vertices shared by several lines (split there);
         coordinates are matched on the CRS's own 1 mm grid (rounded half to even; the
         same grid whatever the layer's extent), and every vertex must lie within 1,000 km
         of the first. Crossings without a shared vertex (bridges) stay unconnected, as in
@@ -797,11 +798,7 @@ class _Outlines:
     def vertex_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """:func:`_vertex_table` of the outlines, from the features' own coordinates (a
         polygon without holes lists the vertices of its boundary, in the same order)."""
-        c, gi = shapely.get_coordinates(self.geoms, return_index=True)
-        cnt = np.bincount(gi, minlength=len(self.geoms))
-        start = np.cumsum(cnt) - cnt
-        cnt = np.where(np.isin(self.kinds, [1, 2]), cnt, 0)
-        return np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]), start, cnt
+        return _vertex_table(self.geoms, self.kinds)
 
 
 def _geos(geoms) -> np.ndarray:
@@ -968,13 +965,16 @@ def _locate_on_edges(network: WalkNetwork, edges: np.ndarray, px: np.ndarray,
                                    np.ascontiguousarray(py, dtype=np.float64))[1]
 
 
-def _vertex_table(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _vertex_table(geoms: np.ndarray, kinds: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vertices of line geometries: x, y, each geometry's first row and vertex count
-    (count 0 for a multi-part or non-line geometry: its vertices are not one chain)."""
+    (count 0 for a multi-part or non-line geometry: its vertices are not one chain).
+    ``kinds``: the geometry type ids to go by (default: those of ``geoms``)."""
     c, gi = shapely.get_coordinates(geoms, return_index=True)
     cnt = np.bincount(gi, minlength=len(geoms))
     start = np.cumsum(cnt) - cnt
-    cnt = np.where(np.isin(shapely.get_type_id(geoms), [1, 2]), cnt, 0)
+    kinds = shapely.get_type_id(geoms) if kinds is None else kinds
+    cnt = np.where(np.isin(kinds, [1, 2]), cnt, 0)
     return np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]), start, cnt
 
 
