@@ -540,6 +540,12 @@ def service_coverage(
                                   "problem": f"type {t!r} has no walking distance in the "
                                              "catalogue: left out of coverage",
                                   "offset_m": np.nan, "component": -1})
+        if extra_rep:  # said, not only reported: a type the user expected is missing
+            left = [t for t in present if t not in types]
+            warnings.warn(f"service_coverage: facility types without a walking distance in the "
+                          f"catalogue left out of coverage: {', '.join(left)} (give them "
+                          "walk_distance_m with facility_catalogue(overrides=...) to assess them)",
+                          AccessWarning, stacklevel=2)
     types = list(types)
     bad = [t for t in types if not np.isfinite(wd.get(t, np.nan))]
     if bad:

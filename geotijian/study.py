@@ -554,7 +554,12 @@ def coverage_from_files(*, network: str, homes: str, facilities: str, out: str,
     table = pd.DataFrame({"type": district["facility_type"].to_numpy(),
                           "share_%": (district["share"] * 100).round(1).to_numpy(),
                           "not_covered": district["not_covered"].round(0).astype(int).to_numpy()})
-    return f"wrote {out}\n" + table.to_string(index=False)
+    text = f"wrote {out}\n" + table.to_string(index=False)
+    if len(cov.report):  # what was left out or reached only far away, said on the terminal
+        counts = cov.report.groupby(["layer", "problem"], sort=True).size()
+        text += "\ninputs reported (features left out or unreachable, not dropped silently):\n" + \
+            "\n".join(f"  {layer}: {n} × {problem}" for (layer, problem), n in counts.items())
+    return text
 
 
 def units_from_files(*, roads, compounds, out: str, committees=(None, None), towns=(None, None),

@@ -205,6 +205,15 @@ def test_coverage_errors(net, homes, facs):
         service_coverage(net, homes, facs, types=["restaurant"])
 
 
+def test_type_without_walking_distance_is_said_and_reported(net, homes, facs):
+    bank = gpd.GeoDataFrame({"type": ["bank_branch"], "facility_id": ["B"]},
+                            geometry=[shapely.Point(100, 50)], crs=CRS)
+    with pytest.warns(Warning, match="left out of coverage: bank_branch"):
+        res = service_coverage(net, homes, pd.concat([facs, bank], ignore_index=True))
+    assert res.types == ["kindergarten", "primary_school"]
+    assert res.report["problem"].str.contains("'bank_branch' has no walking distance").sum() == 1
+
+
 def test_coverage_gaps_layer(net, homes, facs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -46,6 +46,21 @@ def test_coverage_command_reads_gcj02_pois(tmp_path):
     assert 30 < share < 90
 
 
+def test_coverage_command_says_which_types_it_left_out(tmp_path):
+    # the Amap file also holds types without a walking distance (convenience stores,
+    # canteens, post offices): the command names them instead of skipping them silently
+    out = tmp_path / "all.gpkg"
+    proc = _cli("coverage", "--network", str(GPKG), "--network-layer", "roads",
+                "--homes", str(GPKG), "--homes-layer", "compounds",
+                "--facilities", str(GPKG.parent / "facilities_amap_gcj02.csv"), "--coords", "gcj02",
+                "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "inputs reported" in proc.stdout
+    for code in ("convenience_store", "community_canteen", "post_office"):
+        assert f"type '{code}' has no walking distance" in proc.stdout
+    assert "fresh_market" in proc.stdout
+
+
 def test_units_command(tmp_path):
     out = tmp_path / "units.gpkg"
     proc = _cli("units", "--roads", str(GPKG), "--roads-layer", "roads",
