@@ -54,6 +54,7 @@ __all__ = [
     "facility_access_points",
     "facility_distance_matrix",
     "nearest_facility_distance",
+    "report_summary",
     "service_areas",
     "service_coverage",
 ]
@@ -147,6 +148,13 @@ def _facility_layer(facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame
                          f"dict {{type: GeoDataFrame}}, got {type(facilities).__name__}")
     fac = fac.reset_index(drop=True)
     return fac, order, pd.DataFrame(rep, columns=REPORT_COLUMNS)
+
+
+def report_summary(report: pd.DataFrame, width: int | None = None) -> list[str]:
+    """One line per (layer, problem) of a coverage report: ``"layer: count × problem"``,
+    sorted; ``width`` cuts each problem text to that many characters."""
+    counts = report.groupby(["layer", "problem"], sort=True).size()
+    return [f"{layer}: {n} × {problem[:width]}" for (layer, problem), n in counts.items()]
 
 
 @dataclass
@@ -254,10 +262,8 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
     report = pd.concat([r for r in reports if len(r)], ignore_index=True) \
         if any(len(r) for r in reports) else pd.DataFrame(columns=REPORT_COLUMNS)
     if len(report):
-        summary = report.groupby(["layer", "problem"]).size()
-        warnings.warn("coverage inputs reported: " + "; ".join(
-            f"{lay}: {cnt} × {prob[:70]}" for (lay, prob), cnt in summary.items()),
-            AccessWarning, stacklevel=3)
+        warnings.warn("coverage inputs reported: " + "; ".join(report_summary(report, width=70)),
+                      AccessWarning, stacklevel=3)
     return _Access(home_ids, hsnap, fac, fsnap, order, dist, report, graph)
 
 
@@ -534,14 +540,12 @@ def service_coverage(
                    sorted(facilities[type_col].dropna().astype(str).unique())
                    if isinstance(facilities, pd.DataFrame) and type_col in facilities.columns else [])
         types = [t for t in present if np.isfinite(wd.get(t, np.nan))]
-        for t in present:
-            if t not in types:
-                extra_rep.append({"layer": "facilities", "feature": -1, "feature_id": None,
-                                  "problem": f"type {t!r} has no walking distance in the "
-                                             "catalogue: left out of coverage",
-                                  "offset_m": np.nan, "component": -1})
-        if extra_rep:  # said, not only reported: a type the user expected is missing
-            left = [t for t in present if t not in types]
+        left = [t for t in present if t not in types]
+        extra_rep = [{"layer": "facilities", "feature": -1, "feature_id": None,
+                      "problem": f"type {t!r} has no walking distance in the catalogue: "
+                                 "left out of coverage",
+                      "offset_m": np.nan, "component": -1} for t in left]
+        if left:  # said, not only reported: a type the user expected is missing
             warnings.warn(f"service_coverage: facility types without a walking distance in the "
                           f"catalogue left out of coverage: {', '.join(left)} (give them "
                           "walk_distance_m with facility_catalogue(overrides=...) to assess them)",

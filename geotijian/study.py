@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 
 from . import settings
-from .access import coverage_gaps, facility_distance_matrix, service_areas, service_coverage
+from .access import (
+    coverage_gaps,
+    facility_distance_matrix,
+    report_summary,
+    service_areas,
+    service_coverage,
+)
 from .assess import build_tables, read_ledger, update_ledger, write_ledger, write_tables
 from .config import StudyConfig, read_config
 from .errors import ConfigError, CoordinateWarning, LayerError
@@ -556,9 +562,8 @@ def coverage_from_files(*, network: str, homes: str, facilities: str, out: str,
                           "not_covered": district["not_covered"].round(0).astype(int).to_numpy()})
     text = f"wrote {out}\n" + table.to_string(index=False)
     if len(cov.report):  # what was left out or reached only far away, said on the terminal
-        counts = cov.report.groupby(["layer", "problem"], sort=True).size()
         text += "\ninputs reported (features left out or unreachable, not dropped silently):\n" + \
-            "\n".join(f"  {layer}: {n} × {problem}" for (layer, problem), n in counts.items())
+            "\n".join(f"  {ln}" for ln in report_summary(cov.report))
     return text
 
 
