@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from geotijian.sample import (
     write_sample,
 )
 
+BUNDLED = Path(__file__).resolve().parents[1] / "layers" / "sample"
 STREETS = ["primary", "secondary", "tertiary", "residential", "unclassified", "service"]
 
 
@@ -61,6 +64,25 @@ def test_same_seed_gives_identical_bytes(written):
     for key in first:
         assert first[key].read_bytes() == second[key].read_bytes(), f"{first[key].name} differs"
     assert sorted(p.name for p in first.values()) == sorted(SAMPLE_FILES)
+
+
+def test_generator_rewrites_the_bundled_files_byte_for_byte(written):
+    """``geotijian sample DIR`` gives the committed layers/sample files, every byte."""
+    if not BUNDLED.is_dir():
+        pytest.skip("no layers/sample here (installed package)")
+    import pyogrio
+    import rasterio
+
+    first, _ = written
+    for path in first.values():
+        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        want = hashlib.sha256((BUNDLED / path.name).read_bytes()).hexdigest()
+        assert got == want, (
+            f"layers/sample/{path.name} is not what the generator writes (sha256 {want[:12]} "
+            f"committed, {got[:12]} generated; GDAL {pyogrio.__gdal_version_string__}, "
+            f"rasterio {rasterio.__version__}). A deliberate change to the sample: regenerate "
+            "with `geotijian sample layers/sample` and commit; otherwise the generator's "
+            "output moved")
 
 
 def test_different_seed_gives_a_different_district(district):
