@@ -36,6 +36,8 @@ from affine import Affine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from geotijian import imagery as im  # noqa: E402
+from geotijian.imagery import classify as im_classify  # noqa: E402
+from geotijian.imagery import windows as im_windows  # noqa: E402
 
 TILE = 512
 RES = 0.1
@@ -119,7 +121,7 @@ def evict(path: Path) -> None:
 def read_floor(ortho: im.Orthophoto, workers: int) -> float:
     """Seconds to read every window with plain rasterio (threads, one handle each)."""
     windows = im.block_windows(ortho)
-    readers = im._Readers(ortho.path)
+    readers = im_windows._Readers(ortho.path)
 
     def read(w):
         return int(readers.get().read(ortho.read_indexes, window=w)[0, 0, 0])
@@ -127,7 +129,7 @@ def read_floor(ortho: im.Orthophoto, workers: int) -> float:
     t = time.perf_counter()
     try:
         with rasterio.Env(GDAL_CACHEMAX=64):
-            for _ in im._bounded_map(read, windows, workers):
+            for _ in im_windows._bounded_map(read, windows, workers):
                 pass
     finally:
         readers.close()
@@ -161,8 +163,8 @@ def main() -> int:
         zones = make_zones(ortho, args.zones)
         clf = im.build_classifier(ortho)
         t = time.perf_counter()
-        if im._use_lut(ortho, clf):
-            im._lut_tables(clf)  # built once per classifier (16 MiB), reported separately
+        if im_classify._use_lut(ortho, clf):
+            im_classify._lut_tables(clf)  # built once per classifier (16 MiB), reported separately
         t_lut = time.perf_counter() - t
         # cold: the file's pages dropped from the page cache (posix_fadvise, this file only)
         evict(path)

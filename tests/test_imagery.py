@@ -16,6 +16,10 @@ from affine import Affine
 from hypothesis import given, settings as hsettings, strategies as st
 
 from geotijian import imagery as im
+from geotijian.imagery import classify as im_classify
+from geotijian.imagery import outputs as im_outputs
+from geotijian.imagery import windows as im_windows
+from geotijian.imagery import zonal as im_zonal
 from geotijian import settings
 from geotijian.errors import CoordinateWarning, LayerError, RasterError
 
@@ -199,7 +203,7 @@ def test_overlapping_zones_are_counted_independently(painted):
     both = im.zonal_cover(painted["RGBN"], zones, id_col="unit_id").set_index("unit_id")
     alone = im.zonal_cover(painted["RGBN"], zones.iloc[[3]], id_col="unit_id").set_index("unit_id")
     pd.testing.assert_series_equal(both.loc["d_overlap"], alone.loc["d_overlap"])
-    assert im._overlap_groups(zones.geometry.to_numpy()).tolist() == [0, 1, 1, 2, 0]
+    assert im_zonal._overlap_groups(zones.geometry.to_numpy()).tolist() == [0, 1, 1, 2, 0]
 
 
 def test_alpha_band_masks_pixels_outside_the_flight(painted):
@@ -226,10 +230,10 @@ def test_otsu_threshold_separates_painted_vegetation(painted):
 def test_otsu_of_a_histogram():
     edges = np.linspace(0, 1, 11)
     hist = np.array([0, 50, 50, 0, 0, 0, 0, 40, 40, 0])
-    t = im._otsu(hist, edges)
+    t = im_classify._otsu(hist, edges)
     assert 0.3 <= t <= 0.7
     with pytest.raises(RasterError, match="Otsu"):
-        im._otsu(np.zeros(10), edges)
+        im_classify._otsu(np.zeros(10), edges)
 
 
 def test_runs_are_deterministic_and_thread_count_free(painted):
@@ -252,8 +256,8 @@ def test_colour_lookup_path_equals_band_arithmetic(painted, monkeypatch, kind, i
     zones = _zones()
     direct = im.zonal_cover(ortho, zones, id_col="unit_id", classes=clf,
                             window_pixels=128 * 128)
-    monkeypatch.setattr(im, "_LUT_MIN_PIXELS", 0)
-    assert im._use_lut(ortho, clf)
+    monkeypatch.setattr(im_classify, "_LUT_MIN_PIXELS", 0)
+    assert im_classify._use_lut(ortho, clf)
     lut = im.zonal_cover(ortho, zones, id_col="unit_id", classes=clf, window_pixels=128 * 128)
     pd.testing.assert_frame_equal(direct, lut)
     # every rule boundary: random band values, including the darkest and brightest
@@ -262,7 +266,7 @@ def test_colour_lookup_path_equals_band_arithmetic(painted, monkeypatch, kind, i
     values = rng.integers(0, 256, (nb, 300, 300), dtype=np.uint8)
     values[:, :20] = rng.integers(0, 40, (nb, 20, 300))  # shadow range
     direct_cls = clf.classify(values)
-    t = im._lut_tables(clf)
+    t = im_classify._lut_tables(clf)
     rgbkey = (values[0].astype(np.int64) | values[1].astype(np.int64) << 8
               | values[2].astype(np.int64) << 16)
     code = t["rgb"][rgbkey]
@@ -347,10 +351,10 @@ def test_block_windows_tile_the_image_exactly(w, h, bw, bh, px):
 @pytest.mark.parametrize("f", [1, 3, 4, 7])
 def test_decimated_read_window_by_window_equals_strided_array(f):
     full = np.arange(3 * 301 * 257, dtype=np.int32).reshape(3, 301, 257)
-    windows = im._grid_windows(301, 257, (16, 16), 48 * 48)
+    windows = im_windows._grid_windows(301, 257, (16, 16), 48 * 48)
     assert len(windows) > 20
     shape = (-(-301 // f), -(-257 // f))
-    got = im._decimate(windows, shape, f, lambda w: full[:, w.row_off:w.row_off + w.height,
+    got = im_outputs._decimate(windows, shape, f, lambda w: full[:, w.row_off:w.row_off + w.height,
                                                         w.col_off:w.col_off + w.width])
     np.testing.assert_array_equal(got, full[:, ::f, ::f])
 
@@ -403,7 +407,7 @@ def test_write_classified_and_quicklooks(painted, tmp_path):
         assert ds.count == 1 and ds.dtypes[0] == "uint8" and ds.nodata == 0
         assert ds.profile["tiled"] and ds.profile["compress"].lower() == "deflate"
         assert ds.overviews(1), "overviews missing"
-        if im._has_driver("COG"):
+        if im_outputs._has_driver("COG"):
             assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert ds.crs.to_epsg() == 32651 and ds.transform == ortho.transform
         codes = ds.read(1)
