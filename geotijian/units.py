@@ -15,10 +15,13 @@ The chain is (or, in one call, ``build_units(roads, compounds, ...)``)::
    area minus water within a tolerance) and the check is reported in
    ``blocks.attrs["geotijian"]["validation"]``.
 2. **Compounds are never split.** Each compound is attached to the block holding most of its
-   area. A compound that a road cuts (a second block holds at least
-   ``settings.compound_cut_share`` of it) fuses the blocks it covers into one *block group*;
+   area, and every other block holding a piece of it joins that block's *block group*;
    block groups are the atoms of every partition, so every compound lies in exactly one
-   unit, and a unit takes all the blocks its compounds cover.
+   unit, and a unit takes all the blocks its compounds cover. Two cases are reported, not
+   fused: a digitising overshoot (a piece under ``settings.compound_cut_share`` of the
+   compound and nowhere wider than ``settings.compound_overshoot_m``: the outline drawn
+   across the street's centre line), and a piece in another town (units never cross a town
+   boundary: the compound is counted whole in the town holding most of it, and warned about).
 3. **Units.** Within each town: a residents' committee (居委会) in range is one unit (its
    outline snapped to block boundaries: atoms go to the committee covering most of them);
    one below the floor merges with the adjacent committee of the same town giving the most
@@ -658,9 +661,11 @@ def assign_compounds(
         Compound polygons with ``compound_id`` and, when known, ``population`` (persons)
         and ``households``.
     min_overlap_share : float, optional
-        A compound whose part in a second block is at least this share of its area (0-1) is
-        *cut by a road*: that block joins the compound's block group (same town only).
-        Default ``settings.compound_cut_share`` (0.05).
+        Every block holding a piece of a compound joins the compound's block group (same
+        town only), so a compound is never split; a piece under this share of the compound's
+        area (0-1) that is also nowhere wider than ``settings.compound_overshoot_m`` metres is
+        a digitising overshoot across the street and does not fuse (reported). Default
+        ``settings.compound_cut_share`` (0.05).
 
     Returns
     -------
@@ -670,7 +675,9 @@ def assign_compounds(
         each block (persons; 0 where none).
     compounds : geopandas.GeoDataFrame
         The compounds with ``block_id`` (the block holding most of the compound),
-        ``group_id`` and ``town_code``.
+        ``group_id`` and ``town_code``. ``attrs["geotijian"]["report"]`` counts the compounds
+        cut by roads, the ``overshoots`` and the pieces across a town boundary
+        (``cross_town``), each with its first compound IDs; the last two are also warned.
 
     Raises
     ------
@@ -691,10 +698,12 @@ def assign_compounds(
             else np.zeros(len(blocks), dtype=object))
     tree = shapely.STRtree(bg)
     ci, bi = tree.query(cg, predicate="intersects")
-    ov = np.round(shapely.area(shapely.intersection(cg[ci], bg[bi])), 1)
+    pieces = shapely.intersection(cg[ci], bg[bi])
+    ov = np.round(shapely.area(pieces), 1)
     carea = shapely.area(cg)
     df = pd.DataFrame({"c": ci, "b": bi, "ov": ov})
     df = df[df["ov"] > 0]
+    pieces = pieces[df.index.to_numpy()]
     main = df.sort_values(["c", "ov", "b"], ascending=[True, False, True]).drop_duplicates("c")
     main_of = np.full(len(cg), -1)
     main_of[main["c"].to_numpy()] = main["b"].to_numpy()
@@ -716,13 +725,41 @@ def assign_compounds(
         warnings.warn(f"compounds: {len(missing)} compound(s) overlap no block (inside water or "
                       "on the boundary) and were attached to the nearest block", RepairWarning,
                       stacklevel=2)
-    # cut compounds: links to other blocks of the same town holding a real share
-    share = df["ov"].to_numpy() / np.maximum(carea[df["c"].to_numpy()], 1e-9)
-    m = main_of[df["c"].to_numpy()]
-    link = (share >= min_overlap_share) & (df["b"].to_numpy() != m)
-    same = town[df["b"].to_numpy()] == town[m]
-    cross_town = int((link & ~same).sum())
+    # Every other block holding a piece of a compound joins its block group, so the compound
+    # is never split, except a digitising overshoot: a piece under min_overlap_share of the
+    # compound that is nowhere wider than settings.compound_overshoot_m (the outline drawn a
+    # few metres across the street's centre line)
+    c_of = df["c"].to_numpy()
+    b_of = df["b"].to_numpy()
+    m = main_of[c_of]
+    other = b_of != m
+    share = df["ov"].to_numpy() / np.maximum(carea[c_of], 1e-9)
+    overshoot = np.zeros(len(df), dtype=bool)
+    small = np.flatnonzero(other & (share < min_overlap_share))
+    if len(small):
+        half = float(settings.compound_overshoot_m) / 2.0
+        overshoot[small] = shapely.is_empty(shapely.buffer(pieces[small], -half))
+    link = other & ~overshoot
+    same = town[b_of] == town[m]
+    cross = link & ~same
+    cross_town = int(cross.sum())
     link &= same
+    overshoot_rep = _piece_report(ids, c_of[overshoot], share[overshoot], df["ov"].to_numpy()[overshoot])
+    cross_rep = _piece_report(ids, c_of[cross], share[cross], df["ov"].to_numpy()[cross],
+                              towns=(town[m[cross]], town[b_of[cross]]))
+    if overshoot_rep["compounds"]:
+        warnings.warn(
+            f"compounds: {overshoot_rep['compounds']} compound(s) reach across a block road by a strip "
+            f"narrower than {settings.compound_overshoot_m:g} m (digitising overshoot, "
+            f"{overshoot_rep['area_m2']:,.0f} m² in all; first: {', '.join(overshoot_rep['first'])}): each is "
+            "kept whole in the block holding most of it, the strip stays in the block across the road",
+            RepairWarning, stacklevel=2)
+    if cross_rep["compounds"]:
+        warnings.warn(
+            f"compounds: {cross_rep['compounds']} compound(s) straddle a town boundary (first: "
+            f"{', '.join(cross_rep['first'])}): units never cross a town boundary, so each is counted whole "
+            "(residents, households) in the town holding most of it while the town boundary cuts its outline. "
+            "Fix: correct the town boundary or the compound outline", GeotijianWarning, stacklevel=2)
     nb = len(bg)
     g = sparse.coo_matrix((np.ones(int(link.sum())), (m[link], df["b"].to_numpy()[link])),
                           shape=(nb, nb))
@@ -750,14 +787,26 @@ def assign_compounds(
     cout["group_id"] = group_id[main_of]
     cout["town_code"] = town[main_of]
     n_cut = int(pd.Series(m[link]).nunique()) if link.any() else 0
-    rep = {"compounds": int(len(cg)), "cut_by_roads": int(pd.Series(df["c"].to_numpy()[link]).nunique()),
+    rep = {"compounds": int(len(cg)), "cut_by_roads": int(pd.Series(c_of[link]).nunique()),
            "blocks_fused": int(nb - len(np.unique(lab))), "groups": int(len(np.unique(lab))),
            "cross_town_parts_ignored": cross_town, "nearest_block_fallback": int(len(missing)),
-           "min_overlap_share": min_overlap_share, "main_blocks_with_cut": n_cut}
+           "min_overlap_share": min_overlap_share, "main_blocks_with_cut": n_cut,
+           "overshoot_m": float(settings.compound_overshoot_m), "overshoots": overshoot_rep,
+           "cross_town": cross_rep}
     bout.attrs["geotijian"] = {"role": "blocks", "report": {**blocks.attrs.get("geotijian", {}).get("report", {}),
                                                             "compounds": rep}}
     cout.attrs["geotijian"] = {"role": "compounds", "report": rep}
     return bout, cout
+
+
+def _piece_report(ids: np.ndarray, comp: np.ndarray, share: np.ndarray, area: np.ndarray, *,
+                  towns: tuple[np.ndarray, np.ndarray] | None = None, first: int = 5) -> dict:
+    """Counts and the first compounds (by ID) of compound pieces left in another block."""
+    d = pd.DataFrame({"id": ids[comp], "share": share,
+                      "where": [f" in town {t}" for t in towns[1]] if towns is not None else ""})
+    d = d.sort_values(["id", "share"], ascending=[True, False]).drop_duplicates("id").head(first)
+    return {"compounds": int(len(np.unique(comp))), "pieces": int(len(comp)), "area_m2": float(np.sum(area)),
+            "first": [f"{r.id} ({r.share:.0%}{r.where})" for r in d.itertuples()]}
 
 
 def _num_column(gdf: pd.DataFrame, col: str, ids: np.ndarray, *, required: bool) -> np.ndarray | None:
@@ -1285,8 +1334,8 @@ def delineate_units(
         neighbours for a piece too small to stand alone (a canal with a bridge); default
         ``settings.unit_bridge_gap_m`` (60 m). Land components are grouped on their own.
     min_overlap_share : float, optional
-        Share of a compound's area in a second block that makes it "cut by a road"
-        (see :func:`assign_compounds`); default ``settings.compound_cut_share``.
+        Share of a compound's area under which a thin piece across a road is a digitising
+        overshoot (see :func:`assign_compounds`); default ``settings.compound_cut_share``.
     strict : bool
         Raise :class:`FeasibilityError` when some unit cannot be in range, instead of
         flagging it.
