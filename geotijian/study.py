@@ -142,6 +142,7 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
         src = cfg.osm.get("path") or cfg.osm.get("place") or tuple(cfg.osm["bbox"])
         osm = load_osm(src, to_crs=cfg.crs)
         data.meta["osm_sources"] = [str(src)]
+        data.meta["osm_extent"] = {k: v for k, v in osm.extent.items() if k != "all_nodes_bounds"}
     data.boundary = _read_role(cfg, "boundary", None)
     if data.boundary is None:
         data.boundary = read_layer(osm.boundary, "boundary", to_crs=cfg.crs, name="boundary (OSM extent)")
@@ -488,6 +489,7 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "study": cfg.name, "level": cfg.level, "year": cfg.year, "crs": cfg.crs,
         "config": str(cfg.path), "started": started,
         "inputs": inputs, "osm_sources": data.meta.get("osm_sources", []),
+        "osm_extent": data.meta.get("osm_extent", {}),
         "attribution": data.attribution,
         "versions": package_versions(), "settings": settings.current(),
         "counts": counts,

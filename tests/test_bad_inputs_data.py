@@ -166,3 +166,118 @@ def test_bug1_property_no_compound_in_two_units(d, strict):
         share = shapely.area(piece[other]) / shapely.area(cg[ci[other]])
         assert (share < settings.compound_cut_share).all()
         assert shapely.is_empty(shapely.buffer(piece[other], -settings.compound_overshoot_m / 2)).all()
+
+
+# ----------------------------------------------------------------------------- bug 2: no <bounds>
+
+def _strip_bounds(src, dst):
+    text = src.read_text(encoding="utf-8")
+    stripped = re.sub(r"<bounds[^>]*/>", "", text)
+    assert stripped != text
+    dst.write_text(stripped, encoding="utf-8")
+    return dst
+
+
+@pytest.mark.parametrize("name, utm", [("shanghai_yangpu_tongji.osm", "EPSG:32651"),
+                                       ("beijing_haidian.osm", "EPSG:32650")])
+def test_bug2_osm_without_bounds_gets_the_data_extent(osm_dir, tmp_path, name, utm):
+    """Overpass output has no <bounds>: the boundary is the ways' core (within 1 % of the
+    real box), not the extent of every highway node (2.1 and 4.7 times too large before)."""
+    from geotijian import load_osm
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with_b = load_osm(osm_dir / name, to_crs=utm)
+        no_b = load_osm(_strip_bounds(osm_dir / name, tmp_path / name), to_crs=utm)
+    true = with_b.boundary.geometry.iloc[0]
+    got = no_b.boundary.geometry.iloc[0]
+    assert with_b.extent["rule"] == "bounds" and no_b.extent["rule"] == "ways_core"
+    assert got.area == pytest.approx(true.area, rel=0.01)
+    assert got.symmetric_difference(true).area < 0.02 * true.area
+    # the old rule (every highway node of the walk graph) gave a box 2-5 times too large
+    xy = np.array([[d["x"], d["y"]] for _, d in no_b.graph.nodes(data=True)])
+    old = shapely.box(*xy.min(axis=0), *xy.max(axis=0)).area
+    assert old > 2 * true.area
+    msg = [m for m in _messages(caught) if "no <bounds>" in m]
+    assert len(msg) == 1
+    assert re.search(r"no <bounds> in the file: the study boundary is the ways' core, the smallest box that "
+                     r"each of the [\d,]+ ways reaches \(relation members left out\) holding every node outside "
+                     r"every way: \d\.\d\d km², where the extent of every node would be \d+\.\d\d km²", msg[0])
+    # nothing else changed: the same network and layers
+    assert no_b.graph.number_of_edges() == with_b.graph.number_of_edges()
+    for layer in ("roads", "buildings", "residential", "pois"):
+        assert len(getattr(no_b, layer)) == len(getattr(with_b, layer))
+
+
+def _node(i, lon, lat, tags=""):
+    return f'<node id="{i}" lat="{lat}" lon="{lon}">{tags}</node>'
+
+
+def _way(i, refs, tags):
+    nds = "".join(f'<nd ref="{r}"/>' for r in refs)
+    return f'<way id="{i}">{nds}{tags}</way>'
+
+
+def test_bug2_overpass_like_file_relations_far_away_and_one_road(tmp_path):
+    """A relation brought whole (its member way 20 km away) does not stretch the core; a
+    file of one road has no core: the extent of every node, said so."""
+    from geotijian import load_osm
+
+    hw = '<tag k="highway" v="residential"/>'
+    bld = '<tag k="building" v="yes"/>'
+    nodes, ways = [], []
+    nid = 1
+    lon0, lat0 = 121.25, 31.38
+    # a street grid of 0.01° (~1 km) with two roads running 5 km out east and west
+    grid = {}
+    for i in range(3):
+        for j in range(3):
+            grid[i, j] = nid
+            nodes.append(_node(nid, lon0 + 0.005 * i, lat0 + 0.005 * j))
+            nid += 1
+    far_w, far_e = nid, nid + 1
+    nodes += [_node(far_w, lon0 - 0.05, lat0 + 0.005), _node(far_e, lon0 + 0.06, lat0 + 0.005)]
+    nid += 2
+    wid = 100
+    for j in range(3):
+        ways.append(_way(wid, [grid[0, j], grid[1, j], grid[2, j]], hw)); wid += 1
+    for i in range(3):
+        ways.append(_way(wid, [grid[i, 0], grid[i, 1], grid[i, 2]], hw)); wid += 1
+    ways.append(_way(wid, [far_w, grid[0, 1]], hw)); wid += 1
+    ways.append(_way(wid, [grid[2, 1], far_e], hw)); wid += 1
+    # buildings at the four corners, inside the box
+    for (i, j) in ((0, 0), (0, 2), (2, 0), (2, 2)):
+        x, y = lon0 + 0.005 * i, lat0 + 0.005 * j
+        dx, dy = (0.0004 if i == 0 else -0.0004), (0.0004 if j == 0 else -0.0004)
+        ids = list(range(nid, nid + 4))
+        nodes += [_node(ids[0], x, y), _node(ids[1], x + dx, y), _node(ids[2], x + dx, y + dy), _node(ids[3], x, y + dy)]
+        nid += 4
+        ways.append(_way(wid, ids + [ids[0]], bld)); wid += 1
+    # a river relation whose member way lies 20 km north (Overpass: relation(bbox); >;)
+    river = list(range(nid, nid + 2))
+    nodes += [_node(river[0], lon0, lat0 + 0.2), _node(river[1], lon0 + 0.01, lat0 + 0.2)]
+    nid += 2
+    ways.append(_way(wid, river, '<tag k="waterway" v="river"/>'))
+    rel = f'<relation id="9"><member type="way" ref="{wid}" role="main_stream"/><tag k="type" v="waterway"/></relation>'
+    body = "\n".join(nodes + ways + [rel])
+    p = tmp_path / "overpass.osm"
+    p.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<osm version="0.6" generator="Overpass API">\n{body}\n</osm>\n',
+                 encoding="utf-8")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        d = load_osm(p)
+    assert d.extent["rule"] == "ways_core"
+    b = gpd.GeoSeries([d.boundary.geometry.iloc[0]], crs=d.boundary.crs).to_crs(4326).total_bounds
+    np.testing.assert_allclose(b, [lon0, lat0, lon0 + 0.01, lat0 + 0.01], atol=2e-5)
+    assert d.extent["all_nodes_area_km2"] > 10 * d.extent["area_km2"]  # the roads reach 6 km out
+    # one road only: no core, every node's extent, reported
+    one = tmp_path / "one.osm"
+    one.write_text('<?xml version="1.0"?>\n<osm version="0.6">\n' + "\n".join(
+        [_node(1, lon0, lat0), _node(2, lon0 + 0.01, lat0 + 0.002), _way(5, [1, 2], hw)]) + "\n</osm>\n",
+        encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d1 = load_osm(one)
+    assert d1.extent["rule"] == "all_nodes"
+    assert any("no <bounds> in the file and the ways have no common core (one long way?): the study boundary "
+               "is the extent of every node" in m for m in _messages(caught))

@@ -208,13 +208,20 @@ class OSMData:
     entrances : GeoDataFrame
         Nodes tagged ``entrance=*`` or ``barrier=gate/entrance``.
     boundary : GeoDataFrame
-        One polygon: the extent of the data (the file's ``<bounds>`` or the data bounds).
+        One polygon: the extent of the data: the file's ``<bounds>``; without them (Overpass
+        output, a .pbf) the *ways' core*, the smallest box every way reaches (a bbox extract
+        holds whole ways, so the extent of every node can be 20 times too large); the bbox
+        or the place asked for online. ``extent`` says which.
     source : str
         File path, place name or bbox.
     attribution : str
         ``settings.osm_attribution``; carry it into every output.
     report : list of str
         What was repaired, left out or assumed while loading.
+    extent : dict
+        How ``boundary`` was found: ``rule`` (``bounds``, ``ways_core``, ``all_nodes``,
+        ``bbox``, ``place``), ``text`` (said in ``report`` when not the file's bounds),
+        ``area_km2`` and, without bounds, the area of every node's extent.
     raw_counts : dict
         Counts in the source before filtering: ``nodes``, ``ways``, ``relations`` (XML
         only), ``highway_lines`` (highway ways drawn as lines, i.e. not ``area=yes``),
@@ -236,6 +243,7 @@ class OSMData:
     attribution: str
     report: list[str] = field(default_factory=list)
     raw_counts: dict[str, int] = field(default_factory=dict)
+    extent: dict[str, Any] = field(default_factory=dict)
 
     @property
     def crs(self) -> CRS:
@@ -379,6 +387,10 @@ def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:
 def _scan_xml(path: Path) -> dict[str, Any]:
     """One streaming pass over an OSM XML file: integrity checks before osmnx reads it."""
     node_ids: list[int] = []
+    node_lon: list[str | None] = []
+    node_lat: list[str | None] = []
+    member_ways: list[int] = []
+    member_nodes: list[int] = []
     way_ids: list[int] = []
     way_nd_counts: list[int] = []
     refs: list[int] = []
@@ -402,6 +414,8 @@ def _scan_xml(path: Path) -> dict[str, Any]:
                 tag = elem.tag
                 if tag == "node":
                     node_ids.append(int(elem.get("id")))
+                    node_lon.append(elem.get("lon"))
+                    node_lat.append(elem.get("lat"))
                     elem.clear()
                 elif tag == "way":
                     nds = [int(nd.get("ref")) for nd in elem.iter("nd")]
@@ -412,6 +426,13 @@ def _scan_xml(path: Path) -> dict[str, Any]:
                     elem.clear()
                 elif tag == "relation":
                     relations += 1
+                    for mem in elem.iter("member"):  # relations come whole: their members
+                        kind, ref = mem.get("type"), mem.get("ref")  # may lie far outside
+                        if ref is not None and ref.lstrip("-").isdigit():
+                            if kind == "way":
+                                member_ways.append(int(ref))
+                            elif kind == "node":
+                                member_nodes.append(int(ref))
                     elem.clear()
                 elif tag == "bounds":
                     try:
@@ -437,6 +458,12 @@ def _scan_xml(path: Path) -> dict[str, Any]:
         "highway_ways": int(highway_ways), "bounds": bounds,
         "bad_ways": np.unique(owner[missing]), "way_ids": np.asarray(way_ids, dtype=np.int64),
         "missing_refs": ref_arr[missing], "missing_owner": owner[missing],
+        "node_ids": np.asarray(node_ids, dtype=np.int64),
+        "node_lon": pd.to_numeric(pd.Series(node_lon, dtype=object), errors="coerce").to_numpy(float),
+        "node_lat": pd.to_numeric(pd.Series(node_lat, dtype=object), errors="coerce").to_numpy(float),
+        "refs": ref_arr, "way_nd_counts": counts,
+        "member_ways": np.asarray(member_ways, dtype=np.int64),
+        "member_nodes": np.asarray(member_nodes, dtype=np.int64),
     }
 
 
@@ -473,11 +500,12 @@ def _read_xml(path: Path, feature_tags: dict[str, Any]) -> dict[str, Any]:
         ox.settings.useful_tags_way = saved
     feats = feats.reset_index().rename(columns={"element": "osm_type", "id": "osm_id"})
     bounds = scan["bounds"]
-    if bounds is None:
-        xy = np.array([[d["x"], d["y"]] for _, d in graph.nodes(data=True)]) if len(graph) else None
-        bounds = (*xy.min(axis=0), *xy.max(axis=0)) if xy is not None else tuple(feats.total_bounds)
+    if bounds is not None:
+        extent = {"rule": "bounds", "text": "the file's <bounds>"}
+    else:
+        bounds, extent = _xml_core_extent(scan)
     return {
-        "graph": graph, "features": feats, "bounds": bounds, "node_ids_real": True,
+        "graph": graph, "features": feats, "bounds": bounds, "node_ids_real": True, "extent": extent,
         "raw_counts": {"nodes": scan["nodes"], "ways": scan["ways"],
                        "relations": scan["relations"], "highway_ways": scan["highway_ways"]},
     }
@@ -592,9 +620,13 @@ def _read_pbf(path: Path, feature_tags: dict[str, Any], network_type: str = "wal
                            "Fix: use an extract that includes its streets")
     # split only where network ways meet (as osmnx does when it simplifies after filtering)
     graph = _graph_from_lines(hw_lines[walk_mask(hw_lines, network_type)].reset_index(drop=True))
-    b = [gdf.total_bounds for gdf in (pts, lines, polys) if len(gdf)]
-    bounds = (min(x[0] for x in b), min(x[1] for x in b), max(x[2] for x in b), max(x[3] for x in b))
-    return {"graph": graph, "features": feats, "bounds": bounds, "node_ids_real": False,
+    way_polys = polys[~is_rel & polys.geometry.notna().to_numpy()]
+    way_bounds = np.vstack([shapely.bounds(np.asarray(g.geometry.values)) for g in (lines, way_polys) if len(g)]
+                           or [np.empty((0, 4))])
+    pt_xy = shapely.get_coordinates(np.asarray(pts.geometry.values))
+    bounds, extent = _core_extent(way_bounds, pt_xy, nodes_what="tagged node",
+                                  why="GDAL does not read a .pbf's bounds")
+    return {"graph": graph, "features": feats, "bounds": bounds, "node_ids_real": False, "extent": extent,
             "report": report,
             "raw_counts": {"points": len(pts), "lines": len(lines),
                            "multipolygons": len(polys)}}
@@ -689,6 +721,77 @@ def _graph_from_lines(lines: gpd.GeoDataFrame) -> nx.MultiDiGraph:
 # ---- online --------------------------------------------------------------------------------
 
 
+def _xml_core_extent(scan: dict[str, Any]) -> tuple[tuple[float, float, float, float], dict]:
+    """Extent of an OSM XML file without ``<bounds>`` (Overpass output): see :func:`_core_extent`."""
+    ids, lon, lat = scan["node_ids"], scan["node_lon"], scan["node_lat"]
+    order = np.argsort(ids, kind="stable")
+    ids, lon, lat = ids[order], lon[order], lat[order]
+    refs, counts = scan["refs"], scan["way_nd_counts"]
+    pos = np.clip(np.searchsorted(ids, refs), 0, max(len(ids) - 1, 0))
+    ok = (ids[pos] == refs) if len(ids) else np.zeros(len(refs), dtype=bool)
+    rx = np.where(ok, lon[pos] if len(ids) else np.nan, np.nan)
+    ry = np.where(ok, lat[pos] if len(ids) else np.nan, np.nan)
+    keep = (counts > 0) & ~np.isin(scan["way_ids"], scan["member_ways"])
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    wb = np.full((len(counts), 4), np.nan)
+    if len(refs):
+        nz = counts > 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a way of nodes without coordinates
+            wb[nz, 0] = np.fmin.reduceat(rx, starts[nz])
+            wb[nz, 1] = np.fmin.reduceat(ry, starts[nz])
+            wb[nz, 2] = np.fmax.reduceat(rx, starts[nz])
+            wb[nz, 3] = np.fmax.reduceat(ry, starts[nz])
+    lone = ~np.isin(ids, refs) & ~np.isin(ids, scan["member_nodes"])
+    return _core_extent(wb[keep], np.column_stack([lon[lone], lat[lone]]),
+                        nodes_what="node outside every way", why="no <bounds> in the file")
+
+
+def _core_extent(way_bounds: np.ndarray, lone_xy: np.ndarray, *, nodes_what: str,
+                 why: str) -> tuple[tuple[float, float, float, float], dict]:
+    """The extent of an extract whose box is unknown: the *ways' core*.
+
+    A bbox extract (Overpass ``way(bbox); (._;>;);``, the openstreetmap.org export,
+    ``osmium extract --strategy complete_ways``) holds every way that reaches its box, with
+    all its nodes, so a long road brings nodes kilometres outside. The box therefore
+    reaches every way: it holds at least the smallest box that every way's own bounding
+    box reaches, ``[min(way max x), max(way min x)] × [min(way max y), max(way min y)]``,
+    and since buildings and short ways sit at every edge of a real extract that box is the
+    extract's box to a few metres. Relation members are left out (relations come whole),
+    and the box is grown to hold the nodes outside every way (tagged points are selected
+    by the box itself). A core with no area (a file of one road) falls back to the extent
+    of every node. Degrees (lon/lat).
+
+    Returns
+    -------
+    (bounds, extent)
+        ``(west, south, east, north)`` and ``{"rule", "text", "ways", "all_nodes_bounds"}``.
+    """
+    wb = way_bounds[np.isfinite(way_bounds).all(axis=1)] if len(way_bounds) else np.empty((0, 4))
+    pts = lone_xy[np.isfinite(lone_xy).all(axis=1)] if len(lone_xy) else np.empty((0, 2))
+    whole = np.vstack([wb[:, :2], wb[:, 2:], pts]) if len(wb) or len(pts) else np.empty((0, 2))
+    if len(whole) == 0:
+        raise NetworkError("the OSM data has no node with coordinates: its extent is unknown. Fix: "
+                           "re-export the area with its nodes")
+    all_b = (*whole.min(axis=0), *whole.max(axis=0))
+    if len(wb):
+        core = [wb[:, 2].min(), wb[:, 3].min(), wb[:, 0].max(), wb[:, 1].max()]
+        if len(pts):
+            core = [min(core[0], pts[:, 0].min()), min(core[1], pts[:, 1].min()),
+                    max(core[2], pts[:, 0].max()), max(core[3], pts[:, 1].max())]
+        if core[0] < core[2] and core[1] < core[3]:
+            return tuple(float(v) for v in core), {
+                "rule": "ways_core",
+                "text": (f"{why}: the study boundary is the ways' core, the smallest box that each of "
+                         f"the {len(wb):,} ways reaches (relation members left out) holding every {nodes_what}"),
+                "ways": int(len(wb)), "all_nodes_bounds": [float(v) for v in all_b]}
+    return tuple(float(v) for v in all_b), {
+        "rule": "all_nodes",
+        "text": (f"{why} and the ways have no common core (one long way?): the study boundary is the "
+                 "extent of every node"),
+        "ways": int(len(wb)), "all_nodes_bounds": [float(v) for v in all_b]}
+
+
 def _read_online(bbox: tuple[float, float, float, float] | None, place: str | None,
                  feature_tags: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - needs internet
     """Download through osmnx (Nominatim + Overpass). Needs internet."""
@@ -701,11 +804,13 @@ def _read_online(bbox: tuple[float, float, float, float] | None, place: str | No
             graph = ox.graph_from_bbox(bbox, network_type="all", simplify=False, retain_all=True)
             feats = ox.features_from_bbox(bbox, tags=feature_tags)
             bounds = bbox
+            extent = {"rule": "bbox", "text": "the bbox asked for"}
         else:
             area = ox.geocode_to_gdf(place)
             graph = ox.graph_from_place(place, network_type="all", simplify=False, retain_all=True)
             feats = ox.features_from_place(place, tags=feature_tags)
             bounds = tuple(area.total_bounds)
+            extent = {"rule": "place", "text": f"the bounds of the place {place!r} (Nominatim)"}
     except Exception as exc:
         raise NetworkError(f"could not download OSM data for {place or bbox!r}: {exc}. Fix: check "
                            "the internet connection and the place name, or give a local .osm/.pbf "
@@ -713,7 +818,7 @@ def _read_online(bbox: tuple[float, float, float, float] | None, place: str | No
     finally:
         ox.settings.useful_tags_way = saved
     feats = feats.reset_index().rename(columns={"element": "osm_type", "id": "osm_id"})
-    return {"graph": graph, "features": feats, "bounds": bounds, "node_ids_real": True,
+    return {"graph": graph, "features": feats, "bounds": bounds, "node_ids_real": True, "extent": extent,
             "raw_counts": {"nodes": len(graph)}}
 
 
@@ -803,6 +908,7 @@ def _assemble(raw: dict[str, Any], *, label: str, network_type: str, to_crs: Any
     import osmnx as ox
 
     report: list[str] = list(raw.get("report", []))
+    extent = dict(raw.get("extent") or {"rule": "bounds", "text": "the data's bounds"})
     crs = _metric_crs(to_crs, raw["bounds"])
     feats: gpd.GeoDataFrame = raw["features"]
     if feats.crs is None:
@@ -834,6 +940,17 @@ def _assemble(raw: dict[str, Any], *, label: str, network_type: str, to_crs: Any
     boundary = gpd.GeoDataFrame({"name": [Path(label).name if Path(label).suffix else label]},
                                 geometry=[shapely.box(x0, y0, x1, y1)], crs="EPSG:4326")
     boundary = boundary.set_geometry(boundary.geometry.segmentize(0.0005)).to_crs(crs)
+    extent["area_km2"] = float(boundary.area.iloc[0]) / 1e6
+    if "all_nodes_bounds" in extent:
+        a0, b0, a1, b1 = extent["all_nodes_bounds"]
+        extent["all_nodes_area_km2"] = float(gpd.GeoSeries([shapely.box(a0, b0, a1, b1)], crs="EPSG:4326")
+                                             .to_crs(crs).area.iloc[0]) / 1e6
+    if extent["rule"] == "ways_core":
+        report.append(f"{extent['text']}: {extent['area_km2']:,.2f} km², where the extent of every node "
+                      f"would be {extent['all_nodes_area_km2']:,.2f} km²")
+    elif extent["rule"] == "all_nodes":
+        report.append(f"{extent['text']}: {extent['area_km2']:,.2f} km²")
+    boundary.attrs["extent"] = extent
     layers["boundary"] = boundary
     for gdf in layers.values():
         gdf.attrs["attribution"] = settings.osm_attribution
@@ -844,7 +961,7 @@ def _assemble(raw: dict[str, Any], *, label: str, network_type: str, to_crs: Any
     if report:
         warnings.warn(f"OSM {Path(label).name}: " + "; ".join(report), RepairWarning, stacklevel=3)
     return OSMData(graph=graph, source=label, attribution=settings.osm_attribution,
-                   report=report, raw_counts=raw_counts, **layers)
+                   report=report, raw_counts=raw_counts, extent=extent, **layers)
 
 
 def _repair(feats: gpd.GeoDataFrame, report: list[str]) -> gpd.GeoDataFrame:
