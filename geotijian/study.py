@@ -550,7 +550,21 @@ def coverage_from_files(*, network: str, homes: str, facilities: str, out: str,
     if "population" not in h.columns or h["population"].isna().all():
         raise LayerError(f"homes ({Path(homes).name})", "no population field",
                          fix="add a population column (persons) to the homes layer")
-    h = h.rename(columns={id_field: "home_id"})[["home_id", "population", "geometry"]]
+    ids = h[id_field]
+    if "home_id" in h.columns and id_field != "home_id":
+        # the layer brings its own home_id: it is the ID when the role's ID was only generated
+        generated = any(r.startswith(f"no {id_field} column") for r in h.attrs.get("geotijian", {}).get("repairs", []))
+        if generated:
+            own = h["home_id"]
+            bad = own.isna() | own.astype(str).duplicated()
+            if bad.any():
+                k = int(np.flatnonzero(bad.to_numpy())[0])
+                raise LayerError(f"homes ({Path(homes).name})", f"home_id is empty or repeated ({own.iloc[k]!r})",
+                                 feature=k, count=int(bad.sum()), fix=f"give every home a unique home_id or {id_field}")
+            ids = own.astype(str)
+    # a fresh frame: a home_id column of the layer is never doubled (issue 14, bug 3)
+    h = gpd.GeoDataFrame({"home_id": ids.to_numpy(), "population": h["population"].to_numpy()},
+                         geometry=h.geometry.values, crs=h.crs)
     fac = read_layer(facilities, "facilities", coords=coords, layer=facilities_layer)
     cov = service_coverage(net, h, fac, types=types, progress=progress)
     data.homes = cov.per_home

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import shapely
 import shapely.affinity
@@ -281,3 +283,50 @@ def test_bug2_overpass_like_file_relations_far_away_and_one_road(tmp_path):
     assert d1.extent["rule"] == "all_nodes"
     assert any("no <bounds> in the file and the ways have no common core (one long way?): the study boundary "
                "is the extent of every node" in m for m in _messages(caught))
+
+
+# ----------------------------------------------------------------------------- bug 3: home_id column
+
+SAMPLE = Path(__file__).resolve().parents[1] / "layers" / "sample" / "sample_district.gpkg"
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``geotijian ARGS`` in this process (the same ``main`` the console script runs)."""
+    from geotijian.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_bug3_coverage_cli_with_a_home_id_column(tmp_path, capsys):
+    """`geotijian coverage` on homes that already have a home_id column: no crash, and the
+    same coverage as without it (the role's ID stays the home ID)."""
+    box = gpd.read_file(SAMPLE, layer="towns").geometry.iloc[0].envelope  # one town: quick
+    box = box.centroid.buffer(1500, cap_style="square")
+    small = tmp_path / "small.gpkg"
+    for layer in ("roads", "facilities", "compounds"):
+        g = gpd.read_file(SAMPLE, layer=layer)
+        g[g.intersects(box)].to_file(small, layer=layer)
+    comp = gpd.read_file(small, layer="compounds")
+    with_id = comp.assign(home_id=["H" + c for c in comp["compound_id"]])
+    with_id.to_file(tmp_path / "homes.gpkg", layer="compounds")
+    # and a layer without compound_id: its own home_id is then the ID
+    with_id.drop(columns="compound_id").to_file(tmp_path / "homes_own.gpkg", layer="compounds")
+    common = ("--network", str(small), "--network-layer", "roads", "--facilities", str(small),
+              "--facilities-layer", "facilities", "--types", "kindergarten")
+    runs = {}
+    for name, homes in (("plain", small), ("home_id", tmp_path / "homes.gpkg"),
+                        ("own", tmp_path / "homes_own.gpkg")):
+        out = tmp_path / f"{name}.gpkg"
+        code, stdout, stderr = _cli(capsys, "coverage", "--homes", str(homes), "--homes-layer", "compounds",
+                                    *common, "--out", str(out))
+        assert code == 0, stderr
+        runs[name] = (stdout.splitlines()[1:], pyogrio.read_dataframe(out, layer="homes"))
+    assert runs["home_id"][0] == runs["plain"][0]  # the printed coverage table
+    assert runs["own"][0] == runs["plain"][0]
+    h_plain, h_id, h_own = runs["plain"][1], runs["home_id"][1], runs["own"][1]
+    assert list(h_id["home_id"]) == list(h_plain["home_id"])  # compound IDs
+    assert list(h_own["home_id"]) == sorted("H" + c for c in h_plain["home_id"])
+    np.testing.assert_array_equal(h_id["dist_kindergarten"], h_plain["dist_kindergarten"])
