@@ -94,5 +94,9 @@ class RepairWarning(GeotijianWarning):
     """Something in the input was repaired (e.g. invalid geometry made valid)."""
 
 
+class TopologyWarning(GeotijianWarning):
+    """Layers disagree with each other: overlaps, gaps, codes naming nothing, duplicates."""
+
+
 class CoordinateWarning(GeotijianWarning):
     """Coordinates look suspicious (e.g. a WGS84 layer that looks GCJ-02 shifted)."""

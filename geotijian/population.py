@@ -87,6 +87,7 @@ def allocate_population(
     total_by: str | None = None,
     study_area: Any = None,
     column: str = "population",
+    outside: str = "residual",
 ) -> tuple[gpd.GeoDataFrame, dict]:
     """Put residents on compounds, conserving known totals, and report the residual.
 
@@ -114,18 +115,28 @@ def allocate_population(
     column : str
         Attribute column holding residents (source ``"attribute"``), default
         ``population``.
+    outside : {"residual", "homes"}
+        Residents of housing outside every compound (``source="buildings"``): reported and
+        warned as the ``residual`` (default), or kept as homes of their own: each
+        residential building (the part of it outside the compounds) becomes a row of the
+        result with ``home_kind = "building"`` (``compound_id`` = its ``building_id``),
+        scaled with the compounds when ``totals`` are given, so every resident of the
+        source is on a home (``build_units`` and ``run_study`` do this).
 
     Returns
     -------
     compounds : geopandas.GeoDataFrame
         A copy with ``population`` (persons, float) and, where scaled, ``population_estimate``
-        (before scaling).
+        (before scaling); with ``outside="homes"`` also ``home_kind`` (``"compound"``, or
+        ``"building"`` for the rows of housing outside every compound, after the compounds).
     report : dict
         ``source``, ``allocated`` (persons on compounds), ``source_total`` (raster total in
         the study area / building estimate / attribute sum), ``residual`` (source total not on
-        compounds: outside compounds, or groups without compounds), ``notes`` (repairs), and
-        ``groups`` (DataFrame: group, known total, estimate, factor, allocated, residual)
-        when totals are given.
+        compounds: outside compounds, or groups without compounds), ``notes`` (repairs),
+        ``outside_compounds`` (residents of the source outside every compound: persons,
+        share, buildings, first building IDs, and what became of them), and ``groups``
+        (DataFrame: group, known total, estimate, factor, allocated, residual) when totals
+        are given.
 
     Raises
     ------
@@ -135,9 +146,12 @@ def allocate_population(
         An unreadable raster, negative pixel values, a raster not covering the compounds.
     """
     crs = _metric(compounds, "compounds")
+    if outside not in ("residual", "homes"):
+        raise ValueError(f"outside must be 'residual' or 'homes', not {outside!r}")
     out = compounds.copy()
     ids = _ids(out, "compound_id")
     notes: list[str] = []
+    loose = None
     if source == "attribute":
         if column not in out.columns:
             raise LayerError("compounds", f"no '{column}' column for source='attribute'",
@@ -145,22 +159,49 @@ def allocate_population(
         est = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=float)
         _check_values(est, "compounds", column, ids, allow_nan=False)
         src_total = float(est.sum())
-        outside = 0.0
+        outside_est = 0.0
     elif source == "raster":
         if raster is None:
             raise RasterError("source='raster' needs raster= (a population GeoTIFF, persons per pixel)")
-        est, src_total, outside, rnotes = _raster_population(out, crs, raster, study_area)
+        est, src_total, outside_est, rnotes = _raster_population(out, crs, raster, study_area)
         notes += rnotes
     elif source == "buildings":
         if buildings is None:
             raise LayerError("buildings", "source='buildings' needs buildings=",
                              fix="give the building footprints (with levels where known)")
-        est, src_total, outside, bnotes = _buildings_population(out, crs, buildings)
+        est, src_total, outside_est, bnotes, loose = _buildings_population(out, crs, buildings)
         notes += bnotes
     else:
         raise ValueError(f"source must be 'attribute', 'raster' or 'buildings', not {source!r}")
 
     report: dict[str, Any] = {"source": source, "source_total": src_total, "notes": notes}
+    if outside_est > 0:
+        share = outside_est / src_total if src_total else 0.0
+        rec: dict[str, Any] = {"residents": float(outside_est), "share": float(share)}
+        if loose is not None:
+            rec.update(buildings=int(len(loose)), first=loose["compound_id"].head(5).tolist())
+        if loose is not None and outside == "homes":
+            loose = _loose_ids(loose, ids)
+            rec["kept_as"] = "homes"
+            notes.append(f"{outside_est:,.0f} residents ({share:.1%} of the {src_total:,.0f} from buildings) live "
+                         f"in {len(loose):,} residential building(s) outside every compound (first: "
+                         f"{', '.join(loose['compound_id'].head(5))}): each is kept as a home of its own "
+                         "(home_kind 'building'), counted in its unit and in coverage")
+            out["home_kind"] = "compound"
+            out = gpd.GeoDataFrame(pd.concat([out, loose], ignore_index=True), geometry=out.geometry.name, crs=crs)
+            est = np.r_[est, loose["population"].to_numpy(dtype=float)]
+            ids = _ids(out, "compound_id")
+            # what is left (slivers of buildings along a compound edge) stays the residual
+            outside_est = max(0.0, outside_est - float(loose["population"].sum()))
+        else:
+            rec["kept_as"] = "residual"
+            where = (f"in {len(loose):,} residential building(s) outside every compound (first: "
+                     f"{', '.join(loose['compound_id'].head(5))})" if loose is not None
+                     else "outside every compound")
+            notes.append(f"{rec['residents']:,.0f} residents ({share:.1%} of the {src_total:,.0f} from the "
+                         f"{source}) live {where}: they are on no compound and are reported as the residual "
+                         "(outside='homes' keeps them as homes of their own)")
+        report["outside_compounds"] = rec
     if totals is not None:
         pop, groups, gnotes = _scale_to_totals(out, crs, est, totals, total_by)
         out["population_estimate"] = est
@@ -170,11 +211,11 @@ def allocate_population(
         report["known_total"] = known
         report["allocated"] = float(pop.sum())
         report["residual"] = float(groups["residual"].sum())
-        report["outside_compounds_estimate"] = outside
+        report["outside_compounds_estimate"] = outside_est
     else:
         pop = est
         report["allocated"] = float(pop.sum())
-        report["residual"] = float(outside)
+        report["residual"] = float(outside_est)
     out["population"] = pop
     report["residual_share"] = (report["residual"] / report["source_total"]
                                 if report["source_total"] else 0.0)
@@ -345,13 +386,36 @@ def _buildings_population(comp: gpd.GeoDataFrame, crs: CRS, buildings: gpd.GeoDa
     est = np.bincount(ci, weights=share * persons[bi], minlength=len(cg))
     src_total = float(src.sum())
     outside = float(src_total - est.sum())
+    # housing outside every compound (or the part of it outside): homes of their own
+    out_persons = np.where(amb, 0.0, persons * np.clip(1.0 - tot, 0.0, 1.0))
+    lo = np.flatnonzero(out_persons > 1e-6 * np.maximum(persons, 1e-9))
+    loose_g = bg[lo].copy()
+    part = tot[lo] > 1e-9
+    if part.any():
+        shapely.prepare(cg)
+        cu = shapely.union_all(cg[np.unique(ci[np.isin(bi, lo[part])])])
+        loose_g[part] = shapely.difference(loose_g[part], cu)
+    ok = ~shapely.is_empty(loose_g) & (shapely.area(loose_g) > 0)
+    lo, loose_g = lo[ok], loose_g[ok]
+    bid = _ids(b, "building_id")
+    loose = gpd.GeoDataFrame({"compound_id": bid[lo], "name": "散居住宅 residential building outside compounds",
+                              "population": out_persons[lo], "home_kind": "building"},
+                             geometry=loose_g, crs=crs)
+    loose = loose.rename_geometry(comp.geometry.name) if comp.geometry.name != "geometry" else loose
     if info["levels_default"]:
         notes.append(f"{info['levels_default']} residential buildings have no levels or height: "
                      f"{settings.default_building_levels} levels assumed (settings.default_building_levels)")
     if info["levels_from_height"]:
         notes.append(f"{info['levels_from_height']} buildings: levels from height ÷ "
                      f"{settings.level_height_m:g} m")
-    return est, src_total, max(0.0, outside), notes
+    return est, src_total, max(0.0, outside), notes, loose
+
+
+def _loose_ids(loose: gpd.GeoDataFrame, compound_ids: np.ndarray) -> gpd.GeoDataFrame:
+    """Building IDs as home IDs; prefixed ``bldg-`` when one collides with a compound ID."""
+    if np.isin(loose["compound_id"].to_numpy(), compound_ids).any():
+        loose = loose.assign(compound_id="bldg-" + loose["compound_id"].astype(str))
+    return loose
 
 
 # ----------------------------------------------------------------------------- totals

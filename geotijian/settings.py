@@ -46,6 +46,17 @@ compound_overshoot_m : float
     Width (metres) under which a small piece of a compound across a block road is a
     digitising overshoot, not a part of the compound (reported, never silent). Judgement
     default 15 m: half the red-line width of a Shanghai arterial plus digitising error.
+compound_warn_pop : float
+    A compound with more residents than this is warned about as implausible (a committee
+    or town total typed on one compound?). Judgement default 20,000: Shanghai's largest
+    single 小区 hold 15,000-20,000.
+population_mismatch_share : float
+    Compounds holding more or fewer residents than the committees' totals by more than
+    this share (0-1) are warned about (duplicated or missing compounds). Default 0.1.
+large_component_share : float
+    A piece of the walk network apart from the largest one holding at least this share
+    (0-1) of the network's length is warned about (a missing bridge or crossing splits
+    the district). Default 0.05.
 floor_area_per_person_m2 : float
     Housing floor area per resident (m²), GB 50180-2018 条文说明 assumes 35 m².
 default_building_levels : int
@@ -128,6 +139,9 @@ sliver_area_m2: float = 2000.0
 unit_bridge_gap_m: float = 60.0
 compound_cut_share: float = 0.05
 compound_overshoot_m: float = 15.0
+compound_warn_pop: float = 20000.0
+population_mismatch_share: float = 0.1
+large_component_share: float = 0.05
 floor_area_per_person_m2: float = 35.0
 default_building_levels: int = 6
 level_height_m: float = 3.0
@@ -158,6 +172,7 @@ _KEYS = (
     "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
     "unit_min_pop", "unit_max_pop", "block_road_classes", "sliver_area_m2",
     "unit_bridge_gap_m", "compound_cut_share", "compound_overshoot_m",
+    "compound_warn_pop", "population_mismatch_share", "large_component_share",
     "floor_area_per_person_m2", "default_building_levels", "level_height_m",
     "survey_sample_rate", "survey_pilot_min", "survey_pilot_max", "survey_min_age",
     "old_compound_before_year",

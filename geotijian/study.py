@@ -41,6 +41,7 @@ from .indicators import compute_indicators, indicator_catalogue, read_filled_val
 from .io.atomic import write_text_atomic
 from .io.layers import ROLES, check_gcj_shift, read_layer
 from .io.osm import load_osm
+from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
 from .report import problem_map, save_figures, save_problem_map, write_gpkg
@@ -159,6 +160,10 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     if osm is not None:
         _merge_osm(cfg, data, osm)
     _check_poi_offsets(facility_parts, data.roads)
+    # layers against each other: overlaps, gaps, codes naming nothing, duplicates
+    data.meta["topology"] = check_topology(boundary=data.boundary, towns=data.towns,
+                                           committees=data.committees, compounds=data.compounds,
+                                           water=data.water)
     if data.compounds is None:
         raise LayerError("compounds", "the study has no residential compounds",
                          fix="give [layers.compounds] or an [osm] source with use = [\"compounds\", ...]")
@@ -312,12 +317,17 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
                             sliver_area_m2=cfg.units.get("sliver_area_m2"),
                             min_pop=cfg.units.get("min_pop"), max_pop=cfg.units.get("max_pop"))
         data.blocks, data.compounds, data.units = built["blocks"], built["compounds"], built["units"]
+        all_homes = built["homes"]
         report = built["report"]
         pop = report.get("population", {}) if isinstance(report, dict) else {}
         data.meta["population"] = {k: v for k, v in pop.items() if not isinstance(v, pd.DataFrame)}
         data.meta["units_feasibility"] = data.units.attrs.get("geotijian", {}).get("feasibility", [])
+        data.meta["clipped"] = report.get("clipped", {})
+        data.meta["compound_pieces"] = {k: data.units.attrs["geotijian"]["report"].get(k)
+                                        for k in ("cut_by_roads", "overshoots", "cross_town")}
     with log.step("coverage"):
-        homes = data.compounds[["compound_id", "unit_id", "population", "geometry"]].rename(
+        # compounds and, with residents from buildings, the housing outside every compound
+        homes = all_homes[["compound_id", "home_kind", "unit_id", "population", "geometry"]].rename(
             columns={"compound_id": "home_id"})
         entrances = osm.entrances if osm is not None else None
         cov = service_coverage(data.network, homes, data.facilities, types=types, catalogue=fcat,
@@ -495,6 +505,9 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "counts": counts,
         "population": data.meta.get("population", {}),
         "units_feasibility": data.meta.get("units_feasibility", []),
+        "topology": data.meta.get("topology", {}),
+        "clipped": data.meta.get("clipped", {}),
+        "compound_pieces": data.meta.get("compound_pieces", {}),
         "timings_s": log.timings, "warnings": log.warnings,
     }
 
@@ -597,8 +610,10 @@ def units_from_files(*, roads, compounds, out: str, committees=(None, None), tow
     cm = _opt_layer(committees, "committees", bnd)
     cp = _opt_layer(compounds, "compounds", bnd)
     rd = _opt_layer(roads, "roads", bnd)
+    wa = _opt_layer(water, "water", bnd)
+    check_topology(boundary=bnd, towns=tw, committees=cm, compounds=cp, water=wa)
     built = build_units(rd, cp, boundary=bnd, committees=cm, towns=tw,
-                        water=_opt_layer(water, "water", bnd), rail=_opt_layer(rail, "rail", bnd),
+                        water=wa, rail=_opt_layer(rail, "rail", bnd),
                         min_pop=min_pop, max_pop=max_pop)
     blocks, units = built["blocks"], built["units"]
     data = StudyData(name=Path(out).stem, boundary=bnd, towns=tw, committees=cm, blocks=blocks, units=units,

@@ -62,6 +62,7 @@ from scipy.sparse.csgraph import connected_components
 
 from . import settings
 from .errors import FeasibilityError, GeotijianWarning, LayerError, RepairWarning
+from .io.topology import clip_to_area
 from .model import UNIT_COLUMNS
 
 __all__ = [
@@ -1447,6 +1448,19 @@ def delineate_units(
             near_a, near_c = ctree.query_nearest(ageoms[miss], return_distance=False)
             first = pd.Series(near_c).groupby(near_a).first()
             atom_comm[miss[first.index.to_numpy()]] = ccode[first.to_numpy()]
+            shown = [f"{_atom_label(atom_blocks[a])} → {atom_comm[a]}" for a in miss[:3]]
+            warnings.warn(f"committees: {len(miss)} block group(s) lie under no committee polygon (a gap between "
+                          f"the committees) and were given the nearest committee (first: {'; '.join(shown)}). "
+                          "Fix: extend the committee polygons to cover the study area", GeotijianWarning,
+                          stacklevel=2)
+        empty = np.setdiff1d(ccode, atom_comm.astype(str))
+        if len(empty):
+            shown = ", ".join(f"{c} {comm_names.get(c, '')}".strip() for c in empty[:5])
+            warnings.warn(f"committees: {len(empty)} committee(s) hold no block group and appear in no unit "
+                          f"(first: {shown}): "
+                          "a neighbour covers them, or they are smaller than the blocks around them. Their "
+                          "residents are counted in the units of the committees around them", GeotijianWarning,
+                          stacklevel=2)
     elif "committee_id" in cp.columns:
         # committees column of the output still lists the compounds' committees
         pass
@@ -1610,7 +1624,8 @@ def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, l
     _, ugeoms = _union_groups(ageoms, labels)
     pop = np.bincount(labels, weights=w, minlength=nu)
     comp_unit = labels[cp_atom]
-    ccount = np.bincount(comp_unit, minlength=nu)
+    real = (cp["home_kind"] != "building").to_numpy(float) if "home_kind" in cp.columns else None
+    ccount = np.bincount(comp_unit, weights=real, minlength=nu).astype(int)
     if hh is not None:
         known = np.bincount(comp_unit, weights=np.isnan(hh).astype(float), minlength=nu) == 0
         households = np.where(known, np.bincount(comp_unit, weights=np.nan_to_num(hh), minlength=nu), np.nan)
@@ -1806,8 +1821,12 @@ def build_units(
     -------
     dict
         ``blocks`` (with ``population``, ``unit_id``), ``compounds`` (with ``population``,
-        ``block_id``, ``unit_id``), ``units``, ``compliance`` (:func:`range_compliance`) and
-        ``report`` (blocks, population and feasibility reports).
+        ``block_id``, ``unit_id``), ``homes`` (the compounds and, with residents from
+        buildings, the residential buildings outside every compound, ``home_kind``
+        ``"building"``: every resident is on a home and in a unit), ``units``,
+        ``compliance`` (:func:`range_compliance`) and ``report`` (blocks, population,
+        feasibility, and ``clipped``: compounds and buildings reaching outside the
+        boundary, clipped to it and warned about).
     """
     from .population import allocate_population  # population → units, one way
 
@@ -1826,12 +1845,23 @@ def build_units(
         population_source = ("attribute" if "population" in compounds.columns and
                              compounds["population"].notna().all() else
                              "buildings" if buildings is not None else "raster")
+    # what reaches outside the study boundary is clipped to it (and said)
+    compounds = _metric_layer(compounds, roads.crs, "compounds")
+    kept = (" (their residents, from the population attribute, are kept whole: check the boundary)"
+            if population_source == "attribute" else "")
+    compounds, clip_rep = clip_to_area(compounds, boundary, name="compounds" + kept, id_field="compound_id")
+    clipped = {"compounds": clip_rep}
+    if population_source == "buildings" and buildings is not None:
+        buildings, clipped["buildings"] = clip_to_area(_metric_layer(buildings, roads.crs, "buildings"), boundary,
+                                                       name="buildings", id_field="building_id",
+                                                       drop_outside=True)
     bars = [x for x in (water, rail) if x is not None and len(x)]
     blocks = delineate_blocks(roads, boundary, barriers=bars, towns=towns, road_classes=road_classes,
                               sliver_area_m2=sliver_area_m2)
     comp, prep = allocate_population(compounds, source=population_source, raster=raster, buildings=buildings,
                                      totals=totals, total_by=total_by,
-                                     study_area=boundary if population_source == "raster" else None)
+                                     study_area=boundary if population_source == "raster" else None,
+                                     outside="homes")
     if refine_dense_blocks:
         blocks = refine_blocks(blocks, roads, comp, max_pop=max_pop, sliver_area_m2=sliver_area_m2)
     units = delineate_units(blocks, comp, committees, towns, min_pop=min_pop, max_pop=max_pop, strict=strict)
@@ -1839,16 +1869,33 @@ def build_units(
     bl, cp = assign_compounds(blocks, comp)
     bl["unit_id"] = bl["block_id"].map(meta["block_unit"].to_series())
     cp["unit_id"] = cp["compound_id"].astype(str).map(meta["compound_unit"].to_series())
+    if "home_kind" in cp.columns:
+        loose = (cp["home_kind"] == "building").to_numpy()
+        bl["compound_count"] = bl["compound_count"] - np.bincount(
+            pd.Index(bl["block_id"]).get_indexer(cp.loc[loose, "block_id"]), minlength=len(bl))
+        homes = cp
+        cp = cp[~loose].drop(columns="home_kind").reset_index(drop=True)
+        cp.attrs = homes.attrs
+    else:
+        homes = cp.assign(home_kind="compound")
     bl = bl[["block_id", "town_code", "population", "area_ha", "group_id", "households", "compound_count",
              "unit_id", "geometry"]].sort_values("block_id").reset_index(drop=True)
     return {
         "blocks": bl,
         "compounds": cp,
+        "homes": homes,
         "units": units,
         "compliance": range_compliance(units),
         "report": {"blocks": blocks.attrs["geotijian"]["report"], "population": prep,
-                   "feasibility": meta["feasibility"], "units": meta["report"]},
+                   "feasibility": meta["feasibility"], "units": meta["report"], "clipped": clipped},
     }
+
+
+def _metric_layer(gdf: gpd.GeoDataFrame, crs: Any, name: str) -> gpd.GeoDataFrame:
+    """The layer in ``crs`` (the roads' metric CRS)."""
+    if gdf.crs is None:
+        raise LayerError(name, "the layer has no CRS", fix="read it with read_layer")
+    return gdf if CRS.from_user_input(gdf.crs).equals(CRS.from_user_input(crs)) else gdf.to_crs(crs)
 
 
 def momepy_enclosures(roads: gpd.GeoDataFrame, boundary: Any, barriers: Sequence[Any] = (), *,
