@@ -247,6 +247,23 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
                 "offset_m": np.nan, "component": -1}], columns=REPORT_COLUMNS))
             continue
         dist[:, j] = graph.to_targets(hsnap, np.flatnonzero(mask), limit=lim[code])
+    # a type whose every facility lies beyond the snap distance: its coverage is unreliable
+    # as a whole (coordinates in another system, a layer of another area)
+    if len(fsnap.edge) and len(fac):
+        best = np.full(len(fac), np.inf)
+        np.minimum.at(best, fsnap.owner, fsnap.offset)
+        rows = []
+        for code in order:
+            m = ftype == code
+            if m.any() and (best[m] > maxd).all():
+                rows.append({"layer": "facilities", "feature": -1, "feature_id": None,
+                             "problem": f"every facility of type {code!r} ({int(m.sum())}) lies farther than "
+                                        f"the maximum snap distance ({maxd:g} m) from the walk network "
+                                        f"(nearest {np.min(best[m]):,.0f} m): its coverage rests on long "
+                                        "snaps; check the layer's coordinates (GCJ-02?) and CRS",
+                             "offset_m": float(np.min(best[m])), "component": -1})
+        if rows:
+            reports.append(pd.DataFrame(rows, columns=REPORT_COLUMNS))
     # homes on a component that holds no facility at all
     # (when there is no facility at all, the per-type rows above already say so)
     lone = ~np.isin(hsnap.component, np.unique(fsnap.component)) if len(fsnap.edge) else \

@@ -38,7 +38,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from . import settings
-from .errors import LayerError, NetworkError, RepairWarning
+from .errors import GeotijianWarning, LayerError, NetworkError, RepairWarning
 
 try:  # compiled loops (setup.py builds them at install)
     from . import _kernels
@@ -459,6 +459,25 @@ def _first_coords(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return coords[starts], coords, gi
 
 
+def _large_pieces(comp: np.ndarray, u: np.ndarray, length: np.ndarray) -> list[tuple[str, int, str]]:
+    """A report row when pieces apart from the largest hold ≥ ``settings.large_component_share``
+    of the network's length (a missing bridge or crossing splits the district)."""
+    if len(u) == 0:
+        return []
+    per = np.bincount(comp[u], weights=length)
+    total = float(per.sum())
+    share = per / total if total > 0 else per
+    big = np.flatnonzero(share >= settings.large_component_share)
+    if len(big) < 2:
+        return []
+    order = big[np.argsort(-per[big], kind="stable")]
+    sizes = ", ".join(f"{per[c] / 1000:,.1f} km ({share[c]:.0%})" for c in order[:6])
+    return [(f"walk network in {len(big)} large pieces not connected to each other", len(big),
+             f"{sizes}. Homes and facilities on different pieces cannot reach each other, so coverage "
+             "drops: check the bridges, level crossings and underpasses (a roads layer is joined only "
+             "at shared vertices)")]
+
+
 def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
                   crs: Any = None) -> WalkNetwork:
     """Build the undirected walk network from an osmnx graph or a roads layer.
@@ -543,9 +562,13 @@ def build_network(graph_or_roads: nx.MultiDiGraph | gpd.GeoDataFrame, *,
         relabel = np.empty(ncomp, dtype=np.int64)
         relabel[order] = np.arange(ncomp)
         comp = relabel[labels]
+        report += _large_pieces(comp, u, length)
         rep = pd.DataFrame(report, columns=["problem", "count", "detail"])
         for row in rep.itertuples():
-            warnings.warn(f"roads: {row.problem}: {row.count}", RepairWarning, stacklevel=2)
+            if row.problem.startswith("walk network in"):
+                warnings.warn(f"{row.problem}: {row.detail}", GeotijianWarning, stacklevel=2)
+            else:
+                warnings.warn(f"roads: {row.problem}: {row.count}", RepairWarning, stacklevel=2)
         net = WalkNetwork(crs=out_crs, x=np.asarray(xs, float), y=np.asarray(ys, float),
                           node_ids=np.asarray(nid), edge_u=np.asarray(u, np.int64),
                           edge_v=np.asarray(v, np.int64), edge_length=length,

@@ -254,10 +254,14 @@ def _family_filter(geoms: np.ndarray, allowed: tuple[str, ...]) -> np.ndarray:
     it has none (the caller reports it as lost).
     """
     out = geoms.copy()
-    coll = np.flatnonzero(shapely.get_type_id(out) == 7)
+    family = 3 if "Polygon" in allowed else (1 if "LineString" in allowed else 0)
+    # a whole result of another family (a zero-area polygon repaired into a line): nothing left
+    tid = shapely.get_type_id(out)
+    single = {3: (3, 6), 1: (1, 5), 0: (0, 4)}[family]
+    out[(tid != 7) & ~np.isin(tid, single) & (tid >= 0)] = None
+    coll = np.flatnonzero(tid == 7)
     if len(coll) == 0:
         return out
-    family = 3 if "Polygon" in allowed else (1 if "LineString" in allowed else 0)
     maker = {3: shapely.multipolygons, 1: shapely.multilinestrings, 0: shapely.multipoints}[family]
     parts, owner = shapely.get_parts(out[coll], return_index=True)
     sub, sub_owner = shapely.get_parts(parts, return_index=True)  # Multi* members → singles
@@ -387,9 +391,12 @@ def read_layer(
         lost = invalid & (shapely.is_missing(fixed) | shapely.is_empty(fixed))
         if lost.any():
             i = _first_feature(gdf, lost)
-            raise LayerError(label, "invalid geometry that cannot be repaired (collapses to nothing)",
+            what = ("has no area (its points are collinear or repeated): repairing it leaves a line or a "
+                    "point, not a polygon" if "Polygon" in spec.geom_types else
+                    "cannot be repaired (collapses to nothing)")
+            raise LayerError(label, f"invalid geometry that {what}",
                              feature=i, feature_id=id_of(i), count=int(lost.sum()),
-                             fix="redraw these features")
+                             fix="redraw these features or delete them")
         first = int(np.flatnonzero(invalid)[0])
         msg = (f"{label}: repaired {int(invalid.sum())} invalid geometries with make_valid "
                f"(first: feature {first}, id {id_of(first)!r})")
