@@ -1634,7 +1634,7 @@ def _unit_table(labels, unit_town, ageoms, w, hh, cp_atom, atom_comm, cp, adj, l
     if (atom_comm != "").any():
         comms = pd.Series(atom_comm).groupby(labels).agg(lambda s: ",".join(sorted(set(s) - {""})))
     elif "committee_id" in cp.columns:
-        comms = (pd.Series(cp["committee_id"].astype(str).to_numpy()).groupby(comp_unit)
+        comms = (pd.Series(cp["committee_id"].fillna("").astype(str).to_numpy()).groupby(comp_unit)
                  .agg(lambda s: ",".join(sorted(set(s) - {"", "nan", "None"}))))
     else:
         comms = pd.Series(dtype=object)

@@ -330,3 +330,403 @@ def test_bug3_coverage_cli_with_a_home_id_column(tmp_path, capsys):
     assert list(h_id["home_id"]) == list(h_plain["home_id"])  # compound IDs
     assert list(h_own["home_id"]) == sorted("H" + c for c in h_plain["home_id"])
     np.testing.assert_array_equal(h_id["dist_kindergarten"], h_plain["dist_kindergarten"])
+
+
+# ----------------------------------------------------------------------------- a small clean district
+
+def _district(seed=1):
+    from tests.test_units import make_layout
+
+    L = make_layout(nx=4, ny=4, towns=2, committees=True, cut_compounds=1, seed=seed)
+    comm = L["committees"]
+    # committee_id and population on the compounds, committee populations that agree
+    cg = comm.geometry.values
+    pts = shapely.point_on_surface(L["compounds"].geometry.values)
+    pi, ci = shapely.STRtree(cg).query(pts, predicate="within")
+    cid = np.full(len(pts), None, dtype=object)
+    cid[pi] = comm["committee_id"].to_numpy()[ci]
+    L["compounds"] = L["compounds"].assign(committee_id=cid)
+    tot = L["compounds"].groupby("committee_id")["population"].sum()
+    L["committees"] = comm.assign(population=comm["committee_id"].map(tot).fillna(0.0))
+    return L
+
+
+def _topology(L, **over):
+    from geotijian.io.topology import check_topology
+
+    layers = {"boundary": L["boundary"], "towns": L["towns"], "committees": L["committees"],
+              "compounds": L["compounds"]}
+    layers.update(over)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = check_topology(**layers)
+    return rep, _messages(caught)
+
+
+def test_clean_district_has_no_topology_finding():
+    rep, msgs = _topology(_district())
+    assert msgs == []
+    assert rep["committees"]["overlaps"]["pairs"] == 0 and rep["committees"]["gaps"]["count"] == 0
+    assert rep["compounds"]["duplicates"]["pairs"] == 0 and rep["compounds"]["overlaps"]["pairs"] == 0
+    assert rep["compounds"]["against_committees"]["difference"] == 0
+
+
+def _same_except(rep, clean, *keys):
+    """Every other check of the report is as on the clean district."""
+    for layer in clean:
+        for check, value in clean[layer].items():
+            if (layer, check) not in keys:
+                assert rep[layer][check] == value, (layer, check)
+
+
+# ----------------------------------------------------------------------------- item 4: outside compounds
+
+def _buildings(L, *, outside=True):
+    """Residential buildings: one inside each compound, and (outside=True) a row of
+    dormitories along the south edge of the district outside every compound."""
+    c = L["compounds"].geometry.centroid
+    inside = gpd.GeoDataFrame({"building_id": [f"BI{i:03d}" for i in range(len(c))], "use": "residential",
+                               "levels": 6.0}, geometry=c.buffer(10, cap_style="square").values, crs=CRS)
+    if not outside:
+        return inside
+    dorm = [shapely.box(X0 + 30 + 60 * k, Y0 + 2, X0 + 70 + 60 * k, Y0 + 12) for k in range(10)]
+    out = gpd.GeoDataFrame({"building_id": [f"BO{k:03d}" for k in range(10)], "use": "dormitory",
+                            "levels": 5.0}, geometry=dorm, crs=CRS)
+    return gpd.GeoDataFrame(pd.concat([inside, out], ignore_index=True), geometry="geometry", crs=CRS)
+
+
+def test_item4_residents_outside_compounds_are_reported_and_kept():
+    from geotijian.population import allocate_population
+    from geotijian.units import build_units
+
+    L = _district()
+    comp = L["compounds"].drop(columns=["population", "households"])
+    b = _buildings(L)
+    per = 400 * 5 / settings.floor_area_per_person_m2  # one dormitory: 400 m² × 5 levels ÷ 35 m²
+    # the default: reported as the residual, and warned (it was silent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, rep = allocate_population(comp, source="buildings", buildings=b)
+    total = rep["source_total"]
+    assert rep["outside_compounds"]["residents"] == pytest.approx(10 * per)
+    assert rep["outside_compounds"]["buildings"] == 10 and rep["outside_compounds"]["kept_as"] == "residual"
+    assert rep["allocated"] + rep["residual"] == pytest.approx(total)
+    msg = [m for m in _messages(caught) if "outside every compound" in m]
+    assert msg == [f"population: {10 * per:,.0f} residents ({10 * per / total:.1%} of the {total:,.0f} from the "
+                   "buildings) live in 10 residential building(s) outside every compound (first: BO000, BO001, "
+                   "BO002, BO003, BO004): they are on no compound and are reported as the residual "
+                   "(outside='homes' keeps them as homes of their own)"]
+    # build_units keeps them as homes: every resident is in a unit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = build_units(L["roads"], comp, committees=L["committees"].drop(columns="population"),
+                          towns=L["towns"], buildings=b)
+    homes, units = out["homes"], out["units"]
+    assert units["population"].sum() == pytest.approx(total)  # conservation
+    assert (homes["home_kind"] == "building").sum() == 10
+    assert homes["population"].sum() == pytest.approx(total)
+    assert len(out["compounds"]) == len(comp) and "home_kind" not in out["compounds"].columns
+    assert units["compound_count"].sum() == len(comp)  # the buildings are not counted as compounds
+    assert out["report"]["population"]["outside_compounds"]["kept_as"] == "homes"
+    assert any("are kept as a home of its own" in m or "each is kept as a home of its own" in m
+               for m in _messages(caught))
+    # nothing else changed: the compounds hold what they held, and without the dormitories
+    # the units are the same but for their population
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = build_units(L["roads"], comp, committees=L["committees"].drop(columns="population"),
+                          towns=L["towns"], buildings=_buildings(L, outside=False))
+    pd.testing.assert_series_equal(out["compounds"].set_index("compound_id")["population"],
+                                   ref["compounds"].set_index("compound_id")["population"])
+    assert units["population"].sum() - ref["units"]["population"].sum() == pytest.approx(10 * per)
+
+
+def test_item4_campus_with_no_compound_residents_covers_not_nan():
+    """100 % of the residents outside every compound (a campus extract): coverage is a
+    share of them, not NaN."""
+    from geotijian import build_network, service_coverage
+    from geotijian.units import build_units
+
+    L = _district()
+    comp = L["compounds"].drop(columns=["population", "households"])
+    dorms = _buildings(L).iloc[-10:]  # only the dormitories: no resident in any compound
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = build_units(L["roads"], comp, towns=L["towns"], buildings=dorms)
+        fac = gpd.GeoDataFrame({"facility_id": ["K1"], "type": ["kindergarten"]},
+                               geometry=[shapely.Point(X0 + 300, Y0 + 30)], crs=CRS)
+        cov = service_coverage(build_network(L["roads"]), out["homes"].rename(columns={"compound_id": "home_id"}),
+                               fac)
+    d = cov.per_area[(cov.per_area["level"] == "district") & (cov.per_area["facility_type"] == "kindergarten")]
+    assert d["population"].iloc[0] == pytest.approx(out["report"]["population"]["source_total"])
+    assert 0 < d["share"].iloc[0] < 1  # dormitories near the kindergarten covered, the far ones not
+
+
+# ----------------------------------------------------------------------------- item 5: outside the boundary
+
+def test_item5_compound_mostly_outside_the_boundary_is_clipped_and_reported():
+    from geotijian.units import build_units
+
+    L = _district()
+    comp = L["compounds"].copy()
+    # X0001 reaches 3 times its size south of the boundary
+    k = 0
+    g = comp.geometry.iloc[k]
+    x0, y0, x1, y1 = g.bounds
+    comp.loc[k, "geometry"] = shapely.box(x0, Y0 - 3 * (y1 - y0) - (y0 - Y0), x1, y1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = build_units(L["roads"], comp, committees=L["committees"], towns=L["towns"])
+    msg = [m for m in _messages(caught) if "outside the study boundary" in m]
+    cid = comp["compound_id"].iloc[k]
+    share = 1 - (y1 - Y0) / (y1 - (Y0 - 3 * (y1 - y0) - (y0 - Y0)))
+    assert msg == [f"compounds (their residents, from the population attribute, are kept whole: check the "
+                   f"boundary): 1 feature(s) reach outside the study boundary and were clipped to it (1 of them "
+                   f"mostly outside; {(x1 - x0) * (Y0 - (Y0 - 3 * (y1 - y0) - (y0 - Y0))):,.0f} m² cut off; first: "
+                   f"{cid} ({share:.0%} outside))"]
+    rep = out["report"]["clipped"]["compounds"]
+    assert rep["clipped"] == 1 and rep["mostly_outside"] == 1
+    got = out["compounds"].set_index("compound_id")
+    assert got.loc[cid, "geometry"].bounds[1] == pytest.approx(Y0)  # clipped at the boundary
+    assert got.loc[cid, "clipped_share"] == pytest.approx(share)
+    # nothing else changed: the same units as with the compound drawn inside
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = build_units(L["roads"], L["compounds"].assign(geometry=L["compounds"].geometry.values),
+                          committees=L["committees"], towns=L["towns"])
+    cols = ["unit_id", "population", "compound_count", "committees"]
+    pd.testing.assert_frame_equal(pd.DataFrame(out["units"][cols]), pd.DataFrame(ref["units"][cols]))
+
+
+# ----------------------------------------------------------------------------- item 6: topology
+
+def test_item6_committee_covering_its_neighbour_is_an_error(tmp_path, capsys):
+    from geotijian import LayerError
+    from geotijian.io.topology import check_topology
+
+    L = _district()
+    comm = L["committees"].copy()
+    # C001 drawn over C002 as well: C002 would vanish from every unit
+    comm.loc[0, "geometry"] = shapely.union_all([comm.geometry.iloc[0], comm.geometry.iloc[1]])
+    with pytest.raises(LayerError) as err:
+        check_topology(committees=comm, towns=L["towns"], boundary=L["boundary"])
+    assert str(err.value) == (
+        "layer 'committees', feature 1 (id 'C002'): committee 'C002' lies 100% inside committee 'C001': every "
+        "block under both would go to one of them and the other would vanish from the units. Fix: cut C002 "
+        "out of C001 (their jurisdictions must not overlap) or merge the two")
+    # what happened before the check: C002 silently vanished; now delineate_units says so too
+    b = delineate_blocks(L["roads"], L["boundary"], towns=L["towns"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        u = delineate_units(b, L["compounds"], comm, L["towns"])
+    assert not u["committees"].str.contains("C002").any()
+    assert ("committees: 1 committee(s) hold no block group and appear in no unit (first: C002 居委C002): a "
+            "neighbour covers them, or they are smaller than the blocks around them. Their residents are counted "
+            "in the units of the committees around them") in _messages(caught)
+    # through the CLI: exit 2, one line, no traceback
+    gp = tmp_path / "d.gpkg"
+    for name, layer in (("roads", L["roads"]), ("compounds", L["compounds"]), ("committees", comm),
+                        ("towns", L["towns"]), ("boundary", L["boundary"])):
+        layer.to_file(gp, layer=name)
+    code, out, errtext = _cli(capsys, "units", "--roads", str(gp), "--roads-layer", "roads", "--compounds", str(gp),
+                              "--compounds-layer", "compounds", "--committees", str(gp), "--committees-layer",
+                              "committees", "--towns", str(gp), "--towns-layer", "towns", "--boundary", str(gp),
+                              "--boundary-layer", "boundary", "--out", str(tmp_path / "u.gpkg"))
+    assert code == 2 and out == ""
+    assert errtext.count("\n") == 1 and errtext.startswith(
+        "geotijian: error: layer 'committees', feature 1 (id 'C002'): committee 'C002' lies 100% inside committee "
+        "'C001'")
+    assert not (tmp_path / "u.gpkg").exists()
+
+
+def test_item6_committees_overlapping_a_little_are_warned():
+    L = _district()
+    clean, _ = _topology(L)
+    comm = L["committees"].copy()
+    g = comm.geometry.iloc[0]
+    comm.loc[0, "geometry"] = shapely.box(*np.add(g.bounds, (0, 0, 20, 0)))  # 20 m over C002's edge... or C003's
+    rep, msgs = _topology(L, committees=comm)
+    ov = rep["committees"]["overlaps"]
+    assert ov["pairs"] == 1 and ov["area_m2"] == pytest.approx(20 * (g.bounds[3] - g.bounds[1]))
+    assert msgs == [f"committees: 1 pair(s) of committees overlap ({ov['area_m2']:,.0f} m² in all; largest: "
+                    f"{ov['first'][0]}): each block group goes to the committee covering most of it. Fix: make "
+                    "the jurisdictions a clean partition"]
+    _same_except(rep, clean, ("committees", "overlaps"))
+
+
+def test_item6_gaps_between_committees_are_warned():
+    L = _district()
+    clean, _ = _topology(L)
+    comm = L["committees"].copy()
+    comm.loc[0, "geometry"] = comm.geometry.iloc[0].buffer(-40, join_style="mitre")
+    rep, msgs = _topology(L, committees=comm)
+    gaps = rep["committees"]["gaps"]
+    assert gaps["count"] == 1 and gaps["area_m2"] == pytest.approx(600 * 600 - 520 * 520)
+    assert msgs == [f"committees: 1 gap(s) between the committees cover {gaps['area_m2']:,.0f} m² "
+                    f"({gaps['share']:.2%} of the study area; largest at {gaps['largest'][0]}): the blocks there "
+                    "are given to the nearest committee. Fix: extend the committee polygons to cover the study area"]
+    _same_except(rep, clean, ("committees", "gaps"))
+    # a committee missing altogether: its blocks go to the nearest committee, said by the units
+    b = delineate_blocks(L["roads"], L["boundary"], towns=L["towns"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        delineate_units(b, L["compounds"], L["committees"].iloc[1:], L["towns"])
+    assert any(m.startswith("committees: 3 block group(s) lie under no committee polygon (a gap between the "
+                            "committees) and were given the nearest committee (first: block ") for m in _messages(caught))
+
+
+def test_item6_codes_naming_nothing_are_warned():
+    L = _district()
+    clean, _ = _topology(L)
+    comp = L["compounds"].copy()
+    comp.loc[0, "committee_id"] = "C999"
+    comm = L["committees"].copy()
+    comm.loc[2, "town_code"] = "T99"
+    rep, msgs = _topology(L, compounds=comp, committees=comm)
+    first_c = comp["compound_id"].iloc[0]
+    assert msgs == [
+        "committees: 1 committee(s) name a town_code that is not in the towns layer (C003 → T99; towns: T01, T02): "
+        "units take their town from the town polygons, not from this code. Fix: correct town_code",
+        f"compounds: 1 compound(s) name a committee_id that is not in the committees layer ({first_c} → C999): "
+        "units take the committee from the committee polygons, not from this code. Fix: correct committee_id"]
+    assert rep["committees"]["unknown_town"] == {"count": 1, "first": ["C003 → T99"]}
+    assert rep["compounds"]["unknown_committee"] == {"count": 1, "first": [f"{first_c} → C999"]}
+    _same_except(rep, clean, ("committees", "unknown_town"), ("compounds", "unknown_committee"))
+
+
+def test_item6_duplicated_compounds_are_an_error_and_inflate_nothing():
+    from geotijian import LayerError
+
+    L = _district()
+    comp = L["compounds"]
+    dup = comp.iloc[:5].assign(compound_id=[f"NEW{i}" for i in range(5)])
+    both = gpd.GeoDataFrame(pd.concat([comp, dup], ignore_index=True), geometry="geometry", crs=CRS)
+    with pytest.raises(LayerError) as err:
+        _topology(L, compounds=both)
+    ids = comp["compound_id"].iloc[:5].tolist()
+    extra = comp["population"].iloc[:5].sum()
+    assert str(err.value) == (
+        f"layer 'compounds', feature {len(comp)} (id 'NEW0'): compound 'NEW0' duplicates compound {ids[0]!r} (100% "
+        f"of each lies in the other): their residents would be counted twice ({extra:,.0f} residents in 5 "
+        f"duplicated pair(s); first: " + ", ".join(f"NEW{i} = {ids[i]}" for i in range(5)) + ") (5 features in all)"
+        ". Fix: delete the duplicated compounds (same outline under another ID)")
+    # without a population (residents from buildings) they are split, not doubled: a warning
+    rep, msgs = _topology(L, compounds=both.drop(columns="population"), committees=L["committees"])
+    assert rep["compounds"]["duplicates"]["pairs"] == 5
+    assert msgs[0].startswith("compounds: 5 compound(s) duplicate another one (NEW0 = ")
+
+
+def test_item6_overlapping_compounds_and_totals_against_committees_are_warned():
+    L = _district()
+    clean, _ = _topology(L)
+    comp = L["compounds"].copy()
+    # one compound drawn 10 m into its northern neighbour, and 10,000 residents too many
+    a = comp.geometry.values
+    tree = shapely.STRtree(a)
+    i, j = tree.query(a, predicate="dwithin", distance=6)
+    k = int(i[i != j][0])
+    comp.loc[k, "geometry"] = a[k].buffer(10, join_style="mitre")
+    comp.loc[k + 1 if k + 1 < len(comp) else k - 1, "population"] += 10000
+    rep, msgs = _topology(L, compounds=comp)
+    ov = rep["compounds"]["overlaps"]
+    assert ov["pairs"] >= 1
+    assert msgs[0] == (f"compounds: {ov['pairs']} pair(s) of compounds overlap ({ov['area_m2']:,.0f} m² in all; largest: "
+                       + ", ".join(ov["first"][:5]) + (f" and {ov['pairs'] - 5} more" if ov["pairs"] > 5 else "")
+                       + "): their population attributes may count the residents of the overlap twice. Fix: make the "
+                       "compound outlines disjoint")
+    c_tot = L["committees"]["population"].sum()
+    p_tot = comp["population"].sum()
+    assert msgs[1] == (f"compounds: the compounds hold {p_tot:,.0f} residents against the committees' {c_tot:,.0f} "
+                       f"({(p_tot - c_tot) / c_tot:+.1%}): duplicated or missing compounds, or a committee population "
+                       "of another year? Units count the compounds' residents")
+    assert len(msgs) == 2
+    _same_except(rep, clean, ("compounds", "overlaps"), ("compounds", "against_committees"))
+
+
+def test_item6_zero_area_compound_is_an_error_not_a_line(tmp_path, capsys):
+    from geotijian import LayerError, read_layer
+
+    L = _district()
+    comp = L["compounds"].copy()
+    x, y = X0 + 100, Y0 + 100
+    comp.loc[3, "geometry"] = shapely.Polygon([(x, y), (x + 50, y + 50), (x + 100, y + 100), (x, y)])
+    cid = comp["compound_id"].iloc[3]
+    with pytest.raises(LayerError) as err:
+        read_layer(comp, "compounds")
+    assert str(err.value) == (f"layer 'compounds', feature 3 (id {cid!r}): invalid geometry that has no area (its "
+                              "points are collinear or repeated): repairing it leaves a line or a point, not a "
+                              "polygon. Fix: redraw these features or delete them")
+    comp.to_file(tmp_path / "c.gpkg", layer="compounds")
+    code, out, errtext = _cli(capsys, "check", str(tmp_path / "c.gpkg"), "--role", "compounds")
+    assert code == 2 and out == "" and errtext.count("\n") == 1
+    assert errtext.startswith("geotijian: error: layer 'compounds (c.gpkg)', feature 3")
+    # a self-intersecting compound with an area is still repaired and kept as a polygon
+    comp.loc[3, "geometry"] = shapely.Polygon([(x, y), (x + 100, y + 100), (x + 100, y), (x, y + 100)])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        ok = read_layer(comp, "compounds")
+    assert ok.geometry.iloc[3].geom_type == "MultiPolygon" and ok.geometry.iloc[3].area > 0
+
+
+def test_item6_walk_network_split_by_missing_bridges_is_warned():
+    from geotijian import build_network
+
+    roads = gpd.read_file(SAMPLE, layer="roads")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        whole = build_network(roads.to_crs(CRS))
+    assert _messages(caught) == [] and len(whole.component_size) == 1
+    cut = roads[roads["structure"].isna()].to_crs(CRS)  # bridges and level crossings removed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net = build_network(cut)
+    msgs = _messages(caught)
+    assert len(msgs) == 1
+    assert re.fullmatch(r"walk network in 5 large pieces not connected to each other: (\d+\.\d km \(\d+%\), ){4}"
+                        r"\d+\.\d km \(\d+%\)\. Homes and facilities on different pieces cannot reach each other, "
+                        r"so coverage drops: check the bridges, level crossings and underpasses \(a roads layer is "
+                        r"joined only at shared vertices\)", msgs[0]), msgs[0]
+    assert net.report["problem"].str.startswith("walk network in 5 large pieces").sum() == 1
+    # nothing else changed: the same network less the 20 bridges and crossings
+    removed = roads[roads["structure"].notna()].to_crs(CRS).length.sum()
+    assert net.edge_length.sum() == pytest.approx(whole.edge_length.sum() - removed, rel=1e-9)
+
+
+def test_item6_all_facilities_of_a_type_beyond_the_snap_distance():
+    from geotijian import build_network, service_coverage
+
+    L = _district()
+    net = build_network(L["roads"])
+    homes = L["compounds"].rename(columns={"compound_id": "home_id"})
+    near = gpd.GeoDataFrame({"facility_id": ["K1", "C1"], "type": ["kindergarten", "primary_school"]},
+                            geometry=[shapely.Point(X0 + 300, Y0 + 30), shapely.Point(X0 + 600, Y0 + 330)], crs=CRS)
+    far = near.copy()
+    far.loc[0, "geometry"] = shapely.Point(X0 + 300, Y0 - 450)  # 400 m south of the roads' ends
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cov = service_coverage(net, homes, far)
+    rows = cov.report[cov.report["problem"].str.startswith("every facility of type")]
+    assert rows["problem"].tolist() == [
+        "every facility of type 'kindergarten' (1) lies farther than the maximum snap distance (200 m) from the walk "
+        "network (nearest 400 m): its coverage rests on long snaps; check the layer's coordinates (GCJ-02?) and CRS"]
+    assert any("every facility of type 'kindergarten'" in m for m in _messages(caught))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = service_coverage(net, homes, near)
+    assert not ref.report["problem"].str.startswith("every facility").any()
+    # nothing else changed: the school's coverage is the same
+    np.testing.assert_array_equal(cov.per_home["dist_primary_school"], ref.per_home["dist_primary_school"])
+
+
+def test_item6_a_50000_resident_compound_is_warned():
+    L = _district()
+    clean, _ = _topology(L)
+    comp = L["compounds"].copy()
+    comp.loc[0, "population"] = 50000.0
+    rep, msgs = _topology(L, compounds=comp, committees=L["committees"].drop(columns="population"))
+    cid = comp["compound_id"].iloc[0]
+    dens = 50000 / (comp.geometry.iloc[0].area / 1e4)
+    assert msgs == [f"compounds: 1 compound(s) hold more than 20,000 residents ({cid} (50,000 residents, {dens:,.0f} per "
+                    "ha)): a 小区 that large is rare; check the population field (a committee or town total on one "
+                    "compound?) and the outline"]
+    assert rep["compounds"]["large"]["count"] == 1
