@@ -39,8 +39,9 @@ from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
 from .io.atomic import write_text_atomic
-from .io.layers import ROLES, check_gcj_shift, read_layer
+from .io.layers import ROLES, read_layer
 from .io.osm import load_osm
+from .io.alignment import alignment_message, check_alignment
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
@@ -148,10 +149,10 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     if data.boundary is None:
         data.boundary = read_layer(osm.boundary, "boundary", to_crs=cfg.crs, name="boundary (OSM extent)")
     area = data.boundary
-    facility_parts: dict = {}
+    parts: dict = {}  # local layers, checked against the roads for a GCJ-02 offset
     for role in ("towns", "committees", "compounds", "buildings", "roads", "water", "rail", "parks",
                  "facilities", "population"):
-        setattr(data, role, _read_role(cfg, role, area, facility_parts if role == "facilities" else None))
+        setattr(data, role, _read_role(cfg, role, area, parts if role in _ALIGNED_ROLES else None))
     if cfg.hotline is not None:
         s = cfg.hotline
         # no study_area check here: points outside are reported per row by complaint_rates
@@ -159,7 +160,7 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
                                      name=f"hotline ({s.path.name})")
     if osm is not None:
         _merge_osm(cfg, data, osm)
-    _check_poi_offsets(facility_parts, data.roads)
+    data.meta["alignment"] = _check_offsets(parts, data.roads)
     # layers against each other: overlaps, gaps, codes naming nothing, duplicates
     data.meta["topology"] = check_topology(boundary=data.boundary, towns=data.towns,
                                            committees=data.committees, compounds=data.compounds,
@@ -173,20 +174,30 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     return data, osm
 
 
-def _check_poi_offsets(parts: dict, roads: gpd.GeoDataFrame | None) -> None:
-    """Warn when a facilities layer read as WGS84/CGCS2000 looks GCJ-02 shifted (Amap POIs
-    copied without ``coords = "gcj02"`` sit ~480 m ESE of their street in Jiading)."""
+#: roles whose local layers are checked against the roads for a GCJ-02 offset either way
+_ALIGNED_ROLES = ("facilities", "compounds", "buildings", "committees", "parks")
+
+
+def _check_offsets(parts: dict, roads: gpd.GeoDataFrame | None) -> dict:
+    """Warn when a local layer looks declared in the wrong coordinate system (issue 14).
+
+    Each layer with at least 10 features is shifted by a GCJ-02 offset both ways against the
+    roads (:func:`geotijian.io.alignment.check_alignment`): Amap POIs or compounds read as
+    WGS84 sit ~480 m ESE of their streets; WGS84 POIs declared ``coords = "gcj02"`` are
+    moved ~480 m WNW by the conversion; GCJ-02 roads make every WGS84 layer look shifted.
+    """
+    out: dict = {}
     if roads is None:
-        return
+        return out
     for key, (src, gdf) in parts.items():
-        if src.coords is None and len(gdf) >= 10:
-            res = check_gcj_shift(gdf, roads, warn=False)
-            if res["looks_gcj02"]:
-                warnings.warn(
-                    f"layer '{key}' ({src.path.name}): its points lie {res['median_m']:,.0f} m (median) from the "
-                    f"roads but {res['median_if_gcj02_m']:,.0f} m after undoing a GCJ-02 offset: they look copied "
-                    f"from a Chinese web map. Fix: add coords = \"gcj02\" to [layers.{key}]",
-                    CoordinateWarning, stacklevel=2)
+        if len(gdf) < 10:
+            continue
+        res = check_alignment(gdf, roads, declared=src.coords or "wgs84", warn=False)
+        out[key] = res
+        if res["verdict"] not in ("aligned", "too_few"):
+            warnings.warn(alignment_message(res, f"layer '{key}' ({src.path.name})", key=key),
+                          CoordinateWarning, stacklevel=2)
+    return out
 
 
 def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any) -> None:
@@ -506,6 +517,7 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "population": data.meta.get("population", {}),
         "units_feasibility": data.meta.get("units_feasibility", []),
         "topology": data.meta.get("topology", {}),
+        "alignment": data.meta.get("alignment", {}),
         "clipped": data.meta.get("clipped", {}),
         "compound_pieces": data.meta.get("compound_pieces", {}),
         "timings_s": log.timings, "warnings": log.warnings,
@@ -579,6 +591,12 @@ def coverage_from_files(*, network: str, homes: str, facilities: str, out: str,
     h = gpd.GeoDataFrame({"home_id": ids.to_numpy(), "population": h["population"].to_numpy()},
                          geometry=h.geometry.values, crs=h.crs)
     fac = read_layer(facilities, "facilities", coords=coords, layer=facilities_layer)
+    # facilities declared in the wrong coordinate system, either way (issue 14)
+    aligned = check_alignment(fac, net.edges(), declared=coords or "wgs84", warn=False) if len(fac) >= 10 else {}
+    said = (alignment_message(aligned, f"facilities ({Path(facilities).name})", cli=True)
+            if aligned.get("verdict") not in (None, "aligned", "too_few") else None)
+    if said:
+        warnings.warn(said, CoordinateWarning, stacklevel=2)
     cov = service_coverage(net, h, fac, types=types, progress=progress)
     data.homes = cov.per_home
     data.coverage_gaps = coverage_gaps(cov)
@@ -590,6 +608,8 @@ def coverage_from_files(*, network: str, homes: str, facilities: str, out: str,
                           "share_%": (district["share"] * 100).round(1).to_numpy(),
                           "not_covered": district["not_covered"].round(0).astype(int).to_numpy()})
     text = f"wrote {out}\n" + table.to_string(index=False)
+    if said:
+        text += f"\ncoordinates: {said}"
     if len(cov.report):  # what was left out or reached only far away, said on the terminal
         text += "\ninputs reported (features left out or unreachable, not dropped silently):\n" + \
             "\n".join(f"  {ln}" for ln in report_summary(cov.report))
