@@ -40,6 +40,7 @@ from .errors import (
     NetworkError,
     RasterError,
     RepairWarning,
+    TopologyWarning,
 )
 from .facilities import classify_pois, facility_catalogue
 from .imagery import (
@@ -53,7 +54,9 @@ from .indicators import compute_indicators, indicator_catalogue, read_filled_val
 from .io import (
     ROLES,
     bd09_to_wgs84,
+    check_alignment,
     check_gcj_shift,
+    check_topology,
     convert_coords,
     gcj02_to_wgs84,
     read_layer,
@@ -85,6 +88,7 @@ __all__ = [
     "settings", "__version__",
     # io
     "ROLES", "read_layer", "validate_layer", "load_osm", "OSMData", "check_gcj_shift",
+    "check_alignment", "check_topology",
     "convert_coords", "wgs84_to_gcj02", "gcj02_to_wgs84", "wgs84_to_bd09", "bd09_to_wgs84",
     # network / access
     "WalkNetwork", "build_network", "snap_points", "facility_catalogue", "classify_pois",
@@ -108,5 +112,5 @@ __all__ = [
     "make_sample_district", "write_sample", "sample_path",
     # errors
     "GeotijianError", "LayerError", "ConfigError", "NetworkError", "FeasibilityError", "RasterError",
-    "RepairWarning", "CoordinateWarning",
+    "RepairWarning", "CoordinateWarning", "TopologyWarning",
 ]

@@ -21,7 +21,7 @@ import shapely.affinity
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from geotijian import settings
-from geotijian.errors import GeotijianWarning, RepairWarning
+from geotijian.errors import CoordinateWarning, GeotijianWarning, RepairWarning
 from geotijian.units import assign_compounds, delineate_blocks, delineate_units
 
 CRS = "EPSG:32651"
@@ -290,6 +290,21 @@ def test_bug2_overpass_like_file_relations_far_away_and_one_road(tmp_path):
 SAMPLE = Path(__file__).resolve().parents[1] / "layers" / "sample" / "sample_district.gpkg"
 
 
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory):
+    """A 3 × 3 km piece of the sample district (roads, compounds, facilities, boundary)."""
+    folder = tmp_path_factory.mktemp("small")
+    towns = gpd.read_file(SAMPLE, layer="towns")
+    box = gpd.GeoSeries([towns.to_crs(CRS).geometry.iloc[0].centroid.buffer(1500, cap_style="square")], crs=CRS)
+    box = box.to_crs(towns.crs).iloc[0]
+    out = folder / "small.gpkg"
+    for layer in ("roads", "compounds", "facilities", "buildings"):
+        g = gpd.read_file(SAMPLE, layer=layer)
+        g[g.within(box) if layer != "roads" else g.intersects(box)].to_file(out, layer=layer)
+    gpd.GeoDataFrame({"boundary_id": ["B1"]}, geometry=[box], crs=towns.crs).to_file(out, layer="boundary")
+    return out
+
+
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
     """``geotijian ARGS`` in this process (the same ``main`` the console script runs)."""
     from geotijian.cli import main
@@ -300,15 +315,10 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_bug3_coverage_cli_with_a_home_id_column(tmp_path, capsys):
+def test_bug3_coverage_cli_with_a_home_id_column(small_sample, tmp_path, capsys):
     """`geotijian coverage` on homes that already have a home_id column: no crash, and the
     same coverage as without it (the role's ID stays the home ID)."""
-    box = gpd.read_file(SAMPLE, layer="towns").geometry.iloc[0].envelope  # one town: quick
-    box = box.centroid.buffer(1500, cap_style="square")
-    small = tmp_path / "small.gpkg"
-    for layer in ("roads", "facilities", "compounds"):
-        g = gpd.read_file(SAMPLE, layer=layer)
-        g[g.intersects(box)].to_file(small, layer=layer)
+    small = small_sample  # a 3 × 3 km piece of the sample: quick
     comp = gpd.read_file(small, layer="compounds")
     with_id = comp.assign(home_id=["H" + c for c in comp["compound_id"]])
     with_id.to_file(tmp_path / "homes.gpkg", layer="compounds")
@@ -730,3 +740,92 @@ def test_item6_a_50000_resident_compound_is_warned():
                     "ha)): a 小区 that large is rare; check the population field (a committee or town total on one "
                     "compound?) and the outline"]
     assert rep["compounds"]["large"]["count"] == 1
+
+
+# ----------------------------------------------------------------------------- item 7: coordinates
+
+def _moved(gdf, fn):
+    """The layer's lon/lat moved by a coordinate function, labelled WGS84 (as delivered)."""
+    g = gdf.to_crs(4326)
+    return g.set_geometry(shapely.transform(g.geometry.values, lambda xy: np.column_stack(fn(xy[:, 0], xy[:, 1]))),
+                          crs=4326)
+
+
+def test_item7_offsets_both_ways_for_points_polygons_and_roads(small_sample):
+    from geotijian import read_layer
+    from geotijian.io.alignment import check_alignment
+    from geotijian.io.coords import gcj02_to_wgs84, wgs84_to_gcj02
+
+    roads = read_layer(small_sample, "roads", layer="roads")
+    for role in ("facilities", "compounds"):
+        clean = read_layer(small_sample, role, layer=role)
+        res = check_alignment(clean, roads, warn=False)
+        assert res["verdict"] == "aligned", (role, res)
+        # GCJ-02 read as WGS84 (Amap data without coords =)
+        gcj = check_alignment(_moved(clean, wgs84_to_gcj02), roads, warn=False)
+        assert gcj["verdict"] == "looks_gcj02", (role, gcj)
+        assert gcj["median_if_gcj02_m"] == pytest.approx(res["median_m"], abs=1.0)
+        assert gcj["far_share"] > gcj["far_share_best_trial"]
+        # WGS84 declared gcj02: the conversion moved it WNW
+        wrong = check_alignment(_moved(clean, gcj02_to_wgs84), roads, declared="gcj02", warn=False)
+        assert wrong["verdict"] == "looks_wgs84", (role, wrong)
+        # GCJ-02 roads declared WGS84: every WGS84 layer looks shifted the other way
+        shifted = check_alignment(clean, _moved(roads, wgs84_to_gcj02), warn=False)
+        assert shifted["verdict"] == "roads_look_gcj02", (role, shifted)
+    with pytest.warns(CoordinateWarning, match=r"it looks copied from a Chinese web map \(GCJ-02\) but is read as "
+                                               r"WGS84\. Fix: add coords = \"gcj02\" to the layer's entry"):
+        check_alignment(_moved(clean, wgs84_to_gcj02), roads, name="compounds")
+
+
+def test_item7_wgs84_pois_declared_gcj02_through_the_cli(small_sample, tmp_path, capsys):
+    fac = gpd.read_file(small_sample, layer="facilities").to_crs(4326)
+    fac = fac.assign(lon=fac.geometry.x, lat=fac.geometry.y).drop(columns="geometry")
+    csv = tmp_path / "pois.csv"
+    fac.to_csv(csv, index=False)
+    common = ("coverage", "--network", str(small_sample), "--network-layer", "roads", "--homes", str(small_sample),
+              "--homes-layer", "compounds", "--facilities", str(csv), "--types", "kindergarten", "primary_school")
+    code, right, _ = _cli(capsys, *common, "--coords", "wgs84", "--out", str(tmp_path / "a.gpkg"))
+    assert code == 0 and "coordinates:" not in right
+    code, wrong, _ = _cli(capsys, *common, "--coords", "gcj02", "--out", str(tmp_path / "b.gpkg"))
+    assert code == 0
+    line = next(ln for ln in wrong.splitlines() if ln.startswith("coordinates:"))
+    assert re.fullmatch(r"coordinates: facilities \(pois\.csv\): it is declared coords = \"gcj02\" but lies \d+ m "
+                        r"from the roads \(mean distance, each capped at 100 m\) after that conversion and \d+ m "
+                        r"without it \(\d+% of its points lie over 50 m from every road, \d+% after the trial "
+                        r"shift\): it looks WGS84 already\. Fix: drop --coords gcj02", line), line
+    share = {k: float(next(ln for ln in t.splitlines() if "complete_life_circle" in ln).split()[1])
+             for k, t in (("right", right), ("wrong", wrong))}
+    assert share["wrong"] < share["right"]  # what the warning is about: coverage collapses
+
+
+def test_item7_study_checks_every_local_layer(small_sample, tmp_path):
+    from geotijian import load_study
+    from geotijian.io.coords import wgs84_to_gcj02
+
+    moved = tmp_path / "moved.gpkg"
+    _moved(gpd.read_file(small_sample, layer="compounds"), wgs84_to_gcj02).to_file(moved, layer="compounds")
+    toml = tmp_path / "study.toml"
+    toml.write_text(f"""[study]
+name = "t"
+[layers.boundary]
+path = "{small_sample}"
+layer = "boundary"
+[layers.roads]
+path = "{small_sample}"
+layer = "roads"
+[layers.compounds]
+path = "{moved}"
+layer = "compounds"
+[layers.facilities]
+path = "{small_sample}"
+layer = "facilities"
+""", encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data, _ = load_study(toml)
+    al = data.meta["alignment"]
+    assert al["compounds"]["verdict"] == "looks_gcj02" and al["facilities"]["verdict"] == "aligned"
+    msgs = [m for m in _messages(caught) if "GCJ-02" in m]
+    assert len(msgs) == 1 and msgs[0].startswith("layer 'compounds' (moved.gpkg): it lies ")
+    assert msgs[0].endswith("it looks copied from a Chinese web map (GCJ-02) but is read as WGS84. Fix: add "
+                            "coords = \"gcj02\" to [layers.compounds]")

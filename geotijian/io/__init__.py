@@ -10,11 +10,14 @@ from .coords import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
+from .alignment import check_alignment
 from .layers import ROLES, RoleSpec, check_gcj_shift, read_layer, validate_layer
 from .osm import OSMData, load_osm, parse_other_tags, walk_mask
+from .topology import check_topology, clip_to_area
 
 __all__ = [
-    "ROLES", "RoleSpec", "read_layer", "validate_layer", "check_gcj_shift",
+    "ROLES", "RoleSpec", "read_layer", "validate_layer", "check_gcj_shift", "check_alignment",
+    "check_topology", "clip_to_area",
     "atomic_path", "write_text_atomic", "write_bytes_atomic",
     "convert_coords", "wgs84_to_gcj02", "gcj02_to_wgs84", "gcj02_to_bd09", "bd09_to_gcj02",
     "wgs84_to_bd09", "bd09_to_wgs84",

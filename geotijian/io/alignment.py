@@ -55,6 +55,12 @@ def _sample_xy(gdf: gpd.GeoDataFrame, metric: CRS) -> np.ndarray:
     return xy
 
 
+def _score(d: np.ndarray, near_m: float) -> float:
+    """Mean distance (m) capped at 2 × ``near_m``: a point in a field far from every road
+    counts as far, not as a kilometre (the tail of a shifted layer, not its outliers)."""
+    return float(np.mean(np.minimum(d, 2.0 * near_m)))
+
+
 def check_alignment(
     layer: gpd.GeoDataFrame,
     roads: gpd.GeoDataFrame,
@@ -80,8 +86,10 @@ def check_alignment(
     warn : bool
         Issue a :class:`~geotijian.errors.CoordinateWarning` naming the fix.
     margin : float
-        A trial must bring the median distance below ``margin`` × the best alternative
-        (the layer as it is, the decoys and the other trial).
+        A trial must bring the score (mean distance to the roads capped at 2 × ``near_m``)
+        below ``margin`` × the best alternative (the layer as it is, the decoys and the
+        other trial). The capped mean tells a shift apart in a dense street grid, where the
+        median of a shifted layer is still small.
     near_m : float
         Metres: sample points farther than this from every road are "far".
 
@@ -91,7 +99,8 @@ def check_alignment(
         ``median_m`` (as read), ``median_if_gcj02_m`` (a GCJ-02 offset undone),
         ``median_if_shifted_m`` (a GCJ-02 offset applied: the layer as it was before a
         declared conversion, or as it would sit on GCJ-02 roads), ``median_decoys_m``
-        (best decoy), ``far_share`` and ``far_share_best_trial`` (share of sample points
+        (best decoy), the same as ``score_*`` (capped means, what decides),
+        ``far_share`` and ``far_share_best_trial`` (share of sample points
         farther than ``near_m``), ``points`` (sample size) and ``verdict``:
         ``"aligned"``, ``"looks_gcj02"`` (read as WGS84 but GCJ-02), ``"looks_wgs84"``
         (declared GCJ-02/BD-09 but WGS84 already) or ``"roads_look_gcj02"`` (a WGS84 layer
@@ -104,7 +113,7 @@ def check_alignment(
     metric = CRS.from_user_input(settings.metric_crs)
     geo = CRS.from_user_input(settings.geographic_crs)
     xy = _sample_xy(layer, metric)
-    out: dict[str, Any] = {"points": int(len(xy)), "declared": system, "verdict": "too_few"}
+    out: dict[str, Any] = {"points": int(len(xy)), "declared": system, "verdict": "too_few", "near_m": near_m}
     if len(xy) < 10:
         return out
     lines = np.asarray(roads.to_crs(metric).geometry.values, dtype=object)
@@ -126,21 +135,25 @@ def check_alignment(
     d_base = dists(xy)
     d_undo = dists(xy + undo)
     d_apply = dists(xy + apply)
-    decoys = []
+    decoys, decoy_scores = [], []
     for k in (1, 2, 3, 5, 6, 7):  # the undo shift turned by 45° steps (0° and 180° are the trials)
         c, s_ = np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)
         rot = np.column_stack([undo[:, 0] * c - undo[:, 1] * s_, undo[:, 0] * s_ + undo[:, 1] * c])
-        decoys.append(float(np.median(dists(xy + rot))))
+        d = dists(xy + rot)
+        decoys.append(float(np.median(d)))
+        decoy_scores.append(_score(d, near_m))
     base, m_undo, m_apply = float(np.median(d_base)), float(np.median(d_undo)), float(np.median(d_apply))
+    s_base, s_undo, s_apply = _score(d_base, near_m), _score(d_undo, near_m), _score(d_apply, near_m)
     best_decoy = min(decoys)
     verdict = "aligned"
-    if m_undo < margin * min(base, best_decoy, m_apply) and system == "wgs84":
+    if s_undo < margin * min(s_base, min(decoy_scores), s_apply) and system == "wgs84":
         verdict = "looks_gcj02"
-    elif m_apply < margin * min(base, best_decoy, m_undo):
+    elif s_apply < margin * min(s_base, min(decoy_scores), s_undo):
         verdict = "looks_wgs84" if system != "wgs84" else "roads_look_gcj02"
     best = d_undo if verdict == "looks_gcj02" else d_apply if verdict != "aligned" else d_base
     out.update(median_m=base, median_if_gcj02_m=m_undo, median_if_shifted_m=m_apply,
-               median_decoys_m=best_decoy, far_share=float((d_base > near_m).mean()),
+               median_decoys_m=best_decoy, score_m=s_base, score_if_gcj02_m=s_undo, score_if_shifted_m=s_apply,
+               score_decoys_m=min(decoy_scores), far_share=float((d_base > near_m).mean()),
                far_share_best_trial=float((best > near_m).mean()), verdict=verdict)
     if warn and verdict != "aligned":
         warnings.warn(alignment_message(out, name), CoordinateWarning, stacklevel=2)
@@ -151,19 +164,20 @@ def alignment_message(res: dict[str, Any], name: str, key: str | None = None, *,
     """The warning for a :func:`check_alignment` result: ``key`` names the ``[layers.<key>]``
     of a study; ``cli`` says the fix as the ``--coords`` option of ``geotijian coverage``."""
     where = f"[layers.{key}]" if key else "the layer's entry"
-    far = (f"{res['far_share']:.0%} of its points lie over 50 m from every road, "
+    cap = f"mean distance, each capped at {2 * res.get('near_m', 50):g} m"
+    far = (f"{res['far_share']:.0%} of its points lie over {res.get('near_m', 50):g} m from every road, "
            f"{res['far_share_best_trial']:.0%} after the trial shift")
     if res["verdict"] == "looks_gcj02":
-        return (f"{name}: it lies {res['median_m']:,.0f} m (median) from the roads but {res['median_if_gcj02_m']:,.0f} m "
+        return (f"{name}: it lies {res['score_m']:,.0f} m from the roads ({cap}) but {res['score_if_gcj02_m']:,.0f} m "
                 f"after undoing a GCJ-02 offset ({far}): it looks copied from a Chinese web map (GCJ-02) but is read "
                 "as WGS84. Fix: " + ("pass --coords gcj02" if cli else f"add coords = \"gcj02\" to {where}"))
     if res["verdict"] == "looks_wgs84":
-        return (f"{name}: it is declared coords = \"{res['declared']}\" but lies {res['median_m']:,.0f} m (median) from "
-                f"the roads after that conversion and {res['median_if_shifted_m']:,.0f} m without it ({far}): it "
+        return (f"{name}: it is declared coords = \"{res['declared']}\" but lies {res['score_m']:,.0f} m from the roads "
+                f"({cap}) after that conversion and {res['score_if_shifted_m']:,.0f} m without it ({far}): it "
                 "looks WGS84 already. Fix: " + (f"drop --coords {res['declared']}" if cli else
                                                 f"remove coords = \"{res['declared']}\" from {where}"))
     if res["verdict"] == "roads_look_gcj02":
-        return (f"{name}: it lies {res['median_m']:,.0f} m (median) from the roads but {res['median_if_shifted_m']:,.0f} m "
+        return (f"{name}: it lies {res['score_m']:,.0f} m from the roads ({cap}) but {res['score_if_shifted_m']:,.0f} m "
                 f"when moved by a GCJ-02 offset ({far}): the roads look GCJ-02 (copied from a Chinese web map) while "
                 "this layer is WGS84, or this layer was converted from GCJ-02 once too often. Fix: declare "
                 "coords = \"gcj02\" on the roads layer if it comes from a Chinese web map")
