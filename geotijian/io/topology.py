@@ -64,6 +64,11 @@ def _pairs(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i[keep], j[keep], ov[keep]
 
 
+def _pct(x: float) -> str:
+    """A share as a percentage that never rounds a part to 0 % or 100 %."""
+    return f"{x:.1%}" if (x > 0.995 or x < 0.005) else f"{x:.0%}"
+
+
 def _first_n(items: list[str], n: int) -> str:
     """The first items, and how many more there are of ``n`` in all."""
     shown = ", ".join(items[:_FIRST])
@@ -325,7 +330,7 @@ def clip_to_area(layer: gpd.GeoDataFrame, area: Any, *, name: str, id_field: str
         out = out.drop(index=out.index[cand[gone]]).reset_index(drop=True)
     mostly = real & (share_out > 0.5)
     order = np.lexsort((ids[cand], -share_out))
-    first = [f"{ids[cand[k]]} ({share_out[k]:.0%} outside)" for k in order[real[order]][:_FIRST]]
+    first = [f"{ids[cand[k]]} ({_pct(share_out[k])} outside)" for k in order[real[order]][:_FIRST]]
     rep.update(clipped=int(real.sum()), mostly_outside=int(mostly.sum()), outside=int(gone.sum()),
                area_cut_m2=float((full - kept)[real].sum()), first=first[:_FIRST])
     if real.any():
