@@ -175,7 +175,7 @@ def allocate_population(
         raise ValueError(f"source must be 'attribute', 'raster' or 'buildings', not {source!r}")
 
     report: dict[str, Any] = {"source": source, "source_total": src_total, "notes": notes}
-    if outside_est > 0:
+    if outside_est >= 0.5:  # persons: float dust of the area shares is no resident
         share = outside_est / src_total if src_total else 0.0
         rec: dict[str, Any] = {"residents": float(outside_est), "share": float(share)}
         if loose is not None:
@@ -198,9 +198,10 @@ def allocate_population(
             where = (f"in {len(loose):,} residential building(s) outside every compound (first: "
                      f"{', '.join(loose['compound_id'].head(5))})" if loose is not None
                      else "outside every compound")
+            how = ("outside='homes' keeps them as homes of their own" if loose is not None else
+                   "a raster has no buildings to make homes of: add the compounds that hold them")
             notes.append(f"{rec['residents']:,.0f} residents ({share:.1%} of the {src_total:,.0f} from the "
-                         f"{source}) live {where}: they are on no compound and are reported as the residual "
-                         "(outside='homes' keeps them as homes of their own)")
+                         f"{source}) live {where}: they are on no compound and are reported as the residual ({how})")
         report["outside_compounds"] = rec
     if totals is not None:
         pop, groups, gnotes = _scale_to_totals(out, crs, est, totals, total_by)
