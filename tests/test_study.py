@@ -54,7 +54,14 @@ def test_sample_study_results_are_consistent(sample_run):
     d = sample_run.data
     # every compound in exactly one unit, population conserved from compounds to units
     assert d.compounds["unit_id"].notna().all()
-    assert d.units["population"].sum() == pytest.approx(d.compounds["population"].sum(), rel=1e-9)
+    # every resident from the buildings is on a home (a compound, or housing outside every
+    # compound kept as a home of its own) and in a unit (issue 14)
+    assert d.units["population"].sum() == pytest.approx(d.homes["population"].sum(), rel=1e-9)
+    assert d.homes["population"].sum() == pytest.approx(d.meta["population"]["source_total"], rel=1e-9)
+    outside = d.meta["population"]["outside_compounds"]
+    assert outside["kept_as"] == "homes"
+    assert (d.homes["home_kind"] == "building").sum() == outside["buildings"]
+    assert d.homes.loc[d.homes["home_kind"] == "building", "population"].sum() == pytest.approx(outside["residents"])
     assert d.units["unit_id"].is_unique
     # unit-level coverage sums to the district figure
     cov = sample_run.tables["coverage"]
@@ -134,7 +141,14 @@ def test_real_osm_study_end_to_end(real_run):
     assert len(d.units) >= 1
     # population from building floor area: the extract holds thousands of residents
     assert d.compounds["population"].sum() > 1000
-    assert d.units["population"].sum() == pytest.approx(d.compounds["population"].sum(), rel=1e-9)
+    # every resident from the buildings is on a home (a compound, or housing outside every
+    # compound kept as a home of its own) and in a unit (issue 14)
+    assert d.units["population"].sum() == pytest.approx(d.homes["population"].sum(), rel=1e-9)
+    assert d.homes["population"].sum() == pytest.approx(d.meta["population"]["source_total"], rel=1e-9)
+    outside = d.meta["population"]["outside_compounds"]
+    assert outside["kept_as"] == "homes"
+    assert (d.homes["home_kind"] == "building").sum() == outside["buildings"]
+    assert d.homes.loc[d.homes["home_kind"] == "building", "population"].sum() == pytest.approx(outside["residents"])
     cov = real_run.tables["coverage"]
     assert (cov["level"] == "district").any()
     html = (real_run.out_dir / "maps" / "problem_map.html").read_text(encoding="utf-8")
