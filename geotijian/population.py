@@ -116,12 +116,10 @@ def allocate_population(
         Attribute column holding residents (source ``"attribute"``), default
         ``population``.
     outside : {"residual", "homes"}
-        Residents of housing outside every compound (``source="buildings"``): reported and
-        warned as the ``residual`` (default), or kept as homes of their own: each
-        residential building (the part of it outside the compounds) becomes a row of the
-        result with ``home_kind = "building"`` (``compound_id`` = its ``building_id``),
-        scaled with the compounds when ``totals`` are given, so every resident of the
-        source is on a home (``build_units`` and ``run_study`` do this).
+        Residents of housing outside every compound (``source="buildings"``): warned as the
+        ``residual`` (default), or each residential building (its part outside) becomes a
+        row with ``home_kind = "building"`` and ``compound_id`` = its ``building_id``,
+        scaled with the compounds (``build_units`` and ``run_study`` do this).
 
     Returns
     -------
@@ -176,33 +174,8 @@ def allocate_population(
 
     report: dict[str, Any] = {"source": source, "source_total": src_total, "notes": notes}
     if outside_est >= 0.5:  # persons: float dust of the area shares is no resident
-        share = outside_est / src_total if src_total else 0.0
-        rec: dict[str, Any] = {"residents": float(outside_est), "share": float(share)}
-        if loose is not None:
-            rec.update(buildings=int(len(loose)), first=loose["compound_id"].head(5).tolist())
-        if loose is not None and outside == "homes":
-            loose = _loose_ids(loose, ids)
-            rec["kept_as"] = "homes"
-            notes.append(f"{outside_est:,.0f} residents ({share:.1%} of the {src_total:,.0f} from buildings) live "
-                         f"in {len(loose):,} residential building(s) outside every compound (first: "
-                         f"{', '.join(loose['compound_id'].head(5))}): each is kept as a home of its own "
-                         "(home_kind 'building'), counted in its unit and in coverage")
-            out["home_kind"] = "compound"
-            out = gpd.GeoDataFrame(pd.concat([out, loose], ignore_index=True), geometry=out.geometry.name, crs=crs)
-            est = np.r_[est, loose["population"].to_numpy(dtype=float)]
-            ids = _ids(out, "compound_id")
-            # what is left (slivers of buildings along a compound edge) stays the residual
-            outside_est = max(0.0, outside_est - float(loose["population"].sum()))
-        else:
-            rec["kept_as"] = "residual"
-            where = (f"in {len(loose):,} residential building(s) outside every compound (first: "
-                     f"{', '.join(loose['compound_id'].head(5))})" if loose is not None
-                     else "outside every compound")
-            how = ("outside='homes' keeps them as homes of their own" if loose is not None else
-                   "a raster has no buildings to make homes of: add the compounds that hold them")
-            notes.append(f"{rec['residents']:,.0f} residents ({share:.1%} of the {src_total:,.0f} from the "
-                         f"{source}) live {where}: they are on no compound and are reported as the residual ({how})")
-        report["outside_compounds"] = rec
+        out, est, outside_est, report["outside_compounds"] = _outside_compounds(
+            out, est, outside_est, src_total, source, loose, keep=outside == "homes", notes=notes)
     if totals is not None:
         pop, groups, gnotes = _scale_to_totals(out, crs, est, totals, total_by)
         out["population_estimate"] = est
@@ -223,6 +196,38 @@ def allocate_population(
     for n in notes:
         warnings.warn(f"population: {n}", RepairWarning, stacklevel=2)
     return out, report
+
+
+def _outside_compounds(out: gpd.GeoDataFrame, est: np.ndarray, outside_est: float, src_total: float,
+                       source: str, loose: gpd.GeoDataFrame | None, *, keep: bool,
+                       notes: list[str]) -> tuple[gpd.GeoDataFrame, np.ndarray, float, dict]:
+    """Residents of the source outside every compound: said (``notes``), and with ``keep``
+    the housing outside (``loose``) appended as homes of their own (``home_kind``)."""
+    share = outside_est / src_total if src_total else 0.0
+    rec: dict[str, Any] = {"residents": float(outside_est), "share": float(share)}
+    if loose is not None:
+        rec.update(buildings=int(len(loose)), first=loose["compound_id"].head(5).tolist())
+    if loose is not None and keep:
+        loose = _loose_ids(loose, _ids(out, "compound_id"))
+        rec["kept_as"] = "homes"
+        notes.append(f"{outside_est:,.0f} residents ({share:.1%} of the {src_total:,.0f} from buildings) live "
+                     f"in {len(loose):,} residential building(s) outside every compound (first: "
+                     f"{', '.join(loose['compound_id'].head(5))}): each is kept as a home of its own "
+                     "(home_kind 'building'), counted in its unit and in coverage")
+        crs = out.crs
+        out = out.assign(home_kind="compound")
+        out = gpd.GeoDataFrame(pd.concat([out, loose], ignore_index=True), geometry=out.geometry.name, crs=crs)
+        est = np.r_[est, loose["population"].to_numpy(dtype=float)]
+        # what is left (slivers of buildings along a compound edge) stays the residual
+        return out, est, max(0.0, outside_est - float(loose["population"].sum())), rec
+    rec["kept_as"] = "residual"
+    where = (f"in {len(loose):,} residential building(s) outside every compound (first: "
+             f"{', '.join(loose['compound_id'].head(5))})" if loose is not None else "outside every compound")
+    how = ("outside='homes' keeps them as homes of their own" if loose is not None else
+           "a raster has no buildings to make homes of: add the compounds that hold them")
+    notes.append(f"{outside_est:,.0f} residents ({share:.1%} of the {src_total:,.0f} from the {source}) live "
+                 f"{where}: they are on no compound and are reported as the residual ({how})")
+    return out, est, outside_est, rec
 
 
 # ----------------------------------------------------------------------------- raster

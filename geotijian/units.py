@@ -710,57 +710,14 @@ def assign_compounds(
     main_of[main["c"].to_numpy()] = main["b"].to_numpy()
     missing = np.flatnonzero(main_of < 0)
     if len(missing):
-        # a compound that does not overlap any block (e.g. a point-like or a water-locked
-        # polygon): nearest block, unless it is far away
-        near_c, near_b = tree.query_nearest(cg[missing], return_distance=False)
-        dist = shapely.distance(cg[missing][near_c], bg[near_b])
-        far = dist > settings.boundary_tolerance_m
-        if far.any():
-            k = missing[near_c[far][0]]
-            raise LayerError("compounds", "compound lies outside every block (outside the study "
-                             f"boundary or inside water), {dist[far][0]:.0f} m from the nearest block",
-                             feature=int(k), feature_id=ids[k], count=int(far.sum()),
-                             fix="check the compound layer's CRS and the study boundary")
-        first = pd.Series(near_b).groupby(near_c).first()
-        main_of[missing[first.index.to_numpy()]] = first.to_numpy()
-        warnings.warn(f"compounds: {len(missing)} compound(s) overlap no block (inside water or "
-                      "on the boundary) and were attached to the nearest block", RepairWarning,
-                      stacklevel=2)
-    # Every other block holding a piece of a compound joins its block group, so the compound
-    # is never split, except a digitising overshoot: a piece under min_overlap_share of the
-    # compound that is nowhere wider than settings.compound_overshoot_m (the outline drawn a
-    # few metres across the street's centre line)
+        _nearest_blocks(main_of, missing, cg, bg, tree, ids)
     c_of = df["c"].to_numpy()
     b_of = df["b"].to_numpy()
     m = main_of[c_of]
-    other = b_of != m
     share = df["ov"].to_numpy() / np.maximum(carea[c_of], 1e-9)
-    overshoot = np.zeros(len(df), dtype=bool)
-    small = np.flatnonzero(other & (share < min_overlap_share))
-    if len(small):
-        half = float(settings.compound_overshoot_m) / 2.0
-        overshoot[small] = shapely.is_empty(shapely.buffer(pieces[small], -half))
-    link = other & ~overshoot
-    same = town[b_of] == town[m]
-    cross = link & ~same
-    cross_town = int(cross.sum())
-    link &= same
-    overshoot_rep = _piece_report(ids, c_of[overshoot], share[overshoot], df["ov"].to_numpy()[overshoot])
-    cross_rep = _piece_report(ids, c_of[cross], share[cross], df["ov"].to_numpy()[cross],
-                              towns=(town[m[cross]], town[b_of[cross]]))
-    if overshoot_rep["compounds"]:
-        warnings.warn(
-            f"compounds: {overshoot_rep['compounds']} compound(s) reach across a block road by a strip "
-            f"narrower than {settings.compound_overshoot_m:g} m (digitising overshoot, "
-            f"{overshoot_rep['area_m2']:,.0f} m² in all; first: {', '.join(overshoot_rep['first'])}): each is "
-            "kept whole in the block holding most of it, the strip stays in the block across the road",
-            RepairWarning, stacklevel=2)
-    if cross_rep["compounds"]:
-        warnings.warn(
-            f"compounds: {cross_rep['compounds']} compound(s) straddle a town boundary (first: "
-            f"{', '.join(cross_rep['first'])}): units never cross a town boundary, so each is counted whole "
-            "(residents, households) in the town holding most of it while the town boundary cuts its outline. "
-            "Fix: correct the town boundary or the compound outline", GeotijianWarning, stacklevel=2)
+    link, overshoot_rep, cross_rep = _compound_links(ids, c_of, b_of, m, share, df["ov"].to_numpy(), pieces,
+                                                     town, min_overlap_share)
+    cross_town = int(cross_rep["pieces"])
     nb = len(bg)
     g = sparse.coo_matrix((np.ones(int(link.sum())), (m[link], df["b"].to_numpy()[link])),
                           shape=(nb, nb))
@@ -798,6 +755,65 @@ def assign_compounds(
                                                             "compounds": rep}}
     cout.attrs["geotijian"] = {"role": "compounds", "report": rep}
     return bout, cout
+
+
+def _nearest_blocks(main_of: np.ndarray, missing: np.ndarray, cg: np.ndarray, bg: np.ndarray,
+                    tree: shapely.STRtree, ids: np.ndarray) -> None:
+    """A compound overlapping no block (point-like, water-locked) goes to the nearest block,
+    unless it is far away (an error); in place on ``main_of``, warned."""
+    near_c, near_b = tree.query_nearest(cg[missing], return_distance=False)
+    dist = shapely.distance(cg[missing][near_c], bg[near_b])
+    far = dist > settings.boundary_tolerance_m
+    if far.any():
+        k = missing[near_c[far][0]]
+        raise LayerError("compounds", "compound lies outside every block (outside the study "
+                         f"boundary or inside water), {dist[far][0]:.0f} m from the nearest block",
+                         feature=int(k), feature_id=ids[k], count=int(far.sum()),
+                         fix="check the compound layer's CRS and the study boundary")
+    first = pd.Series(near_b).groupby(near_c).first()
+    main_of[missing[first.index.to_numpy()]] = first.to_numpy()
+    warnings.warn(f"compounds: {len(missing)} compound(s) overlap no block (inside water or "
+                  "on the boundary) and were attached to the nearest block", RepairWarning,
+                  stacklevel=3)
+
+
+def _compound_links(ids: np.ndarray, c_of: np.ndarray, b_of: np.ndarray, m: np.ndarray, share: np.ndarray,
+                    ov: np.ndarray, pieces: np.ndarray, town: np.ndarray,
+                    min_overlap_share: float) -> tuple[np.ndarray, dict, dict]:
+    """Which (compound, block) pieces fuse their block with the compound's main block ``m``.
+
+    Every other block holding a piece of a compound joins its block group, so the compound
+    is never split, except a digitising overshoot (a piece under ``min_overlap_share`` of
+    the compound, nowhere wider than ``settings.compound_overshoot_m``: the outline drawn
+    across the street's centre line) and a piece in another town (units never cross a town
+    boundary). Both are reported and warned with their first compounds.
+    """
+    other = b_of != m
+    overshoot = np.zeros(len(c_of), dtype=bool)
+    small = np.flatnonzero(other & (share < min_overlap_share))
+    if len(small):
+        half = float(settings.compound_overshoot_m) / 2.0
+        overshoot[small] = shapely.is_empty(shapely.buffer(pieces[small], -half))
+    link = other & ~overshoot
+    same = town[b_of] == town[m]
+    cross = link & ~same
+    link &= same
+    overshoot_rep = _piece_report(ids, c_of[overshoot], share[overshoot], ov[overshoot])
+    cross_rep = _piece_report(ids, c_of[cross], share[cross], ov[cross], towns=(town[m[cross]], town[b_of[cross]]))
+    if overshoot_rep["compounds"]:
+        warnings.warn(
+            f"compounds: {overshoot_rep['compounds']} compound(s) reach across a block road by a strip "
+            f"narrower than {settings.compound_overshoot_m:g} m (digitising overshoot, "
+            f"{overshoot_rep['area_m2']:,.0f} m² in all; first: {', '.join(overshoot_rep['first'])}): each is "
+            "kept whole in the block holding most of it, the strip stays in the block across the road",
+            RepairWarning, stacklevel=3)
+    if cross_rep["compounds"]:
+        warnings.warn(
+            f"compounds: {cross_rep['compounds']} compound(s) straddle a town boundary (first: "
+            f"{', '.join(cross_rep['first'])}): units never cross a town boundary, so each is counted whole "
+            "(residents, households) in the town holding most of it while the town boundary cuts its outline. "
+            "Fix: correct the town boundary or the compound outline", GeotijianWarning, stacklevel=3)
+    return link, overshoot_rep, cross_rep
 
 
 def _piece_report(ids: np.ndarray, comp: np.ndarray, share: np.ndarray, area: np.ndarray, *,
@@ -1845,16 +1861,7 @@ def build_units(
         population_source = ("attribute" if "population" in compounds.columns and
                              compounds["population"].notna().all() else
                              "buildings" if buildings is not None else "raster")
-    # what reaches outside the study boundary is clipped to it (and said)
-    compounds = _metric_layer(compounds, roads.crs, "compounds")
-    kept = (" (their residents, from the population attribute, are kept whole: check the boundary)"
-            if population_source == "attribute" else "")
-    compounds, clip_rep = clip_to_area(compounds, boundary, name="compounds" + kept, id_field="compound_id")
-    clipped = {"compounds": clip_rep}
-    if population_source == "buildings" and buildings is not None:
-        buildings, clipped["buildings"] = clip_to_area(_metric_layer(buildings, roads.crs, "buildings"), boundary,
-                                                       name="buildings", id_field="building_id",
-                                                       drop_outside=True)
+    compounds, buildings, clipped = _clip_inputs(compounds, buildings, boundary, roads.crs, population_source)
     bars = [x for x in (water, rail) if x is not None and len(x)]
     blocks = delineate_blocks(roads, boundary, barriers=bars, towns=towns, road_classes=road_classes,
                               sliver_area_m2=sliver_area_m2)
@@ -1869,15 +1876,7 @@ def build_units(
     bl, cp = assign_compounds(blocks, comp)
     bl["unit_id"] = bl["block_id"].map(meta["block_unit"].to_series())
     cp["unit_id"] = cp["compound_id"].astype(str).map(meta["compound_unit"].to_series())
-    if "home_kind" in cp.columns:
-        loose = (cp["home_kind"] == "building").to_numpy()
-        bl["compound_count"] = bl["compound_count"] - np.bincount(
-            pd.Index(bl["block_id"]).get_indexer(cp.loc[loose, "block_id"]), minlength=len(bl))
-        homes = cp
-        cp = cp[~loose].drop(columns="home_kind").reset_index(drop=True)
-        cp.attrs = homes.attrs
-    else:
-        homes = cp.assign(home_kind="compound")
+    cp, homes = _split_homes(bl, cp)
     bl = bl[["block_id", "town_code", "population", "area_ha", "group_id", "households", "compound_count",
              "unit_id", "geometry"]].sort_values("block_id").reset_index(drop=True)
     return {
@@ -1889,6 +1888,35 @@ def build_units(
         "report": {"blocks": blocks.attrs["geotijian"]["report"], "population": prep,
                    "feasibility": meta["feasibility"], "units": meta["report"], "clipped": clipped},
     }
+
+
+def _clip_inputs(compounds: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None, boundary: Any, crs: Any,
+                 source: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None, dict]:
+    """Compounds (and, for residents from buildings, buildings) clipped to the study
+    boundary, warned (:func:`geotijian.io.topology.clip_to_area`)."""
+    compounds = _metric_layer(compounds, crs, "compounds")
+    kept = (" (their residents, from the population attribute, are kept whole: check the boundary)"
+            if source == "attribute" else "")
+    compounds, clip_rep = clip_to_area(compounds, boundary, name="compounds" + kept, id_field="compound_id")
+    clipped = {"compounds": clip_rep}
+    if source == "buildings" and buildings is not None:
+        buildings, clipped["buildings"] = clip_to_area(_metric_layer(buildings, crs, "buildings"), boundary,
+                                                       name="buildings", id_field="building_id",
+                                                       drop_outside=True)
+    return compounds, buildings, clipped
+
+
+def _split_homes(bl: gpd.GeoDataFrame, cp: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The compounds, and every home (compounds and housing outside them, ``home_kind``);
+    ``bl["compound_count"]`` counts compounds only (in place)."""
+    if "home_kind" not in cp.columns:
+        return cp, cp.assign(home_kind="compound")
+    loose = (cp["home_kind"] == "building").to_numpy()
+    bl["compound_count"] = bl["compound_count"] - np.bincount(
+        pd.Index(bl["block_id"]).get_indexer(cp.loc[loose, "block_id"]), minlength=len(bl))
+    comp = cp[~loose].drop(columns="home_kind").reset_index(drop=True)
+    comp.attrs = cp.attrs
+    return comp, cp
 
 
 def _metric_layer(gdf: gpd.GeoDataFrame, crs: Any, name: str) -> gpd.GeoDataFrame:
