@@ -54,14 +54,9 @@ def test_sample_study_results_are_consistent(sample_run):
     d = sample_run.data
     # every compound in exactly one unit, population conserved from compounds to units
     assert d.compounds["unit_id"].notna().all()
-    # every resident from the buildings is on a home (a compound, or housing outside every
-    # compound kept as a home of its own) and in a unit (issue 14)
-    assert d.units["population"].sum() == pytest.approx(d.homes["population"].sum(), rel=1e-9)
-    assert d.homes["population"].sum() == pytest.approx(d.meta["population"]["source_total"], rel=1e-9)
-    outside = d.meta["population"]["outside_compounds"]
-    assert outside["kept_as"] == "homes"
-    assert (d.homes["home_kind"] == "building").sum() == outside["buildings"]
-    assert d.homes.loc[d.homes["home_kind"] == "building", "population"].sum() == pytest.approx(outside["residents"])
+    assert d.units["population"].sum() == pytest.approx(d.compounds["population"].sum(), rel=1e-9)
+    assert (d.homes["home_kind"] == "compound").all()  # residents from an attribute: compounds only
+    assert "outside_compounds" not in d.meta["population"]
     assert d.units["unit_id"].is_unique
     # unit-level coverage sums to the district figure
     cov = sample_run.tables["coverage"]
