@@ -17,18 +17,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# (setup.py and the .pyx: the compiled kernels are rebuilt by pip when they change)
-KERNELS := setup.py geotijian/_kernels.pyx
-
-$(VENV)/.installed: pyproject.toml $(KERNELS) | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(KERNELS) | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $@ $(VENV)/.installed
 
-$(VENV)/.installed-bench: pyproject.toml $(KERNELS) | $(BIN)/python
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
 

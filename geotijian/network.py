@@ -40,13 +40,7 @@ from scipy.sparse.csgraph import dijkstra
 from . import settings
 from .errors import GeotijianWarning, LayerError, NetworkError, RepairWarning
 
-try:  # compiled loops (setup.py builds them at install)
-    from . import _kernels
-except ImportError as exc:  # pragma: no cover - a source tree that was never installed
-    raise ImportError(
-        "geotijian's compiled kernels (geotijian._kernels) are not built: install the "
-        "package with `pip install -e .` (or `make test`), which compiles them with the "
-        "machine's C++ compiler") from exc
+from . import _kernels  # (numba: compiled on first use, cached on disk)
 
 __all__ = [
     "DistanceGraph",
