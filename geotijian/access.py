@@ -38,7 +38,6 @@ from .network import (
     DistanceGraph,
     SnapResult,
     WalkNetwork,
-    _snap_geoms,
     check_metric,
     distance_graph,
     distances_at_snaps,
@@ -46,6 +45,7 @@ from .network import (
     feature_rules,
     snap_points,
 )
+from .network.snap import _snap_geoms
 
 __all__ = [
     "CoverageResult",

@@ -1,6 +1,7 @@
-"""The compiled kernels (geotijian._kernels) against plain references: Python loops,
-scipy and GEOS. The snapping kernels are checked through network.py's functions in
-test_network.py (against GEOS's predicates, shortest_line and line_locate_point)."""
+"""The compiled kernels (geotijian._kernels, numba) against plain references: Python
+loops, scipy and GEOS. The snapping kernels are checked through geotijian.network's
+functions in test_network.py (against GEOS's predicates, shortest_line and
+line_locate_point)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from geotijian import _kernels
 
 
 def reference_noding(coords: np.ndarray, line: np.ndarray, n_parts: int, scale: float):
-    """Noding of network._edges_from_roads written as plain Python loops (the grid
+    """Noding of network.build._edges_from_roads written as plain Python loops (the grid
     anchored at the whole metres below the first vertex)."""
     mx, my = np.floor(coords[0, 0]), np.floor(coords[0, 1])
     keys = [int(round((x - mx) * scale)) * 2**31 + int(round((y - my) * scale))

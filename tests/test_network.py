@@ -17,12 +17,6 @@ from scipy.spatial import Delaunay
 from geotijian import settings
 from geotijian.errors import LayerError, NetworkError
 from geotijian.network import (
-    _csr,
-    _EdgeGrid,
-    _first_intersecting,
-    _locate_on_edges,
-    _nearest_edges,
-    _point_edge_distance,
     augmented_graph,
     build_network,
     distances_at_snaps,
@@ -31,6 +25,15 @@ from geotijian.network import (
     distance_graph,
     source_graph,
 )
+from geotijian.network.csr import _csr
+from geotijian.network.geometry import (
+    _first_intersecting,
+    _locate_on_edges,
+    _nearest_edges,
+    _point_edge_distance,
+    _snap_onto,
+)
+from geotijian.network.grid import _EdgeGrid
 
 CRS = "EPSG:32651"
 
@@ -79,9 +82,9 @@ def test_roads_noded_in_chunks_by_two_threads_equal_one_thread(monkeypatch, mult
     """Large layers are read in chunks by one thread and hashed by another: the network
     (nodes, edges, geometries, lengths, report) is the same as in one thread, with
     missing and empty rows, repeated vertices, one-vertex lines and multi-lines."""
-    import geotijian.network as network
+    import geotijian.network.build as build
 
-    monkeypatch.setattr(network, "_NODING_MIN_LINES", 10)
+    monkeypatch.setattr(build, "_NODING_MIN_LINES", 10)
     rng = np.random.default_rng(5)
     co = rng.integers(0, 30, (400, 3, 2)).astype(float) + 3.3e5
     co[::7, 1] = co[::7, 0]  # a repeated vertex
@@ -562,7 +565,6 @@ def test_nearest_edges_equal_strtree_query_nearest(seed, integer, spread):
 def test_snap_onto_equals_geos_shortest_line(seed, integer):
     """The compiled access points (points; outlines crossing their edge) are GEOS's
     ``shortest_line`` points: same crossing, offset and position along the edge."""
-    from geotijian.network import _snap_onto
 
     rng = np.random.default_rng(seed)
     k = 300
