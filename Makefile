@@ -12,21 +12,31 @@ help:
 	@echo "make test   - set up .venv with the [test] extra and run the test suite"
 	@echo "make bench  - run every benchmark under benchmarks/ (needs the [bench] extra)"
 
+# pip runs with every compiler hidden (CC=false, CXX=false, a PATH without cc, gcc, g++,
+# clang, gfortran or rustc; see scripts/no_compiler_path.sh): geotijian and all its
+# dependencies install from wheels or pure Python, as on a laptop without a compiler,
+# and the test suite runs in that install (issue 19).
+NOCC := $(VENV)/no-compiler-bin
+PIP   = CC=false CXX=false PATH="$(CURDIR)/$(NOCC)" $(BIN)/python -m pip
+
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "geotijian needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(NOCC): | $(BIN)/python
+	bash scripts/no_compiler_path.sh $@
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(NOCC)
+	$(PIP) install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+$(VENV)/.installed-test: pyproject.toml | $(NOCC)
+	$(PIP) install --quiet -e ".[test]"
 	@touch $@ $(VENV)/.installed
 
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+$(VENV)/.installed-bench: pyproject.toml | $(NOCC)
+	$(PIP) install --quiet -e ".[test,bench]"
 	@touch $@ $(VENV)/.installed $(VENV)/.installed-test
 
 # System packages (a CJK font for figures, Chromium for the browser test): best effort,
@@ -37,8 +47,9 @@ sysdeps:
 demo: $(VENV)/.installed
 	$(BIN)/geotijian run layers/sample/study.toml
 
+# (the suite runs with the compilers hidden too: nothing at run time needs one)
 test: $(VENV)/.installed-test sysdeps
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@CC=false CXX=false PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(NOCC)" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing loudly"; exit 1; fi; exit $$rc
 
 bench: $(VENV)/.installed-bench
