@@ -24,7 +24,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import folium
-import mapclassify
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -394,6 +393,10 @@ def _classify(values: pd.Series, *, scheme: str, k: int) -> tuple[np.ndarray, li
     if kk < 2:
         cls[ok] = 0
         return cls, [float(np.nanmax(y))]
+    # (imported here: where numba is installed, mapclassify compiles its Fisher-Jenks
+    # kernel at import, seconds that only a classified map should pay)
+    import mapclassify
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # mapclassify: fewer classes than k
         cl = mapclassify.classify(y[ok], scheme=scheme, k=kk)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 import xml.etree.ElementTree as ET
 
-import mapclassify
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -169,6 +168,8 @@ def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | Non
         y = y[np.isfinite(y)]
         if len(np.unique(y)) >= 2:
             k = int(min(5, len(np.unique(y))))
+            import mapclassify  # (here: with numba installed its import compiles a kernel)
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 cl = mapclassify.Quantiles(y, k=k)
