@@ -5,13 +5,20 @@ line_locate_point)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from geotijian import _kernels
+from geotijian._kernels import _jit
+from geotijian.errors import GeotijianWarning
 
 
 def reference_noding(coords: np.ndarray, line: np.ndarray, n_parts: int, scale: float):
@@ -146,3 +153,58 @@ def test_line_lengths_and_bounds_equal_geos(seed):
     x, y = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
     assert np.array_equal(_kernels.line_lengths(x, y, start, counts), shapely.length(lines))
     assert np.array_equal(_kernels.line_bounds(x, y, start, counts), shapely.bounds(lines))
+
+
+# every kernel, called through the public network functions on a tiny network
+_CALL_ALL = """
+import json, warnings
+import numpy as np, geopandas as gpd, shapely
+from geotijian import _kernels
+from geotijian._kernels import graph, noding, spatial
+from geotijian.network import build_network, facility_access, snap_points
+crs = "EPSG:32651"
+roads = gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (100, 0), (100, 100)]),
+                                   shapely.LineString([(100, 0), (200, 50)]),
+                                   shapely.LineString([(0, 0), (0, 100)])], crs=crs)
+net = build_network(roads)
+snap_points(net, gpd.GeoDataFrame(geometry=[shapely.Point(50, 10), shapely.Point(150, 90)], crs=crs))
+polys = gpd.GeoDataFrame(geometry=[shapely.box(40, -5, 60, 5), shapely.box(120, 60, 140, 80)], crs=crs)
+snap_points(net, polys)
+facility_access(net, polys)
+net.pendant
+_kernels.argsort_keys(np.array([3, 1, 2]))
+_kernels.intersects_filtered(*net._edge_xy, np.array([0]), *net._edge_xy, np.array([1]))
+stats = {}
+for mod in (graph, noding, spatial):
+    for name, f in vars(mod).items():
+        if hasattr(f, "stats") and f.signatures and name not in stats:
+            s = f.stats
+            stats[mod.__name__ + "." + name] = [sum(s.cache_hits.values()), sum(s.cache_misses.values())]
+print(json.dumps(stats))
+"""
+
+
+def test_kernels_are_cached_on_disk():
+    """Numba's machine code of every kernel is written to its cache on the first run and
+    loaded, not compiled, by the next process (a kernel that numba cannot cache, e.g.
+    one reading a dynamic global, would compile in every run)."""
+    runs = [subprocess.run([sys.executable, "-c", _CALL_ALL], capture_output=True, text=True,
+                           check=True) for _ in range(2)]
+    stats = json.loads(runs[1].stdout.strip().splitlines()[-1])
+    cores = {k for k in stats if k.rsplit(".", 1)[1].lstrip("_") in _kernels.__all__
+             or k.endswith(("._noder_add", "._noder_finish", "._radix_argsort"))}
+    assert len(cores) >= 13, sorted(stats)
+    for name in cores:
+        hits, misses = stats[name]
+        assert misses == 0 and hits >= 1, (name, hits, misses, runs[1].stderr[-2000:])
+
+
+def test_kernels_compile_in_memory_where_nothing_is_writable(monkeypatch):
+    """Where numba finds no writable cache folder (read-only package and home), the
+    kernels still compile, once per run, with a warning that says how to keep them."""
+    monkeypatch.setattr(_jit, "_warned", False)
+    ns: dict = {}
+    exec("def twice(x):\n    return 2 * x\n", ns)  # (no source file: numba cannot cache it)
+    with pytest.warns(GeotijianWarning, match="NUMBA_CACHE_DIR"):
+        f = _jit.jit(ns["twice"])
+    assert f(21) == 42

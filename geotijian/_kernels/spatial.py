@@ -338,8 +338,9 @@ def _first_hits(cell_ptr, cell_edges, eb, x0, y0, size, nx, ny, qb, order, gx, g
                     cap *= 2
                     uq2 = np.empty(cap, dtype=np.int64)
                     ue2 = np.empty(cap, dtype=np.int64)
-                    uq2[:nu] = uq[:nu]
-                    ue2[:nu] = ue[:nu]
+                    for t in range(nu):  # (a loop: a slice copy compiles its shape checks)
+                        uq2[t] = uq[t]
+                        ue2[t] = ue[t]
                     uq = uq2
                     ue = ue2
                 uq[nu] = q
