@@ -36,8 +36,6 @@ EXCEPTIONS: dict[str, str] = {
     "geotijian/units.py": "input-data is editing units.py; split it (blocks apart from units) after",
     "geotijian/units.py::delineate_units": "with the units.py split",
     "geotijian/units.py::delineate_blocks": "with the units.py split",
-    "geotijian/network.py": "kernels is splitting network.py",
-    "geotijian/_kernels.pyx": "kernels is replacing the Cython kernels",
     "geotijian/io/osm.py": "input-io is editing io/",
     "geotijian/io/layers.py::read_layer": "input-io is editing io/",
     "geotijian/report/maps.py::problem_map": "report/ is being edited by another helper",
