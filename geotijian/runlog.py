@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 _PACKAGES = ("geotijian", "numpy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "osmnx",
-             "networkx", "scipy", "folium", "mapclassify", "matplotlib", "rasterio", "openpyxl",
+             "networkx", "scipy", "numba", "folium", "mapclassify", "matplotlib", "rasterio", "openpyxl",
              "esda", "libpysal")
 
 
