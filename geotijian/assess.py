@@ -29,7 +29,8 @@ import shapely
 
 from . import data
 from .errors import ConfigError, LayerError
-from .io.atomic import atomic_path, write_text_atomic, normalise_zip
+from .io.atomic import atomic_path, normalise_zip, write_text_atomic
+from .io.text import read_table, read_text_table
 from .model import LEDGER_COLUMNS, PROBLEM_CLASSES, PROBLEM_COLUMNS
 
 __all__ = [
@@ -204,7 +205,7 @@ def _read_any(source: Any, key: str) -> pd.DataFrame:
             raw = tomllib.load(f)
         raw = raw.get("rules", raw)
         return pd.DataFrame([{"rule_id": k, **v} for k, v in raw.items()])
-    return pd.read_csv(p, encoding="utf-8-sig", dtype=object)
+    return read_table(p, f"rules ({p.name})", dtype=object)
 
 
 def rule_table(overrides: Any = None) -> pd.DataFrame:
@@ -821,7 +822,7 @@ def read_ledger(path: str | PathLike, *, layer: str = "ledger") -> pd.DataFrame:
     if path.suffix.lower() == ".gpkg":
         led = gpd.read_file(path, layer=layer, engine="pyogrio")
     else:
-        led = pd.read_csv(path, encoding="utf-8-sig", dtype={"problem_id": str, "indicator_code": str,
+        led = read_text_table(path, f"ledger ({path.name})", dtype={"problem_id": str, "indicator_code": str,
                                                                "area_id": str, "status": str, "history": str})
     missing = [c for c in LEDGER_COLUMNS if c not in led.columns]
     if missing:

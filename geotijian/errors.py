@@ -86,6 +86,28 @@ class RasterError(GeotijianError, ValueError):
     """An orthophoto or population raster cannot be used as it is."""
 
 
+class OutputError(GeotijianError, OSError):
+    """The outputs cannot be written where the study sends them (a file in the way, a
+    read-only folder, a full disk). The previous outputs are left untouched."""
+
+    def __init__(self, path: Any, problem: str, fix: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+        msg = f"output folder {path}: {problem}"
+        if fix:
+            msg += f". Fix: {fix}"
+        Exception.__init__(self, msg)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StudyTooLargeError(GeotijianError, MemoryError):
+    """The study would not fit in this machine's memory; raised before the heavy steps,
+    with how to split it (by town, ``run_many``) and how to override the check."""
+
+
 class GeotijianWarning(UserWarning):
     """Base class of geotijian warnings."""
 
@@ -100,3 +122,13 @@ class TopologyWarning(GeotijianWarning):
 
 class CoordinateWarning(GeotijianWarning):
     """Coordinates look suspicious (e.g. a WGS84 layer that looks GCJ-02 shifted)."""
+
+
+class InputEncodingWarning(RepairWarning):
+    """A text input was not UTF-8: its encoding was detected (GB18030/GBK, Big5 ...) and
+    is reported with a sample of the decoded text."""
+
+
+class InputWarning(GeotijianWarning):
+    """An input was read by a documented rule the user should know about (e.g. the layer
+    of a multi-layer file chosen by its role name), or holds records that were reported."""

@@ -58,6 +58,7 @@ from pyproj import CRS
 
 from . import settings
 from .data import path as data_path
+from .io.text import read_text_table
 from .errors import ConfigError, LayerError
 
 __all__ = [
@@ -358,7 +359,7 @@ def _read_overrides(overrides: Any) -> pd.DataFrame:
                 rows.append({"code": code, **vals})
             df = pd.DataFrame(rows)
         elif p.suffix.lower() == ".csv":
-            df = pd.read_csv(p, dtype=str, keep_default_na=False)
+            df = read_text_table(p, f"facility catalogue ({p.name})", dtype=str, keep_default_na=False)
         else:
             raise ConfigError("facility overrides", f"unsupported file type {p.suffix!r}",
                               "use a .toml ([types.<code>] tables) or a .csv with a code column")

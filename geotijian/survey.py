@@ -28,6 +28,7 @@ import shapely
 from . import settings
 from .errors import ConfigError, GeotijianWarning, LayerError
 from .indicators.catalogue import SURVEY_ITEMS
+from .io.text import read_table
 
 __all__ = [
     "SURVEY_ITEMS", "SurveyResult", "plan_sample", "read_survey", "complaint_rates", "complaint_hotspots",
@@ -186,9 +187,7 @@ def _read_table(path: Any, label: str) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise LayerError(label, f"file not found: {p}", fix="check [survey] path in study.toml")
-    if p.suffix.lower() in (".xlsx", ".xls"):
-        return pd.read_excel(p, dtype=object)
-    return pd.read_csv(p, encoding="utf-8-sig", dtype=object)
+    return read_table(p, label, dtype=object)
 
 
 def _committee_index(units: pd.DataFrame) -> dict[str, list[str]]:

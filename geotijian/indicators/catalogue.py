@@ -32,6 +32,7 @@ import pandas as pd
 
 from .. import data
 from ..errors import ConfigError, LayerError
+from ..io.text import read_table
 
 __all__ = [
     "CATALOGUE_COLUMNS", "DIMENSIONS", "SURVEY_ITEMS", "CATALOGUE_VERSION",
@@ -249,9 +250,7 @@ def _read_table(source: Any, key: str) -> pd.DataFrame:
     p = Path(source)
     if not p.exists():
         raise ConfigError(key, f"file not found: {p}", "check the path (relative to the study.toml)")
-    if p.suffix.lower() in (".xlsx", ".xls"):
-        return pd.read_excel(p, dtype=object)
-    return pd.read_csv(p, encoding="utf-8-sig", dtype=object)
+    return read_table(p, f"{key} ({p.name})", dtype=object)
 
 
 def _custom_rows(table: pd.DataFrame, existing: set[str]) -> pd.DataFrame:
@@ -464,8 +463,7 @@ def read_filled_values(
         p = Path(path)
         if not p.exists():
             raise LayerError(label, f"file not found: {p}", fix="check [indicators] filled = ... in study.toml")
-        table = pd.read_excel(p, dtype=object) if p.suffix.lower() in (".xlsx", ".xls") else \
-            pd.read_csv(p, encoding="utf-8-sig", dtype=object)
+        table = read_table(p, label, dtype=object)
     rename = {}
     for canon, names in _FILLED_ALIASES.items():
         for c in table.columns:

@@ -27,9 +27,10 @@ import shapely
 from pyproj import CRS
 
 from .. import settings
-from ..errors import CoordinateWarning, LayerError, RepairWarning
+from ..errors import CoordinateWarning, InputWarning, LayerError, RepairWarning
 from .coords import _norm as _norm_coords
 from .coords import convert_coords, gcj02_to_wgs84
+from .text import dbf_encoding, read_table, read_text_table
 
 __all__ = ["ROLES", "RoleSpec", "read_layer", "validate_layer", "check_gcj_shift"]
 
@@ -149,16 +150,123 @@ def _load(source: Any, role: str, label: str, layer: str | None, crs: Any) -> gp
     path = Path(source)
     if not path.exists():
         raise LayerError(label, f"file not found: {path}", fix="check the path in the study config")
-    if path.suffix.lower() in (".csv", ".txt"):
-        table = pd.read_csv(path, encoding="utf-8-sig")
-        return _points_from_table(table, label, crs)
-    if path.suffix.lower() in (".xlsx", ".xls"):
-        return _points_from_table(pd.read_excel(path), label, crs)
+    if path.is_dir() and path.suffix.lower() != ".gdb":
+        raise LayerError(label, f"{path} is a folder, not a file",
+                         fix="give the layer's file (.gpkg, .shp, .geojson, .csv) inside it")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        return _points_from_table(read_text_table(path, label), label, crs)
+    if suffix in (".xlsx", ".xls"):
+        return _points_from_table(read_table(path, label), label, crs)
+    if suffix in (".json", ".geojson") and _is_bare_feature_list(path):
+        return _read_feature_list(path, label)
+    kwargs: dict[str, Any] = {}
+    if suffix == ".shp":
+        enc = dbf_encoding(path, label)
+        if enc is not None:
+            kwargs["encoding"] = enc
+    layer = _choose_layer(path, role, label, layer)
     try:
-        return gpd.read_file(path, layer=layer, engine="pyogrio")
+        return gpd.read_file(path, layer=layer, engine="pyogrio", **kwargs)
     except Exception as exc:  # GDAL's message is the useful part
         raise LayerError(label, f"GDAL cannot read the file: {exc}",
-                         fix="open it in QGIS to check it is a valid vector file") from exc
+                         fix="check that it is a vector file (GeoPackage, Shapefile with its .shx/.dbf, "
+                             "GeoJSON) and not truncated; re-export it from the GIS") from exc
+
+
+def _layer_summary(path: Path) -> list[str]:
+    import pyogrio
+
+    out = []
+    for name, gtype in pyogrio.list_layers(path):
+        out.append(f"{name} ({gtype or 'no geometry'})")
+    return out
+
+
+def _choose_layer(path: Path, role: str, label: str, layer: str | None) -> str | None:
+    """The layer to read from a (possibly multi-layer) file.
+
+    Rule: a ``layer`` given must exist (else the file's layers are listed, nearest first);
+    without one, a single-layer file is read as it is; a multi-layer file is read at its
+    layer named like the role (``compounds``), reported; otherwise it is an error listing
+    the layers.
+    """
+    import difflib
+
+    import pyogrio
+
+    try:
+        layers = pyogrio.list_layers(path)
+    except Exception:  # not a GDAL vector source: let read_file say why
+        return layer
+    names = [str(n) for n in layers[:, 0]] if len(layers) else []
+    listing = ", ".join(_layer_summary(path)) if len(names) <= 30 else \
+        ", ".join(names[:30]) + f" … ({len(names)} layers)"
+    if layer is not None:
+        if layer in names or not names:
+            return layer
+        close = difflib.get_close_matches(layer, names, n=1, cutoff=0.6)
+        raise LayerError(label, f"no layer {layer!r} in {path.name}; its layers: {listing}",
+                         fix=(f"did you mean layer = {close[0]!r}? " if close else "")
+                         + "set layer = one of the names listed")
+    if len(names) <= 1:
+        return None
+    if role in names:
+        warnings.warn(f"{label}: {path.name} holds {len(names)} layers and no layer was named: read the "
+                      f"layer named like the role, {role!r} (others: "
+                      f"{', '.join(n for n in names if n != role)[:200]})", InputWarning, stacklevel=3)
+        return role
+    raise LayerError(label, f"{path.name} holds {len(names)} layers and none was named: {listing}",
+                     fix="add layer = \"<name>\" (in study.toml [layers.<key>], or --...-layer on the "
+                         "command line)")
+
+
+def _is_bare_feature_list(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+_GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+                   "GeometryCollection"}
+
+
+def _read_feature_list(path: Path, label: str) -> gpd.GeoDataFrame:
+    """A JSON file holding a bare list of GeoJSON features (DataV.GeoAtlas-style downloads
+    of Chinese boundaries), read as the FeatureCollection it should have been, reported."""
+    import json
+
+    try:
+        items = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LayerError(label, f"not valid JSON ({exc})",
+                         fix="download the file again; GeoJSON must be UTF-8 text") from None
+    if not isinstance(items, list) or not items:
+        raise LayerError(label, "the JSON list holds no features",
+                         fix="download the boundary again (a FeatureCollection or a list of features)")
+    features = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type") in _GEOMETRY_TYPES:
+            item = {"type": "Feature", "properties": {}, "geometry": item}
+        if not isinstance(item, dict) or "geometry" not in item:
+            what = type(item).__name__ if not isinstance(item, dict) else \
+                f"an object with keys {', '.join(list(item)[:6])}"
+            raise LayerError(label, f"the JSON list holds {what} where a GeoJSON feature is expected",
+                             feature=i, fix="give a GeoJSON FeatureCollection (or a list of features, each "
+                                            "with geometry and properties)")
+        props = {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
+                 for k, v in (item.get("properties") or {}).items()}
+        features.append({"type": "Feature", "properties": props, "geometry": item["geometry"]})
+    try:
+        gdf = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
+    except Exception as exc:
+        raise LayerError(label, f"a feature's geometry cannot be read ({exc})",
+                         fix="check the geometry objects (type and coordinates)") from None
+    warnings.warn(f"{label}: a bare JSON list of {len(features)} features (no FeatureCollection, as "
+                  "DataV.GeoAtlas downloads come) was read as a FeatureCollection in WGS84 lon/lat. "
+                  "DataV boundaries are in GCJ-02: if this file came from there, add coords = \"gcj02\"",
+                  InputWarning, stacklevel=3)
+    return gdf
 
 
 def _points_from_table(table: pd.DataFrame, label: str, crs: Any) -> gpd.GeoDataFrame:
