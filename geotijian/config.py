@@ -61,6 +61,8 @@ class StudyConfig:
     ledger_last_year: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    memory_check: bool = True
+    memory_budget_gb: float | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -84,6 +86,53 @@ class StudyConfig:
 
 _TOP_KEYS = {"study", "layers", "osm", "network", "population", "units", "facilities",
              "indicators", "survey", "hotline", "imagery", "ledger", "report"}
+
+
+#: Keys each section knows; anything else is a typo (``min_popp``) and an error.
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "study": ("name", "level", "year", "crs", "output", "memory_check", "memory_budget_gb"),
+    "osm": ("path", "place", "bbox", "use"),
+    "network": ("source", "max_snap_distance_m"),
+    "population": ("source", "raster", "floor_area_per_person_m2"),
+    "units": ("min_pop", "max_pop", "road_classes", "sliver_area_m2"),
+    "facilities": ("types", "catalogue", "distances"),
+    "indicators": ("custom", "filled", "reference"),
+    "survey": ("path",),
+    "hotline": ("path", "layer", "crs", "coords"),
+    "imagery": ("path", "bands"),
+    "ledger": ("last_year",),
+    "report": ("lang", "indicator"),
+}
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _check_keys(section: dict, known: tuple[str, ...] | set[str], prefix: str) -> None:
+    for k in section:
+        if k not in known:
+            raise ConfigError(f"{prefix}.{k}" if prefix else k, "unknown key",
+                              f"{_did_you_mean(k, known)}known keys{' of [' + prefix + ']' if prefix else ''}: "
+                              f"{', '.join(sorted(known))}")
+
+
+def _road_classes(value: Any) -> list[str]:
+    """``road_classes`` as a list: a string is one class, or several split at commas."""
+    import re
+
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[,，;；\s]+", value) if p]
+        _expect(bool(parts), "units.road_classes", "is empty",
+                "list the highway classes that bound blocks, e.g. [\"primary\", \"secondary\"]")
+        return parts
+    _expect(isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value),
+            "units.road_classes", f"must be a list of highway classes, got {value!r}",
+            "write e.g. road_classes = [\"primary\", \"secondary\", \"tertiary\"]")
+    return [v.strip() for v in value]
 
 
 def _expect(cond: bool, key: str, problem: str, fix: str | None = None) -> None:
@@ -131,12 +180,14 @@ def _layer(base: Path, key: str, spec: Any, full: str) -> LayerSource:
     if isinstance(spec, str):
         spec = {"path": spec}
     _expect(isinstance(spec, dict), full, "must be a path or a table with path = ...")
-    unknown = set(spec) - {"path", "role", "layer", "crs", "coords"}
-    _expect(not unknown, f"{full}.{sorted(unknown)[0]}" if unknown else full, "unknown key",
+    unknown = sorted(set(spec) - {"path", "role", "layer", "crs", "coords"})
+    _expect(not unknown, f"{full}.{unknown[0]}" if unknown else full, "unknown key",
+            f"{_did_you_mean(unknown[0], ('path', 'role', 'layer', 'crs', 'coords')) if unknown else ''}"
             "allowed keys: path, role, layer, crs, coords")
     role = spec.get("role", key)
     _expect(role in ROLES, f"{full}.role" if "role" in spec else full, f"unknown layer role {role!r}",
-            f"use one of: {', '.join(ROLES)} (or set role = ... for a layer named otherwise)")
+            f"{_did_you_mean(str(role), ROLES)}use one of: {', '.join(ROLES)} (or set role = ... for a "
+            "layer named otherwise)")
     _expect("path" in spec, f"{full}.path", "missing", "give the layer's file path")
     crs = _crs(spec["crs"], f"{full}.crs") if "crs" in spec else None
     coords = spec.get("coords")
@@ -164,9 +215,13 @@ def read_config(path: str | Path) -> StudyConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(syntax)", f"not valid TOML: {exc}", "fix the line shown") from None
     base = path.parent
-    unknown = set(raw) - _TOP_KEYS
-    _expect(not unknown, sorted(unknown)[0] if unknown else "", "unknown section",
-            f"known sections: {', '.join(sorted(_TOP_KEYS))}")
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    _expect(not unknown, unknown[0] if unknown else "", "unknown section",
+            f"{_did_you_mean(unknown[0], _TOP_KEYS) if unknown else ''}known sections: "
+            f"{', '.join(sorted(_TOP_KEYS))}")
+    for sec, known in SECTION_KEYS.items():
+        if isinstance(raw.get(sec), dict):
+            _check_keys(raw[sec], known, sec)
 
     study = _table(raw, "study")
     _expect("name" in study, "study.name", "missing", "give the study a short name (used as output folder)")
@@ -178,6 +233,10 @@ def read_config(path: str | Path) -> StudyConfig:
     year = study.get("year", 2024)
     _expect(isinstance(year, int) and 2000 <= year <= 2100, "study.year", f"must be a year, got {year!r}")
     crs = _crs(study.get("crs", settings.metric_crs), "study.crs", projected=True)
+    if "memory_check" in study:
+        _expect(isinstance(study["memory_check"], bool), "study.memory_check",
+                f"must be true or false, got {study['memory_check']!r}")
+    _number(study, "memory_budget_gb", "study.memory_budget_gb")
     output = study.get("output", settings.output_dir)
     output = Path(output) if Path(output).is_absolute() else (base / output).resolve()
     if "output" not in study:
@@ -237,6 +296,8 @@ def read_config(path: str | Path) -> StudyConfig:
     units = _table(raw, "units")
     for k in ("min_pop", "max_pop", "sliver_area_m2"):
         _number(units, k, f"units.{k}")
+    if "road_classes" in units:
+        units["road_classes"] = _road_classes(units["road_classes"])
     if "min_pop" in units or "max_pop" in units:
         lo = units.get("min_pop", settings.unit_min_pop)
         hi = units.get("max_pop", settings.unit_max_pop)
@@ -278,7 +339,8 @@ def read_config(path: str | Path) -> StudyConfig:
                        layers=layers, osm=osm, network=network, population=population, units=units,
                        facilities=facilities, indicators=indicators, survey=survey_path,
                        hotline=hotline_src, imagery=imagery, ledger_last_year=last, report=report,
-                       raw=raw)
+                       raw=raw, memory_check=study.get("memory_check", True),
+                       memory_budget_gb=study.get("memory_budget_gb"))
 
 
 TEMPLATE = """\
@@ -291,6 +353,8 @@ level = "town"              # district | town | community
 year = 2024                 # check-up year (the ledger's year)
 crs = "EPSG:32651"          # metric CRS for all measurement (UTM 51N; or EPSG:4549 CGCS2000 GK CM120E)
 # output = "outputs"        # output root (default: ./outputs)
+# memory_check = true       # stop early when the study would not fit in memory (split it by town)
+# memory_budget_gb = 16     # memory the run may use (default: 80 % of what is available)
 
 # Input layers: [layers.<role>] with path (+ layer inside a GeoPackage, crs when the file has
 # none, coords = "gcj02"/"bd09" for POIs copied from Amap/Baidu). Roles: boundary, towns,
@@ -337,7 +401,7 @@ source = "attribute"        # attribute (compounds.population) | buildings | ras
 [units]
 min_pop = 5000              # 社区体检单元 5,000-12,000 residents (Jiading 2024 work plan)
 max_pop = 12000
-# road_classes = ["primary", "secondary", "tertiary"]
+# road_classes = ["primary", "secondary", "tertiary"]   # highway classes bounding blocks (a string = one class)
 
 [facilities]
 # types = ["kindergarten", "primary_school", "community_health_station"]   # default: all in the data

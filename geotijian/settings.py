@@ -110,6 +110,15 @@ imagery_min_coverage : float
 imagery_max_unclassified : float
     Zones with more shadow than this share of imaged pixels are flagged
     ``high_unclassified`` (0.2).
+memory_check : bool
+    Stop a study before its heavy steps when its estimated peak memory exceeds the
+    budget (``geotijian.resources``); False runs it anyway.
+memory_budget_gb : float or None
+    Memory a run may use (GB); None: ``memory_budget_share`` of the memory available
+    when the study starts.
+memory_budget_share : float
+    Share (0-1) of the available memory a run may use when no budget is given (0.8:
+    the rest for the system and other programs).
 parallel : bool
     Run independent steps in a second thread: the edge index beside the network build,
     facility access points and part of the homes beside the homes (GEOS, numpy and
@@ -166,6 +175,9 @@ imagery_bare_max_red_chroma: float = 0.5
 imagery_min_coverage: float = 0.95
 imagery_max_unclassified: float = 0.2
 osm_walk_cycleways: bool = True
+memory_check: bool = True
+memory_budget_gb: float | None = None
+memory_budget_share: float = 0.8
 parallel: bool = True
 
 _KEYS = (
@@ -182,6 +194,7 @@ _KEYS = (
     "imagery_ndwi_threshold", "imagery_shadow_brightness", "imagery_water_max_brightness",
     "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
     "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
+    "memory_check", "memory_budget_gb", "memory_budget_share",
     "parallel",
 )
 
@@ -190,6 +203,10 @@ def _check(key: str, value: Any) -> Any:
     if key not in _KEYS:
         raise KeyError(f"unknown setting {key!r}; known settings: {', '.join(_KEYS)}")
     current = globals()[key]
+    if key == "memory_budget_gb":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ValueError(f"setting 'memory_budget_gb' must be a positive number of GB or None, got {value!r}")
+        return None if value is None else float(value)
     if isinstance(current, tuple):
         return tuple(value)
     if isinstance(current, bool) or isinstance(current, str):

@@ -61,7 +61,7 @@ from scipy.linalg import eigh as scipy_eigh
 from scipy.sparse.csgraph import connected_components
 
 from . import settings
-from .errors import FeasibilityError, GeotijianWarning, LayerError, RepairWarning
+from .errors import FeasibilityError, GeotijianWarning, InputWarning, LayerError, RepairWarning
 from .io.topology import clip_to_area
 from .model import UNIT_COLUMNS
 
@@ -314,6 +314,8 @@ def delineate_blocks(
         road of the chosen classes, an empty boundary, or no block at all.
     """
     crs = _metric_crs(roads, "roads")
+    if isinstance(road_classes, str):  # one class, not its letters
+        road_classes = (road_classes,)
     classes = settings.block_road_classes if road_classes is None else tuple(road_classes)
     sliver = settings.sliver_area_m2 if sliver_area_m2 is None else float(sliver_area_m2)
     report: dict[str, Any] = {"road_classes": list(classes), "sliver_area_m2": sliver}
@@ -330,6 +332,13 @@ def delineate_blocks(
             raise LayerError("roads", "no 'highway' column to choose the block road classes from",
                              fix="add a highway column (OSM classes) or pass road_classes=()")
         rmask = _highway_mask(roads["highway"], classes)
+        if road_classes is not None:  # a class asked for by name that no road has: a typo?
+            present = set(pd.Series(roads["highway"].to_numpy()).explode().dropna().astype(str).str.strip())
+            absent = [c for c in classes if c not in present]
+            if absent and rmask.any():
+                warnings.warn(f"road_classes: no road has highway = {', '.join(map(repr, absent))}; blocks "
+                              f"are bounded by the other classes only (classes in the roads: "
+                              f"{', '.join(sorted(present)[:15])})", InputWarning, stacklevel=2)
     else:
         rmask = np.ones(len(roads), dtype=bool)
     report["roads_in"] = int(len(roads))

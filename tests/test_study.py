@@ -84,7 +84,7 @@ def test_rerun_gives_identical_files(sample_run, tmp_path):
         if rel.name == "run.json":
             a = json.loads(p.read_text(encoding="utf-8"))
             b = json.loads(second[rel].read_text(encoding="utf-8"))
-            for k in ("timings_s", "started"):
+            for k in ("timings_s", "machine", "started"):
                 a.pop(k), b.pop(k)
             assert a == b
             continue

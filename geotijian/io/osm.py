@@ -29,6 +29,7 @@ they are the 非机动车道 beside the pavement; osmnx drops them, which splits
 from __future__ import annotations
 
 import bz2
+import math
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -384,6 +385,51 @@ def _check_bbox(bbox: Any) -> tuple[float, float, float, float]:
 # --------------------------------------------------------------------------------------
 
 
+def _after(ids: list[int], what: str) -> str:
+    return f"{what} no. {len(ids) + 1:,} in the file, after {what} {ids[-1]}" if ids else \
+        f"the first {what} in the file"
+
+
+def _element_id(path: Path, elem: Any, what: str, ids: list[int]) -> int:
+    raw = elem.get("id")
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        problem = "has no id" if raw is None else f"has id={raw!r}, which is not a whole number"
+        raise NetworkError(f"{path.name}: a <{what}> ({_after(ids, what)}) {problem}. Fix: repair or "
+                           "delete it in JOSM (or a text editor), or download the extract again") from None
+
+
+def _node_id(path: Path, elem: Any, ids: list[int]) -> int:
+    nid = _element_id(path, elem, "node", ids)
+    if elem.get("visible") == "false":  # a deleted node in a history/osmChange file: no position
+        return nid
+    for key, lim in (("lat", 90.0), ("lon", 180.0)):
+        raw = elem.get(key)
+        try:
+            v = float(raw)
+            ok = math.isfinite(v) and -lim <= v <= lim
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            problem = (f"has no {key}" if raw is None else
+                       f"has {key}={raw!r}, which is not a number of degrees in -{lim:g}..{lim:g}")
+            raise NetworkError(f"{path.name}: node {nid} ({_after(ids, 'node')}) {problem}, so the ways "
+                               "through it cannot be drawn. Fix: correct or delete the node in JOSM (or a "
+                               "text editor), or download the extract again")
+    return nid
+
+
+def _nd_ref(path: Path, nd: Any, way_id: int) -> int:
+    raw = nd.get("ref")
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        problem = "without ref" if raw is None else f"with ref={raw!r}, not a node id"
+        raise NetworkError(f"{path.name}: way {way_id} holds an <nd> {problem}. Fix: repair the way in JOSM "
+                           "or download the extract again") from None
+
+
 def _scan_xml(path: Path) -> dict[str, Any]:
     """One streaming pass over an OSM XML file: integrity checks before osmnx reads it."""
     node_ids: list[int] = []
@@ -413,13 +459,14 @@ def _scan_xml(path: Path) -> dict[str, Any]:
                     continue
                 tag = elem.tag
                 if tag == "node":
-                    node_ids.append(int(elem.get("id")))
+                    node_ids.append(_node_id(path, elem, node_ids))
                     node_lon.append(elem.get("lon"))
                     node_lat.append(elem.get("lat"))
                     elem.clear()
                 elif tag == "way":
-                    nds = [int(nd.get("ref")) for nd in elem.iter("nd")]
-                    way_ids.append(int(elem.get("id")))
+                    wid = _element_id(path, elem, "way", way_ids)
+                    nds = [_nd_ref(path, nd, wid) for nd in elem.iter("nd")]
+                    way_ids.append(wid)
                     way_nd_counts.append(len(nds))
                     refs.extend(nds)
                     highway_ways += any(t.get("k") == "highway" for t in elem.iter("tag"))

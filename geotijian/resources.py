@@ -1,0 +1,193 @@
+"""Will a study fit in this machine's memory? An estimate from the input sizes, checked early.
+
+A whole city given as one study (200,000 compounds, a 750 MB GeoPackage) runs for twenty
+minutes and is then killed, or swaps for an hour, in the last steps. After loading, before
+the heavy steps, :func:`check_memory` estimates the run's peak resident memory from the
+sizes of its inputs (:func:`study_size`) with a linear model measured on the sample
+district at several scales (``benchmarks/bench_memory.py``), compares it with the memory
+the run may use (:func:`memory_budget`) and stops with the way to split the study when it
+would not fit.
+
+Override: ``[study] memory_check = false`` (run anyway) or ``memory_budget_gb = N`` (the
+budget to compare with) in ``study.toml``; ``settings.configure(memory_check=False)`` or
+``memory_budget_gb=...`` from Python; ``geotijian run --no-memory-check``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import shapely
+
+from . import settings
+from .errors import StudyTooLargeError
+
+__all__ = ["MEMORY_MODEL", "study_size", "estimate_memory", "available_memory", "memory_budget",
+           "check_memory"]
+
+#: Peak resident memory of a run (bytes) = ``base`` + Σ coefficient × size, from
+#: ``benchmarks/bench_memory.py`` on the sample district (scales in the README); the
+#: heaviest step is the outputs (problem map and service areas) at every scale measured.
+MEMORY_MODEL: dict[str, float] = {
+    "base": 450e6,            # interpreter, libraries, catalogues
+    "compounds": 0.0,         # per compound
+    "buildings": 0.0,         # per building
+    "road_vertices": 0.0,     # per road vertex (the walk network is built from them)
+    "homes_x_types": 0.0,     # per home × facility type (distances, coverage, gaps)
+    "facilities": 0.0,        # per facility (service areas)
+}
+
+
+def study_size(data: Any, *, types: int) -> dict[str, int]:
+    """The sizes the memory model uses, from a loaded ``StudyData``.
+
+    Parameters
+    ----------
+    data : StudyData
+        After ``load_study`` (compounds, buildings, roads, facilities).
+    types : int
+        Facility types assessed.
+
+    Returns
+    -------
+    dict
+        ``compounds, buildings, road_vertices, facilities, types, homes_x_types`` (counts).
+    """
+    def n(layer: Any) -> int:
+        return 0 if layer is None else len(layer)
+
+    roads = data.roads
+    vertices = 0 if roads is None else int(shapely.get_num_coordinates(np.asarray(roads.geometry.values)).sum())
+    homes = n(data.compounds)
+    return {"compounds": homes, "buildings": n(data.buildings), "road_vertices": vertices,
+            "facilities": n(data.facilities), "types": int(types), "homes_x_types": homes * int(types)}
+
+
+def estimate_memory(size: dict[str, int], model: dict[str, float] | None = None) -> float:
+    """Estimated peak resident memory of a run (bytes) for the sizes of :func:`study_size`."""
+    m = MEMORY_MODEL if model is None else model
+    return float(m["base"] + sum(m[k] * float(size.get(k, 0)) for k in m if k != "base"))
+
+
+def available_memory() -> float | None:
+    """Memory available to a new allocation now (bytes): ``MemAvailable`` of /proc/meminfo,
+    capped by a cgroup (container) limit; None where neither is known."""
+    avail = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = float(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    for path, used_path in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                            ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                             "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(path, encoding="ascii") as f:
+                limit = f.read().strip()
+            with open(used_path, encoding="ascii") as f:
+                used = float(f.read().strip())
+        except OSError:
+            continue
+        if limit.isdigit() and float(limit) < 1 << 60:
+            room = float(limit) - used
+            avail = room if avail is None else min(avail, room)
+        break
+    return avail
+
+
+def memory_budget(budget_gb: float | None = None) -> tuple[float | None, str]:
+    """The memory a run may use (bytes) and where the figure comes from.
+
+    ``budget_gb`` (or ``settings.memory_budget_gb``) when given; else
+    ``settings.memory_budget_share`` (80 %) of :func:`available_memory`.
+    """
+    gb = budget_gb if budget_gb is not None else settings.memory_budget_gb
+    if gb is not None:
+        return float(gb) * 2**30, f"memory_budget_gb = {gb:g}"
+    avail = available_memory()
+    if avail is None:
+        return None, "available memory unknown"
+    share = settings.memory_budget_share
+    return avail * share, f"{share:.0%} of the {avail / 2**30:.1f} GB available now"
+
+
+def _gb(x: float) -> str:
+    return f"{x / 2**30:.1f} GB"
+
+
+def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float | None = None,
+                 check: bool | None = None) -> dict:
+    """Stop a study that would not fit in memory, before its heavy steps.
+
+    Parameters
+    ----------
+    data : StudyData
+        The loaded study.
+    types : int
+        Facility types assessed.
+    name : str
+        Study name, for the message.
+    budget_gb : float, optional
+        Memory the run may use (GB); default :func:`memory_budget`.
+    check : bool, optional
+        False records the estimate without stopping; default ``settings.memory_check``.
+
+    Returns
+    -------
+    dict
+        ``size`` (see :func:`study_size`), ``estimate_gb``, ``budget_gb`` (None when unknown),
+        ``budget_from`` and ``checked``: recorded in run.json.
+
+    Raises
+    ------
+    StudyTooLargeError
+        When the estimate exceeds the budget: the message gives the sizes, the estimate,
+        the budget, how to split the study (its towns, ``run_many``) and how to override.
+    """
+    check = settings.memory_check if check is None else bool(check)
+    size = study_size(data, types=types)
+    est = estimate_memory(size)
+    budget, source = memory_budget(budget_gb)
+    out = {"size": size, "estimate_gb": round(est / 2**30, 2),
+           "budget_gb": None if budget is None else round(budget / 2**30, 2), "budget_from": source,
+           "checked": bool(check and budget is not None)}
+    if not out["checked"] or est <= budget:
+        return out
+    towns = getattr(data, "towns", None)
+    if towns is not None and len(towns) > 1:
+        per_town = ""
+        if data.compounds is not None:
+            import geopandas as gpd
+
+            pts = gpd.GeoDataFrame(geometry=data.compounds.geometry.representative_point(), crs=data.compounds.crs)
+            joined = gpd.sjoin(pts, towns[["town_code", "geometry"]], how="left", predicate="within")
+            counts = joined["town_code"].value_counts()
+            biggest = counts.index[0] if len(counts) else None
+            if biggest is not None:
+                per_town = (f"; the largest, {biggest}, holds {int(counts.iloc[0]):,} of the "
+                            f"{size['compounds']:,} compounds")
+        split = (f"split it by town: the study has {len(towns)} towns{per_town}. Write one study.toml per town "
+                 "(its [layers.boundary] the town's polygon, the same layers otherwise: features outside a "
+                 "town's boundary beyond 1 km are refused, so clip each layer to its town) and run them with "
+                 "geotijian.run_many([...]) (one after another, or on a Dask cluster)")
+    else:
+        split = ("split it into towns (街镇) or smaller areas: one study.toml per area with its own boundary "
+                 "and clipped layers, run with geotijian.run_many([...]) (one after another, or on a Dask "
+                 "cluster)")
+    raise StudyTooLargeError(
+        f"study '{name}' would need about {_gb(est)} of memory at its peak ({size['compounds']:,} compounds, "
+        f"{size['buildings']:,} buildings, {size['road_vertices']:,} road vertices, {size['facilities']:,} "
+        f"facilities, {size['compounds']:,} homes × {size['types']} facility types) but may use {_gb(budget)} "
+        f"({source}); stopped before the heavy steps. Fix: {split}; or, on a machine with more memory, set "
+        "[study] memory_budget_gb = <GB> (or memory_check = false, or `geotijian run --no-memory-check`) to run "
+        "it anyway")
