@@ -6,83 +6,81 @@ by unit/town/district, the problem ledger and the 一表三清单, and report ma
 >>> import geotijian as gt
 >>> result = gt.run_study("layers/sample/study.toml")          # doctest: +SKIP
 >>> print(result.summary())                                      # doctest: +SKIP
+
+The public names are imported on first use (PEP 562 module ``__getattr__``), so that
+``geotijian --version``, ``init`` and an early Ctrl-C do not wait for (or die inside) the
+import of geopandas, osmnx and matplotlib; ``import geotijian as gt; gt.run_study`` works
+as before.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from . import settings
-from .access import (
-    CoverageResult,
-    coverage_gaps,
-    facility_distance_matrix,
-    nearest_facility_distance,
-    service_areas,
-    service_coverage,
-)
-from .assess import (
-    build_tables,
-    classify_problems,
-    indicator_table,
-    judge,
-    read_ledger,
-    rule_table,
-    strengths,
-    suggestions,
-    update_ledger,
-    write_ledger,
-    write_tables,
-)
-from .config import StudyConfig, read_config, write_template
 from .errors import (
     ConfigError,
     CoordinateWarning,
     FeasibilityError,
     GeotijianError,
+    InputEncodingWarning,
+    InputWarning,
     LayerError,
     NetworkError,
+    OutputError,
     RasterError,
     RepairWarning,
+    StudyTooLargeError,
     TopologyWarning,
 )
-from .facilities import classify_pois, facility_catalogue
-from .imagery import (
-    imagery_indicators,
-    quicklook_png,
-    read_orthophoto,
-    write_classified,
-    zonal_cover,
-)
-from .indicators import compute_indicators, indicator_catalogue, read_filled_values
-from .io import (
-    ROLES,
-    bd09_to_wgs84,
-    check_alignment,
-    check_gcj_shift,
-    check_topology,
-    convert_coords,
-    gcj02_to_wgs84,
-    read_layer,
-    validate_layer,
-    wgs84_to_bd09,
-    wgs84_to_gcj02,
-)
-from .io.osm import OSMData, load_osm
-from .model import StudyData
-from .network import WalkNetwork, build_network, snap_points
-from .population import allocate_population
-from .report import (
-    coverage_gap_figure,
-    problem_figure,
-    problem_map,
-    save_figures,
-    save_problem_map,
-    units_figure,
-    write_gpkg,
-)
-from .sample import make_sample_district, sample_path, write_sample
-from .study import StudyResult, coverage_from_files, load_study, run_many, run_study, units_from_files
-from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
-from .units import delineate_blocks, delineate_units, range_compliance
 
 __version__ = "0.1.0"
+
+#: Public name → module that defines it (imported when the name is first used).
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".access": ("CoverageResult", "coverage_gaps", "facility_distance_matrix", "nearest_facility_distance",
+                "service_areas", "service_coverage"),
+    ".assess": ("build_tables", "classify_problems", "indicator_table", "judge", "read_ledger", "rule_table",
+                "strengths", "suggestions", "update_ledger", "write_ledger", "write_tables"),
+    ".config": ("StudyConfig", "read_config", "write_template"),
+    ".facilities": ("classify_pois", "facility_catalogue"),
+    ".imagery": ("imagery_indicators", "quicklook_png", "read_orthophoto", "write_classified", "zonal_cover"),
+    ".indicators": ("compute_indicators", "indicator_catalogue", "read_filled_values"),
+    ".io": ("ROLES", "bd09_to_wgs84", "check_alignment", "check_gcj_shift", "check_topology", "convert_coords",
+            "gcj02_to_wgs84", "read_layer", "validate_layer", "wgs84_to_bd09", "wgs84_to_gcj02"),
+    ".io.osm": ("OSMData", "load_osm"),
+    ".model": ("StudyData",),
+    ".network": ("WalkNetwork", "build_network", "snap_points"),
+    ".population": ("allocate_population",),
+    ".report": ("coverage_gap_figure", "problem_figure", "problem_map", "save_figures", "save_problem_map",
+                "units_figure", "write_gpkg"),
+    ".resources": ("check_memory", "estimate_memory"),
+    ".sample": ("make_sample_district", "sample_path", "write_sample"),
+    ".study": ("StudyResult", "coverage_from_files", "load_study", "run_many", "run_study", "units_from_files"),
+    ".survey": ("complaint_hotspots", "complaint_rates", "plan_sample", "read_survey"),
+    ".units": ("delineate_blocks", "delineate_units", "range_compliance"),
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is not None:
+        value = getattr(importlib.import_module(mod, __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    try:  # a submodule: gt.units, gt.io ...
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "settings", "__version__",
@@ -112,5 +110,6 @@ __all__ = [
     "make_sample_district", "write_sample", "sample_path",
     # errors
     "GeotijianError", "LayerError", "ConfigError", "NetworkError", "FeasibilityError", "RasterError",
-    "RepairWarning", "CoordinateWarning", "TopologyWarning",
+    "RepairWarning", "CoordinateWarning", "TopologyWarning", "InputWarning", "InputEncodingWarning",
+    "OutputError", "StudyTooLargeError", "check_memory", "estimate_memory",
 ]

@@ -30,6 +30,7 @@ import shapely
 from . import data
 from .errors import ConfigError, LayerError
 from .io.atomic import atomic_path, normalise_zip, write_text_atomic
+from .io.tables import markdown_cell, protect_cells, undo_csv_prefix, write_csv
 from .io.text import read_table, read_text_table
 from .model import LEDGER_COLUMNS, PROBLEM_CLASSES, PROBLEM_COLUMNS
 
@@ -572,13 +573,9 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _md_table(d: pd.DataFrame) -> str:
-    def cell(x: Any) -> str:
-        if x is None or (isinstance(x, float) and np.isnan(x)):
-            return ""
-        s = f"{x:.4g}" if isinstance(x, float) else str(x)
-        return s.replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
-    lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in d.itertuples(index=False)]
+    # names come from the data: HTML escaped, | and brackets escaped (io.tables.markdown_cell)
+    lines = ["| " + " | ".join(markdown_cell(c) for c in d.columns) + " |", "|" + "---|" * len(d.columns)]
+    lines += ["| " + " | ".join(markdown_cell(x) for x in row) + " |" for row in d.itertuples(index=False)]
     return "\n".join(lines)
 
 
@@ -590,6 +587,10 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
     * Excel: one workbook (``workbook``), one sheet per table (一表(指标评价表), 优势清单,
       问题清单, 整改建议清单), Chinese headers, column widths fitted, header row frozen.
     * CSV: ``<table>.csv`` each, UTF-8 with BOM so Excel opens the Chinese correctly.
+
+    Text from the data never becomes a spreadsheet formula: formula-like cells (starting
+    with = + - @) are quote-prefixed text in Excel and ``'``-prefixed in CSV; Markdown
+    cells are HTML-escaped (``geotijian.io.tables``).
     * Markdown: one file with a section per table.
 
     Returns the written paths.
@@ -614,6 +615,7 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
             for row in d.itertuples(index=False):
                 ws.append([None if (isinstance(x, float) and np.isnan(x)) else
                            (x.item() if isinstance(x, np.generic) else x) for x in row])
+            protect_cells(ws)  # text from the data never becomes a live formula
             for c in ws[1]:
                 c.font = Font(bold=True)
                 c.alignment = Alignment(vertical="center", wrap_text=True)
@@ -629,10 +631,7 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
         written.append(path)
     if "csv" in formats:
         for key, d in shown.items():
-            path = folder / f"{key}.csv"
-            with atomic_path(path) as tmp:
-                d.to_csv(tmp, index=False, encoding="utf-8-sig")
-            written.append(path)
+            written.append(write_csv(d, folder / f"{key}.csv"))
     if "md" in formats:
         parts = [f"# {title}", ""]
         for key, d in shown.items():
@@ -798,9 +797,7 @@ def write_ledger(ledger: pd.DataFrame, path: str | PathLike, *, layer: str = "le
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with atomic_path(path) as tmp:
-            pd.DataFrame(ledger.drop(columns="geometry", errors="ignore")).to_csv(tmp, index=False,
-                                                                              encoding="utf-8-sig")
+        write_csv(pd.DataFrame(ledger.drop(columns="geometry", errors="ignore")), path)
     elif suffix == ".gpkg":
         if not isinstance(ledger, gpd.GeoDataFrame):
             raise LayerError("ledger", "a GeoPackage needs geometry", fix="write .csv, or pass problems with geometry")
@@ -822,8 +819,8 @@ def read_ledger(path: str | PathLike, *, layer: str = "ledger") -> pd.DataFrame:
     if path.suffix.lower() == ".gpkg":
         led = gpd.read_file(path, layer=layer, engine="pyogrio")
     else:
-        led = read_text_table(path, f"ledger ({path.name})", dtype={"problem_id": str, "indicator_code": str,
-                                                               "area_id": str, "status": str, "history": str})
+        led = undo_csv_prefix(read_text_table(path, f"ledger ({path.name})", dtype={
+            "problem_id": str, "indicator_code": str, "area_id": str, "status": str, "history": str}))
     missing = [c for c in LEDGER_COLUMNS if c not in led.columns]
     if missing:
         raise LayerError(f"ledger ({path.name})", f"missing column(s) {', '.join(missing)}",

@@ -9,21 +9,52 @@ Commands
 ``geotijian units ...``               community check-up units from files
 ``geotijian check LAYER --role R``    validate one layer and print what was repaired
 
-Exit codes: 0 ok, 2 bad configuration or input (one line naming the key/layer and the
-fix), 1 anything else.
+Exit codes: 0 ok, 2 bad configuration, input or output place (one line naming the key,
+layer or folder and the fix), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 1
+anything else (one line; ``--debug`` shows the traceback). No traceback reaches the user
+otherwise, and an interrupted run leaves no partial output.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so staging folders are cleaned up on the way out."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised through a subprocess in the tests
+    raise _Terminated()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage stays in ``--help``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(name: str, *, minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text.replace(",", "").replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number of persons, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} (persons), got {v}")
+        return v
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="geotijian", description="城市体检 urban check-up toolkit")
+    p = _Parser(prog="geotijian", description="城市体检 urban check-up toolkit")
     p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     s = sub.add_parser("init", help="write a commented study.toml template")
     s.add_argument("path", nargs="?", default="study.toml")
@@ -32,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run a study end to end")
     s.add_argument("config", help="path of the study.toml")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--no-memory-check", action="store_true",
+                   help="run even when the study's estimated peak memory exceeds what this machine has")
 
     s = sub.add_parser("sample", help="(re)generate the bundled sample district")
     s.add_argument("folder", nargs="?", default="layers/sample")
@@ -66,8 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--water-layer", default=None)
     s.add_argument("--rail", default=None)
     s.add_argument("--rail-layer", default=None)
-    s.add_argument("--min-pop", type=int, default=None)
-    s.add_argument("--max-pop", type=int, default=None)
+    s.add_argument("--min-pop", type=_count("--min-pop", minimum=1), default=None,
+                   help="smallest unit (persons, default 5000)")
+    s.add_argument("--max-pop", type=_count("--max-pop", minimum=1), default=None,
+                   help="largest unit (persons, default 12000)")
     s.add_argument("--out", required=True, help="output GeoPackage (layers units, blocks)")
 
     s = sub.add_parser("check", help="validate one layer against its role")
@@ -80,23 +115,72 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    import geotijian as gt
+    """Run the command; return its exit code (never raises, never prints a traceback
+    unless ``--debug``)."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    previous = None
+    try:
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (an embedding application): leave signals alone
+            previous = None
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("geotijian: interrupted (Ctrl-C); no partial output was left", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("geotijian: terminated (SIGTERM); no partial output was left", file=sys.stderr)
+        return 143
+    except SystemExit as exc:  # argparse: --help, one-line errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except Exception as exc:
+        if debug:
+            raise
+        return _report(exc)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
+
+def _report(exc: Exception) -> int:
+    """One line for an error; exit code 2 for what the user can fix, 1 otherwise."""
+    from .errors import GeotijianError
+
+    if isinstance(exc, GeotijianError):
+        print(f"geotijian: error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, MemoryError):
+        print("geotijian: error: out of memory. Fix: split the study by town (one study.toml per town, "
+              "geotijian.run_many) or run it on a machine with more memory", file=sys.stderr)
+        return 1
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"geotijian: error: {exc.strerror or exc}{where}. Fix: check the path, its permissions and "
+              "the free disk space", file=sys.stderr)
+        return 2
+    print(f"geotijian: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+          "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
+    return 1
+
+
+def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"geotijian: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
     if args.version:
-        print(gt.__version__)
+        from . import __version__
+
+        print(__version__)
         return 0
     if args.command is None:
         _parser().print_help()
         return 2
-    try:
-        return _COMMANDS[args.command](args, gt)
-    except (gt.ConfigError, gt.LayerError, gt.NetworkError, gt.FeasibilityError, gt.RasterError) as exc:
-        print(f"geotijian: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("geotijian: interrupted; no partial output was left", file=sys.stderr)
-        return 130
+    import geotijian as gt
+
+    warnings.showwarning = _warn_one_line  # warnings of the scripting commands: one line each
+    return _COMMANDS[args.command](args, gt)
 
 
 def _cmd_init(args, gt) -> int:
@@ -106,6 +190,8 @@ def _cmd_init(args, gt) -> int:
 
 
 def _cmd_run(args, gt) -> int:
+    if args.no_memory_check:
+        gt.settings.configure(memory_check=False)
     result = gt.run_study(args.config, progress=not args.quiet)
     print(result.summary())
     return 0
@@ -150,6 +236,12 @@ def _cmd_coverage(args, gt) -> int:
 
 
 def _cmd_units(args, gt) -> int:
+    lo = args.min_pop if args.min_pop is not None else gt.settings.unit_min_pop
+    hi = args.max_pop if args.max_pop is not None else gt.settings.unit_max_pop
+    if lo >= hi:
+        print(f"geotijian units: error: --min-pop ({lo:,}) must be below --max-pop ({hi:,}): units hold "
+              f"between the two (default 5,000-12,000 residents)", file=sys.stderr)
+        return 2
     result = gt.units_from_files(
         roads=(args.roads, args.roads_layer), compounds=(args.compounds, args.compounds_layer),
         committees=(args.committees, args.committees_layer), towns=(args.towns, args.towns_layer),

@@ -134,6 +134,49 @@ class RunLog:
             self._bar.close()
 
 
+def group_warnings(records: list[tuple[str, str, str]], *, per_group: int = 3, width: int = 100,
+                   max_chars: int = 420) -> list[str]:
+    """Warnings for the terminal: grouped by step and kind, counted, a few shown per group.
+
+    Parameters
+    ----------
+    records : list of (step, category, message)
+        ``RunLog.records``.
+    per_group : int
+        Messages shown per (step, kind); the rest are counted ("and 4 more").
+    width : int
+        Line width the messages are wrapped to.
+    max_chars : int
+        A longer message is cut (its full text is in run.json).
+
+    Returns
+    -------
+    list of str
+        Lines, the first ``warnings: N (all in run.json)``; empty without warnings.
+    """
+    import textwrap
+
+    if not records:
+        return []
+    groups: dict[tuple[str, str], list[str]] = {}
+    for step, cat, msg in records:
+        groups.setdefault((step, cat), []).append(msg)
+    lines = [f"warnings: {len(records)} (all in run.json)"]
+    for (step, cat), msgs in groups.items():
+        kind = cat.removesuffix("Warning") or cat
+        lines.append(f"  {step} · {kind} ({len(msgs)})")
+        for msg in msgs[:per_group]:
+            text = " ".join(msg.split())
+            if len(text) > max_chars:
+                text = text[:max_chars - 1].rstrip() + "…"
+            wrapped = textwrap.wrap(text, width=width, initial_indent="    - ", subsequent_indent="      ",
+                                    break_long_words=False, break_on_hyphens=False)
+            lines.extend(wrapped)
+        if len(msgs) > per_group:
+            lines.append(f"    … and {len(msgs) - per_group} more of this kind")
+    return lines
+
+
 # --------------------------------------------------------------------------- output folder
 #
 # A run writes into ``<root>/.<study>.staging-<pid>/`` and, when every step succeeded,

@@ -42,6 +42,7 @@ from .indicators import compute_indicators, indicator_catalogue, read_filled_val
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
 from .io.layers import ROLES, read_layer
+from .io.tables import write_csv
 from .io.osm import load_osm
 from .io.alignment import alignment_message, check_alignment
 from .io.topology import check_topology
@@ -49,7 +50,15 @@ from .model import StudyData
 from .network import build_network
 from .report import problem_map, save_figures, save_problem_map, write_gpkg
 from .resources import check_memory
-from .runlog import RunLog, check_output, package_versions, recover_output, sha256, staged_output
+from .runlog import (
+    RunLog,
+    check_output,
+    group_warnings,
+    package_versions,
+    recover_output,
+    sha256,
+    staged_output,
+)
 from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import build_units, compounds_from_landuse, range_compliance
 
@@ -99,8 +108,8 @@ class StudyResult:
         lines.append(f"map:    {self.out_dir / 'maps' / 'problem_map.html'}")
         lines.append(f"tables: {self.out_dir / 'indicator_table.xlsx'}")
         lines.append(f"gpkg:   {self.out_dir / (self.config.name + '.gpkg')}")
-        if self.log is not None and self.log.warnings:
-            lines.append(f"warnings: {len(self.log.warnings)} (see run.json)")
+        if self.log is not None and self.log.records:
+            lines.extend(group_warnings(self.log.records))
         return "\n".join(lines)
 
 
@@ -558,17 +567,12 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
     files.append(write_ledger(data.ledger, folder / "ledger.csv"))
     extra = {"coverage": "coverage_by_area.csv", "sample_plan": "survey_sample_plan.csv",
              "complaint_rates": "complaint_rates.csv", "survey_issues": "survey_issues.csv"}
-    from .io.atomic import atomic_path
     for key, name in extra.items():
         t = res.tables.get(key)
         if t is not None:
-            with atomic_path(folder / name) as tmp:
-                t.to_csv(tmp, index=False, encoding="utf-8-sig")
-            files.append(folder / name)
+            files.append(write_csv(t, folder / name))  # formula-like text from the data defused
     if data.units is not None:
-        with atomic_path(folder / "units_range.csv") as tmp:
-            range_compliance(data.units).to_csv(tmp, index=False, encoding="utf-8-sig")
-        files.append(folder / "units_range.csv")
+        files.append(write_csv(range_compliance(data.units), folder / "units_range.csv"))
     return sorted(set(files))
 
 
@@ -701,6 +705,14 @@ def units_from_files(*, roads, compounds, out: str, committees=(None, None), tow
     files). Writes ``units``, ``blocks`` and ``compounds`` (with ``unit_id``) to the ``out``
     GeoPackage atomically and returns the range-compliance table.
     """
+    for key, v in (("min_pop", min_pop), ("max_pop", max_pop)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 1):
+            raise ConfigError(key, f"must be a positive number of persons, got {v!r}", "e.g. 5000 and 12000")
+    lo = settings.unit_min_pop if min_pop is None else min_pop
+    hi = settings.unit_max_pop if max_pop is None else max_pop
+    if lo >= hi:
+        raise ConfigError("min_pop", f"min_pop ({lo:,}) must be below max_pop ({hi:,})",
+                          "units hold between the two (default 5,000-12,000 residents)")
     bnd = _opt_layer(boundary, "boundary")
     tw = _opt_layer(towns, "towns", bnd)
     cm = _opt_layer(committees, "committees", bnd)

@@ -333,9 +333,12 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
         present = t[item].notna().to_numpy() & (t[item].astype(str).str.strip() != "").to_numpy()
         bad = present & (np.isnan(v) | (v < 1) | (v > 5) | (v != np.round(v)))
         for i in np.flatnonzero(bad & keep):
-            issues.append((int(rows[i]), rid[i], f"{item} = {t[item].iloc[i]!r} is not an integer 1-5",
+            raw = t[item].iloc[i]
+            shown = repr(raw) if isinstance(raw, str) else f"{raw}"
+            issues.append((int(rows[i]), rid[i], f"{item} = {shown} is not an integer 1-5",
                            "answer ignored"))
         scores[item] = np.where(bad, np.nan, v)
+    _check_usable(label, n, keep, age, min_age, scores, t, rid, issues)
     resp = pd.DataFrame({"row": rows, "respondent_id": rid, "age": age,
                          "sex": t["sex"].to_numpy() if "sex" in t.columns else None,
                          "committee_id": np.where(com_missing, None, com), "unit_id": unit_of,
@@ -375,13 +378,74 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     issues_df = pd.DataFrame(issues, columns=ISSUE_COLUMNS).sort_values(["row", "issue"], kind="stable") \
         .reset_index(drop=True)
     if len(issues_df):
-        counts = issues_df["action"].value_counts()
-        summary = ", ".join(f"{int(counts[a])} {a}" for a in sorted(counts.index))
-        warnings.warn(f"{label}: {summary} ({n_under} under {min_age}); see SurveyResult.issues",
-                      SurveyWarning, stacklevel=2)
+        warnings.warn(_issues_summary(label, n, issues_df), SurveyWarning, stacklevel=2)
     return SurveyResult(respondents=resp, satisfaction=sat[SATISFACTION_COLUMNS], issues=issues_df, plan=plan,
                         excluded_under_age=n_under,
                         meta={"overall": pd.concat(overall, ignore_index=True), "min_age": min_age})
+
+
+def _kind(issue: str) -> str:
+    """The kind of an issue, without its row-specific details."""
+    if issue.startswith("sat_"):
+        return "outside 1-5"
+    if issue.startswith("unknown unit_id"):
+        return "unknown unit_id"
+    if issue.startswith("point "):
+        return issue.split(";")[0].split(" and ")[0] + (" (located by committee)" if "located by" in issue else
+                                                         " and no usable committee")
+    return issue
+
+
+def _issues_summary(label: str, n: int, issues: pd.DataFrame) -> str:
+    """One warning for every reported row: per action and kind, counts and the first IDs."""
+    parts = []
+    for action in ("excluded", "answer ignored", "unit_id ignored", "located by committee"):
+        sel = issues[issues["action"] == action]
+        if not len(sel):
+            continue
+        rows = len(sel) if action != "answer ignored" else sel["respondent_id"].nunique()
+        kinds = sel.assign(kind=sel["issue"].map(_kind)).groupby("kind", sort=False)
+        detail = "; ".join(f"{len(g)} {k} (first {', '.join(g['respondent_id'].astype(str).head(3))})"
+                           for k, g in kinds)
+        if action == "answer ignored":
+            per_item = sel["issue"].str.split(" = ").str[0].value_counts()
+            detail += " [" + ", ".join(f"{k} {int(v)}" for k, v in per_item.items()) + \
+                f"; e.g. {sel['issue'].iloc[0].split(' is ')[0]} for {sel['respondent_id'].iloc[0]}]"
+        noun = "answers" if action == "answer ignored" else "rows"
+        what = f"{len(sel)} {noun} of {rows} respondents" if action == "answer ignored" else f"{rows} of {n} rows"
+        parts.append(f"{action}: {what}: {detail}")
+    left = "" if (issues["action"] == "excluded").sum() < n else "NO respondent is left, "
+    return f"{label}: {left}" + " | ".join(parts) + " (every row in survey_issues.csv / SurveyResult.issues)"
+
+
+def _check_usable(label: str, n: int, keep: np.ndarray, age: np.ndarray, min_age: int,
+                  scores: dict[str, np.ndarray], t: pd.DataFrame, rid: np.ndarray, issues: list) -> None:
+    """A survey that leaves no respondent or no valid answer is an error, with its likely cause."""
+    first = ", ".join(rid[:3])
+    if n == 0:
+        raise LayerError(label, "the survey has a header but no respondents",
+                         fix="export the survey with its answers (one row per respondent)")
+    valid_age = ~np.isnan(age)
+    if valid_age.any() and (age[valid_age] < min_age).all():
+        lo, hi = np.nanmin(age), np.nanmax(age)
+        raise LayerError(label, f"all {int(valid_age.sum())} respondents with an age are under {min_age} "
+                                f"(ages {lo:g}-{hi:g}; first {first}), so none can be counted",
+                         fix=f"the survey counts residents aged {min_age}+ (Jiading 2024 work plan): check that "
+                             "the age column holds ages in years, not an age-group code (1, 2, 3 ...)")
+    if not keep.any():
+        return  # every row excluded for its own reasons: the warning lists them (no answers to check)
+    answers = np.column_stack([scores[k][keep] for k in scores])
+    given = np.column_stack([pd.to_numeric(t[k], errors="coerce").to_numpy(dtype=float)[keep] for k in scores])
+    n_given = int(np.isfinite(given).sum())
+    n_bad = n_given - int(np.isfinite(answers).sum())
+    if n_given == 0 or n_bad > 0.5 * n_given:
+        top = np.nanmax(given) if n_given else float("nan")
+        hint = (f"; answers run from {np.nanmin(given):g} to {top:g}: another scale (1-10, 0-10, 1-7)?"
+                if n_given else "")
+        what = ("no respondent answered any satisfaction item" if n_given == 0 else
+                f"{n_bad:,} of the {n_given:,} answers lie outside the 1-5 scale{hint}")
+        raise LayerError(label, what, fix="give the satisfaction items as whole numbers 1 (very dissatisfied) to "
+                                          "5 (very satisfied); rescale another scale before reading it")
 
 
 # --------------------------------------------------------------------------- hotline
@@ -449,8 +513,19 @@ def complaint_rates(complaints: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, ca
     out.attrs["outside"] = pd.DataFrame({"complaint_id": c["complaint_id"].to_numpy()[outside],
                                          "category": cat[outside]})
     if outside.any():
-        warnings.warn(f"complaints: {int(outside.sum())} point(s) outside every unit are not counted; "
-                      "see result.attrs['outside']", SurveyWarning, stacklevel=2)
+        ids = c["complaint_id"].astype(str).to_numpy()[outside]
+        label = complaints.attrs.get("geotijian", {}).get("label", "complaints")
+        if outside.all():
+            area = shapely.union_all(u.geometry.values)
+            dist = shapely.distance(c.geometry.values, area)
+            raise LayerError(label, f"all {len(c):,} complaint points lie outside every unit ({np.median(dist):,.0f} m "
+                                    f"from the units at the median; first {', '.join(ids[:3])})",
+                             fix="check the lon/lat columns and their coordinate system (Amap/Baidu exports are "
+                                 "GCJ-02/BD-09: add coords = \"gcj02\" or \"bd09\" to [hotline]) or that the "
+                                 "file is this district's")
+        warnings.warn(f"{label}: {int(outside.sum())} of {len(c):,} complaint points lie outside every unit and are "
+                      f"not counted (first {', '.join(ids[:3])}); see result.attrs['outside']",
+                      SurveyWarning, stacklevel=2)
     return out
 
 

@@ -19,7 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from .. import settings
-from ..errors import CoordinateWarning, LayerError, RasterError, RepairWarning
+from ..errors import CoordinateWarning, InputWarning, LayerError, RasterError, RepairWarning
 from .classify import (BARE, CLASS_NAMES, IMPERVIOUS, N_CLASSES, NODATA, SHADOW, VEGETATION,
                        WATER, Classifier, _WindowClassifier, build_classifier)
 from .reading import Orthophoto, _as_ortho
@@ -344,4 +344,24 @@ def imagery_indicators(
         "flag": cover["flag"].to_numpy(),
     })
     out.attrs.update(cover.attrs)
+    _report_coverage(out, cover.attrs.get("image", "orthophoto"))
     return out
+
+
+def _report_coverage(out: pd.DataFrame, image: str) -> None:
+    """An orthophoto covering no unit is an error; units it misses are reported (counts, IDs)."""
+    none = out["flag"].str.contains("no_imagery", regex=False).to_numpy()
+    if len(out) and none.all():
+        raise RasterError(f"orthophoto {Path(image).name} covers none of the {len(out)} units (first "
+                          f"{', '.join(map(str, out['unit_id'].head(3)))}). Fix: check its georeference and CRS "
+                          "(a GeoTIFF without CRS, or in GCJ-02?) against the units, or leave [imagery] out")
+    partial = out["flag"].str.contains("partial_coverage", regex=False).to_numpy()
+    if none.any() or partial.any():
+        ids = out["unit_id"].astype(str).to_numpy()
+        warnings.warn(f"orthophoto {Path(image).name}: covers {int((~none).sum())} of {len(out)} units ("
+                      f"{int((~none & ~partial).sum())} fully, {int(partial.sum())} in part); {int(none.sum())} "
+                      f"without imagery get no green/impervious ratio (first {', '.join(ids[none][:3])})"
+                      if none.any() else
+                      f"orthophoto {Path(image).name}: covers {int(partial.sum())} of {len(out)} units only in "
+                      f"part (first {', '.join(ids[partial][:3])}); their ratios are shares of the imaged part",
+                      InputWarning, stacklevel=3)

@@ -527,6 +527,7 @@ def read_layer(
         "source": str(source) if isinstance(source, (str, PathLike)) else type(source).__name__,
         "source_crs": source_crs.to_string(),
         "repairs": repairs,
+        "label": label,
     }
     return gdf
 
