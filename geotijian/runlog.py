@@ -134,6 +134,16 @@ class RunLog:
             self._bar.close()
 
 
+def _kind_name(category: str) -> str:
+    """``InputEncodingWarning`` → ``input encoding``; ``GeotijianWarning`` → ``general``."""
+    import re
+
+    base = category.removesuffix("Warning")
+    if base in ("", "Geotijian", "User"):
+        return "general"
+    return " ".join(w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", base)) or base
+
+
 def group_warnings(records: list[tuple[str, str, str]], *, per_group: int = 3, width: int = 100,
                    max_chars: int = 420) -> list[str]:
     """Warnings for the terminal: grouped by step and kind, counted, a few shown per group.
@@ -163,8 +173,7 @@ def group_warnings(records: list[tuple[str, str, str]], *, per_group: int = 3, w
         groups.setdefault((step, cat), []).append(msg)
     lines = [f"warnings: {len(records)} (all in run.json)"]
     for (step, cat), msgs in groups.items():
-        kind = cat.removesuffix("Warning") or cat
-        lines.append(f"  {step} · {kind} ({len(msgs)})")
+        lines.append(f"  {step} · {_kind_name(cat)} ({len(msgs)})")
         for msg in msgs[:per_group]:
             text = " ".join(msg.split())
             if len(text) > max_chars:

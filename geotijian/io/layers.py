@@ -262,7 +262,7 @@ def _read_feature_list(path: Path, label: str) -> gpd.GeoDataFrame:
     except Exception as exc:
         raise LayerError(label, f"a feature's geometry cannot be read ({exc})",
                          fix="check the geometry objects (type and coordinates)") from None
-    warnings.warn(f"{label}: a bare JSON list of {len(features)} features (no FeatureCollection, as "
+    warnings.warn(f"{label}: a bare JSON list of {len(features)} feature(s) (no FeatureCollection, as "
                   "DataV.GeoAtlas downloads come) was read as a FeatureCollection in WGS84 lon/lat. "
                   "DataV boundaries are in GCJ-02: if this file came from there, add coords = \"gcj02\"",
                   InputWarning, stacklevel=3)

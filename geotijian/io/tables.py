@@ -68,9 +68,10 @@ def defuse_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     for j, c in enumerate(out.columns):
         mask = _risky_mask(out.iloc[:, j])
         if mask.any():
-            col = out.iloc[:, j].astype("object").to_numpy().copy()
+            orig = out.iloc[:, j]
+            col = orig.astype("object").to_numpy().copy()
             col[mask] = np.array(["'" + v for v in col[mask]], dtype=object)
-            out.isetitem(j, col)
+            out.isetitem(j, pd.Series(col, index=out.index, dtype=orig.dtype))
             changed += int(mask.sum())
     risky = [is_formula_like(str(c)) for c in out.columns]
     out.columns = ["'" + str(c) if r else c for c, r in zip(out.columns, risky, strict=True)]
@@ -104,7 +105,7 @@ def undo_csv_prefix(df: pd.DataFrame) -> pd.DataFrame:
         if mask.any():
             vals = s.to_numpy().copy()
             vals[mask] = np.array([v[1:] for v in vals[mask]], dtype=object)
-            out.isetitem(j, vals)
+            out.isetitem(j, pd.Series(vals, index=out.index, dtype=col.dtype))
     out.columns = [c[1:] if isinstance(c, str) and c.startswith("'") and is_formula_like(c[1:]) else c
                    for c in out.columns]
     return out
