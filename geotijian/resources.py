@@ -122,7 +122,7 @@ def memory_budget(budget_gb: float | None = None) -> tuple[float | None, str]:
 
 
 def _gb(x: float) -> str:
-    return f"{x / 2**30:.1f} GB"
+    return f"{x / 2**30:.1f} GB" if x >= 2**30 else f"{x / 2**20:,.0f} MB"
 
 
 def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float | None = None,
@@ -172,9 +172,11 @@ def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float
             pts = gpd.GeoDataFrame(geometry=data.compounds.geometry.representative_point(), crs=data.compounds.crs)
             joined = gpd.sjoin(pts, towns[["town_code", "geometry"]], how="left", predicate="within")
             counts = joined["town_code"].value_counts()
-            biggest = counts.index[0] if len(counts) else None
-            if biggest is not None:
-                per_town = (f"; the largest, {biggest}, holds {int(counts.iloc[0]):,} of the "
+            if len(counts):
+                code = counts.index[0]
+                names = dict(zip(towns["town_code"], towns["name"])) if "name" in towns.columns else {}
+                label = f"{names[code]} ({code})" if code in names else str(code)
+                per_town = (f"; the largest, {label}, holds {int(counts.iloc[0]):,} of the "
                             f"{size['compounds']:,} compounds")
         split = (f"split it by town: the study has {len(towns)} towns{per_town}. Write one study.toml per town "
                  "(its [layers.boundary] the town's polygon, the same layers otherwise: features outside a "

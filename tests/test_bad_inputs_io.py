@@ -782,8 +782,8 @@ def test_memory_guard_stops_before_the_heavy_steps(tiny, tmp_path):
     msg = str(exc.value)
     assert msg.startswith("study 'tiny' would need about ")
     assert " of memory at its peak (" in msg and "compounds, " in msg and "homes × " in msg
-    assert "but may use 0.0 GB (memory_budget_gb = 0.05); stopped before the heavy steps. Fix: split it by town: " \
-           "the study has 2 towns; the largest, " in msg
+    assert "but may use 51 MB (memory_budget_gb = 0.05); stopped before the heavy steps. Fix: split it by town: " \
+           "the study has 2 towns; the largest, 嘉定镇街道 (310114102), holds " in msg
     assert "run them with geotijian.run_many([...])" in msg
     assert msg.endswith("or, on a machine with more memory, set [study] memory_budget_gb = <GB> (or memory_check = "
                         "false, or `geotijian run --no-memory-check`) to run it anyway")
