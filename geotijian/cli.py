@@ -179,8 +179,12 @@ def _main(argv: list[str] | None) -> int:
         return 2
     import geotijian as gt
 
+    shown = warnings.showwarning
     warnings.showwarning = _warn_one_line  # warnings of the scripting commands: one line each
-    return _COMMANDS[args.command](args, gt)
+    try:
+        return _COMMANDS[args.command](args, gt)
+    finally:
+        warnings.showwarning = shown
 
 
 def _cmd_init(args, gt) -> int:

@@ -24,20 +24,21 @@ import shapely
 from . import settings
 from .errors import StudyTooLargeError
 
-__all__ = ["MEMORY_MODEL", "study_size", "estimate_memory", "available_memory", "memory_budget",
-           "check_memory"]
+__all__ = ["MEMORY_MODEL", "study_size", "size_from_files", "estimate_memory", "available_memory",
+           "memory_budget", "check_memory"]
 
 #: Peak resident memory of a run (bytes) = ``base`` + Σ coefficient × size, from
-#: ``benchmarks/bench_memory.py`` on the sample district (scales in the README); the
-#: heaviest step is the outputs (problem map and service areas) at every scale measured.
+#: ``benchmarks/bench_memory.py`` on the sample district (scales in the README).
 MEMORY_MODEL: dict[str, float] = {
     "base": 450e6,            # interpreter, libraries, catalogues
     "compounds": 0.0,         # per compound
     "buildings": 0.0,         # per building
-    "road_vertices": 0.0,     # per road vertex (the walk network is built from them)
+    "road_segments": 0.0,     # per road feature (the walk network is built from them)
     "homes_x_types": 0.0,     # per home × facility type (distances, coverage, gaps)
     "facilities": 0.0,        # per facility (service areas)
 }
+
+SIZE_KEYS = ("compounds", "buildings", "road_segments", "facilities", "types", "homes_x_types")
 
 
 def study_size(data: Any, *, types: int) -> dict[str, int]:
@@ -53,16 +54,39 @@ def study_size(data: Any, *, types: int) -> dict[str, int]:
     Returns
     -------
     dict
-        ``compounds, buildings, road_vertices, facilities, types, homes_x_types`` (counts).
+        ``compounds, buildings, road_segments, facilities, types, homes_x_types`` (counts).
     """
     def n(layer: Any) -> int:
         return 0 if layer is None else len(layer)
 
-    roads = data.roads
-    vertices = 0 if roads is None else int(shapely.get_num_coordinates(np.asarray(roads.geometry.values)).sum())
     homes = n(data.compounds)
-    return {"compounds": homes, "buildings": n(data.buildings), "road_vertices": vertices,
+    return {"compounds": homes, "buildings": n(data.buildings), "road_segments": n(data.roads),
             "facilities": n(data.facilities), "types": int(types), "homes_x_types": homes * int(types)}
+
+
+def size_from_files(cfg: Any, *, types: int) -> dict[str, int] | None:
+    """The same sizes counted in the input files, before reading them (GDAL feature counts).
+
+    Returns None when a needed layer comes from OSM or cannot be counted cheaply.
+    """
+    import pyogrio
+
+    counts: dict[str, int] = {}
+    for role, key in (("compounds", "compounds"), ("buildings", "buildings"), ("roads", "road_segments"),
+                      ("facilities", "facilities")):
+        total = 0
+        for src in cfg.layers_of(role):
+            try:
+                info = pyogrio.read_info(src.path, layer=src.layer, force_feature_count=True)
+            except Exception:  # not countable without reading (or unreadable: read_layer will say why)
+                return None
+            total += max(int(info.get("features", 0)), 0)
+        if not cfg.layers_of(role) and role in ("compounds", "roads"):
+            return None  # from OSM: known only after loading
+        counts[key] = total
+    counts["types"] = int(types)
+    counts["homes_x_types"] = counts["compounds"] * int(types)
+    return counts
 
 
 def estimate_memory(size: dict[str, int], model: dict[str, float] | None = None) -> float:
@@ -125,14 +149,15 @@ def _gb(x: float) -> str:
     return f"{x / 2**30:.1f} GB" if x >= 2**30 else f"{x / 2**20:,.0f} MB"
 
 
-def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float | None = None,
-                 check: bool | None = None) -> dict:
+def check_memory(data: Any = None, *, types: int, name: str = "study", budget_gb: float | None = None,
+                 check: bool | None = None, size: dict[str, int] | None = None, towns: Any = None,
+                 when: str = "after loading") -> dict:
     """Stop a study that would not fit in memory, before its heavy steps.
 
     Parameters
     ----------
-    data : StudyData
-        The loaded study.
+    data : StudyData, optional
+        The loaded study (or give ``size``).
     types : int
         Facility types assessed.
     name : str
@@ -141,12 +166,18 @@ def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float
         Memory the run may use (GB); default :func:`memory_budget`.
     check : bool, optional
         False records the estimate without stopping; default ``settings.memory_check``.
+    size : dict, optional
+        Sizes (:func:`size_from_files`) when ``data`` is not loaded yet.
+    towns : GeoDataFrame or DataFrame, optional
+        Towns (``town_code``, ``name``) for the advice; default ``data.towns``.
+    when : str
+        When the check runs, for the message ("after loading", "before loading").
 
     Returns
     -------
     dict
-        ``size`` (see :func:`study_size`), ``estimate_gb``, ``budget_gb`` (None when unknown),
-        ``budget_from`` and ``checked``: recorded in run.json.
+        ``size``, ``estimate_gb``, ``budget_gb`` (None when unknown), ``budget_from`` and
+        ``checked``: recorded in run.json.
 
     Raises
     ------
@@ -155,7 +186,7 @@ def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float
         the budget, how to split the study (its towns, ``run_many``) and how to override.
     """
     check = settings.memory_check if check is None else bool(check)
-    size = study_size(data, types=types)
+    size = study_size(data, types=types) if size is None else size
     est = estimate_memory(size)
     budget, source = memory_budget(budget_gb)
     out = {"size": size, "estimate_gb": round(est / 2**30, 2),
@@ -163,33 +194,33 @@ def check_memory(data: Any, *, types: int, name: str = "study", budget_gb: float
            "checked": bool(check and budget is not None)}
     if not out["checked"] or est <= budget:
         return out
-    towns = getattr(data, "towns", None)
-    if towns is not None and len(towns) > 1:
-        per_town = ""
-        if data.compounds is not None:
-            import geopandas as gpd
-
-            pts = gpd.GeoDataFrame(geometry=data.compounds.geometry.representative_point(), crs=data.compounds.crs)
-            joined = gpd.sjoin(pts, towns[["town_code", "geometry"]], how="left", predicate="within")
-            counts = joined["town_code"].value_counts()
-            if len(counts):
-                code = counts.index[0]
-                names = dict(zip(towns["town_code"], towns["name"])) if "name" in towns.columns else {}
-                label = f"{names[code]} ({code})" if code in names else str(code)
-                per_town = (f"; the largest, {label}, holds {int(counts.iloc[0]):,} of the "
-                            f"{size['compounds']:,} compounds")
-        split = (f"split it by town: the study has {len(towns)} towns{per_town}. Write one study.toml per town "
-                 "(its [layers.boundary] the town's polygon, the same layers otherwise: features outside a "
-                 "town's boundary beyond 1 km are refused, so clip each layer to its town) and run them with "
-                 "geotijian.run_many([...]) (one after another, or on a Dask cluster)")
-    else:
-        split = ("split it into towns (街镇) or smaller areas: one study.toml per area with its own boundary "
-                 "and clipped layers, run with geotijian.run_many([...]) (one after another, or on a Dask "
-                 "cluster)")
+    towns = getattr(data, "towns", None) if towns is None else towns
     raise StudyTooLargeError(
         f"study '{name}' would need about {_gb(est)} of memory at its peak ({size['compounds']:,} compounds, "
-        f"{size['buildings']:,} buildings, {size['road_vertices']:,} road vertices, {size['facilities']:,} "
+        f"{size['buildings']:,} buildings, {size['road_segments']:,} road segments, {size['facilities']:,} "
         f"facilities, {size['compounds']:,} homes × {size['types']} facility types) but may use {_gb(budget)} "
-        f"({source}); stopped before the heavy steps. Fix: {split}; or, on a machine with more memory, set "
-        "[study] memory_budget_gb = <GB> (or memory_check = false, or `geotijian run --no-memory-check`) to run "
-        "it anyway")
+        f"({source}); stopped {when}, before the heavy steps. Fix: {_split_advice(data, towns, size)}; or, on a "
+        "machine with more memory, set [study] memory_budget_gb = <GB> (or memory_check = false, or "
+        "`geotijian run --no-memory-check`) to run it anyway")
+
+
+def _split_advice(data: Any, towns: Any, size: dict[str, int]) -> str:
+    how = ("one study.toml per town: its [layers.boundary] the town's polygon and each layer clipped to the "
+           "town (features more than 1 km outside a study's boundary are refused), then "
+           "geotijian.run_many([...]) runs them one after another or on a Dask cluster")
+    if towns is None or len(towns) < 2:
+        return f"split it into towns (街镇) or smaller areas: {how}"
+    largest = ""
+    compounds = getattr(data, "compounds", None)
+    if compounds is not None and hasattr(towns, "geometry") and "town_code" in towns.columns:
+        import geopandas as gpd
+
+        pts = gpd.GeoDataFrame(geometry=compounds.geometry.representative_point(), crs=compounds.crs)
+        counts = gpd.sjoin(pts, towns[["town_code", "geometry"]], how="left",
+                           predicate="within")["town_code"].value_counts()
+        if len(counts):
+            code = counts.index[0]
+            names = dict(zip(towns["town_code"], towns["name"])) if "name" in towns.columns else {}
+            label = f"{names[code]} ({code})" if code in names else str(code)
+            largest = f"; the largest, {label}, holds {int(counts.iloc[0]):,} of the {size['compounds']:,} compounds"
+    return f"split it by town: the study has {len(towns)} towns{largest}. Write {how}"

@@ -385,7 +385,11 @@ def _swap(staging: Path, final: Path) -> None:
     tmp = journal.with_name(journal.name + ".tmp")
     tmp.write_text(json.dumps({"staging": str(staging), "old": str(old)}), encoding="utf-8")
     os.replace(tmp, journal)
-    _rename(final, old)
+    try:
+        _rename(final, old)
+    except BaseException:
+        journal.unlink(missing_ok=True)
+        raise
     try:
         _rename(staging, final)
     except Exception:

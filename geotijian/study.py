@@ -14,6 +14,7 @@ only in its ``timings_s``, ``machine`` (peak memory per step, the memory budget)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import warnings
@@ -49,7 +50,7 @@ from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
 from .report import problem_map, save_figures, save_problem_map, write_gpkg
-from .resources import check_memory
+from .resources import check_memory, estimate_memory, memory_budget, size_from_files
 from .runlog import (
     RunLog,
     check_output,
@@ -361,11 +362,12 @@ def output_size_estimate(cfg: StudyConfig) -> int:
     previous outputs still exist, so this is what must be free.
     """
     raster = {Path(p) for p in (cfg.imagery.get("path"), cfg.population.get("raster")) if p is not None}
-    total = 0
+    total = 0.0
     for p in cfg.input_files():
         if p in raster or not p.is_file():
             continue
-        total += p.stat().st_size
+        # OSM XML is verbose text: its layers take about a third of its size once read
+        total += p.stat().st_size / (3.0 if p.name.endswith((".osm", ".osm.bz2", ".xml")) else 1.0)
     return int(OUTPUT_FIXED_BYTES + OUTPUT_BYTES_PER_INPUT_BYTE * total)
 
 
@@ -387,11 +389,13 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
                           "use codes of the facility catalogue (geotijian.facility_catalogue())")
     icat = _indicator_catalogue(cfg)
 
+    walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
     with log.step("load"):
+        # would the study fit in memory? First from the feature counts in the files (a clear
+        # case stops before reading them), then exactly after loading, before the heavy steps
+        _check_memory_before_loading(cfg, len(types) if types else len(walkable))
         data, osm = load_study(cfg)
         res.data = data
-        # before the heavy steps: would the study fit in memory? (stops with how to split it)
-        walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
         n_types = len(types) if types else len(walkable & set(data.facilities["type"].astype(str)))
         data.meta["memory"] = check_memory(data, types=n_types, name=cfg.name)
     with log.step("network"):
@@ -501,6 +505,29 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
         # the ledger is a table (台账); problems carry the geometry
         data.ledger = pd.DataFrame(ledger.drop(columns="geometry", errors="ignore"))
     return res
+
+
+#: Before loading, the facility types present are not known (the catalogue's count is an
+#: upper bound): only an estimate this much above the budget stops the run there.
+PRELOAD_MEMORY_MARGIN = 1.25
+
+
+def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
+    size = size_from_files(cfg, types=max_types)
+    if size is None:
+        return
+    towns = None
+    if cfg.layers_of("towns"):
+        import pyogrio
+
+        src = cfg.layers_of("towns")[0]
+        with contextlib.suppress(Exception):
+            towns = pyogrio.read_dataframe(src.path, layer=src.layer, read_geometry=False)
+    budget, _ = memory_budget()
+    if budget is not None and estimate_memory(size) > PRELOAD_MEMORY_MARGIN * budget:
+        check_memory(size=size, types=max_types, name=cfg.name, towns=towns,
+                     when="before loading (sizes counted in the files, at most "
+                          f"{max_types} facility types)")
 
 
 def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:

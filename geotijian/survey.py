@@ -523,8 +523,8 @@ def complaint_rates(complaints: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, ca
                              fix="check the lon/lat columns and their coordinate system (Amap/Baidu exports are "
                                  "GCJ-02/BD-09: add coords = \"gcj02\" or \"bd09\" to [hotline]) or that the "
                                  "file is this district's")
-        warnings.warn(f"{label}: {int(outside.sum())} of {len(c):,} complaint points lie outside every unit and are "
-                      f"not counted (first {', '.join(ids[:3])}); see result.attrs['outside']",
+        warnings.warn(f"{label}: {int(outside.sum())} point(s) of {len(c):,} complaints lie outside every unit and "
+                      f"are not counted (first {', '.join(ids[:3])}); see result.attrs['outside']",
                       SurveyWarning, stacklevel=2)
     return out
 

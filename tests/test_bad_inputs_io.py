@@ -435,8 +435,8 @@ def test_hotline_points_all_outside_the_district():
     some = pd.concat([far, gpd.GeoDataFrame({"complaint_id": ["H4"], "category": ["噪声"]},
                                             geometry=[Point(X0 + 10, Y0 + 10)], crs=CRS)], ignore_index=True)
     some.attrs["geotijian"] = {"label": "hotline (12345.csv)"}
-    with pytest.warns(SurveyWarning, match=r"hotline \(12345.csv\): 3 of 4 complaint points lie outside every unit "
-                                           r"and are not counted \(first H1, H2, H3\)"):
+    with pytest.warns(SurveyWarning, match=r"hotline \(12345.csv\): 3 point\(s\) of 4 complaints lie outside every "
+                                           r"unit and are not counted \(first H1, H2, H3\)"):
         rates = complaint_rates(some, units)
     assert rates.query("level == 'district' and category == '全部'")["count"].iloc[0] == 1
 
@@ -772,8 +772,11 @@ def test_warnings_grouped_for_the_terminal():
 
 # ============================================================================ 10 memory guard
 
-def test_memory_guard_stops_before_the_heavy_steps(tiny, tmp_path):
+def test_memory_guard_stops_before_the_heavy_steps(tiny, tmp_path, monkeypatch):
+    import geotijian.study as study_mod
+
     d = _study_copy(tiny, tmp_path)
+    # far too big: stopped before reading the layers, from the feature counts in the files
     with settings.temporary(memory_budget_gb=0.05):
         t0 = time.perf_counter()
         with pytest.raises(StudyTooLargeError) as exc:
@@ -781,18 +784,29 @@ def test_memory_guard_stops_before_the_heavy_steps(tiny, tmp_path):
         took = time.perf_counter() - t0
     msg = str(exc.value)
     assert msg.startswith("study 'tiny' would need about ")
-    assert " of memory at its peak (" in msg and "compounds, " in msg and "homes × " in msg
-    assert "but may use 51 MB (memory_budget_gb = 0.05); stopped before the heavy steps. Fix: split it by town: " \
-           "the study has 2 towns; the largest, 嘉定镇街道 (310114102), holds " in msg
-    assert "run them with geotijian.run_many([...])" in msg
-    assert msg.endswith("or, on a machine with more memory, set [study] memory_budget_gb = <GB> (or memory_check = "
-                        "false, or `geotijian run --no-memory-check`) to run it anyway")
+    assert " of memory at its peak (153 compounds, 800 buildings, " in msg and "153 homes × 19 facility types" in msg
+    assert ("but may use 51 MB (memory_budget_gb = 0.05); stopped before loading (sizes counted in the files, at "
+            "most 19 facility types), before the heavy steps. Fix: split it by town: the study has 2 towns. Write "
+            "one study.toml per town: its [layers.boundary] the town's polygon and each layer clipped to the town "
+            "(features more than 1 km outside a study's boundary are refused), then geotijian.run_many([...]) runs "
+            "them one after another or on a Dask cluster; or, on a machine with more memory, set [study] "
+            "memory_budget_gb = <GB> (or memory_check = false, or `geotijian run --no-memory-check`) to run it "
+            "anyway") in msg
+    assert took < 30 and not (d / "out" / "tiny").exists()
+    # a borderline case is decided after loading, with the types present and the towns' compounds
+    monkeypatch.setattr(study_mod, "PRELOAD_MEMORY_MARGIN", 1e9)
+    with settings.temporary(memory_budget_gb=0.05):
+        with pytest.raises(StudyTooLargeError) as exc:
+            gt.run_study(d / "study.toml", progress=False)
+    msg = str(exc.value)
+    assert "153 homes × 12 facility types" in msg and "stopped after loading, before the heavy steps" in msg
+    assert "Fix: split it by town: the study has 2 towns; the largest, 嘉定镇街道 (310114102), holds 120 of the " \
+           "153 compounds. Write one study.toml per town" in msg
     assert not (d / "out" / "tiny").exists()
-    assert took < 60
-    # the command line: exit 2, one line; the override runs past the guard
+    # the command line: exit 2, one line
     toml = d / "study.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace('name = "tiny"',
-                                                             'name = "tiny"\nmemory_budget_gb = 0.05'), encoding="utf-8")
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        'name = "tiny"', 'name = "tiny"\nmemory_budget_gb = 0.05'), encoding="utf-8")
     proc = _cli("run", str(toml), "--quiet")
     assert proc.returncode == 2 and _one_line_error(proc).startswith("geotijian: error: study 'tiny' would need")
     cfg = gt.read_config(toml)
@@ -802,7 +816,7 @@ def test_memory_guard_stops_before_the_heavy_steps(tiny, tmp_path):
 def test_memory_estimate_grows_with_the_inputs():
     from geotijian.resources import check_memory, estimate_memory
 
-    small = {"compounds": 1_199, "buildings": 6_198, "road_vertices": 29_310, "facilities": 471, "types": 14,
+    small = {"compounds": 1_199, "buildings": 6_198, "road_segments": 4_000, "facilities": 471, "types": 14,
              "homes_x_types": 16_786}
     big = {k: v * 155 for k, v in small.items()}
     big["types"] = 14
