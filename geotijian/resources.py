@@ -27,15 +27,25 @@ from .errors import StudyTooLargeError
 __all__ = ["MEMORY_MODEL", "study_size", "size_from_files", "estimate_memory", "available_memory",
            "memory_budget", "check_memory"]
 
-#: Peak resident memory of a run (bytes) = ``base`` + Σ coefficient × size, from
-#: ``benchmarks/bench_memory.py`` on the sample district (scales in the README).
+#: Peak resident memory of a run (bytes) = ``base`` + Σ coefficient × size.
+#:
+#: Measured with ``benchmarks/bench_memory.py`` (Linux VmHWM per step) on the sample district
+#: at scale 1 (1,199 compounds, 14,655 road segments: peak 441 MiB) and scale 18.4 (23,721
+#: compounds, 123,012 buildings, 295,262 road segments, 8,069 facilities, 14 types: peak
+#: 2,083 MiB, in the outputs step; coverage 1,196 MiB). The growth between the two is split
+#: by the step it appears in: loading and units (337 MiB) half to buildings, half to
+#: compounds; coverage (502 MiB) to road segments (the walk network); the outputs step
+#: (809 MiB: service areas, coverage-gap layer, map) half to road segments, half to
+#: homes × types. ``base`` makes scale 1 exact; scale 18.4 comes out at 2,089 MiB.
+#: Inputs of another shape (many more buildings per compound, OSM) are estimated by the
+#: same per-feature costs. Re-measure after a change to a heavy step.
 MEMORY_MODEL: dict[str, float] = {
-    "base": 450e6,            # interpreter, libraries, catalogues
-    "compounds": 0.0,         # per compound
-    "buildings": 0.0,         # per building
-    "road_segments": 0.0,     # per road feature (the walk network is built from them)
-    "homes_x_types": 0.0,     # per home × facility type (distances, coverage, gaps)
-    "facilities": 0.0,        # per facility (service areas)
+    "base": 371e6,            # interpreter, libraries, catalogues, small layers
+    "compounds": 7_845.0,     # per compound (polygons, population, units)
+    "buildings": 1_512.0,     # per building
+    "road_segments": 3_387.0,  # per road feature (walk network, snapping, service areas)
+    "homes_x_types": 1_345.0,  # per home × facility type (distances, gaps, map rows)
+    "facilities": 0.0,        # per facility (within the road-segment share at the sample's ratio)
 }
 
 SIZE_KEYS = ("compounds", "buildings", "road_segments", "facilities", "types", "homes_x_types")
@@ -151,7 +161,7 @@ def _gb(x: float) -> str:
 
 def check_memory(data: Any = None, *, types: int, name: str = "study", budget_gb: float | None = None,
                  check: bool | None = None, size: dict[str, int] | None = None, towns: Any = None,
-                 when: str = "after loading") -> dict:
+                 when: str = "after loading, before the heavy steps") -> dict:
     """Stop a study that would not fit in memory, before its heavy steps.
 
     Parameters
@@ -171,7 +181,7 @@ def check_memory(data: Any = None, *, types: int, name: str = "study", budget_gb
     towns : GeoDataFrame or DataFrame, optional
         Towns (``town_code``, ``name``) for the advice; default ``data.towns``.
     when : str
-        When the check runs, for the message ("after loading", "before loading").
+        When the check runs, for the message.
 
     Returns
     -------
@@ -199,15 +209,16 @@ def check_memory(data: Any = None, *, types: int, name: str = "study", budget_gb
         f"study '{name}' would need about {_gb(est)} of memory at its peak ({size['compounds']:,} compounds, "
         f"{size['buildings']:,} buildings, {size['road_segments']:,} road segments, {size['facilities']:,} "
         f"facilities, {size['compounds']:,} homes × {size['types']} facility types) but may use {_gb(budget)} "
-        f"({source}); stopped {when}, before the heavy steps. Fix: {_split_advice(data, towns, size)}; or, on a "
+        f"({source}); stopped {when}. Fix: {_split_advice(data, towns, size)}; or, on a "
         "machine with more memory, set [study] memory_budget_gb = <GB> (or memory_check = false, or "
         "`geotijian run --no-memory-check`) to run it anyway")
 
 
 def _split_advice(data: Any, towns: Any, size: dict[str, int]) -> str:
-    how = ("one study.toml per town: its [layers.boundary] the town's polygon and each layer clipped to the "
-           "town (features more than 1 km outside a study's boundary are refused), then "
-           "geotijian.run_many([...]) runs them one after another or on a Dask cluster")
+    how = ("one study.toml per town: its [layers.boundary] the town's polygon, its committees, compounds and "
+           "buildings clipped to the town, its roads and facilities to the town plus up to 1 km (so those just "
+           "across the edge still serve it; features farther out are refused), then geotijian.run_many([...]) "
+           "runs them one after another or on a Dask cluster")
     if towns is None or len(towns) < 2:
         return f"split it into towns (街镇) or smaller areas: {how}"
     largest = ""

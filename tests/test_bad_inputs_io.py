@@ -694,7 +694,7 @@ def test_ctrl_c_in_the_first_second(tiny, tmp_path):
     assert probe.stdout.strip() == "False"
     p = subprocess.Popen([sys.executable, "-m", "geotijian.cli", "run", str(tiny / "study.toml"), "--quiet"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
+    time.sleep(1.5)  # inside main(): importing the libraries (seconds) or reading the layers
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
@@ -784,12 +784,13 @@ def test_memory_guard_stops_before_the_heavy_steps(tiny, tmp_path, monkeypatch):
         took = time.perf_counter() - t0
     msg = str(exc.value)
     assert msg.startswith("study 'tiny' would need about ")
-    assert " of memory at its peak (153 compounds, 800 buildings, " in msg and "153 homes × 19 facility types" in msg
+    assert " of memory at its peak (153 compounds, 800 buildings, " in msg and "153 homes × 27 facility types" in msg
     assert ("but may use 51 MB (memory_budget_gb = 0.05); stopped before loading (sizes counted in the files, at "
-            "most 19 facility types), before the heavy steps. Fix: split it by town: the study has 2 towns. Write "
-            "one study.toml per town: its [layers.boundary] the town's polygon and each layer clipped to the town "
-            "(features more than 1 km outside a study's boundary are refused), then geotijian.run_many([...]) runs "
-            "them one after another or on a Dask cluster; or, on a machine with more memory, set [study] "
+            "most 27 facility types). Fix: split it by town: the study has 2 towns. Write "
+            "one study.toml per town: its [layers.boundary] the town's polygon, its committees, compounds and "
+            "buildings clipped to the town, its roads and facilities to the town plus up to 1 km (so those just "
+            "across the edge still serve it; features farther out are refused), then geotijian.run_many([...]) "
+            "runs them one after another or on a Dask cluster; or, on a machine with more memory, set [study] "
             "memory_budget_gb = <GB> (or memory_check = false, or `geotijian run --no-memory-check`) to run it "
             "anyway") in msg
     assert took < 30 and not (d / "out" / "tiny").exists()
