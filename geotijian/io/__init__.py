@@ -1,4 +1,4 @@
-"""Input and output: layers by role, OSM, coordinates, atomic writes."""
+"""Input and output: layers by role, OSM, coordinates, encodings, safe tables, atomic writes."""
 
 from .atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from .coords import (
@@ -11,8 +11,11 @@ from .coords import (
     wgs84_to_gcj02,
 )
 from .alignment import check_alignment
+from .crs import crs_fit, suggest_metric_crs
 from .layers import ROLES, RoleSpec, check_gcj_shift, read_layer, validate_layer
 from .osm import OSMData, load_osm, parse_other_tags, walk_mask
+from .tables import markdown_cell, protect_cells, write_csv
+from .text import detect_encoding, read_table, read_text_table
 from .topology import check_topology, clip_to_area
 
 __all__ = [
@@ -22,4 +25,6 @@ __all__ = [
     "convert_coords", "wgs84_to_gcj02", "gcj02_to_wgs84", "gcj02_to_bd09", "bd09_to_gcj02",
     "wgs84_to_bd09", "bd09_to_wgs84",
     "OSMData", "load_osm", "walk_mask", "parse_other_tags",
+    "detect_encoding", "read_table", "read_text_table", "write_csv", "protect_cells", "markdown_cell",
+    "crs_fit", "suggest_metric_crs",
 ]
