@@ -261,6 +261,7 @@ def test_study_crs_made_for_another_region(tmp_path):
         _check_study_crs(cfg2, bnd)
 
 
+@pytest.mark.filterwarnings("ignore:blocks. 1 block:geotijian.errors.RepairWarning")
 def test_road_classes_string_is_one_class(tmp_path):
     p = _toml(tmp_path, replace=("max_pop = 12000", 'max_pop = 12000\nroad_classes = "primary"'))
     assert gt.read_config(p).units["road_classes"] == ["primary"]
@@ -441,6 +442,7 @@ def test_hotline_points_all_outside_the_district():
     assert rates.query("level == 'district' and category == '全部'")["count"].iloc[0] == 1
 
 
+@pytest.mark.filterwarnings("ignore:zones. none of the:geotijian.errors.CoordinateWarning")
 def test_orthophoto_covering_no_unit():
     ortho = gt.read_orthophoto(SAMPLE / "ortho_rgb.tif")
     units = gt.read_layer(GPKG, "committees", layer="committees").rename(columns={"committee_id": "unit_id"})
