@@ -216,3 +216,22 @@ def test_unknown_facility_type_is_a_config_error_before_any_work(tmp_path):
         gt.run_study(p, progress=False, output=tmp_path)
     assert err.value.key == "facilities.types" and "spaceport" in str(err.value)
     assert not (tmp_path / "sample").exists()
+
+
+def test_sample_results_equal_mains_snapshot(sample_run):
+    """Coverage shares, units, problems and ledger of the sample equal main's before the
+    district-scale work (tests/data/sample_results.json, see tests/results_snapshot.py)."""
+    from .results_snapshot import SNAPSHOT, results_snapshot
+
+    want = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    got = json.loads(json.dumps(results_snapshot(sample_run)))
+    for key in ("coverage", "units", "compound_units", "problems", "ledger"):
+        assert len(got[key]) == len(want[key]), f"{key}: {len(got[key])} rows, main had {len(want[key])}"
+        for i, (g, w) in enumerate(zip(got[key], want[key])):
+            assert g.keys() == w.keys(), f"{key} row {i}: columns {sorted(g)} != {sorted(w)}"
+            for col, wv in w.items():
+                gv = g[col]
+                if isinstance(wv, float) and isinstance(gv, (int, float)):
+                    assert gv == pytest.approx(wv, rel=1e-9, abs=1e-9), f"{key} row {i} {col}: {gv} != {wv}"
+                else:
+                    assert gv == wv, f"{key} row {i} ({w.get('problem_id') or w.get('unit_id') or w.get('area_id')}) {col}: {gv!r} != {wv!r}"
