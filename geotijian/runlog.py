@@ -92,6 +92,8 @@ class RunLog:
 
     progress: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds (user + system, every thread of the process) per step; not in run.json
+    cpu: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     records: list[tuple[str, str, str]] = field(default_factory=list)
     memory_mb: dict[str, float] = field(default_factory=dict)
@@ -114,7 +116,7 @@ class RunLog:
         """Time one step, collect its warnings, advance the progress bar."""
         if self._bar is not None:
             self._bar.set_description_str(f"geotijian: {name}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _reset_hwm()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -122,6 +124,7 @@ class RunLog:
                 yield
             finally:
                 self.timings[name] = round(time.perf_counter() - t0, 3)
+                self.cpu[name] = round(time.process_time() - c0, 3)
                 self.memory_mb[name] = peak_rss_mb()
                 for w in caught:
                     self.add_warning(name, w.category.__name__, str(w.message))

@@ -1,0 +1,197 @@
+"""A Jiading-size study end to end (issue 15): every step's time, peak memory, output sizes.
+
+Run: ``.venv/bin/python benchmarks/bench_study.py [--quick] [--scale 18.4] [--no-rerun]``
+
+Inputs: ``geotijian sample --scale 18.4`` (≈ 460 km², 1.8 million residents, 23,721
+compounds, 295,262 road segments, 11 towns), built once by a child process and cached
+under ``outputs/bench_study/scale-<s>/`` (the same seed and scale give the same bytes), and
+the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]``).
+``--quick`` uses scale 2 (≈ 50 km²) for a run of seconds.
+
+Measured in this one process:
+
+* ``run_study`` on it: wall and CPU seconds (user + system, all threads) of every step,
+  peak resident memory (``ru_maxrss``), the size of every output file;
+* the floor beside them: a plain ``pyogrio.read_dataframe`` of every input layer plus the
+  coverage kernel (``build_network`` + ``nearest_facility_distance`` for every type);
+* byte-identical outputs on a second run (``run.json`` compared without its timings).
+
+Targets (issue 15; the machine's load is printed, figures under contention are not the
+quiet machine's): end to end ≤ 45 s, peak RSS ≤ 2 GB, the district map ≤ 15 MB, identical
+bytes on a rerun. Exits 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_TOTAL_S = 45.0
+TARGET_RSS_MB = 2048.0
+TARGET_MAP_MB = 15.0
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def build_inputs(scale: float, root: Path) -> Path:
+    """The sample district at ``scale`` and its study.toml, cached under ``root``."""
+    folder = root / f"scale-{scale:g}"
+    gpkg = folder / "sample_district.gpkg"
+    if not gpkg.exists():
+        print(f"building the sample district at scale {scale:g} in {folder} (cached for next time) ...",
+              flush=True)
+        t = time.perf_counter()
+        # a child process: the benchmark's peak memory is the study's, not the generator's
+        subprocess.run([sys.executable, "-m", "geotijian.cli", "sample", str(folder), "--scale", f"{scale:g}"],
+                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        print(f"  built in {time.perf_counter() - t:.1f} s", flush=True)
+    text = (ROOT / "layers" / "sample" / "study.toml").read_text(encoding="utf-8")
+    out_lines, skip = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skip = line.strip() == "[ledger]"
+        if not skip:
+            out_lines.append(line)
+    toml = "\n".join(out_lines) + "\n"
+    toml = toml.replace('name = "sample"', 'name = "jiading"').replace(
+        'output = "../../outputs"', 'output = "./out"')
+    study = folder / "study.toml"
+    if not study.exists() or study.read_text(encoding="utf-8") != toml:
+        study.write_text(toml, encoding="utf-8")
+    return study
+
+
+def floor(study: Path) -> dict[str, float]:
+    """A plain read of the same input layers, then the coverage kernel on them."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+
+    import geotijian as gt
+    from geotijian.access import nearest_facility_distance
+    from geotijian.config import read_config
+    from geotijian.io.coords import gcj02_to_wgs84
+
+    cfg = read_config(study)
+    t0, c0 = time.perf_counter(), time.process_time()
+    frames = {}
+    for role in ("boundary", "towns", "committees", "compounds", "buildings", "roads", "water", "rail",
+                 "parks", "facilities"):
+        for s in cfg.layers_of(role):
+            if s.path.suffix == ".csv":
+                df = pd.read_csv(s.path)
+                lon, lat = gcj02_to_wgs84(df["lon"].to_numpy(), df["lat"].to_numpy())
+                g = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+            else:
+                g = pyogrio.read_dataframe(s.path, layer=s.layer)
+            frames.setdefault(role, []).append(g.to_crs(cfg.crs))
+    read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
+    roads = frames["roads"][0]
+    homes = frames["compounds"][0].rename(columns={"compound_id": "home_id"})
+    fac = pd.concat([f[["facility_id", "type", "geometry"]] for f in frames["facilities"]], ignore_index=True)
+    fac = gpd.GeoDataFrame(fac, geometry="geometry", crs=cfg.crs)
+    cat = gt.facility_catalogue()
+    wd = dict(zip(cat["code"], cat["walk_distance_m"].astype(float)))
+    types = sorted(t for t in fac["type"].unique() if t in wd and wd[t] == wd[t])
+    t1, c1 = time.perf_counter(), time.process_time()
+    net = gt.build_network(roads, crs=cfg.crs)
+    nearest_facility_distance(net, homes, fac, types=types)  # unlimited, as the study (gap distances)
+    kernel_s, kernel_cpu = time.perf_counter() - t1, time.process_time() - c1
+    return {"read_s": read_s, "read_cpu": read_cpu, "kernel_s": kernel_s, "kernel_cpu": kernel_cpu}
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _same_outputs(a: Path, b: Path) -> list[str]:
+    """Files that differ between two runs (run.json without its timings)."""
+    fa, fb = _files(a), _files(b)
+    diff = sorted(set(fa) ^ set(fb))
+    for rel in sorted(set(fa) & set(fb)):
+        x, y = (a / rel).read_bytes(), (b / rel).read_bytes()
+        if rel == "run.json":
+            jx, jy = json.loads(x), json.loads(y)
+            for k in ("timings_s", "started"):
+                jx.pop(k, None), jy.pop(k, None)
+            if jx != jy:
+                diff.append(rel)
+        elif x != y:
+            diff.append(rel)
+    return diff
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="scale 2 instead of 18.4 (seconds)")
+    ap.add_argument("--scale", type=float, default=None, help="sample scale (default 18.4)")
+    ap.add_argument("--no-rerun", action="store_true", help="skip the second run (byte identity)")
+    args = ap.parse_args(argv)
+    scale = args.scale or (2.0 if args.quick else 18.4)
+    root = ROOT / "outputs" / "bench_study"
+    study = build_inputs(scale, root)
+
+    import geotijian as gt
+
+    print(f"== bench_study: scale {scale:g} ({study.parent}); {_load()}", flush=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = gt.run_study(study, progress=False)
+    total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out = res.out_dir
+    counts = {k: len(v) for k, v in res.data.layers().items()}
+    print(f"inputs: {counts.get('compounds', 0):,} compounds, {counts.get('roads', 0):,} road segments, "
+          f"{counts.get('facilities', 0):,} facilities, {counts.get('units', 0)} units, "
+          f"{int(res.data.compounds['population'].sum()):,} residents")
+    print(f"\n{'step':<12}{'wall s':>9}{'cpu s':>9}")
+    for step, wall in res.log.timings.items():
+        print(f"{step:<12}{wall:>9.2f}{res.log.cpu.get(step, float('nan')):>9.2f}")
+    print(f"{'total':<12}{total:>9.2f}{total_cpu:>9.2f}   (target ≤ {TARGET_TOTAL_S:g} s wall on a quiet machine)")
+    print(f"peak RSS {rss_mb:,.0f} MB (target ≤ {TARGET_RSS_MB:,.0f} MB)")
+    print(f"load after the run: {_load()}")
+
+    fl = floor(study)
+    print(f"\nfloor: plain pyogrio read of the input layers {fl['read_s']:.2f} s ({fl['read_cpu']:.2f} cpu) "
+          f"+ coverage kernel {fl['kernel_s']:.2f} s ({fl['kernel_cpu']:.2f} cpu) = "
+          f"{fl['read_s'] + fl['kernel_s']:.2f} s; study = {total / (fl['read_s'] + fl['kernel_s']):.1f}× the floor")
+
+    files = _files(out)
+    print(f"\noutputs ({out}): {len(files)} files, {sum(files.values()) / 1e6:,.1f} MB")
+    for rel, size in files.items():
+        print(f"  {size / 1e6:10.2f} MB  {rel}")
+    map_mb = files.get("maps/problem_map.html", 0) / 1e6
+
+    failed = []
+    if total > TARGET_TOTAL_S:
+        failed.append(f"end to end {total:.1f} s > {TARGET_TOTAL_S:g} s")
+    if rss_mb > TARGET_RSS_MB:
+        failed.append(f"peak RSS {rss_mb:,.0f} MB > {TARGET_RSS_MB:,.0f} MB")
+    if map_mb > TARGET_MAP_MB:
+        failed.append(f"district map {map_mb:.1f} MB > {TARGET_MAP_MB:g} MB")
+    if not args.no_rerun:
+        second = root / "rerun"
+        t = time.perf_counter()
+        again = gt.run_study(study, progress=False, output=second)
+        diff = _same_outputs(out, again.out_dir)
+        print(f"\nrerun ({time.perf_counter() - t:.1f} s): "
+              + ("every output byte-identical" if not diff else f"{len(diff)} files differ: {diff[:8]}"))
+        if diff:
+            failed.append(f"{len(diff)} outputs differ on a rerun")
+    print("\n" + ("all targets met" if not failed else "MISSED: " + "; ".join(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
