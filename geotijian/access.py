@@ -827,8 +827,18 @@ def service_areas(
             lines = _reached_segments(network, D, fsnap, mask, d)
         else:
             lines = np.zeros(0, dtype=object)
-        geom = _street_space(lines, hw, quad_segs)
-        rows.append((code, names.get(code, code), d, None, geom))
+        rows.append((code, names.get(code, code), d, None, lines))
+    if not per_facility:
+        # the unions are GEOS calls that release the GIL: two types at a time on two cores,
+        # the largest first (same polygons as one by one)
+        pieces = [r[4] for r in rows]
+        work = np.argsort([-len(p) for p in pieces], kind="stable")
+        geoms: list = [None] * len(rows)
+        workers = 2 if settings.parallel and sum(len(p) for p in pieces) >= 20_000 else 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i, g in zip(work, pool.map(lambda k: _street_space(pieces[k], hw, quad_segs), work)):
+                geoms[i] = g
+        rows = [r[:4] + (g,) for r, g in zip(rows, geoms)]
     cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
     out = pd.DataFrame(rows, columns=cols)
     if not per_facility:

@@ -27,8 +27,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch, Rectangle  # noqa: E402
+from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
+from matplotlib.path import Path as MplPath  # noqa: E402
+import shapely  # noqa: E402
 
 import geopandas as gpd  # noqa: E402
 
@@ -96,6 +99,100 @@ def _style(lang: str) -> Iterator[None]:
         if font is None:  # already said once above; not one warning per missing glyph
             warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         yield
+
+
+# --------------------------------------------------------------------------- drawing
+# A district has tens of thousands of polygons: each colour class is drawn as ONE compound
+# path (one PathPatch), lines as one LineCollection, points as one scatter; never one
+# matplotlib artist per feature. Rings are oriented (exteriors counter-clockwise, holes
+# clockwise), so holes stay holes under either fill rule.
+
+def _compound_path(geoms: np.ndarray) -> MplPath | None:
+    """Every ring of the (multi)polygons in ``geoms`` as one matplotlib path."""
+    polys = shapely.get_parts(np.asarray(geoms, dtype=object))
+    polys = polys[(shapely.get_type_id(polys) == 3) & ~shapely.is_empty(polys)]
+    if not len(polys):
+        return None
+    rings = shapely.get_rings(shapely.orient_polygons(polys))
+    xy, ri = shapely.get_coordinates(rings, return_index=True)
+    codes = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
+    first = np.r_[0, np.flatnonzero(np.diff(ri)) + 1]
+    codes[first] = MplPath.MOVETO
+    codes[np.r_[first[1:] - 1, len(xy) - 1]] = MplPath.CLOSEPOLY
+    return MplPath(xy, codes)
+
+
+def _feature_paths(geoms: np.ndarray) -> list[MplPath]:
+    """One matplotlib path per (multi)polygon, for layers whose features overlap and must
+    stack (problems on one unit). Built from one coordinate array, split per feature."""
+    g = np.asarray(geoms, dtype=object)
+    polys, pi = shapely.get_parts(g, return_index=True)
+    rings, ri = shapely.get_rings(shapely.orient_polygons(polys), return_index=True)
+    xy, ci = shapely.get_coordinates(rings, return_index=True)
+    codes = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
+    first = np.r_[0, np.flatnonzero(np.diff(ci)) + 1]
+    codes[first] = MplPath.MOVETO
+    codes[np.r_[first[1:] - 1, len(xy) - 1]] = MplPath.CLOSEPOLY
+    feat = pi[ri[ci]]  # feature of every vertex
+    cut = np.flatnonzero(np.diff(feat)) + 1
+    return [MplPath(v, c) for v, c in zip(np.split(xy, cut), np.split(codes, cut))]
+
+
+def _draw_polygons(ax: plt.Axes, geoms: Any, *, facecolor: Any, edgecolor: str = "none",
+                   linewidth: float = 0.0, alpha: float | None = None, zorder: float = 1,
+                   linestyle: Any = "-") -> None:
+    """Fill (multi)polygons, one compound path per distinct face colour.
+
+    ``facecolor`` is one colour or one per geometry (aligned with ``geoms``).
+    """
+    g = np.asarray(geoms, dtype=object)
+    if not len(g):
+        return
+    fc = np.asarray(facecolor, dtype=object) if not isinstance(facecolor, str) else None
+    groups = [(facecolor, g)] if fc is None else [(col, g[fc == col]) for col in sorted(set(fc.tolist()))]
+    for col, part in groups:
+        path = _compound_path(part)
+        if path is not None:
+            ax.add_patch(PathPatch(path, facecolor=col, edgecolor=edgecolor, linewidth=linewidth,
+                                   alpha=alpha, zorder=zorder, linestyle=linestyle))
+    ax.autoscale_view()
+
+
+def _draw_lines(ax: plt.Axes, geoms: Any, *, color: str, linewidth: float, zorder: float,
+                linestyle: Any = "-") -> None:
+    """Outlines (or any lines) as one LineCollection."""
+    g = np.asarray(geoms, dtype=object)
+    parts = shapely.get_parts(g[~shapely.is_empty(g)]) if len(g) else g
+    if not len(parts):
+        return
+    xy, li = shapely.get_coordinates(parts, return_index=True)
+    segs = np.split(xy, np.flatnonzero(np.diff(li)) + 1)
+    ax.add_collection(LineCollection(segs, colors=color, linewidths=linewidth, linestyles=linestyle,
+                                     zorder=zorder, capstyle="projecting"))
+
+
+def _draw_points(ax: plt.Axes, geoms: Any, *, color: Any, size: float, edgecolor: str,
+                 linewidth: float, zorder: float, marker: str = "o") -> None:
+    g = np.asarray(geoms, dtype=object)
+    if not len(g):
+        return
+    xy = shapely.get_coordinates(g)
+    ax.scatter(xy[:, 0], xy[:, 1], s=size, c=color, edgecolors=edgecolor, linewidths=linewidth,
+               zorder=zorder, marker=marker)
+
+
+def _draw(ax: plt.Axes, geoms: Any, *, facecolor: Any, edgecolor: str, linewidth: float,
+          zorder: float, alpha: float | None = None, markersize: float = 22) -> None:
+    """Polygons as compound paths, points as a scatter (a gap layer may hold either)."""
+    g = np.asarray(geoms, dtype=object)
+    is_pt = shapely.get_type_id(g) == 0
+    fc = facecolor if isinstance(facecolor, str) else np.asarray(facecolor, dtype=object)
+    if (~is_pt).any():
+        _draw_polygons(ax, g[~is_pt], facecolor=fc if isinstance(fc, str) else fc[~is_pt],
+                       edgecolor=edgecolor, linewidth=linewidth, alpha=alpha, zorder=zorder)
+    if is_pt.any():
+        _draw_points(ax, g[is_pt], color=fc if isinstance(fc, str) else list(fc[is_pt]), size=markersize,
+                     edgecolor=edgecolor, linewidth=linewidth, zorder=zorder)
 
 
 def _metric(gdf: gpd.GeoDataFrame, crs, name: str) -> gpd.GeoDataFrame:
@@ -172,11 +269,11 @@ def _base(study: StudyData, ax: plt.Axes, extent) -> None:
 
 def _outlines(study: StudyData, ax: plt.Axes) -> None:
     if study.towns is not None and len(study.towns):
-        _metric(study.towns, study.crs, "towns").boundary.plot(ax=ax, color="#555555",
-                                                               linewidth=0.9, zorder=8)
+        _draw_lines(ax, shapely.boundary(_metric(study.towns, study.crs, "towns").geometry.to_numpy()),
+                    color="#555555", linewidth=0.9, zorder=8)
     if study.boundary is not None and len(study.boundary):
-        _metric(study.boundary, study.crs, "boundary").boundary.plot(
-            ax=ax, color="#111111", linewidth=1.6, linestyle=(0, (5, 3)), zorder=9)
+        _draw_lines(ax, shapely.boundary(_metric(study.boundary, study.crs, "boundary").geometry.to_numpy()),
+                    color="#111111", linewidth=1.6, linestyle=(0, (5, 3)), zorder=9)
 
 
 def _credit(fig: plt.Figure, study: StudyData, lang: str) -> None:
@@ -227,7 +324,7 @@ def units_figure(study: StudyData, path: str | Path, *, indicator: str | None = 
         fc = np.array(colors + [c.NODATA_COLOR], dtype=object)[np.where(cls >= 0, cls, len(colors))]
         fig, ax = _new(size_in, dpi)
         _base(study, ax, _extent(study, units))
-        units.plot(ax=ax, color=list(fc), edgecolor="white", linewidth=0.6, zorder=2)
+        _draw(ax, units.geometry.to_numpy(), facecolor=fc, edgecolor="white", linewidth=0.6, zorder=2)
         _outlines(study, ax)
         lo = float(np.nanmin(val)) if np.isfinite(val).any() else 0.0
         handles = [Patch(facecolor=colors[i], edgecolor="#777777",
@@ -262,8 +359,8 @@ def _finish(fig: Any, ax: Any, study: StudyData, heading: str, path: Path, *, la
 def _units_background(study: StudyData, ax: Any) -> None:
     """Units in light grey under a thematic layer (gaps, problems)."""
     if study.units is not None and len(study.units):
-        _metric(study.units, study.crs, "units").plot(ax=ax, facecolor="#f4f4f4", edgecolor="#bdbdbd",
-                                                      linewidth=0.5, zorder=1)
+        _draw(ax, _metric(study.units, study.crs, "units").geometry.to_numpy(), facecolor="#f4f4f4",
+              edgecolor="#bdbdbd", linewidth=0.5, zorder=1)
 
 
 def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, *,
@@ -292,9 +389,8 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
         if sa is not None and len(sa):
             sa_t = sa.loc[sa["facility_type"].astype(str) == facility_type]
             if len(sa_t):
-                _metric(sa_t, study.crs, "service_areas").plot(ax=ax, facecolor=color, alpha=0.15,
-                                                               edgecolor=color, linewidth=0.6,
-                                                               zorder=2)
+                _draw(ax, _metric(sa_t, study.crs, "service_areas").geometry.to_numpy(), facecolor=color,
+                      alpha=0.15, edgecolor=color, linewidth=0.6, zorder=2)
                 handles.append(Patch(facecolor=color, alpha=0.3, edgecolor=color,
                                      label="服务范围" if lang == "zh" else "service area"))
         radius = pd.to_numeric(gaps["walk_distance_m"], errors="coerce").astype(float)
@@ -302,8 +398,8 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
         idx = np.digitize(ratio.fillna(np.inf).to_numpy(), c.GAP_RATIO_BREAKS)
         if len(gaps):
             gcol = np.array(c.GAP_COLORS, dtype=object)[idx]
-            gaps.plot(ax=ax, color=list(gcol), edgecolor="#333333", linewidth=0.3, markersize=22,
-                      zorder=4)
+            _draw(ax, gaps.geometry.to_numpy(), facecolor=gcol, edgecolor="#333333", linewidth=0.3,
+                  markersize=22, zorder=4)
         edges = [1.0, *c.GAP_RATIO_BREAKS]
         for i, col in enumerate(c.GAP_COLORS):
             rng = f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"> {edges[i]:g}"
@@ -315,8 +411,8 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
             f_t = fac.loc[fac["type"].astype(str) == facility_type]
             if len(f_t):
                 pts = _metric(f_t, study.crs, "facilities").representative_point()
-                pts.plot(ax=ax, color=color, edgecolor="white", linewidth=0.6, markersize=40,
-                         marker="^", zorder=5)
+                _draw_points(ax, pts.to_numpy(), color=color, edgecolor="white", linewidth=0.6, size=40,
+                             marker="^", zorder=5)
                 handles.append(Line2D([], [], marker="^", color="none", markerfacecolor=color,
                                       markeredgecolor="white", markersize=8,
                                       label=f"{tname} ({len(f_t)})"))
@@ -353,12 +449,15 @@ def problem_figure(study: StudyData, path: str | Path, *, lang: str = "zh",
             col = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
             poly = sub.geom_type.isin(["Polygon", "MultiPolygon"])
             if poly.any():
-                sub.loc[poly].plot(ax=ax, facecolor=col, alpha=0.3, edgecolor="none", zorder=3)
-                sub.loc[poly].boundary.plot(ax=ax, color=col, linewidth=1.4, linestyle="--",
-                                            zorder=4)
+                g = sub.loc[poly].geometry.to_numpy()
+                # problems on one area overlap: one translucent fill each (they stack), as before
+                paths = _feature_paths(g)
+                ax.add_collection(PathCollection(paths, facecolors=col, edgecolors="none", alpha=0.3,
+                                                 zorder=3))
+                _draw_lines(ax, shapely.boundary(g), color=col, linewidth=1.4, linestyle="--", zorder=4)
             if (~poly).any():
-                sub.loc[~poly].representative_point().plot(ax=ax, color=col, markersize=36,
-                                                           edgecolor="white", zorder=5)
+                _draw_points(ax, sub.loc[~poly].representative_point().to_numpy(), color=col, size=36,
+                             edgecolor="white", linewidth=1.0, zorder=5)
             handles.append(Patch(facecolor=col, alpha=0.6, edgecolor=col,
                                  label=f"{c.problem_class_label(cls_name, lang)} ({len(sub)})"))
         _outlines(study, ax)
