@@ -139,7 +139,7 @@ def _inline_assets(m: folium.Map, *, cluster: bool) -> None:
         header.add_child(Element(_script(_read_asset("leaflet.markercluster.js"))),
                          name="gtj_cluster_js")
     header.add_child(Element(f"<style>{_CSS}</style>"), name="gtj_css")
-    header.add_child(Element(_script(_POPUP_JS)), name="gtj_popup_js")
+    header.add_child(Element(_script(_POPUP_JS + _GAP_JS)), name="gtj_popup_js")
 
 
 _CSS = """
@@ -367,6 +367,119 @@ def _name_series(df: pd.DataFrame, cols: Sequence[str], fallback: str) -> pd.Ser
 def _layer_name(text: str) -> str:
     """A layer name for the layer control: escaped (Leaflet inserts it as HTML)."""
     return html.escape(str(text).replace("\\", "/").replace("\n", " "), quote=True)
+
+
+# --------------------------------------------------------------------------- coverage gaps
+
+def _gap_table(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: int) -> tuple[dict, list, list]:
+    """The gap layer as one compact table for the page: a row per home with a gap.
+
+    ``gaps`` is one row per (home, type) (:func:`geotijian.coverage_gaps`). A district has
+    ~300,000 such rows but ~20,000 homes: each home is written once, at a point inside it,
+    with its distance to every type (0 = covered, -1 = no facility reachable), so the page
+    carries each home and each label once instead of once per missing type.
+    """
+    for col in ("home_id", "facility_type", "distance_m", "walk_distance_m"):
+        if col not in gaps.columns:
+            raise LayerError("coverage_gaps", f"missing column {col!r}", fix="build it with coverage_gaps()")
+    types = c.ordered_types(gaps["facility_type"])
+    ti = pd.Categorical(gaps["facility_type"].astype(str), categories=types).codes
+    hcode, homes = pd.factorize(gaps["home_id"].astype(str), sort=True)
+    first = np.unique(hcode, return_index=True)[1]  # first row of every home
+    dist = np.zeros((len(homes), len(types)))
+    d = pd.to_numeric(gaps["distance_m"], errors="coerce").to_numpy(dtype=float)
+    dist[hcode, ti] = np.where(np.isfinite(d), np.maximum(np.round(d, 1), 0.1), -1.0)
+    radius = pd.to_numeric(gaps["walk_distance_m"], errors="coerce").to_numpy(dtype=float)
+    rad = np.zeros(len(types))
+    rad[ti] = radius
+    names = []
+    for j, t in enumerate(types):
+        nm = c.facility_type_name(t, lang)
+        if lang == "zh" and "facility_name_zh" in gaps.columns:
+            sub = gaps["facility_name_zh"].to_numpy()[ti == j]
+            sub = sub[pd.notna(sub)]
+            if len(sub):
+                nm = str(sub[0])
+        names.append(html.escape(nm))
+    sub = gaps.iloc[first]
+    g = sub.geometry.to_numpy()
+    pts = np.where(shapely.get_type_id(g) == 0, g, shapely.point_on_surface(g))
+    w = _to_web(gpd.GeoDataFrame(geometry=pts, crs=gaps.crs), simplify_m=0, decimals=decimals, gcj=gcj,
+                layer="coverage_gaps")
+    xy = shapely.get_coordinates(w.geometry.to_numpy())
+    unit = c.escaped_values(sub["unit_id"]) if "unit_id" in sub.columns else pd.Series("—", index=sub.index)
+    pop = (pd.to_numeric(sub["population"], errors="coerce").round(0) if "population" in sub.columns
+           else pd.Series(np.nan, index=sub.index))
+    rows = pd.DataFrame({"x": np.round(xy[:, 0], decimals), "y": np.round(xy[:, 1], decimals),
+                         "id": [html.escape(h, quote=True) for h in homes.astype(str)],
+                         "u": unit.to_numpy(), "p": pop.fillna(-1).astype(np.int64).to_numpy()})
+    rows["d"] = [list(r) for r in dist.tolist()]
+    fields = [html.escape(c.field_label(k, lang)) for k in ("unit_id", "population", "facility_name_zh",
+                                                             "walk_distance_m", "distance_m")]
+    data = {"c": list(c.GAP_COLORS), "b": list(c.GAP_RATIO_BREAKS), "r": rad.tolist(), "n": names,
+            "f": fields, "rows": rows.to_numpy().tolist(),
+            "none": "∞" if lang == "zh" else "none reachable", "_bounds": w.total_bounds}
+    counts = (dist != 0).sum(axis=0).tolist()
+    return data, types, counts
+
+
+class _GapData(MacroElement):
+    """The gap table, once per page (``gtjGaps``)."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+var gtjGaps = {{ this.data }};
+{% endmacro %}
+""")
+
+    def __init__(self, data: dict):
+        super().__init__()
+        self._name = "GapData"
+        self.data = _js_json(data)
+
+
+class _GapLayer(MacroElement):
+    """The homes with a gap for one type, coloured by distance / radius, on a canvas."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+gtjGapLayer({{ this._parent.get_name() }}, {{ this.t }});
+{% endmacro %}
+""")
+
+    def __init__(self, t: int):
+        super().__init__()
+        self._name = "GapLayer"
+        self.t = int(t)
+
+
+_GAP_JS = """
+function gtjGapLayer(group, t) {
+  var D = gtjGaps, R = L.canvas({padding: 0.3}), built = false;
+  function build() {
+    if (built) { return; }
+    built = true;
+    for (var i = 0; i < D.rows.length; i++) {
+      var r = D.rows[i], d = r[5][t];
+      if (d === 0) { continue; }
+      var q = d < 0 ? Infinity : d / D.r[t], k = 0;
+      while (k < D.b.length && q >= D.b[k]) { k++; }
+      var txt = d < 0 ? D.none : d + ' m';
+      var mk = L.circleMarker([r[1], r[0]], {renderer: R, radius: 4, color: '#444444', weight: 0.6,
+                                             fillColor: D.c[k], fillOpacity: 0.85});
+      mk.bindTooltip(r[2] + ' · ' + txt, {sticky: true});
+      mk.bindPopup((function (r, txt) { return function () {
+        var v = [r[3], r[4] < 0 ? '—' : r[4], D.n[t], D.r[t], txt], rows = '';
+        for (var j = 0; j < D.f.length; j++) { rows += '<tr><th>' + D.f[j] + '</th><td>' + v[j] + '</td></tr>'; }
+        return "<div class='gtj-pop'><b>" + r[2] + '</b><table>' + rows + '</table></div>';
+      }; })(r, txt), {maxWidth: 400});
+      group.addLayer(mk);
+    }
+  }
+  group.on('add', build);
+  if (group._map) { build(); }
+}
+"""
 
 
 # --------------------------------------------------------------------------- indicator
@@ -638,34 +751,20 @@ def problem_map(
                               color_keys=["color", "fillColor"],
                               style={"weight": 1, "fillOpacity": 0.12}))
 
-    # -- coverage gaps, one layer per facility type, coloured by distance / radius
+    # -- coverage gaps: one point per home with a gap, its distances to every type once;
+    #    one layer per facility type (drawn on a canvas, built when first shown)
     if "coverage_gaps" in drawable:
-        gaps = layers["coverage_gaps"]
-        radius = pd.to_numeric(gaps["walk_distance_m"], errors="coerce").astype(float)
-        ratio = pd.to_numeric(gaps["distance_m"], errors="coerce").astype(float) / radius.where(
-            radius > 0)
-        idx = np.digitize(ratio.fillna(np.inf).to_numpy(), c.GAP_RATIO_BREAKS)
-        gcolor = np.array(c.GAP_COLORS, dtype=object)[idx]
-        g2 = gaps.assign(_color=gcolor)
-        w_all = web("coverage_gaps", g2)
-        bounds.append(w_all.total_bounds)
-        gap_types = c.ordered_types(gaps["facility_type"])
+        gt_data, gap_types, counts = _gap_table(layers["coverage_gaps"], lang=lang, gcj=gcj,
+                                                decimals=decimals)
+        bounds.append(gt_data.pop("_bounds"))
+        m.add_child(_GapData(gt_data))
         # one gap layer on at load (the choropleth's type when it is one), the rest in the control
         first_gap = indicator if indicator in gap_types else gap_types[0] if gap_types else None
-        for t in gap_types:
-            w = w_all.loc[w_all["facility_type"].astype(str) == t]
-            tname = c.facility_type_name(t, lang)
-            if li == 0 and "facility_name_zh" in w.columns and w["facility_name_zh"].notna().any():
-                tname = str(w["facility_name_zh"].dropna().iloc[0])
-            head = _name_series(w, ["home_id"], "")
-            pop = _popup(w, ["home_id", "home_kind", "unit_id", "facility_name_zh",
-                             "walk_distance_m", "distance_m", "population"], lang, header=head)
-            tip = head + " · " + c.escaped_values(w["distance_m"]) + " m"
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('gaps', lang)}: {tname} ({len(w)})"),
+        for j, t in enumerate(gap_types):
+            tname = gt_data["n"][j]
+            fg = folium.FeatureGroup(name=_layer_name(f"{_t('gaps', lang)}: {html.unescape(tname)} ({counts[j]})"),
                                      show=(t == first_gap)).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": tip, **pop.props}), popup=pop,
-                                  color_keys=["fillColor"], radius=4,
-                                  style={"color": "#444444", "weight": 0.6, "fillOpacity": 0.85}))
+            fg.add_child(_GapLayer(j))
         edges = [1.0, *c.GAP_RATIO_BREAKS]
         legend.append(f"<h4>{html.escape(_t('gap_title', lang))}</h4>")
         for i, col in enumerate(c.GAP_COLORS):
