@@ -236,6 +236,9 @@ def _errors(cdp: CDP) -> dict[str, list]:
 _COUNT_JS = """(() => ({
   L: typeof L !== 'undefined' ? L.version : null,
   paths: document.querySelectorAll('path.leaflet-interactive').length,
+  markers: typeof L === 'undefined' ? 0 : Object.keys(window).filter(k => window[k] instanceof L.Map)
+    .reduce((n, k) => { window[k].eachLayer(l => { if (l instanceof L.CircleMarker) n += 1; }); return n; }, 0),
+  canvases: document.querySelectorAll('canvas.leaflet-zoom-animated').length,
   clusters: document.querySelectorAll('.marker-cluster').length,
   overlays: document.querySelectorAll('.leaflet-control-layers-overlays label').length,
   bases: document.querySelectorAll('.leaflet-control-layers-base label').length,
@@ -277,9 +280,10 @@ def test_problem_map_in_headless_chromium_offline(browser, tmp_path):
     assert all(src == "network" and "tile.openstreetmap.org" in url
                for src, url, _ in errs["log"]), errs["log"]
     assert errs["dialogs"] == []
-    # Leaflet drew the layers: units, boundary, towns, gaps, hot spots, problems as SVG
-    # paths; the 60 kindergartens as clusters
-    assert state["paths"] > 50, state
+    # Leaflet drew the layers: units, boundary, towns, hot spots, problems as SVG paths;
+    # the gap homes and the facility points as circle markers on a canvas; the 60
+    # kindergartens as clusters
+    assert state["paths"] > 20 and state["markers"] > 30 and state["canvases"] >= 1, state
     assert state["clusters"] > 0, state
     assert state["overlays"] == 13 and state["bases"] == 2, state
     assert "人口密度" in state["legend"] and "限时解决" in state["legend"]
@@ -314,4 +318,103 @@ def test_blank_basemap_makes_no_request_at_all(browser, tmp_path):
     assert errs["exceptions"] == [] and errs["console"] == [] and errs["log"] == [], errs
     remote = [u for u in errs["requests"] if not u.startswith(("file:", "data:", "about:"))]
     assert remote == []
-    assert state["paths"] > 50 and "problems: solve within a deadline (2)" in state["labels"]
+    assert state["paths"] > 20 and state["markers"] > 30
+    assert "problems: solve within a deadline (2)" in state["labels"]
+
+
+def district_study(seed: int = 15) -> "StudyData":
+    """A synthetic district at Jiading's scale for the map: 264 units in 11 towns over
+    21 × 21 km, 23,700 compounds of which 21,000 lack 1-14 of 14 facility types (about
+    150,000 home × type gaps), 8,000 facilities, 3,600 problems on units. Built with
+    vectorised numpy (a second), not from the sample generator (minutes)."""
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from geotijian.model import StudyData
+    from geotijian.report import _common as c
+
+    rng = np.random.default_rng(seed)
+    crs, x0, y0, size = "EPSG:32651", 330_000.0, 3_465_000.0, 21_000.0
+    k = 17  # a 17 × 17 grid of units, 264 kept, dealt to 11 towns
+    ux, uy = np.meshgrid(np.arange(k), np.arange(k))
+    ux, uy = ux.ravel()[:264], uy.ravel()[:264]
+    cell = size / k
+    units = gpd.GeoDataFrame({
+        "unit_id": [f"T{(i % 11):02d}-U{i:03d}" for i in range(264)],
+        "town_code": [f"T{(i % 11):02d}" for i in range(264)],
+        "population": rng.integers(5_000, 12_000, 264).astype(float), "area_ha": np.full(264, cell**2 / 1e4)},
+        geometry=shapely.box(x0 + ux * cell, y0 + uy * cell, x0 + (ux + 1) * cell, y0 + (uy + 1) * cell), crs=crs)
+    towns = units.dissolve("town_code").reset_index()[["town_code", "geometry"]]
+    towns["name"] = [f"镇{i}" for i in range(len(towns))]
+    boundary = gpd.GeoDataFrame({"boundary_id": ["B"], "name": ["嘉定区"]},
+                                geometry=[shapely.union_all(units.geometry.values)], crs=crs)
+    n = 23_700
+    u = rng.integers(0, 264, n)
+    cx = x0 + (ux[u] + rng.uniform(0.1, 0.9, n)) * cell
+    cy = y0 + (uy[u] + rng.uniform(0.1, 0.9, n)) * cell
+    homes = shapely.box(cx - 40, cy - 30, cx + 40, cy + 30)
+    types = list(c.facility_catalogue()["code"][:14])
+    radius = rng.choice([300.0, 500.0, 1000.0], len(types))
+    missing = rng.random((n, len(types))) < 0.45
+    hi, ti = np.nonzero(missing)
+    gaps = gpd.GeoDataFrame({
+        "home_id": [f"C{i:06d}" for i in hi], "home_kind": "compound", "unit_id": units["unit_id"].to_numpy()[u[hi]],
+        "facility_type": np.array(types)[ti], "facility_name_zh": np.array(types)[ti],
+        "walk_distance_m": radius[ti], "distance_m": radius[ti] * rng.uniform(1.0, 3.0, len(hi)),
+        "population": rng.integers(50, 3000, n)[hi].astype(float)}, geometry=homes[hi], crs=crs)
+    nf = 8_000
+    facilities = gpd.GeoDataFrame({
+        "facility_id": [f"F{i:05d}" for i in range(nf)], "type": rng.choice(types, nf),
+        "name": [f"设施{i}" for i in range(nf)]},
+        geometry=shapely.points(rng.uniform(x0, x0 + size, nf), rng.uniform(y0, y0 + size, nf)), crs=crs)
+    npb = 3_600
+    pu = rng.integers(0, 264, npb)
+    problems = gpd.GeoDataFrame({
+        "problem_id": [f"P{i:04d}@{units['unit_id'].iloc[j]}" for i, j in enumerate(pu)],
+        "indicator_code": "cov_x", "name_zh": "覆盖率", "dimension": "宜居共建", "level": "unit",
+        "area_id": units["unit_id"].to_numpy()[pu], "value": 80.0, "reference": 100.0, "gap": 20.0,
+        "problem_class": rng.choice(["限时解决", "尽力解决", "长期谋划"], npb),
+        "affected_population": 1000.0, "suggestion": "增设"}, geometry=units.geometry.to_numpy()[pu], crs=crs)
+    return StudyData(name="jiading", crs=crs, boundary=boundary, towns=towns, units=units,
+                     coverage_gaps=gaps, facilities=facilities, problems=problems)
+
+
+_DRAWN_JS = """(() => {
+  const maps = Object.keys(window).filter(k => window[k] instanceof L.Map).map(k => window[k]);
+  let markers = 0, paths = 0;
+  maps.forEach(m => m.eachLayer(l => { if (l instanceof L.CircleMarker) markers += 1;
+                                      else if (l instanceof L.Path) paths += 1; }));
+  return new Promise(res => requestAnimationFrame(() => requestAnimationFrame(() =>
+    res({t: performance.now(), markers: markers, paths: paths,
+         canvases: document.querySelectorAll('canvas.leaflet-zoom-animated').length}))));
+})()"""
+
+
+def test_district_map_is_small_and_draws_fast(browser, tmp_path):
+    """A Jiading-size map: ≤ 15 MB, every overlay drawn in < 5 s from navigation (issue 15)."""
+    study = district_study()
+    path = maps.save_problem_map(maps.problem_map(study, basemap="blank"), tmp_path / "district.html")
+    size_mb = path.stat().st_size / 1e6
+    assert size_mb <= 15.0, f"district map {size_mb:.1f} MB"
+    t0 = time.monotonic()
+    browser.call("Page.navigate", url=path.resolve().as_uri())
+    browser.wait_event("Page.loadEventFired", timeout=60)
+    state = browser.evaluate(_DRAWN_JS)  # after load and two frames: overlays painted
+    wall = time.monotonic() - t0
+    errs = _errors(browser)
+    assert errs["exceptions"] == [] and errs["console"] == [], errs
+    n_gap_homes = study.coverage_gaps["home_id"].nunique()
+    first_type = study.coverage_gaps["facility_type"].iloc[0]
+    shown = int((study.coverage_gaps["facility_type"] == first_type).sum())
+    assert state["markers"] >= shown, state  # the gap layer on at load, plus facilities
+    assert state["canvases"] >= 1 and state["paths"] >= 264, state
+    print(f"district map {size_mb:.1f} MB ({n_gap_homes:,} homes with a gap, "
+          f"{len(study.coverage_gaps):,} home × type gaps): drawn {state['t'] / 1000:.2f} s after "
+          f"navigation (performance.now), {wall:.2f} s wall including the DevTools round trips; "
+          f"{state['markers']:,} markers, {state['paths']:,} paths")
+    # the issue's target on a quiet machine; a machine shared by many jobs may set a looser
+    # limit in GEOTIJIAN_MAP_DRAW_LIMIT_S (the figure is printed either way)
+    limit = float(os.environ.get("GEOTIJIAN_MAP_DRAW_LIMIT_S", "5"))
+    assert state["t"] < limit * 1000, f"overlays drawn {state['t'] / 1000:.1f} s after navigation"

@@ -178,7 +178,7 @@ var {{ this.get_name() }} = L.geoJSON({{ this.data }}, {
     if (f.properties.c) { {% for k in this.color_keys %}s[{{ k|tojson }}] = f.properties.c; {% endfor %} }
     return s;
   },
-  pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: {{ this.radius }} }); },
+  pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: {{ this.radius }}, renderer: gtjCanvas()}); },
   onEachFeature: function (f, l) {
     if (f.properties.v) {
       l.bindPopup(function () { return gtjPopup({{ this.fields }}, {{ this.sug_label }}, f.properties); },
@@ -454,6 +454,8 @@ gtjGapLayer({{ this._parent.get_name() }}, {{ this.t }});
 
 
 _GAP_JS = """
+var gtjCanvasR = null;
+function gtjCanvas() { if (!gtjCanvasR) { gtjCanvasR = L.canvas({padding: 0.3}); } return gtjCanvasR; }
 function gtjGapLayer(group, t) {
   var D = gtjGaps, R = L.canvas({padding: 0.3}), built = false;
   function build() {
@@ -467,15 +469,17 @@ function gtjGapLayer(group, t) {
       var txt = d < 0 ? D.none : d + ' m';
       var mk = L.circleMarker([r[1], r[0]], {renderer: R, radius: 4, color: '#444444', weight: 0.6,
                                              fillColor: D.c[k], fillOpacity: 0.85});
-      mk.bindTooltip(r[2] + ' · ' + txt, {sticky: true});
-      mk.bindPopup((function (r, txt) { return function () {
-        var v = [r[3], r[4] < 0 ? '—' : r[4], D.n[t], D.r[t], txt], rows = '';
-        for (var j = 0; j < D.f.length; j++) { rows += '<tr><th>' + D.f[j] + '</th><td>' + v[j] + '</td></tr>'; }
-        return "<div class='gtj-pop'><b>" + r[2] + '</b><table>' + rows + '</table></div>';
-      }; })(r, txt), {maxWidth: 400});
+      mk.gtj = [r, txt];
       group.addLayer(mk);
     }
   }
+  // one tooltip and one popup function for the whole layer (not one closure per home)
+  group.bindTooltip(function (l) { return l.gtj[0][2] + ' · ' + l.gtj[1]; }, {sticky: true});
+  group.bindPopup(function (l) {
+    var r = l.gtj[0], v = [r[3], r[4] < 0 ? '—' : r[4], D.n[t], D.r[t], l.gtj[1]], rows = '';
+    for (var j = 0; j < D.f.length; j++) { rows += '<tr><th>' + D.f[j] + '</th><td>' + v[j] + '</td></tr>'; }
+    return "<div class='gtj-pop'><b>" + r[2] + '</b><table>' + rows + '</table></div>';
+  }, {maxWidth: 400});
   group.on('add', build);
   if (group._map) { build(); }
 }
@@ -663,7 +667,9 @@ def problem_map(
                        decimals=decimals, gcj=gcj, layer=name)
 
     m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25],
-                   maxZoom=19)  # markercluster needs a maxZoom even without tiles
+                   maxZoom=19, minZoom=8)
+    # markercluster needs a maxZoom even without tiles, and builds its clusters for every zoom
+    # from minZoom to maxZoom at load: zoom 8 (all of Shanghai) is as far out as a study needs
     m.default_js = []
     m.default_css = []
     for i, n in enumerate(names):
