@@ -205,7 +205,7 @@ def study_type_colors(study: Any) -> dict[str, str]:
                        ("service_areas", "facility_type")):
         gdf = getattr(study, layer, None)
         if gdf is not None and col in gdf.columns:
-            parts.append(gdf[col].astype(object))
+            parts.append(pd.Series(pd.unique(gdf[col].to_numpy(dtype=object))))
     return type_colors(ordered_types(pd.concat(parts, ignore_index=True)))
 
 

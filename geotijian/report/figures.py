@@ -153,9 +153,10 @@ def _draw_polygons(ax: plt.Axes, geoms: Any, *, facecolor: Any, edgecolor: str =
     for col, part in groups:
         path = _compound_path(part)
         if path is not None:
-            ax.add_patch(PathPatch(path, facecolor=col, edgecolor=edgecolor, linewidth=linewidth,
-                                   alpha=alpha, zorder=zorder, linestyle=linestyle))
-    ax.autoscale_view()
+            # add_artist, not add_patch: the map extent is set beforehand (_base), and
+            # add_patch walks every vertex in Python to update the data limits
+            ax.add_artist(PathPatch(path, facecolor=col, edgecolor=edgecolor, linewidth=linewidth,
+                                    alpha=alpha, zorder=zorder, linestyle=linestyle))
 
 
 def _draw_lines(ax: plt.Axes, geoms: Any, *, color: str, linewidth: float, zorder: float,
