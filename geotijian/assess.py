@@ -587,15 +587,17 @@ def _md_table(d: pd.DataFrame) -> str:
 def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
                  formats: Iterable[str] = ("xlsx", "csv", "md"), workbook: str = "indicator_table.xlsx",
                  markdown: str = "indicator_table.md", title: str = "一表三清单",
-                 markdown_levels: tuple[str, ...] | None = ("district", "town")) -> list[Path]:
+                 markdown_levels: tuple[str, ...] | None = ("district", "town"),
+                 markdown_max_rows: int = 500) -> list[Path]:
     """Write the 一表三清单 to ``folder``: Excel, CSV and Markdown, each atomically.
 
     * Excel: one workbook (``workbook``), one sheet per table (一表(指标评价表), 优势清单,
       问题清单, 整改建议清单), Chinese headers, column widths fitted, header row frozen.
     * CSV: ``<table>.csv`` each, UTF-8 with BOM so Excel opens the Chinese correctly.
-    * Markdown: one file with a section per table, for the Word report: only the rows of
-      ``markdown_levels`` (default district and town; ``None`` for every row), with a line
-      saying where the unit rows are.
+    * Markdown: one file with a section per table, for the Word report; a table longer than
+      ``markdown_max_rows`` keeps only the rows of ``markdown_levels`` (default district and
+      town; ``None`` for every row), with a line saying where the others are (a district's
+      indicator table has ~25,000 unit rows: 5 MB of Markdown nobody pastes into Word).
 
     Text from the data never becomes a spreadsheet formula: formula-like cells (starting
     with = + - @) are quote-prefixed text in Excel and ``'``-prefixed in CSV; Markdown
@@ -641,13 +643,11 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
         for key, d in shown.items():
             written.append(write_csv(d, folder / f"{key}.csv"))
     if "md" in formats:
-        # Markdown goes into the Word report: district and town rows (a district's unit rows
-        # are tens of thousands; they stay in the workbook and the CSV, said under the table)
         parts = [f"# {title}", ""]
         for key, d in shown.items():
             raw = tables[key]
             note = ""
-            if markdown_levels is not None and "level" in raw.columns:
+            if markdown_levels is not None and "level" in raw.columns and len(raw) > markdown_max_rows:
                 keep = raw["level"].isin(markdown_levels).to_numpy()
                 if not keep.all():
                     note = (f"(本表仅列{'、'.join(LEVEL_ZH.get(x, x) for x in markdown_levels)}层级 "

@@ -372,3 +372,22 @@ def test_ledger_merged_units(ledger_2023, problems_2024, units_2023, units_2024)
                               "(formerly cov_kindergarten@A, cov_kindergarten@B2)")
     assert "cov_kindergarten@A" not in led25.index and "cov_kindergarten@B2" not in led25.index
     assert led25.loc["g_far@C2", "status"] == "resolved"
+
+
+def test_markdown_keeps_district_and_town_rows_of_a_long_table(tmp_path):
+    """A district's indicator table (thousands of unit rows) goes to Markdown with its
+    district and town rows only, and says where the others are; short tables stay whole."""
+    from geotijian.assess import write_tables
+
+    n = 600
+    long = pd.DataFrame({"level": ["district"] + ["town"] * 2 + ["unit"] * n,
+                         "area_id": ["D", "T1", "T2"] + [f"T1-U{i:03d}" for i in range(n)],
+                         "code": "x", "value": 1.0})
+    short = long.iloc[:10]
+    written = write_tables({"indicator_table": long, "problems": short}, tmp_path, formats=("md", "csv"))
+    md = (tmp_path / "indicator_table.md").read_text(encoding="utf-8")
+    assert "T1-U000" in md and md.count("T1-U") == 7  # the short table: every row
+    assert "| 区 | D |" in md and "| 街镇 | T2 |" in md
+    assert "全部 603 行" in md
+    assert len(pd.read_csv(tmp_path / "indicator_table.csv")) == n + 3  # the CSV keeps every row
+    assert {p.name for p in written} >= {"indicator_table.md", "indicator_table.csv"}
