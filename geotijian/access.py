@@ -236,8 +236,8 @@ def _compute(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities: Any, *,
     reports = [hsnap.report, fsnap.report, frep]
     it = order
     if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(order, desc="facility types", unit="type")
+        from .runlog import progress_bar
+        it = progress_bar(order, desc="facility types", unit="type")
     for j, code in enumerate(it):  # one multi-source pass per type
         mask = ftype == code
         if not mask.any():

@@ -2,19 +2,59 @@
 
 * :func:`judge`: each value against its reference → ``meets`` / ``falls_short`` /
   ``no_reference`` (``no_value`` where the value itself is missing), with the gap.
-* :func:`classify_problems`: every shortfall becomes a problem ``<code>@<area_id>`` sorted
-  into 限时解决 / 尽力解决 / 长期谋划 by a rule table (packaged ``rules.csv``, overridable),
-  with the affected residents and a suggestion from a template per indicator
-  (packaged ``suggestions.csv``).
-* :func:`build_tables` / :func:`write_tables`: 一表 (indicator table) and 三清单 (strengths,
-  problems, suggestions) to Excel, CSV (UTF-8 with BOM) and Markdown, atomically.
-* :func:`update_ledger`, :func:`read_ledger`, :func:`write_ledger`: the year-over-year ledger.
-  Given the study's catalogue, the ledger records each problem's definition fingerprint,
-  refuses to match problems of one code defined differently in the two years, and marks
-  last year's open problems ``not_compared`` when this year's edition no longer holds
+* :func:`classify_problems`: every shortfall becomes a problem point (问题点位)
+  ``<code>@<area_id>`` sorted into 限时解决 / 尽力解决 / 长期谋划 by a rule table (packaged
+  ``rules.csv``, overridable), with the affected residents and a suggestion from a template
+  per indicator (packaged ``suggestions.csv``).
+* :func:`build_tables`: the points grouped into one problem per indicator and level
+  (:func:`geotijian.problem_list.group_problems`) and the 一表 (indicator table) and 三清单
+  (strengths, problems, suggestions); :func:`write_tables` writes them to Excel, CSV
+  (UTF-8 with BOM) and Markdown, atomically.
+* :func:`update_ledger`, :func:`read_ledger`, :func:`write_ledger`: the year-over-year ledger
+  of problem points (it reads ledgers written before the grouping too, see below).
+  Given the study's catalogue, the ledger records each point's definition fingerprint,
+  refuses to match points of one code defined differently in the two years, and marks
+  last year's open points ``not_compared`` when this year's edition no longer holds
   their indicator or this year has no value for it (never ``resolved``).
 
 Problem classes and 一表三清单 follow the Jiading 2024 check-up work plan (S41, NOTES (d) 6).
+
+The problems table (问题清单, ``build_tables(...)["problems"]``, ``model.PROBLEM_COLUMNS``)
+---------------------------------------------------------------------------------------
+One row per indicator and level (unit / town / district) with at least one point that
+falls short, sorted by severity (class, residents affected, relative gap). Read by the
+report writers, ``geotijian.plan`` and the Word report; the columns are a contract:
+
+``seq``                序号, 1 = the most severe
+``problem_id``         ``<indicator code>@<level>`` (``cov_kindergarten@unit``): stable year to year
+``indicator_code``, ``name_zh``, ``dimension``, ``unit`` (of measure: ``%``, ``个/千人`` …)
+``level``              ``unit``, ``town`` or ``district`` (the level of its points)
+``area_id``, ``area_name``  the area of a one-point problem, else the study area (district)
+``problem_class``      限时解决 / 尽力解决 / 长期谋划: the most urgent class among its points
+``point_count``        问题点位数: areas of the level that fall short
+``assessed_count``     areas of the level with a value for the indicator (评估数)
+``points``             ``;``-separated area IDs of the points (most affected first)
+``point_names``        ``、``-separated area names, same order
+``value``              the worst point's value (indicator unit)
+``reference``          the reference as text (``≥90``); ``reference_op`` (``>=`` …) and
+                       ``reference_value`` (number, percent in percent) apart
+``reference_source``   where the reference comes from: a documented source (standard,
+                       plan, with its confidence) or ``研究设定`` (a study setting in
+                       study.toml): never an unstated value
+``gap``, ``gap_share`` the worst point's shortfall (indicator unit) and ÷ |reference|
+``affected_population``  residents (persons) summed over the points: not covered (coverage
+                       indicators) or living in the points' areas (others)
+``description``        问题描述, one Chinese sentence (counts, value range, residents)
+``suggestion``, ``department``  整改建议 from the indicator's template, 责任部门
+``geometry``           (GeoDataFrame) the union of the points' areas
+after the ledger step (``geotijian.problem_list.problem_status``): ``status`` (new /
+persisting), ``first_seen``, ``points_new``, ``points_persisting``, ``points_resolved``.
+
+The points (``build_tables(...)["problem_points"]``, ``model.POINT_COLUMNS``) carry
+``point_id`` ``<code>@<area_id>`` (the problem ID of geotijian before issue 20), their
+``problem_id``, area, value, gap, class, residents, suggestion, rule and geometry.
+
+The ledger (问题台账): :mod:`geotijian.ledger` (re-exported here).
 """
 
 from __future__ import annotations
@@ -33,30 +73,33 @@ import shapely
 
 from . import data
 from .errors import ConfigError, LayerError
-from .io.atomic import atomic_path, normalise_zip, write_text_atomic
-from .io.tables import markdown_cell, protect_cells, undo_csv_prefix, write_csv
-from .io.text import read_table, read_text_table
-from .model import LEDGER_COLUMNS, PROBLEM_CLASSES, PROBLEM_COLUMNS
+from .io.atomic import write_text_atomic
+from .io.tables import markdown_cell, write_csv
+from .io.text import read_table
+from .ledger import STATUSES, read_ledger, update_ledger, upgrade_ledger, write_ledger
+from .model import POINT_COLUMNS, PROBLEM_CLASSES
+from .problem_list import group_problems, problem_status
 
 __all__ = [
     "JUDGEMENTS", "TABLE_COLUMNS", "STRENGTH_COLUMNS", "SUGGESTION_COLUMNS", "RULE_CONDITIONS",
-    "judge", "indicator_table", "rule_table", "suggestion_templates", "classify_problems", "strengths",
-    "suggestions", "build_tables", "write_tables", "update_ledger", "read_ledger", "write_ledger",
+    "judge", "indicator_table", "rule_table", "suggestion_templates", "classify_problems", "group_problems",
+    "problem_status", "reference_sources", "strengths", "suggestions", "build_tables", "write_tables",
+    "update_ledger", "upgrade_ledger", "read_ledger", "write_ledger", "STATUSES",
 ]
 
 #: Judgement values (Chinese labels used by the writers in brackets).
 JUDGEMENTS = {"meets": "达标", "falls_short": "未达标", "no_reference": "无参考值", "no_value": "无数据"}
 TABLE_COLUMNS = ["level", "area_id", "area_name", "code", "name_zh", "dimension", "unit", "value", "reference",
-                 "judgement", "gap"]
+                 "reference_op", "reference_value", "reference_source", "judgement", "gap"]
 STRENGTH_COLUMNS = ["strength_id", "indicator_code", "name_zh", "dimension", "level", "area_id", "area_name",
                     "value", "reference", "margin"]
-SUGGESTION_COLUMNS = ["problem_id", "problem_class", "indicator_code", "name_zh", "level", "area_id", "area_name",
-                      "affected_population", "department", "suggestion", "rule_id", "reason"]
+SUGGESTION_COLUMNS = ["seq", "problem_id", "problem_class", "indicator_code", "name_zh", "level", "area_id",
+                      "area_name", "point_count", "point_names", "affected_population", "department", "suggestion",
+                      "rule_id", "reason"]
 RULE_COLUMNS = ["rule_id", "order", "problem_class", "codes", "dimensions", "condition", "threshold", "category",
                 "reason_zh", "source"]
 RULE_CONDITIONS = ("always", "satisfaction_below", "complaint_rate_above", "complaint_ratio_above",
                    "gap_share_above")
-STATUSES = ("new", "persisting", "resolved", "not_compared")
 LEVELS = {"unit": 0, "town": 1, "district": 2}
 _OPSYM = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "=": "="}
 
@@ -67,11 +110,15 @@ HEADERS_ZH = {
     "judgement": "评价", "gap": "差距", "margin": "超出幅度", "strength_id": "优势编号", "problem_id": "问题编号",
     "problem_class": "问题类别", "affected_population": "影响人口(人)", "suggestion": "整改建议",
     "department": "责任部门", "rule_id": "分类规则", "reason": "分类依据", "status": "状态", "first_seen": "首次发现",
-    "last_seen": "最近出现", "history": "历年记录",
+    "last_seen": "最近出现", "history": "历年记录", "seq": "序号", "point_id": "点位编号",
+    "point_count": "问题点位数", "assessed_count": "评估数", "points": "问题点位编号", "point_names": "问题点位",
+    "reference_op": "比较", "reference_value": "参考值(数值)", "reference_source": "参考值来源",
+    "gap_share": "差距比例", "description": "问题描述", "points_new": "新增点位", "points_persisting": "持续点位",
+    "points_resolved": "已整改点位",
 }
 LEVEL_ZH = {"unit": "社区体检单元", "town": "街镇", "district": "区"}
 SHEETS_ZH = {"indicator_table": "一表(指标评价表)", "strengths": "优势清单", "problems": "问题清单",
-             "suggestions": "整改建议清单"}
+             "problem_points": "问题点位", "suggestions": "整改建议清单"}
 
 
 # --------------------------------------------------------------------------- judgement
@@ -80,6 +127,47 @@ def _ref_text(op: str, value: float) -> str:
     if not op or not np.isfinite(value):
         return ""
     return f"{_OPSYM.get(op, op)}{value:g}"
+
+
+_PAREN = re.compile(r"\((.+)\)\s*$")
+
+
+def reference_sources(catalogue: pd.DataFrame) -> pd.Series:
+    """参考值来源: where each indicator's reference value comes from, by code.
+
+    * ``研究设定 ([indicators] coverage_reference)`` / ``研究设定 ([indicators.reference])``:
+      the study set it in its study.toml;
+    * the catalogue's ``reference_source`` when it has one (indicator editions);
+    * otherwise the citation in the reference text (``>80% (GB 55014-2021 cl.2.1.3)`` →
+      ``GB 55014-2021 cl.2.1.3``) or the indicator's ``source``, with its ``confidence``;
+      a 0 on a count of deficiencies without a citation is ``隐含理想值 (缺陷数为0, 无公开目标)``
+      (NOTES: the implied ideal, not a published target).
+
+    Empty for indicators without a reference.
+    """
+    cat = catalogue
+    n = len(cat)
+    col = (lambda c: cat[c].fillna("").astype(str).to_numpy() if c in cat.columns else np.full(n, "", dtype=object))
+    op, origin, text = col("reference_op"), col("origin"), col("reference_text")
+    src, conf, own = col("source"), col("confidence"), col("reference_source")
+    val = cat["reference_value"].to_numpy(dtype=float) if "reference_value" in cat.columns else np.full(n, np.nan)
+    out = []
+    for i in range(n):
+        if not op[i]:
+            out.append("")
+        elif "+override" in origin[i]:
+            out.append("研究设定 ([indicators.reference])")
+        elif "+coverage" in origin[i]:
+            out.append("研究设定 ([indicators] coverage_reference)")
+        elif own[i] and not own[i].startswith("study override"):
+            out.append(own[i])
+        elif (m := _PAREN.search(text[i])) is not None:
+            out.append("; ".join(x for x in (m.group(1), conf[i]) if x))
+        elif val[i] == 0:
+            out.append("隐含理想值 (缺陷数为0, 无公开目标)")
+        else:
+            out.append("; ".join(x for x in (src[i], conf[i]) if x))
+    return pd.Series(out, index=cat["code"].to_numpy(), dtype=object)
 
 
 def judge(values: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +185,8 @@ def judge(values: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         ``values`` with ``name_zh, dimension, unit, direction, reference, reference_op,
-        reference_value, judgement, gap``. ``gap`` is the shortfall in the indicator's unit,
+        reference_value, reference_source, judgement, gap`` (``reference_source``:
+        :func:`reference_sources`). ``gap`` is the shortfall in the indicator's unit,
         positive when the value falls short (reference − value when higher is better,
         value − reference when lower is better), negative = margin beyond the reference.
         ``judgement``: ``meets`` / ``falls_short`` / ``no_reference`` / ``no_value``.
@@ -134,6 +223,7 @@ def judge(values: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
                                                                    np.where(meets, "meets", "falls_short")))
     out["gap"] = np.where(has_ref & ~np.isnan(v), gap, np.nan)
     out["reference"] = [_ref_text(o, r) for o, r in zip(op, ref, strict=True)]
+    out["reference_source"] = reference_sources(catalogue).reindex(out["code"]).to_numpy()
     return out
 
 
@@ -359,9 +449,10 @@ def classify_problems(
     complaints: pd.DataFrame | None = None,
     district_id: str = "district",
     district_name: str | None = None,
-    full: bool = False,
 ) -> pd.DataFrame:
-    """Problems (问题清单): every ``falls_short`` row, classed and with a suggestion.
+    """Problem points (问题点位): every ``falls_short`` row, classed and with a suggestion.
+
+    :func:`build_tables` groups them into problems (one per indicator and level).
 
     Parameters
     ----------
@@ -381,19 +472,17 @@ def classify_problems(
         ``SurveyResult.satisfaction`` (``level, area_id, dimension, mean_score``).
     complaints : DataFrame, optional
         :func:`geotijian.survey.complaint_rates` output.
-    full : bool
-        Also return ``rule_id, reason, department`` (used by :func:`build_tables`).
 
     Returns
     -------
     GeoDataFrame or DataFrame
-        ``model.PROBLEM_COLUMNS`` (+ ``geometry`` with ``areas``), sorted by problem_id.
-        ``affected_population``: for coverage indicators (%, population-weighted) the
+        ``model.POINT_COLUMNS`` (+ ``geometry`` with ``areas``), sorted by point_id:
+        ``point_id`` ``<code>@<area_id>``, ``problem_id`` ``<code>@<level>`` (the problem
+        it belongs to), ``rule_id`` and ``reason`` of its class. ``affected_population``: for coverage indicators (%, population-weighted) the
         residents *not* covered, residents × (100 − value) / 100 (for park coverage, which
         is by residential land area, this assumes residents spread evenly over residential
         land); for every other indicator all residents of the area.
     """
-    rl = rule_table(rules)
     tp = suggestion_templates(templates)
     if "judgement" not in table.columns:   # raw values: judge them first
         table = indicator_table(table, catalogue, areas=areas, district_id=district_id, district_name=district_name)
@@ -406,7 +495,8 @@ def classify_problems(
             p[col] = cat[col].reindex(p["code"]).to_numpy()
     if "area_name" not in p.columns:
         p["area_name"] = p["area_id"]
-    p["problem_id"] = p["code"].astype(str) + "@" + p["area_id"].astype(str)
+    p["point_id"] = p["code"].astype(str) + "@" + p["area_id"].astype(str)
+    p["problem_id"] = p["code"].astype(str) + "@" + p["level"].astype(str)
     af = _area_frame(areas, district_id, district_name)
     if af is not None:
         key = af.set_index(["level", "area_id"])
@@ -423,7 +513,37 @@ def classify_problems(
     ref = cat["reference_value"].reindex(p["code"]).to_numpy(dtype=float)
     gap = pd.to_numeric(p["gap"], errors="coerce").to_numpy(dtype=float)
 
-    # ---- rule conditions (vectorised per rule)
+    cls, rid, reason = _apply_rules(p, rule_table(rules), satisfaction=satisfaction, complaints=complaints,
+                                    district_id=district_id, ref=ref, gap=gap)
+    codes = p["code"].astype(str)
+
+    # ---- suggestions
+    suggest = _suggester(tp)
+    sugg, dept = [], []
+    for i in range(len(p)):
+        text, d = suggest(codes.iat[i], {
+            "area": p["area_name"].iat[i], "area_id": p["area_id"].iat[i], "name": p["name_zh"].iat[i],
+            "value": v[i], "reference": p["reference"].iat[i] or "—", "gap": gap[i], "unit": p["unit"].iat[i] or "",
+            "affected": affected[i]})
+        sugg.append(text)
+        dept.append(d)
+    p["problem_class"] = cls
+    p["suggestion"] = sugg
+    p["indicator_code"] = p["code"]
+    p["reference"] = p["reference"].replace("", None)
+    p["rule_id"], p["reason"], p["department"] = rid, reason, dept
+    out = p[list(POINT_COLUMNS)].copy()
+    if geom is not None:
+        out = gpd.GeoDataFrame(out, geometry=np.asarray(geom), crs=areas.crs)
+    order = np.argsort(out["point_id"].to_numpy().astype(str), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+def _apply_rules(p: pd.DataFrame, rl: pd.DataFrame, *, satisfaction: pd.DataFrame | None,
+                 complaints: pd.DataFrame | None, district_id: str, ref: np.ndarray,
+                 gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class, rule ID and reason of each problem point: the first rule of ``rl`` (in order)
+    whose codes, dimensions and condition match. Raises when a point matches none."""
     codes = p["code"].astype(str)
     dims = p["dimension"].astype(str).to_numpy()
     sat_lookup = None
@@ -476,47 +596,33 @@ def classify_problems(
         reason[m] = r["reason_zh"]
     if (cls == "").any():
         i = int(np.flatnonzero(cls == "")[0])
-        raise ConfigError("assess.rules", f"no rule matches problem {p['problem_id'].iat[i]!r}",
+        raise ConfigError("assess.rules", f"no rule matches problem {p['point_id'].iat[i]!r}",
                           "keep a catch-all rule (codes empty, condition always), like R99_default")
+    return cls, rid, reason
 
-    # ---- suggestions
-    fac = pd.read_csv(data.path("facilities.csv"), dtype=str).set_index("code")
+
+def _suggester(templates: pd.DataFrame) -> Any:
+    """``suggest(code, fields) -> (text, department)``: the first template whose pattern
+    matches ``code`` filled with ``fields`` (numbers formatted for people)."""
+    fac = pd.read_csv(data.path("facilities.csv"), dtype=str).set_index("code")["name_zh"]
     from .indicators.catalogue import facility_walk_distances
 
     walk = facility_walk_distances()
-    sugg, dept = [], []
-    pats = tp.to_dict("records")
+    pats = templates.to_dict("records")
     rx = [re.compile(translate(t["pattern"])) for t in pats]
-    for i in range(len(p)):
-        code = codes.iat[i]
-        t = next(k for k, r in enumerate(rx) if r.match(code)) if any(r.match(code) for r in rx) else None
+
+    def suggest(code: str, f: Mapping[str, Any]) -> tuple[str, str]:
         ftype = re.sub(r"^(cov_|per1000_|fca_)", "", code)
-        fields = {
-            "area": p["area_name"].iat[i] if p["area_name"].iat[i] != p["area_id"].iat[i] else p["area_id"].iat[i],
-            "area_id": p["area_id"].iat[i], "name": p["name_zh"].iat[i],
-            "facility": fac["name_zh"].get(ftype, p["name_zh"].iat[i]), "value": _fmt(v[i]),
-            "reference": p["reference"].iat[i] or "—", "gap": _fmt(gap[i]), "unit": p["unit"].iat[i] or "",
-            "affected": _round_people(affected[i]), "walk": f"{walk.get(ftype, float('nan')):g}",
-        }
+        fields = {"area": f["area"], "area_id": f["area_id"], "name": f["name"],
+                  "facility": fac.get(ftype, f["name"]), "value": _fmt(f["value"]), "reference": f["reference"],
+                  "gap": _fmt(f["gap"]), "unit": f["unit"], "affected": _round_people(f["affected"]),
+                  "walk": f"{walk.get(ftype, float('nan')):g}"}
+        t = next((k for k, r in enumerate(rx) if r.match(code)), None)
         if t is None:
-            sugg.append(f"改善{fields['area']}“{fields['name']}”")
-            dept.append("")
-        else:
-            sugg.append(pats[t]["template_zh"].format_map(fields))
-            dept.append(pats[t]["department"])
-    p["problem_class"] = cls
-    p["suggestion"] = sugg
-    p["indicator_code"] = p["code"]
-    p["reference"] = p["reference"].replace("", None)
-    cols = list(PROBLEM_COLUMNS)
-    if full:
-        p["rule_id"], p["reason"], p["department"] = rid, reason, dept
-        cols += ["rule_id", "reason", "department", "area_name"]
-    out = p[cols].copy()
-    if geom is not None:
-        out = gpd.GeoDataFrame(out, geometry=np.asarray(geom), crs=areas.crs)
-    order = np.argsort(out["problem_id"].to_numpy().astype(str), kind="stable")
-    return out.iloc[order].reset_index(drop=True)
+            return f"改善{fields['area']}“{fields['name']}”", ""
+        return pats[t]["template_zh"].format_map(fields), pats[t]["department"]
+
+    return suggest
 
 
 def strengths(table: pd.DataFrame) -> pd.DataFrame:
@@ -530,31 +636,55 @@ def strengths(table: pd.DataFrame) -> pd.DataFrame:
     return _sort(s, ["strength_id"])[STRENGTH_COLUMNS]
 
 
-def suggestions(problems_full: pd.DataFrame) -> pd.DataFrame:
-    """整改建议清单 from ``classify_problems(..., full=True)``."""
-    s = pd.DataFrame(problems_full.drop(columns="geometry", errors="ignore"))
-    for col in ("rule_id", "reason", "department", "area_name"):
+def suggestions(problems: pd.DataFrame, points: pd.DataFrame | None = None) -> pd.DataFrame:
+    """整改建议清单: one row per problem (:func:`group_problems` output), in its order.
+
+    ``rule_id`` and ``reason`` list the class rules of the problem's points (``points``,
+    :func:`classify_problems` output), the most urgent first, ``;``-separated.
+    """
+    s = pd.DataFrame(problems.drop(columns="geometry", errors="ignore")).copy()
+    if points is not None and len(points):
+        pt = pd.DataFrame(points.drop(columns="geometry", errors="ignore"))
+        rank = pt["problem_class"].map({c: i for i, c in enumerate(PROBLEM_CLASSES)}).fillna(9)
+        pt = pt.assign(_r=rank.to_numpy()).sort_values(["problem_id", "_r", "rule_id"], kind="stable")
+        uniq = pt.drop_duplicates(["problem_id", "rule_id"])
+        s["rule_id"] = s["problem_id"].map(uniq.groupby("problem_id")["rule_id"].agg(";".join)).fillna("")
+        s["reason"] = s["problem_id"].map(uniq.groupby("problem_id")["reason"].agg(";".join)).fillna("")
+    for col in SUGGESTION_COLUMNS:
         if col not in s.columns:
             s[col] = ""
-    return _sort(s, ["problem_id"])[SUGGESTION_COLUMNS]
+    return s[SUGGESTION_COLUMNS].reset_index(drop=True)
 
 
 def build_tables(values: pd.DataFrame, catalogue: pd.DataFrame, *, areas: gpd.GeoDataFrame | None = None,
                  rules: Any = None, templates: Any = None, satisfaction: pd.DataFrame | None = None,
                  complaints: pd.DataFrame | None = None, district_id: str = "district",
                  district_name: str | None = None) -> dict[str, pd.DataFrame]:
-    """一表三清单: ``indicator_table``, ``strengths``, ``problems``, ``suggestions``.
+    """一表三清单 and the problem points.
 
-    ``problems`` is a GeoDataFrame (area geometry) when ``areas`` is given.
+    Returns
+    -------
+    dict
+        ``indicator_table`` (一表), ``strengths`` (优势清单), ``problems`` (问题清单: one per
+        indicator and level, by severity; module docstring), ``problem_points`` (问题点位:
+        one per indicator and area, by point_id) and ``suggestions`` (整改建议清单, one per
+        problem). ``problems`` and ``problem_points`` are GeoDataFrames (area geometry)
+        when ``areas`` is given.
     """
     table = indicator_table(values, catalogue, areas=areas, district_id=district_id, district_name=district_name)
-    full = classify_problems(table, catalogue=catalogue, areas=areas, rules=rules, templates=templates,
-                             satisfaction=satisfaction, complaints=complaints, district_id=district_id,
-                             district_name=district_name, full=True)
-    prob_cols = list(PROBLEM_COLUMNS) + (["geometry"] if isinstance(full, gpd.GeoDataFrame) else [])
-    problems = full[prob_cols]
+    tp = suggestion_templates(templates)
+    points = classify_problems(table, catalogue=catalogue, areas=areas, rules=rules, templates=templates,
+                               satisfaction=satisfaction, complaints=complaints, district_id=district_id,
+                               district_name=district_name)
+    codes = set(points["indicator_code"].astype(str))
+    problems = group_problems(points, table, templates=tp, suggest=_suggester(tp), district_id=district_id,
+                              district_name=district_name,
+                              coverage_codes={c for c in codes if c.startswith(_COVERAGE_PREFIXES)})
+    seq = dict(zip(problems["problem_id"], problems["seq"], strict=True))
+    order = np.lexsort((points["point_id"].to_numpy().astype(str), points["problem_id"].map(seq).to_numpy()))
+    points = points.iloc[order].reset_index(drop=True)
     return {"indicator_table": table, "strengths": strengths(table), "problems": problems,
-            "suggestions": suggestions(full)}
+            "problem_points": points, "suggestions": suggestions(problems, points)}
 
 
 # --------------------------------------------------------------------------- writers
@@ -575,6 +705,35 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
         d["status"] = d["status"].map({"new": "新增", "persisting": "持续", "resolved": "已解决",
                                        "not_compared": "口径变更/无数据,未比较"}).fillna(d["status"])
     return d.rename(columns={c: HEADERS_ZH.get(c, c) for c in d.columns})
+
+
+def _reference_numbers(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per indicator code: unit, reference_op, reference_value (from the indicator table)."""
+    t = tables.get("indicator_table")
+    cols = ["unit", "reference_op", "reference_value"]
+    if t is None or "code" not in t.columns:
+        return pd.DataFrame(columns=cols)
+    have = [c for c in cols if c in t.columns]
+    return pd.DataFrame(t.drop_duplicates("code").set_index("code")[have])
+
+
+def _for_workbook(df: pd.DataFrame, refs: pd.DataFrame) -> pd.DataFrame:
+    """A table as the workbook shows it: the reference as a number with its comparison
+    (≥ …) in its own column in place of the reference text, each row's unit of measure."""
+    d = pd.DataFrame(df.drop(columns="geometry", errors="ignore")).copy()
+    code = d["code"] if "code" in d.columns else d.get("indicator_code")
+    if code is not None and len(refs):
+        for col in ("unit", "reference_op", "reference_value"):
+            if col not in d.columns and col in refs.columns:
+                d[col] = code.map(refs[col]).to_numpy()
+    if "reference_value" in d.columns and "reference" in d.columns:
+        i = list(d.columns).index("reference")
+        op = d.pop("reference_op") if "reference_op" in d.columns else pd.Series("", index=d.index)
+        val = pd.to_numeric(d.pop("reference_value"), errors="coerce")
+        d = d.drop(columns="reference")
+        d.insert(i, "reference_op", op.map(lambda o: _OPSYM.get(str(o), "") if pd.notna(o) else "").to_numpy())
+        d.insert(i + 1, "reference", val.to_numpy())
+    return d
 
 
 def _md_table(d: pd.DataFrame) -> str:
@@ -605,10 +764,6 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
 
     Returns the written paths.
     """
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
     folder = Path(folder)
     formats = set(formats)
     unknown = formats - {"xlsx", "csv", "md"}
@@ -617,28 +772,11 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
     written: list[Path] = []
     shown = {k: _display(v) for k, v in tables.items()}
     if "xlsx" in formats:
-        wb = Workbook()
-        wb.remove(wb.active)
-        for key, d in shown.items():
-            ws = wb.create_sheet(SHEETS_ZH.get(key, key)[:31])
-            ws.append(list(d.columns))
-            for row in d.itertuples(index=False):
-                ws.append([None if (isinstance(x, float) and np.isnan(x)) else
-                           (x.item() if isinstance(x, np.generic) else x) for x in row])
-            protect_cells(ws)  # text from the data never becomes a live formula
-            for c in ws[1]:
-                c.font = Font(bold=True)
-                c.alignment = Alignment(vertical="center", wrap_text=True)
-            ws.freeze_panes = "A2"
-            for j, col in enumerate(d.columns, start=1):
-                texts = [str(col)] + [str(x) for x in d.iloc[:200, j - 1].tolist()]
-                width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
-                ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 6), 60)
-        path = folder / workbook
-        with atomic_path(path) as tmp:
-            wb.save(tmp)
-            normalise_zip(tmp)  # fixed timestamps: same tables, same bytes
-        written.append(path)
+        from .workbook import write_workbook
+
+        refs = _reference_numbers(tables)
+        sheets = {SHEETS_ZH.get(k, k)[:31]: _display(_for_workbook(v, refs)) for k, v in tables.items()}
+        written.append(write_workbook(sheets, folder / workbook, title=title))
     if "csv" in formats:
         for key, d in shown.items():
             written.append(write_csv(d, folder / f"{key}.csv"))
@@ -658,231 +796,3 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
                 parts += [note, ""]
         written.append(write_text_atomic(folder / markdown, "\n".join(parts)))
     return written
-
-
-# --------------------------------------------------------------------------- ledger
-
-def _history_add(history: str, year: int, status: str) -> str:
-    h = str(history) if history is not None and str(history) not in ("", "nan", "None") else ""
-    entry = f"{year}:{status}"
-    return entry if not h else f"{h}; {entry}"
-
-
-def _empty_ledger() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in LEDGER_COLUMNS})
-
-
-def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
-                  units_last: gpd.GeoDataFrame | None = None, units_this: gpd.GeoDataFrame | None = None,
-                  year: int, min_overlap: float = 0.5, catalogue: pd.DataFrame | None = None,
-                  values: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Update the problem ledger (问题台账) with this year's problems.
-
-    Parameters
-    ----------
-    last_year : DataFrame or None
-        Last year's ledger (``model.LEDGER_COLUMNS``); ``None`` for the first year.
-    this_year : DataFrame
-        This year's problems (``problem_id, indicator_code, area_id`` ...).
-    units_last, units_this : GeoDataFrame, optional
-        Last and this year's units (``unit_id``, geometry). When given, a problem of last
-        year matches a problem of this year with the same indicator whose unit covers at
-        least ``min_overlap`` (50 %) of the old unit's area (units redrawn, split or
-        merged); otherwise, and for town/district problems, by identical ``problem_id``.
-    year : int
-        This year.
-    catalogue : DataFrame, optional
-        This year's catalogue (``code, definition``). With it the ledger gets a
-        ``definition`` column, a code whose definition differs from last year's ledger is
-        refused (``LayerError``: a changed definition needs a new code), and last year's
-        open problems whose indicator is not in the catalogue become ``not_compared``.
-    values : DataFrame, optional
-        This year's indicator values (``level, area_id, code, value``): an open problem
-        of last year whose indicator has no value this year in its area (or the areas
-        that replaced it) becomes ``not_compared``, not ``resolved`` (e.g. a fill-in
-        workbook not returned yet).
-
-    Returns
-    -------
-    DataFrame
-        ``LEDGER_COLUMNS`` (+ ``definition`` with a catalogue, + ``geometry`` when this
-        year's problems carry one): each of
-        this year's problems ``persisting`` (matched; keeps ``first_seen``, history gets
-        ``<year>:persisting``, and ``formerly <old ids>`` when its ID changed; merged units
-        keep the earliest first_seen) or ``new``;
-        each open problem of last year without a match ``resolved`` (``last_seen`` stays
-        the last year it was seen) or ``not_compared`` (see ``catalogue`` and ``values``);
-        problems resolved or not compared in earlier years are carried over unchanged. A problem that comes back after being resolved is ``new`` again, with
-        its first_seen and history kept. Sorted by problem_id.
-    """
-    last = _empty_ledger() if last_year is None else pd.DataFrame(last_year).copy()
-    for col in LEDGER_COLUMNS:
-        if col not in last.columns:
-            raise LayerError("last year's ledger", f"missing column {col!r}", fix="read it with read_ledger()")
-    if "definition" not in last.columns:
-        last["definition"] = ""          # a ledger written before definitions were recorded
-    definitions: dict[str, str] = {}
-    if catalogue is not None:
-        from .indicators.editions import check_same_definitions
-
-        definitions = dict(zip(catalogue["code"], catalogue["definition"], strict=True))
-        check_same_definitions(last, catalogue[["code", "definition"]], what="last year's ledger")
-    if len(last) and (pd.to_numeric(last["last_seen"], errors="coerce") >= year).any():
-        raise LayerError("last year's ledger", f"it already holds year {year} or later",
-                         fix="pass last year's ledger and this year's problems")
-    cur = pd.DataFrame(this_year).copy()
-    for col in ("problem_id", "indicator_code", "area_id"):
-        if col not in cur.columns:
-            raise LayerError("this year's problems", f"missing column {col!r}", fix="pass classify_problems() output")
-    if cur["problem_id"].duplicated().any():
-        raise LayerError("this year's problems", "duplicate problem_id",
-                         feature_id=cur.loc[cur["problem_id"].duplicated(), "problem_id"].iat[0],
-                         fix="one row per indicator and area")
-    geom_this = this_year.geometry.values if isinstance(this_year, gpd.GeoDataFrame) else None
-    crs = this_year.crs if isinstance(this_year, gpd.GeoDataFrame) else None
-    if "geometry" in cur.columns:
-        cur = cur.drop(columns="geometry")
-    # geometry of last year's problems that are resolved or carried: their own, else last year's unit
-    old_geom: dict[str, Any] = {}
-    if isinstance(last_year, gpd.GeoDataFrame):
-        old_geom = dict(zip(last_year["problem_id"], last_year.geometry.values, strict=True))
-    elif units_last is not None:
-        ug = dict(zip(units_last["unit_id"].astype(str), units_last.to_crs(crs).geometry.values
-                      if crs is not None and units_last.crs != crs else units_last.geometry.values, strict=True))
-        old_geom = {pid: ug.get(str(a)) for pid, a in zip(last["problem_id"], last["area_id"], strict=True)}
-    last = pd.DataFrame(last.drop(columns="geometry", errors="ignore"))
-
-    # candidate area correspondences old area → new area
-    corr: dict[str, set[str]] = {}
-    if units_last is not None and units_this is not None:
-        ul = units_last.reset_index(drop=True)
-        ut = units_this.to_crs(ul.crs).reset_index(drop=True) if units_this.crs != ul.crs else \
-            units_this.reset_index(drop=True)
-        tree = shapely.STRtree(ut.geometry.values)
-        li, ti = tree.query(ul.geometry.values, predicate="intersects")
-        inter = shapely.area(shapely.intersection(ul.geometry.values[li], ut.geometry.values[ti]))
-        share = inter / np.maximum(shapely.area(ul.geometry.values[li]), 1e-12)
-        ok = share >= min_overlap
-        for a, b in zip(ul["unit_id"].astype(str).to_numpy()[li[ok]], ut["unit_id"].astype(str).to_numpy()[ti[ok]],
-                        strict=True):
-            corr.setdefault(a, set()).add(b)
-    open_last = last[last["status"].isin(["new", "persisting"])]
-    closed_last = last[~last["status"].isin(["new", "persisting"])]
-    has_value = None
-    if values is not None:
-        v = values[pd.to_numeric(values["value"], errors="coerce").notna()]
-        has_value = set(zip(v["code"], v["area_id"].astype(str), strict=True))
-    cur_key = {(c, a): i for i, (c, a) in enumerate(zip(cur["indicator_code"], cur["area_id"].astype(str),
-                                                        strict=True))}
-    matched_cur: dict[int, list[pd.Series]] = {}   # several old problems may merge into one
-    resolved_rows = []
-    for _, row in open_last.sort_values("problem_id").iterrows():
-        code, area = row["indicator_code"], str(row["area_id"])
-        targets = sorted(corr.get(area, set())) if area in corr else [area]
-        hit = next((cur_key[(code, t)] for t in targets if (code, t) in cur_key), None)
-        if hit is None:
-            r = row.copy()
-            compared = (not definitions or code in definitions) and \
-                (has_value is None or any((code, t) in has_value for t in targets))
-            r["status"] = "resolved" if compared else "not_compared"
-            r["history"] = _history_add(row["history"], year, r["status"])
-            resolved_rows.append(r)
-        else:
-            matched_cur.setdefault(hit, []).append(row)
-    # earlier-resolved problems that come back: keep their first_seen / history
-    closed_by_id = {pid: r for pid, r in zip(closed_last["problem_id"], closed_last.to_dict("records"),
-                                             strict=True)}
-    out_rows = []
-    for i, prow in enumerate(cur.to_dict("records")):
-        pid = prow["problem_id"]
-        if i in matched_cur:
-            olds = sorted(matched_cur[i], key=lambda r: (int(r["first_seen"]), r["problem_id"] != pid,
-                                                         r["problem_id"]))
-            old = olds[0]   # the longest-standing predecessor (the same ID first on a tie)
-            hist = _history_add(old["history"], year, "persisting")
-            former = [r["problem_id"] for r in olds if r["problem_id"] != pid]
-            if former:
-                hist += f" (formerly {', '.join(sorted(former))})"
-            rec = {"problem_id": pid, "indicator_code": prow["indicator_code"], "area_id": prow["area_id"],
-                   "status": "persisting", "first_seen": int(old["first_seen"]), "last_seen": year, "history": hist}
-        elif pid in closed_by_id:
-            old = closed_by_id.pop(pid)
-            rec = {"problem_id": pid, "indicator_code": prow["indicator_code"], "area_id": prow["area_id"],
-                   "status": "new", "first_seen": int(old["first_seen"]), "last_seen": year,
-                   "history": _history_add(old["history"], year, "new")}
-        else:
-            rec = {"problem_id": pid, "indicator_code": prow["indicator_code"], "area_id": prow["area_id"],
-                   "status": "new", "first_seen": year, "last_seen": year, "history": f"{year}:new"}
-        rec["definition"] = definitions.get(prow["indicator_code"], "")
-        if geom_this is not None:
-            rec["geometry"] = geom_this[i]
-        out_rows.append(rec)
-    carried = [dict(r) for r in closed_by_id.values()]
-    resolved = [dict(r) for r in resolved_rows]
-    if geom_this is not None:
-        for r in resolved + carried:
-            r["geometry"] = old_geom.get(r["problem_id"])
-    rows = out_rows + resolved + carried
-    out = pd.DataFrame(rows) if rows else _empty_ledger()
-    # a resolved problem with the same ID as a current one: keep the current row only
-    out = out.sort_values(["problem_id", "status"], kind="stable")
-    out = out[~(out["problem_id"].duplicated(keep=False) & out["status"].isin(["resolved", "not_compared"]))]
-    cols = list(LEDGER_COLUMNS)
-    if catalogue is not None:
-        cols.append("definition")
-        out["definition"] = out["definition"].fillna("") if "definition" in out.columns else ""
-    if "geometry" in out.columns:
-        cols.append("geometry")
-    out = out[cols].reset_index(drop=True)
-    out["first_seen"] = out["first_seen"].astype(int)
-    out["last_seen"] = out["last_seen"].astype(int)
-    if "geometry" in out.columns:
-        out = gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
-    return out
-
-
-def write_ledger(ledger: pd.DataFrame, path: str | PathLike, *, layer: str = "ledger") -> Path:
-    """Write the ledger atomically: ``.csv`` (UTF-8 with BOM, geometry dropped) or ``.gpkg``
-    (needs geometry; ``layer`` name)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        write_csv(pd.DataFrame(ledger.drop(columns="geometry", errors="ignore")), path)
-    elif suffix == ".gpkg":
-        if not isinstance(ledger, gpd.GeoDataFrame):
-            raise LayerError("ledger", "a GeoPackage needs geometry", fix="write .csv, or pass problems with geometry")
-        import warnings
-
-        with atomic_path(path) as tmp, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The filename extension", category=RuntimeWarning)
-            ledger.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
-    else:
-        raise ValueError(f"ledger path must end in .csv or .gpkg, got {path.name!r}")
-    return path
-
-
-def read_ledger(path: str | PathLike, *, layer: str = "ledger") -> pd.DataFrame:
-    """Read a ledger written by :func:`write_ledger` (CSV or GeoPackage) and check its columns."""
-    path = Path(path)
-    if not path.exists():
-        raise LayerError(f"ledger ({path.name})", f"file not found: {path}", fix="check [ledger] last_year")
-    if path.suffix.lower() == ".gpkg":
-        led = gpd.read_file(path, layer=layer, engine="pyogrio")
-    else:
-        led = undo_csv_prefix(read_text_table(path, f"ledger ({path.name})", dtype={
-            "problem_id": str, "indicator_code": str, "area_id": str, "status": str, "history": str,
-            "definition": str}))
-    missing = [c for c in LEDGER_COLUMNS if c not in led.columns]
-    if missing:
-        raise LayerError(f"ledger ({path.name})", f"missing column(s) {', '.join(missing)}",
-                         fix="use a ledger written by geotijian (problem_id, indicator_code, area_id, status, "
-                             "first_seen, last_seen, history)")
-    bad = ~led["status"].isin(STATUSES)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise LayerError(f"ledger ({path.name})", f"status {led['status'].iat[i]!r} is unknown", feature=i,
-                         feature_id=led["problem_id"].iat[i], fix="use new, persisting or resolved")
-    led["history"] = led["history"].fillna("")
-    if "definition" in led.columns:
-        led["definition"] = led["definition"].fillna("").astype(str)
-    return led

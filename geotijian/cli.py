@@ -10,6 +10,7 @@ Commands
 ``geotijian check LAYER --role R``    validate one layer and print what was repaired
 ``geotijian template study.toml``     fill-in workbooks per department, town and pilot community
 ``geotijian collect study.toml [DIR]``  validate returned workbooks: problems, completeness
+``geotijian types [--indicators]``    list facility types (code, 中文名, distance, source) or indicators
 
 Exit codes: 0 ok, 2 bad configuration, input or output place (one line naming the key,
 layer or folder and the fix), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 1
@@ -56,10 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="geotijian", description="城市体检 urban check-up toolkit")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="command")
 
     s = sub.add_parser("init", help="write a commented study.toml template")
-    s.add_argument("path", nargs="?", default="study.toml")
+    s.add_argument("path", nargs="?", default="study.toml",
+                   help="where to write the template (default: study.toml)")
     s.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     s = sub.add_parser("run", help="run a study end to end")
@@ -69,38 +71,38 @@ def _parser() -> argparse.ArgumentParser:
                    help="run even when the study's estimated peak memory exceeds what this machine has")
 
     s = sub.add_parser("sample", help="(re)generate the bundled sample district")
-    s.add_argument("folder", nargs="?", default="layers/sample")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("folder", nargs="?", default="layers/sample",
+                   help="folder to write the sample layers into (default: layers/sample)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="random seed (default: the sample's fixed seed, identical bytes every run)")
     s.add_argument("--scale", type=float, default=1.0, help="area multiplier (18.4 ≈ Jiading)")
 
     s = sub.add_parser("coverage", help="15-minute life-circle coverage gaps from files")
     s.add_argument("--network", required=True, help="roads layer (GPKG/SHP/GeoJSON) or OSM file (.osm/.pbf)")
     s.add_argument("--network-layer", default=None, help="layer name inside a GeoPackage")
     s.add_argument("--homes", required=True, help="compounds/buildings/points with a population field")
-    s.add_argument("--homes-layer", default=None)
-    s.add_argument("--homes-role", default="compounds", choices=["compounds", "buildings", "population"])
+    s.add_argument("--homes-layer", default=None, help="layer name of the homes inside a GeoPackage")
+    s.add_argument("--homes-role", default="compounds", choices=["compounds", "buildings", "population"],
+                   help="what the homes are (default: compounds)")
     s.add_argument("--facilities", required=True, help="facilities (type field = catalogue code)")
-    s.add_argument("--facilities-layer", default=None)
-    s.add_argument("--coords", default=None, help="facilities coordinate system: wgs84, gcj02, bd09")
-    s.add_argument("--types", nargs="*", default=None, help="facility type codes (default: all present)")
-    s.add_argument("--crs", default=None, help="metric CRS (default settings.metric_crs)")
+    s.add_argument("--facilities-layer", default=None, help="layer name of the facilities inside a GeoPackage")
+    s.add_argument("--coords", default=None, choices=["wgs84", "cgcs2000", "gcj02", "bd09"],
+                   help="facilities coordinate system (gcj02 for Amap/Tencent, bd09 for Baidu)")
+    s.add_argument("--types", nargs="*", default=None,
+                   help="facility type codes (default: all present; `geotijian types` lists them)")
+    s.add_argument("--crs", default=None, help="metric CRS (default settings.metric_crs, EPSG:32651)")
     s.add_argument("--out", required=True, help="output GeoPackage (layers coverage_gaps, homes, service_areas)")
 
     s = sub.add_parser("units", help="community check-up units from files")
-    s.add_argument("--roads", required=True)
-    s.add_argument("--roads-layer", default=None)
-    s.add_argument("--compounds", required=True)
-    s.add_argument("--compounds-layer", default=None)
-    s.add_argument("--committees", default=None)
-    s.add_argument("--committees-layer", default=None)
-    s.add_argument("--towns", default=None)
-    s.add_argument("--towns-layer", default=None)
-    s.add_argument("--boundary", default=None, help="study boundary (default: union of towns/committees/compounds)")
-    s.add_argument("--boundary-layer", default=None)
-    s.add_argument("--water", default=None)
-    s.add_argument("--water-layer", default=None)
-    s.add_argument("--rail", default=None)
-    s.add_argument("--rail-layer", default=None)
+    for role, what in (("roads", "roads (GPKG/SHP/GeoJSON; highway = OSM classes)"),
+                       ("compounds", "residential compounds (小区) with population"),
+                       ("committees", "residents' committees (居委会): units are built on them"),
+                       ("towns", "towns (街镇): units never cross one"),
+                       ("boundary", "study boundary (default: union of towns/committees/compounds)"),
+                       ("water", "rivers and lakes: units do not cross them"),
+                       ("rail", "railways: units do not cross them")):
+        s.add_argument(f"--{role}", required=role in ("roads", "compounds"), default=None, help=what)
+        s.add_argument(f"--{role}-layer", default=None, help=f"layer name of the {role} inside a GeoPackage")
     s.add_argument("--min-pop", type=_count("--min-pop", minimum=1), default=None,
                    help="smallest unit (persons, default 5000)")
     s.add_argument("--max-pop", type=_count("--max-pop", minimum=1), default=None,
@@ -118,11 +120,18 @@ def _parser() -> argparse.ArgumentParser:
                                                "fillin_rollup.csv here")
 
     s = sub.add_parser("check", help="validate one layer against its role")
-    s.add_argument("path")
-    s.add_argument("--role", required=True)
-    s.add_argument("--layer", default=None)
-    s.add_argument("--crs", default=None)
-    s.add_argument("--coords", default=None)
+    s.add_argument("path", help="the file (GPKG/SHP/GeoJSON/CSV/Excel)")
+    s.add_argument("--role", required=True, help="the layer's role: boundary, towns, committees, compounds, "
+                   "buildings, roads, water, rail, parks, facilities, population, complaints")
+    s.add_argument("--layer", default=None, help="layer name inside a GeoPackage")
+    s.add_argument("--crs", default=None, help="CRS of a file that has none (e.g. EPSG:4490)")
+    s.add_argument("--coords", default=None, choices=["wgs84", "cgcs2000", "gcj02", "bd09"],
+                   help="coordinate system of points copied from Amap (gcj02) or Baidu (bd09)")
+
+    s = sub.add_parser("types", help="list facility types (code, 中文名, distance, source) or indicators")
+    s.add_argument("--indicators", action="store_true",
+                   help="list the indicators (code, 中文名, dimension, unit, reference, source) instead")
+    s.add_argument("--csv", action="store_true", help="print CSV (for a spreadsheet) instead of a table")
     return p
 
 
@@ -237,6 +246,46 @@ def _cmd_check(args, gt) -> int:
     return 0
 
 
+def _cmd_types(args, gt) -> int:
+    import pandas as pd
+
+    if args.indicators:
+        cat = gt.indicator_catalogue()
+        t = pd.DataFrame({"code": cat["code"], "中文名": cat["name_zh"], "dimension": cat["dimension"],
+                          "unit": cat["unit"].fillna(""),
+                          "reference": (cat["reference_op"].map({">": ">", ">=": "≥", "<": "<", "<=": "≤", "=": "="})
+                                        .fillna("") + cat["reference_value"].map(
+                                            lambda v: "" if pd.isna(v) else f"{v:g}")),
+                          "source": cat["source"].fillna("")})
+    else:
+        cat = gt.facility_catalogue()
+        t = pd.DataFrame({"code": cat["code"], "中文名": cat["name_zh"],
+                          "distance_m": cat["walk_distance_m"].map(lambda v: "" if pd.isna(v) else f"{v:g}"),
+                          "life_circle_min": cat["life_circle"].fillna("") if "life_circle" in cat.columns else "",
+                          "provision": cat["provision"].fillna("") if "provision" in cat.columns else "",
+                          "source": cat["source"].fillna("")})
+    if args.csv:
+        sys.stdout.write(t.to_csv(index=False))
+    else:
+        print(_aligned(t))
+    return 0
+
+
+def _aligned(t, *, max_width: int = 60) -> str:
+    """A left-aligned text table; Chinese characters count two columns wide."""
+    def w(x: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in x)
+
+    def cut(x: str) -> str:
+        while w(x) > max_width:
+            x = x[:-2] + "…"
+        return x
+
+    rows = [[str(c) for c in t.columns]] + [[cut(str(v)) for v in r] for r in t.itertuples(index=False)]
+    widths = [max(w(r[j]) for r in rows) for j in range(len(t.columns))]
+    return "\n".join("  ".join(v + " " * (widths[j] - w(v)) for j, v in enumerate(r)).rstrip() for r in rows)
+
+
 def _cmd_coverage(args, gt) -> int:
     from . import settings
 
@@ -301,7 +350,8 @@ def _cmd_collect(args, gt) -> int:
 
 
 _COMMANDS = {"init": _cmd_init, "run": _cmd_run, "sample": _cmd_sample, "check": _cmd_check,
-             "coverage": _cmd_coverage, "units": _cmd_units, "template": _cmd_template, "collect": _cmd_collect}
+             "coverage": _cmd_coverage, "units": _cmd_units, "template": _cmd_template, "collect": _cmd_collect,
+             "types": _cmd_types}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ See :data:`TEMPLATE` (written by ``geotijian init``) for every key with its mean
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ class StudyConfig:
 
     path: Path
     name: str
+    #: Display name of the study area (``嘉定区``): titles of maps, figures and the workbook,
+    #: 区域名称 of the district rows; default: the boundary's name, else ``name``.
+    title: str = ""
     level: str = "district"
     year: int = 2024
     crs: str = field(default_factory=lambda: settings.metric_crs)
@@ -95,19 +99,21 @@ _TOP_KEYS = {"study", "layers", "osm", "network", "population", "units", "facili
 
 #: Keys each section knows; anything else is a typo (``min_popp``) and an error.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "study": ("name", "level", "year", "crs", "output", "memory_check", "memory_budget_gb"),
+    "study": ("name", "title", "level", "year", "crs", "output", "memory_check", "memory_budget_gb"),
     "osm": ("path", "place", "bbox", "use"),
     "network": ("source", "max_snap_distance_m"),
     "population": ("source", "raster", "floor_area_per_person_m2"),
     "units": ("min_pop", "max_pop", "road_classes", "sliver_area_m2"),
     "facilities": ("types", "catalogue", "distances"),
-    "indicators": ("custom", "filled", "reference", "edition", "include"),
+    "indicators": ("custom", "filled", "reference", "coverage_reference", "edition", "include"),
     "survey": ("path",),
     "hotline": ("path", "layer", "crs", "coords"),
     "imagery": ("path", "bands"),
     "ledger": ("last_year", "last_values"),
-    "report": ("lang", "indicator"),
+    "report": ("lang", "title", "indicator", "dpi", "formats"),
 }
+#: Static figure formats ``[report] formats`` accepts.
+FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
 def _did_you_mean(word: str, options: Any) -> str:
@@ -115,6 +121,13 @@ def _did_you_mean(word: str, options: Any) -> str:
 
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
+
+
+def did_you_mean(word: str, choices: Any, *, n: int = 3) -> str:
+    """`` (did you mean kindergarten?)`` for the closest of ``choices`` (e.g. facility type
+    codes), else ``""``: appended to an error's problem text."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def _check_keys(section: dict, known: tuple[str, ...] | set[str], prefix: str) -> None:
@@ -202,6 +215,29 @@ def _layer(base: Path, key: str, spec: Any, full: str) -> LayerSource:
         coords = str(coords).lower()
     return LayerSource(key=key, role=role, path=_file(base, spec["path"], f"{full}.path"),
                        layer=spec.get("layer"), crs=crs, coords=coords)
+
+
+def _report(report: dict) -> dict:
+    """Validate ``[report]``: lang, title, indicator, dpi, formats."""
+    if "lang" in report:
+        _expect(report["lang"] in ("zh", "en"), "report.lang", f"unknown language {report['lang']!r}",
+                "use \"zh\" or \"en\"")
+    if "title" in report:
+        _expect(isinstance(report["title"], str), "report.title", f"must be text, got {report['title']!r}")
+    if "dpi" in report:
+        d = report["dpi"]
+        _expect(isinstance(d, int) and not isinstance(d, bool) and 50 <= d <= 1200, "report.dpi",
+                f"must be a whole number of dots per inch from 50 to 1200, got {d!r}", "e.g. dpi = 300 for print")
+    if "formats" in report:
+        f = report["formats"]
+        f = [f] if isinstance(f, str) else f
+        bad = [x for x in f if str(x).lower() not in FIGURE_FORMATS] if isinstance(f, list) else [f]
+        _expect(isinstance(f, list) and bool(f) and not bad, "report.formats",
+                f"unknown figure format {bad[0] if bad else f!r}" + (did_you_mean(str(bad[0]), FIGURE_FORMATS)
+                                                                    if bad else ""),
+                f"use a list of: {', '.join(FIGURE_FORMATS)}")
+        report["formats"] = [str(x).lower() for x in f]
+    return report
 
 
 def read_config(path: str | Path) -> StudyConfig:
@@ -338,12 +374,11 @@ def read_config(path: str | Path) -> StudyConfig:
     ledger = _table(raw, "ledger")
     last = _file(base, ledger["last_year"], "ledger.last_year") if "last_year" in ledger else None
     last_values = _file(base, ledger["last_values"], "ledger.last_values") if "last_values" in ledger else None
-    report = _table(raw, "report")
-    if "lang" in report:
-        _expect(report["lang"] in ("zh", "en"), "report.lang", f"unknown language {report['lang']!r}",
-                "use \"zh\" or \"en\"")
+    report = _report(_table(raw, "report"))
 
-    return StudyConfig(path=path, name=name, level=level, year=year, crs=crs, output=output,
+    title = study.get("title", "")
+    _expect(isinstance(title, str), "study.title", f"must be text, got {title!r}", "e.g. title = \"嘉定区\"")
+    return StudyConfig(path=path, name=name, title=title.strip(), level=level, year=year, crs=crs, output=output,
                        layers=layers, osm=osm, network=network, population=population, units=units,
                        facilities=facilities, indicators=indicators, survey=survey_path,
                        hotline=hotline_src, imagery=imagery, ledger_last_year=last, report=report,
@@ -396,6 +431,7 @@ TEMPLATE = """\
 
 [study]
 name = "my_town"            # ASCII; outputs go to outputs/<name>/
+title = "某某街道"          # display name in titles ("某某街道 2024 年城市体检问题地图"), tables (区域名称)
 level = "town"              # district | town | community
 year = 2024                 # check-up year (the ledger's year)
 crs = "EPSG:32651"          # metric CRS for all measurement (UTM 51N; or EPSG:4549 CGCS2000 GK CM120E)
@@ -459,6 +495,11 @@ max_pop = 12000
 [indicators]
 edition = "2024"            # indicator system: 2024 (national basic list of 61 + local) | 2023
 # include = ["u_cluster_size"]   # packaged indicators outside the edition, kept as local ones
+# The study's coverage target: percent of residents within the walking distance of each
+# required facility type. No standard publishes one (GB 50180-2018 gives the distances), so
+# without it coverage is computed and mapped but not judged. A number for every required
+# type, or a table: coverage_reference = { default = 90, kindergarten = 95 }
+# coverage_reference = 90
 # custom = "特色指标.csv"     # study-specific indicators (特色指标)
 # filled = "填报.csv"         # filled-in values: unit_id, code, value
 # [indicators.reference]
@@ -486,7 +527,10 @@ edition = "2024"            # indicator system: 2024 (national basic list of 61 
 
 [report]
 lang = "zh"                 # zh | en
+# title = "..."             # title of the problem map (default: "<study.title> <year> 年城市体检问题地图")
 # indicator = "kindergarten"  # choropleth indicator of the problem map
+# dpi = 200                 # static figures: dots per inch (300 for print)
+# formats = ["png"]         # static figures: any of png, pdf, svg
 """
 
 

@@ -502,8 +502,12 @@ def classify_pois(
     if types is not None:
         unknown = sorted(set(types) - set(cat["code"]))
         if unknown:
-            raise ConfigError("types", f"unknown facility type(s) {unknown}",
-                              "see facility_catalogue()['code'] or add them with overrides")
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], list(cat["code"]), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError("types", f"unknown facility type(s) {unknown}{hint}",
+                              "see `geotijian types` (facility_catalogue()['code']) or add them with overrides")
         cat = cat[cat["code"].isin(types)]
     filters = {c: parse_filter(f) for c, f in zip(cat["code"], cat["osm_filter"])}
     empty = [c for c, f in filters.items() if not f]

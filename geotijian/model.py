@@ -16,12 +16,23 @@ layer is in the study's metric CRS and sorted by its ID.
 ``indicator_values`` level, area_id, code, value (long table)
 ``indicator_table`` level, area_id, area_name, code, name_zh, dimension, unit, value,
                   reference, judgement, gap
-``problems``      problem_id, indicator_code, name_zh, dimension, level, area_id, value,
-                  reference, gap, problem_class, affected_population, suggestion, geometry
-``ledger``        problem_id, indicator_code, area_id, status, first_seen, last_seen,
-                  history (+ definition: the indicator's definition fingerprint, when the
-                  study's catalogue is known); status new / persisting / resolved /
-                  not_compared
+``problems``      (问题清单) one row per indicator and level, sorted by severity:
+                  seq, problem_id (``<code>@<level>``), indicator_code, name_zh, dimension,
+                  unit, level, area_id, area_name, problem_class, point_count,
+                  assessed_count, points, point_names, value, reference, reference_op,
+                  reference_value, reference_source, gap, gap_share, affected_population,
+                  description, suggestion, department, geometry (the points' areas)
+                  (+ status, first_seen, points_new, points_persisting, points_resolved
+                  once the ledger ran); see ``geotijian.assess``
+``problem_points`` (问题点位) one row per indicator and area that falls short: point_id
+                  (``<code>@<area_id>``), problem_id, indicator_code, name_zh, dimension,
+                  level, area_id, area_name, value, reference, gap, problem_class,
+                  affected_population, suggestion, rule_id, reason, geometry
+``ledger``        (问题台账) one row per problem point, tracked year to year: point_id,
+                  problem_id, indicator_code, level, area_id, area_name, status,
+                  first_seen, last_seen, history (+ definition: the indicator's definition
+                  fingerprint, when the study's catalogue is known); status new /
+                  persisting / resolved / not_compared
 """
 
 from __future__ import annotations
@@ -38,11 +49,20 @@ UNIT_COLUMNS = ["unit_id", "town_code", "town_name", "committees", "population",
                 "area_ha", "compound_count", "compactness", "flag", "flag_reason"]
 GAP_COLUMNS = ["home_id", "home_kind", "unit_id", "facility_type", "facility_name_zh",
                "walk_distance_m", "distance_m", "population"]
-PROBLEM_COLUMNS = ["problem_id", "indicator_code", "name_zh", "dimension", "level", "area_id",
-                   "value", "reference", "gap", "problem_class", "affected_population",
-                   "suggestion"]
-LEDGER_COLUMNS = ["problem_id", "indicator_code", "area_id", "status", "first_seen",
-                  "last_seen", "history"]
+PROBLEM_COLUMNS = ["seq", "problem_id", "indicator_code", "name_zh", "dimension", "unit", "level",
+                   "area_id", "area_name", "problem_class", "point_count", "assessed_count", "points",
+                   "point_names", "value", "reference", "reference_op", "reference_value",
+                   "reference_source", "gap", "gap_share", "affected_population", "description",
+                   "suggestion", "department"]
+POINT_COLUMNS = ["point_id", "problem_id", "indicator_code", "name_zh", "dimension", "level", "area_id",
+                 "area_name", "value", "reference", "gap", "problem_class", "affected_population",
+                 "suggestion", "rule_id", "reason"]
+LEDGER_COLUMNS = ["point_id", "problem_id", "indicator_code", "level", "area_id", "area_name", "status",
+                  "first_seen", "last_seen", "history"]
+#: Columns a ledger written before problems were grouped (geotijian ≤ 0.1, issue 20) holds:
+#: one row per indicator and area, ``problem_id`` = ``<code>@<area_id>`` (today's point_id).
+LEDGER_COLUMNS_V1 = ["problem_id", "indicator_code", "area_id", "status", "first_seen", "last_seen",
+                     "history"]
 PROBLEM_CLASSES = ("限时解决", "尽力解决", "长期谋划")
 
 
@@ -51,6 +71,8 @@ class StudyData:
     """Everything one check-up study holds; attributes are ``None`` until computed."""
 
     name: str = "study"
+    #: Display name of the study area (``嘉定区``) for titles and 区域名称; ``name`` when empty.
+    title: str = ""
     year: int = 2024
     crs: str = field(default_factory=lambda: settings.metric_crs)
     # inputs (io roles)
@@ -80,6 +102,7 @@ class StudyData:
     indicator_table: pd.DataFrame | None = None
     strengths: pd.DataFrame | None = None
     problems: gpd.GeoDataFrame | None = None
+    problem_points: gpd.GeoDataFrame | None = None
     suggestions: pd.DataFrame | None = None
     ledger: pd.DataFrame | None = None
     imagery: pd.DataFrame | None = None
@@ -93,6 +116,18 @@ class StudyData:
             if isinstance(v, gpd.GeoDataFrame) and len(v.columns):
                 out[f.name] = v
         return out
+
+    @property
+    def display_name(self) -> str:
+        """The study area's name for titles: ``title``, else the boundary's ``name``, else ``name``."""
+        if self.title:
+            return self.title
+        b = self.boundary
+        if b is not None and "name" in b.columns and len(b):
+            names = [str(x) for x in b["name"].dropna().astype(str).unique() if str(x).strip()]
+            if len(names) == 1:
+                return names[0]
+        return self.name
 
     @property
     def from_osm(self) -> bool:

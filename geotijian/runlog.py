@@ -23,7 +23,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
+
+
+def progress_bar(*args, **kwargs):
+    """A tqdm progress bar: the notebook widget where Jupyter can draw it (ipywidgets
+    installed), else the plain text bar. ``tqdm.auto`` would fall back to text too, but
+    with a red ``TqdmWarning: IProgress not found`` in every notebook without ipywidgets."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+    return tqdm(*args, **kwargs)
+
 
 _PACKAGES = ("geotijian", "numpy", "pandas", "geopandas", "shapely", "pyproj", "pyogrio", "osmnx",
              "networkx", "scipy", "numba", "folium", "mapclassify", "matplotlib", "rasterio", "openpyxl",
@@ -108,7 +120,7 @@ class RunLog:
 
     def start(self, total_steps: int) -> None:
         # disable=None: a bar on a terminal, nothing in CI logs or redirected output
-        self._bar = tqdm(total=total_steps, desc="geotijian", unit="step", disable=None if self.progress else True,
+        self._bar = progress_bar(total=total_steps, desc="geotijian", unit="step", disable=None if self.progress else True,
                          file=sys.stderr, leave=True, bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed}")
 
     @contextlib.contextmanager

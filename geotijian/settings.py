@@ -8,6 +8,10 @@ in ``geopandas.options``.
 
 Attributes
 ----------
+figure_dpi : int
+    Resolution of the static figures, dots per inch (150; 300 for print). ``[report] dpi``.
+figure_formats : tuple of str
+    Formats of the static figures: any of ``png``, ``pdf``, ``svg``. ``[report] formats``.
 metric_crs : str
     CRS for every measurement (metres). Default UTM zone 51N (EPSG:32651), which covers
     Shanghai; CGCS2000 / 3-degree GK CM 120E (EPSG:4549) is the national alternative for
@@ -184,6 +188,8 @@ memory_budget_gb: float | None = None
 memory_budget_share: float = 0.8
 indicator_edition: str = "2024"
 parallel: bool = True
+figure_dpi: int = 150
+figure_formats: tuple = ("png",)
 
 _KEYS = (
     "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
@@ -200,13 +206,17 @@ _KEYS = (
     "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
     "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
     "memory_check", "memory_budget_gb", "memory_budget_share",
-    "indicator_edition", "parallel",
+    "indicator_edition", "parallel", "figure_dpi", "figure_formats",
 )
 
 
 def _check(key: str, value: Any) -> Any:
     if key not in _KEYS:
-        raise KeyError(f"unknown setting {key!r}; known settings: {', '.join(_KEYS)}")
+        import difflib
+
+        close = difflib.get_close_matches(key, _KEYS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise KeyError(f"unknown setting {key!r}{hint}; known settings: {', '.join(_KEYS)}")
     current = globals()[key]
     if key == "memory_budget_gb":
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):

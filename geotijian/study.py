@@ -34,9 +34,10 @@ from .access import (
     service_areas,
     service_coverage,
 )
-from .assess import build_tables, read_ledger, update_ledger, write_ledger, write_tables
-from .config import StudyConfig, read_config
-from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
+from .area_names import with_unit_names
+from .assess import build_tables, problem_status, read_ledger, update_ledger, write_ledger, write_tables
+from .config import StudyConfig, did_you_mean, read_config
+from .errors import ConfigError, CoordinateWarning, LayerError, OutputError, RepairWarning
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
@@ -110,8 +111,13 @@ class StudyResult:
             lines.append(_indent(cov.to_string(index=False)))
         if d.problems is not None:
             counts = d.problems["problem_class"].value_counts()
-            lines.append("problems: " + ", ".join(f"{c} {int(counts.get(c, 0))}"
-                                                  for c in ("限时解决", "尽力解决", "长期谋划")))
+            npts = 0 if d.problem_points is None else len(d.problem_points)
+            lines.append(f"problems: {len(d.problems)} with {npts} problem points (问题点位); by class: "
+                         + ", ".join(f"{c} {int(counts.get(c, 0))}" for c in ("限时解决", "尽力解决", "长期谋划")))
+            for r in d.problems.head(5).itertuples():
+                lines.append(f"  {r.seq}. [{r.problem_class}] {r.description}")
+            if len(d.problems) > 5:
+                lines.append(f"  … {len(d.problems) - 5} more in problems.csv / 问题清单")
         if d.meta.get("fillin"):
             f = d.meta["fillin"]
             lines.append(f"fill-in: {f['workbooks_returned']} of {f['workbooks_expected']} workbooks returned, "
@@ -164,7 +170,7 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     (StudyData, OSMData or None)
     """
     cfg = config if isinstance(config, StudyConfig) else read_config(config)
-    data = StudyData(name=cfg.name, year=cfg.year, crs=cfg.crs)
+    data = StudyData(name=cfg.name, title=cfg.title, year=cfg.year, crs=cfg.crs)
     osm = None
     if cfg.osm:
         src = cfg.osm.get("path") or cfg.osm.get("place") or tuple(cfg.osm["bbox"])
@@ -392,16 +398,19 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
     if cfg.facilities.get("distances"):
         unknown = [c for c in cfg.facilities["distances"] if c not in set(fcat["code"])]
         if unknown:
-            raise ConfigError(f"facilities.distances.{unknown[0]}", "unknown facility type code",
-                              "use a code of the facility catalogue or add the type with facilities.catalogue")
+            raise ConfigError(f"facilities.distances.{unknown[0]}", "unknown facility type code"
+                              + did_you_mean(unknown[0], fcat["code"]),
+                              "use a code of the facility catalogue (`geotijian types`) or add the type with "
+                              "facilities.catalogue")
         fcat = fcat.copy()
         for code, metres in cfg.facilities["distances"].items():
             fcat.loc[fcat["code"] == code, "walk_distance_m"] = float(metres)
     types = cfg.facilities.get("types")
     unknown = [t for t in types or () if t not in set(fcat["code"])]
     if unknown:
-        raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}",
-                          "use codes of the facility catalogue (geotijian.facility_catalogue())")
+        raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}"
+                          + did_you_mean(unknown[0], fcat["code"]),
+                          "use codes of the facility catalogue (`geotijian types` lists them)")
     icat = _indicator_catalogue(cfg)
 
     walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
@@ -435,6 +444,8 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
         data.meta["clipped"] = report.get("clipped", {})
         data.meta["compound_pieces"] = {k: data.units.attrs["geotijian"]["report"].get(k)
                                         for k in ("cut_by_roads", "overshoots", "cross_town")}
+        # units named after their committees (tables, maps and figures show names, not IDs)
+        data.units = with_unit_names(data.units, data.committees)
     with log.step("coverage"):
         # compounds and, with residents from buildings, the housing outside every compound
         homes = all_homes[["compound_id", "home_kind", "unit_id", "population", "geometry"]].rename(
@@ -509,22 +520,23 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
             data.hotspots = complaint_hotspots(data.complaints, area=data.boundary,
                                                seed=settings.random_seed)
     with log.step("judgement"):
+        _warn_unjudged(cfg, icat, data.indicator_values)
         tables = build_tables(data.indicator_values, icat, areas=data.units, satisfaction=satisfaction,
-                              complaints=complaints, district_name=cfg.name)
+                              complaints=complaints, district_name=data.display_name)
         res.tables.update(tables)
         data.indicator_table = tables["indicator_table"]
         data.strengths = tables["strengths"]
         data.suggestions = tables["suggestions"]
-        probs = tables["problems"]
-        geo = _problem_geometry(probs, data)
-        data.problems = gpd.GeoDataFrame(probs, geometry=geo, crs=cfg.crs)
+        data.problem_points = tables["problem_points"]
+        data.problems = tables["problems"]
     with log.step("ledger"):
         last = read_ledger(cfg.ledger_last_year) if cfg.ledger_last_year is not None else None
-        ledger = update_ledger(last, pd.DataFrame(data.problems.drop(columns="geometry")),
-                               units_this=data.units, year=cfg.year, catalogue=icat,
+        ledger = update_ledger(last, data.problem_points, units_this=data.units, year=cfg.year, catalogue=icat,
                                values=data.indicator_values)
-        # the ledger is a table (台账); problems carry the geometry
+        # the ledger is a table (台账); problems and points carry the geometry
         data.ledger = pd.DataFrame(ledger.drop(columns="geometry", errors="ignore"))
+        data.problems = problem_status(data.problems, data.ledger, year=cfg.year)
+        res.tables["problems"] = data.problems
     return res
 
 
@@ -558,8 +570,12 @@ def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
         overrides["custom"] = cfg.indicators["custom"]
     if refs:
         overrides["reference"] = refs
+    if cfg.indicators.get("coverage_reference") is not None:
+        overrides["coverage_reference"] = cfg.indicators["coverage_reference"]
     try:
-        return indicator_catalogue(overrides or None)
+        cat = indicator_catalogue(overrides or None)
+    except ConfigError:
+        raise
     except (LayerError, ValueError, KeyError) as exc:
         key = "indicators.reference" if refs else "indicators.custom"
         msg = str(exc)
@@ -568,6 +584,21 @@ def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
                 key = f"indicators.reference.{code}"
         raise ConfigError(key, msg.split(". Fix:")[0], "use a code of the indicator catalogue "
                           "(geotijian.indicator_catalogue()) or add it as a 特色指标 in indicators.custom") from None
+    return cat
+
+
+def _warn_unjudged(cfg: StudyConfig, cat: pd.DataFrame, values: pd.DataFrame) -> None:
+    """Say so when coverage was computed but the study set no target to judge it by."""
+    computed = set(values["code"])
+    cov = cat[cat["code"].str.startswith("cov_") & cat["origin"].str.startswith("geotijian")
+              & cat["code"].isin(computed)]
+    unjudged = cov[cov["reference_op"] == ""]
+    if len(unjudged) and cfg.indicators.get("coverage_reference") is None:
+        warnings.warn(f"coverage of {len(unjudged)} facility types is computed but not judged: no published "
+                      "standard gives a coverage target (GB 50180-2018 gives the walking distances). Fix: set the "
+                      "study's target under [indicators] coverage_reference = 90 (percent of residents within "
+                      "walking distance; per type as a table), or per indicator under [indicators.reference]",
+                      RepairWarning, stacklevel=2)
 
 
 def _population_totals(cfg: StudyConfig, data: StudyData) -> dict:
@@ -587,17 +618,6 @@ def _with_access_rule(facilities: gpd.GeoDataFrame, used: gpd.GeoDataFrame) -> g
     return out.sort_values("facility_id").reset_index(drop=True)
 
 
-def _problem_geometry(problems: pd.DataFrame, data: StudyData) -> np.ndarray:
-    """A problem is drawn on its unit, its town, or the whole district."""
-    geo = {}
-    if data.units is not None:
-        geo.update(zip(data.units["unit_id"], data.units.geometry.values))
-    if data.towns is not None:
-        geo.update(zip(data.towns["town_code"], data.towns.geometry.values))
-    district = data.boundary.geometry.union_all() if data.boundary is not None else None
-    return np.array([geo.get(a, district) for a in problems["area_id"]], dtype=object)
-
-
 # --------------------------------------------------------------------------- outputs
 def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
     data = res.data
@@ -605,13 +625,17 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
     lang = cfg.report.get("lang", "zh")
     files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
     maps = folder / "maps"
-    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang)
+    title = cfg.report.get("title")
+    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title)
     files.append(save_problem_map(m, maps / "problem_map.html"))
-    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator")))
+    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator"), title=title,
+                              dpi=cfg.report.get("dpi", settings.figure_dpi),
+                              formats=cfg.report.get("formats", settings.figure_formats)))
     if data.meta.get("ortho") is not None:
         files.append(quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png"))
-    tables = {k: res.tables[k] for k in ("indicator_table", "strengths", "problems", "suggestions")}
-    files.extend(write_tables(tables, folder))
+    tables = {k: res.tables[k] for k in ("indicator_table", "strengths", "problems", "problem_points",
+                                         "suggestions")}
+    files.extend(write_tables(tables, folder, title=f"{data.display_name} {data.year} 年城市体检 一表三清单"))
     files.append(write_ledger(data.ledger, folder / "ledger.csv"))
     extra = {"coverage": "coverage_by_area.csv", "sample_plan": "survey_sample_plan.csv",
              "complaint_rates": "complaint_rates.csv", "survey_issues": "survey_issues.csv"}

@@ -1,6 +1,14 @@
-"""Write the planner notebooks in notebooks/ (without outputs). Run: python scripts/make_notebooks.py"""
+"""Write the planner notebooks in notebooks/ and run them, so they are stored with their outputs
+(tables, maps) and read on GitHub or in Jupyter without running anything.
+
+Run: ``.venv/bin/python scripts/make_notebooks.py`` (about two minutes: notebook 03 runs the
+whole sample study). ``--no-run`` writes them without outputs. ``tests/test_notebooks.py``
+executes every notebook again and checks the stored outputs are there.
+"""
 
 from pathlib import Path
+
+import sys
 
 import nbformat as nbf
 
@@ -88,11 +96,22 @@ print(result.summary())"""),
     md("## 一表 Indicator table"),
     code("""result.tables["indicator_table"].head(15)"""),
     md("## 三清单 Strengths, problems, suggestions"),
-    code("""result.tables["problems"][["problem_id", "name_zh", "problem_class", "affected_population", "suggestion"]].head(10)"""),
+    md("问题清单: 每个指标在每个层级一项问题, 按严重程度排序 (类别、影响人口、差距); 其问题点位 (社区体检单元) 在问题点位表与台账中。"
+       "\n\nThe problem list: one problem per indicator and level, most severe first; its points (units) are "
+       "in the problem points table and the ledger."),
+    code("""result.tables["problems"][["seq", "name_zh", "level", "problem_class", "point_count", "point_names",
+                           "affected_population", "reference_source"]].head(10)"""),
+    code("""result.tables["problem_points"][["point_id", "area_name", "value", "reference", "problem_class"]].head(10)"""),
     code("""result.data.ledger.head(10)"""),
-    md("## 问题地图 Problem map (offline HTML)\n保存的 HTML 内嵌 Leaflet, 政务内网无网络也能打开。"),
-    code("""m = gt.problem_map(result.data)
-m"""),
+    md("## 问题地图 Problem map (offline HTML)\n保存的 HTML 内嵌 Leaflet, 政务内网无网络也能打开; 这里以 900×600 嵌入"
+       "(图例与侧栏折叠, 点击展开)。The saved map, embedded at 900 × 600 (panels folded, a click opens them)."),
+    code("""from IPython.display import IFrame
+
+IFrame(Path("../outputs/sample/maps/problem_map.html"), width=900, height=600)"""),
+    md("## 问题分布图 Problem figure (for print)"),
+    code("""from IPython.display import Image
+
+Image(filename="../outputs/sample/maps/problems.png", width=800)"""),
     code("""sorted(p.relative_to(result.out_dir).as_posix() for p in result.files)"""),
 ]
 
@@ -105,7 +124,25 @@ def write(name: str, cells: list) -> None:
     nbf.write(nb, ROOT / "notebooks" / name)
 
 
+def execute(name: str) -> None:
+    """Run a notebook in notebooks/ and store it with its outputs (no timings: a rerun with
+    the same results changes nothing)."""
+    from nbclient import NotebookClient
+
+    path = ROOT / "notebooks" / name
+    nb = nbf.read(path, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+    nbf.write(nb, path)
+
+
 if __name__ == "__main__":
-    write("01_community_units.ipynb", NB1)
-    write("02_life_circle_coverage.ipynb", NB2)
-    write("03_problem_map_and_report.ipynb", NB3)
+    books = {"01_community_units.ipynb": NB1, "02_life_circle_coverage.ipynb": NB2,
+             "03_problem_map_and_report.ipynb": NB3}
+    for name, cells in books.items():
+        write(name, cells)
+        if "--no-run" not in sys.argv:
+            execute(name)
+            print(f"ran {name}", file=sys.stderr)

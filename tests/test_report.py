@@ -20,11 +20,13 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 from shapely.geometry import Point, box
 
+from geotijian.assess import build_tables, problem_status, update_ledger
 from geotijian.errors import ConfigError, CoordinateWarning, LayerError
+from geotijian.indicators import indicator_catalogue
 from geotijian.model import GAP_COLUMNS, LEDGER_COLUMNS, PROBLEM_COLUMNS, UNIT_COLUMNS, StudyData
 from geotijian.report import gpkg as gpkg_mod
 from geotijian.report import maps
-from geotijian.report import figures
+from geotijian.report import figures, problem_figures
 
 XSS = "<img src=x onerror=alert(1)>"
 XSS_SUGGESTION = "加装电梯 <script>alert(2)</script>"
@@ -97,19 +99,22 @@ def make_study() -> StudyData:
          "facility_name_zh": ["幼儿园", "小学"], "walk_distance_m": [300.0, 500.0]},
         geometry=[shapely.union_all([Point(p).buffer(300) for p in kg[:10]]),
                   shapely.union_all([g.buffer(500) for g in fac_geoms[n_kg:n_kg + 3]])], crs=CRS)
-    problems = gpd.GeoDataFrame(
-        {"problem_id": ["P001", "P002", "P003", "P004"],
-         "indicator_code": ["c_kindergarten_gap", "c_parking_gap", "c_kindergarten_gap",
-                            "c_activity_ground_gap"],
-         "name_zh": ["未达标配建的幼儿园数量", "停车泊位缺口数", "未达标配建的幼儿园数量",
-                     "未达标配建的公共活动场地数量"],
-         "dimension": ["宜居", "宜居", "宜居", "活力"], "level": ["unit"] * 4,
-         "area_id": ["U0", "U1", "U2", "U3"], "value": [2.0, 150.0, 1.0, 3.0],
-         "reference": [0.0, 0.0, 0.0, 0.0], "gap": [2.0, 150.0, 1.0, 3.0],
-         "problem_class": ["限时解决", "尽力解决", "长期谋划", "限时解决"],
-         "affected_population": [5000.0, 6000.0, 4000.0, 9000.0],
-         "suggestion": ["新建一所 6 班幼儿园", XSS_SUGGESTION, "远期结合更新预留用地", None]},
-        geometry=list(units.geometry), crs=CRS)
+    # problems the way a study makes them: unit, town and district values judged, the points
+    # grouped into one problem per indicator and level (a suggestion template carries a script)
+    values = pd.DataFrame([("unit", "U0", "cov_kindergarten", 60.0), ("unit", "U1", "cov_kindergarten", 95.0),
+                           ("unit", "U2", "cov_kindergarten", 70.0), ("unit", "U3", "cov_kindergarten", 40.0),
+                           ("unit", "U1", "c_parking_gap", 150.0), ("unit", "U3", "h_gas_risk", 2.0),
+                           ("unit", "U2", "u_road_network_density", 5.0),
+                           ("town", "T1", "u_road_network_density", 5.0),
+                           ("town", "T2", "u_road_network_density", 6.0),
+                           ("district", "district", "u_park_green_pc", 4.2)],
+                          columns=["level", "area_id", "code", "value"])
+    named = units.assign(name=["一村", "二村", "三村", "四村"])
+    tables = build_tables(values, indicator_catalogue({"coverage_reference": 90}), areas=named,
+                          templates={"c_parking_gap": XSS_SUGGESTION}, district_name="测试区")
+    points = tables["problem_points"]
+    ledger = update_ledger(None, points, year=2024).drop(columns="geometry")
+    problems = problem_status(tables["problems"], ledger, year=2024)
     cells = [box(x0 + i * 250, y0 + j * 250, x0 + (i + 1) * 250, y0 + (j + 1) * 250)
              for i in range(8) for j in range(8)]
     z = np.linspace(-2.0, 4.0, len(cells))
@@ -118,27 +123,22 @@ def make_study() -> StudyData:
          "count": rng.integers(0, 30, len(cells)).astype(float), "z_score": z,
          "p_value": np.where(np.abs(z) > 2.58, 0.005, np.where(np.abs(z) > 1.96, 0.03, 0.4)),
          "significant": np.abs(z) > 1.96}, geometry=cells, crs=CRS)
-    ledger = pd.DataFrame(
-        {"problem_id": ["P001", "P002", "P003", "P004"],
-         "indicator_code": problems["indicator_code"], "area_id": problems["area_id"],
-         "status": ["新增", "持续", "已解决", "新增"],
-         "first_seen": [2024, 2023, 2022, 2024], "last_seen": [2024] * 4,
-         "history": [[2024], [2023, 2024], [2022, 2023], [2024]]})
-    indicator_table = pd.DataFrame(
+    indicator_table = pd.concat([tables["indicator_table"], pd.DataFrame(
         {"level": ["unit"] * 4, "area_id": [f"U{i}" for i in range(4)],
-         "area_name": ["单元一", "单元二", "单元三", "单元四"],
+         "area_name": ["一村", "二村", "三村", "四村"],
          "code": ["c_kindergarten_gap"] * 4, "name_zh": ["未达标配建的幼儿园数量"] * 4,
          "dimension": ["宜居"] * 4, "unit": ["个"] * 4, "value": [2.0, 0.0, 1.0, 4.0],
-         "reference": [0.0] * 4, "judgement": ["不达标", "达标", "不达标", "不达标"],
-         "gap": [2.0, 0.0, 1.0, 4.0]})
+         "reference": ["≥0"] * 4, "reference_op": [">="] * 4, "reference_value": [0.0] * 4,
+         "judgement": ["falls_short", "meets", "falls_short", "falls_short"],
+         "gap": [2.0, 0.0, 1.0, 4.0]})], ignore_index=True)
     assert list(units.columns[:-1]) == UNIT_COLUMNS
     assert list(gaps.columns[:-1]) == GAP_COLUMNS
-    assert list(problems.columns[:-1]) == PROBLEM_COLUMNS
+    assert list(problems.columns[:len(PROBLEM_COLUMNS)]) == PROBLEM_COLUMNS
     assert list(ledger.columns) == LEDGER_COLUMNS
-    return StudyData(name="测试区", year=2024, boundary=boundary, towns=towns,
-                     committees=committees, units=units, blocks=blocks, compounds=compounds,
+    return StudyData(name="test", title="测试区", year=2024, boundary=boundary, towns=towns,
+                     committees=committees, units=named, blocks=blocks, compounds=compounds,
                      facilities=facilities, coverage_gaps=gaps, service_areas=svc,
-                     problems=problems, hotspots=hotspots, ledger=ledger,
+                     problems=problems, problem_points=points, hotspots=hotspots, ledger=ledger,
                      indicator_table=indicator_table,
                      meta={"osm_sources": ["jiading.osm.pbf"]})
 
@@ -185,22 +185,90 @@ def layer_control_names(text: str) -> dict[str, str]:
             re.findall(r'^\s*("(?:[^"\\]|\\.)*")\s*:\s*(\w+),', block.group(1), re.M)}
 
 
+def layer_groups(text: str) -> dict[str, list[str]]:
+    """The control's groups: heading -> the JS variables of its layers, in order."""
+    call = re.search(r"gtjGroupControl\(\w+, (\[.*?\]\]\]), ", text)
+    assert call, "no grouped layer control"
+    return {g: [v.strip() for v in vs.split(",") if v.strip()]
+            for g, vs in re.findall(r'\["([^"]+)", \[([^\]]*)\]\]', call.group(1))}
+
+
 def test_map_has_every_layer(map_html):
     _, text = map_html
     names = layer_control_names(text)
-    for name in ["研究范围", "街镇", "社区体检单元: 人口密度", "设施服务范围", "覆盖缺口: 幼儿园 (6)",
-                 "覆盖缺口: 小学 (6)", "热线热点 (显著)", "问题: 限时解决 (2)", "问题: 尽力解决 (1)",
-                 "问题: 长期谋划 (1)", "设施: 幼儿园 (60)", "设施: 小学 (3)",
+    for name in ["研究范围", "街镇", "社区体检单元: 人口密度", "设施服务范围", "幼儿园 (6)",
+                 "小学 (6)", "热线热点 (显著)", "限时解决: 1 个单元 1 个点位", "尽力解决: 4 个单元 4 个点位",
+                 "长期谋划: 1 个单元 1 个点位", "5分钟生活圈 (61)", "10分钟生活圈 (3)",
                  "OpenStreetMap 底图", "空白底图 (离线)"]:
         assert any(n.startswith(name) for n in names), (name, list(names))
-    assert len(names) == 15
+    assert len(names) == 14
     for var in names.values():  # every layer is defined in the page
         assert f"var {var} = " in text
+    # filed in groups, in the control's order; 限时解决 first among the problems
+    groups = layer_groups(text)
+    assert list(groups) == ["评估单元", "设施", "覆盖缺口", "问题", "热线"]
+    by_var = {v: k for k, v in names.items()}
+    assert [by_var[v].split(":")[0] for v in groups["问题"]] == ["限时解决", "尽力解决", "长期谋划"]
+    assert [by_var[v] for v in groups["评估单元"]] == ["研究范围", "街镇", "社区体检单元: 人口密度"]
+    assert sum(len(v) for v in groups.values()) == len(names) - 2   # all but the two basemaps
+    # few layers on at load: areas and problems; facilities, gaps, service areas, hot spots off
+    shown = {n for n, v in names.items() if re.search(rf"{v}\.addTo\(|^\s*\)\.addTo\(map", text) and
+             re.search(rf"var {v} = [^;]*?;\s*\n\s*{v}\.addTo", text, re.S) is not None}
+    off = [n for n, v in names.items() if f"{v}.addTo(" not in text and "底图" not in n]
+    assert set(off) == {"设施服务范围", "幼儿园 (6)", "小学 (6)", "热线热点 (显著) (22)", "5分钟生活圈 (61)",
+                        "10分钟生活圈 (3)"}, off
+    del shown
     assert "L.control.layers" in text and "L.markerClusterGroup" in text
-    assert "测试区 2024 年城市体检问题地图" in text  # title
+    assert "测试区 2024 年城市体检问题地图" in text  # title: the study's display name
     attr = re.search(r"addAttribution\((\"[^\"]*\")\)", text)
     assert attr and json.loads(attr.group(1)) == "© OpenStreetMap contributors, ODbL"
     assert "人口密度 (人/公顷)" in text  # legend with unit
+
+
+def _features(text: str) -> list[dict]:
+    return [f for fc in (json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", text, re.M))
+            for f in fc["features"]]
+
+
+def test_map_problems_lie_where_they_are(study, map_html):
+    """Unit-level problems on their units only: no district- or town-sized polygon among the
+    problem features; the district and town problems are in the side table."""
+    from bs4 import BeautifulSoup
+
+    _, text = map_html
+    unit_area = study.units.to_crs(4326).geometry.area.max()
+    probs = [f for f in _features(text) if "项" in str(f["properties"].get("t", ""))]
+    assert len(probs) == 6       # 尽力解决 on U0-U3, 限时解决 on U3 (gas), 长期谋划 on U2 (roads)
+    for f in probs:
+        area = shapely.geometry.shape(f["geometry"]).area
+        assert area <= unit_area * 1.01, f["properties"]["t"]
+    tips = sorted(html.unescape(f["properties"]["t"]) for f in probs)
+    assert "四村: 1 项限时解决问题" in tips and "四村: 1 项尽力解决问题" in tips and "三村: 1 项长期谋划问题" in tips
+    # the popup lists the unit's problems with their 序号, values with units of measure, suggestion
+    u0 = next(f for f in probs if "一村: 1 项" in html.unescape(f["properties"]["t"]))
+    assert html.unescape(u0["properties"]["s"]).startswith("2. 幼儿园步行300米覆盖率: 60% (参考 ≥90%, 影响约2,000人)")
+    assert "在一村新增幼儿园" in html.unescape(u0["properties"]["s"])
+    u1 = next(f for f in probs if "二村: 1 项" in html.unescape(f["properties"]["t"]))
+    assert "幼儿园" not in html.unescape(u1["properties"]["s"])      # U1 meets 90 %: not a problem
+    soup = BeautifulSoup(text, "html.parser")
+    side = soup.find("details", class_="gtj-side")
+    rows = side.find_all("tr")[1:]
+    assert [r.find_all("td")[2].get_text() for r in rows] == ["人均公园绿地面积", "城市道路网密度"]
+    assert "2个街镇" in rows[1].get_text() and "4.2 平方米/人" in rows[0].get_text()
+
+
+def test_map_zh_has_no_english_status_words(map_html):
+    """Every popup value in Chinese: levels, ledger statuses, judgements, classes."""
+    _, text = map_html
+    values = [str(x) for f in _features(text) for k, v in f["properties"].items() if k in ("v", "h", "t", "s")
+              for x in (v if isinstance(v, list) else [v])]
+    words = re.compile(r"\b(new|persisting|resolved|falls_short|meets|no_reference|unit|town|district|"
+                       r"kindergarten|primary_school|True|False|nan|None)\b")
+    bad = [v for v in values if words.search(html.unescape(v))]
+    assert values and bad == [], bad[:5]
+    # names, not codes: units by their committees' names, committees by name
+    assert any("一村 (U0)" in v for v in values)
+    assert any("一村" == html.unescape(v) for f in _features(text) for v in f["properties"].get("v", []))
 
 
 def test_map_escapes_data_text(map_html):
@@ -210,8 +278,8 @@ def test_map_escapes_data_text(map_html):
     assert "&lt;img src=x onerror=alert(1)&gt;" in text
     assert "<script>alert(2)" not in text and "&lt;script&gt;alert(2)" in text
     assert "<b>马陆镇</b>" not in text and "&lt;b&gt;马陆镇&lt;/b&gt;" in text.replace("<\\/", "</")
-    # the suggestion and Chinese field names are in the popups
-    assert "新建一所 6 班幼儿园" in text and "影响人口(人)" in text and "建议" in text
+    # Chinese field names are in the popups
+    assert "常住人口(人)" in text and "问题清单" in text
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -229,7 +297,7 @@ def test_map_escapes_any_name(name):
     text = maps.render_problem_map(maps.problem_map(StudyData(facilities=pts, towns=town),
                                                     basemap="blank"))
     n_scripts = len(re.findall(r"<script\b", text, re.I))
-    assert n_scripts == len(re.findall(r"</script>", text, re.I)) == 4
+    assert n_scripts == len(re.findall(r"</script>", text, re.I)) == 5
     # every text drawn from data: tooltips, popup values and headers, layer names
     data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", text, re.M)]
     strings = [v for fc in data for f in fc["features"] for k, v in f["properties"].items()
@@ -240,8 +308,8 @@ def test_map_escapes_any_name(name):
     assert html.escape(name, quote=True) in strings
     # the legend holds only our markup
     soup = BeautifulSoup(text, "html.parser")
-    legend = soup.find("div", class_="gtj-legend")
-    assert {t.name for t in legend.find_all(True)} <= {"b", "h4", "div", "i"}
+    legend = soup.find("details", class_="gtj-legend")
+    assert {t.name for t in legend.find_all(True)} <= {"summary", "h4", "div", "i"}
 
 
 def test_map_coordinates_rounded_and_deterministic(study, map_html):
@@ -256,7 +324,7 @@ def test_map_coordinates_rounded_and_deterministic(study, map_html):
 
 def test_map_english_and_indicator(study):
     text = maps.render_problem_map(maps.problem_map(study, lang="en", indicator="c_kindergarten_gap"))
-    assert "urban check-up problem map" in text and "problems: solve within a deadline" in text
+    assert "urban check-up problem map" in text and "solve within a deadline: 1 units, 1 points" in text
     assert "reference value: 0" in text
     zh = maps.render_problem_map(maps.problem_map(study, indicator="c_kindergarten_gap"))
     assert "未达标配建的幼儿园数量 (个)" in zh and "参考值: 0 个" in zh
@@ -428,14 +496,15 @@ def test_figures_written_with_cjk_glyphs(study, tmp_path):
     glyph = [str(w.message) for w in rec if "Glyph" in str(w.message) or "missing from" in str(w.message)]
     assert glyph == []
     names = sorted(p.name for p in paths)
-    assert names == sorted(["units.png", "gaps_kindergarten.png", "gaps_primary_school.png",
-                            "problems.png", "units.svg", "gaps_kindergarten.svg",
-                            "gaps_primary_school.svg", "problems.svg"])
+    per_class = ["problems_urgent", "problems_best_effort", "problems_long_term"]
+    assert names == sorted([f"{n}.{x}" for n in ["units", "gaps_kindergarten", "gaps_primary_school", "problems",
+                                                 *per_class] for x in ("png", "svg")])
     for p in paths:
         assert p.stat().st_size > 10_000, p
         if p.suffix == ".png":
             with Image.open(p) as im:
-                assert im.size == (1200, 1200)
+                # problem figures: the map with the legend beside it (10 × 8 in)
+                assert im.size == ((1500, 1200) if p.stem.startswith("problems") else (1200, 1200))
                 # a real map: many colours, not a blank canvas
                 assert len(im.convert("RGB").getcolors(maxcolors=1 << 20)) > 50
         else:
@@ -446,8 +515,8 @@ def test_figures_written_with_cjk_glyphs(study, tmp_path):
 
 @needs_cjk
 def test_figures_deterministic(study, tmp_path):
-    a = figures.problem_figure(study, tmp_path / "a.png")
-    b = figures.problem_figure(study, tmp_path / "b.png")
+    a = problem_figures.problem_figure(study, tmp_path / "a.png")
+    b = problem_figures.problem_figure(study, tmp_path / "b.png")
     assert a.read_bytes() == b.read_bytes()
     a = figures.units_figure(study, tmp_path / "a.svg", indicator="c_kindergarten_gap")
     b = figures.units_figure(study, tmp_path / "b.svg", indicator="c_kindergarten_gap")
@@ -457,8 +526,39 @@ def test_figures_deterministic(study, tmp_path):
 def test_figure_without_cjk_font_warns(study, tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "find_cjk_font", lambda: None)
     with pytest.warns(figures.FigureWarning, match="fonts-noto-cjk"):
-        figures.problem_figure(study, tmp_path / "p.png", dpi=40)
+        problem_figures.problem_figure(study, tmp_path / "p.png", dpi=40)
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def dominant_share(path) -> float:
+    """Share of the pixels of a PNG in its most common colour."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        colors = im.convert("RGB").getcolors(maxcolors=1 << 22)
+    return max(n for n, _ in colors) / sum(n for n, _ in colors)
+
+
+@needs_cjk
+def test_problem_figure_draws_unit_points_only(study, tmp_path):
+    """Problems on their units, labelled with names and points per class, the district and
+    town problems in a note; no colour covers most of the picture; dpi and format as asked."""
+    p = problem_figures.problem_figure(study, tmp_path / "p.png", dpi=100)
+    assert dominant_share(p) < 0.6
+    counts = problem_figures.unit_point_counts(study)
+    assert counts.loc["U3", "限时解决"] == 1 and counts.loc["U3", "尽力解决"] == 1
+    assert counts.loc["U1", "total"] == 1 and int(counts["total"].sum()) == 6   # unit-level points only
+    svg = problem_figures.problem_figure(study, tmp_path / "p.svg", lang="en").read_text(encoding="utf-8")
+    assert "<svg" in svg
+    pdf = problem_figures.problem_class_figure(study, "尽力解决", tmp_path / "c.pdf", dpi=72)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    from PIL import Image
+
+    with Image.open(problem_figures.problem_figure(study, tmp_path / "q.png", dpi=60)) as im:
+        assert im.size == (600, 480)
+    # the labels: each unit's name (Chinese) is drawn; the note counts the other levels
+    text = problem_figures._level_note(study, "zh")
+    assert text == "另有区级问题 1 项、街镇级问题 1 项(不落图, 见问题清单)"
 
 
 def test_figure_scale_bar_lengths():
@@ -471,7 +571,7 @@ def test_figure_rejects_geographic_study(study, tmp_path):
     s = make_study()
     s.crs = "EPSG:4326"
     with pytest.raises(LayerError, match="geographic"):
-        figures.problem_figure(s, tmp_path / "x.png")
+        problem_figures.problem_figure(s, tmp_path / "x.png")
 
 
 # ------------------------------------------------------------------ the packaged sample

@@ -66,6 +66,15 @@ def test_sample_study_results_are_consistent(sample_run):
     assert kg[kg["level"] == "unit"]["covered_population"].sum() == pytest.approx(district, rel=1e-9)
     # the problems list and the ledger agree
     assert set(d.problems["problem_id"]) <= set(d.ledger["problem_id"])
+    # grouped: one problem per indicator and level, its points in the ledger
+    assert not d.problems["problem_id"].duplicated().any()
+    assert int(d.problems["point_count"].sum()) == len(d.problem_points)
+    assert set(d.problem_points["point_id"]) <= set(d.ledger["point_id"])
+    assert len(d.problems) < len(d.problem_points) / 2
+    # the problem figure: no colour covers most of it (the old one was a solid blue square)
+    from .test_report import dominant_share
+
+    assert dominant_share(sample_run.out_dir / "maps" / "problems.png") < 0.6
     assert {"new", "persisting", "resolved"} >= set(d.ledger["status"])
     run = json.loads((sample_run.out_dir / "run.json").read_text(encoding="utf-8"))
     assert {i["path"].split("/")[-1] for i in run["inputs"]} >= {"sample_district.gpkg", "survey_2024.csv"}

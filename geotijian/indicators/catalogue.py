@@ -180,12 +180,14 @@ def _facility_rows() -> pd.DataFrame:
                 name_en=f"share of residents within {d} m walk of a {code}", level="community/district",
                 national_group="设施完善", shanghai_dimension_suggested=dim, unit="%",
                 direction="higher_better",
-                reference_value="100 (implied ideal: every resident within walking distance)" if required else None,
+                # no published coverage target exists: the study sets one ([indicators]
+                # coverage_reference or [indicators.reference]), never an unstated 100 %
+                reference_value=None, provision="required" if required else "optional",
                 spatial_method="network_coverage",
                 computation_note=f"population-weighted share of homes whose network distance to the nearest "
                                  f"{code} is <= {d} m (walk distance from facilities.csv)",
                 source="facilities.csv (GB 50180-2018 App. C)",
-                confidence="implied ideal (no published target)" if required else "no reference"))
+                confidence="no published coverage target: set by the study"))
         rows.append(dict(
             code=f"per1000_{code}", name_zh=f"每千人{name}数量", name_en=f"{code} per 1,000 residents",
             level="community/district", national_group="设施完善", shanghai_dimension_suggested=dim,
@@ -268,7 +270,7 @@ def _read_table(source: Any, key: str) -> pd.DataFrame:
 _LEVEL_ZH = {"housing": "住房", "community": "小区(社区)", "district": "街区", "city": "城区"}
 _DEFINITION_FILES = (("indicators.csv", "packaged"), ("indicators_2024.csv", "packaged"),
                      ("indicators_local.csv", "geotijian"))
-_OVERRIDE_KEYS = ("edition", "reference", "custom", "include", "filled", "version")
+_OVERRIDE_KEYS = ("edition", "reference", "coverage_reference", "custom", "include", "filled", "version")
 
 
 def _level_zh(level: Any) -> str:
@@ -427,6 +429,59 @@ def _fill_defaults(cat: pd.DataFrame) -> pd.DataFrame:
     return cat
 
 
+def _coverage_references(cat: pd.DataFrame, setting: Any, version: str) -> pd.DataFrame:
+    """Apply ``[indicators] coverage_reference``: the study's coverage target per facility type.
+
+    ``setting`` is a number (percent of residents within the type's walking distance, for
+    every facility type the catalogue marks ``required``) or a table ``{default = 90,
+    kindergarten = 95, bus_stop = ""}`` (``default`` for the required types, a type code
+    for any type, ``""`` for no reference). The rows get ``>=`` the value, marked as a
+    study setting in ``reference_text`` and ``origin`` (``+coverage``).
+    """
+    if setting is None:
+        return cat
+    key = "indicators.coverage_reference"
+    table = dict(setting) if isinstance(setting, Mapping) else {"default": setting}
+    cat = cat.reset_index(drop=True)
+    fac = pd.read_csv(data.path("facilities.csv"), dtype=str)
+    provision = dict(zip(fac["code"], fac["provision"].fillna(""), strict=True))
+    cov = cat["code"].astype(str).str.startswith("cov_") & cat["code"].str[4:].isin(set(provision))
+    types = {c[4:]: i for i, c in zip(cat.index[cov], cat.loc[cov, "code"], strict=True)}
+    # the default goes to required types without a published target (an edition's own
+    # reference for a coverage indicator stays; a type named explicitly always gets its value)
+    published = cat["reference_op"].astype(str).ne("") & ~cat["reference_source"].astype(str).str.startswith(
+        "implied") if "reference_source" in cat.columns else cat["reference_op"].astype(str).ne("")
+    required = {c[4:] for i, c in zip(cat.index[cov], cat.loc[cov, "code"], strict=True)
+                if provision.get(c[4:]) == "required" and not published.iat[i]}
+    wanted: dict[str, Any] = {}
+    if "default" in table:
+        wanted.update(dict.fromkeys(sorted(required), table["default"]))
+    for t, v in table.items():
+        if t == "default":
+            continue
+        if t not in types:
+            close = difflib.get_close_matches(str(t), list(types), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"{key}.{t}", f"no coverage indicator for facility type {t!r}",
+                              "use a facility type code with a walking distance, or default" + hint)
+        wanted[t] = v
+    for t, v in wanted.items():
+        i = types[t]
+        if v is None or (isinstance(v, str) and not v.strip()):
+            continue
+        op, val = parse_reference(v, "higher_better")
+        if not op or not 0 <= val <= 100:
+            raise ConfigError(f"{key}.{t}" if t in table else key, f"coverage reference {v!r} is not a percentage",
+                              "write a share of residents in percent, e.g. 90 or \">=85\"")
+        cat.at[i, "reference_op"], cat.at[i, "reference_value"] = op, val
+        cat.at[i, "reference_text"] = f"{v} (study setting: [indicators] coverage_reference)"
+        cat.at[i, "reference_source"] = "研究设定 ([indicators] coverage_reference)"
+        cat.at[i, "reference_confidence"] = "study"
+        cat.at[i, "version"] = version
+        cat.at[i, "origin"] = cat.at[i, "origin"] + "+coverage"
+    return cat
+
+
 def indicator_catalogue(overrides: Any = None, *, edition: str | None = None) -> pd.DataFrame:
     """The indicator catalogue of one edition, with a study's overrides and 特色指标 applied.
 
@@ -437,7 +492,12 @@ def indicator_catalogue(overrides: Any = None, *, edition: str | None = None) ->
         "include": [codes], "custom": table}`` where a reference value is a number
         (operator from the direction) or a string such as ``">=85"``, ``include`` adds
         packaged definitions outside the edition (e.g. a 2023 rate kept as a local
-        indicator) and ``custom`` is a CSV/Excel path, DataFrame or list of dicts of new
+        indicator), ``coverage_reference`` (90 or ``{default = 90, <type> = value}``) is the
+        study's coverage target (percent of residents within walking distance) of the
+        ``cov_<type>`` rows, every required type without a published target (``default``) or
+        per type: no published standard gives one (GB 50180-2018 gives the walking
+        distances), so without it coverage is computed but not judged (``reference`` per code
+        wins over it); and ``custom`` is a CSV/Excel path, DataFrame or list of dicts of new
         indicators (columns ``code, name_zh, name_en, dimension, unit, direction,
         reference_value, method, source``; for a fill-in one also ``indicator_level``
         住房/小区(社区)/街区/城区, ``record`` building/compound/community/town/district,
@@ -506,6 +566,7 @@ def indicator_catalogue(overrides: Any = None, *, edition: str | None = None) ->
         c["reference_source"] = np.where(c["reference_op"] != "", c["source"].fillna("study config"), "")
         c["reference_confidence"] = np.where(c["reference_op"] != "", "study", "")
         cat = pd.concat([cat, _with_definition_ids(_mark_computable(c))], ignore_index=True)
+    cat = _coverage_references(cat, ov.get("coverage_reference"), study_version)
     refs = ov.get("reference") or {}
     if not isinstance(refs, Mapping):
         raise ConfigError("indicators.reference", "must be a table: code = value", "write u_park_green_pc = 8.0")

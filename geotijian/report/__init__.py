@@ -1,24 +1,25 @@
 """Report attachments: the offline problem map, static figures and the styled GeoPackage.
 
 ``problem_map`` / ``save_problem_map`` (maps.py) write a self-contained Leaflet map;
-``units_figure``, ``coverage_gap_figure``, ``problem_figure``, ``save_figures``
-(figures.py) the print maps; ``write_gpkg`` (gpkg.py) every layer and table in one
+``units_figure``, ``coverage_gap_figure``, ``save_figures`` (figures.py) and
+``problem_figure``, ``problem_class_figure`` (problem_figures.py) the print maps; ``write_gpkg`` (gpkg.py) every layer and table in one
 GeoPackage with QGIS styles (styles.py).
 """
 
 from .figures import (
     coverage_gap_figure,
     find_cjk_font,
-    problem_figure,
     save_figures,
     units_figure,
 )
 from .gpkg import write_gpkg
 from .maps import problem_map, render_problem_map, save_problem_map
+from .problem_figures import problem_class_figure, problem_figure
 from .styles import layer_qml
 
 __all__ = [
     "problem_map", "save_problem_map", "render_problem_map",
-    "units_figure", "coverage_gap_figure", "problem_figure", "save_figures", "find_cjk_font",
+    "units_figure", "coverage_gap_figure", "problem_figure", "problem_class_figure", "save_figures",
+    "find_cjk_font",
     "write_gpkg", "layer_qml",
 ]

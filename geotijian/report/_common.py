@@ -27,6 +27,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "compound_id": ("小区编号", "compound ID"),
     "block_id": ("街坊编号", "block ID"),
     "unit_id": ("体检单元编号", "check-up unit ID"),
+    "unit_name": ("社区体检单元", "check-up unit"),
     "home_id": ("住宅编号", "home ID"),
     "home_kind": ("住宅类型", "home kind"),
     "name": ("名称", "name"),
@@ -124,7 +125,8 @@ NODATA_COLOR = "#d9d9d9"
 
 # Distance beyond the service radius, as a share of it: ≤ 25 %, ≤ 50 %, ≤ 100 %, > 100 %.
 GAP_RATIO_BREAKS = (1.25, 1.5, 2.0)
-GAP_COLORS = ("#fed976", "#fd8d3c", "#e31a1c", "#800026")
+# ColorBrewer Purples: apart from the class reds/orange/blue and the choropleth greens.
+GAP_COLORS = ("#cbc9e2", "#9e9ac8", "#6a51a3", "#3f007d")
 
 # Qualitative palette for facility types (ColorBrewer Set1, then Dark2 and Paired darks):
 # 20 distinguishable colours, given to the types present in catalogue order.

@@ -1,4 +1,5 @@
-"""Static maps for the printed report (PNG/SVG): units choropleth, coverage gaps, problems.
+"""Static maps for the printed report (PNG/PDF/SVG): units choropleth, coverage gaps (the problem
+figures: :mod:`geotijian.report.problem_figures`).
 
 Each figure has a title, a legend, a scale bar (metres, in the study's metric CRS) and a
 north arrow, with Chinese labels set in a CJK font found on the system (Noto Sans CJK,
@@ -27,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
-from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
 from matplotlib.path import Path as MplPath  # noqa: E402
@@ -41,8 +42,7 @@ from ..model import StudyData  # noqa: E402
 from . import _common as c  # noqa: E402
 from .maps import _classify, _ramp, _unit_indicator  # noqa: E402
 
-__all__ = ["find_cjk_font", "units_figure", "coverage_gap_figure", "problem_figure",
-           "save_figures", "FigureWarning"]
+__all__ = ["find_cjk_font", "units_figure", "coverage_gap_figure", "save_figures", "FigureWarning"]
 
 PREFERRED_CJK = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Source Han Sans CN",
                  "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei",
@@ -120,22 +120,6 @@ def _compound_path(geoms: np.ndarray) -> MplPath | None:
     codes[first] = MplPath.MOVETO
     codes[np.r_[first[1:] - 1, len(xy) - 1]] = MplPath.CLOSEPOLY
     return MplPath(xy, codes)
-
-
-def _feature_paths(geoms: np.ndarray) -> list[MplPath]:
-    """One matplotlib path per (multi)polygon, for layers whose features overlap and must
-    stack (problems on one unit). Built from one coordinate array, split per feature."""
-    g = np.asarray(geoms, dtype=object)
-    polys, pi = shapely.get_parts(g, return_index=True)
-    rings, ri = shapely.get_rings(shapely.orient_polygons(polys), return_index=True)
-    xy, ci = shapely.get_coordinates(rings, return_index=True)
-    codes = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
-    first = np.r_[0, np.flatnonzero(np.diff(ci)) + 1]
-    codes[first] = MplPath.MOVETO
-    codes[np.r_[first[1:] - 1, len(xy) - 1]] = MplPath.CLOSEPOLY
-    feat = pi[ri[ci]]  # feature of every vertex
-    cut = np.flatnonzero(np.diff(feat)) + 1
-    return [MplPath(v, c) for v, c in zip(np.split(xy, cut), np.split(codes, cut))]
 
 
 def _draw_polygons(ax: plt.Axes, geoms: Any, *, facecolor: Any, edgecolor: str = "none",
@@ -281,7 +265,7 @@ def _credit(fig: plt.Figure, study: StudyData, lang: str) -> None:
     for ax in fig.axes:  # geopandas labels the axes "Easting [metre]": not wanted on a map
         ax.set_xlabel("")
         ax.set_ylabel("")
-    txt = f"{study.name} {study.year} · CRS {study.crs}"
+    txt = f"{study.display_name} {study.year} · CRS {study.crs}"
     if study.attribution:
         txt += f" · {study.attribution}"
     fig.text(0.01, 0.008, txt, fontsize=6.5, color="#555555", ha="left", va="bottom")
@@ -342,8 +326,8 @@ def units_figure(study: StudyData, path: str | Path, *, indicator: str | None = 
                 f"{c.format_values(pd.Series([ref])).iloc[0]} {unit}".strip())))
         ax.legend(handles=handles, title=title, loc="lower right", fontsize=8, title_fontsize=8.5,
                   framealpha=0.92)
-        heading = (f"{study.name} 社区体检单元 — {name}" if lang == "zh"
-                   else f"{study.name} check-up units — {name}")
+        heading = (f"{study.display_name} 社区体检单元 — {name}" if lang == "zh"
+                   else f"{study.display_name} check-up units — {name}")
         return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi)
 
 
@@ -431,61 +415,35 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
         return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi, title_size=12.5)
 
 
-def problem_figure(study: StudyData, path: str | Path, *, lang: str = "zh",
-                   size_in: tuple[float, float] = (8.0, 8.0), dpi: int = 150) -> Path:
-    """Problem map: problems by class (限时解决 / 尽力解决 / 长期谋划) over the units."""
-    pr = study.problems
-    if pr is None:
-        raise LayerError("problems", "is missing", fix="run the assessment first")
-    _check_crs(study)
-    path = Path(path)
-    pr = _metric(pr, study.crs, "problems")
-    with _style(lang):
-        fig, ax = _new(size_in, dpi)
-        _base(study, ax, _extent(study, pr, study.units))
-        _units_background(study, ax)
-        handles = []
-        for cls_name in c.ordered_classes(pr["problem_class"]):
-            sub = pr.loc[pr["problem_class"].astype(str) == cls_name]
-            col = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
-            poly = sub.geom_type.isin(["Polygon", "MultiPolygon"])
-            if poly.any():
-                g = sub.loc[poly].geometry.to_numpy()
-                # problems on one area overlap: one translucent fill each (they stack), as before
-                paths = _feature_paths(g)
-                ax.add_collection(PathCollection(paths, facecolors=col, edgecolors="none", alpha=0.3,
-                                                 zorder=3))
-                _draw_lines(ax, shapely.boundary(g), color=col, linewidth=1.4, linestyle="--", zorder=4)
-            if (~poly).any():
-                _draw_points(ax, sub.loc[~poly].representative_point().to_numpy(), color=col, size=36,
-                             edgecolor="white", linewidth=1.0, zorder=5)
-            handles.append(Patch(facecolor=col, alpha=0.6, edgecolor=col,
-                                 label=f"{c.problem_class_label(cls_name, lang)} ({len(sub)})"))
-        _outlines(study, ax)
-        ax.legend(handles=handles, loc="lower right", fontsize=8.5, framealpha=0.92,
-                  title="问题类别" if lang == "zh" else "problem class", title_fontsize=9)
-        heading = (f"{study.name} {study.year} 年城市体检问题分布 ({len(pr)} 项)" if lang == "zh"
-                   else f"{study.name} {study.year} check-up problems ({len(pr)})")
-        return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi)
-
-
 def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
-                 lang: str = "zh", indicator: str | None = None, dpi: int = 150) -> list[Path]:
+                 lang: str = "zh", indicator: str | None = None, dpi: int = 150,
+                 title: str | None = None) -> list[Path]:
     """Every figure the study supports, into ``out_dir``; returns the written paths.
 
     ``units.<fmt>`` (choropleth), ``gaps_<facility_type>.<fmt>`` (one per type with gaps),
-    ``problems.<fmt>``.
+    ``problems.<fmt>`` (unit-level problem points of every class) and one per class present
+    (``problems_urgent``, ``problems_best_effort``, ``problems_long_term``), in each of
+    ``formats`` (png, pdf, svg) at ``dpi``; ``title`` replaces the problem figure's heading
+    (``[report] dpi, formats, title`` in study.toml).
     """
+    from .problem_figures import CLASS_FILE_NAMES, problem_class_figure, problem_figure, unit_point_counts
+
     out = Path(out_dir)
     written: list[Path] = []
     for fmt in formats:
+        if fmt not in ("png", "pdf", "svg"):
+            raise ValueError(f"figure format must be png, pdf or svg, got {fmt!r}")
         if study.units is not None and len(study.units):
             written.append(units_figure(study, out / f"units.{fmt}", indicator=indicator,
                                         lang=lang, dpi=dpi))
         if study.coverage_gaps is not None and len(study.coverage_gaps):
             for t in c.ordered_types(study.coverage_gaps["facility_type"]):
-                written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}", lang=lang,
-                                                   dpi=dpi))
-        if study.problems is not None and len(study.problems):
-            written.append(problem_figure(study, out / f"problems.{fmt}", lang=lang, dpi=dpi))
+                written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}",
+                                                   lang=lang, dpi=dpi))
+        if study.problems is not None and len(study.problems) and study.units is not None:
+            written.append(problem_figure(study, out / f"problems.{fmt}", lang=lang, dpi=dpi, title=title))
+            counts = unit_point_counts(study)
+            for k, stem in CLASS_FILE_NAMES.items():
+                if k in counts.columns and counts[k].sum() > 0:
+                    written.append(problem_class_figure(study, k, out / f"{stem}.{fmt}", lang=lang, dpi=dpi))
     return written

@@ -19,7 +19,8 @@ import html
 import json
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,10 +41,37 @@ from ..io.atomic import write_text_atomic
 from ..io.coords import wgs84_to_gcj02
 from ..model import StudyData
 from . import _common as c
+from ._leaflet import (  # noqa: F401  (re-exported for the tests)
+    STATIC,
+    COVERAGE_LAYERS,
+    _CSS,
+    _GROUP_JS,
+    _SMALL_JS,
+    _POPUP_JS,
+    _GAP_JS,
+    _read_asset,
+    _leaflet_css,
+    _script,
+    _inline_assets,
+    _GeoData,
+    _ScaleBar,
+    _Attribution,
+    _GroupedLayers,
+    _simplify_rings,
+    _to_web,
+    _js_json,
+    _geojson,
+    _Popup,
+    _popup,
+    _name_series,
+    _layer_name,
+    _gap_table,
+    _GapData,
+    _GapLayer,
+)
+from .map_problems import side_table_html, unit_problem_features
 
 __all__ = ["problem_map", "save_problem_map", "BASEMAPS"]
-
-STATIC = Path(__file__).with_name("static")
 
 # name -> (zh label, en label, tile URL, attribution, max zoom, subdomains, datum)
 BASEMAPS: dict[str, dict] = {
@@ -93,397 +121,34 @@ _TXT = {
     "legend": ("图例", "legend"),
     "data_source": ("数据", "data"),
     "ratio": ("倍", "×"),
+    "side": ("区级、街镇级问题", "district and town problems"),
+    "flag": ("人口超出单元范围", "outside the population range"),
+    "problems_units": ("社区体检单元问题 (按类别)", "problems of check-up units (by class)"),
+    "problem_list": ("问题清单", "problems"),
+    "town": ("街镇", "town"),
+    "circle": ("{m}分钟生活圈", "{m}-minute life circle"),
+    "other_facilities": ("其他设施", "other facilities"),
 }
+
+#: Layer groups of the layer control, in its order (zh, en).
+GROUPS = {"base": ("底图", "basemap"), "areas": ("评估单元", "areas"), "facilities": ("设施", "facilities"),
+          "gaps": ("覆盖缺口", "coverage gaps"), "problems": ("问题", "problems"), "hotline": ("热线", "hotline")}
+GROUP_ORDER = ("areas", "facilities", "gaps", "problems", "hotline")
+#: Choropleth ramp (matplotlib name): sequential greens, apart from the class reds/orange/blue,
+#: the purple gaps and the brown hot spots.
+CHOROPLETH_CMAP = "Greens"
+#: Hot spots p < 0.01, p < 0.05 (ColorBrewer BrBG browns).
+HOTSPOT_COLORS = ("#8c510a", "#d8b365")
+
+
+def _group(key: str, lang: str) -> str:
+    return GROUPS[key][c.lang_index(lang)]
 
 
 def _t(key: str, lang: str) -> str:
     return _TXT[key][c.lang_index(lang)]
 
 
-# --------------------------------------------------------------------------- assets
-
-def _read_asset(name: str) -> str:
-    path = STATIC / name
-    if not path.exists():
-        raise FileNotFoundError(f"vendored asset {path} is missing; reinstall geotijian")
-    text = path.read_text(encoding="utf-8")
-    return re.sub(r"^\s*//# sourceMappingURL=.*$", "", text, flags=re.M)
-
-
-def _leaflet_css() -> str:
-    """leaflet.css with its images turned into data URIs (no relative file references)."""
-    css = _read_asset("leaflet.css")
-
-    def data_uri(m: re.Match) -> str:
-        png = (STATIC / m.group(1)).read_bytes()
-        return f"url(data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
-
-    return re.sub(r"url\(images/([\w.-]+\.png)\)", data_uri, css)
-
-
-def _script(text: str) -> str:
-    if re.search(r"</script", text, flags=re.I):
-        raise ValueError("inline script contains '</script'")
-    return f"<script>{text}</script>"
-
-
-def _inline_assets(m: folium.Map, *, cluster: bool) -> None:
-    """Inline Leaflet (and markercluster) JS/CSS into the map's header."""
-    header = m.get_root().header
-    header.add_child(Element(f"<style>{_leaflet_css()}</style>"), name="gtj_leaflet_css")
-    header.add_child(Element(_script(_read_asset("leaflet.js"))), name="gtj_leaflet_js")
-    if cluster:
-        header.add_child(Element("<style>" + _read_asset("MarkerCluster.css")
-                                 + _read_asset("MarkerCluster.Default.css") + "</style>"),
-                         name="gtj_cluster_css")
-        header.add_child(Element(_script(_read_asset("leaflet.markercluster.js"))),
-                         name="gtj_cluster_js")
-    header.add_child(Element(f"<style>{_CSS}</style>"), name="gtj_css")
-    header.add_child(Element(_script(_POPUP_JS + _GAP_JS)), name="gtj_popup_js")
-
-
-_CSS = """
-.gtj-title{position:absolute;top:10px;left:50%;transform:translateX(-50%);z-index:1000;
- background:rgba(255,255,255,.92);padding:6px 14px;border-radius:4px;font:bold 17px/1.3
- "Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}
-.gtj-legend{position:absolute;bottom:24px;right:10px;z-index:1000;max-height:60vh;overflow:auto;
- background:rgba(255,255,255,.94);padding:8px 10px;border-radius:4px;font:12px/1.45
- "Noto Sans CJK SC","Microsoft YaHei",sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}
-.gtj-legend h4{margin:6px 0 2px;font-size:12.5px}
-.gtj-legend i{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:-1px;
- border:1px solid #555}
-.gtj-legend i.pt{border-radius:50%;width:10px;height:10px}
-.leaflet-control-layers{font-size:12.5px;line-height:1.35;max-height:55vh;overflow:auto}
-.gtj-pop table{border-collapse:collapse;font-size:12px}
-.gtj-pop th{text-align:left;padding:1px 6px 1px 0;color:#444;white-space:nowrap;vertical-align:top}
-.gtj-pop td{padding:1px 0;max-width:260px}
-.gtj-pop .sug{margin-top:4px;padding:4px;background:#fff7e6;border-left:3px solid #fc8d59}
-"""
-
-
-# --------------------------------------------------------------------------- elements
-
-class _GeoData(MacroElement):
-    """A GeoJSON FeatureCollection drawn with per-feature colour, popup and tooltip.
-
-    Feature properties: ``c`` colour, ``t`` tooltip, ``v`` popup values, ``h`` popup
-    header, ``s`` suggestion, all already HTML-escaped. Points become circle markers.
-    """
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-var {{ this.get_name() }} = L.geoJSON({{ this.data }}, {
-  style: function (f) {
-    var s = Object.assign({}, {{ this.style }});
-    if (f.properties.c) { {% for k in this.color_keys %}s[{{ k|tojson }}] = f.properties.c; {% endfor %} }
-    return s;
-  },
-  pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: {{ this.radius }}, renderer: gtjCanvas()}); },
-  onEachFeature: function (f, l) {
-    if (f.properties.v) {
-      l.bindPopup(function () { return gtjPopup({{ this.fields }}, {{ this.sug_label }}, f.properties); },
-                  {maxWidth: 400});
-    }
-    if (f.properties.t) { l.bindTooltip(f.properties.t, {sticky: true}); }
-  }
-}).addTo({{ this._parent.get_name() }});
-{% endmacro %}
-""")
-
-    def __init__(self, data: str, *, style: dict, color_keys: Sequence[str], radius: float = 5,
-                 popup: _Popup | None = None):
-        super().__init__()
-        self._name = "GeoData"
-        self.data = data
-        self.fields = _js_json(popup.fields if popup else [])
-        self.sug_label = _js_json(popup.suggestion_label if popup else "")
-        self.style = json.dumps(style)
-        self.color_keys = list(color_keys)
-        self.radius = float(radius)
-
-
-class _ScaleBar(MacroElement):
-    """A metric-only scale bar (folium's control_scale adds feet and miles)."""
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});
-{% endmacro %}
-""")
-
-    def __init__(self):
-        super().__init__()
-        self._name = "ScaleBar"
-
-
-class _Attribution(MacroElement):
-    _template = Template("""
-{% macro script(this, kwargs) %}
-{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});
-{% endmacro %}
-""")
-
-    def __init__(self, text: str):
-        super().__init__()
-        self._name = "Attribution"
-        self.text = text
-
-
-# --------------------------------------------------------------------------- geometry
-
-#: Layers that tile the district without overlap: simplified as a coverage (shared
-#: boundaries simplified once, so neighbours never gap or overlap on screen).
-COVERAGE_LAYERS = ("towns", "committees", "units", "blocks")
-
-
-def _simplify_rings(geoms: np.ndarray, tol: float) -> np.ndarray:
-    """Douglas-Peucker on every ring of the (multi)polygons, for display.
-
-    GEOS' polygon simplifiers repair their result (``preserve_topology`` checks every
-    segment against every other, the plain one ends in a ``buffer(0)``): minutes on a
-    district's service areas (1.2 million vertices, 14,000 holes) for a picture drawn at
-    a few metres per pixel. Here each ring is simplified as a line (linear time); a hole
-    that collapses is dropped, a shell that would collapse is kept unsimplified. The
-    result may touch itself within ``tol``: invisible at display scale, never measured.
-    """
-    parts, pidx = shapely.get_parts(geoms, return_index=True)
-    rings, ridx = shapely.get_rings(parts, return_index=True)
-    shell = np.r_[True, ridx[1:] != ridx[:-1]] if len(ridx) else np.zeros(0, dtype=bool)
-    s = shapely.simplify(rings, tol, preserve_topology=False)
-    bad = shapely.is_empty(s) | (shapely.get_num_coordinates(s) < 4)
-    s = np.where(bad & shell, rings, s)
-    keep = ~bad | shell
-    polys = shapely.polygons(s[keep], indices=ridx[keep])
-    out = np.array(shapely.multipolygons(polys, indices=pidx), dtype=object)
-    single = shapely.get_type_id(geoms) == 3  # a Polygon stays a Polygon
-    out[single] = shapely.get_geometry(out[single], 0)
-    return out
-
-
-def _to_web(gdf: gpd.GeoDataFrame, *, simplify_m: float, decimals: int, gcj: bool,
-            layer: str) -> gpd.GeoDataFrame:
-    """Simplify (metres), project to WGS84, shift to GCJ-02 if asked, round coordinates."""
-    if gdf.crs is None:
-        raise LayerError(layer, "has no CRS", fix="set the study CRS on the layer (set_crs)")
-    geoms = gdf.geometry.to_numpy()
-    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    if missing.any():
-        first = int(np.flatnonzero(missing)[0])
-        warnings.warn(f"layer '{layer}': {int(missing.sum())} features without geometry are "
-                      f"not drawn (first: feature {first})", stacklevel=3)
-        gdf = gdf.loc[~missing]
-    if simplify_m > 0 and len(gdf):
-        tol = simplify_m if not gdf.crs.is_geographic else simplify_m / 111_320.0
-        g = gdf.geometry.to_numpy().copy()
-        tid = shapely.get_type_id(g)
-        lin = (tid == 1) | (tid == 5)
-        g[lin] = shapely.simplify(g[lin], tol, preserve_topology=False)
-        poly = (tid == 3) | (tid == 6)  # points (and collections) are left as they are
-        if poly.any():
-            g[poly] = (shapely.coverage_simplify(g[poly], tol) if layer in COVERAGE_LAYERS
-                       else _simplify_rings(g[poly], tol))
-        gdf = gdf.set_geometry(gpd.GeoSeries(g, index=gdf.index, crs=gdf.crs))
-    web = gdf.to_crs(settings.geographic_crs)
-    g = web.geometry.to_numpy()
-    if gcj:
-        g = shapely.transform(g, lambda xy: np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1])))
-    g = shapely.transform(g, lambda xy: np.round(xy, decimals))
-    return web.set_geometry(gpd.GeoSeries(g, index=web.index, crs=web.crs))
-
-
-def _js_json(value) -> str:
-    """JSON for a <script>: no '</' can close the script element."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
-
-
-_POPUP_JS = """
-function gtjPopup(fields, sugLabel, p) {
-  var rows = '';
-  for (var i = 0; i < fields.length; i++) {
-    rows += '<tr><th>' + fields[i] + '</th><td>' + p.v[i] + '</td></tr>';
-  }
-  var out = "<div class='gtj-pop'>" + (p.h ? '<b>' + p.h + '</b>' : '') + '<table>' + rows + '</table>';
-  if (p.s) { out += "<div class='sug'><b>" + sugLabel + ':</b> ' + p.s + '</div>'; }
-  return out + '</div>';
-}
-"""
-
-
-def _geojson(web: gpd.GeoDataFrame, props: dict[str, pd.Series]) -> str:
-    """A compact FeatureCollection string, safe to embed inside a <script>."""
-    df = gpd.GeoDataFrame({k: v.to_numpy() for k, v in props.items()},
-                          geometry=web.geometry.to_numpy(), crs=web.crs)
-    text = df.to_json(drop_id=True, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
-
-
-class _Popup:
-    """Popup content of a layer: escaped field labels once, escaped values per feature.
-
-    The page builds each popup's table when it opens (``gtjPopup``), so the labels are
-    not repeated in every feature: a district map stays a few megabytes.
-    """
-
-    def __init__(self, fields: list[str], props: dict[str, pd.Series], suggestion_label: str):
-        self.fields = fields
-        self.props = props
-        self.suggestion_label = suggestion_label
-
-
-def _popup(df: pd.DataFrame, cols: Sequence[str], lang: str, *, header: pd.Series | None = None,
-           suggestion: str | None = None, labels: dict[str, str] | None = None) -> _Popup:
-    """Popup of each row: Chinese field names and escaped values (and the suggestion text).
-
-    ``labels`` overrides field names; its values must already be escaped.
-    """
-    labels = labels or {}
-    present = [col for col in cols if col in df.columns]
-    fields = [labels.get(col, html.escape(c.field_label(col, lang))) for col in present]
-    if present:
-        values = np.column_stack([c.escaped_values(df[col]).to_numpy(dtype=object)
-                                  for col in present])
-        v = pd.Series(list(values.tolist()), index=df.index, dtype=object)
-    else:
-        v = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
-    props = {"v": v}
-    if header is not None:
-        props["h"] = header
-    sug_label = ""
-    if suggestion and suggestion in df.columns:
-        props["s"] = c.escaped_values(df[suggestion]).where(df[suggestion].notna(), None)
-        sug_label = html.escape(c.field_label(suggestion, lang))
-    return _Popup(fields, props, sug_label)
-
-
-def _name_series(df: pd.DataFrame, cols: Sequence[str], fallback: str) -> pd.Series:
-    """First non-null of ``cols`` as an escaped label."""
-    out = pd.Series(None, index=df.index, dtype=object)
-    for col in cols:
-        if col in df.columns:
-            out = out.where(out.notna(), df[col].astype(object).where(df[col].notna(), None))
-    return c.escaped_values(out.where(out.notna(), fallback))
-
-
-def _layer_name(text: str) -> str:
-    """A layer name for the layer control: escaped (Leaflet inserts it as HTML)."""
-    return html.escape(str(text).replace("\\", "/").replace("\n", " "), quote=True)
-
-
-# --------------------------------------------------------------------------- coverage gaps
-
-def _gap_table(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: int) -> tuple[dict, list, list]:
-    """The gap layer as one compact table for the page: a row per home with a gap.
-
-    ``gaps`` is one row per (home, type) (:func:`geotijian.coverage_gaps`). A district has
-    ~300,000 such rows but ~20,000 homes: each home is written once, at a point inside it,
-    with its distance to every type (0 = covered, -1 = no facility reachable), so the page
-    carries each home and each label once instead of once per missing type.
-    """
-    for col in ("home_id", "facility_type", "distance_m", "walk_distance_m"):
-        if col not in gaps.columns:
-            raise LayerError("coverage_gaps", f"missing column {col!r}", fix="build it with coverage_gaps()")
-    types = c.ordered_types(gaps["facility_type"])
-    ti = pd.Categorical(gaps["facility_type"].astype(str), categories=types).codes
-    hcode, homes = pd.factorize(gaps["home_id"].astype(str), sort=True)
-    first = np.unique(hcode, return_index=True)[1]  # first row of every home
-    dist = np.zeros((len(homes), len(types)))
-    d = pd.to_numeric(gaps["distance_m"], errors="coerce").to_numpy(dtype=float)
-    dist[hcode, ti] = np.where(np.isfinite(d), np.maximum(np.round(d, 1), 0.1), -1.0)
-    radius = pd.to_numeric(gaps["walk_distance_m"], errors="coerce").to_numpy(dtype=float)
-    rad = np.zeros(len(types))
-    rad[ti] = radius
-    names = []
-    for j, t in enumerate(types):
-        nm = c.facility_type_name(t, lang)
-        if lang == "zh" and "facility_name_zh" in gaps.columns:
-            sub = gaps["facility_name_zh"].to_numpy()[ti == j]
-            sub = sub[pd.notna(sub)]
-            if len(sub):
-                nm = str(sub[0])
-        names.append(html.escape(nm))
-    sub = gaps.iloc[first]
-    g = sub.geometry.to_numpy()
-    pts = np.where(shapely.get_type_id(g) == 0, g, shapely.point_on_surface(g))
-    w = _to_web(gpd.GeoDataFrame(geometry=pts, crs=gaps.crs), simplify_m=0, decimals=decimals, gcj=gcj,
-                layer="coverage_gaps")
-    xy = shapely.get_coordinates(w.geometry.to_numpy())
-    unit = c.escaped_values(sub["unit_id"]) if "unit_id" in sub.columns else pd.Series("—", index=sub.index)
-    pop = (pd.to_numeric(sub["population"], errors="coerce").round(0) if "population" in sub.columns
-           else pd.Series(np.nan, index=sub.index))
-    rows = pd.DataFrame({"x": np.round(xy[:, 0], decimals), "y": np.round(xy[:, 1], decimals),
-                         "id": [html.escape(h, quote=True) for h in homes.astype(str)],
-                         "u": unit.to_numpy(), "p": pop.fillna(-1).astype(np.int64).to_numpy()})
-    rows["d"] = [list(r) for r in dist.tolist()]
-    fields = [html.escape(c.field_label(k, lang)) for k in ("unit_id", "population", "facility_name_zh",
-                                                             "walk_distance_m", "distance_m")]
-    data = {"c": list(c.GAP_COLORS), "b": list(c.GAP_RATIO_BREAKS), "r": rad.tolist(), "n": names,
-            "f": fields, "rows": rows.to_numpy().tolist(),
-            "none": "∞" if lang == "zh" else "none reachable", "_bounds": w.total_bounds}
-    counts = (dist != 0).sum(axis=0).tolist()
-    return data, types, counts
-
-
-class _GapData(MacroElement):
-    """The gap table, once per page (``gtjGaps``)."""
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-var gtjGaps = {{ this.data }};
-{% endmacro %}
-""")
-
-    def __init__(self, data: dict):
-        super().__init__()
-        self._name = "GapData"
-        self.data = _js_json(data)
-
-
-class _GapLayer(MacroElement):
-    """The homes with a gap for one type, coloured by distance / radius, on a canvas."""
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-gtjGapLayer({{ this._parent.get_name() }}, {{ this.t }});
-{% endmacro %}
-""")
-
-    def __init__(self, t: int):
-        super().__init__()
-        self._name = "GapLayer"
-        self.t = int(t)
-
-
-_GAP_JS = """
-var gtjCanvasR = null;
-function gtjCanvas() { if (!gtjCanvasR) { gtjCanvasR = L.canvas({padding: 0.3}); } return gtjCanvasR; }
-function gtjGapLayer(group, t) {
-  var D = gtjGaps, R = L.canvas({padding: 0.3}), built = false;
-  function build() {
-    if (built) { return; }
-    built = true;
-    for (var i = 0; i < D.rows.length; i++) {
-      var r = D.rows[i], d = r[5][t];
-      if (d === 0) { continue; }
-      var q = d < 0 ? Infinity : d / D.r[t], k = 0;
-      while (k < D.b.length && q >= D.b[k]) { k++; }
-      var txt = d < 0 ? D.none : d + ' m';
-      var mk = L.circleMarker([r[1], r[0]], {renderer: R, radius: 4, color: '#444444', weight: 0.6,
-                                             fillColor: D.c[k], fillOpacity: 0.85});
-      mk.gtj = [r, txt];
-      group.addLayer(mk);
-    }
-  }
-  // one tooltip and one popup function for the whole layer (not one closure per home)
-  group.bindTooltip(function (l) { return l.gtj[0][2] + ' · ' + l.gtj[1]; }, {sticky: true});
-  group.bindPopup(function (l) {
-    var r = l.gtj[0], v = [r[3], r[4] < 0 ? '—' : r[4], D.n[t], D.r[t], l.gtj[1]], rows = '';
-    for (var j = 0; j < D.f.length; j++) { rows += '<tr><th>' + D.f[j] + '</th><td>' + v[j] + '</td></tr>'; }
-    return "<div class='gtj-pop'><b>" + r[2] + '</b><table>' + rows + '</table></div>';
-  }, {maxWidth: 400});
-  group.on('add', build);
-  if (group._map) { build(); }
-}
-"""
 
 
 # --------------------------------------------------------------------------- indicator
@@ -521,7 +186,8 @@ def _unit_indicator(study: StudyData, indicator: str | None, lang: str
         hit = cat.loc[cat["code"] == indicator]
         if li == 1 and not hit.empty:
             name = str(hit.iloc[0]["name_en"])
-        ref = pd.to_numeric(pd.Series([first.get("reference")]), errors="coerce").iloc[0]
+        ref = pd.to_numeric(pd.Series([first.get("reference_value", first.get("reference"))]),
+                            errors="coerce").iloc[0]
         unit = "" if pd.isna(first.get("unit")) else str(first.get("unit", ""))
         return val.astype(float), name, unit, (None if pd.isna(ref) else float(ref))
     known = sorted(set(units.columns) - {"geometry"})
@@ -577,6 +243,72 @@ def _basemaps(basemap: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _overlay_datum(names: list[str], *, amap_shift: bool, tianditu_key: str | None) -> bool:
+    """Whether overlays are shifted to GCJ-02 (an Amap basemap); checks the basemap options."""
+    gcj = False
+    if "amap" in names:
+        if amap_shift:
+            others = [n for n in names if BASEMAPS[n]["datum"] == "wgs84"]
+            if others:
+                raise ConfigError("basemap", f"amap (GCJ-02) cannot share the map with {others} "
+                                  "(WGS84): the shifted overlays would be ~500 m off on them",
+                                  fix="use basemap=('amap',) or amap_shift=False")
+            gcj = True
+        else:
+            warnings.warn("Amap tiles are in GCJ-02: WGS84 overlays will appear ~500 m off "
+                          "(pass amap_shift=True to shift them)", CoordinateWarning, stacklevel=3)
+    if "tianditu" in names and not tianditu_key:
+        raise ConfigError("tianditu_key", "the Tianditu basemap needs a browser key",
+                          fix="pass tianditu_key= (apply at console.tianditu.gov.cn)")
+    return gcj
+
+
+def _base_map(names: list[str], *, lang: str, tianditu_key: str | None) -> folium.Map:
+    """The Leaflet map with its basemaps (the first shown), no CDN assets."""
+    li = c.lang_index(lang)
+    m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25],
+                   maxZoom=19, minZoom=8)
+    # markercluster needs a maxZoom even without tiles, and builds its clusters for every zoom
+    # from minZoom to maxZoom at load: zoom 8 (all of Shanghai) is as far out as a study needs
+    m.default_js = []
+    m.default_css = []
+    for i, n in enumerate(names):
+        spec = BASEMAPS[n]
+        label = _layer_name(spec["label"][li])
+        if n == "blank":
+            folium.FeatureGroup(name=label, overlay=False, control=True, show=(i == 0)).add_to(m)
+            continue
+        url = spec["url"].replace("{key}", quote(tianditu_key or "", safe=""))
+        folium.TileLayer(tiles=url, attr=spec["attr"], name=label, overlay=False, control=True,
+                         show=(i == 0), max_zoom=spec["max_zoom"],
+                         subdomains=spec["subdomains"]).add_to(m)
+        if n == "tianditu":
+            folium.TileLayer(tiles=spec["labels_url"].replace("{key}", quote(tianditu_key, safe="")),
+                             attr=spec["attr"], name=_layer_name(("天地图注记", "Tianditu labels")[li]),
+                             overlay=True, control=True, show=(i == 0), max_zoom=spec["max_zoom"],
+                             subdomains=spec["subdomains"]).add_to(m)
+    return m
+
+
+def _page_panels(ctx: "_Ctx", ttl: str) -> None:
+    """Title, legend and side table (folded in a small window)."""
+    m, lang, study = ctx.m, ctx.lang, ctx.study
+    root = m.get_root()
+    root.title = ttl
+    root.html.add_child(Element(f"<div class='gtj-title'>{html.escape(ttl)}</div>"),
+                        name="gtj_title")
+    if ctx.legend:
+        root.html.add_child(Element(f"<details class='gtj-legend gtj-panel' open><summary>{_t('legend', lang)}"
+                                    "</summary><div class='gtj-body'>" + "".join(ctx.legend) + "</div></details>"),
+                            name="gtj_legend")
+    table, n_side = side_table_html(study, lang=lang)
+    if n_side:
+        root.html.add_child(Element(f"<details class='gtj-side gtj-panel' open><summary>{_t('side', lang)} ({n_side})"
+                                    f"</summary><div class='gtj-body'>{table}</div></details>"), name="gtj_side")
+    # a small window (an embed, a laptop): panels start folded, a click opens them
+    root.html.add_child(Element(_script(_SMALL_JS)), name="gtj_small")
+
+
 def problem_map(
     study: StudyData,
     *,
@@ -620,7 +352,8 @@ def problem_map(
         mapclassify scheme and number of classes of the choropleth (deterministic schemes
         only: quantiles, equal_interval, fisher_jenks, ...). Default 5 quantiles.
     title : str, optional
-        Title; default "<study name> <year> 年城市体检问题地图".
+        Title; default "<study.display_name> <year> 年城市体检问题地图" (``study.title``, else the
+        boundary's name).
     simplify_m : float
         Simplification tolerance of lines and polygons, metres (display scale, 1:5,000
         screens show ~1.3 m per pixel). 0 disables it.
@@ -638,22 +371,7 @@ def problem_map(
     """
     li = c.lang_index(lang)
     names = _basemaps(basemap)
-    gcj = False
-    if "amap" in names:
-        if amap_shift:
-            others = [n for n in names if BASEMAPS[n]["datum"] == "wgs84"]
-            if others:
-                raise ConfigError("basemap", f"amap (GCJ-02) cannot share the map with {others} "
-                                  "(WGS84): the shifted overlays would be ~500 m off on them",
-                                  fix="use basemap=('amap',) or amap_shift=False")
-            gcj = True
-        else:
-            warnings.warn("Amap tiles are in GCJ-02: WGS84 overlays will appear ~500 m off "
-                          "(pass amap_shift=True to shift them)", CoordinateWarning, stacklevel=2)
-    if "tianditu" in names and not tianditu_key:
-        raise ConfigError("tianditu_key", "the Tianditu basemap needs a browser key",
-                          fix="pass tianditu_key= (apply at console.tianditu.gov.cn)")
-
+    gcj = _overlay_datum(names, amap_shift=amap_shift, tianditu_key=tianditu_key)
     layers = study.layers()
     drawable = [n for n in ("boundary", "towns", "units", "service_areas", "coverage_gaps",
                             "hotspots", "problems", "facilities") if n in layers and len(layers[n])]
@@ -666,228 +384,288 @@ def problem_map(
         return _to_web(layers[name] if gdf is None else gdf, simplify_m=simplify_m,
                        decimals=decimals, gcj=gcj, layer=name)
 
-    m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25],
-                   maxZoom=19, minZoom=8)
-    # markercluster needs a maxZoom even without tiles, and builds its clusters for every zoom
-    # from minZoom to maxZoom at load: zoom 8 (all of Shanghai) is as far out as a study needs
-    m.default_js = []
-    m.default_css = []
-    for i, n in enumerate(names):
-        spec = BASEMAPS[n]
-        label = _layer_name(spec["label"][li])
-        if n == "blank":
-            folium.FeatureGroup(name=label, overlay=False, control=True, show=(i == 0)).add_to(m)
-            continue
-        url = spec["url"].replace("{key}", quote(tianditu_key or "", safe=""))
-        folium.TileLayer(tiles=url, attr=spec["attr"], name=label, overlay=False, control=True,
-                         show=(i == 0), max_zoom=spec["max_zoom"],
-                         subdomains=spec["subdomains"]).add_to(m)
-        if n == "tianditu":
-            folium.TileLayer(tiles=spec["labels_url"].replace("{key}", quote(tianditu_key, safe="")),
-                             attr=spec["attr"], name=_layer_name(("天地图注记", "Tianditu labels")[li]),
-                             overlay=True, control=True, show=(i == 0), max_zoom=spec["max_zoom"],
-                             subdomains=spec["subdomains"]).add_to(m)
-
-    legend: list[str] = []
-    bounds: list[np.ndarray] = []
-    cluster_used = False
-
-    # -- boundary and towns: outlines
-    if "boundary" in drawable:
-        w = web("boundary")
-        bounds.append(w.total_bounds)
-        fg = folium.FeatureGroup(name=_layer_name(_t("boundary", lang)), show=True).add_to(m)
-        tip = _name_series(w, ["name", "boundary_id"], _t("boundary", lang))
-        fg.add_child(_GeoData(_geojson(w, {"t": tip}), color_keys=[], style={
-            "color": "#222222", "weight": 2.5, "fill": False, "dashArray": "6 4"}))
-    if "towns" in drawable:
-        w = web("towns")
-        bounds.append(w.total_bounds)
-        fg = folium.FeatureGroup(name=_layer_name(_t("towns", lang)), show=True).add_to(m)
-        tip = _name_series(w, ["name", "town_code"], "")
-        pop = _popup(w, ["town_code", "name", "population"], lang, header=tip)
-        fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], style={
-            "color": "#555555", "weight": 1.5, "fill": False}))
-
-    # -- units choropleth
+    m = _base_map(names, lang=lang, tianditu_key=tianditu_key)
+    ctx = _Ctx(m=m, study=study, lang=lang, web=web, indicator=indicator, cluster_min=cluster_min)
+    # drawn bottom to top: areas, service areas, gaps, problems, hot spots, facilities
+    if "boundary" in drawable or "towns" in drawable:
+        _add_outlines(ctx, drawable)
     if "units" in drawable:
-        units = layers["units"]
-        val, ind_name, ind_unit, ref = _unit_indicator(study, indicator, lang)
-        cls, bins = _classify(val, scheme=scheme, k=k)
-        colors = _ramp(len(bins))
-        col = np.where(cls >= 0, np.array(colors + [c.NODATA_COLOR], dtype=object)[cls],
-                       c.NODATA_COLOR) if bins else np.full(len(cls), c.NODATA_COLOR, dtype=object)
-        u = units.assign(_value=val.to_numpy(), _color=col)
-        w = web("units", u)
-        bounds.append(w.total_bounds)
-        head = _name_series(w, ["unit_id"], "")
-        vals = c.escaped_values(w["_value"])
-        vlabel = html.escape(ind_name + (f" ({ind_unit})" if ind_unit else ""))
-        pop = _popup(w, ["_value", "unit_id", "town_name", "committees", "population",
-                         "households", "area_ha", "compound_count", "flag_reason"], lang,
-                     header=head, labels={"_value": vlabel})
-        fg = folium.FeatureGroup(name=_layer_name(f"{_t('units_layer', lang)}: {ind_name}"),
-                                 show=True).add_to(m)
-        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head + ": " + vals, **pop.props}), popup=pop,
-                              color_keys=["fillColor"], style={
-                                  "color": "#ffffff", "weight": 1, "fillOpacity": 0.6}))
-        lines = [f"<h4>{vlabel}</h4>"]
-        lo = float(np.nanmin(val)) if np.isfinite(val).any() else None
-        for i, b in enumerate(bins):
-            a = lo if i == 0 else bins[i - 1]
-            lines.append(f"<div><i style='background:{colors[i]}'></i>"
-                         f"{html.escape(_fmt(a))} – {html.escape(_fmt(b))}</div>")
-        if (cls < 0).any():
-            lines.append(f"<div><i style='background:{c.NODATA_COLOR}'></i>{_t('nodata', lang)}</div>")
-        if ref is not None:
-            lines.append(f"<div>{_t('reference', lang)}: {html.escape(_fmt(ref))}"
-                         f"{(' ' + html.escape(ind_unit)) if ind_unit else ''}</div>")
-        legend += lines
-
-    # -- service areas (hidden by default)
+        _add_units(ctx, scheme=scheme, k=k)
     if "service_areas" in drawable:
-        sa = layers["service_areas"]
-        tcol = c.study_type_colors(study)
-        w = web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol)))
-        name = _name_series(w, ["facility_name_zh", "facility_type"], "")
-        pop = _popup(w, ["facility_type", "facility_name_zh", "walk_distance_m"], lang)
-        fg = folium.FeatureGroup(name=_layer_name(c.layer_label("service_areas", lang)),
-                                 show=False).add_to(m)
-        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": name, **pop.props}), popup=pop,
-                              color_keys=["color", "fillColor"],
-                              style={"weight": 1, "fillOpacity": 0.12}))
-
-    # -- coverage gaps: one point per home with a gap, its distances to every type once;
-    #    one layer per facility type (drawn on a canvas, built when first shown)
+        _add_service_areas(ctx)
     if "coverage_gaps" in drawable:
-        gt_data, gap_types, counts = _gap_table(layers["coverage_gaps"], lang=lang, gcj=gcj,
-                                                decimals=decimals)
-        bounds.append(gt_data.pop("_bounds"))
-        m.add_child(_GapData(gt_data))
-        # one gap layer on at load (the choropleth's type when it is one), the rest in the control
-        first_gap = indicator if indicator in gap_types else gap_types[0] if gap_types else None
-        for j, t in enumerate(gap_types):
-            tname = gt_data["n"][j]
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('gaps', lang)}: {html.unescape(tname)} ({counts[j]})"),
-                                     show=(t == first_gap)).add_to(m)
-            fg.add_child(_GapLayer(j))
-        edges = [1.0, *c.GAP_RATIO_BREAKS]
-        legend.append(f"<h4>{html.escape(_t('gap_title', lang))}</h4>")
-        for i, col in enumerate(c.GAP_COLORS):
-            rng = (f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"&gt; {edges[i]:g}")
-            legend.append(f"<div><i style='background:{col}'></i>{rng} {_t('ratio', lang)}</div>")
-
-    # -- hotline hot spots
+        _add_gaps(ctx, gcj=gcj, decimals=decimals)
+    if "problems" in drawable or study.problem_points is not None:
+        _add_problems(ctx)
     if "hotspots" in drawable:
-        hs = layers["hotspots"]
-        keep = pd.Series(True, index=hs.index)
-        if "significant" in hs.columns:
-            keep &= hs["significant"].fillna(False).astype(bool)
-        if "z_score" in hs.columns:
-            keep &= pd.to_numeric(hs["z_score"], errors="coerce").fillna(0) > 0
-        hot = hs.loc[keep]
-        if len(hot):
-            z = pd.to_numeric(hot["z_score"], errors="coerce") if "z_score" in hot else None
-            zc = np.where((z.fillna(0) >= 2.58).to_numpy(), "#b2182b", "#ef8a62") if z is not None \
-                else np.full(len(hot), "#ef8a62", dtype=object)
-            w = web("hotspots", hot.assign(_color=zc))
-            head = _name_series(w, ["category"], "")
-            pop = _popup(w, ["cell_id", "category", "count", "z_score", "p_value"], lang, header=head)
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('hotspots', lang)} ({len(w)})"),
-                                     show=True).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head, **pop.props}), popup=pop,
-                                  color_keys=["color", "fillColor"],
-                                  style={"weight": 1, "fillOpacity": 0.2}))
-            legend.append(f"<h4>{_t('hotspots', lang)}</h4>"
-                          "<div><i style='background:#b2182b'></i>p &lt; 0.01</div>"
-                          "<div><i style='background:#ef8a62'></i>p &lt; 0.05</div>")
-
-    # -- problems, one toggle per class
-    if "problems" in drawable:
-        pr = layers["problems"]
-        if study.ledger is not None and "status" in study.ledger.columns:
-            status = study.ledger.drop_duplicates("problem_id").set_index("problem_id")["status"]
-            pr = pr.assign(status=pr["problem_id"].map(status))
-        w_all = web("problems", pr)
-        bounds.append(w_all.total_bounds)
-        legend.append(f"<h4>{_t('problems', lang)}</h4>")
-        for cls_name in c.ordered_classes(pr["problem_class"]):
-            w = w_all.loc[w_all["problem_class"].astype(str) == cls_name]
-            color = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
-            head = _name_series(w, ["name_zh", "indicator_code"], "")
-            pop = _popup(w, ["problem_id", "indicator_code", "dimension", "level", "area_id",
-                             "value", "reference", "gap", "problem_class", "affected_population",
-                             "status"], lang, header=head, suggestion="suggestion")
-            tip = head + " · " + _name_series(w, ["area_id"], "")
-            label = c.problem_class_label(cls_name, lang)
-            # 限时解决 (urgent) on at load; the other classes are a click away
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('problems', lang)}: {label} ({len(w)})"),
-                                     show=(cls_name == c.PROBLEM_CLASSES[0])).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], radius=7,
-                                  style={"color": color, "fillColor": color, "weight": 2.5,
-                                         "fillOpacity": 0.12, "dashArray": "5 3"}))
-            legend.append(f"<div><i style='background:{color}'></i>{html.escape(label)}"
-                          f" ({len(w)})</div>")
-
-    # -- facilities by type, clustered when many
+        _add_hotspots(ctx)
     if "facilities" in drawable:
-        fac = layers["facilities"]
-        if "type" not in fac.columns:
-            raise LayerError("facilities", "missing column 'type'", fix="read it with read_layer")
-        types = c.ordered_types(fac["type"])
-        tcol = c.study_type_colors(study)
-        # areas (e.g. parks) are drawn as a point inside them
-        g = fac.geometry.to_numpy().copy()
-        poly = shapely.get_type_id(g) > 0
-        g[poly] = shapely.point_on_surface(g[poly])
-        w_all = web("facilities", fac.set_geometry(gpd.GeoSeries(g, index=fac.index, crs=fac.crs)))
-        bounds.append(w_all.total_bounds)
-        legend.append(f"<h4>{_t('facilities', lang)}</h4>")
-        for t in types:
-            w = w_all.loc[w_all["type"].astype(str) == t]
-            tname = c.facility_type_name(t, lang)
-            head = _name_series(w, ["name", "facility_id"], tname)
-            w = w.assign(_type=tname)
-            pop = _popup(w, ["facility_id", "name", "_type", "capacity"], lang, header=head,
-                         labels={"_type": html.escape(c.field_label("type", lang))})
-            lname = _layer_name(f"{_t('facilities', lang)}: {tname} ({len(w)})")
-            if len(w) >= cluster_min:
-                cluster_used = True
-                parent = MarkerCluster(name=lname, show=True, overlay=True, control=True,
-                                       options={"maxClusterRadius": 40,
-                                                "disableClusteringAtZoom": 17})
-                parent.default_js = []
-                parent.default_css = []
-                parent.add_to(m)
-            else:
-                parent = folium.FeatureGroup(name=lname, show=True).add_to(m)
-            parent.add_child(_GeoData(_geojson(w, {"t": head, **pop.props}), popup=pop, color_keys=[], radius=5,
-                                      style={"color": "#ffffff", "weight": 1.2,
-                                             "fillColor": tcol[t], "fillOpacity": 0.95}))
-            legend.append(f"<div><i class='pt' style='background:{tcol[t]}'></i>"
-                          f"{html.escape(tname)} ({len(w)})</div>")
+        _add_facilities(ctx)
 
-    n_layers = sum(isinstance(ch, folium.map.Layer) for ch in m._children.values())
-    folium.LayerControl(collapsed=n_layers > 16, position="topright").add_to(m)
+    groups = {_group(g, lang): ctx.groups.get(_group(g, lang), []) for g in GROUP_ORDER}
+    _GroupedLayers(groups=groups, closed=[_group("gaps", lang)], base_label=_group("base", lang)).add_to(m)
     m.add_child(_ScaleBar())
     if study.from_osm:
         m.add_child(_Attribution(html.escape(study.attribution)))
-    if bounds:
-        b = np.vstack(bounds)
+    if ctx.bounds:
+        b = np.vstack(ctx.bounds)
         m.fit_bounds([[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
                       [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]])
 
-    ttl = title or _TXT["title"][li].format(name=study.name, year=study.year)
-    root = m.get_root()
-    root.title = ttl
-    root.html.add_child(Element(f"<div class='gtj-title'>{html.escape(ttl)}</div>"),
-                        name="gtj_title")
-    if legend:
-        root.html.add_child(Element(f"<div class='gtj-legend'><b>{_t('legend', lang)}</b>"
-                                    + "".join(legend) + "</div>"), name="gtj_legend")
-    _inline_assets(m, cluster=cluster_used)
+    _page_panels(ctx, title or _TXT["title"][li].format(name=study.display_name, year=study.year))
+    _inline_assets(m, cluster=ctx.cluster_used)
     _stable_ids(m)
     return m
+
+
+@dataclass
+class _Ctx:
+    """What the layer builders of one map share."""
+
+    m: folium.Map
+    study: StudyData
+    lang: str
+    web: Callable[..., gpd.GeoDataFrame]
+    indicator: str | None
+    cluster_min: int
+    legend: list[str] = field(default_factory=list)
+    bounds: list[np.ndarray] = field(default_factory=list)
+    cluster_used: bool = False
+    groups: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def li(self) -> int:
+        return c.lang_index(self.lang)
+
+    def layer(self, group: str, label: str, *, show: bool, layer: folium.map.Layer | None = None) -> folium.map.Layer:
+        """A feature group (or ``layer``) on the map, filed under ``group`` in the control."""
+        fg = layer if layer is not None else folium.FeatureGroup(name=_layer_name(label), show=show)
+        fg.add_to(self.m)
+        self.groups.setdefault(_group(group, self.lang), []).append(fg)
+        return fg
+
+
+def _add_outlines(ctx: _Ctx, drawable: list[str]) -> None:
+    """The study boundary and the towns (by name): outlines."""
+    lang = ctx.lang
+    if "boundary" in drawable:
+        w = ctx.web("boundary")
+        ctx.bounds.append(w.total_bounds)
+        tip = _name_series(w, ["name", "boundary_id"], _t("boundary", lang))
+        ctx.layer("areas", _t("boundary", lang), show=True).add_child(
+            _GeoData(_geojson(w, {"t": tip}), color_keys=[], style={
+                "color": "#222222", "weight": 2.5, "fill": False, "dashArray": "6 4"}))
+    if "towns" in drawable:
+        w = ctx.web("towns")
+        ctx.bounds.append(w.total_bounds)
+        tip = _name_series(w, ["name", "town_code"], "")
+        pop = _popup(w, ["name", "town_code", "population"], lang, header=tip)
+        ctx.layer("areas", _t("towns", lang), show=True).add_child(
+            _GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], style={
+                "color": "#555555", "weight": 1.8, "fill": False}))
+
+
+def _committee_names(study: StudyData, units: pd.DataFrame) -> pd.Series:
+    """The committees of each unit by name (``育绿居委会、紫荆居委会``), else their IDs."""
+    if "committees" not in units.columns:
+        return pd.Series("", index=units.index, dtype=object)
+    names: dict[str, str] = {}
+    cm = study.committees
+    if cm is not None and "committee_id" in cm.columns and "name" in cm.columns:
+        names = dict(zip(cm["committee_id"].astype(str), cm["name"].astype(str), strict=True))
+    return units["committees"].map(lambda s: "、".join(names.get(x.strip(), x.strip()) for x in str(s).split(",")
+                                                      if x.strip()) if isinstance(s, str) else "")
+
+
+def _add_units(ctx: _Ctx, *, scheme: str, k: int) -> None:
+    """The units as a choropleth (sequential greens: apart from class and gap colours)."""
+    study, lang = ctx.study, ctx.lang
+    units = study.units
+    val, ind_name, ind_unit, ref = _unit_indicator(study, ctx.indicator, lang)
+    cls, bins = _classify(val, scheme=scheme, k=k)
+    colors = _ramp(len(bins), CHOROPLETH_CMAP)
+    col = np.where(cls >= 0, np.array(colors + [c.NODATA_COLOR], dtype=object)[cls],
+                   c.NODATA_COLOR) if bins else np.full(len(cls), c.NODATA_COLOR, dtype=object)
+    u = units.assign(_value=val.to_numpy(), _color=col, _committees=_committee_names(study, units).to_numpy())
+    w = ctx.web("units", u)
+    ctx.bounds.append(w.total_bounds)
+    name = _name_series(w, ["name", "unit_id"], "")
+    head = name + c.escaped_values(" (" + w["unit_id"].astype(str) + ")") if "name" in w.columns else name
+    vals = c.escaped_values(w["_value"])
+    vlabel = html.escape(ind_name + (f" ({ind_unit})" if ind_unit else ""))
+    cols = ["_value", "unit_id", "town_name", "_committees", "population", "households", "area_ha",
+            "compound_count", "flag"]
+    if ctx.li == 1:
+        cols.append("flag_reason")
+    pop = _popup(w, cols, lang, header=head, labels={"_value": vlabel, "_committees": html.escape(
+        c.field_label("committees", lang)), "flag": html.escape(_t("flag", lang))})
+    fg = ctx.layer("areas", f"{_t('units_layer', lang)}: {ind_name}", show=True)
+    fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": name + ": " + vals, **pop.props}), popup=pop,
+                          color_keys=["fillColor"], style={"color": "#ffffff", "weight": 1, "fillOpacity": 0.55}))
+    lines = [f"<h4>{vlabel}</h4>"]
+    lo = float(np.nanmin(val)) if np.isfinite(val).any() else None
+    for i, b in enumerate(bins):
+        a = lo if i == 0 else bins[i - 1]
+        lines.append(f"<div><i style='background:{colors[i]}'></i>{html.escape(_fmt(a))} – {html.escape(_fmt(b))}</div>")
+    if (cls < 0).any():
+        lines.append(f"<div><i style='background:{c.NODATA_COLOR}'></i>{_t('nodata', lang)}</div>")
+    if ref is not None:
+        lines.append(f"<div>{_t('reference', lang)}: {html.escape(_fmt(ref))}"
+                     f"{(' ' + html.escape(ind_unit)) if ind_unit else ''}</div>")
+    ctx.legend += lines
+
+
+def _add_service_areas(ctx: _Ctx) -> None:
+    """Service areas of every type, one layer, off at load."""
+    study, lang = ctx.study, ctx.lang
+    sa = study.service_areas
+    tcol = c.study_type_colors(study)
+    tname = sa["facility_type"].astype(str).map(lambda t: c.facility_type_name(t, lang))
+    w = ctx.web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol), _type=tname.to_numpy()))
+    name = _name_series(w, ["facility_name_zh", "_type"], "") if ctx.li == 0 else _name_series(w, ["_type"], "")
+    pop = _popup(w, ["_type", "walk_distance_m"], lang, header=name,
+                 labels={"_type": html.escape(c.field_label("facility_type", lang))})
+    ctx.layer("facilities", c.layer_label("service_areas", lang), show=False).add_child(
+        _GeoData(_geojson(w, {"c": w["_color"], "t": name, **pop.props}), popup=pop,
+                 color_keys=["color", "fillColor"], style={"weight": 1, "fillOpacity": 0.12}))
+
+
+def _add_gaps(ctx: _Ctx, *, gcj: bool, decimals: int) -> None:
+    """Coverage gaps: one point per home with a gap (its distances to every type once), one
+    layer per facility type on a canvas built when first shown; the choropleth's type on."""
+    study, lang = ctx.study, ctx.lang
+    gaps = study.coverage_gaps
+    if study.units is not None and "name" in study.units.columns and "unit_id" in gaps.columns:
+        uname = dict(zip(study.units["unit_id"].astype(str), study.units["name"].astype(str), strict=True))
+        gaps = gaps.assign(unit_id=gaps["unit_id"].astype(str).map(lambda u: uname.get(u, u)))
+    gt_data, gap_types, counts = _gap_table(gaps, lang=lang, gcj=gcj, decimals=decimals)
+    ctx.bounds.append(gt_data.pop("_bounds"))
+    ctx.m.add_child(_GapData(gt_data))
+    ind = ctx.indicator
+    first = ind[4:] if ind and ind.startswith("cov_") else ind
+    for j, t in enumerate(gap_types):
+        tname = html.unescape(gt_data["n"][j])
+        ctx.layer("gaps", f"{tname} ({counts[j]})", show=(t == first)).add_child(_GapLayer(j))
+    edges = [1.0, *c.GAP_RATIO_BREAKS]
+    ctx.legend.append(f"<h4>{html.escape(_t('gap_title', lang))}</h4>")
+    for i, col in enumerate(c.GAP_COLORS):
+        rng = (f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"&gt; {edges[i]:g}")
+        ctx.legend.append(f"<div><i class='pt' style='background:{col}'></i>{rng} {_t('ratio', lang)}</div>")
+
+
+def _add_problems(ctx: _Ctx) -> None:
+    """Unit-level problems on their units, one layer per class (outlines in the class
+    colour, the unit's problems of that class in the popup); the district- and town-level
+    ones go to the side table (:func:`map_problems.side_table_html`)."""
+    lang = ctx.lang
+    feats = unit_problem_features(ctx.study, lang=lang)
+    if not len(feats):
+        return
+    w_all = ctx.web("problems", feats)
+    ctx.bounds.append(w_all.total_bounds)
+    ctx.legend.append(f"<h4>{_t('problems_units', lang)}</h4>")
+    fields = [html.escape(x) for x in (_t("town", lang), c.field_label("population", lang))]
+    classes = c.ordered_classes(w_all["problem_class"])
+    layers = {}
+    # drawn least urgent first, widest: a unit with problems of every class shows nested
+    # bands (long-term blue outside, best-effort orange, urgent red on top)
+    for cls_name in reversed(classes):
+        w = w_all.loc[w_all["problem_class"].astype(str) == cls_name]
+        rank = c.PROBLEM_CLASSES.index(cls_name) if cls_name in c.PROBLEM_CLASSES else len(c.PROBLEM_CLASSES)
+        color = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
+        label = c.problem_class_label(cls_name, lang)
+        n_units, n_pts = len(w), int(w["n"].sum())
+        pop = _Popup(fields, {"v": pd.Series([[t, p] for t, p in zip(w["town"], c.escaped_values(w["population"]),
+                                                                    strict=True)], index=w.index, dtype=object),
+                              "h": w["head"], "s": w["list"]}, html.escape(_t("problem_list", lang)))
+        lname = (f"{label}: {n_units} 个单元 {n_pts} 个点位" if ctx.li == 0
+                 else f"{label}: {n_units} units, {n_pts} points")
+        fg = folium.FeatureGroup(name=_layer_name(lname), show=True)
+        fg.add_child(_GeoData(_geojson(w, {"t": w["tip"], **pop.props}), popup=pop, color_keys=[],
+                              style={"color": color, "weight": 2.5 + 2.2 * rank, "opacity": 0.95,
+                                     "fill": True, "fillOpacity": 0.0, "lineJoin": "round"}))
+        layers[cls_name] = fg.add_to(ctx.m)
+    for cls_name in classes:   # in the control and legend: most urgent first
+        ctx.groups.setdefault(_group("problems", lang), []).append(layers[cls_name])
+        n_units = int((w_all["problem_class"].astype(str) == cls_name).sum())
+        color = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
+        ctx.legend.append(f"<div><i class='ol' style='border-color:{color}'></i>"
+                          f"{html.escape(c.problem_class_label(cls_name, lang))} ({n_units})</div>")
+
+
+def _add_hotspots(ctx: _Ctx) -> None:
+    """Significant hotline hot spots (Getis-Ord), browns: apart from the class reds."""
+    lang = ctx.lang
+    hs = ctx.study.hotspots
+    keep = pd.Series(True, index=hs.index)
+    if "significant" in hs.columns:
+        keep &= hs["significant"].fillna(False).astype(bool)
+    if "z_score" in hs.columns:
+        keep &= pd.to_numeric(hs["z_score"], errors="coerce").fillna(0) > 0
+    hot = hs.loc[keep]
+    if not len(hot):
+        return
+    z = pd.to_numeric(hot["z_score"], errors="coerce") if "z_score" in hot else None
+    zc = np.where((z.fillna(0) >= 2.58).to_numpy(), HOTSPOT_COLORS[0], HOTSPOT_COLORS[1]) if z is not None \
+        else np.full(len(hot), HOTSPOT_COLORS[1], dtype=object)
+    w = ctx.web("hotspots", hot.assign(_color=zc))
+    head = _name_series(w, ["category"], "")
+    pop = _popup(w, ["category", "count", "z_score", "p_value"], lang, header=head)
+    ctx.layer("hotline", f"{_t('hotspots', lang)} ({len(w)})", show=False).add_child(
+        _GeoData(_geojson(w, {"c": w["_color"], "t": head, **pop.props}), popup=pop,
+                 color_keys=["color", "fillColor"], style={"weight": 1, "fillOpacity": 0.3}))
+    ctx.legend.append(f"<h4>{_t('hotspots', lang)}</h4>"
+                      f"<div><i style='background:{HOTSPOT_COLORS[0]}'></i>p &lt; 0.01</div>"
+                      f"<div><i style='background:{HOTSPOT_COLORS[1]}'></i>p &lt; 0.05</div>")
+
+
+def _life_circle(types: list[str]) -> dict[str, str]:
+    """Life-circle level (``"5"``, ``"10"``, ``"15"``, ``""``) of each facility type."""
+    cat = c.facility_catalogue()
+    lc = dict(zip(cat["code"], cat.get("life_circle", pd.Series("", index=cat.index)).fillna(""), strict=True))
+    return {t: str(lc.get(t, "")).strip() for t in types}
+
+
+def _add_facilities(ctx: _Ctx) -> None:
+    """Facilities, one layer per life-circle level (5/10/15 minutes, other), coloured by
+    type, clustered when many; off at load."""
+    study, lang = ctx.study, ctx.lang
+    fac = study.facilities
+    if "type" not in fac.columns:
+        raise LayerError("facilities", "missing column 'type'", fix="read it with read_layer")
+    types = c.ordered_types(fac["type"])
+    tcol = c.study_type_colors(study)
+    g = fac.geometry.to_numpy().copy()
+    poly = shapely.get_type_id(g) > 0   # areas (e.g. parks) are drawn as a point inside them
+    g[poly] = shapely.point_on_surface(g[poly])
+    w_all = ctx.web("facilities", fac.set_geometry(gpd.GeoSeries(g, index=fac.index, crs=fac.crs)))
+    ctx.bounds.append(w_all.total_bounds)
+    tname = {t: c.facility_type_name(t, lang) for t in types}
+    w_all = w_all.assign(_type=w_all["type"].astype(str).map(tname), _color=w_all["type"].astype(str).map(tcol))
+    level = _life_circle(types)
+    ctx.legend.append(f"<h4>{_t('facilities', lang)}</h4>")
+    for lc in sorted(set(level.values()), key=lambda x: (x == "", int(x) if x.isdigit() else 0)):
+        lts = [t for t in types if level[t] == lc]
+        w = w_all.loc[w_all["type"].astype(str).isin(lts)]
+        head = _name_series(w, ["name", "facility_id"], "")
+        pop = _popup(w, ["_type", "name", "facility_id", "capacity"], lang, header=head,
+                     labels={"_type": html.escape(c.field_label("type", lang))})
+        lab = (_t("circle", lang).format(m=lc) if lc else _t("other_facilities", lang)) + f" ({len(w)})"
+        cluster = None
+        if len(w) >= ctx.cluster_min:
+            ctx.cluster_used = True
+            cluster = MarkerCluster(name=_layer_name(lab), show=False, overlay=True, control=True,
+                                    options={"maxClusterRadius": 40, "disableClusteringAtZoom": 17})
+            cluster.default_js = []
+            cluster.default_css = []
+        parent = ctx.layer("facilities", lab, show=False, layer=cluster)
+        parent.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head + " · " + c.escaped_values(w["_type"]),
+                                               **pop.props}), popup=pop, color_keys=["fillColor"], radius=5,
+                                  style={"color": "#ffffff", "weight": 1.2, "fillOpacity": 0.95}))
+        ctx.legend.append(f"<div class='sub'>{html.escape(lab)}</div>")
+        for t in lts:
+            n = int((w["type"].astype(str) == t).sum())
+            ctx.legend.append(f"<div><i class='pt' style='background:{tcol[t]}'></i>{html.escape(tname[t])} ({n})</div>")
 
 
 def _stable_ids(m: folium.Map) -> None:
