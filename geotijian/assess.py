@@ -140,7 +140,8 @@ def reference_sources(catalogue: pd.DataFrame) -> pd.Series:
     * the catalogue's ``reference_source`` when it has one (indicator editions);
     * otherwise the citation in the reference text (``>80% (GB 55014-2021 cl.2.1.3)`` →
       ``GB 55014-2021 cl.2.1.3``) or the indicator's ``source``, with its ``confidence``;
-      a 0 on a count of deficiencies without a citation is ``隐含理想值 (缺陷数为0, 无公开目标)``
+      a 0 on a count of deficiencies (the catalogue's "implied ideal", or no citation) is
+      ``隐含理想值 (缺陷计数为0, 非公开目标)``
       (NOTES: the implied ideal, not a published target).
 
     Empty for indicators without a reference.
@@ -159,12 +160,14 @@ def reference_sources(catalogue: pd.DataFrame) -> pd.Series:
             out.append("研究设定 ([indicators.reference])")
         elif "+coverage" in origin[i]:
             out.append("研究设定 ([indicators] coverage_reference)")
+        elif own[i].startswith("implied"):
+            out.append("隐含理想值 (缺陷计数为0, 非公开目标)" if val[i] == 0 else "隐含理想值 (非公开目标)")
         elif own[i] and not own[i].startswith("study override"):
             out.append(own[i])
         elif (m := _PAREN.search(text[i])) is not None:
             out.append("; ".join(x for x in (m.group(1), conf[i]) if x))
         elif val[i] == 0:
-            out.append("隐含理想值 (缺陷数为0, 无公开目标)")
+            out.append("隐含理想值 (缺陷计数为0, 非公开目标)")
         else:
             out.append("; ".join(x for x in (src[i], conf[i]) if x))
     return pd.Series(out, index=cat["code"].to_numpy(), dtype=object)
