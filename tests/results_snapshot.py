@@ -53,25 +53,35 @@ def results_snapshot(result: Any) -> dict[str, Any]:
 
     ``coverage``: every row of ``coverage_by_area`` (unit / town / district shares);
     ``units``: ID, town, committees, population, households, area (ha), compound count,
-    flag; ``compound_units``: the unit of every compound; ``problems``: ID, class, value,
-    reference, gap, affected residents, suggestion; ``ledger``: every row.
+    flag; ``compound_units``: the unit of every compound; ``problems``: the problem points
+    (ID, problem, class, value, reference, gap, affected residents, suggestion);
+    ``problem_list``: the grouped problems in their order; ``ledger``: every row.
     """
     d = result.data
     cov = result.tables["coverage"]
     units = d.units
     ucols = [c for c in ("unit_id", "town_code", "committees", "population", "households",
                          "area_ha", "compound_count", "flag", "flag_reason") if c in units.columns]
-    pcols = ["problem_id", "indicator_code", "level", "area_id", "value", "reference", "gap",
+    pcols = ["point_id", "problem_id", "indicator_code", "level", "area_id", "value", "reference", "gap",
              "problem_class", "affected_population", "suggestion"]
-    return {
+    points = d.problem_points if getattr(d, "problem_points", None) is not None else d.problems
+    lcols = [c for c in d.ledger.columns if c != "geometry"]
+    lkey = "point_id" if "point_id" in d.ledger.columns else "problem_id"
+    out = {
         "coverage": _records(cov, ["level", "area_id", "facility_type", "population",
                                    "covered_population", "share", "not_covered"],
                              ["level", "area_id", "facility_type"]),
         "units": _records(units, ucols, ["unit_id"]),
         "compound_units": _records(d.compounds, ["compound_id", "unit_id"], ["compound_id"]),
-        "problems": _records(d.problems, [c for c in pcols if c in d.problems.columns], ["problem_id"]),
-        "ledger": _records(d.ledger, list(d.ledger.columns), ["problem_id"]),
+        # the problem points (one per indicator and area; the problems of before issue 20)
+        "problems": _records(points, [c for c in pcols if c in points.columns],
+                             ["point_id" if "point_id" in points.columns else "problem_id"]),
+        "ledger": _records(d.ledger, lcols, [lkey]),
     }
+    if "point_count" in d.problems.columns:   # the 问题清单: one problem per indicator and level
+        out["problem_list"] = _records(d.problems, ["seq", "problem_id", "problem_class", "point_count",
+                                                    "affected_population", "reference_source"], ["seq"])
+    return out
 
 
 def _dumps(snap: dict[str, Any]) -> str:

@@ -234,7 +234,7 @@ def test_sample_results_equal_mains_snapshot(sample_run):
 
     want = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
     got = json.loads(json.dumps(results_snapshot(sample_run)))
-    for key in ("coverage", "units", "compound_units", "problems", "ledger"):
+    for key in ("coverage", "units", "compound_units", "problems", "problem_list", "ledger"):
         assert len(got[key]) == len(want[key]), f"{key}: {len(got[key])} rows, main had {len(want[key])}"
         for i, (g, w) in enumerate(zip(got[key], want[key])):
             assert g.keys() == w.keys(), f"{key} row {i}: columns {sorted(g)} != {sorted(w)}"
@@ -243,4 +243,5 @@ def test_sample_results_equal_mains_snapshot(sample_run):
                 if isinstance(wv, float) and isinstance(gv, (int, float)):
                     assert gv == pytest.approx(wv, rel=1e-9, abs=1e-9), f"{key} row {i} {col}: {gv} != {wv}"
                 else:
-                    assert gv == wv, f"{key} row {i} ({w.get('problem_id') or w.get('unit_id') or w.get('area_id')}) {col}: {gv!r} != {wv!r}"
+                    assert gv == wv, f"{key} row {i} ({w.get('point_id') or w.get('problem_id') or w.get('unit_id') or w.get('area_id')}) "
+                                      f"{col}: {gv!r} != {wv!r}"
