@@ -1,12 +1,19 @@
-"""Interactive problem map (体检问题地图): one self-contained, offline HTML file.
+"""Interactive problem maps (体检问题地图): self-contained, offline HTML files.
 
 ``problem_map(study)`` draws whatever layers a study holds (boundary, towns, units as a
 choropleth, facilities by type, coverage gaps, service areas, problems by class, hotline
-hot spots) on a folium/Leaflet map with a layer control, Chinese (or English) popups, a
-title and a legend. ``save_problem_map(m, path)`` writes it with Leaflet 1.9.4 and
-Leaflet.markercluster 1.5.3 inlined from the files vendored in ``report/static`` (BSD-2 and
-MIT; licences beside them), so the map opens on an intranet with no network: tiles then
-simply do not load, the overlays still draw.
+hot spots, and with ``compounds=True`` the compounds with the facility types they miss) on
+a folium/Leaflet map with a layer control, Chinese (or English) popups, a title and a
+legend. ``save_problem_map(m, path)`` writes it with Leaflet 1.9.4 inlined
+(``report/static``, BSD-2), so the map opens on an intranet with no network: tiles then
+simply do not load, the overlays still draw. ``town_maps.save_problem_maps`` writes the
+district map and one map per town (街镇), linked both ways.
+
+A district map stays small and quick to draw (issue 15: ≤ 15 MB, drawn < 5 s): homes
+with a gap are one table (a row per home, its distance to every type) drawn per type on a
+canvas, facilities on a canvas too, problems one feature per area and class, units and
+towns simplified as a coverage (shared edges once), service areas only when they fit a
+vertex budget (else in the town maps, which carry every layer in full detail).
 
 Every text that comes from data (place and facility names, comments, suggestions) is
 HTML-escaped before it reaches a popup, tooltip, legend or layer name.
@@ -14,12 +21,12 @@ HTML-escaped before it reaches a popup, tooltip, legend or layer name.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,9 +35,6 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element, MacroElement
-from folium.plugins import MarkerCluster
-from jinja2 import Template
 
 import geopandas as gpd
 
@@ -40,10 +44,9 @@ from ..io.atomic import write_text_atomic
 from ..io.coords import wgs84_to_gcj02
 from ..model import StudyData
 from . import _common as c
+from . import _leaflet as lf
 
-__all__ = ["problem_map", "save_problem_map", "BASEMAPS"]
-
-STATIC = Path(__file__).with_name("static")
+__all__ = ["problem_map", "save_problem_map", "render_problem_map", "MapNav", "BASEMAPS"]
 
 # name -> (zh label, en label, tile URL, attribution, max zoom, subdomains, datum)
 BASEMAPS: dict[str, dict] = {
@@ -75,6 +78,14 @@ BASEMAPS: dict[str, dict] = {
     "blank": {"label": ("空白底图 (离线)", "blank (offline)"), "datum": None},
 }
 
+#: Service areas go on a map only under this many vertices (after simplification): a
+#: district's 14 types hold ~1.2 million (13 MB of the page); its town maps carry them.
+SERVICE_AREA_VERTEX_BUDGET = 150_000
+
+#: Colours of compounds by the number of facility types they miss (0, 1-2, 3-5, 6+).
+COMPOUND_GAP_BREAKS = (1, 3, 6)
+COMPOUND_GAP_COLORS = ("#edf8e9", "#fcbba1", "#fb6a4a", "#a50f15")
+
 _TXT = {
     "title": ("{name} {year} 年城市体检问题地图", "{name} {year} urban check-up problem map"),
     "density": ("人口密度", "population density"),
@@ -84,15 +95,22 @@ _TXT = {
     "facilities": ("设施", "facilities"),
     "gaps": ("覆盖缺口", "coverage gap"),
     "gap_title": ("覆盖缺口: 最近设施步行距离 / 服务半径", "coverage gap: walk to nearest / radius"),
+    "gap_types": ("缺口类型", "types missing"),
     "service": ("服务范围", "service areas"),
+    "service_towns": ("设施服务范围见各街镇地图", "service areas: see the town maps"),
     "problems": ("问题", "problems"),
+    "problems_n": ("{n} 项", "{n}"),
     "hotspots": ("热线热点 (显著)", "hotline hot spots (significant)"),
     "units_layer": ("社区体检单元", "check-up units"),
     "boundary": ("研究范围", "study boundary"),
     "towns": ("街镇", "towns"),
+    "compounds": ("小区", "compounds"),
+    "compound_gaps": ("小区: 缺少的设施类型数", "compounds: facility types missing"),
     "legend": ("图例", "legend"),
-    "data_source": ("数据", "data"),
     "ratio": ("倍", "×"),
+    "town_maps": ("街镇地图", "town maps"),
+    "district_map": ("← 全区地图", "← district map"),
+    "open_town": ("打开街镇地图", "open the town map"),
 }
 
 
@@ -100,133 +118,17 @@ def _t(key: str, lang: str) -> str:
     return _TXT[key][c.lang_index(lang)]
 
 
-# --------------------------------------------------------------------------- assets
+@dataclass
+class MapNav:
+    """Links between the district map and the town maps.
 
-def _read_asset(name: str) -> str:
-    path = STATIC / name
-    if not path.exists():
-        raise FileNotFoundError(f"vendored asset {path} is missing; reinstall geotijian")
-    text = path.read_text(encoding="utf-8")
-    return re.sub(r"^\s*//# sourceMappingURL=.*$", "", text, flags=re.M)
-
-
-def _leaflet_css() -> str:
-    """leaflet.css with its images turned into data URIs (no relative file references)."""
-    css = _read_asset("leaflet.css")
-
-    def data_uri(m: re.Match) -> str:
-        png = (STATIC / m.group(1)).read_bytes()
-        return f"url(data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
-
-    return re.sub(r"url\(images/([\w.-]+\.png)\)", data_uri, css)
-
-
-def _script(text: str) -> str:
-    if re.search(r"</script", text, flags=re.I):
-        raise ValueError("inline script contains '</script'")
-    return f"<script>{text}</script>"
-
-
-def _inline_assets(m: folium.Map, *, cluster: bool) -> None:
-    """Inline Leaflet (and markercluster) JS/CSS into the map's header."""
-    header = m.get_root().header
-    header.add_child(Element(f"<style>{_leaflet_css()}</style>"), name="gtj_leaflet_css")
-    header.add_child(Element(_script(_read_asset("leaflet.js"))), name="gtj_leaflet_js")
-    if cluster:
-        header.add_child(Element("<style>" + _read_asset("MarkerCluster.css")
-                                 + _read_asset("MarkerCluster.Default.css") + "</style>"),
-                         name="gtj_cluster_css")
-        header.add_child(Element(_script(_read_asset("leaflet.markercluster.js"))),
-                         name="gtj_cluster_js")
-    header.add_child(Element(f"<style>{_CSS}</style>"), name="gtj_css")
-    header.add_child(Element(_script(_POPUP_JS + _GAP_JS)), name="gtj_popup_js")
-
-
-_CSS = """
-.gtj-title{position:absolute;top:10px;left:50%;transform:translateX(-50%);z-index:1000;
- background:rgba(255,255,255,.92);padding:6px 14px;border-radius:4px;font:bold 17px/1.3
- "Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}
-.gtj-legend{position:absolute;bottom:24px;right:10px;z-index:1000;max-height:60vh;overflow:auto;
- background:rgba(255,255,255,.94);padding:8px 10px;border-radius:4px;font:12px/1.45
- "Noto Sans CJK SC","Microsoft YaHei",sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3)}
-.gtj-legend h4{margin:6px 0 2px;font-size:12.5px}
-.gtj-legend i{display:inline-block;width:14px;height:11px;margin-right:5px;vertical-align:-1px;
- border:1px solid #555}
-.gtj-legend i.pt{border-radius:50%;width:10px;height:10px}
-.leaflet-control-layers{font-size:12.5px;line-height:1.35;max-height:55vh;overflow:auto}
-.gtj-pop table{border-collapse:collapse;font-size:12px}
-.gtj-pop th{text-align:left;padding:1px 6px 1px 0;color:#444;white-space:nowrap;vertical-align:top}
-.gtj-pop td{padding:1px 0;max-width:260px}
-.gtj-pop .sug{margin-top:4px;padding:4px;background:#fff7e6;border-left:3px solid #fc8d59}
-"""
-
-
-# --------------------------------------------------------------------------- elements
-
-class _GeoData(MacroElement):
-    """A GeoJSON FeatureCollection drawn with per-feature colour, popup and tooltip.
-
-    Feature properties: ``c`` colour, ``t`` tooltip, ``v`` popup values, ``h`` popup
-    header, ``s`` suggestion, all already HTML-escaped. Points become circle markers.
+    ``towns``: ``(town_code, name, href)`` of every town map, hrefs relative to this map;
+    ``home``: href of the district map (on a town map); ``current``: this map's town code.
     """
 
-    _template = Template("""
-{% macro script(this, kwargs) %}
-var {{ this.get_name() }} = L.geoJSON({{ this.data }}, {
-  style: function (f) {
-    var s = Object.assign({}, {{ this.style }});
-    if (f.properties.c) { {% for k in this.color_keys %}s[{{ k|tojson }}] = f.properties.c; {% endfor %} }
-    return s;
-  },
-  pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: {{ this.radius }}, renderer: gtjCanvas()}); },
-  onEachFeature: function (f, l) {
-    if (f.properties.v) {
-      l.bindPopup(function () { return gtjPopup({{ this.fields }}, {{ this.sug_label }}, f.properties); },
-                  {maxWidth: 400});
-    }
-    if (f.properties.t) { l.bindTooltip(f.properties.t, {sticky: true}); }
-  }
-}).addTo({{ this._parent.get_name() }});
-{% endmacro %}
-""")
-
-    def __init__(self, data: str, *, style: dict, color_keys: Sequence[str], radius: float = 5,
-                 popup: _Popup | None = None):
-        super().__init__()
-        self._name = "GeoData"
-        self.data = data
-        self.fields = _js_json(popup.fields if popup else [])
-        self.sug_label = _js_json(popup.suggestion_label if popup else "")
-        self.style = json.dumps(style)
-        self.color_keys = list(color_keys)
-        self.radius = float(radius)
-
-
-class _ScaleBar(MacroElement):
-    """A metric-only scale bar (folium's control_scale adds feet and miles)."""
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});
-{% endmacro %}
-""")
-
-    def __init__(self):
-        super().__init__()
-        self._name = "ScaleBar"
-
-
-class _Attribution(MacroElement):
-    _template = Template("""
-{% macro script(this, kwargs) %}
-{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});
-{% endmacro %}
-""")
-
-    def __init__(self, text: str):
-        super().__init__()
-        self._name = "Attribution"
-        self.text = text
+    towns: list[tuple[str, str, str]] = field(default_factory=list)
+    home: str | None = None
+    current: str | None = None
 
 
 # --------------------------------------------------------------------------- geometry
@@ -291,29 +193,26 @@ def _to_web(gdf: gpd.GeoDataFrame, *, simplify_m: float, decimals: int, gcj: boo
     return web.set_geometry(gpd.GeoSeries(g, index=web.index, crs=web.crs))
 
 
-def _js_json(value) -> str:
-    """JSON for a <script>: no '</' can close the script element."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
-
-
-_POPUP_JS = """
-function gtjPopup(fields, sugLabel, p) {
-  var rows = '';
-  for (var i = 0; i < fields.length; i++) {
-    rows += '<tr><th>' + fields[i] + '</th><td>' + p.v[i] + '</td></tr>';
-  }
-  var out = "<div class='gtj-pop'>" + (p.h ? '<b>' + p.h + '</b>' : '') + '<table>' + rows + '</table>';
-  if (p.s) { out += "<div class='sug'><b>" + sugLabel + ':</b> ' + p.s + '</div>'; }
-  return out + '</div>';
-}
-"""
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
 def _geojson(web: gpd.GeoDataFrame, props: dict[str, pd.Series]) -> str:
-    """A compact FeatureCollection string, safe to embed inside a <script>."""
-    df = gpd.GeoDataFrame({k: v.to_numpy() for k, v in props.items()},
-                          geometry=web.geometry.to_numpy(), crs=web.crs)
-    text = df.to_json(drop_id=True, ensure_ascii=False, separators=(",", ":"))
+    """A compact FeatureCollection string, safe to embed inside a <script>.
+
+    Geometries are written by GEOS (``shapely.to_geojson``: coordinates as rounded, no
+    Python loop over vertices), properties by ``json`` per feature.
+    """
+    geoms = shapely.to_geojson(web.geometry.to_numpy())
+    cols = {k: v.to_numpy(dtype=object) for k, v in props.items()}
+    keys = list(cols)
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default).encode
+    feats = [f'{{"type":"Feature","properties":{dumps(dict(zip(keys, vals)))},"geometry":{g}}}'
+             for g, *vals in zip(geoms, *cols.values())] if keys else \
+        [f'{{"type":"Feature","properties":{{}},"geometry":{g}}}' for g in geoms]
+    text = '{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}"
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
@@ -366,7 +265,13 @@ def _name_series(df: pd.DataFrame, cols: Sequence[str], fallback: str) -> pd.Ser
 
 def _layer_name(text: str) -> str:
     """A layer name for the layer control: escaped (Leaflet inserts it as HTML)."""
-    return html.escape(str(text).replace("\\", "/").replace("\n", " "), quote=True)
+    return _braces(html.escape(str(text).replace("\\", "/").replace("\n", " "), quote=True))
+
+
+def _braces(text: str) -> str:
+    """``{`` and ``}`` as character references: folium renders a layer control's output
+    again as a Jinja template, where a name with ``{{ }}`` would be evaluated."""
+    return text.replace("{", "&#123;").replace("}", "&#125;")
 
 
 # --------------------------------------------------------------------------- coverage gaps
@@ -376,8 +281,9 @@ def _gap_table(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: int) -
 
     ``gaps`` is one row per (home, type) (:func:`geotijian.coverage_gaps`). A district has
     ~300,000 such rows but ~20,000 homes: each home is written once, at a point inside it,
-    with its distance to every type (0 = covered, -1 = no facility reachable), so the page
-    carries each home and each label once instead of once per missing type.
+    with its distance to every type in whole metres (0 = covered, -1 = no facility
+    reachable) and its unit as an index into one list, so the page carries each home and
+    each label once instead of once per missing type.
     """
     for col in ("home_id", "facility_type", "distance_m", "walk_distance_m"):
         if col not in gaps.columns:
@@ -386,9 +292,10 @@ def _gap_table(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: int) -
     ti = pd.Categorical(gaps["facility_type"].astype(str), categories=types).codes
     hcode, homes = pd.factorize(gaps["home_id"].astype(str), sort=True)
     first = np.unique(hcode, return_index=True)[1]  # first row of every home
-    dist = np.zeros((len(homes), len(types)))
+    dist = np.zeros((len(homes), len(types)), dtype=np.int64)
     d = pd.to_numeric(gaps["distance_m"], errors="coerce").to_numpy(dtype=float)
-    dist[hcode, ti] = np.where(np.isfinite(d), np.maximum(np.round(d, 1), 0.1), -1.0)
+    # a gap is beyond the radius: never shown as 0 m (0 means covered)
+    dist[hcode, ti] = np.where(np.isfinite(d), np.maximum(np.round(d), 1), -1).astype(np.int64)
     radius = pd.to_numeric(gaps["walk_distance_m"], errors="coerce").to_numpy(dtype=float)
     rad = np.zeros(len(types))
     rad[ti] = radius
@@ -407,83 +314,23 @@ def _gap_table(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: int) -
     w = _to_web(gpd.GeoDataFrame(geometry=pts, crs=gaps.crs), simplify_m=0, decimals=decimals, gcj=gcj,
                 layer="coverage_gaps")
     xy = shapely.get_coordinates(w.geometry.to_numpy())
-    unit = c.escaped_values(sub["unit_id"]) if "unit_id" in sub.columns else pd.Series("—", index=sub.index)
+    unit = (c.escaped_values(sub["unit_id"]) if "unit_id" in sub.columns
+            else pd.Series("—", index=sub.index)).to_numpy(dtype=object)
+    ucode, ulist = pd.factorize(unit, sort=True)
     pop = (pd.to_numeric(sub["population"], errors="coerce").round(0) if "population" in sub.columns
            else pd.Series(np.nan, index=sub.index))
     rows = pd.DataFrame({"x": np.round(xy[:, 0], decimals), "y": np.round(xy[:, 1], decimals),
                          "id": [html.escape(h, quote=True) for h in homes.astype(str)],
-                         "u": unit.to_numpy(), "p": pop.fillna(-1).astype(np.int64).to_numpy()})
-    rows["d"] = [list(r) for r in dist.tolist()]
+                         "u": ucode, "p": pop.fillna(-1).astype(np.int64).to_numpy()})
+    rows["d"] = dist.tolist()
     fields = [html.escape(c.field_label(k, lang)) for k in ("unit_id", "population", "facility_name_zh",
                                                              "walk_distance_m", "distance_m")]
-    data = {"c": list(c.GAP_COLORS), "b": list(c.GAP_RATIO_BREAKS), "r": rad.tolist(), "n": names,
-            "f": fields, "rows": rows.to_numpy().tolist(),
-            "none": "∞" if lang == "zh" else "none reachable", "_bounds": w.total_bounds}
+    fields.append(html.escape(_t("gap_types", lang)))
+    data = {"c": list(c.GAP_COLORS), "b": list(c.GAP_RATIO_BREAKS), "r": [float(r) for r in rad],
+            "n": names, "f": fields, "u": list(ulist), "rows": rows.to_numpy().tolist(),
+            "none": "∞" if lang == "zh" else "none reachable"}
     counts = (dist != 0).sum(axis=0).tolist()
-    return data, types, counts
-
-
-class _GapData(MacroElement):
-    """The gap table, once per page (``gtjGaps``)."""
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-var gtjGaps = {{ this.data }};
-{% endmacro %}
-""")
-
-    def __init__(self, data: dict):
-        super().__init__()
-        self._name = "GapData"
-        self.data = _js_json(data)
-
-
-class _GapLayer(MacroElement):
-    """The homes with a gap for one type, coloured by distance / radius, on a canvas."""
-
-    _template = Template("""
-{% macro script(this, kwargs) %}
-gtjGapLayer({{ this._parent.get_name() }}, {{ this.t }});
-{% endmacro %}
-""")
-
-    def __init__(self, t: int):
-        super().__init__()
-        self._name = "GapLayer"
-        self.t = int(t)
-
-
-_GAP_JS = """
-var gtjCanvasR = null;
-function gtjCanvas() { if (!gtjCanvasR) { gtjCanvasR = L.canvas({padding: 0.3}); } return gtjCanvasR; }
-function gtjGapLayer(group, t) {
-  var D = gtjGaps, R = L.canvas({padding: 0.3}), built = false;
-  function build() {
-    if (built) { return; }
-    built = true;
-    for (var i = 0; i < D.rows.length; i++) {
-      var r = D.rows[i], d = r[5][t];
-      if (d === 0) { continue; }
-      var q = d < 0 ? Infinity : d / D.r[t], k = 0;
-      while (k < D.b.length && q >= D.b[k]) { k++; }
-      var txt = d < 0 ? D.none : d + ' m';
-      var mk = L.circleMarker([r[1], r[0]], {renderer: R, radius: 4, color: '#444444', weight: 0.6,
-                                             fillColor: D.c[k], fillOpacity: 0.85});
-      mk.gtj = [r, txt];
-      group.addLayer(mk);
-    }
-  }
-  // one tooltip and one popup function for the whole layer (not one closure per home)
-  group.bindTooltip(function (l) { return l.gtj[0][2] + ' · ' + l.gtj[1]; }, {sticky: true});
-  group.bindPopup(function (l) {
-    var r = l.gtj[0], v = [r[3], r[4] < 0 ? '—' : r[4], D.n[t], D.r[t], l.gtj[1]], rows = '';
-    for (var j = 0; j < D.f.length; j++) { rows += '<tr><th>' + D.f[j] + '</th><td>' + v[j] + '</td></tr>'; }
-    return "<div class='gtj-pop'><b>" + r[2] + '</b><table>' + rows + '</table></div>';
-  }, {maxWidth: 400});
-  group.on('add', build);
-  if (group._map) { build(); }
-}
-"""
+    return {"data": data, "bounds": w.total_bounds}, types, counts
 
 
 # --------------------------------------------------------------------------- indicator
@@ -532,17 +379,41 @@ def _unit_indicator(study: StudyData, indicator: str | None, lang: str
                       fix=f"use one of: {', '.join(known[:40])}")
 
 
-def _classify(values: pd.Series, *, scheme: str, k: int) -> tuple[np.ndarray, list[float]]:
-    """Class index per value (-1 for NaN) and the class upper bounds (mapclassify)."""
+def _quantile_bins(y: np.ndarray, k: int) -> np.ndarray:
+    """mapclassify's ``Quantiles`` bins (linear percentiles at 100/k steps, ties merged),
+    in numpy: mapclassify compiles numba kernels at import, seconds a map should not pay."""
+    w = 100.0 / k
+    p = np.arange(w, 100 + w, w)
+    p[-1] = min(p[-1], 100.0)
+    return np.unique(np.percentile(y, p[p <= 100.0]))
+
+
+def _classify(values: pd.Series, *, scheme: str, k: int, bins: Sequence[float] | None = None
+              ) -> tuple[np.ndarray, list[float]]:
+    """Class index per value (-1 for NaN) and the class upper bounds.
+
+    ``bins`` (upper bounds) classifies against given classes (a town map uses its
+    district's); else ``scheme`` and ``k`` as in mapclassify (``quantiles`` in numpy, the
+    same bins).
+    """
     y = values.to_numpy(dtype=float)
     ok = np.isfinite(y)
     cls = np.full(len(y), -1, dtype=int)
+    if bins is not None:
+        b = np.asarray(bins, dtype=float)
+        if len(b):
+            cls[ok] = np.minimum(np.searchsorted(b, y[ok], side="left"), len(b) - 1)
+        return cls, [float(x) for x in b]
     if not ok.any():
         return cls, []
     kk = int(min(k, len(np.unique(y[ok]))))
     if kk < 2:
         cls[ok] = 0
         return cls, [float(np.nanmax(y))]
+    if scheme.lower() == "quantiles":
+        b = _quantile_bins(y[ok], kk)
+        cls[ok] = np.searchsorted(b, y[ok], side="left")
+        return cls, [float(x) for x in b]
     # (imported here: where numba is installed, mapclassify compiles its Fisher-Jenks
     # kernel at import, seconds that only a classified map should pay)
     import mapclassify
@@ -567,6 +438,14 @@ def _fmt(x: float) -> str:
 
 # --------------------------------------------------------------------------- the map
 
+def _without_attrs(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if not gdf.attrs:
+        return gdf
+    out = gpd.GeoDataFrame(gdf, copy=False)
+    out.attrs = {}
+    return out
+
+
 def _basemaps(basemap: str | Sequence[str]) -> list[str]:
     names = [basemap] if isinstance(basemap, str) else list(basemap)
     for n in names:
@@ -575,6 +454,305 @@ def _basemaps(basemap: str | Sequence[str]) -> list[str]:
     if "blank" not in names:
         names.append("blank")
     return list(dict.fromkeys(names))
+
+
+@dataclass
+class _Page:
+    """What the layer builders share: the map, its language, the legend and extent so far."""
+
+    m: folium.Map
+    study: StudyData
+    layers: dict[str, gpd.GeoDataFrame]
+    lang: str
+    simplify_m: float
+    decimals: int
+    gcj: bool
+    legend: list[str] = field(default_factory=list)
+    bounds: list[np.ndarray] = field(default_factory=list)
+
+    def web(self, name: str, gdf: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+        return _to_web(self.layers[name] if gdf is None else gdf, simplify_m=self.simplify_m,
+                       decimals=self.decimals, gcj=self.gcj, layer=name)
+
+    def group(self, name: str, *, show: bool) -> folium.FeatureGroup:
+        return folium.FeatureGroup(name=_layer_name(name), show=show).add_to(self.m)
+
+    def t(self, key: str) -> str:
+        return _t(key, self.lang)
+
+
+def _add_basemaps(m: folium.Map, names: list[str], li: int, tianditu_key: str | None) -> None:
+    for i, n in enumerate(names):
+        spec = BASEMAPS[n]
+        label = _layer_name(spec["label"][li])
+        if n == "blank":
+            folium.FeatureGroup(name=label, overlay=False, control=True, show=(i == 0)).add_to(m)
+            continue
+        url = spec["url"].replace("{key}", quote(tianditu_key or "", safe=""))
+        folium.TileLayer(tiles=url, attr=spec["attr"], name=label, overlay=False, control=True,
+                         show=(i == 0), max_zoom=spec["max_zoom"],
+                         subdomains=spec["subdomains"]).add_to(m)
+        if n == "tianditu":
+            folium.TileLayer(tiles=spec["labels_url"].replace("{key}", quote(tianditu_key, safe="")),
+                             attr=spec["attr"], name=_layer_name(("天地图注记", "Tianditu labels")[li]),
+                             overlay=True, control=True, show=(i == 0), max_zoom=spec["max_zoom"],
+                             subdomains=spec["subdomains"]).add_to(m)
+
+
+def _add_outlines(p: _Page, drawable: list[str], nav: MapNav | None) -> None:
+    """Study boundary and towns (outlines); town names link to the town maps."""
+    if "boundary" in drawable:
+        w = p.web("boundary")
+        p.bounds.append(w.total_bounds)
+        tip = _name_series(w, ["name", "boundary_id"], p.t("boundary"))
+        p.group(p.t("boundary"), show=True).add_child(lf.geo_data(_geojson(w, {"t": tip}), color_keys=[], style={
+            "color": "#222222", "weight": 2.5, "fill": False, "dashArray": "6 4"}))
+    if "towns" not in drawable:
+        return
+    w = p.web("towns")
+    p.bounds.append(w.total_bounds)
+    fg = p.group(p.t("towns"), show=True)
+    tip = _name_series(w, ["name", "town_code"], "")
+    pop = _popup(w, ["town_code", "name", "population"], p.lang, header=tip)
+    props = {"t": tip, **pop.props}
+    href = _town_hrefs(w, nav)
+    if href is not None:  # the town map is one click away: a link in the popup, the label
+        link = href.map(lambda h: f"<a href='{h}'>{html.escape(p.t('open_town'))} →</a>" if h else "—")
+        props["v"] = pd.Series([v + [lk] for v, lk in zip(props["v"], link)], index=w.index, dtype=object)
+        pop.fields = [*pop.fields, html.escape(p.t("town_maps"))]
+        here = w["town_code"].astype(str) == str(nav.current) if nav.current else pd.Series(False, index=w.index)
+        at = shapely.get_coordinates(shapely.point_on_surface(w.geometry.to_numpy()))
+        rows = [[float(y), float(x), name, h] for (x, y), name, h, cur in
+                zip(at, tip, href, here) if h and not cur]
+        if rows:
+            fg.add_child(lf.town_labels(rows))
+    fg.add_child(lf.geo_data(_geojson(w, props), fields=pop.fields, color_keys=[], style={
+        "color": "#555555", "weight": 1.5, "fill": False}))
+
+
+def _town_hrefs(w: gpd.GeoDataFrame, nav: MapNav | None) -> pd.Series | None:
+    if nav is None or not nav.towns or "town_code" not in w.columns:
+        return None
+    by_code = {str(code): html.escape(href, quote=True) for code, _, href in nav.towns}
+    return w["town_code"].astype(str).map(by_code).fillna("")
+
+
+def _add_units(p: _Page, indicator: str | None, scheme: str, k: int, bins: Sequence[float] | None) -> None:
+    units = p.layers["units"]
+    val, ind_name, ind_unit, ref = _unit_indicator(p.study, indicator, p.lang)
+    cls, bins = _classify(val, scheme=scheme, k=k, bins=bins)
+    colors = _ramp(len(bins))
+    col = np.where(cls >= 0, np.array(colors + [c.NODATA_COLOR], dtype=object)[cls],
+                   c.NODATA_COLOR) if bins else np.full(len(cls), c.NODATA_COLOR, dtype=object)
+    w = p.web("units", units.assign(_value=val.to_numpy(), _color=col))
+    p.bounds.append(w.total_bounds)
+    head = _name_series(w, ["unit_id"], "")
+    vals = c.escaped_values(w["_value"])
+    vlabel = html.escape(ind_name + (f" ({ind_unit})" if ind_unit else ""))
+    pop = _popup(w, ["_value", "unit_id", "town_name", "committees", "population", "households", "area_ha",
+                     "compound_count", "flag_reason"], p.lang, header=head, labels={"_value": vlabel})
+    fg = p.group(f"{p.t('units_layer')}: {ind_name}", show=True)
+    fg.add_child(lf.geo_data(_geojson(w, {"c": w["_color"], "t": head + ": " + vals, **pop.props}),
+                            fields=pop.fields, color_keys=["fillColor"],
+                            style={"color": "#ffffff", "weight": 1, "fillOpacity": 0.6}))
+    lines = [f"<h4>{vlabel}</h4>"]
+    lo = float(np.nanmin(val)) if np.isfinite(val).any() else None
+    if lo is not None and bins:
+        lo = min(lo, bins[0])
+    for i, b in enumerate(bins):
+        a = lo if i == 0 else bins[i - 1]
+        lines.append(f"<div><i style='background:{colors[i]}'></i>{html.escape(_fmt(a))} – {html.escape(_fmt(b))}</div>")
+    if (cls < 0).any():
+        lines.append(f"<div><i style='background:{c.NODATA_COLOR}'></i>{p.t('nodata')}</div>")
+    if ref is not None:
+        lines.append(f"<div>{p.t('reference')}: {html.escape(_fmt(ref))}"
+                     f"{(' ' + html.escape(ind_unit)) if ind_unit else ''}</div>")
+    p.legend += lines
+
+
+def _add_compounds(p: _Page) -> None:
+    """Compounds in full detail, coloured by how many facility types they miss."""
+    comp = p.layers["compounds"]
+    idcol = "compound_id" if "compound_id" in comp.columns else None
+    gaps = p.layers.get("coverage_gaps")
+    missing = pd.Series(0, index=comp.index)
+    listing = pd.Series("—", index=comp.index, dtype=object)
+    if idcol and gaps is not None and len(gaps):
+        g = gaps[["home_id", "facility_type"]].astype(str)
+        names = {t: html.escape(c.facility_type_name(t, p.lang)) for t in pd.unique(g["facility_type"])}
+        order = {t: i for i, t in enumerate(c.ordered_types(g["facility_type"]))}
+        g = g.assign(_o=g["facility_type"].map(order)).sort_values(["home_id", "_o"], kind="stable")
+        per = g.groupby("home_id", sort=False)["facility_type"]
+        ids = comp[idcol].astype(str)
+        missing = ids.map(per.size()).fillna(0).astype(int)
+        text = g.assign(_n=g["facility_type"].map(names)).groupby("home_id", sort=False)["_n"].agg("、".join)
+        listing = ids.map(text).fillna("—")
+    k = np.searchsorted(np.asarray(COMPOUND_GAP_BREAKS), missing.to_numpy(), side="right")
+    w = p.web("compounds", comp.assign(_color=np.asarray(COMPOUND_GAP_COLORS, dtype=object)[k],
+                                       _missing=missing.to_numpy(), _list=listing.to_numpy()))
+    head = _name_series(w, ["name", "compound_id"], "")
+    pop = _popup(w, ["compound_id", "name", "population", "unit_id", "committee_id", "_missing", "_list"], p.lang,
+                 header=head, labels={"_missing": html.escape(p.t("compound_gaps").split(": ")[-1]),
+                                      "_list": html.escape(p.t("gap_types"))})
+    pop.props["v"] = pd.Series([v[:-1] + [lst] for v, lst in zip(pop.props["v"], w["_list"])],
+                               index=w.index, dtype=object)  # the list is markup already escaped
+    fg = p.group(f"{p.t('compounds')} ({len(w)})", show=True)
+    fg.add_child(lf.geo_data(_geojson(w, {"c": w["_color"], "t": head, **pop.props}), fields=pop.fields,
+                            color_keys=["fillColor"],
+                            style={"color": "#636363", "weight": 0.8, "fillOpacity": 0.55}))
+    edges = [0, *COMPOUND_GAP_BREAKS]
+    p.legend.append(f"<h4>{html.escape(p.t('compound_gaps'))}</h4>")
+    for i, col in enumerate(COMPOUND_GAP_COLORS):
+        rng = f"{edges[i]}" if i == 0 else (f"{edges[i]} – {edges[i + 1] - 1}" if i + 1 < len(edges)
+                                            else f"≥ {edges[i]}")
+        p.legend.append(f"<div><i style='background:{col}'></i>{rng}</div>")
+
+
+def _add_service_areas(p: _Page, service_areas: bool | None) -> None:
+    sa = p.layers["service_areas"]
+    tcol = c.study_type_colors(p.study)
+    w = p.web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol)))
+    n = int(shapely.get_num_coordinates(w.geometry.to_numpy()).sum())
+    if service_areas is None and n > SERVICE_AREA_VERTEX_BUDGET:
+        p.legend.append(f"<div>{html.escape(p.t('service_towns'))}</div>")
+        return
+    name = _name_series(w, ["facility_name_zh", "facility_type"], "")
+    pop = _popup(w, ["facility_type", "facility_name_zh", "walk_distance_m"], p.lang)
+    fg = p.group(c.layer_label("service_areas", p.lang), show=False)
+    fg.add_child(lf.geo_data(_geojson(w, {"c": w["_color"], "t": name, **pop.props}), fields=pop.fields,
+                            color_keys=["color", "fillColor"], style={"weight": 1, "fillOpacity": 0.12}))
+
+
+def _add_gaps(p: _Page, indicator: str | None) -> None:
+    """One point per home with a gap, its distances to every type once; a layer per type."""
+    table, gap_types, counts = _gap_table(p.layers["coverage_gaps"], lang=p.lang, gcj=p.gcj, decimals=p.decimals)
+    p.bounds.append(table["bounds"])
+    p.m.add_child(lf.gap_table(table["data"]))
+    # one gap layer on at load (the choropleth's type when it is one), the rest in the control
+    first = indicator if indicator in gap_types else gap_types[0] if gap_types else None
+    for j, t in enumerate(gap_types):
+        tname = html.unescape(table["data"]["n"][j])
+        p.group(f"{p.t('gaps')}: {tname} ({counts[j]})", show=(t == first)).add_child(lf.gap_dots(j))
+    edges = [1.0, *c.GAP_RATIO_BREAKS]
+    p.legend.append(f"<h4>{html.escape(p.t('gap_title'))}</h4>")
+    for i, col in enumerate(c.GAP_COLORS):
+        rng = f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"&gt; {edges[i]:g}"
+        p.legend.append(f"<div><i style='background:{col}'></i>{rng} {p.t('ratio')}</div>")
+
+
+def _add_hotspots(p: _Page) -> None:
+    hs = p.layers["hotspots"]
+    keep = pd.Series(True, index=hs.index)
+    if "significant" in hs.columns:
+        keep &= hs["significant"].fillna(False).astype(bool)
+    if "z_score" in hs.columns:
+        keep &= pd.to_numeric(hs["z_score"], errors="coerce").fillna(0) > 0
+    hot = hs.loc[keep]
+    if not len(hot):
+        return
+    z = pd.to_numeric(hot["z_score"], errors="coerce") if "z_score" in hot else None
+    zc = np.where((z.fillna(0) >= 2.58).to_numpy(), "#b2182b", "#ef8a62") if z is not None \
+        else np.full(len(hot), "#ef8a62", dtype=object)
+    w = p.web("hotspots", hot.assign(_color=zc))
+    head = _name_series(w, ["category"], "")
+    pop = _popup(w, ["cell_id", "category", "count", "z_score", "p_value"], p.lang, header=head)
+    p.group(f"{p.t('hotspots')} ({len(w)})", show=True).add_child(lf.geo_data(
+        _geojson(w, {"c": w["_color"], "t": head, **pop.props}), fields=pop.fields,
+        color_keys=["color", "fillColor"], style={"weight": 1, "fillOpacity": 0.2}))
+    p.legend.append(f"<h4>{p.t('hotspots')}</h4><div><i style='background:#b2182b'></i>p &lt; 0.01</div>"
+                    "<div><i style='background:#ef8a62'></i>p &lt; 0.05</div>")
+
+
+_PROBLEM_FIELDS = ["problem_id", "indicator_code", "name_zh", "dimension", "level", "value", "reference",
+                   "gap", "affected_population", "status"]
+
+
+def _add_problems(p: _Page) -> None:
+    """Problems by class (one toggle each), one feature per area: its problems in one popup.
+
+    A district has ~3,600 problems on ~270 units: one feature per problem would draw each
+    unit's outline a dozen times over (and carry its coordinates as often).
+    """
+    pr = p.layers["problems"]
+    if p.study.ledger is not None and "status" in p.study.ledger.columns:
+        status = p.study.ledger.drop_duplicates("problem_id").set_index("problem_id")["status"]
+        pr = pr.assign(status=pr["problem_id"].map(status))
+    pr = pr.sort_values(["area_id", "problem_id"], kind="stable") if "area_id" in pr.columns else pr
+    area = pr["area_id"].astype(str) if "area_id" in pr.columns else pd.Series(
+        np.arange(len(pr)).astype(str), index=pr.index)
+    pr = pr.assign(_area=area.to_numpy())
+    first = ~pr.duplicated(["problem_class", "_area"])
+    w_geo = p.web("problems", pr.loc[first, ["problem_class", "_area", "geometry"]])  # an area's shape once
+    p.bounds.append(w_geo.total_bounds)
+    pop = _popup(pr, _PROBLEM_FIELDS, p.lang, suggestion="suggestion")
+    head = _name_series(pr, ["name_zh", "indicator_code"], "")
+    p.legend.append(f"<h4>{p.t('problems')}</h4>")
+    for cls_name in c.ordered_classes(pr["problem_class"]):
+        sel = (pr["problem_class"].astype(str) == cls_name).to_numpy()
+        sub = pr.loc[sel]
+        codes, areas = pd.factorize(sub["_area"], sort=True)
+        cut = np.flatnonzero(np.diff(codes)) + 1
+        vals = np.split(np.array(pop.props["v"].to_numpy()[sel].tolist(), dtype=object), cut)
+        names = np.split(head.to_numpy()[sel], cut)
+        geo = w_geo.loc[w_geo["problem_class"].astype(str) == cls_name].set_index("_area").geometry
+        w = gpd.GeoDataFrame({"_area": areas}, geometry=geo.reindex(areas).to_numpy(), crs=w_geo.crs)
+        props = {"h": pd.Series([html.escape(a) for a in areas], dtype=object),
+                 "m": pd.Series([v.tolist() for v in vals], dtype=object),
+                 "t": pd.Series([f"{html.escape(a)}: " + "、".join(n[:3]) + (" …" if len(n) > 3 else "")
+                                 + f" ({_t('problems_n', p.lang).format(n=len(n))})"
+                                 for a, n in zip(areas, names)], dtype=object)}
+        if "s" in pop.props:
+            props["s"] = pd.Series([s.tolist() for s in np.split(pop.props["s"].to_numpy()[sel], cut)],
+                                   dtype=object)
+        color = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
+        label = c.problem_class_label(cls_name, p.lang)
+        # 限时解决 (urgent) on at load; the other classes are a click away
+        fg = p.group(f"{p.t('problems')}: {label} ({len(sub)})", show=(cls_name == c.PROBLEM_CLASSES[0]))
+        fg.add_child(lf.geo_data(_geojson(w, props), fields=pop.fields, suggestion_label=pop.suggestion_label,
+                                color_keys=[], style={"color": color, "fillColor": color, "weight": 2.5,
+                                                      "fillOpacity": 0.12, "dashArray": "5 3"}))
+        p.legend.append(f"<div><i style='background:{color}'></i>{html.escape(label)} ({len(sub)})</div>")
+
+
+def _add_facilities(p: _Page) -> None:
+    """Facilities by type, one canvas layer each (areas such as parks as a point inside)."""
+    fac = p.layers["facilities"]
+    if "type" not in fac.columns:
+        raise LayerError("facilities", "missing column 'type'", fix="read it with read_layer")
+    tcol = c.study_type_colors(p.study)
+    g = fac.geometry.to_numpy().copy()
+    poly = shapely.get_type_id(g) > 0
+    g[poly] = shapely.point_on_surface(g[poly])
+    w_all = p.web("facilities", fac.set_geometry(gpd.GeoSeries(g, index=fac.index, crs=fac.crs)))
+    p.bounds.append(w_all.total_bounds)
+    p.legend.append(f"<h4>{p.t('facilities')}</h4>")
+    types = w_all["type"].astype(str)
+    for t in c.ordered_types(fac["type"]):
+        w = w_all.loc[types == t]
+        tname = c.facility_type_name(t, p.lang)
+        head = _name_series(w, ["name", "facility_id"], tname)
+        pop = _popup(w.assign(_type=tname), ["facility_id", "name", "_type", "capacity"], p.lang,
+                     labels={"_type": html.escape(c.field_label("type", p.lang))})
+        xy = shapely.get_coordinates(w.geometry.to_numpy())
+        data = {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), "h": head.tolist(),
+                "v": pop.props["v"].tolist(), "f": pop.fields, "c": tcol[t]}
+        p.group(f"{p.t('facilities')}: {tname} ({len(w)})", show=True).add_child(lf.facility_dots(data))
+        p.legend.append(f"<div><i class='pt' style='background:{tcol[t]}'></i>{html.escape(tname)} ({len(w)})</div>")
+
+
+def _nav_html(nav: MapNav, lang: str) -> str:
+    """The links box: back to the district map, and every town map."""
+    parts = []
+    if nav.home:
+        parts.append(f"<a class='home' href='{html.escape(nav.home, quote=True)}'>{_t('district_map', lang)}</a>")
+    if nav.towns:
+        parts.append(f"<b>{_t('town_maps', lang)}</b>")
+        for code, name, href in nav.towns:
+            if nav.current is not None and str(code) == str(nav.current):
+                parts.append(f"<span class='here'>{html.escape(str(name))}</span>")
+            else:
+                parts.append(f"<a href='{html.escape(href, quote=True)}'>{html.escape(str(name))}</a>")
+    return "<div class='gtj-nav'>" + "".join(parts) + "</div>"
 
 
 def problem_map(
@@ -587,10 +765,13 @@ def problem_map(
     tianditu_key: str | None = None,
     scheme: str = "quantiles",
     k: int = 5,
+    bins: Sequence[float] | None = None,
     title: str | None = None,
     simplify_m: float = 2.0,
     decimals: int = 5,
-    cluster_min: int = 50,
+    compounds: bool = False,
+    service_areas: bool | None = None,
+    nav: MapNav | None = None,
 ) -> folium.Map:
     """The interactive problem map of a study (体检问题地图).
 
@@ -617,24 +798,36 @@ def problem_map(
     tianditu_key : str, optional
         Tianditu (天地图) browser key (``tk``), required for ``basemap="tianditu"``.
     scheme, k : str, int
-        mapclassify scheme and number of classes of the choropleth (deterministic schemes
-        only: quantiles, equal_interval, fisher_jenks, ...). Default 5 quantiles.
+        Classification of the choropleth, as mapclassify's (deterministic schemes only:
+        quantiles, equal_interval, fisher_jenks, ...). Default 5 quantiles.
+    bins : sequence of float, optional
+        Class upper bounds of the choropleth instead of ``scheme``/``k`` (a town map takes
+        its district's, so colours mean the same on both).
     title : str, optional
         Title; default "<study name> <year> 年城市体检问题地图".
     simplify_m : float
-        Simplification tolerance of lines and polygons, metres (display scale, 1:5,000
-        screens show ~1.3 m per pixel). 0 disables it.
+        Simplification tolerance of lines and polygons, metres; towns, units and blocks
+        are simplified as a coverage (a shared edge once, no gaps or overlaps between
+        neighbours). 2 m is below a pixel up to zoom 16; 0 disables it.
     decimals : int
         Decimals kept in WGS84 degrees: 5 ≈ 1 m.
-    cluster_min : int
-        A facility type with at least this many points is clustered (Leaflet.markercluster).
+    compounds : bool
+        Draw the compounds (小区), coloured by the number of facility types they miss, with
+        the list in their popup (the town maps do; a district's 24,000 are too many).
+    service_areas : bool, optional
+        Draw the service areas (hidden at load). Default: when they hold fewer than
+        ``SERVICE_AREA_VERTEX_BUDGET`` vertices after simplification (else the legend
+        points to the town maps).
+    nav : MapNav, optional
+        Links to the town maps (a list box, town labels, the towns' popups) and back to
+        the district map.
 
     Returns
     -------
     folium.Map
-        Leaflet and its plugin are already inlined in its header (folium's CDN links are
-        removed); save it with ``save_problem_map`` (atomic, and refuses any remaining
-        remote script or stylesheet).
+        Leaflet is already inlined in its header (folium's CDN links are removed); save
+        it with ``save_problem_map`` (atomic, and refuses any remaining remote script or
+        stylesheet).
     """
     li = c.lang_index(lang)
     names = _basemaps(basemap)
@@ -654,259 +847,56 @@ def problem_map(
         raise ConfigError("tianditu_key", "the Tianditu basemap needs a browser key",
                           fix="pass tianditu_key= (apply at console.tianditu.gov.cn)")
 
-    layers = study.layers()
-    drawable = [n for n in ("boundary", "towns", "units", "service_areas", "coverage_gaps",
+    # (a layer's attrs, e.g. the units' delineation report, would be deep-copied by every
+    # pandas step on it)
+    layers = {n: _without_attrs(g) for n, g in study.layers().items()}
+    if not compounds:
+        layers.pop("compounds", None)
+    if service_areas is False:
+        layers.pop("service_areas", None)
+    drawable = [n for n in ("boundary", "towns", "units", "compounds", "service_areas", "coverage_gaps",
                             "hotspots", "problems", "facilities") if n in layers and len(layers[n])]
     if not drawable:
         raise LayerError("study", "has no layer to draw (boundary, towns, units, facilities, "
                          "coverage_gaps, service_areas, problems or hotspots)",
                          fix="compute or load at least one of them")
 
-    def web(name: str, gdf: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
-        return _to_web(layers[name] if gdf is None else gdf, simplify_m=simplify_m,
-                       decimals=decimals, gcj=gcj, layer=name)
-
     m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25],
                    maxZoom=19, minZoom=8)
-    # markercluster needs a maxZoom even without tiles, and builds its clusters for every zoom
-    # from minZoom to maxZoom at load: zoom 8 (all of Shanghai) is as far out as a study needs
     m.default_js = []
     m.default_css = []
-    for i, n in enumerate(names):
-        spec = BASEMAPS[n]
-        label = _layer_name(spec["label"][li])
-        if n == "blank":
-            folium.FeatureGroup(name=label, overlay=False, control=True, show=(i == 0)).add_to(m)
-            continue
-        url = spec["url"].replace("{key}", quote(tianditu_key or "", safe=""))
-        folium.TileLayer(tiles=url, attr=spec["attr"], name=label, overlay=False, control=True,
-                         show=(i == 0), max_zoom=spec["max_zoom"],
-                         subdomains=spec["subdomains"]).add_to(m)
-        if n == "tianditu":
-            folium.TileLayer(tiles=spec["labels_url"].replace("{key}", quote(tianditu_key, safe="")),
-                             attr=spec["attr"], name=_layer_name(("天地图注记", "Tianditu labels")[li]),
-                             overlay=True, control=True, show=(i == 0), max_zoom=spec["max_zoom"],
-                             subdomains=spec["subdomains"]).add_to(m)
-
-    legend: list[str] = []
-    bounds: list[np.ndarray] = []
-    cluster_used = False
-
-    # -- boundary and towns: outlines
-    if "boundary" in drawable:
-        w = web("boundary")
-        bounds.append(w.total_bounds)
-        fg = folium.FeatureGroup(name=_layer_name(_t("boundary", lang)), show=True).add_to(m)
-        tip = _name_series(w, ["name", "boundary_id"], _t("boundary", lang))
-        fg.add_child(_GeoData(_geojson(w, {"t": tip}), color_keys=[], style={
-            "color": "#222222", "weight": 2.5, "fill": False, "dashArray": "6 4"}))
-    if "towns" in drawable:
-        w = web("towns")
-        bounds.append(w.total_bounds)
-        fg = folium.FeatureGroup(name=_layer_name(_t("towns", lang)), show=True).add_to(m)
-        tip = _name_series(w, ["name", "town_code"], "")
-        pop = _popup(w, ["town_code", "name", "population"], lang, header=tip)
-        fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], style={
-            "color": "#555555", "weight": 1.5, "fill": False}))
-
-    # -- units choropleth
-    if "units" in drawable:
-        units = layers["units"]
-        val, ind_name, ind_unit, ref = _unit_indicator(study, indicator, lang)
-        cls, bins = _classify(val, scheme=scheme, k=k)
-        colors = _ramp(len(bins))
-        col = np.where(cls >= 0, np.array(colors + [c.NODATA_COLOR], dtype=object)[cls],
-                       c.NODATA_COLOR) if bins else np.full(len(cls), c.NODATA_COLOR, dtype=object)
-        u = units.assign(_value=val.to_numpy(), _color=col)
-        w = web("units", u)
-        bounds.append(w.total_bounds)
-        head = _name_series(w, ["unit_id"], "")
-        vals = c.escaped_values(w["_value"])
-        vlabel = html.escape(ind_name + (f" ({ind_unit})" if ind_unit else ""))
-        pop = _popup(w, ["_value", "unit_id", "town_name", "committees", "population",
-                         "households", "area_ha", "compound_count", "flag_reason"], lang,
-                     header=head, labels={"_value": vlabel})
-        fg = folium.FeatureGroup(name=_layer_name(f"{_t('units_layer', lang)}: {ind_name}"),
-                                 show=True).add_to(m)
-        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head + ": " + vals, **pop.props}), popup=pop,
-                              color_keys=["fillColor"], style={
-                                  "color": "#ffffff", "weight": 1, "fillOpacity": 0.6}))
-        lines = [f"<h4>{vlabel}</h4>"]
-        lo = float(np.nanmin(val)) if np.isfinite(val).any() else None
-        for i, b in enumerate(bins):
-            a = lo if i == 0 else bins[i - 1]
-            lines.append(f"<div><i style='background:{colors[i]}'></i>"
-                         f"{html.escape(_fmt(a))} – {html.escape(_fmt(b))}</div>")
-        if (cls < 0).any():
-            lines.append(f"<div><i style='background:{c.NODATA_COLOR}'></i>{_t('nodata', lang)}</div>")
-        if ref is not None:
-            lines.append(f"<div>{_t('reference', lang)}: {html.escape(_fmt(ref))}"
-                         f"{(' ' + html.escape(ind_unit)) if ind_unit else ''}</div>")
-        legend += lines
-
-    # -- service areas (hidden by default)
-    if "service_areas" in drawable:
-        sa = layers["service_areas"]
-        tcol = c.study_type_colors(study)
-        w = web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol)))
-        name = _name_series(w, ["facility_name_zh", "facility_type"], "")
-        pop = _popup(w, ["facility_type", "facility_name_zh", "walk_distance_m"], lang)
-        fg = folium.FeatureGroup(name=_layer_name(c.layer_label("service_areas", lang)),
-                                 show=False).add_to(m)
-        fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": name, **pop.props}), popup=pop,
-                              color_keys=["color", "fillColor"],
-                              style={"weight": 1, "fillOpacity": 0.12}))
-
-    # -- coverage gaps: one point per home with a gap, its distances to every type once;
-    #    one layer per facility type (drawn on a canvas, built when first shown)
-    if "coverage_gaps" in drawable:
-        gt_data, gap_types, counts = _gap_table(layers["coverage_gaps"], lang=lang, gcj=gcj,
-                                                decimals=decimals)
-        bounds.append(gt_data.pop("_bounds"))
-        m.add_child(_GapData(gt_data))
-        # one gap layer on at load (the choropleth's type when it is one), the rest in the control
-        first_gap = indicator if indicator in gap_types else gap_types[0] if gap_types else None
-        for j, t in enumerate(gap_types):
-            tname = gt_data["n"][j]
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('gaps', lang)}: {html.unescape(tname)} ({counts[j]})"),
-                                     show=(t == first_gap)).add_to(m)
-            fg.add_child(_GapLayer(j))
-        edges = [1.0, *c.GAP_RATIO_BREAKS]
-        legend.append(f"<h4>{html.escape(_t('gap_title', lang))}</h4>")
-        for i, col in enumerate(c.GAP_COLORS):
-            rng = (f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"&gt; {edges[i]:g}")
-            legend.append(f"<div><i style='background:{col}'></i>{rng} {_t('ratio', lang)}</div>")
-
-    # -- hotline hot spots
-    if "hotspots" in drawable:
-        hs = layers["hotspots"]
-        keep = pd.Series(True, index=hs.index)
-        if "significant" in hs.columns:
-            keep &= hs["significant"].fillna(False).astype(bool)
-        if "z_score" in hs.columns:
-            keep &= pd.to_numeric(hs["z_score"], errors="coerce").fillna(0) > 0
-        hot = hs.loc[keep]
-        if len(hot):
-            z = pd.to_numeric(hot["z_score"], errors="coerce") if "z_score" in hot else None
-            zc = np.where((z.fillna(0) >= 2.58).to_numpy(), "#b2182b", "#ef8a62") if z is not None \
-                else np.full(len(hot), "#ef8a62", dtype=object)
-            w = web("hotspots", hot.assign(_color=zc))
-            head = _name_series(w, ["category"], "")
-            pop = _popup(w, ["cell_id", "category", "count", "z_score", "p_value"], lang, header=head)
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('hotspots', lang)} ({len(w)})"),
-                                     show=True).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"c": w["_color"], "t": head, **pop.props}), popup=pop,
-                                  color_keys=["color", "fillColor"],
-                                  style={"weight": 1, "fillOpacity": 0.2}))
-            legend.append(f"<h4>{_t('hotspots', lang)}</h4>"
-                          "<div><i style='background:#b2182b'></i>p &lt; 0.01</div>"
-                          "<div><i style='background:#ef8a62'></i>p &lt; 0.05</div>")
-
-    # -- problems, one toggle per class
-    if "problems" in drawable:
-        pr = layers["problems"]
-        if study.ledger is not None and "status" in study.ledger.columns:
-            status = study.ledger.drop_duplicates("problem_id").set_index("problem_id")["status"]
-            pr = pr.assign(status=pr["problem_id"].map(status))
-        w_all = web("problems", pr)
-        bounds.append(w_all.total_bounds)
-        legend.append(f"<h4>{_t('problems', lang)}</h4>")
-        for cls_name in c.ordered_classes(pr["problem_class"]):
-            w = w_all.loc[w_all["problem_class"].astype(str) == cls_name]
-            color = c.PROBLEM_COLORS.get(cls_name, c.OTHER_COLOR)
-            head = _name_series(w, ["name_zh", "indicator_code"], "")
-            pop = _popup(w, ["problem_id", "indicator_code", "dimension", "level", "area_id",
-                             "value", "reference", "gap", "problem_class", "affected_population",
-                             "status"], lang, header=head, suggestion="suggestion")
-            tip = head + " · " + _name_series(w, ["area_id"], "")
-            label = c.problem_class_label(cls_name, lang)
-            # 限时解决 (urgent) on at load; the other classes are a click away
-            fg = folium.FeatureGroup(name=_layer_name(f"{_t('problems', lang)}: {label} ({len(w)})"),
-                                     show=(cls_name == c.PROBLEM_CLASSES[0])).add_to(m)
-            fg.add_child(_GeoData(_geojson(w, {"t": tip, **pop.props}), popup=pop, color_keys=[], radius=7,
-                                  style={"color": color, "fillColor": color, "weight": 2.5,
-                                         "fillOpacity": 0.12, "dashArray": "5 3"}))
-            legend.append(f"<div><i style='background:{color}'></i>{html.escape(label)}"
-                          f" ({len(w)})</div>")
-
-    # -- facilities by type, clustered when many
-    if "facilities" in drawable:
-        fac = layers["facilities"]
-        if "type" not in fac.columns:
-            raise LayerError("facilities", "missing column 'type'", fix="read it with read_layer")
-        types = c.ordered_types(fac["type"])
-        tcol = c.study_type_colors(study)
-        # areas (e.g. parks) are drawn as a point inside them
-        g = fac.geometry.to_numpy().copy()
-        poly = shapely.get_type_id(g) > 0
-        g[poly] = shapely.point_on_surface(g[poly])
-        w_all = web("facilities", fac.set_geometry(gpd.GeoSeries(g, index=fac.index, crs=fac.crs)))
-        bounds.append(w_all.total_bounds)
-        legend.append(f"<h4>{_t('facilities', lang)}</h4>")
-        for t in types:
-            w = w_all.loc[w_all["type"].astype(str) == t]
-            tname = c.facility_type_name(t, lang)
-            head = _name_series(w, ["name", "facility_id"], tname)
-            w = w.assign(_type=tname)
-            pop = _popup(w, ["facility_id", "name", "_type", "capacity"], lang, header=head,
-                         labels={"_type": html.escape(c.field_label("type", lang))})
-            lname = _layer_name(f"{_t('facilities', lang)}: {tname} ({len(w)})")
-            if len(w) >= cluster_min:
-                cluster_used = True
-                parent = MarkerCluster(name=lname, show=True, overlay=True, control=True,
-                                       options={"maxClusterRadius": 40,
-                                                "disableClusteringAtZoom": 17})
-                parent.default_js = []
-                parent.default_css = []
-                parent.add_to(m)
-            else:
-                parent = folium.FeatureGroup(name=lname, show=True).add_to(m)
-            parent.add_child(_GeoData(_geojson(w, {"t": head, **pop.props}), popup=pop, color_keys=[], radius=5,
-                                      style={"color": "#ffffff", "weight": 1.2,
-                                             "fillColor": tcol[t], "fillOpacity": 0.95}))
-            legend.append(f"<div><i class='pt' style='background:{tcol[t]}'></i>"
-                          f"{html.escape(tname)} ({len(w)})</div>")
+    _add_basemaps(m, names, li, tianditu_key)
+    p = _Page(m=m, study=study, layers=layers, lang=lang, simplify_m=simplify_m, decimals=decimals, gcj=gcj)
+    _add_outlines(p, drawable, nav)
+    builders = {"units": lambda: _add_units(p, indicator, scheme, k, bins), "compounds": lambda: _add_compounds(p),
+                "service_areas": lambda: _add_service_areas(p, service_areas),
+                "coverage_gaps": lambda: _add_gaps(p, indicator), "hotspots": lambda: _add_hotspots(p),
+                "problems": lambda: _add_problems(p), "facilities": lambda: _add_facilities(p)}
+    for name in drawable:
+        if name in builders:
+            builders[name]()
 
     n_layers = sum(isinstance(ch, folium.map.Layer) for ch in m._children.values())
     folium.LayerControl(collapsed=n_layers > 16, position="topright").add_to(m)
-    m.add_child(_ScaleBar())
+    m.add_child(lf.scale_bar())
     if study.from_osm:
-        m.add_child(_Attribution(html.escape(study.attribution)))
-    if bounds:
-        b = np.vstack(bounds)
+        m.add_child(lf.attribution(html.escape(study.attribution)))
+    if p.bounds:
+        b = np.vstack(p.bounds)
         m.fit_bounds([[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
                       [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]])
-
     ttl = title or _TXT["title"][li].format(name=study.name, year=study.year)
     root = m.get_root()
     root.title = ttl
-    root.html.add_child(Element(f"<div class='gtj-title'>{html.escape(ttl)}</div>"),
-                        name="gtj_title")
-    if legend:
-        root.html.add_child(Element(f"<div class='gtj-legend'><b>{_t('legend', lang)}</b>"
-                                    + "".join(legend) + "</div>"), name="gtj_legend")
-    _inline_assets(m, cluster=cluster_used)
-    _stable_ids(m)
+    root.html.add_child(lf.Raw(f"<div class='gtj-title'>{html.escape(ttl)}</div>"), name="gtj_title")
+    if nav is not None and (nav.home or nav.towns):
+        root.html.add_child(lf.Raw(_nav_html(nav, lang)), name="gtj_nav")
+    if p.legend:
+        root.html.add_child(lf.Raw(f"<div class='gtj-legend'><b>{_t('legend', lang)}</b>"
+                                    + "".join(p.legend) + "</div>"), name="gtj_legend")
+    lf.inline_assets(m)
+    lf.stable_ids(m)
     return m
-
-
-def _stable_ids(m: folium.Map) -> None:
-    """Replace folium's random element ids by sequential ones (identical HTML per run)."""
-    counter = 0
-    stack = [m.get_root()]
-    seen = set()
-    while stack:
-        el = stack.pop(0)
-        if id(el) in seen:
-            continue
-        seen.add(id(el))
-        el._id = f"{counter:04d}"
-        counter += 1
-        stack.extend(getattr(el, "_children", {}).values())
-
-
-_EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?\s*"
-                       r"(?:https?:)?//", re.I)
 
 
 def render_problem_map(m: folium.Map) -> str:
@@ -918,12 +908,14 @@ def render_problem_map(m: folium.Map) -> str:
     return text
 
 
+_EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?\s*"
+                       r"(?:https?:)?//", re.I)
+
+
 def save_problem_map(m: folium.Map, path: str | Path) -> Path:
     """Write the map as a self-contained HTML file (atomically); return the path.
 
-    Leaflet and its plugins are inlined, no script or stylesheet is loaded from the
-    network; a remaining remote reference is an error rather than a silently broken
-    offline map.
+    Leaflet is inlined, no script or stylesheet is loaded from the network; a remaining
+    remote reference is an error rather than a silently broken offline map.
     """
-    text = render_problem_map(m)
-    return write_text_atomic(Path(path), text)
+    return write_text_atomic(Path(path), render_problem_map(m))
