@@ -1,6 +1,7 @@
 """Report attachments: the offline problem map, static figures and the styled GeoPackage.
 
-``problem_map`` / ``save_problem_map`` (maps.py) write a self-contained Leaflet map;
+``problem_map`` / ``save_problem_map`` (maps.py) write a self-contained Leaflet map,
+``save_town_maps`` (town_maps.py) one per town (街镇) linked with it (``district_nav``);
 ``units_figure``, ``coverage_gap_figure``, ``problem_figure``, ``save_figures``
 (figures.py) the print maps; ``write_gpkg`` (gpkg.py) every layer and table in one
 GeoPackage with QGIS styles (styles.py).
@@ -14,11 +15,13 @@ from .figures import (
     units_figure,
 )
 from .gpkg import write_gpkg
-from .maps import problem_map, render_problem_map, save_problem_map
+from .maps import MapNav, problem_map, render_problem_map, save_problem_map
 from .styles import layer_qml
+from .town_maps import district_nav, save_town_maps, town_study
 
 __all__ = [
-    "problem_map", "save_problem_map", "render_problem_map",
+    "problem_map", "save_problem_map", "render_problem_map", "MapNav", "district_nav", "save_town_maps",
+    "town_study",
     "units_figure", "coverage_gap_figure", "problem_figure", "save_figures", "find_cjk_font",
     "write_gpkg", "layer_qml",
 ]
