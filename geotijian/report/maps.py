@@ -883,8 +883,10 @@ def problem_map(
         m.add_child(lf.attribution(html.escape(study.attribution)))
     if p.bounds:
         b = np.vstack(p.bounds)
-        m.fit_bounds([[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
-                      [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]])
+        box = [[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
+               [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]]
+        # not animated: the first view is drawn at load, not after a zoom transition
+        m.add_child(lf.Script(f"{lf.P}.fitBounds({lf.js_json(box)}, {{animate: false}});", "FitBounds"))
     ttl = title or _TXT["title"][li].format(name=study.name, year=study.year)
     root = m.get_root()
     root.title = ttl
