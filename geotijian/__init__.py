@@ -54,7 +54,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".network": ("WalkNetwork", "build_network", "snap_points"),
     ".population": ("allocate_population",),
     ".report": ("coverage_gap_figure", "problem_figure", "problem_map", "save_figures", "save_problem_map",
-                "units_figure", "write_gpkg"),
+                "save_town_maps", "units_figure", "write_gpkg"),
     ".resources": ("check_memory", "estimate_memory"),
     ".sample": ("make_sample_district", "sample_path", "write_sample"),
     ".study": ("StudyResult", "collect_study_fillins", "coverage_from_files", "load_study", "make_fillin_templates",
@@ -103,7 +103,7 @@ __all__ = [
     "judge", "indicator_table", "classify_problems", "strengths", "suggestions", "build_tables",
     "write_tables", "rule_table", "update_ledger", "read_ledger", "write_ledger",
     # report
-    "problem_map", "save_problem_map", "units_figure", "coverage_gap_figure", "problem_figure",
+    "problem_map", "save_problem_map", "save_town_maps", "units_figure", "coverage_gap_figure", "problem_figure",
     "save_figures", "write_gpkg",
     # study
     "StudyData", "StudyConfig", "read_config", "write_template", "run_study", "load_study",

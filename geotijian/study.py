@@ -50,7 +50,7 @@ from .io.alignment import alignment_message, check_alignment
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
-from .report import problem_map, save_figures, save_problem_map, write_gpkg
+from .report import district_nav, problem_map, save_figures, save_problem_map, save_town_maps, write_gpkg
 from .resources import check_memory, estimate_memory, memory_budget, size_from_files
 from .runlog import (
     RunLog,
@@ -126,6 +126,9 @@ class StudyResult:
             st = d.ledger["status"].value_counts()
             lines.append("ledger: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(st.items())))
         lines.append(f"map:    {self.out_dir / 'maps' / 'problem_map.html'}")
+        towns = sorted((self.out_dir / "maps" / "towns").glob("*.html"))
+        if towns:
+            lines.append(f"        + {len(towns)} town maps in {towns[0].parent} (linked from the map)")
         lines.append(f"tables: {self.out_dir / 'indicator_table.xlsx'}")
         lines.append(f"gpkg:   {self.out_dir / (self.config.name + '.gpkg')}")
         if self.log is not None and self.log.records:
@@ -626,8 +629,9 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
     files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
     maps = folder / "maps"
     title = cfg.report.get("title")
-    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title)
+    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title, nav=district_nav(data))
     files.append(save_problem_map(m, maps / "problem_map.html"))
+    files.extend(save_town_maps(data, maps, indicator=cfg.report.get("indicator"), lang=lang, title=title))
     files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator"), title=title,
                               dpi=cfg.report.get("dpi", settings.figure_dpi),
                               formats=cfg.report.get("formats", settings.figure_formats)))

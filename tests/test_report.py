@@ -169,8 +169,9 @@ def test_map_is_self_contained(map_html):
     assert not [h for h in links if h and re.match(r"\s*(https?:)?//", h)], links
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//[^"']*\.(?:js|css)""", text, re.I)
     assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "code.jquery" not in text
-    # Leaflet and markercluster are inlined (60 kindergartens are clustered)
-    assert "Leaflet 1.9.4" in text and "MarkerClusterGroup" in text
+    # Leaflet is inlined, and the canvas point layer (facilities, gap homes) with it
+    assert "Leaflet 1.9.4" in text and "var GtjDots = L.Layer.extend" in text
+    assert "MarkerCluster" not in text
     assert "sourceMappingURL" not in text
     size = path.stat().st_size
     print(f"problem map HTML size: {size / 1024:.0f} KiB")
@@ -212,13 +213,12 @@ def test_map_has_every_layer(map_html):
     assert [by_var[v] for v in groups["评估单元"]] == ["研究范围", "街镇", "社区体检单元: 人口密度"]
     assert sum(len(v) for v in groups.values()) == len(names) - 2   # all but the two basemaps
     # few layers on at load: areas and problems; facilities, gaps, service areas, hot spots off
-    shown = {n for n, v in names.items() if re.search(rf"{v}\.addTo\(|^\s*\)\.addTo\(map", text) and
-             re.search(rf"var {v} = [^;]*?;\s*\n\s*{v}\.addTo", text, re.S) is not None}
     off = [n for n, v in names.items() if f"{v}.addTo(" not in text and "底图" not in n]
     assert set(off) == {"设施服务范围", "幼儿园 (6)", "小学 (6)", "热线热点 (显著) (22)", "5分钟生活圈 (61)",
                         "10分钟生活圈 (3)"}, off
-    del shown
-    assert "L.control.layers" in text and "L.markerClusterGroup" in text
+    # facilities (one canvas layer per life-circle level) and gap homes (one per type) are
+    # canvas points (GtjDots), no marker clusters (the function definition is the third gtjGapDots)
+    assert "L.control.layers" in text and text.count("gtjFacDots({") == 2 and text.count("gtjGapDots(") == 3
     assert "测试区 2024 年城市体检问题地图" in text  # title: the study's display name
     attr = re.search(r"addAttribution\((\"[^\"]*\")\)", text)
     assert attr and json.loads(attr.group(1)) == "© OpenStreetMap contributors, ODbL"
@@ -303,6 +303,9 @@ def test_map_escapes_any_name(name):
     strings = [v for fc in data for f in fc["features"] for k, v in f["properties"].items()
                if k in ("t", "h", "s")]
     strings += [x for fc in data for f in fc["features"] for x in f["properties"].get("v", [])]
+    dots = [json.loads(js) for js in re.findall(r"gtjFacDots\((.*)\)\);$", text, re.M)]
+    assert dots
+    strings += [x for d in dots for x in d["h"]] + [x for d in dots for v in d["v"] for x in v]
     strings += list(layer_control_names(text))
     assert strings and all("<" not in x and ">" not in x and '"' not in x for x in strings)
     assert html.escape(name, quote=True) in strings
@@ -371,6 +374,106 @@ def test_map_without_osm_has_no_osm_attribution(study):
 def test_map_rejects_empty_study():
     with pytest.raises(LayerError, match="nothing|no layer"):
         maps.problem_map(StudyData())
+
+
+def test_map_data_is_never_a_template():
+    """folium renders a layer's output again as a Jinja template: a facility, town or study
+    named with ``{{ }}`` must show as written, never be evaluated (it came out as 49)."""
+    name = "{{ 7*7 }}号园 {% if 1 %}x{% endif %}{# c #}"
+    pts = gpd.GeoDataFrame({"facility_id": ["F1"], "type": [name], "name": [name]},
+                           geometry=[Point(340000, 3473000)], crs=CRS)
+    town = gpd.GeoDataFrame({"town_code": ["T1"], "name": [name]},
+                            geometry=[box(339900, 3472900, 340200, 3473200)], crs=CRS)
+    text = maps.render_problem_map(maps.problem_map(StudyData(name=name, facilities=pts, towns=town),
+                                                    basemap="blank"))
+    body = text.split("</script>", 2)[-1]  # after the inlined Leaflet (its code holds a 49)
+    assert "49" not in body and "号园 x" not in body
+    assert "{{ 7*7 }}号园" in body  # the title and the data, as written
+    names = layer_control_names(text)
+    assert any(n.startswith("设施: &#123;&#123; 7*7 &#125;&#125;号园") for n in names), list(names)
+
+
+def test_map_problems_one_feature_per_area_and_class(study, map_html):
+    _, text = map_html
+    data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", text, re.M)]
+    feats = [f for fc in data for f in fc["features"] if "m" in f["properties"]]
+    pr = study.problems
+    assert len(feats) == len(pr.groupby(["problem_class", "area_id"]))
+    assert sum(len(f["properties"]["m"]) for f in feats) == len(pr)
+    ids = sorted(r[0] for f in feats for r in f["properties"]["m"])
+    assert ids == sorted(pr["problem_id"])
+    sug = [s for f in feats for s in f["properties"].get("s", []) if s]
+    assert "新建一所 6 班幼儿园" in sug and html.escape(XSS_SUGGESTION, quote=True) in sug
+
+
+def test_quantile_classes_equal_mapclassify():
+    mapclassify = pytest.importorskip("mapclassify")
+    rng = np.random.default_rng(3)
+    for y in (rng.lognormal(3, 1, 263), np.r_[np.zeros(50), rng.uniform(0, 9, 20)], np.arange(7.0)):
+        cls, bins = maps._classify(pd.Series(y), scheme="quantiles", k=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ref = mapclassify.Quantiles(y, k=min(5, len(np.unique(y))))
+        assert bins == pytest.approx(list(ref.bins)) and cls.tolist() == ref.yb.tolist()
+    # given bins (a town map takes its district's): same classes for the same values
+    cls2, bins2 = maps._classify(pd.Series(y[:3]), scheme="quantiles", k=5, bins=bins)
+    assert bins2 == bins and cls2.tolist() == cls[:3].tolist()
+
+
+def test_town_maps_linked_both_ways(study, tmp_path):
+    from bs4 import BeautifulSoup
+
+    from geotijian.report import town_maps
+
+    nav = town_maps.district_nav(study)
+    district = maps.save_problem_map(maps.problem_map(study, nav=nav), tmp_path / "problem_map.html")
+    paths = town_maps.save_town_maps(study, tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["towns/T1.html", "towns/T2.html"]
+    soup = BeautifulSoup(district.read_text(encoding="utf-8"), "html.parser")
+    hrefs = [a["href"] for a in soup.select(".gtj-nav a")]
+    assert hrefs == ["towns/T1.html", "towns/T2.html"]
+    for href in hrefs:  # every link of the district map opens a written file
+        assert (tmp_path / href).is_file()
+    text = district.read_text(encoding="utf-8")
+    assert "gtj-town" in text and '"towns/T1.html"' in text  # town names on the map are links
+    assert "&lt;b&gt;马陆镇&lt;/b&gt;" in text and "<b>马陆镇</b>" not in text.split("</script>", 2)[-1]
+    for p, code, other in ((paths[0], "T1", "T2.html"), (paths[1], "T2", "T1.html")):
+        t = p.read_text(encoding="utf-8")
+        tsoup = BeautifulSoup(t, "html.parser")
+        links = [a["href"] for a in tsoup.select(".gtj-nav a")]
+        assert links == ["../problem_map.html", other]
+        assert (p.parent / links[0]).resolve() == district.resolve()
+        data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", t, re.M)]
+        units = {f["properties"]["h"] for fc in data for f in fc["features"]
+                 if f["properties"].get("h", "").startswith("U") and "v" in f["properties"]}
+        assert units == set(study.units.loc[study.units["town_code"] == code, "unit_id"])
+        # compounds in full detail with the facility types each misses
+        assert "小区 (" in json.dumps(layer_control_names(t), ensure_ascii=False)
+        assert "缺口类型" in t
+    # colours of a unit are the same on the district and the town map (district classes)
+    def unit_colours(t):
+        data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", t, re.M)]
+        return {f["properties"]["h"]: f["properties"]["c"] for fc in data for f in fc["features"]
+                if "c" in f["properties"] and f["properties"].get("h", "").startswith("U")}
+    both = unit_colours(text)
+    assert both and all(both[u] == c for p in paths for u, c in unit_colours(p.read_text(encoding="utf-8")).items())
+
+
+def test_town_study_keeps_the_town_and_what_reaches_it(study):
+    from geotijian.report import town_maps
+
+    sub = town_maps.town_study(study, "T1")
+    assert sub.towns["town_code"].tolist() == ["T1"] and sub.boundary is None
+    assert set(sub.units["unit_id"]) == {"U0", "U1"}
+    assert set(sub.problems["area_id"]) <= {"U0", "U1", "T1"}
+    assert set(sub.coverage_gaps["unit_id"]) == {"U0", "U1"}
+    # facilities within the longest walking radius (500 m) of the town serve it too
+    t1 = study.towns.geometry.iloc[0]
+    d = study.facilities.distance(t1)
+    assert set(sub.facilities["facility_id"]) == set(study.facilities.loc[d <= 500, "facility_id"])
+    assert len(sub.facilities) < len(study.facilities)
+    with pytest.raises(LayerError, match="no town"):
+        town_maps.town_study(study, "T9")
 
 
 # ------------------------------------------------------------------ GeoPackage

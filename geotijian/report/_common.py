@@ -187,7 +187,7 @@ def facility_type_name(code: str, lang: str = "zh") -> str:
 
 def ordered_types(codes: pd.Series) -> list[str]:
     """Facility types present, in catalogue order, unknown codes after them (sorted)."""
-    present = set(codes.dropna().astype(str))
+    present = {str(v) for v in pd.unique(codes.dropna().to_numpy(dtype=object))}  # 300,000 gap rows: unique first
     cat = [c for c in facility_catalogue()["code"] if c in present]
     return cat + sorted(present - set(cat))
 
