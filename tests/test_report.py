@@ -389,21 +389,31 @@ def test_map_data_is_never_a_template():
     body = text.split("</script>", 2)[-1]  # after the inlined Leaflet (its code holds a 49)
     assert "49" not in body and "号园 x" not in body
     assert "{{ 7*7 }}号园" in body  # the title and the data, as written
-    names = layer_control_names(text)
-    assert any(n.startswith("设施: &#123;&#123; 7*7 &#125;&#125;号园") for n in names), list(names)
+    # the type's name in the legend and the facility's popup as written; the layer control
+    # (facilities per life-circle level) is written as text too, no Jinja pass over it
+    from bs4 import BeautifulSoup
+
+    legend = BeautifulSoup(text, "html.parser").find("details", class_="gtj-legend").get_text()
+    assert f"{name} (1)" in legend
+    dots = [json.loads(js) for js in re.findall(r"gtjFacDots\((.*)\)\);$", text, re.M)]
+    assert dots[0]["h"] == [html.escape(name, quote=True)] and dots[0]["v"][0][0] == html.escape(name, quote=True)
+    assert "其他设施 (1)" in layer_control_names(text)
 
 
 def test_map_problems_one_feature_per_area_and_class(study, map_html):
+    """One feature per unit and class (a unit's outline once per class, not once per
+    problem), listing every unit-level problem point of that class: issue 15's grouping of
+    the popups, over issue 20's problem points."""
     _, text = map_html
-    data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", text, re.M)]
-    feats = [f for fc in data for f in fc["features"] if "m" in f["properties"]]
-    pr = study.problems
-    assert len(feats) == len(pr.groupby(["problem_class", "area_id"]))
-    assert sum(len(f["properties"]["m"]) for f in feats) == len(pr)
-    ids = sorted(r[0] for f in feats for r in f["properties"]["m"])
-    assert ids == sorted(pr["problem_id"])
-    sug = [s for f in feats for s in f["properties"].get("s", []) if s]
-    assert "新建一所 6 班幼儿园" in sug and html.escape(XSS_SUGGESTION, quote=True) in sug
+    feats = [f for f in _features(text) if "项" in str(f["properties"].get("t", ""))]
+    pts = study.problem_points.loc[study.problem_points["level"] == "unit"]
+    assert len(feats) == len(pts.groupby(["problem_class", "area_id"]))
+    items = [x for f in feats for x in f["properties"]["s"].split("<br>") if not x.startswith("<span")]
+    assert len(items) == len(pts)
+    names = sorted(html.unescape(x).split(": ")[0].split(". ", 1)[-1] for x in items)
+    assert names == sorted(pts["name_zh"])
+    sug = "".join(f["properties"]["s"] for f in feats)
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in sug and "<script>alert(2)" not in sug
 
 
 def test_quantile_classes_equal_mapclassify():
@@ -418,6 +428,12 @@ def test_quantile_classes_equal_mapclassify():
     # given bins (a town map takes its district's): same classes for the same values
     cls2, bins2 = maps._classify(pd.Series(y[:3]), scheme="quantiles", k=5, bins=bins)
     assert bins2 == bins and cls2.tolist() == cls[:3].tolist()
+
+
+def _unit_code(header: str) -> str | None:
+    """The unit ID of a unit's popup header (``一村 (U0)``), else None."""
+    m = re.fullmatch(r".* \((U\d+)\)", header)
+    return m.group(1) if m else None
 
 
 def test_town_maps_linked_both_ways(study, tmp_path):
@@ -444,8 +460,8 @@ def test_town_maps_linked_both_ways(study, tmp_path):
         assert links == ["../problem_map.html", other]
         assert (p.parent / links[0]).resolve() == district.resolve()
         data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", t, re.M)]
-        units = {f["properties"]["h"] for fc in data for f in fc["features"]
-                 if f["properties"].get("h", "").startswith("U") and "v" in f["properties"]}
+        units = {_unit_code(f["properties"]["h"]) for fc in data for f in fc["features"]
+                 if _unit_code(f["properties"].get("h", "")) and "c" in f["properties"]}
         assert units == set(study.units.loc[study.units["town_code"] == code, "unit_id"])
         # compounds in full detail with the facility types each misses
         assert "小区 (" in json.dumps(layer_control_names(t), ensure_ascii=False)
@@ -454,7 +470,7 @@ def test_town_maps_linked_both_ways(study, tmp_path):
     def unit_colours(t):
         data = [json.loads(js) for js in re.findall(r"L\.geoJSON\((.*), \{$", t, re.M)]
         return {f["properties"]["h"]: f["properties"]["c"] for fc in data for f in fc["features"]
-                if "c" in f["properties"] and f["properties"].get("h", "").startswith("U")}
+                if "c" in f["properties"] and _unit_code(f["properties"].get("h", ""))}
     both = unit_colours(text)
     assert both and all(both[u] == c for p in paths for u, c in unit_colours(p.read_text(encoding="utf-8")).items())
 
@@ -465,7 +481,14 @@ def test_town_study_keeps_the_town_and_what_reaches_it(study):
     sub = town_maps.town_study(study, "T1")
     assert sub.towns["town_code"].tolist() == ["T1"] and sub.boundary is None
     assert set(sub.units["unit_id"]) == {"U0", "U1"}
-    assert set(sub.problems["area_id"]) <= {"U0", "U1", "T1"}
+    # its problem points; the problems with a point in it and the district's; a town-level
+    # problem told for this town alone (issue 20's grouped problems)
+    assert set(sub.problem_points["area_id"]) <= {"U0", "U1", "T1"}
+    district = set(study.problems.loc[study.problems["level"] == "district", "problem_id"])
+    assert set(sub.problems["problem_id"]) == set(sub.problem_points["problem_id"]) | district
+    road = sub.problems.set_index("problem_id").loc["u_road_network_density@town"]
+    assert (road["point_count"], road["area_id"], road["value"]) == (1, "T1", 5.0)
+    assert road["point_names"] == study.towns.set_index("town_code").loc["T1", "name"]
     assert set(sub.coverage_gaps["unit_id"]) == {"U0", "U1"}
     # facilities within the longest walking radius (500 m) of the town serve it too
     t1 = study.towns.geometry.iloc[0]
@@ -498,7 +521,7 @@ def test_gpkg_layers_crs_counts_types(study, gpkg_path):
     assert types == {"unit_id": "object", "town_code": "object", "town_name": "object",
                      "committees": "object", "population": "float64", "households": "float64",
                      "area_ha": "float64", "compound_count": "int64", "compactness": "float64",
-                     "flag": "bool", "flag_reason": "object"}
+                     "flag": "bool", "flag_reason": "object", "name": "object"}  # (named after committees, issue 20)
     assert pyogrio.read_info(gpkg_path, layer="facilities")["geometry_type"] == "Unknown"
     back = pyogrio.read_dataframe(gpkg_path, layer="units")
     assert back["unit_id"].tolist() == study.units["unit_id"].tolist()
