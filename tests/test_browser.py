@@ -455,9 +455,13 @@ def _draw(cdp: CDP, path: Path, turn_on: str | None = None) -> tuple[dict, float
 
 
 def _click_link(cdp: CDP, selector: str, href: str) -> str:
-    """Click the link ``selector`` with ``href`` as a user would; the URL it opened."""
+    """Click the link ``selector`` with ``href`` as a user would; the URL it opened.
+
+    (Scrolled into view only when it is not: a plain ``scrollIntoView`` scrolls the Leaflet
+    container, whose SVG overlay reaches 10 % beyond it, and Leaflet scrolls it back at
+    once, so the click landed beside the link.)"""
     box = cdp.evaluate(f"""(() => {{ const a = Array.from(document.querySelectorAll({json.dumps(selector)}))
-        .find(a => a.getAttribute('href') === {json.dumps(href)}); a.scrollIntoView();
+        .find(a => a.getAttribute('href') === {json.dumps(href)}); a.scrollIntoView({{block: 'nearest'}});
         const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
     cdp.events.clear()
     for kind in ("mousePressed", "mouseReleased"):
