@@ -243,5 +243,5 @@ def test_sample_results_equal_mains_snapshot(sample_run):
                 if isinstance(wv, float) and isinstance(gv, (int, float)):
                     assert gv == pytest.approx(wv, rel=1e-9, abs=1e-9), f"{key} row {i} {col}: {gv} != {wv}"
                 else:
-                    assert gv == wv, f"{key} row {i} ({w.get('point_id') or w.get('problem_id') or w.get('unit_id') or w.get('area_id')}) "
-                                      f"{col}: {gv!r} != {wv!r}"
+                    rid = w.get("point_id") or w.get("problem_id") or w.get("unit_id") or w.get("area_id")
+                    assert gv == wv, f"{key} row {i} ({rid}) {col}: {gv!r} != {wv!r}"

@@ -117,7 +117,7 @@ CSS = """
  text-decoration:none;box-shadow:0 1px 3px rgba(0,0,0,.3)}
 .gtj-town a:hover{background:#fff7e6;color:#b30000}
 .leaflet-control-layers{font-size:12.5px;line-height:1.35}
-.leaflet-control-layers-list{max-height:calc(100vh - 120px);overflow-y:auto;overflow-x:hidden}
+.leaflet-control-layers-list{max-height:calc(62vh - 40px);overflow-y:auto;overflow-x:hidden}
 .gtj-grp{font-weight:bold;cursor:pointer;margin:4px 0 1px;color:#222;user-select:none}
 .gtj-pop{max-height:320px;overflow:auto}
 .gtj-pop table{border-collapse:collapse;font-size:12px}
@@ -271,6 +271,15 @@ function gtjGapDots(t) {
 
 GROUP_JS = """
 function gtjSmall() { return window.innerWidth < 1000 || window.innerHeight < 700; }
+function gtjFit() {
+  // the legend (bottom right) takes the height the layer control (top right) leaves it
+  var ctl = document.querySelector('.leaflet-control-layers'), lg = document.querySelector('.gtj-legend');
+  if (!ctl || !lg) { return; }
+  var body = lg.querySelector('.gtj-body'), sum = lg.querySelector('summary');
+  var room = window.innerHeight - 24 - (ctl.getBoundingClientRect().bottom + 8) - sum.offsetHeight - 16;
+  body.style.maxHeight = Math.max(60, room) + 'px';
+}
+window.addEventListener('resize', gtjFit);
 function gtjGroupControl(ctl, groups, closed, baseLabel) {
   var open = {}, gOf = {}, pos = {}, order = [];
   groups.forEach(function (g) {
@@ -308,6 +317,7 @@ function gtjGroupControl(ctl, groups, closed, baseLabel) {
       bh.textContent = baseLabel;
       bl.insertBefore(bh, bl.firstChild);
     }
+    gtjFit();
     return this;
   };
   ctl._update();

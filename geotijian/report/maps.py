@@ -583,6 +583,7 @@ def _add_units(ctx: _Ctx, *, scheme: str, k: int, bins: Sequence[float] | None) 
     study, lang = ctx.study, ctx.lang
     units = ctx.layers["units"]
     val, ind_name, ind_unit, ref = _unit_indicator(study, ctx.indicator, lang)
+    given = bins is not None   # (a town map's: the district's classes, the first one open below)
     cls, bins = _classify(val, scheme=scheme, k=k, bins=bins)
     colors = _ramp(len(bins), CHOROPLETH_CMAP)
     col = np.where(cls >= 0, np.array(colors + [c.NODATA_COLOR], dtype=object)[cls],
@@ -609,8 +610,9 @@ def _add_units(ctx: _Ctx, *, scheme: str, k: int, bins: Sequence[float] | None) 
     if lo is not None and bins:
         lo = min(lo, bins[0])
     for i, b in enumerate(bins):
-        a = lo if i == 0 else bins[i - 1]
-        lines.append(f"<div><i style='background:{colors[i]}'></i>{html.escape(_fmt(a))} – {html.escape(_fmt(b))}</div>")
+        rng = (f"≤ {_fmt(b)}" if given or lo is None else f"{_fmt(lo)} – {_fmt(b)}") if i == 0 \
+            else f"{_fmt(bins[i - 1])} – {_fmt(b)}"
+        lines.append(f"<div><i style='background:{colors[i]}'></i>{html.escape(rng)}</div>")
     if (cls < 0).any():
         lines.append(f"<div><i style='background:{c.NODATA_COLOR}'></i>{_t('nodata', lang)}</div>")
     if ref is not None:
