@@ -119,6 +119,7 @@ _TXT = {
     "town": ("街镇", "town"),
     "circle": ("{m}分钟生活圈", "{m}-minute life circle"),
     "other_facilities": ("其他设施", "other facilities"),
+    "block": ("居住街坊", "residential block"),
     "town_maps": ("街镇地图", "town maps"),
     "district_map": ("← 全区地图", "← district map"),
     "open_town": ("打开街镇地图", "open the town map"),
@@ -343,6 +344,9 @@ class _Ctx:
     indicator: str | None
     legend: list[str] = field(default_factory=list)
     bounds: list[np.ndarray] = field(default_factory=list)
+    #: extent of the areas (boundary, towns, units): the first view; a town map's facilities
+    #: reach a walking radius beyond its town
+    area_bounds: list[np.ndarray] = field(default_factory=list)
     groups: dict[str, list] = field(default_factory=dict)
 
     @property
@@ -476,8 +480,8 @@ def problem_map(
     m.add_child(lf.scale_bar())
     if study.from_osm:
         m.add_child(lf.attribution(html.escape(study.attribution)))
-    if ctx.bounds:
-        b = np.vstack(ctx.bounds)
+    if ctx.bounds or ctx.area_bounds:
+        b = np.vstack(ctx.area_bounds or ctx.bounds)
         m.add_child(lf.fit_bounds([[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
                                    [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]]))
     _page_panels(ctx, title or _TXT["title"][li].format(name=study.display_name, year=study.year), nav)
@@ -530,7 +534,7 @@ def _add_outlines(ctx: _Ctx, drawable: list[str], nav: MapNav | None) -> None:
     lang = ctx.lang
     if "boundary" in drawable:
         w = ctx.web("boundary")
-        ctx.bounds.append(w.total_bounds)
+        ctx.area_bounds.append(w.total_bounds)
         tip = lf.name_series(w, ["name", "boundary_id"], _t("boundary", lang))
         ctx.layer("areas", _t("boundary", lang), show=True).add_child(lf.geo_data(
             lf.geojson(w, {"t": tip}), color_keys=[],
@@ -538,7 +542,7 @@ def _add_outlines(ctx: _Ctx, drawable: list[str], nav: MapNav | None) -> None:
     if "towns" not in drawable:
         return
     w = ctx.web("towns")
-    ctx.bounds.append(w.total_bounds)
+    ctx.area_bounds.append(w.total_bounds)
     tip = lf.name_series(w, ["name", "town_code"], "")
     pop = lf.popup(w, ["name", "town_code", "population"], lang, header=tip)
     props = {"t": tip, **pop.props}
@@ -590,7 +594,7 @@ def _add_units(ctx: _Ctx, *, scheme: str, k: int, bins: Sequence[float] | None) 
                    c.NODATA_COLOR) if bins else np.full(len(cls), c.NODATA_COLOR, dtype=object)
     u = units.assign(_value=val.to_numpy(), _color=col, _committees=_committee_names(study, units).to_numpy())
     w = ctx.web("units", u)
-    ctx.bounds.append(w.total_bounds)
+    ctx.area_bounds.append(w.total_bounds)
     name = lf.name_series(w, ["name", "unit_id"], "")
     head = name + c.escaped_values(" (" + w["unit_id"].astype(str) + ")") if "name" in w.columns else name
     vals = c.escaped_values(w["_value"])
@@ -772,10 +776,17 @@ def _add_hotspots(ctx: _Ctx) -> None:
 
 
 def _life_circle(types: list[str]) -> dict[str, str]:
-    """Life-circle level (``"5"``, ``"10"``, ``"15"``, ``""``) of each facility type."""
+    """Life-circle level of each facility type: ``"5"``, ``"10"``, ``"15"`` (minutes),
+    ``"block"`` (居住街坊) or ``""`` (none). A type the catalogue lists at several levels
+    (``15;10;5``) is filed at the most local one, where its residents look for it."""
     cat = c.facility_catalogue()
     lc = dict(zip(cat["code"], cat.get("life_circle", pd.Series("", index=cat.index)).fillna(""), strict=True))
-    return {t: str(lc.get(t, "")).strip() for t in types}
+    out = {}
+    for t in types:
+        parts = {x.strip() for x in str(lc.get(t, "")).split(";")}
+        mins = sorted(int(x) for x in parts if x.isdigit())
+        out[t] = "block" if "block" in parts else str(mins[0]) if mins else ""
+    return out
 
 
 def _add_facilities(ctx: _Ctx) -> None:
@@ -797,7 +808,7 @@ def _add_facilities(ctx: _Ctx) -> None:
     w_all = w_all.assign(_type=ftype.map(tname))
     level = _life_circle(types)
     ctx.legend.append(f"<h4>{_t('facilities', lang)}</h4>")
-    for lc in sorted(set(level.values()), key=lambda x: (x == "", int(x) if x.isdigit() else 0)):
+    for lc in sorted(set(level.values()), key=lambda x: (x == "", x == "block", int(x) if x.isdigit() else 0)):
         lts = [t for t in types if level[t] == lc]
         w = w_all.loc[ftype.isin(lts).to_numpy()]
         head = lf.name_series(w, ["name", "facility_id"], "")
@@ -807,7 +818,8 @@ def _add_facilities(ctx: _Ctx) -> None:
         data = {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), "h": head.tolist(), "v": pop.props["v"].tolist(),
                 "f": pop.fields, "c": [tcol[t] for t in lts],
                 "k": pd.Categorical(w["type"].astype(str), categories=lts).codes.tolist()}
-        lab = (_t("circle", lang).format(m=lc) if lc else _t("other_facilities", lang)) + f" ({len(w)})"
+        lab = (_t("circle", lang).format(m=lc) if lc.isdigit() else _t("block", lang) if lc == "block"
+               else _t("other_facilities", lang)) + f" ({len(w)})"
         ctx.layer("facilities", lab, show=False).add_child(lf.facility_dots(data))
         ctx.legend.append(f"<div class='sub'>{html.escape(lab)}</div>")
         for t in lts:
