@@ -124,7 +124,7 @@ CSS = """
 .gtj-pop th{text-align:left;padding:1px 6px 1px 0;color:#444;white-space:nowrap;vertical-align:top}
 .gtj-pop td{padding:1px 0;max-width:260px}
 .gtj-pop .sg{color:#555}
-.gtj-pop .sug{margin-top:4px;padding:4px;background:#fff7e6;border-left:3px solid #fc8d59;max-height:220px;overflow:auto}
+.gtj-pop .sug{font-size:12px;margin-top:4px;padding:4px;background:#fff7e6;border-left:3px solid #fc8d59;max-height:220px;overflow:auto}
 """.replace("FONT", _FONT)
 
 POPUP_JS = """
