@@ -77,11 +77,14 @@ def unit_problem_features(study, *, lang: str = "zh") -> gpd.GeoDataFrame:
     pts = problem_points_of(study)
     cols = ["area_id", "problem_class", "n", "head", "tip", "list", "town", "population"]
     crs = study.units.crs if study.units is not None else (pts.crs if isinstance(pts, gpd.GeoDataFrame) else None)
+    empty = gpd.GeoDataFrame({k: [] for k in cols}, geometry=[], crs=crs)
     if pts is None or "level" not in pts.columns:
-        return gpd.GeoDataFrame({k: [] for k in cols}, geometry=[], crs=crs)
-    p = pd.DataFrame(pts[pts["level"].astype(str) == "unit"].drop(columns="geometry", errors="ignore")).copy()
+        return empty
+    unit_level = (pts["level"].astype(str) == "unit").to_numpy()
+    p = pd.DataFrame(pts.loc[unit_level].drop(columns="geometry", errors="ignore")).copy()
     if not len(p):
-        return gpd.GeoDataFrame({k: [] for k in cols}, geometry=[], crs=crs)
+        return empty
+    p["area_id"] = p["area_id"].astype(str)
     seq = {}
     if study.problems is not None and "seq" in study.problems.columns:
         seq = dict(zip(study.problems["problem_id"].astype(str), study.problems["seq"], strict=True))
@@ -89,55 +92,80 @@ def unit_problem_features(study, *, lang: str = "zh") -> gpd.GeoDataFrame:
     p["prank"] = p["problem_class"].map({k: i for i, k in enumerate(c.PROBLEM_CLASSES)}).fillna(9)
     p["paff"] = pd.to_numeric(p["affected_population"], errors="coerce") if "affected_population" in p.columns \
         else np.nan
+    p["_geom"] = pts.geometry.to_numpy()[unit_level] if isinstance(pts, gpd.GeoDataFrame) else None
     p = p.sort_values(["area_id", "prank", "pseq", "point_id"], kind="stable", na_position="last")
+    # the area of each point: its unit (name, town, residents, outline), else the point's own geometry
     units = study.units.set_index(study.units["unit_id"].astype(str)) if study.units is not None else None
-    geoms, rows = [], []
+    known = p["area_id"].isin(units.index) if units is not None else pd.Series(False, index=p.index)
+    if not isinstance(pts, gpd.GeoDataFrame):
+        p = p.loc[known]
+        known = known.loc[p.index]
+        if not len(p):
+            return empty
+    p["_items"] = _problem_items(p, study, lang)
+    key = p["area_id"] + "\x00" + p["problem_class"].astype(str)
+    grp = p.assign(_key=key.to_numpy(), _known=known.to_numpy()).groupby("_key", sort=False)
+    g = grp.agg(area_id=("area_id", "first"), problem_class=("problem_class", "first"), n=("area_id", "size"),
+                _list=("_items", "<br>".join), _known=("_known", "first"), _geom=("_geom", "first"),
+                _aname=("area_name", "first") if "area_name" in p.columns else ("area_id", "first"))
+    area = g["area_id"]
+    if units is not None:
+        u = units.reindex(area)
+        name = u["name"].where(u["name"].notna(), area.to_numpy()) if "name" in u.columns else area
+        town = u["town_name"].fillna("").astype(str) if "town_name" in u.columns else pd.Series("", index=u.index)
+        pop = pd.to_numeric(u["population"], errors="coerce") if "population" in u.columns \
+            else pd.Series(np.nan, index=u.index)
+        ugeom = u.geometry.to_numpy()
+    else:
+        name, town = area, pd.Series("", index=area.index)
+        pop, ugeom = pd.Series(np.nan, index=area.index), np.full(len(area), None, dtype=object)
+    k = g["_known"].to_numpy(dtype=bool)
+    name = np.where(k, np.asarray(name, dtype=object).astype(str), g["_aname"].astype(str).to_numpy())
+    town = np.where(k, np.asarray(town, dtype=object), "")
+    pop = np.where(k, np.asarray(pop, dtype=float), np.nan)
+    geom = np.where(k, ugeom, g["_geom"].to_numpy())
+    label = g["problem_class"].astype(str).map(lambda x: c.problem_class_label(x, lang)).to_numpy()
+    n = g["n"].to_numpy()
+    tip = [f"{a}: {b} 项{x}问题" if li == 0 else f"{a}: {b} {x} problem(s)" for a, b, x in zip(name, n, label, strict=True)]
+    out = gpd.GeoDataFrame({"area_id": area.to_numpy(), "problem_class": g["problem_class"].astype(str).to_numpy(),
+                            "n": n, "head": c.escaped_values(pd.Series(name) + " (" + area.to_numpy() + ")").to_numpy(),
+                            "tip": c.escaped_values(pd.Series(tip, dtype=object)).to_numpy(), "list": g["_list"].to_numpy(),
+                            "town": c.escaped_values(pd.Series(town, dtype=object)).to_numpy(), "population": pop},
+                           geometry=geom, crs=crs)
+    rank = out["problem_class"].map({k: i for i, k in enumerate(c.PROBLEM_CLASSES)}).fillna(9)
+    order = np.lexsort((out["area_id"].to_numpy().astype(str), rank.to_numpy()))
+    return out.iloc[order].reset_index(drop=True)
+
+
+def _problem_items(p: pd.DataFrame, study, lang: str) -> list[str]:
+    """Each point as an escaped popup line: ``序号. indicator: value (参考 ref, 影响约N人)`` and
+    its suggestion."""
+    li = c.lang_index(lang)
     cat = study.indicator_table
     units_of_measure = {}
     if cat is not None and "code" in cat.columns and "unit" in cat.columns:
         units_of_measure = dict(zip(cat["code"].astype(str), cat["unit"], strict=False))
-    for (area, cls), g in p.groupby(["area_id", "problem_class"], sort=True):
-        area = str(area)
-        if units is not None and area in units.index:
-            u = units.loc[area]
-            geom = u.geometry
-            name = str(u["name"]) if "name" in units.columns and pd.notna(u["name"]) else area
-            town = str(u["town_name"]) if "town_name" in units.columns else ""
-            pop = float(u["population"]) if "population" in units.columns else np.nan
-        elif isinstance(pts, gpd.GeoDataFrame):
-            geom = pts.loc[pts["area_id"].astype(str) == area].geometry.iloc[0]
-            name = str(g["area_name"].iat[0]) if "area_name" in g.columns else area
-            town, pop = "", np.nan
-        else:
-            continue
-        items = []
-        for r in g.itertuples(index=False):
-            code = str(r.indicator_code)
-            unit = units_of_measure.get(code, getattr(r, "unit", ""))
-            ref = getattr(r, "reference", None)
-            ref_txt = "—" if ref is None or (isinstance(ref, float) and np.isnan(ref)) else str(ref)
-            if ref_txt != "—" and unit and str(unit) == "%" and not ref_txt.endswith("%"):
-                ref_txt += "%"
-            num = f"{int(r.pseq)}. " if pd.notna(r.pseq) else ""
-            aff = "" if not np.isfinite(r.paff) else (
-                f", 影响约{int(round(r.paff)):,}人" if li == 0 else f", {int(round(r.paff)):,} residents")
-            vs = "参考" if li == 0 else "reference"
-            item = html.escape(f"{num}{r.name_zh}: {format_value(r.value, unit, lang)} ({vs} {ref_txt}{aff})")
-            sug = getattr(r, "suggestion", None)
-            if isinstance(sug, str) and sug.strip():
-                item += f"<br><span class='sg'>→ {html.escape(sug)}</span>"
-            items.append(item)
-        label = c.problem_class_label(str(cls), lang)
-        n = len(g)
-        tip = f"{name}: {n} 项{label}问题" if li == 0 else f"{name}: {n} {label} problem(s)"
-        rows.append({"area_id": area, "problem_class": str(cls), "n": n,
-                     "head": html.escape(f"{name} ({area})"), "tip": html.escape(tip),
-                     "list": "<br>".join(items), "town": html.escape(town), "population": pop})
-        geoms.append(geom)
-    out = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry=geoms, crs=crs)
-    rank = out["problem_class"].map({k: i for i, k in enumerate(c.PROBLEM_CLASSES)}).fillna(9)
-    order = np.lexsort((out["area_id"].to_numpy().astype(str), rank.to_numpy()))
-    return out.iloc[order].reset_index(drop=True)
+    code = p["indicator_code"].astype(str)
+    unit = code.map(units_of_measure)
+    if "unit" in p.columns:
+        unit = unit.where(code.isin(units_of_measure.keys()), p["unit"])
+    unit = unit.where(unit.notna(), "")
+    ref = p["reference"] if "reference" in p.columns else pd.Series(None, index=p.index, dtype=object)
+    sug = p["suggestion"] if "suggestion" in p.columns else pd.Series(None, index=p.index, dtype=object)
+    vs = "参考" if li == 0 else "reference"
+    items = []
+    for seq, name, v, u, r, aff, s in zip(p["pseq"], p["name_zh"], p["value"], unit, ref, p["paff"], sug, strict=True):
+        r_txt = "—" if r is None or (isinstance(r, float) and np.isnan(r)) else str(r)
+        if r_txt != "—" and u and str(u) == "%" and not r_txt.endswith("%"):
+            r_txt += "%"
+        num = f"{int(seq)}. " if pd.notna(seq) else ""
+        a = "" if not np.isfinite(aff) else (f", 影响约{int(round(aff)):,}人" if li == 0
+                                              else f", {int(round(aff)):,} residents")
+        item = html.escape(f"{num}{name}: {format_value(v, u, lang)} ({vs} {r_txt}{a})")
+        if isinstance(s, str) and s.strip():
+            item += f"<br><span class='sg'>→ {html.escape(s)}</span>"
+        items.append(item)
+    return items
 
 
 def side_table_html(study, *, lang: str = "zh", limit: int = 60) -> tuple[str, int]:
