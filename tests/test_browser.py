@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from geotijian.model import StudyData
 from geotijian.report import maps
 
 from .test_report import XSS, make_study
@@ -318,17 +319,15 @@ def test_blank_basemap_makes_no_request_at_all(browser, tmp_path):
     assert "problems: solve within a deadline (2)" in state["labels"]
 
 
-def district_study(seed: int = 15) -> "StudyData":
+def district_study(seed: int = 15) -> StudyData:
     """A synthetic district at Jiading's scale for the map: 264 units in 11 towns over
     21 × 21 km, 23,700 compounds of which 21,000 lack 1-14 of 14 facility types (about
     150,000 home × type gaps), 8,000 facilities, 3,600 problems on units. Built with
     vectorised numpy (a second), not from the sample generator (minutes)."""
     import geopandas as gpd
     import numpy as np
-    import pandas as pd
     import shapely
 
-    from geotijian.model import StudyData
     from geotijian.report import _common as c
 
     rng = np.random.default_rng(seed)
@@ -406,9 +405,15 @@ def _draw(cdp: CDP, path: Path) -> tuple[dict, float]:
 
 def _click_link(cdp: CDP, selector: str, href: str) -> str:
     """Click the link ``selector`` with ``href`` as a user would; the URL it opened."""
+    # scroll only a list that hides the link ('nearest'), then measure two frames later: Leaflet
+    # puts a scrolled map container back at once (a link on the map moves back under the mouse)
     box = cdp.evaluate(f"""(() => {{ const a = Array.from(document.querySelectorAll({json.dumps(selector)}))
-        .find(a => a.getAttribute('href') === {json.dumps(href)}); a.scrollIntoView();
-        const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+        .find(a => a.getAttribute('href') === {json.dumps(href)});
+        a.scrollIntoView({{block: 'nearest', inline: 'nearest'}});
+        return new Promise(res => requestAnimationFrame(() => requestAnimationFrame(() => {{
+          const r = a.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+          res([x, y, document.elementFromPoint(x, y) === a]); }}))); }})()""")
+    assert box[2], f"{href}: another element lies over the link at {box[:2]}"
     cdp.events.clear()
     for kind in ("mousePressed", "mouseReleased"):
         cdp.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
