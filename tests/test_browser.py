@@ -320,7 +320,7 @@ def test_blank_basemap_makes_no_request_at_all(browser, tmp_path):
 
 
 def district_study(seed: int = 15) -> StudyData:
-    """A synthetic district at Jiading's scale for the map: 264 units in 11 towns over
+    """A synthetic district at Jiading's scale for the map: 264 units in 11 contiguous towns over
     21 × 21 km, 23,700 compounds of which 21,000 lack 1-14 of 14 facility types (about
     150,000 home × type gaps), 8,000 facilities, 3,600 problems on units. Built with
     vectorised numpy (a second), not from the sample generator (minutes)."""
@@ -332,13 +332,16 @@ def district_study(seed: int = 15) -> StudyData:
 
     rng = np.random.default_rng(seed)
     crs, x0, y0, size = "EPSG:32651", 330_000.0, 3_465_000.0, 21_000.0
-    k = 17  # a 17 × 17 grid of units, 264 kept, dealt to 11 towns
+    k = 17  # a 17 × 17 grid of units, 264 kept, each in the town of the nearest of 11 seeds
     ux, uy = np.meshgrid(np.arange(k), np.arange(k))
     ux, uy = ux.ravel()[:264], uy.ravel()[:264]
     cell = size / k
+    gx, gy = np.meshgrid((np.arange(4) + 0.5) * k / 4, (np.arange(3) + 0.5) * k / 3)  # 11 of a 4 × 3 grid
+    seeds = np.column_stack([gx.ravel(), gy.ravel()])[:11] + rng.uniform(-1.0, 1.0, (11, 2))
+    town = np.argmin((ux[:, None] - seeds[:, 0]) ** 2 + (uy[:, None] - seeds[:, 1]) ** 2, axis=1)
     units = gpd.GeoDataFrame({
-        "unit_id": [f"T{(i % 11):02d}-U{i:03d}" for i in range(264)],
-        "town_code": [f"T{(i % 11):02d}" for i in range(264)],
+        "unit_id": [f"T{t:02d}-U{i:03d}" for i, t in enumerate(town)],
+        "town_code": [f"T{t:02d}" for t in town],
         "population": rng.integers(5_000, 12_000, 264).astype(float), "area_ha": np.full(264, cell**2 / 1e4)},
         geometry=shapely.box(x0 + ux * cell, y0 + uy * cell, x0 + (ux + 1) * cell, y0 + (uy + 1) * cell), crs=crs)
     towns = units.dissolve("town_code").reset_index()[["town_code", "geometry"]]
@@ -390,6 +393,24 @@ _DRAWN_JS = """(() => {
          canvases: document.querySelectorAll('canvas.gtj-dots').length,
          towns: Array.from(document.querySelectorAll('.gtj-town a')).map(a => a.getAttribute('href')),
          nav: Array.from(document.querySelectorAll('.gtj-nav a')).map(a => a.getAttribute('href'))}))));
+})()"""
+
+
+_CLEAR_JS = """(() => {
+  // the screen box of the units (every L.Polygon); which panels lie over it
+  const m = Object.keys(window).map(k => window[k]).find(v => v instanceof L.Map);
+  let b = null;
+  m.eachLayer(l => { if (l instanceof L.Polygon) { b = b ? b.extend(l.getBounds()) : L.latLngBounds(l.getBounds().getSouthWest(), l.getBounds().getNorthEast()); } });
+  const r = m.getContainer().getBoundingClientRect(), p = m.latLngToContainerPoint(b.getNorthWest()),
+        q = m.latLngToContainerPoint(b.getSouthEast());
+  const box = {left: r.left + p.x, top: r.top + p.y, right: r.left + q.x, bottom: r.top + q.y};
+  const overlap = ['.gtj-legend', '.gtj-nav', '.gtj-title'].filter(sel => {
+    const e = document.querySelector(sel); if (!e) return false; const o = e.getBoundingClientRect();
+    return o.left < box.right - 1 && o.right > box.left + 1 && o.top < box.bottom - 1 && o.bottom > box.top + 1; });
+  const g = document.querySelector('.gtj-legend'), head = g.querySelector('b'), folds = [];
+  head.click(); folds.push(g.classList.contains('shut') && g.querySelector('h4').offsetParent === null);
+  head.click(); folds.push(g.classList.contains('shut'));
+  return {box: box, overlap: overlap, folds: folds};
 })()"""
 
 
@@ -451,6 +472,11 @@ def test_district_map_is_small_and_draws_fast(browser, tmp_path):
     # limit in GEOTIJIAN_MAP_DRAW_LIMIT_S (the figure is printed either way)
     limit = float(os.environ.get("GEOTIJIAN_MAP_DRAW_LIMIT_S", "5"))
     assert state["t"] < limit * 1000, f"overlays drawn {state['t'] / 1000:.1f} s after navigation"
+
+    # the district is fitted clear of the legend and the town list, and the legend folds
+    clear = browser.evaluate(_CLEAR_JS)
+    assert clear["overlap"] == [], clear
+    assert clear["folds"] == [True, False], clear
 
     # every town has a map, reached from its name on the district map and from the list
     rel = sorted(p.relative_to(tmp_path).as_posix() for p in towns)

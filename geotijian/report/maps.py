@@ -886,7 +886,8 @@ def problem_map(
         box = [[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
                [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]]
         # not animated: the first view is drawn at load, not after a zoom transition
-        m.add_child(lf.Script(f"{lf.P}.fitBounds({lf.js_json(box)}, {{animate: false}});", "FitBounds"))
+        # clear of the title, town list and legend (folded in a narrow window)
+        m.add_child(lf.Script(f"gtjLegendToggle(); gtjFit({lf.P}, {lf.js_json(box)});", "FitBounds"))
     ttl = title or _TXT["title"][li].format(name=study.name, year=study.year)
     root = m.get_root()
     root.title = ttl
