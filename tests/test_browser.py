@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from geotijian.model import StudyData
 from geotijian.report import maps
 
 from .test_report import XSS, make_study
@@ -365,28 +366,29 @@ def test_blank_basemap_makes_no_request_at_all(browser, tmp_path):
     assert "solve within a deadline: 1 units, 1 points" in state["labels"]
 
 
-def district_study(seed: int = 15) -> "StudyData":
-    """A synthetic district at Jiading's scale for the map: 264 units in 11 towns over
+def district_study(seed: int = 15) -> StudyData:
+    """A synthetic district at Jiading's scale for the map: 264 units in 11 contiguous towns over
     21 × 21 km, 23,700 compounds of which 21,000 lack 1-14 of 14 facility types (about
     150,000 home × type gaps), 8,000 facilities, 3,600 problems on units. Built with
     vectorised numpy (a second), not from the sample generator (minutes)."""
     import geopandas as gpd
     import numpy as np
-    import pandas as pd
     import shapely
 
-    from geotijian.model import StudyData
     from geotijian.report import _common as c
 
     rng = np.random.default_rng(seed)
     crs, x0, y0, size = "EPSG:32651", 330_000.0, 3_465_000.0, 21_000.0
-    k = 17  # a 17 × 17 grid of units, 264 kept, dealt to 11 towns
+    k = 17  # a 17 × 17 grid of units, 264 kept, each in the town of the nearest of 11 seeds
     ux, uy = np.meshgrid(np.arange(k), np.arange(k))
     ux, uy = ux.ravel()[:264], uy.ravel()[:264]
     cell = size / k
+    gx, gy = np.meshgrid((np.arange(4) + 0.5) * k / 4, (np.arange(3) + 0.5) * k / 3)  # 11 of a 4 × 3 grid
+    seeds = np.column_stack([gx.ravel(), gy.ravel()])[:11] + rng.uniform(-1.0, 1.0, (11, 2))
+    town = np.argmin((ux[:, None] - seeds[:, 0]) ** 2 + (uy[:, None] - seeds[:, 1]) ** 2, axis=1)
     units = gpd.GeoDataFrame({
-        "unit_id": [f"T{(i % 11):02d}-U{i:03d}" for i in range(264)],
-        "town_code": [f"T{(i % 11):02d}" for i in range(264)],
+        "unit_id": [f"T{t:02d}-U{i:03d}" for i, t in enumerate(town)],
+        "town_code": [f"T{t:02d}" for t in town],
         "population": rng.integers(5_000, 12_000, 264).astype(float), "area_ha": np.full(264, cell**2 / 1e4)},
         geometry=shapely.box(x0 + ux * cell, y0 + uy * cell, x0 + (ux + 1) * cell, y0 + (uy + 1) * cell), crs=crs)
     towns = units.dissolve("town_code").reset_index()[["town_code", "geometry"]]
@@ -441,6 +443,25 @@ _DRAWN_JS = """(() => {
 })()"""
 
 
+_CLEAR_JS = """(() => {
+  // the screen box of the units (every L.Polygon); which panels lie over it
+  const m = Object.keys(window).map(k => window[k]).find(v => v instanceof L.Map);
+  let b = null;
+  m.eachLayer(l => { if (l instanceof L.Polygon) { b = b ? b.extend(l.getBounds()) : L.latLngBounds(l.getBounds().getSouthWest(), l.getBounds().getNorthEast()); } });
+  const r = m.getContainer().getBoundingClientRect(), p = m.latLngToContainerPoint(b.getNorthWest()),
+        q = m.latLngToContainerPoint(b.getSouthEast());
+  const box = {left: r.left + p.x, top: r.top + p.y, right: r.left + q.x, bottom: r.top + q.y};
+  const overlap = ['.gtj-legend', '.gtj-left', '.gtj-title', '.leaflet-control-layers'].filter(sel => {
+    const e = document.querySelector(sel); if (!e) return false; const o = e.getBoundingClientRect();
+    return o.left < box.right - 1 && o.right > box.left + 1 && o.top < box.bottom - 1 && o.bottom > box.top + 1; });
+  // the legend (a <details>) folds to its title and opens again
+  const g = document.querySelector('.gtj-legend'), head = g.querySelector('summary'), folds = [];
+  head.click(); folds.push(!g.open && g.getBoundingClientRect().height < 40);  // its title alone
+  head.click(); folds.push(!g.open);
+  return {box: box, overlap: overlap, folds: folds};
+})()"""
+
+
 def _draw(cdp: CDP, path: Path, turn_on: str | None = None) -> tuple[dict, float]:
     """Navigate to ``path`` (then run ``turn_on``, a script turning layers on); the page's
     state two frames later (``on``: what ``turn_on`` returned), and the wall seconds."""
@@ -455,14 +476,16 @@ def _draw(cdp: CDP, path: Path, turn_on: str | None = None) -> tuple[dict, float
 
 
 def _click_link(cdp: CDP, selector: str, href: str) -> str:
-    """Click the link ``selector`` with ``href`` as a user would; the URL it opened.
-
-    (Scrolled into view only when it is not: a plain ``scrollIntoView`` scrolls the Leaflet
-    container, whose SVG overlay reaches 10 % beyond it, and Leaflet scrolls it back at
-    once, so the click landed beside the link.)"""
+    """Click the link ``selector`` with ``href`` as a user would; the URL it opened."""
+    # scroll only a list that hides the link ('nearest'), then measure two frames later: Leaflet
+    # puts a scrolled map container back at once (a link on the map moves back under the mouse)
     box = cdp.evaluate(f"""(() => {{ const a = Array.from(document.querySelectorAll({json.dumps(selector)}))
-        .find(a => a.getAttribute('href') === {json.dumps(href)}); a.scrollIntoView({{block: 'nearest'}});
-        const r = a.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+        .find(a => a.getAttribute('href') === {json.dumps(href)});
+        a.scrollIntoView({{block: 'nearest', inline: 'nearest'}});
+        return new Promise(res => requestAnimationFrame(() => requestAnimationFrame(() => {{
+          const r = a.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+          res([x, y, document.elementFromPoint(x, y) === a]); }}))); }})()""")
+    assert box[2], f"{href}: another element lies over the link at {box[:2]}"
     cdp.events.clear()
     for kind in ("mousePressed", "mouseReleased"):
         cdp.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
@@ -502,6 +525,12 @@ def test_district_map_is_small_and_draws_fast(browser, tmp_path):
     # limit in GEOTIJIAN_MAP_DRAW_LIMIT_S (the figure is printed either way)
     limit = float(os.environ.get("GEOTIJIAN_MAP_DRAW_LIMIT_S", "5"))
     assert state["t"] < limit * 1000, f"overlays drawn {state['t'] / 1000:.1f} s after navigation"
+
+    # the district is fitted clear of the title, the legend, the layer control and the town
+    # list, and the legend folds
+    clear = browser.evaluate(_CLEAR_JS)
+    assert clear["overlap"] == [], clear
+    assert clear["folds"] == [True, False], clear
 
     # every town has a map, reached from its name on the district map and from the list
     rel = sorted(p.relative_to(tmp_path).as_posix() for p in towns)

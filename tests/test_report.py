@@ -688,6 +688,28 @@ def test_problem_figure_draws_unit_points_only(study, tmp_path):
     assert text == "另有区级问题 1 项、街镇级问题 1 项(不落图, 见问题清单)"
 
 
+def test_figure_rings_oriented_as_geos_does():
+    """The numpy orientation gives shapely.orient_polygons' vertices, holes and all."""
+    rng = np.random.default_rng(3)
+    cw = shapely.Polygon([(0, 0), (0, 10), (10, 10), (10, 0)])  # clockwise exterior
+    holed = shapely.Polygon([(20, 0), (30, 0), (30, 10), (20, 10)],  # ccw exterior, ccw hole
+                            [[(22, 2), (28, 2), (28, 8), (22, 8)], [(23, 3), (23, 4), (24, 4)]])
+    multi = shapely.MultiPolygon([cw, shapely.Polygon([(40, 0), (45, 0), (45, 5)])])
+    far = shapely.affinity.translate(holed, 330_000, 3_465_000)  # UTM-size coordinates
+    blobs = shapely.buffer(shapely.points(rng.uniform(0, 100, (30, 2))), rng.uniform(1, 9, 30))
+    geoms = np.array([cw, holed, multi, shapely.Polygon(), Point(1, 1), far, *blobs], dtype=object)
+    xy, codes, feat = figures._oriented_rings(geoms)
+    rings, ri = shapely.get_rings(shapely.orient_polygons(shapely.get_parts(geoms)), return_index=True)
+    want, wi = shapely.get_coordinates(rings, return_index=True)
+    assert np.array_equal(xy, want)
+    parts_feat = shapely.get_parts(geoms, return_index=True)[1]
+    assert np.array_equal(feat, parts_feat[ri[wi]])
+    starts = np.r_[0, np.flatnonzero(np.diff(wi)) + 1]
+    assert np.array_equal(np.flatnonzero(codes == figures.MplPath.MOVETO), starts)
+    assert np.array_equal(np.flatnonzero(codes == figures.MplPath.CLOSEPOLY), np.r_[starts[1:] - 1, len(xy) - 1])
+    assert figures._compound_path(np.array([Point(0, 0)], dtype=object)) is None
+
+
 def test_figure_scale_bar_lengths():
     assert figures._nice_length(2240) == 500
     assert figures._nice_length(46_000) == 10_000

@@ -146,7 +146,17 @@ var GtjDots = L.Layer.extend({
   // build() returns {lat, lng, col (colour index per point), colours, alpha, lw, stroke,
   // r(zoom) -> radius px, tip(i) -> html, pop(i) -> html}; called when first shown
   initialize: function (build) { this._build = build; this._d = null; },
-  data: function () { if (!this._d) { this._d = this._build(); } return this._d; },
+  data: function () {
+    if (!this._d) {
+      var d = this._d = this._build(), b = [90, 180, -90, -180];
+      for (var i = 0; i < d.lat.length; i++) {
+        if (d.lat[i] < b[0]) { b[0] = d.lat[i]; } if (d.lng[i] < b[1]) { b[1] = d.lng[i]; }
+        if (d.lat[i] > b[2]) { b[2] = d.lat[i]; } if (d.lng[i] > b[3]) { b[3] = d.lng[i]; }
+      }
+      this._bb = b;
+    }
+    return this._d;
+  },
   onAdd: function (map) {
     this.data();
     var pane = map.getPane('gtjDots');
@@ -156,18 +166,21 @@ var GtjDots = L.Layer.extend({
     gtjDotLayers.push(this);
     gtjDotEvents(map);
     this._draw();
+    gtjDotsChanged(map);
   },
   onRemove: function (map) {
     L.DomUtil.remove(this._c);
     map.off('moveend resize', this._draw, this);
     gtjDotLayers.splice(gtjDotLayers.indexOf(this), 1);
+    gtjDotsChanged(map);
   },
   _draw: function () {
     var map = this._map, d = this._d, size = map.getSize(), dpr = window.devicePixelRatio || 1, c = this._c;
     L.DomUtil.setPosition(c, map.containerPointToLayerPoint([0, 0]));
     c.width = Math.round(size.x * dpr); c.height = Math.round(size.y * dpr);
     c.style.width = size.x + 'px'; c.style.height = size.y + 'px';
-    var ctx = c.getContext('2d'), r = this._r = d.r(map.getZoom()), n = d.lat.length;
+    var r = this._r = Math.min(d.r(map.getZoom()), gtjDenseR(map)), lw = Math.min(d.lw, 0.3 * r);
+    var ctx = c.getContext('2d'), n = d.lat.length;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     var sx = this._sx = new Float32Array(n), sy = this._sy = new Float32Array(n), groups = [];
     for (var i = 0; i < n; i++) {
@@ -187,7 +200,7 @@ var GtjDots = L.Layer.extend({
       }
       ctx.globalAlpha = d.alpha; ctx.fillStyle = d.colours[k]; ctx.fill();
       ctx.globalAlpha = 1;
-      if (d.lw > 0) { ctx.lineWidth = d.lw; ctx.strokeStyle = d.stroke; ctx.stroke(); }
+      if (lw > 0) { ctx.lineWidth = lw; ctx.strokeStyle = d.stroke; ctx.stroke(); }
       this.shown += ids.length;
     }
   },
@@ -204,6 +217,46 @@ var GtjDots = L.Layer.extend({
     L.popup({maxWidth: 400}).setLatLng([d.lat[i], d.lng[i]]).setContent(d.pop(i)).openOn(this._map);
   }
 });
+function gtjDenseR(map) {
+  // the radius (px) at which all points shown on the map would cover GTJ_DOT_COVER of the
+  // screen area of their extent: small dots where a district's thousands of points are
+  // seen at once (the units stay readable), full size once zoomed in
+  var n = 0, b = [90, 180, -90, -180];
+  for (var j = 0; j < gtjDotLayers.length; j++) {
+    var l = gtjDotLayers[j];
+    if (l._map !== map || !l._d.lat.length) { continue; }
+    n += l._d.lat.length;
+    b = [Math.min(b[0], l._bb[0]), Math.min(b[1], l._bb[1]), Math.max(b[2], l._bb[2]), Math.max(b[3], l._bb[3])];
+  }
+  if (!n) { return Infinity; }
+  var p = map.latLngToContainerPoint([b[0], b[1]]), q = map.latLngToContainerPoint([b[2], b[3]]);
+  var area = Math.max(Math.abs(q.x - p.x) * Math.abs(q.y - p.y), 1);
+  return Math.max(GTJ_DOT_MIN_R, Math.sqrt(GTJ_DOT_COVER * area / (Math.PI * n)));
+}
+var GTJ_DOT_COVER = 0.2, GTJ_DOT_MIN_R = 1.3;
+function gtjDotsChanged(map) {  // another layer on or off: redraw all once, next frame
+  if (map._gtjRedraw) { return; }
+  map._gtjRedraw = true;
+  L.Util.requestAnimFrame(function () {
+    map._gtjRedraw = false;
+    gtjDotLayers.forEach(function (l) { if (l._map === map) { l._draw(); } });
+  });
+}
+function gtjFit(map, box) {
+  // fit the study into the part of the window the title, the left panels (side table, town
+  // maps), the layer control and the legend leave free; panels that would leave the study
+  // under 40 % of the width are not made room for (they lie over the map, and fold)
+  var s = map.getSize(), tl = [10, 10], br = [10, 10];
+  function w(sel) { var e = document.querySelector(sel); return e ? e.offsetLeft + e.offsetWidth + 6 : 0; }
+  var t = document.querySelector('.gtj-title');
+  if (t) { tl[1] = t.offsetTop + t.offsetHeight + 6; }
+  var left = w('.gtj-left'), ctl = document.querySelector('.leaflet-control-layers-expanded'),
+      lg = document.querySelector('.gtj-legend[open]');
+  var right = Math.max(lg ? lg.offsetWidth + 16 : 0, ctl ? ctl.offsetWidth + 16 : 0);
+  if (s.x - left - right >= 0.4 * s.x) { tl[0] = Math.max(tl[0], left); br[0] = Math.max(br[0], right); }
+  else if (s.x - right >= 0.4 * s.x) { br[0] = Math.max(br[0], right); }
+  map.fitBounds(box, {animate: false, paddingTopLeft: tl, paddingBottomRight: br});
+}
 function gtjDotEvents(map) {
   if (map._gtjDots) { return; }
   map._gtjDots = true;
@@ -271,7 +324,7 @@ function gtjGapDots(t) {
 
 GROUP_JS = """
 function gtjSmall() { return window.innerWidth < 1000 || window.innerHeight < 700; }
-function gtjFit() {
+function gtjLegendFit() {
   // the legend (bottom right) takes the height the layer control (top right) leaves it
   var ctl = document.querySelector('.leaflet-control-layers'), lg = document.querySelector('.gtj-legend');
   if (!ctl || !lg) { return; }
@@ -279,7 +332,7 @@ function gtjFit() {
   var room = window.innerHeight - 24 - (ctl.getBoundingClientRect().bottom + 8) - sum.offsetHeight - 16;
   body.style.maxHeight = Math.max(60, room) + 'px';
 }
-window.addEventListener('resize', gtjFit);
+window.addEventListener('resize', gtjLegendFit);
 function gtjGroupControl(ctl, groups, closed, baseLabel) {
   var open = {}, gOf = {}, pos = {}, order = [];
   groups.forEach(function (g) {
@@ -317,7 +370,7 @@ function gtjGroupControl(ctl, groups, closed, baseLabel) {
       bh.textContent = baseLabel;
       bl.insertBefore(bh, bl.firstChild);
     }
-    gtjFit();
+    gtjLegendFit();
     return this;
   };
   ctl._update();
@@ -404,8 +457,9 @@ def attribution(text: str) -> Script:
 
 
 def fit_bounds(box: list[list[float]]) -> Script:
-    """Fit the first view, not animated: drawn at load, not after a zoom transition."""
-    return Script(f"{P}.fitBounds({js_json(box)}, {{animate: false}});", "FitBounds")
+    """Fit the first view clear of the panels (``gtjFit``), not animated: drawn at load, not
+    after a zoom transition."""
+    return Script(f"gtjFit({P}, {js_json(box)});", "FitBounds")
 
 
 def facility_dots(data: dict) -> Script:
