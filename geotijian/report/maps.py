@@ -307,7 +307,7 @@ def _base_map(names: list[str], *, lang: str, tianditu_key: str | None) -> foliu
     """The Leaflet map with its basemaps (the first shown), no CDN assets."""
     li = c.lang_index(lang)
     m = folium.Map(tiles=None, control_scale=False, zoom_start=13, location=[31.38, 121.25],
-                   maxZoom=19, minZoom=8)
+                   maxZoom=19, minZoom=8, zoomSnap=0.25)  # (a quarter zoom: the first view fills its room)
     # zoom 8 (all of Shanghai) is as far out as a study needs
     m.default_js = []
     m.default_css = []
