@@ -224,7 +224,7 @@ function gtjDotsChanged(map) {  // another layer on or off: redraw all once, nex
 }
 function gtjFit(map, box) {
   // fit the study into the part of the window the title, town list and legend leave free
-  var s = map.getSize(), tl = [10, 10], br = [10, 10];
+  var s = map.getSize(), tl = [10, 10], br = [10, 30];  // bottom: the scale bar and attribution
   var t = document.querySelector('.gtj-title'), n = document.querySelector('.gtj-nav'),
       g = document.querySelector('.gtj-legend');
   if (t) { tl[1] = t.offsetTop + t.offsetHeight + 6; }
