@@ -246,7 +246,7 @@ function gtjFit(map, box) {
   // fit the study into the part of the window the title, the left panels (side table, town
   // maps), the layer control and the legend leave free; panels that would leave the study
   // under 40 % of the width are not made room for (they lie over the map, and fold)
-  var s = map.getSize(), tl = [10, 10], br = [10, 10];
+  var s = map.getSize(), tl = [10, 10], br = [10, 30];  // bottom: the scale bar and attribution
   function w(sel) { var e = document.querySelector(sel); return e ? e.offsetLeft + e.offsetWidth + 6 : 0; }
   var t = document.querySelector('.gtj-title');
   if (t) { tl[1] = t.offsetTop + t.offsetHeight + 6; }
