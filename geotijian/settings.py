@@ -119,6 +119,10 @@ memory_budget_gb : float or None
 memory_budget_share : float
     Share (0-1) of the available memory a run may use when no budget is given (0.8:
     the rest for the system and other programs).
+indicator_edition : str
+    Edition of the indicator system a study uses when its ``[indicators] edition`` is
+    not set (``"2024"``: the 2024 national basic list of 61 and geotijian's local
+    indicators; ``"2023"``: the set geotijian packaged before editions).
 parallel : bool
     Run independent steps in a second thread: the edge index beside the network build,
     facility access points and part of the homes beside the homes (GEOS, numpy and
@@ -178,6 +182,7 @@ osm_walk_cycleways: bool = True
 memory_check: bool = True
 memory_budget_gb: float | None = None
 memory_budget_share: float = 0.8
+indicator_edition: str = "2024"
 parallel: bool = True
 
 _KEYS = (
@@ -195,7 +200,7 @@ _KEYS = (
     "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
     "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
     "memory_check", "memory_budget_gb", "memory_budget_share",
-    "parallel",
+    "indicator_edition", "parallel",
 )
 
 

@@ -1,14 +1,18 @@
 """The indicator catalogue (指标体系) and the filled-in value path (填报).
 
-The catalogue is read from the packaged ``indicators.csv`` (72 check-up indicators with
-their source and confidence, see ``shared/reference/NOTES.md``), plus geotijian's own rows
-in ``indicators_local.csv`` (local indicators such as intersection density, building
-density, imagery ratios and the eight survey dimensions) and one generated row per
-facility type for coverage (``cov_<type>``), provision per 1,000 residents
-(``per1000_<type>``) and the two-step floating catchment supply ratio (``fca_<type>``).
+Definitions are read from the packaged ``indicators.csv`` (72 check-up indicators with
+their source and confidence, see ``shared/reference/NOTES.md``), ``indicators_2024.csv``
+(the definitions the 2024 national list added or changed), geotijian's own rows in
+``indicators_local.csv`` (intersection density, building density, imagery ratios, the
+eight survey dimensions) and one generated row per facility type for coverage
+(``cov_<type>``), provision per 1,000 residents (``per1000_<type>``) and the two-step
+floating catchment supply ratio (``fca_<type>``).
 
-A study overrides reference values and adds its own indicators (特色指标) from its config
-(``[indicators]`` in ``study.toml``): see :func:`indicator_catalogue`.
+A study's catalogue is one **edition** (:mod:`geotijian.indicators.editions`: which
+definitions the year's list holds, with its wording, level, reference values and sources)
+plus the generated facility rows, the packaged definitions it includes by code and its own
+indicators (特色指标), with its reference overrides (``[indicators]`` in ``study.toml``):
+see :func:`indicator_catalogue`.
 
 Reference values are parsed into an operator and a number: ``">8.0 (GB 55014-2021
 cl.2.1.3)"`` → (``>``, 8.0); ``">=70 (不宜小于70%)"`` → (``>=``, 70); a bare number takes
@@ -30,17 +34,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import data
+from .. import data, settings
 from ..errors import ConfigError, LayerError
 from ..io.text import read_table
+from .editions import definition_id, edition_table, list_editions
 
 __all__ = [
     "CATALOGUE_COLUMNS", "DIMENSIONS", "SURVEY_ITEMS", "CATALOGUE_VERSION",
-    "indicator_catalogue", "parse_reference", "read_filled_values", "park_classes",
+    "indicator_catalogue", "indicator_definitions", "parse_reference", "read_filled_values", "park_classes",
     "facility_walk_distances",
 ]
 
-#: Version of the packaged definitions (the Jiading 2024 check-up reference set).
+#: The default edition (``settings.indicator_edition``) when this module was written; kept
+#: for scripts that read it. A study's edition is in its catalogue's ``edition`` column.
 CATALOGUE_VERSION = "2024"
 
 #: The eight dimensions of the Jiading 2024 work plan (S41), in their official order.
@@ -62,6 +68,9 @@ CATALOGUE_COLUMNS = [
     "code", "version", "name_zh", "name_en", "level", "national_group", "dimension", "unit",
     "direction", "reference_text", "reference_op", "reference_value", "method", "computable",
     "computation_note", "source", "confidence", "origin",
+    # editions (geotijian.indicators.editions)
+    "edition", "indicator_level", "seq", "list", "core", "reference_source", "reference_confidence",
+    "record", "rollup", "supplier", "fill_in", "definition",
 ]
 
 DIRECTIONS = ("higher_better", "lower_better")
@@ -94,6 +103,9 @@ COMPUTED_CODES = frozenset({
     "g_old_compound_share", "g_complaint_rate", "d_15min_circle_attainment",
     "g_green_cover_ratio", "g_impervious_ratio", "s_satisfaction",
     *(code for _, code in SURVEY_ITEMS.values()),
+    # 2024 城区 / 街区 items computed by geotijian.indicators.urban
+    "d_middle_school_coverage", "u_fire_station_coverage", "u_shelter_area_pc", "u_fuel_station_safety",
+    "u_greenway_coverage", "u_sports_area_pc", "u_culture_area_pc",
 })
 
 
@@ -253,6 +265,47 @@ def _read_table(source: Any, key: str) -> pd.DataFrame:
     return read_table(p, f"{key} ({p.name})", dtype=object)
 
 
+_LEVEL_ZH = {"housing": "住房", "community": "小区(社区)", "district": "街区", "city": "城区"}
+_DEFINITION_FILES = (("indicators.csv", "packaged"), ("indicators_2024.csv", "packaged"),
+                     ("indicators_local.csv", "geotijian"))
+_OVERRIDE_KEYS = ("edition", "reference", "custom", "include", "filled", "version")
+
+
+def _level_zh(level: Any) -> str:
+    """住房 / 小区(社区) / 街区 / 城区 of a definition's ``level`` (``community/district`` → 小区(社区))."""
+    s = str(level).strip()
+    if s in _LEVEL_ZH.values():
+        return s
+    return _LEVEL_ZH.get(s.split("/")[0].strip().lower(), "小区(社区)")
+
+
+def _with_definition_ids(df: pd.DataFrame) -> pd.DataFrame:
+    df["definition"] = [definition_id(c, n, u, d) for c, n, u, d in
+                        zip(df["code"], df["name_zh"], df["unit"], df["direction"], strict=True)]
+    return df
+
+
+def indicator_definitions() -> pd.DataFrame:
+    """Every packaged indicator definition, of every edition, with its fingerprint.
+
+    Returns
+    -------
+    DataFrame
+        :data:`CATALOGUE_COLUMNS` without edition attributes (``edition`` empty), one row
+        per code: the packaged ``indicators.csv``, ``indicators_2024.csv`` and
+        ``indicators_local.csv`` rows and the generated facility rows; ``definition`` is
+        :func:`~geotijian.indicators.editions.definition_id`.
+    """
+    parts = [_normalise(pd.read_csv(data.path(f), dtype=object), origin, "") for f, origin in _DEFINITION_FILES]
+    parts.append(_normalise(_facility_rows(), "geotijian", ""))
+    defs = pd.concat(parts, ignore_index=True)
+    dup = defs["code"].duplicated()
+    if dup.any():  # a packaging error
+        raise ValueError(f"indicator code {defs.loc[dup, 'code'].iloc[0]!r} is defined twice in the packaged files")
+    defs["indicator_level"] = [_level_zh(v) for v in defs["level"]]
+    return _with_definition_ids(_mark_computable(defs))[CATALOGUE_COLUMNS]
+
+
 def _custom_rows(table: pd.DataFrame, existing: set[str]) -> pd.DataFrame:
     key = "indicators.custom"
     if "dimension" not in table.columns and "shanghai_dimension_suggested" in table.columns:
@@ -261,7 +314,7 @@ def _custom_rows(table: pd.DataFrame, existing: set[str]) -> pd.DataFrame:
         if col not in table.columns:
             raise ConfigError(key, f"特色指标 table has no column {col!r}",
                               "columns: code, name_zh, name_en, dimension, unit, direction, reference_value, "
-                              "method, source")
+                              "method, source (and, for fill-in: indicator_level, record, rollup, supplier)")
     seen: set[str] = set()
     for i, row in enumerate(table.to_dict("records")):
         code = str(row["code"]).strip() if row["code"] is not None else ""
@@ -271,7 +324,8 @@ def _custom_rows(table: pd.DataFrame, existing: set[str]) -> pd.DataFrame:
                               "use letters, digits and _ (e.g. x_jiading_riverside), starting with a letter")
         if code in existing:
             raise ConfigError(where, f"indicator {code!r} is already in the packaged catalogue",
-                              "change its reference under [indicators.reference], or give the 特色指标 a new code")
+                              "change its reference under [indicators.reference], include it by code under "
+                              "[indicators] include, or give the 特色指标 a new code")
         if code in seen:
             raise ConfigError(where, f"indicator {code!r} appears twice", "keep one row per code")
         seen.add(code)
@@ -287,6 +341,7 @@ def _custom_rows(table: pd.DataFrame, existing: set[str]) -> pd.DataFrame:
             if not op:
                 raise ConfigError(where, f"reference value {ref!r} is not a number",
                                   "write e.g. 80, >=80 or <=0.5")
+        _check_fill_fields(row, where)
     out = table.copy()
     out["code"] = out["code"].astype(str).str.strip()
     if "level" not in out.columns:
@@ -302,49 +357,155 @@ def _custom_rows(table: pd.DataFrame, existing: set[str]) -> pd.DataFrame:
     return out
 
 
-def indicator_catalogue(overrides: Any = None) -> pd.DataFrame:
-    """The indicator catalogue, with a study's overrides and 特色指标 applied.
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
+
+
+def _check_fill_fields(row: Mapping[str, Any], where: str) -> None:
+    """A 特色指标's fill-in fields, when given: indicator_level, record, rollup, supplier."""
+    from .editions import INDICATOR_LEVELS, RECORDS, ROLLUPS
+
+    for col, allowed in (("indicator_level", INDICATOR_LEVELS), ("record", RECORDS), ("rollup", ROLLUPS)):
+        v = row.get(col)
+        if not _blank(v) and str(v).strip() not in allowed:
+            raise ConfigError(f"{where}.{col}", f"{v!r} is not allowed", f"use one of: {', '.join(allowed)}")
+
+
+def _edition_rows(defs: pd.DataFrame, et: pd.DataFrame, edition: str) -> pd.DataFrame:
+    """The definitions an edition holds, with the edition's wording, level and references."""
+    missing = sorted(set(et["code"]) - set(defs["code"]))
+    if missing:  # a packaging error
+        raise ValueError(f"edition {edition} lists undefined indicator(s) {', '.join(missing)}")
+    cat = defs.set_index("code").loc[et["code"]].reset_index()
+    e = et.reset_index(drop=True)
+    for col in ("name_zh", "indicator_level", "seq", "list", "core", "reference_source", "reference_confidence",
+                "record", "rollup", "supplier", "fill_in"):
+        cat[col] = e[col].to_numpy()
+    cat["national_group"] = np.where(e["national_group"] != "", e["national_group"], cat["national_group"])
+    parsed = [parse_reference(v, d) if v != "" else ("", float("nan"))
+              for v, d in zip(e["reference_value"], cat["direction"], strict=True)]
+    cat["reference_op"] = [p[0] for p in parsed]
+    cat["reference_value"] = np.array([p[1] for p in parsed], dtype=float)
+    cat["reference_text"] = [f"{v} ({s})" if v and s else (v or s or None)
+                             for v, s in zip(e["reference_value"], e["reference_source"], strict=True)]
+    return cat
+
+
+def _generated_rows(defs: pd.DataFrame, codes: Iterable[str], list_name: str) -> pd.DataFrame:
+    """Rows outside the edition table (facility rows, included definitions): their own references."""
+    cat = defs[defs["code"].isin(set(codes))].copy()
+    implied = cat["reference_text"].fillna("").str.contains("implied ideal")
+    cat["reference_source"] = np.where(implied, "implied ideal (no published target)",
+                                       np.where(cat["reference_op"] != "", cat["source"].fillna(""), ""))
+    cat["reference_confidence"] = np.where(implied, "implied",
+                                           np.where(cat["reference_op"] != "", cat["confidence"].fillna(""), ""))
+    cat["list"] = list_name
+    for col in ("seq", "core", "record", "rollup", "supplier"):
+        cat[col] = ""
+    cat["fill_in"] = "no"
+    return cat
+
+
+def _fill_defaults(cat: pd.DataFrame) -> pd.DataFrame:
+    """Fill-in fields of study rows: a fill-in 特色指标 is one value per community by default,
+    summed when it counts things, not rolled up when it is a rate."""
+    for i in np.flatnonzero((cat["list"] == "study").to_numpy()):
+        fill = str(cat.at[i, "method"]).startswith("fill_in")
+        if _blank(cat.at[i, "fill_in"]):
+            cat.at[i, "fill_in"] = "yes" if fill else "no"
+        if cat.at[i, "fill_in"] != "yes":
+            continue
+        if _blank(cat.at[i, "record"]):
+            cat.at[i, "record"] = {"住房": "building", "街区": "town", "城区": "district"}.get(
+                cat.at[i, "indicator_level"], "community")
+        if _blank(cat.at[i, "rollup"]):
+            rate = str(cat.at[i, "unit"]).startswith("%") or "/" in str(cat.at[i, "unit"])
+            cat.at[i, "rollup"] = "none" if rate else "sum"
+        if _blank(cat.at[i, "supplier"]):
+            cat.at[i, "supplier"] = "town" if cat.at[i, "record"] == "town" else \
+                "区相关部门" if cat.at[i, "record"] == "district" else "community"
+    return cat
+
+
+def indicator_catalogue(overrides: Any = None, *, edition: str | None = None) -> pd.DataFrame:
+    """The indicator catalogue of one edition, with a study's overrides and 特色指标 applied.
 
     Parameters
     ----------
     overrides : dict, str, Path or DataFrame, optional
-        The study's ``[indicators]`` section: ``{"reference": {code: value}, "custom": table}``
-        where a value is a number (operator from the direction) or a string such as
-        ``">=85"``, and ``custom`` is a CSV/Excel path, DataFrame or list of dicts of new
+        The study's ``[indicators]`` section: ``{"edition": "2024", "reference": {code: value},
+        "include": [codes], "custom": table}`` where a reference value is a number
+        (operator from the direction) or a string such as ``">=85"``, ``include`` adds
+        packaged definitions outside the edition (e.g. a 2023 rate kept as a local
+        indicator) and ``custom`` is a CSV/Excel path, DataFrame or list of dicts of new
         indicators (columns ``code, name_zh, name_en, dimension, unit, direction,
-        reference_value, method, source``). A ``.toml`` path is read for its
-        ``[indicators]`` table; another path or a DataFrame is taken as the 特色指标 table.
-        ``"version"`` (str) labels the overridden definitions (default ``"<version>-study"``).
+        reference_value, method, source``; for a fill-in one also ``indicator_level``
+        住房/小区(社区)/街区/城区, ``record`` building/compound/community/town/district,
+        ``rollup`` count/sum/none, ``supplier`` community/town/<department>). A ``.toml``
+        path is read for its ``[indicators]`` table; another path or a DataFrame is taken
+        as the 特色指标 table. ``"version"`` (str) labels the overridden definitions
+        (default ``"<edition>-study"``).
+    edition : str, optional
+        The edition (:func:`~geotijian.indicators.editions.list_editions`); default the
+        ``edition`` of ``overrides``, else ``settings.indicator_edition`` (``"2024"``).
 
     Returns
     -------
     DataFrame
-        One row per indicator, columns :data:`CATALOGUE_COLUMNS`, sorted by code.
-        ``reference_value`` is numeric (percent indicators in percent), ``reference_op``
-        one of ``>, >=, <, <=, =`` or ``""`` (no reference), ``computable`` says whether
-        :func:`geotijian.indicators.compute_indicators` produces it (otherwise its values
-        come from the 填报 table, :func:`read_filled_values`).
+        One row per indicator, columns :data:`CATALOGUE_COLUMNS`, sorted by code: the
+        edition's indicators (``list`` national or local) with the edition's wording
+        (``name_zh``), level (``indicator_level``), number (``seq``), reference value with
+        ``reference_source`` and ``reference_confidence``, fill-in fields (``record``,
+        ``rollup``, ``supplier``, ``fill_in``), the generated facility rows (local), the
+        included definitions and the 特色指标 (``list`` study). ``reference_value`` is
+        numeric (percent indicators in percent), ``reference_op`` one of ``>, >=, <, <=,
+        =`` or ``""`` (no reference), ``computable`` whether
+        :func:`geotijian.indicators.compute_indicators` can produce it (otherwise its
+        values are filled in: fill-in workbooks, :func:`read_filled_values`);
+        ``definition`` the definition's fingerprint.
 
     Raises
     ------
     ConfigError
-        Naming the code: an unknown code in ``reference``, an unparseable reference, a
-        特色指标 that duplicates a packaged code or has a wrong direction or dimension.
+        Naming the key: an unknown edition, an unknown code in ``reference`` or
+        ``include``, an unparseable reference, a 特色指标 that duplicates a packaged code or
+        has a wrong direction, dimension or fill-in field.
     """
-    packaged = pd.read_csv(data.path("indicators.csv"), dtype=object)
-    local = pd.read_csv(data.path("indicators_local.csv"), dtype=object)
-    cat = pd.concat([_normalise(packaged, "packaged", CATALOGUE_VERSION),
-                     _normalise(local, "geotijian", CATALOGUE_VERSION),
-                     _normalise(_facility_rows(), "geotijian", CATALOGUE_VERSION)], ignore_index=True)
     ov = _read_overrides(overrides)
-    unknown_keys = set(ov) - {"reference", "custom", "version", "filled"}
+    unknown_keys = set(ov) - set(_OVERRIDE_KEYS)
     if unknown_keys:
         k = sorted(unknown_keys)[0]
-        raise ConfigError(f"indicators.{k}", "unknown key", "allowed keys: reference, custom, filled, version")
-    study_version = str(ov.get("version", f"{CATALOGUE_VERSION}-study"))
+        raise ConfigError(f"indicators.{k}", "unknown key", f"allowed keys: {', '.join(_OVERRIDE_KEYS)}")
+    edition = str(edition if edition is not None else ov.get("edition") or settings.indicator_edition)
+    et = edition_table(edition)
+    defs = indicator_definitions()
+    include = ov.get("include") or []
+    if isinstance(include, str) or not all(isinstance(c, str) for c in include):
+        raise ConfigError("indicators.include", "must be a list of indicator codes", 'write include = ["u_cluster_size"]')
+    for code in include:
+        if code not in set(defs["code"]):
+            close = difflib.get_close_matches(code, list(defs["code"]), n=3)
+            raise ConfigError("indicators.include", f"unknown indicator code {code!r}",
+                              "use a packaged code (geotijian.indicators.indicator_definitions())" +
+                              (f" (did you mean {', '.join(close)}?)" if close else ""))
+    generated = defs["code"].str.startswith(("cov_", "per1000_", "fca_")) & ~defs["code"].isin(set(et["code"]))
+    extra = [c for c in dict.fromkeys(include) if c not in set(et["code"])]
+    parts = [_edition_rows(defs, et, edition), _generated_rows(defs, defs.loc[generated, "code"], "local"),
+             _generated_rows(defs, extra, "study")]
+    cat = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    cat["version"] = edition
+    cat["edition"] = edition
+    study_version = str(ov.get("version", f"{edition}-study"))
     if ov.get("custom") is not None:
-        custom = _custom_rows(_read_table(ov["custom"], "indicators.custom"), set(cat["code"]))
-        cat = pd.concat([cat, _normalise(custom, "study", study_version)], ignore_index=True)
+        custom = _custom_rows(_read_table(ov["custom"], "indicators.custom"), set(defs["code"]))
+        c = _normalise(custom, "study", study_version)
+        c["indicator_level"] = [_level_zh(v) if _blank(il) else str(il).strip()
+                                for v, il in zip(c["level"], c["indicator_level"], strict=True)]
+        c["list"] = "study"
+        c["edition"] = edition
+        c["reference_source"] = np.where(c["reference_op"] != "", c["source"].fillna("study config"), "")
+        c["reference_confidence"] = np.where(c["reference_op"] != "", "study", "")
+        cat = pd.concat([cat, _with_definition_ids(_mark_computable(c))], ignore_index=True)
     refs = ov.get("reference") or {}
     if not isinstance(refs, Mapping):
         raise ConfigError("indicators.reference", "must be a table: code = value", "write u_park_green_pc = 8.0")
@@ -354,7 +515,8 @@ def indicator_catalogue(overrides: Any = None) -> pd.DataFrame:
         if code not in idx:
             close = difflib.get_close_matches(str(code), list(cat["code"]), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(key, f"unknown indicator code {code!r}", "use a code from the catalogue" + hint)
+            raise ConfigError(key, f"unknown indicator code {code!r} in edition {edition}",
+                              "use a code of the study's catalogue (or add it under [indicators] include)" + hint)
         i = idx.get_loc(code)
         direction = cat.at[i, "direction"] or "higher_better"
         if value is None or (isinstance(value, str) and value.strip() == ""):
@@ -367,10 +529,15 @@ def indicator_catalogue(overrides: Any = None) -> pd.DataFrame:
         cat.at[i, "reference_op"] = op
         cat.at[i, "reference_value"] = val
         cat.at[i, "reference_text"] = f"{value} (study override)"
+        cat.at[i, "reference_source"] = "study override ([indicators.reference])"
+        cat.at[i, "reference_confidence"] = "study"
         cat.at[i, "version"] = study_version
         cat.at[i, "origin"] = cat.at[i, "origin"] + "+override"
-    cat = _mark_computable(cat)
+    cat = _fill_defaults(_mark_computable(cat.reset_index(drop=True)))
     cat["reference_value"] = cat["reference_value"].astype(float)
+    for col in ("seq", "list", "core", "reference_source", "reference_confidence", "record", "rollup", "supplier",
+                "fill_in"):
+        cat[col] = cat[col].fillna("").astype(str)
     return cat[CATALOGUE_COLUMNS].sort_values("code", kind="stable").reset_index(drop=True)
 
 
