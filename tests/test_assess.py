@@ -38,7 +38,7 @@ def b(x0, y0, x1, y1):
 
 @pytest.fixture(scope="module")
 def cat():
-    return indicator_catalogue()
+    return indicator_catalogue(edition="2023")   # judgement tests use 2023 codes (c_kindergarten_gap)
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def complaints():
 
 
 def test_each_rule_branch(cat, units, shortfalls, satisfaction, complaints):
-    cat2 = indicator_catalogue({"reference": {"s_sat_livable": 3.5}})
+    cat2 = indicator_catalogue({"reference": {"s_sat_livable": 3.5}}, edition="2023")
     t = indicator_table(shortfalls, cat2, areas=units)
     p = classify_problems(t, catalogue=cat2, areas=units, satisfaction=satisfaction, complaints=complaints,
                           full=True).set_index("problem_id")

@@ -117,7 +117,7 @@ def test_parse_reference_without_number(text):
 
 
 def test_catalogue_packaged_rows_keep_source_and_confidence():
-    cat = indicator_catalogue()
+    cat = indicator_catalogue(edition="2023")   # the set packaged before editions: all 72 rows
     assert list(cat.columns) == CATALOGUE_COLUMNS
     assert cat["code"].is_unique
     assert list(cat["code"]) == sorted(cat["code"])
@@ -125,7 +125,8 @@ def test_catalogue_packaged_rows_keep_source_and_confidence():
     assert set(packaged["code"]) <= set(cat["code"])
     row = cat.set_index("code").loc["u_park_green_pc"]
     assert (row["reference_op"], row["reference_value"]) == (">", 8.0)
-    assert row["source"] == "S16" and row["confidence"] == "confirmed" and row["version"] == "2024"
+    assert row["source"] == "S16" and row["confidence"] == "confirmed" and row["version"] == "2023"
+    assert row["reference_source"] == "GB 55014-2021 cl.2.1.3 (S16)" and row["reference_confidence"] == "confirmed"
     assert row["dimension"] == "宜居共建"
     assert cat.set_index("code").loc["u_sewage_collection", "reference_value"] == 70.0
     assert cat.set_index("code").loc["c_kindergarten_gap", "reference_op"] == "<="
