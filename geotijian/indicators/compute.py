@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 
-from .. import settings
+from .. import data, settings
 from ..errors import LayerError, RepairWarning
 from .catalogue import _sort_long, facility_walk_distances, park_classes
 
@@ -878,6 +878,7 @@ def compute_indicators(
     compounds: gpd.GeoDataFrame | None = None,
     complaints: gpd.GeoDataFrame | None = None,
     imagery: pd.DataFrame | None = None,
+    greenways: gpd.GeoDataFrame | None = None,
     old_before_year: int | None = None,
     road_classes: Iterable[str] | None = URBAN_ROAD_CLASSES,
     district_id: str = "district",
@@ -921,6 +922,12 @@ def compute_indicators(
     buildings, compounds, complaints, imagery
         → ``g_building_density``/``g_far``, ``g_old_compound_share``, ``g_complaint_rate``,
         ``g_green_cover_ratio``/``g_impervious_ratio``.
+    greenways : GeoDataFrame, optional
+        With ``residential`` → ``u_greenway_coverage``. The other 2024 城区 / 街区 items
+        (fire-station coverage, fuel-station safety, shelter, sports and culture area per
+        resident, middle-school coverage) come from ``facilities``, ``buildings`` and the
+        distances: :func:`geotijian.indicators.urban.urban_indicators` (its reasons for
+        what it could not compute are in ``result.attrs["not_computed"]``).
 
     Returns
     -------
@@ -945,7 +952,7 @@ def compute_indicators(
         parts.append(network_coverage(homes, distances, u, walk_distances=wd, district_id=district_id))
         parts.append(transit_coverage(homes, distances, u, district_id=district_id))
         if required_types is None:
-            fac = pd.read_csv(_data_path("facilities.csv"), dtype=str)
+            fac = pd.read_csv(data.path("facilities.csv"), dtype=str)
             req = fac.loc[fac["provision"].fillna("").str.startswith("required"), "code"]
             required_types = [t for t in req if t in wd and t in distances.columns]
         required_types = list(required_types)
@@ -983,13 +990,12 @@ def compute_indicators(
                                      district_id=district_id))
     if imagery is not None:
         parts.append(imagery_indicators(imagery, u, district_id=district_id))
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return pd.DataFrame(columns=LONG_COLUMNS)
-    return _sort_long(pd.concat(parts, ignore_index=True)[LONG_COLUMNS])
+    from .urban import urban_indicators
 
+    urban = urban_indicators(u, facilities=facilities, greenways=greenways, residential=residential,
+                             buildings=buildings, homes=homes, distances=distances, district_id=district_id)
+    parts = [p for p in [*parts, urban] if len(p)]
+    out = _sort_long(pd.concat(parts, ignore_index=True)[LONG_COLUMNS]) if parts else pd.DataFrame(columns=LONG_COLUMNS)
+    out.attrs.update(urban.attrs)
+    return out
 
-def _data_path(name: str):
-    from .. import data
-
-    return data.path(name)
