@@ -45,7 +45,7 @@ from .editions import LEVEL_SUPPLIERS, RECORDS
 
 __all__ = [
     "FILLIN_SCHEMA", "RECORD_SHEETS", "RECORD_ZH", "FillinPlan", "fillin_areas", "fillin_plan",
-    "write_fillin_workbooks", "entry_kind", "entry_unit",
+    "write_fillin_workbooks", "fill_workbook", "entry_kind", "entry_unit",
 ]
 
 FILLIN_SCHEMA = "geotijian-fillin/1"
@@ -697,7 +697,7 @@ def _computed_sheet(wb: Any, plan: FillinPlan, wb_row: Any) -> None:
 
 def _meta_sheet(wb: Any, plan: FillinPlan, wb_row: Any, items: pd.DataFrame) -> None:
     ws = wb.create_sheet("_meta")
-    meta = [("format", FILLIN_SCHEMA), ("study", plan.study), ("year", plan.year), ("edition", plan.edition),
+    meta = [("format", FILLIN_SCHEMA), ("study", plan.study), ("year", str(plan.year)), ("edition", plan.edition),
             ("workbook_id", wb_row.workbook_id), ("kind", wb_row.kind), ("owner", wb_row.owner),
             ("district_id", plan.district_id)]
     for i, (k, v) in enumerate(meta, start=1):
@@ -710,3 +710,74 @@ def _meta_sheet(wb: Any, plan: FillinPlan, wb_row: Any, items: pd.DataFrame) -> 
         _text_cell(ws.cell(i, 1), it.code)
         _text_cell(ws.cell(i, 2), it.definition)
     ws.sheet_state = "hidden"
+
+
+def fill_workbook(path: str | PathLike, values: pd.DataFrame, *, organisation: str | None = None,
+                  default_source: str | None = None, contact: str | None = None, date: str | None = None,
+                  out: str | PathLike | None = None) -> Path:
+    """Write answers into a fill-in workbook (e.g. a department's table, last year's data).
+
+    Parameters
+    ----------
+    path : path
+        A workbook written by :func:`write_fillin_workbooks`.
+    values : DataFrame
+        ``record_id, code, value`` (and optionally ``source``): flags as 是/否 (or True /
+        False / 1 / 0, written as 是/否), numbers as numbers. Rows whose ID or code is not
+        in the workbook raise ``LayerError`` (nothing is dropped silently).
+    organisation, default_source, contact, date : str, optional
+        Cover fields (填报单位, 默认数据来源, 联系人, 填报日期).
+    out : path, optional
+        Where to save (default: in place), atomically.
+
+    Returns
+    -------
+    Path
+    """
+    from openpyxl import load_workbook
+
+    from ..io.atomic import atomic_path, normalise_zip
+
+    path = Path(path)
+    wb = load_workbook(path)
+    cover = wb["填报说明"]
+    fields = {label: key for key, label, _req in COVER_FIELDS}
+    given = {"organisation": organisation, "default_source": default_source, "contact": contact, "date": date}
+    for row in cover.iter_rows(min_col=1, max_col=2):
+        label = str(row[0].value or "").replace("*", "").strip()
+        if label in fields and given.get(fields[label]) is not None:
+            _text_cell(row[1], given[fields[label]])
+    todo = values.copy()
+    todo["record_id"] = todo["record_id"].astype(str)
+    placed = np.zeros(len(todo), dtype=bool)
+    index = {(r, c): i for i, (r, c) in enumerate(zip(todo["record_id"], todo["code"], strict=True))}
+    for rec, sheet in RECORD_SHEETS.items():
+        if sheet not in wb.sheetnames:
+            continue
+        ws = wb[sheet]
+        codes = {str(c.value): c.column for c in ws[2] if c.value is not None}
+        for r in range(FIRST_DATA_ROW, ws.max_row + 1):
+            rid = ws.cell(r, 1).value
+            if rid is None:
+                continue
+            for code, col in codes.items():
+                i = index.get((str(rid), code))
+                if i is None:
+                    continue
+                v = todo["value"].iloc[i]
+                if isinstance(v, (bool, np.bool_)):
+                    v = YES if v else NO
+                _text_cell(ws.cell(r, col), v)
+                if "source" in todo.columns and "source" in codes and not pd.isna(todo["source"].iloc[i]):
+                    _text_cell(ws.cell(r, codes["source"]), todo["source"].iloc[i])
+                placed[i] = True
+    if not placed.all():
+        i = int(np.flatnonzero(~placed)[0])
+        raise LayerError(f"fill-in values for {path.name}", f"record {todo['record_id'].iloc[i]!r} / indicator "
+                         f"{todo['code'].iloc[i]!r} is not in the workbook", feature=i, count=int((~placed).sum()),
+                         fix="give only the rows and indicators of this workbook")
+    target = Path(out) if out is not None else path
+    with atomic_path(target) as tmp:
+        wb.save(tmp)
+        normalise_zip(tmp)
+    return target

@@ -1,0 +1,592 @@
+"""Reading returned fill-in workbooks: validation, completeness and roll-up 栋 → 小区 → 社区 → 街镇 → 区.
+
+:func:`collect_fillins` reads a folder of workbooks written by
+:func:`geotijian.indicators.fillin.write_fillin_workbooks` and filled in by departments,
+towns and pilot communities, against the study's :class:`~geotijian.indicators.fillin.FillinPlan`:
+
+* **validation**: every problem becomes one row of ``issues`` (workbook, sheet, row,
+  column, area, code, problem, fix): a workbook of another study, year or edition, or
+  whose indicator definitions differ; a missing sheet or column; an unknown indicator
+  code; a changed unit; an unknown or duplicate area ID; a value out of range (是/否,
+  whole numbers ≥ 0, 0-100 %, numbers ≥ 0); a missing required value (填报单位; the data
+  source of a value; the other items of a building or compound record once one is
+  answered); a value in a cell another workbook supplies;
+* **completeness**: per workbook (town, pilot community, department) the expected,
+  filled and missing values, workbooks not returned yet, and what is still missing;
+* **roll-up** of every indicator by its rule: ``count`` (是 answers) and ``sum`` go up
+  栋 → 小区 → 社区 → 街镇 → 区, ``none`` stays at its own level. An area's value exists only
+  when every record below it is answered (a partial count would understate it); the
+  counts of expected and answered records are kept beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import LayerError
+from .fillin import (
+    COVER_FIELDS,
+    FILLIN_SCHEMA,
+    FIRST_DATA_ROW,
+    ID_COLUMNS,
+    KIND_ZH,
+    NO,
+    NOT_HERE,
+    RECORD_SHEETS,
+    RECORD_ZH,
+    TRAILING,
+    YES,
+    FillinPlan,
+    _accepts_text,
+)
+
+__all__ = ["ISSUE_COLUMNS", "ROLLUP_COLUMNS", "CollectResult", "collect_fillins", "roll_up", "source_text"]
+
+ISSUE_COLUMNS = ["workbook", "sheet", "row", "column", "area_id", "code", "problem", "fix"]
+ROLLUP_COLUMNS = ["level", "area_id", "code", "value", "n_expected", "n_answered", "complete", "rule", "workbooks",
+                  "sources"]
+_YES = {YES, "y", "yes", "true", "1", "有", "是的"}
+_NO = {NO, "n", "no", "false", "0", "无"}
+_LEVEL_KEYS = {"compound": "compound_id", "unit": "unit_id", "town": "town_code", "district": "_district"}
+_CHAINS = {"building": ("compound", "unit", "town", "district"), "compound": ("unit", "town", "district"),
+           "community": ("unit", "town", "district"), "town": ("town", "district"), "district": ("district",)}
+_OWN_LEVEL = {"community": "unit", "town": "town", "district": "district"}
+_RULE_EN = {"count": "count of 是 answers", "sum": "sum", "none": "not additive (own level only)"}
+
+
+@dataclass
+class CollectResult:
+    """What :func:`collect_fillins` read.
+
+    Attributes
+    ----------
+    records : DataFrame
+        Every valid answer: ``workbook_id, file, sheet, row, record, record_id, code,
+        value, source`` (flags as 1/0).
+    issues : DataFrame
+        :data:`ISSUE_COLUMNS`, one row per problem (empty when every workbook is valid).
+    completeness : DataFrame
+        Per expected workbook: ``workbook_id, kind, title, file, returned, organisation,
+        expected, filled, missing, filled_share`` (share 0-1).
+    missing : DataFrame
+        What is still missing: ``workbook_id, title, record, code, name_zh, n_missing,
+        n_expected, examples`` (first IDs).
+    rollup : DataFrame
+        :data:`ROLLUP_COLUMNS` by compound, unit (社区), town and district.
+    values : DataFrame
+        The complete rolled-up values as a long table ``level, area_id, code, value``
+        (unit, town, district), with ``source`` (which workbooks supplied them).
+    """
+
+    records: pd.DataFrame
+    issues: pd.DataFrame
+    completeness: pd.DataFrame
+    missing: pd.DataFrame
+    rollup: pd.DataFrame
+    values: pd.DataFrame
+    files: list[Path] = field(default_factory=list)
+
+    def messages(self) -> list[str]:
+        """One line per issue: ``fill-in 'x.xlsx', sheet 's', row 12 (id 'B1'): problem. Fix: ...``."""
+        return [_message(r) for r in self.issues.to_dict("records")]
+
+    def raise_if_invalid(self) -> None:
+        """Raise the first issue as a :class:`~geotijian.errors.LayerError` (with the count)."""
+        if len(self.issues):
+            r = self.issues.iloc[0]
+            where = f"fill-in '{r['workbook']}'" + (f", sheet '{r['sheet']}'" if r["sheet"] else "")
+            raise LayerError(where, r["problem"] + (f" [{len(self.issues)} problems in all: "
+                                                    "`geotijian collect` lists them]" if len(self.issues) > 1 else ""),
+                             feature=f"row {int(r['row'])}" if pd.notna(r["row"]) and r["row"] != "" else None,
+                             feature_id=r["area_id"] or None, fix=r["fix"])
+
+
+def _message(r: dict) -> str:
+    where = f"fill-in '{r['workbook']}'"
+    if r["sheet"]:
+        where += f", sheet '{r['sheet']}'"
+    if r["row"] not in ("", None) and not (isinstance(r["row"], float) and np.isnan(r["row"])):
+        where += f", row {int(r['row'])}"
+    if r["column"]:
+        where += f", column {r['column']}"
+    if r["area_id"]:
+        where += f" (id {r['area_id']!r})"
+    return f"{where}: {r['problem']}. Fix: {r['fix']}"
+
+
+class _Issues:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, workbook: str, problem: str, fix: str, *, sheet: str = "", row: Any = "", column: str = "",
+            area_id: Any = "", code: str = "") -> None:
+        self.rows.append({"workbook": workbook, "sheet": sheet, "row": row, "column": column,
+                          "area_id": "" if area_id is None else str(area_id), "code": code, "problem": problem,
+                          "fix": fix})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=ISSUE_COLUMNS)
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and v.strip() == "") or (isinstance(v, float) and np.isnan(v))
+
+
+def _parse(value: Any, kind: str) -> tuple[float | None, str | None]:
+    """(number, None) or (None, problem)."""
+    if kind == "flag":
+        s = str(value).strip().lower() if not isinstance(value, bool) else ("true" if value else "false")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) in (0.0, 1.0):
+            return float(value), None
+        if s in _YES:
+            return 1.0, None
+        if s in _NO:
+            return 0.0, None
+        return None, f"answer {value!r} is not {YES} or {NO}"
+    if isinstance(value, bool):
+        return None, f"value {value!r} is not a number"
+    if isinstance(value, (int, float)):
+        x = float(value)
+    else:
+        s = str(value).strip().replace(",", "").replace("，", "")
+        pct = s.endswith(("%", "％"))
+        s = s.rstrip("%％").strip()
+        try:
+            x = float(s)
+        except ValueError:
+            return None, f"value {value!r} is not a number"
+        if pct and kind != "percent":
+            return None, f"value {value!r} is a percentage, the indicator is not"
+    if not np.isfinite(x):
+        return None, f"value {value!r} is not a finite number"
+    if x < 0:
+        return None, f"value {x:g} is negative"
+    if kind == "percent" and x > 100:
+        return None, f"value {x:g} is above 100 %"
+    if kind == "count" and abs(x - round(x)) > 1e-9:
+        return None, f"value {x:g} is not a whole number"
+    return x, None
+
+
+class _Book:
+    """A workbook's cell values, read with calamine (Rust; ~20x faster than openpyxl on
+    housing sheets of thousands of buildings): ``sheetnames`` and ``rows(name)``."""
+
+    def __init__(self, path: Path) -> None:
+        from python_calamine import CalamineWorkbook
+
+        self._wb = CalamineWorkbook.from_path(str(path))
+        self.sheetnames = list(self._wb.sheet_names)
+
+    def rows(self, name: str) -> list[tuple]:
+        return [tuple(None if v == "" else v for v in r) for r in self._wb.get_sheet_by_name(name).to_python()]
+
+
+def _id_text(v: Any) -> str:
+    """An ID cell as text (an ID typed as a number reads as 310114101.0)."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _read_meta(rows: list[tuple]) -> tuple[dict[str, str], dict[str, str]]:
+    meta: dict[str, str] = {}
+    defs: dict[str, str] = {}
+    in_defs = False
+    for row in rows:
+        a, b = (tuple(row) + (None, None))[:2]
+        if a is None:
+            continue
+        if a == "code" and b == "definition":
+            in_defs = True
+            continue
+        (defs if in_defs else meta)[str(a)] = "" if b is None else _id_text(b)
+    return meta, defs
+
+
+def _read_cover(sheet_rows: list[tuple]) -> tuple[dict[str, Any], dict[str, int]]:
+    labels = {label: key for key, label, _req in COVER_FIELDS}
+    out: dict[str, Any] = {}
+    rows: dict[str, int] = {}
+    for i, row in enumerate(sheet_rows, start=1):
+        a, b = (tuple(row) + (None, None))[:2]
+        if isinstance(a, str):
+            label = a.replace("*", "").strip()
+            if label in labels:
+                out[labels[label]] = None if _blank(b) else str(b).strip()
+                rows[labels[label]] = i
+    return out, rows
+
+
+def collect_fillins(source: str | PathLike | Iterable[str | PathLike], plan: FillinPlan) -> CollectResult:
+    """Read, validate and roll up returned fill-in workbooks.
+
+    Parameters
+    ----------
+    source : path or iterable of paths
+        A folder (every ``*.xlsx`` in it, lock files ``~$*`` skipped) or workbook paths.
+    plan : FillinPlan
+        The study's plan (:func:`~geotijian.indicators.fillin.fillin_plan`), rebuilt from
+        the same study: the workbooks must match its study, year, edition, definitions,
+        sheets, columns and rows.
+
+    Returns
+    -------
+    CollectResult
+        Valid answers, issues, completeness, what is missing, the roll-up and the values.
+        Invalid cells are left out of the roll-up (their areas have no value) and listed
+        in ``issues``; :meth:`CollectResult.raise_if_invalid` stops on the first.
+
+    Raises
+    ------
+    LayerError
+        When ``source`` does not exist.
+    """
+    if isinstance(source, (str, PathLike)):
+        folder = Path(source)
+        if not folder.exists():
+            raise LayerError(f"fill-in folder ({folder})", "not found", fix="check [fillin] folder in study.toml")
+        files = sorted(p for p in folder.glob("*.xlsx") if not p.name.startswith(("~$", ".")))
+    else:
+        files = [Path(p) for p in source]
+    issues = _Issues()
+    answers: list[pd.DataFrame] = []
+    returned: dict[str, dict[str, Any]] = {}
+    wb_ids = set(plan.workbooks["workbook_id"])
+    items = plan.items.set_index("code")
+    for path in files:
+        name = path.name
+        try:
+            wb = _Book(path)
+        except Exception as exc:  # a corrupt or non-Excel file
+            issues.add(name, f"cannot be read as an Excel workbook ({type(exc).__name__})",
+                       "save it again as .xlsx from Excel or WPS")
+            continue
+        if "_meta" not in wb.sheetnames:
+            issues.add(name, "not a geotijian fill-in workbook (no _meta sheet)",
+                       "fill in the workbook written by `geotijian template`, without removing sheets")
+            continue
+        meta, defs = _read_meta(wb.rows("_meta"))
+        if not _check_meta(meta, defs, plan, items, name, issues):
+            continue
+        wid = meta["workbook_id"]
+        if wid not in wb_ids:
+            issues.add(name, f"the study expects no workbook {wid!r} (its fill-in plan changed)",
+                       "fill in this year's template (`geotijian template`)", sheet="_meta")
+            continue
+        if wid in returned:
+            issues.add(name, f"a second workbook for {wid} (the first is {returned[wid]['file']})",
+                       "keep one returned workbook per supplier in the folder")
+            continue
+        cover, cover_rows = _read_cover(wb.rows("填报说明")) if "填报说明" in wb.sheetnames else ({}, {})
+        returned[wid] = {"file": name, **cover}
+        got = _read_sheets(wb, path, wid, plan, items, cover, issues)
+        if len(got) and not cover.get("organisation"):
+            issues.add(name, "missing required value '填报单位'", "write the supplying organisation on the cover",
+                       sheet="填报说明", row=cover_rows.get("organisation", ""), column="B")
+        answers.append(got)
+    records = pd.concat(answers, ignore_index=True) if answers else pd.DataFrame(
+        columns=["workbook_id", "file", "sheet", "row", "record", "record_id", "code", "value", "source"])
+    completeness, missing = _completeness(plan, records, returned)
+    rollup = roll_up(plan, records)
+    values = _values(plan, rollup, records, returned)
+    return CollectResult(records=records, issues=issues.frame(), completeness=completeness, missing=missing,
+                         rollup=rollup, values=values, files=files)
+
+
+def _check_meta(meta: dict, defs: dict, plan: FillinPlan, items: pd.DataFrame, name: str, issues: _Issues) -> bool:
+    fix_tpl = f"fill in the template of study {plan.study!r}, {plan.year}, edition {plan.edition} (`geotijian template`)"
+    if meta.get("format") != FILLIN_SCHEMA:
+        issues.add(name, f"unknown fill-in format {meta.get('format')!r}", fix_tpl, sheet="_meta")
+        return False
+    for key, want in (("study", plan.study), ("year", str(plan.year)), ("edition", plan.edition)):
+        if meta.get(key) != want:
+            what = {"study": "study", "year": "year", "edition": "indicator edition"}[key]
+            issues.add(name, f"the workbook is for {what} {meta.get(key)!r}, this study is {want!r}", fix_tpl,
+                       sheet="_meta")
+            return False
+    ok = True
+    for code, d in defs.items():
+        if code in items.index and items.at[code, "definition"] != d:
+            issues.add(name, f"indicator {code!r} is defined differently ({d} in the workbook, "
+                             f"{items.at[code, 'definition']} in the study); values of different definitions are "
+                             "not compared", fix_tpl, sheet="_meta", code=code)
+            ok = False
+    return ok
+
+
+def _read_sheets(wb: _Book, path: Path, wid: str, plan: FillinPlan, items: pd.DataFrame, cover: dict,
+                 issues: _Issues) -> pd.DataFrame:
+    name = path.name
+    cells = plan.cells[plan.cells["workbook_id"] == wid]
+    out: list[pd.DataFrame] = []
+    known_codes = set(plan.catalogue["code"])
+    default_source = cover.get("default_source")
+    for rec, rec_cells in cells.groupby("record", sort=False):
+        sheet = RECORD_SHEETS[rec]
+        if sheet not in wb.sheetnames:
+            issues.add(name, f"sheet '{sheet}' is missing", "fill in the template without deleting or renaming sheets")
+            continue
+        rows = wb.rows(sheet)
+        if len(rows) < FIRST_DATA_ROW - 1:
+            issues.add(name, "the header rows are missing", "keep rows 1-4 of the template", sheet=sheet)
+            continue
+        codes_row, units_row = rows[1], rows[2]
+        id_keys = {k for k, _t in ID_COLUMNS[rec]} | {k for k, _t in TRAILING}
+        expected_codes = list(dict.fromkeys(rec_cells["code"]))
+        col_of: dict[str, int] = {}
+        for j, code in enumerate(codes_row):
+            if _blank(code):
+                continue
+            code = str(code).strip()
+            if code in id_keys:
+                col_of[code] = j
+                continue
+            letter = _col_letter(j)
+            if code not in known_codes:
+                issues.add(name, f"unknown indicator code {code!r}", "remove the column (only the template's "
+                           "indicators are read) or restore the code written in row 2", sheet=sheet, row=2,
+                           column=letter, code=code)
+            elif code not in expected_codes:
+                issues.add(name, f"indicator {code!r} is not filled in on this sheet (another workbook or the study "
+                                 "computes it)", "remove the column", sheet=sheet, row=2, column=letter, code=code)
+            else:
+                col_of[code] = j
+                want = items.at[code, "entry_unit"]
+                got = "" if units_row[j] is None else str(units_row[j]).strip()
+                if got != want:
+                    issues.add(name, f"unit of {code} is {got!r}, the indicator is entered in {want!r}",
+                               f"convert the values to {want} and restore the unit {want!r} in row 3", sheet=sheet,
+                               row=3, column=letter, code=code)
+                    col_of.pop(code)
+        for code in expected_codes:
+            if code not in col_of and not any(i["code"] == code and i["sheet"] == sheet for i in issues.rows):
+                issues.add(name, f"the column of {code} is missing", "restore the template's column (row 2 holds "
+                           "the indicator code)", sheet=sheet, row=2, code=code)
+        if "record_id" not in col_of:
+            issues.add(name, "the ID column is missing", "restore column A of the template", sheet=sheet, row=2)
+            continue
+        out.append(_read_rows(rows, rec, sheet, name, wid, rec_cells, col_of, items, default_source, issues))
+    parts = [p for p in out if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["workbook_id", "file", "sheet", "row", "record", "record_id", "code", "value", "source"])
+
+
+def _col_letter(j: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(j + 1)
+
+
+def _read_rows(rows: list[tuple], rec: str, sheet: str, name: str, wid: str, rec_cells: pd.DataFrame,
+               col_of: dict[str, int], items: pd.DataFrame, default_source: str | None,
+               issues: _Issues) -> pd.DataFrame:
+    id_col = col_of["record_id"]
+    src_col = col_of.get("source")
+    kind = items["kind"].to_dict()
+    unit = items["entry_unit"].to_dict()
+    codes = [c for c in dict.fromkeys(rec_cells["code"]) if c in col_of]
+    expected = set(zip(rec_cells["record_id"], rec_cells["code"], strict=True))
+    expected_ids = set(rec_cells["record_id"])
+    record_zh = RECORD_ZH[rec]
+    seen: dict[str, int] = {}
+    out = []
+    for i, row in enumerate(rows[FIRST_DATA_ROW - 1:], start=FIRST_DATA_ROW):
+        row = tuple(row) + (None,) * max(0, max(col_of.values()) + 1 - len(row))
+        rid = row[id_col]
+        cells = {c: row[col_of[c]] for c in codes}
+        filled = {c: v for c, v in cells.items() if not _blank(v) and v != NOT_HERE}
+        if _blank(rid):
+            if filled:
+                issues.add(name, f"values without a {record_zh} ID", f"write the {record_zh} ID in column A or remove "
+                           "the row", sheet=sheet, row=i)
+            continue
+        rid = _id_text(rid)
+        if rid not in expected_ids:
+            issues.add(name, f"unknown {record_zh} ID {rid!r}", f"use the pre-filled rows of the template (one row "
+                       f"per {record_zh} of this workbook); do not add or renumber rows", sheet=sheet, row=i, area_id=rid)
+            continue
+        if rid in seen:
+            issues.add(name, f"{record_zh} {rid!r} appears twice (first in row {seen[rid]})", "keep one row per "
+                       f"{record_zh}", sheet=sheet, row=i, area_id=rid)
+            continue
+        seen[rid] = i
+        source = row[src_col] if src_col is not None else None
+        source = None if _blank(source) else str(source).strip()
+        good = {}
+        for code in codes:
+            v = cells[code]
+            if (rid, code) not in expected:
+                if not _blank(v) and v != NOT_HERE:
+                    issues.add(name, f"{code} of {rid} is supplied by another workbook", "leave the cell marked "
+                               f"{NOT_HERE} empty", sheet=sheet, row=i, column=_col_letter(col_of[code]), area_id=rid,
+                               code=code)
+                continue
+            if _blank(v):
+                continue
+            x, problem = _parse(v, kind[code])
+            if problem:
+                issues.add(name, f"{code}: {problem}", f"enter {_accepts_text(kind[code])} in "
+                           f"{unit[code]} (leave it empty if not yet known)", sheet=sheet, row=i,
+                           column=_col_letter(col_of[code]), area_id=rid, code=code)
+                continue
+            good[code] = x
+        if rec in ("building", "compound") and filled:
+            empty = [c for c in codes if (rid, c) in expected and _blank(cells[c])]
+            if empty:
+                issues.add(name, f"missing required value: the {record_zh} record is started but "
+                                 f"{', '.join(empty[:4])}{' …' if len(empty) > 4 else ''} are empty",
+                           f"answer every item of the {record_zh} (是/否 or a number), or clear the row",
+                           sheet=sheet, row=i, area_id=rid, code=empty[0])
+                continue
+        if good and source is None and not default_source:
+            issues.add(name, "missing required value '数据来源' for the values of this row",
+                       "write the data source in the row's 数据来源 column or a 默认数据来源 on the cover", sheet=sheet,
+                       row=i, column=_col_letter(src_col) if src_col is not None else "", area_id=rid)
+            continue
+        for code, x in good.items():
+            out.append((wid, name, sheet, i, rec, rid, code, x, source or default_source))
+    return pd.DataFrame(out, columns=["workbook_id", "file", "sheet", "row", "record", "record_id", "code", "value",
+                                      "source"])
+
+
+def _completeness(plan: FillinPlan, records: pd.DataFrame,
+                  returned: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cells = plan.cells.merge(records[["workbook_id", "record", "record_id", "code", "value"]],
+                             on=["workbook_id", "record", "record_id", "code"], how="left")
+    cells["filled"] = cells["value"].notna()
+    per = cells.groupby("workbook_id").agg(expected=("filled", "size"), filled=("filled", "sum")).reset_index()
+    comp = plan.workbooks.merge(per, on="workbook_id", how="left")
+    comp["expected"] = comp["expected"].fillna(0).astype(int)
+    comp["filled"] = comp["filled"].fillna(0).astype(int)
+    comp["missing"] = comp["expected"] - comp["filled"]
+    comp["filled_share"] = np.where(comp["expected"] > 0, comp["filled"] / comp["expected"].clip(lower=1), 1.0)
+    comp["returned"] = comp["workbook_id"].isin(set(returned))
+    comp["returned_file"] = [returned.get(w, {}).get("file", "") for w in comp["workbook_id"]]
+    comp["organisation"] = [returned.get(w, {}).get("organisation") or "" for w in comp["workbook_id"]]
+    comp["kind_zh"] = comp["kind"].map(KIND_ZH)
+    comp = comp[["workbook_id", "kind", "kind_zh", "owner", "title", "file", "returned", "returned_file",
+                 "organisation", "expected", "filled", "missing", "filled_share"]]
+    miss = cells[~cells["filled"]]
+    names = plan.items.set_index("code")["name_zh"]
+    if len(miss):
+        g = miss.groupby(["workbook_id", "record", "code"], sort=True)
+        missing = g.agg(n_missing=("record_id", "size"),
+                        examples=("record_id", lambda s: ", ".join(list(s)[:5]) + (" …" if len(s) > 5 else ""))) \
+            .reset_index()
+        n_exp = cells.groupby(["workbook_id", "record", "code"]).size().rename("n_expected").reset_index()
+        missing = missing.merge(n_exp, on=["workbook_id", "record", "code"])
+        missing["name_zh"] = missing["code"].map(names)
+        missing["title"] = missing["workbook_id"].map(plan.workbooks.set_index("workbook_id")["title"])
+        order = {c: i for i, c in enumerate(plan.items["code"])}
+        missing = missing.assign(_o=missing["code"].map(order)).sort_values(["workbook_id", "_o"]).drop(columns="_o")
+        missing = missing[["workbook_id", "title", "record", "code", "name_zh", "n_missing", "n_expected", "examples"]]
+    else:
+        missing = pd.DataFrame(columns=["workbook_id", "title", "record", "code", "name_zh", "n_missing",
+                                        "n_expected", "examples"])
+    return comp.reset_index(drop=True), missing.reset_index(drop=True)
+
+
+def roll_up(plan: FillinPlan, records: pd.DataFrame) -> pd.DataFrame:
+    """Roll answers up 栋 → 小区 → 社区 → 街镇 → 区 by each indicator's rule.
+
+    ``count`` adds 是 answers (1/0), ``sum`` adds the numbers, both over every level above
+    the record (a building counts in its compound, community, town and the district; a
+    building outside every compound in its community directly). ``none`` keeps the value
+    at the record's own level (a community rate is a community value only). An area's
+    value exists only when every expected record below it is answered.
+
+    Returns
+    -------
+    DataFrame
+        :data:`ROLLUP_COLUMNS`; level ``compound``, ``unit`` (社区), ``town``, ``district``;
+        ``value`` NaN when incomplete; sorted by level, area and code.
+    """
+    cells = plan.cells.merge(records[["workbook_id", "record", "record_id", "code", "value", "source"]],
+                             on=["workbook_id", "record", "record_id", "code"], how="left")
+    items = plan.items.set_index("code")
+    parts = []
+    for rec, grp in cells.groupby("record", sort=False):
+        a = plan.areas[rec].set_index("record_id")
+        g = grp.copy()
+        for col in ("compound_id", "unit_id", "town_code"):
+            if col in a.columns:
+                g[col] = g["record_id"].map(a[col]).fillna("").astype(str)
+        if rec == "community":
+            g["unit_id"] = g["record_id"]
+        if rec == "town":
+            g["town_code"] = g["record_id"]
+        g["_district"] = plan.district_id
+        g["rollup"] = g["code"].map(items["rollup"])
+        for rule, gr in g.groupby("rollup", sort=False):
+            levels = _CHAINS[rec] if rule in ("count", "sum") else \
+                ((_OWN_LEVEL[rec],) if rec in _OWN_LEVEL else ())
+            for level in levels:
+                key = _LEVEL_KEYS[level]
+                sub = gr[gr[key] != ""]
+                if not len(sub):
+                    continue
+                agg = sub.groupby([key, "code"], sort=True)["value"].agg(["sum", "size", "count"]).reset_index()
+                complete = agg["count"] == agg["size"]
+                wbs = _joined(sub, key, "workbook_id")
+                srcs = _joined(sub[sub["source"].notna()], key, "source")
+                k = pd.MultiIndex.from_frame(agg[[key, "code"]])
+                parts.append(pd.DataFrame({
+                    "level": level, "area_id": agg[key].astype(str), "code": agg["code"],
+                    "value": np.where(complete, agg["sum"], np.nan), "n_expected": agg["size"].astype(int),
+                    "n_answered": agg["count"].astype(int), "complete": complete.to_numpy(),
+                    "rule": f"{_RULE_EN[rule]}: {rec}" + (" → " + " → ".join(levels) if rule != "none" else ""),
+                    "workbooks": wbs.reindex(k).fillna("").to_numpy(),
+                    "sources": srcs.reindex(k).fillna("").to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=ROLLUP_COLUMNS)
+    out = pd.concat(parts, ignore_index=True)
+    order = {"compound": 0, "unit": 1, "town": 2, "district": 3}
+    out = out.assign(_o=out["level"].map(order)).sort_values(["_o", "area_id", "code"], kind="stable")
+    return out.drop(columns="_o")[ROLLUP_COLUMNS].reset_index(drop=True)
+
+
+def _joined(frame: pd.DataFrame, key: str, col: str) -> pd.Series:
+    """Distinct values of ``col`` per (area, code), sorted and joined with '|'."""
+    d = frame[[key, "code", col]].astype({col: str}).drop_duplicates().sort_values([key, "code", col])
+    dup = d.duplicated([key, "code"], keep=False)
+    single = d[~dup].set_index([key, "code"])[col]
+    if not dup.any():
+        return single
+    return pd.concat([single, d[dup].groupby([key, "code"], sort=True)[col].agg("|".join)]).sort_index()
+
+
+def source_text(rollup: pd.DataFrame, plan: FillinPlan, organisations: dict[str, str] | None = None) -> pd.Series:
+    """Provenance of rolled-up values: ``填报: <workbooks> (<organisations>): <data sources>``."""
+    titles = plan.workbooks.set_index("workbook_id")["title"].to_dict()
+    orgs = organisations or {}
+    out = []
+    for wbs, srcs in zip(rollup["workbooks"], rollup["sources"], strict=True):
+        w = [x for x in str(wbs).split("|") if x]
+        who = "; ".join(titles.get(x, x) + (f"({orgs[x]})" if orgs.get(x) else "") for x in w[:3])
+        if len(w) > 3:
+            who += f" … ({len(w)} workbooks)"
+        s = [x for x in str(srcs).split("|") if x]
+        data = "; ".join(s[:3]) + (" …" if len(s) > 3 else "")
+        out.append(f"填报: {who}" + (f": {data}" if data else ""))
+    return pd.Series(out, index=rollup.index, dtype=object)
+
+
+def _values(plan: FillinPlan, rollup: pd.DataFrame, records: pd.DataFrame,
+            returned: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Complete unit / town / district values with the workbooks that supplied them."""
+    v = rollup[rollup["complete"] & rollup["level"].isin(["unit", "town", "district"])]
+    if not len(v):
+        return pd.DataFrame(columns=["level", "area_id", "code", "value", "source"])
+    orgs = {w: r.get("organisation") or "" for w, r in returned.items()}
+    out = v[["level", "area_id", "code", "value"]].copy()
+    out["source"] = source_text(v, plan, orgs)
+    return out.reset_index(drop=True)
+
