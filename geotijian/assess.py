@@ -9,6 +9,10 @@
 * :func:`build_tables` / :func:`write_tables`: 一表 (indicator table) and 三清单 (strengths,
   problems, suggestions) to Excel, CSV (UTF-8 with BOM) and Markdown, atomically.
 * :func:`update_ledger`, :func:`read_ledger`, :func:`write_ledger`: the year-over-year ledger.
+  Given the study's catalogue, the ledger records each problem's definition fingerprint,
+  refuses to match problems of one code defined differently in the two years, and marks
+  last year's open problems ``not_compared`` when this year's edition no longer holds
+  their indicator or this year has no value for it (never ``resolved``).
 
 Problem classes and 一表三清单 follow the Jiading 2024 check-up work plan (S41, NOTES (d) 6).
 """
@@ -52,7 +56,7 @@ RULE_COLUMNS = ["rule_id", "order", "problem_class", "codes", "dimensions", "con
                 "reason_zh", "source"]
 RULE_CONDITIONS = ("always", "satisfaction_below", "complaint_rate_above", "complaint_ratio_above",
                    "gap_share_above")
-STATUSES = ("new", "persisting", "resolved")
+STATUSES = ("new", "persisting", "resolved", "not_compared")
 LEVELS = {"unit": 0, "town": 1, "district": 2}
 _OPSYM = {">": ">", ">=": "≥", "<": "<", "<=": "≤", "=": "="}
 
@@ -568,7 +572,8 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     if "level" in d.columns:
         d["level"] = d["level"].map(LEVEL_ZH).fillna(d["level"])
     if "status" in d.columns:
-        d["status"] = d["status"].map({"new": "新增", "persisting": "持续", "resolved": "已解决"}).fillna(d["status"])
+        d["status"] = d["status"].map({"new": "新增", "persisting": "持续", "resolved": "已解决",
+                                       "not_compared": "口径变更/无数据,未比较"}).fillna(d["status"])
     return d.rename(columns={c: HEADERS_ZH.get(c, c) for c in d.columns})
 
 
@@ -654,7 +659,8 @@ def _empty_ledger() -> pd.DataFrame:
 
 def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
                   units_last: gpd.GeoDataFrame | None = None, units_this: gpd.GeoDataFrame | None = None,
-                  year: int, min_overlap: float = 0.5) -> pd.DataFrame:
+                  year: int, min_overlap: float = 0.5, catalogue: pd.DataFrame | None = None,
+                  values: pd.DataFrame | None = None) -> pd.DataFrame:
     """Update the problem ledger (问题台账) with this year's problems.
 
     Parameters
@@ -670,23 +676,42 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
         merged); otherwise, and for town/district problems, by identical ``problem_id``.
     year : int
         This year.
+    catalogue : DataFrame, optional
+        This year's catalogue (``code, definition``). With it the ledger gets a
+        ``definition`` column, a code whose definition differs from last year's ledger is
+        refused (``LayerError``: a changed definition needs a new code), and last year's
+        open problems whose indicator is not in the catalogue become ``not_compared``.
+    values : DataFrame, optional
+        This year's indicator values (``level, area_id, code, value``): an open problem
+        of last year whose indicator has no value this year in its area (or the areas
+        that replaced it) becomes ``not_compared``, not ``resolved`` (e.g. a fill-in
+        workbook not returned yet).
 
     Returns
     -------
     DataFrame
-        ``LEDGER_COLUMNS`` (+ ``geometry`` when this year's problems carry one): each of
+        ``LEDGER_COLUMNS`` (+ ``definition`` with a catalogue, + ``geometry`` when this
+        year's problems carry one): each of
         this year's problems ``persisting`` (matched; keeps ``first_seen``, history gets
         ``<year>:persisting``, and ``formerly <old ids>`` when its ID changed; merged units
         keep the earliest first_seen) or ``new``;
         each open problem of last year without a match ``resolved`` (``last_seen`` stays
-        the last year it was seen); problems resolved in earlier years are carried over
-        unchanged. A problem that comes back after being resolved is ``new`` again, with
+        the last year it was seen) or ``not_compared`` (see ``catalogue`` and ``values``);
+        problems resolved or not compared in earlier years are carried over unchanged. A problem that comes back after being resolved is ``new`` again, with
         its first_seen and history kept. Sorted by problem_id.
     """
     last = _empty_ledger() if last_year is None else pd.DataFrame(last_year).copy()
     for col in LEDGER_COLUMNS:
         if col not in last.columns:
             raise LayerError("last year's ledger", f"missing column {col!r}", fix="read it with read_ledger()")
+    if "definition" not in last.columns:
+        last["definition"] = ""          # a ledger written before definitions were recorded
+    definitions: dict[str, str] = {}
+    if catalogue is not None:
+        from .indicators.editions import check_same_definitions
+
+        definitions = dict(zip(catalogue["code"], catalogue["definition"], strict=True))
+        check_same_definitions(last, catalogue[["code", "definition"]], what="last year's ledger")
     if len(last) and (pd.to_numeric(last["last_seen"], errors="coerce") >= year).any():
         raise LayerError("last year's ledger", f"it already holds year {year} or later",
                          fix="pass last year's ledger and this year's problems")
@@ -728,6 +753,10 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
             corr.setdefault(a, set()).add(b)
     open_last = last[last["status"].isin(["new", "persisting"])]
     closed_last = last[~last["status"].isin(["new", "persisting"])]
+    has_value = None
+    if values is not None:
+        v = values[pd.to_numeric(values["value"], errors="coerce").notna()]
+        has_value = set(zip(v["code"], v["area_id"].astype(str), strict=True))
     cur_key = {(c, a): i for i, (c, a) in enumerate(zip(cur["indicator_code"], cur["area_id"].astype(str),
                                                         strict=True))}
     matched_cur: dict[int, list[pd.Series]] = {}   # several old problems may merge into one
@@ -738,8 +767,10 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
         hit = next((cur_key[(code, t)] for t in targets if (code, t) in cur_key), None)
         if hit is None:
             r = row.copy()
-            r["status"] = "resolved"
-            r["history"] = _history_add(row["history"], year, "resolved")
+            compared = (not definitions or code in definitions) and \
+                (has_value is None or any((code, t) in has_value for t in targets))
+            r["status"] = "resolved" if compared else "not_compared"
+            r["history"] = _history_add(row["history"], year, r["status"])
             resolved_rows.append(r)
         else:
             matched_cur.setdefault(hit, []).append(row)
@@ -767,6 +798,7 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
         else:
             rec = {"problem_id": pid, "indicator_code": prow["indicator_code"], "area_id": prow["area_id"],
                    "status": "new", "first_seen": year, "last_seen": year, "history": f"{year}:new"}
+        rec["definition"] = definitions.get(prow["indicator_code"], "")
         if geom_this is not None:
             rec["geometry"] = geom_this[i]
         out_rows.append(rec)
@@ -779,8 +811,11 @@ def update_ledger(last_year: pd.DataFrame | None, this_year: pd.DataFrame, *,
     out = pd.DataFrame(rows) if rows else _empty_ledger()
     # a resolved problem with the same ID as a current one: keep the current row only
     out = out.sort_values(["problem_id", "status"], kind="stable")
-    out = out[~(out["problem_id"].duplicated(keep=False) & (out["status"] == "resolved"))]
+    out = out[~(out["problem_id"].duplicated(keep=False) & out["status"].isin(["resolved", "not_compared"]))]
     cols = list(LEDGER_COLUMNS)
+    if catalogue is not None:
+        cols.append("definition")
+        out["definition"] = out["definition"].fillna("") if "definition" in out.columns else ""
     if "geometry" in out.columns:
         cols.append("geometry")
     out = out[cols].reset_index(drop=True)
@@ -820,7 +855,8 @@ def read_ledger(path: str | PathLike, *, layer: str = "ledger") -> pd.DataFrame:
         led = gpd.read_file(path, layer=layer, engine="pyogrio")
     else:
         led = undo_csv_prefix(read_text_table(path, f"ledger ({path.name})", dtype={
-            "problem_id": str, "indicator_code": str, "area_id": str, "status": str, "history": str}))
+            "problem_id": str, "indicator_code": str, "area_id": str, "status": str, "history": str,
+            "definition": str}))
     missing = [c for c in LEDGER_COLUMNS if c not in led.columns]
     if missing:
         raise LayerError(f"ledger ({path.name})", f"missing column(s) {', '.join(missing)}",
@@ -832,4 +868,6 @@ def read_ledger(path: str | PathLike, *, layer: str = "ledger") -> pd.DataFrame:
         raise LayerError(f"ledger ({path.name})", f"status {led['status'].iat[i]!r} is unknown", feature=i,
                          feature_id=led["problem_id"].iat[i], fix="use new, persisting or resolved")
     led["history"] = led["history"].fillna("")
+    if "definition" in led.columns:
+        led["definition"] = led["definition"].fillna("").astype(str)
     return led

@@ -63,6 +63,8 @@ class StudyConfig:
     raw: dict[str, Any] = field(default_factory=dict)
     memory_check: bool = True
     memory_budget_gb: float | None = None
+    fillin: dict[str, Any] = field(default_factory=dict)
+    ledger_last_values: Path | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -78,14 +80,17 @@ class StudyConfig:
         for p in (self.survey, self.ledger_last_year, self.hotline.path if self.hotline else None,
                   self.imagery.get("path"), self.osm.get("path"), self.facilities.get("catalogue"),
                   self.indicators.get("custom"), self.indicators.get("filled"),
-                  self.population.get("raster")):
+                  self.population.get("raster"), self.ledger_last_values):
             if p is not None:
                 files.append(Path(p))
+        folder = self.fillin.get("folder")
+        if folder is not None and Path(folder).is_dir():
+            files.extend(f for f in Path(folder).glob("*.xlsx") if not f.name.startswith(("~$", ".")))
         return sorted(set(files))
 
 
 _TOP_KEYS = {"study", "layers", "osm", "network", "population", "units", "facilities",
-             "indicators", "survey", "hotline", "imagery", "ledger", "report"}
+             "indicators", "survey", "hotline", "imagery", "ledger", "report", "fillin"}
 
 
 #: Keys each section knows; anything else is a typo (``min_popp``) and an error.
@@ -96,11 +101,11 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "population": ("source", "raster", "floor_area_per_person_m2"),
     "units": ("min_pop", "max_pop", "road_classes", "sliver_area_m2"),
     "facilities": ("types", "catalogue", "distances"),
-    "indicators": ("custom", "filled", "reference"),
+    "indicators": ("custom", "filled", "reference", "edition", "include"),
     "survey": ("path",),
     "hotline": ("path", "layer", "crs", "coords"),
     "imagery": ("path", "bands"),
-    "ledger": ("last_year",),
+    "ledger": ("last_year", "last_values"),
     "report": ("lang", "indicator"),
 }
 
@@ -320,6 +325,8 @@ def read_config(path: str | Path) -> StudyConfig:
             indicators[k] = _file(base, indicators[k], f"indicators.{k}")
     refs = indicators.get("reference", {})
     _expect(isinstance(refs, dict), "indicators.reference", "must be a table: code = value")
+    _indicator_edition_keys(indicators)
+    fillin = _fillin_section(raw, base)
 
     survey = _table(raw, "survey")
     survey_path = _file(base, survey["path"], "survey.path") if "path" in survey else None
@@ -330,6 +337,7 @@ def read_config(path: str | Path) -> StudyConfig:
         imagery["path"] = _file(base, imagery.get("path"), "imagery.path")
     ledger = _table(raw, "ledger")
     last = _file(base, ledger["last_year"], "ledger.last_year") if "last_year" in ledger else None
+    last_values = _file(base, ledger["last_values"], "ledger.last_values") if "last_values" in ledger else None
     report = _table(raw, "report")
     if "lang" in report:
         _expect(report["lang"] in ("zh", "en"), "report.lang", f"unknown language {report['lang']!r}",
@@ -340,7 +348,46 @@ def read_config(path: str | Path) -> StudyConfig:
                        facilities=facilities, indicators=indicators, survey=survey_path,
                        hotline=hotline_src, imagery=imagery, ledger_last_year=last, report=report,
                        raw=raw, memory_check=study.get("memory_check", True),
-                       memory_budget_gb=study.get("memory_budget_gb"))
+                       memory_budget_gb=study.get("memory_budget_gb"),
+                       fillin=fillin, ledger_last_values=last_values)
+
+
+def _indicator_edition_keys(indicators: dict) -> None:
+    """``[indicators] edition`` (a packaged edition) and ``include`` (a list of codes)."""
+    if "edition" in indicators:
+        from .indicators.editions import list_editions
+
+        known = list(list_editions()["edition"])
+        indicators["edition"] = str(indicators["edition"])
+        _expect(indicators["edition"] in known, "indicators.edition", f"unknown edition {indicators['edition']!r}",
+                f"use one of: {', '.join(known)}")
+    if "include" in indicators:
+        inc = indicators["include"]
+        _expect(isinstance(inc, list) and all(isinstance(c, str) for c in inc), "indicators.include",
+                "must be a list of indicator codes", 'write include = ["u_cluster_size"]')
+
+
+def _fillin_section(raw: dict, base: Path) -> dict:
+    """``[fillin]``: pilot_communities, folder (returned workbooks), templates, departments."""
+    fillin = _table(raw, "fillin")
+    unknown = set(fillin) - {"pilot_communities", "folder", "templates", "departments"}
+    _expect(not unknown, f"fillin.{sorted(unknown)[0]}" if unknown else "fillin", "unknown key",
+            "allowed keys: pilot_communities, folder, templates, departments")
+    pilots = fillin.get("pilot_communities", [])
+    _expect(isinstance(pilots, list) and all(isinstance(p, str) for p in pilots), "fillin.pilot_communities",
+            "must be a list of unit IDs", 'write pilot_communities = ["310114101-U01"]')
+    fillin["pilot_communities"] = list(pilots)
+    if "folder" in fillin:
+        fillin["folder"] = _file(base, fillin["folder"], "fillin.folder")
+        _expect(fillin["folder"].is_dir(), "fillin.folder", f"{fillin['folder']} is not a folder",
+                "give the folder of the returned workbooks")
+    if "templates" in fillin:
+        fillin["templates"] = _file(base, fillin["templates"], "fillin.templates", must_exist=False)
+    depts = fillin.get("departments", {})
+    _expect(isinstance(depts, dict) and all(isinstance(v, str) for v in depts.values()), "fillin.departments",
+            "must be a table: code = \"department\"", 'write u_fire_station_coverage = "区应急管理局"')
+    fillin["departments"] = dict(depts)
+    return fillin
 
 
 TEMPLATE = """\
@@ -410,10 +457,19 @@ max_pop = 12000
 # kindergarten = 300        # walking distance (m)
 
 [indicators]
+edition = "2024"            # indicator system: 2024 (national basic list of 61 + local) | 2023
+# include = ["u_cluster_size"]   # packaged indicators outside the edition, kept as local ones
 # custom = "特色指标.csv"     # study-specific indicators (特色指标)
 # filled = "填报.csv"         # filled-in values: unit_id, code, value
 # [indicators.reference]
 # u_park_green_pc = 8.0
+
+# [fillin]                  # three-level fill-in (区—街镇—社区): `geotijian template study.toml`
+# pilot_communities = ["310114101-U01"]   # unit IDs of pilot communities (own workbooks)
+# folder = "fillins"        # the returned workbooks, read by `geotijian run`
+# templates = "templates"   # where `geotijian template` writes (default outputs/<name>_fillin_templates)
+# [fillin.departments]
+# u_fire_station_coverage = "区应急管理局"   # who supplies an indicator (default: the edition's)
 
 # [survey]
 # path = "survey.csv"       # one row per respondent (see README)
@@ -426,6 +482,7 @@ max_pop = 12000
 
 # [ledger]
 # last_year = "ledger_2023.csv"
+# last_values = "exchange_table_2023.csv"   # last year's exchange table → year_over_year.csv
 
 [report]
 lang = "zh"                 # zh | en

@@ -19,7 +19,9 @@ layer is in the study's metric CRS and sorted by its ID.
 ``problems``      problem_id, indicator_code, name_zh, dimension, level, area_id, value,
                   reference, gap, problem_class, affected_population, suggestion, geometry
 ``ledger``        problem_id, indicator_code, area_id, status, first_seen, last_seen,
-                  history
+                  history (+ definition: the indicator's definition fingerprint, when the
+                  study's catalogue is known); status new / persisting / resolved /
+                  not_compared
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class StudyData:
     water: gpd.GeoDataFrame | None = None
     rail: gpd.GeoDataFrame | None = None
     parks: gpd.GeoDataFrame | None = None
+    greenways: gpd.GeoDataFrame | None = None
     facilities: gpd.GeoDataFrame | None = None
     population: gpd.GeoDataFrame | None = None
     complaints: gpd.GeoDataFrame | None = None

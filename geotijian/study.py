@@ -36,7 +36,7 @@ from .access import (
 )
 from .assess import build_tables, read_ledger, update_ledger, write_ledger, write_tables
 from .config import StudyConfig, read_config
-from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
+from .errors import ConfigError, CoordinateWarning, LayerError, OutputError, RepairWarning
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
@@ -63,7 +63,8 @@ from .runlog import (
 from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import build_units, compounds_from_landuse, range_compliance
 
-__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many"]
+__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many",
+           "make_fillin_templates", "collect_study_fillins"]
 
 #: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
 #: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
@@ -171,7 +172,7 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     area = data.boundary
     parts: dict = {}  # local layers, checked against the roads for a GCJ-02 offset
     for role in ("towns", "committees", "compounds", "buildings", "roads", "water", "rail", "parks",
-                 "facilities", "population"):
+                 "facilities", "population", "greenways"):
         setattr(data, role, _read_role(cfg, role, area, parts if role in _ALIGNED_ROLES else None))
     if cfg.hotline is not None:
         s = cfg.hotline
@@ -372,7 +373,8 @@ def output_size_estimate(cfg: StudyConfig) -> int:
     return int(OUTPUT_FIXED_BYTES + OUTPUT_BYTES_PER_INPUT_BYTE * total)
 
 
-def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
+def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
+
     res = StudyResult(config=cfg, data=StudyData(), out_dir=cfg.out_dir, log=log)
     fcat = facility_catalogue(cfg.facilities.get("catalogue"))
     if cfg.facilities.get("distances"):
@@ -389,6 +391,7 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
         raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}",
                           "use codes of the facility catalogue (geotijian.facility_catalogue())")
     icat = _indicator_catalogue(cfg)
+    res.data.meta["catalogue"] = icat
 
     walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
     with log.step("load"):
@@ -465,10 +468,14 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
             distances=data.meta["distances"], walk_distances=data.meta["walk_distances"],
             residential=data.compounds, parks=data.parks, facilities=data.facilities, fca=data.meta["fca"] or None,
             roads=data.roads, buildings=data.buildings, compounds=data.compounds,
-            complaints=data.complaints, imagery=data.imagery)
+            complaints=data.complaints, imagery=data.imagery, greenways=data.greenways)
+        values = _edition_values(values, icat, data)
         if cfg.indicators.get("filled"):
             filled = read_filled_values(cfg.indicators["filled"], catalogue=icat, units=data.units)
+            _note_sources(data, filled, f"填报表: {Path(cfg.indicators['filled']).name}")
             values = pd.concat([values, filled[values.columns]], ignore_index=True)
+        if collect and cfg.fillin.get("folder") is not None:
+            values = _collect_fillins(cfg, data, icat, values, res)
         data.indicator_values = values.sort_values(["level", "area_id", "code"], kind="stable").reset_index(drop=True)
     with log.step("survey"):
         satisfaction = complaints = None
@@ -479,6 +486,7 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
             res.tables["survey_issues"] = sres.issues
             res.tables["sample_plan"] = sres.plan
             sv = sres.indicator_values()
+            _note_sources(data, sv, "问卷")
             data.indicator_values = pd.concat([data.indicator_values, sv[data.indicator_values.columns]],
                                               ignore_index=True).sort_values(
                 ["level", "area_id", "code"], kind="stable").reset_index(drop=True)
@@ -502,7 +510,8 @@ def _run(cfg: StudyConfig, log: RunLog) -> StudyResult:
     with log.step("ledger"):
         last = read_ledger(cfg.ledger_last_year) if cfg.ledger_last_year is not None else None
         ledger = update_ledger(last, pd.DataFrame(data.problems.drop(columns="geometry")),
-                               units_this=data.units, year=cfg.year)
+                               units_this=data.units, year=cfg.year, catalogue=icat,
+                               values=data.indicator_values)
         # the ledger is a table (台账); problems carry the geometry
         data.ledger = pd.DataFrame(ledger.drop(columns="geometry", errors="ignore"))
     return res
@@ -533,7 +542,7 @@ def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
 
 def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
     refs = cfg.indicators.get("reference", {})
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = {k: cfg.indicators[k] for k in ("edition", "include") if k in cfg.indicators}
     if cfg.indicators.get("custom"):
         overrides["custom"] = cfg.indicators["custom"]
     if refs:
@@ -601,6 +610,7 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
             files.append(write_csv(t, folder / name))  # formula-like text from the data defused
     if data.units is not None:
         files.append(write_csv(range_compliance(data.units), folder / "units_range.csv"))
+    files.extend(_write_edition_outputs(cfg, res, folder))
     return sorted(set(files))
 
 
@@ -625,6 +635,7 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "clipped": data.meta.get("clipped", {}),
         "compound_pieces": data.meta.get("compound_pieces", {}),
         "memory_estimate": {k: v for k, v in mem.items() if k in ("size", "estimate_gb")},
+        **_edition_run_json(data),
         "timings_s": log.timings,
         "machine": {"memory_peak_mb": log.memory_mb,
                     **{k: v for k, v in mem.items() if k in ("budget_gb", "budget_from", "checked")}},
@@ -805,3 +816,215 @@ def run_many(configs: list[str | Path], *, client: Any = None,
         futures = client.map(_run_task, paths, [out] * len(paths), pure=False)
         records = client.gather(futures)
     return pd.DataFrame.from_records(records)
+
+
+# --------------------------------------------------------------------------- editions and fill-in
+def _edition_values(values: pd.DataFrame, icat: pd.DataFrame, data: StudyData) -> pd.DataFrame:
+    """Computed values of the study's edition: codes outside it are left out and reported."""
+    data.meta["not_computed"] = dict(values.attrs.get("not_computed", {}))
+    if "fuel_stations" in values.attrs:
+        data.meta["fuel_stations"] = values.attrs["fuel_stations"]
+    keep = values["code"].isin(set(icat["code"]))
+    if not keep.all():
+        dropped = sorted(set(values.loc[~keep, "code"]))
+        data.meta["outside_edition"] = dropped
+        warnings.warn(f"{len(dropped)} computed indicator(s) are not in edition {icat['edition'].iloc[0]} and are left "
+                      f"out: {', '.join(dropped[:6])}{' …' if len(dropped) > 6 else ''}. Fix: add them under "
+                      "[indicators] include to keep them", RepairWarning, stacklevel=2)
+    values = values[keep].reset_index(drop=True)
+    data.meta["computed_codes"] = sorted(set(values["code"]))
+    return values
+
+
+def _edition_run_json(data: StudyData) -> dict:
+    """run.json: the edition, what the inputs did not allow computing, the fill-in summary."""
+    icat = data.meta.get("catalogue")
+    out: dict[str, Any] = {"edition": None if icat is None else str(icat["edition"].iloc[0]),
+                           "not_computed": data.meta.get("not_computed", {})}
+    if data.meta.get("outside_edition"):
+        out["outside_edition"] = data.meta["outside_edition"]
+    if data.meta.get("fillin"):
+        out["fillin"] = data.meta["fillin"]
+    return out
+
+
+def _note_sources(data: StudyData, table: pd.DataFrame, source: str | pd.Series) -> None:
+    """Remember where values that were not computed came from (the exchange table's source)."""
+    t = table[["level", "area_id", "code"]].copy()
+    t["source"] = source if isinstance(source, str) else source.to_numpy()
+    data.meta.setdefault("value_sources", []).append(t)
+
+
+def _fillin_plan(cfg: StudyConfig, data: StudyData, icat: pd.DataFrame, values: pd.DataFrame) -> Any:
+    from .indicators.fillin import fillin_areas, fillin_plan
+
+    areas, unplaced = fillin_areas(data.units, compounds=data.compounds, buildings=data.buildings, towns=data.towns,
+                                   committees=data.committees, district_name=cfg.name)
+    for rec, n in unplaced.items():
+        if n:
+            warnings.warn(f"fill-in: {n} {rec}(s) lie in no community unit and get no fill-in row", RepairWarning,
+                          stacklevel=2)
+    return fillin_plan(icat, areas, computed_codes=data.meta.get("computed_codes", ()),
+                       pilot_communities=cfg.fillin.get("pilot_communities", ()),
+                       departments=cfg.fillin.get("departments"), study=cfg.name, year=cfg.year,
+                       computed=values, district_name=cfg.name, unplaced=unplaced)
+
+
+def _collect_fillins(cfg: StudyConfig, data: StudyData, icat: pd.DataFrame, values: pd.DataFrame,
+                     res: StudyResult) -> pd.DataFrame:
+    """Read the returned workbooks ([fillin] folder): stop on the first invalid one, add the values."""
+    from .indicators.collect import collect_fillins
+
+    plan = _fillin_plan(cfg, data, icat, values)
+    got = collect_fillins(cfg.fillin["folder"], plan)
+    got.raise_if_invalid()
+    for key in ("completeness", "missing", "rollup"):
+        res.tables[f"fillin_{key}"] = getattr(got, key)
+    new = got.values
+    both = new.merge(values[["level", "area_id", "code"]], on=["level", "area_id", "code"])
+    if len(both):
+        r = both.iloc[0]
+        raise LayerError(f"fill-in folder ({cfg.fillin['folder'].name})",
+                         f"{r['code']} of {r['area_id']} is both filled in and computed or in the filled table",
+                         count=len(both), fix="supply each value once (the template leaves out what the study computes)")
+    _note_sources(data, new, new["source"])
+    c = got.completeness
+    data.meta["fillin"] = {"workbooks_expected": int(len(c)), "workbooks_returned": int(c["returned"].sum()),
+                           "values_expected": int(c["expected"].sum()), "values_filled": int(c["filled"].sum()),
+                           "files": [str(f) for f in got.files]}
+    from .indicators.collect import source_text
+
+    comp = got.rollup[(got.rollup["level"] == "compound") & got.rollup["complete"]]
+    orgs = dict(zip(c["workbook_id"], c["organisation"], strict=True))
+    data.meta["fillin_compounds"] = comp[["level", "area_id", "code", "value"]].assign(
+        source=source_text(comp, plan, orgs).to_numpy())
+    return pd.concat([values, new[values.columns]], ignore_index=True)
+
+
+def _area_names(cfg: StudyConfig, data: StudyData) -> dict[tuple[str, str], str]:
+    names: dict[tuple[str, str], str] = {("district", "district"): cfg.name}
+    if data.towns is not None and "name" in data.towns.columns:
+        names.update({("town", str(t)): str(n) for t, n in zip(data.towns["town_code"], data.towns["name"],
+                                                              strict=True)})
+    if data.units is not None:
+        cm = dict(zip(data.committees["committee_id"].astype(str), data.committees["name"].astype(str), strict=True)) \
+            if data.committees is not None and "name" in data.committees.columns else {}
+        for uid, com in zip(data.units["unit_id"], data.units.get("committees", data.units["unit_id"]), strict=True):
+            parts = [cm.get(c.strip(), c.strip()) for c in str(com).replace(",", ";").split(";") if c.strip()]
+            names[("unit", str(uid))] = "、".join(parts) or str(uid)
+    if data.compounds is not None and "name" in data.compounds.columns:
+        names.update({("compound", str(c)): str(n) for c, n in zip(data.compounds["compound_id"],
+                                                                  data.compounds["name"], strict=True)})
+    return names
+
+
+def _exchange(cfg: StudyConfig, data: StudyData) -> pd.DataFrame:
+    from .indicators.exchange import exchange_table
+
+    icat = data.meta["catalogue"]
+    values = data.indicator_values[["level", "area_id", "code", "value"]]
+    comp = data.meta.get("fillin_compounds")
+    srcs = list(data.meta.get("value_sources", []))
+    if comp is not None and len(comp):
+        values = pd.concat([values, comp[["level", "area_id", "code", "value"]]], ignore_index=True)
+        srcs.append(comp[["level", "area_id", "code", "source"]])
+    if srcs:
+        src = pd.concat(srcs, ignore_index=True).drop_duplicates(["level", "area_id", "code"], keep="last")
+        values = values.merge(src, on=["level", "area_id", "code"], how="left")
+    return exchange_table(values, icat, study=cfg.name, year=cfg.year, area_names=_area_names(cfg, data))
+
+
+def _write_edition_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    """exchange_table.csv/.md, the fill-in reports, fuel_stations.csv, year_over_year.csv."""
+    from .indicators.exchange import compare_years, read_exchange_table, write_exchange_table
+    from .io.atomic import atomic_path
+
+    data = res.data
+    files: list[Path] = []
+    exch = _exchange(cfg, data)
+    files.extend(write_exchange_table(exch, folder / "exchange_table.csv"))
+    tables = {f"fillin_{k}.csv": res.tables.get(f"fillin_{k}") for k in ("completeness", "missing", "rollup")}
+    if data.meta.get("fuel_stations") is not None:
+        tables["fuel_stations.csv"] = data.meta["fuel_stations"]
+    if cfg.ledger_last_values is not None:
+        tables["year_over_year.csv"] = compare_years(read_exchange_table(cfg.ledger_last_values), exch)
+    for name, t in tables.items():
+        if t is None:
+            continue
+        with atomic_path(folder / name) as tmp:
+            t.to_csv(tmp, index=False, encoding="utf-8-sig")
+        files.append(folder / name)
+    return files
+
+
+def _prepared_run(cfg: StudyConfig, *, progress: bool) -> StudyResult:
+    """The study's computation (no outputs, no fill-in collection), under its settings."""
+    saved = settings.current()
+    log = RunLog(progress=progress)
+    log.start(len(STEPS) - 1)
+    try:
+        settings.configure(metric_crs=cfg.crs)
+        if "max_snap_distance_m" in cfg.network:
+            settings.configure(max_snap_distance_m=cfg.network["max_snap_distance_m"])
+        if "floor_area_per_person_m2" in cfg.population:
+            settings.configure(floor_area_per_person_m2=cfg.population["floor_area_per_person_m2"])
+        return _run(cfg, log, collect=False)
+    finally:
+        settings.configure(**saved)
+        log.close()
+
+
+def make_fillin_templates(config: str | Path | StudyConfig, *, out: str | Path | None = None,
+                          progress: bool = False) -> tuple[list[Path], pd.DataFrame]:
+    """Write the study's fill-in workbooks (``geotijian template``).
+
+    Runs the study's computation (not its outputs), decides who fills in which indicator
+    (:func:`geotijian.indicators.fillin.fillin_plan`: the edition's fill-in indicators the
+    study does not compute, by department, town and pilot community) and writes one
+    workbook per supplier.
+
+    Parameters
+    ----------
+    config : path or StudyConfig
+    out : path, optional
+        Folder (default ``[fillin] templates``, else ``<output>/<name>_fillin_templates``).
+
+    Returns
+    -------
+    (list of Path, DataFrame)
+        The workbooks and a summary (``file, kind, title, sheets, rows, values``).
+    """
+    from .indicators.fillin import write_fillin_workbooks
+
+    cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    res = _prepared_run(cfg, progress=progress)
+    plan = _fillin_plan(cfg, res.data, res.data.meta["catalogue"], res.data.indicator_values)
+    folder = Path(out) if out is not None else cfg.fillin.get("templates") or cfg.output / f"{cfg.name}_fillin_templates"
+    from . import __version__
+
+    files = write_fillin_workbooks(plan, folder, generator=f"geotijian {__version__}")
+    counts = plan.cells.groupby("workbook_id").agg(rows=("record_id", "nunique"), values=("code", "size"),
+                                                   sheets=("record", "nunique"))
+    summary = plan.workbooks.merge(counts, left_on="workbook_id", right_index=True)[
+        ["file", "kind", "title", "sheets", "rows", "values"]]
+    return files, summary.reset_index(drop=True)
+
+
+def collect_study_fillins(config: str | Path | StudyConfig, folder: str | Path | None = None, *,
+                          progress: bool = False) -> Any:
+    """Validate a folder of returned workbooks against the study (``geotijian collect``).
+
+    Returns
+    -------
+    geotijian.indicators.collect.CollectResult
+        Every issue (never raised here), completeness, what is missing and the roll-up.
+    """
+    from .indicators.collect import collect_fillins
+
+    cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    src = Path(folder) if folder is not None else cfg.fillin.get("folder")
+    if src is None:
+        raise ConfigError("fillin.folder", "missing", "give the folder of the returned workbooks")
+    res = _prepared_run(cfg, progress=progress)
+    plan = _fillin_plan(cfg, res.data, res.data.meta["catalogue"], res.data.indicator_values)
+    return collect_fillins(src, plan)

@@ -99,6 +99,8 @@ ROLES: dict[str, RoleSpec] = {
                  description="铁路 railways"),
         RoleSpec("parks", _POLY, "park_id", "P", (), {"name": "str", "kind": "str"},
                  description="公园绿地 parks and public green"),
+        RoleSpec("greenways", _LINE + _POLY, "greenway_id", "GW", (), {"name": "str", "kind": "str"},
+                 description="绿道 greenways"),
         RoleSpec("facilities", _POINT + _POLY, "facility_id", "F", ("type",),
                  {"type": "str", "name": "str", "capacity": "num"}, ("capacity",),
                  "设施 service facilities"),

@@ -97,6 +97,7 @@ LAYER_LABELS: dict[str, tuple[str, str]] = {
     "water": ("水系", "water"),
     "rail": ("铁路", "railways"),
     "parks": ("公园绿地", "parks"),
+    "greenways": ("绿道", "greenways"),
     "facilities": ("公共服务设施", "facilities"),
     "population": ("人口点", "population points"),
     "complaints": ("12345 热线工单", "hotline complaints"),

@@ -219,7 +219,7 @@ def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | Non
                   for i in range(5)]
         renderer = _renderer_graduated(kind, "z_score", ranges, "fixed")
     if renderer is None:
-        color = {"parks": "#74c476", "water": "#6baed6", "roads": "#636363", "rail": "#252525",
+        color = {"parks": "#74c476", "greenways": "#31a354", "water": "#6baed6", "roads": "#636363", "rail": "#252525",
                  "compounds": "#fdae6b", "blocks": "#bdbdbd", "buildings": "#969696"}.get(
                      name, "#9e9ac8")
         renderer = _renderer_single(kind, _symbol(kind, "0", color, fill_alpha=0.5,
