@@ -57,7 +57,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "units_figure", "write_gpkg"),
     ".resources": ("check_memory", "estimate_memory"),
     ".sample": ("make_sample_district", "sample_path", "write_sample"),
-    ".study": ("StudyResult", "coverage_from_files", "load_study", "run_many", "run_study", "units_from_files"),
+    ".study": ("StudyResult", "collect_study_fillins", "coverage_from_files", "load_study", "make_fillin_templates",
+               "run_many", "run_study", "units_from_files"),
     ".survey": ("complaint_hotspots", "complaint_rates", "plan_sample", "read_survey"),
     ".units": ("delineate_blocks", "delineate_units", "range_compliance"),
 }
@@ -106,7 +107,8 @@ __all__ = [
     "save_figures", "write_gpkg",
     # study
     "StudyData", "StudyConfig", "read_config", "write_template", "run_study", "load_study",
-    "StudyResult", "coverage_from_files", "units_from_files", "run_many",
+    "StudyResult", "coverage_from_files", "units_from_files", "run_many", "make_fillin_templates",
+    "collect_study_fillins",
     "make_sample_district", "write_sample", "sample_path",
     # errors
     "GeotijianError", "LayerError", "ConfigError", "NetworkError", "FeasibilityError", "RasterError",

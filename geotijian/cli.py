@@ -8,6 +8,8 @@ Commands
 ``geotijian coverage ...``            life-circle coverage gaps from files (scripting)
 ``geotijian units ...``               community check-up units from files
 ``geotijian check LAYER --role R``    validate one layer and print what was repaired
+``geotijian template study.toml``     fill-in workbooks per department, town and pilot community
+``geotijian collect study.toml [DIR]``  validate returned workbooks: problems, completeness
 
 Exit codes: 0 ok, 2 bad configuration, input or output place (one line naming the key,
 layer or folder and the fix), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 1
@@ -104,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-pop", type=_count("--max-pop", minimum=1), default=None,
                    help="largest unit (persons, default 12000)")
     s.add_argument("--out", required=True, help="output GeoPackage (layers units, blocks)")
+
+    s = sub.add_parser("template", help="write the fill-in workbooks (one per department, town, pilot community)")
+    s.add_argument("config", help="path of the study.toml")
+    s.add_argument("--out", default=None, help="folder (default [fillin] templates or outputs/<name>_fillin_templates)")
+
+    s = sub.add_parser("collect", help="validate returned fill-in workbooks and report what is missing")
+    s.add_argument("config", help="path of the study.toml")
+    s.add_argument("folder", nargs="?", default=None, help="returned workbooks (default [fillin] folder)")
+    s.add_argument("--out", default=None, help="write fillin_issues.csv, fillin_completeness.csv, fillin_missing.csv, "
+                                               "fillin_rollup.csv here")
 
     s = sub.add_parser("check", help="validate one layer against its role")
     s.add_argument("path")
@@ -256,8 +268,40 @@ def _cmd_units(args, gt) -> int:
     return 0
 
 
+def _cmd_template(args, gt) -> int:
+    files, summary = gt.make_fillin_templates(args.config, out=args.out, progress=True)
+    print(f"wrote {len(files)} fill-in workbook(s) to {files[0].parent if files else args.out}:")
+    print(summary.to_string(index=False))
+    return 0
+
+
+def _cmd_collect(args, gt) -> int:
+    res = gt.collect_study_fillins(args.config, args.folder, progress=True)
+    c = res.completeness
+    print(f"workbooks returned: {int(c['returned'].sum())} of {len(c)}; values filled: {int(c['filled'].sum())} of "
+          f"{int(c['expected'].sum())}")
+    print(c[["kind_zh", "title", "returned", "filled", "expected", "missing"]].to_string(index=False))
+    if args.out:
+        from pathlib import Path
+
+        from .io.atomic import atomic_path
+
+        for name, t in (("fillin_issues", res.issues), ("fillin_completeness", c), ("fillin_missing", res.missing),
+                        ("fillin_rollup", res.rollup)):
+            with atomic_path(Path(args.out) / f"{name}.csv") as tmp:
+                t.to_csv(tmp, index=False, encoding="utf-8-sig")
+        print(f"reports written to {args.out}")
+    if len(res.issues):
+        print(f"{len(res.issues)} problem(s):", file=sys.stderr)
+        for line in res.messages():
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    print("no problems found")
+    return 0
+
+
 _COMMANDS = {"init": _cmd_init, "run": _cmd_run, "sample": _cmd_sample, "check": _cmd_check,
-             "coverage": _cmd_coverage, "units": _cmd_units}
+             "coverage": _cmd_coverage, "units": _cmd_units, "template": _cmd_template, "collect": _cmd_collect}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,7 @@
-"""Indicators of the check-up: the catalogue (指标体系), the 填报 path and the computation
-of every spatial indicator by unit, town and district.
+"""Indicators of the check-up: the catalogue (指标体系) by edition, the 填报 paths (a flat
+table; fill-in workbooks by department, town and pilot community: :mod:`.fillin`,
+:mod:`.collect`), the computation of every spatial indicator by unit, town and district
+(:mod:`.compute`, :mod:`.urban`) and the flat exchange table (:mod:`.exchange`).
 
 Imports go one way: this package may use ``io``, ``network``, ``access``, ``units`` and
 ``population`` (its functions take their outputs as plain tables), never ``assess``,
@@ -13,6 +15,7 @@ from .catalogue import (
     SURVEY_ITEMS,
     facility_walk_distances,
     indicator_catalogue,
+    indicator_definitions,
     park_classes,
     parse_reference,
     read_filled_values,
@@ -41,6 +44,7 @@ from .compute import (
     transit_coverage,
     two_step_fca,
 )
+from .editions import check_same_definitions, definition_id, edition_table, list_editions
 
 __all__ = [
     "CATALOGUE_COLUMNS", "CATALOGUE_VERSION", "DIMENSIONS", "LONG_COLUMNS", "SURVEY_ITEMS",
@@ -51,4 +55,5 @@ __all__ = [
     "life_circle_attainment", "network_coverage", "old_compound_share", "park_classes",
     "park_service_coverage", "parse_reference", "points_per_1000", "population_coverage",
     "read_filled_values", "road_network_density", "transit_coverage", "two_step_fca",
+    "indicator_definitions", "list_editions", "edition_table", "definition_id", "check_same_definitions",
 ]
