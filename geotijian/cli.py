@@ -269,9 +269,9 @@ def _cmd_units(args, gt) -> int:
 
 
 def _cmd_template(args, gt) -> int:
-    files, summary = gt.make_fillin_templates(args.config, out=args.out, progress=True)
-    print(f"wrote {len(files)} fill-in workbook(s) to {files[0].parent if files else args.out}:")
-    print(summary.to_string(index=False))
+    t = gt.make_fillin_templates(args.config, out=args.out, progress=True)
+    print(f"wrote {len(t.files)} fill-in workbook(s) to {t.files[0].parent if t.files else args.out}:")
+    print(t.summary.to_string(index=False))
     return 0
 
 

@@ -64,7 +64,7 @@ from .survey import complaint_hotspots, complaint_rates, plan_sample, read_surve
 from .units import build_units, compounds_from_landuse, range_compliance
 
 __all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many",
-           "make_fillin_templates", "collect_study_fillins"]
+           "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 #: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
 #: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
@@ -391,7 +391,6 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
         raise ConfigError("facilities.types", f"unknown facility type {unknown[0]!r}",
                           "use codes of the facility catalogue (geotijian.facility_catalogue())")
     icat = _indicator_catalogue(cfg)
-    res.data.meta["catalogue"] = icat
 
     walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
     with log.step("load"):
@@ -821,6 +820,7 @@ def run_many(configs: list[str | Path], *, client: Any = None,
 # --------------------------------------------------------------------------- editions and fill-in
 def _edition_values(values: pd.DataFrame, icat: pd.DataFrame, data: StudyData) -> pd.DataFrame:
     """Computed values of the study's edition: codes outside it are left out and reported."""
+    data.meta["catalogue"] = icat
     data.meta["not_computed"] = dict(values.attrs.get("not_computed", {}))
     if "fuel_stations" in values.attrs:
         data.meta["fuel_stations"] = values.attrs["fuel_stations"]
@@ -974,8 +974,17 @@ def _prepared_run(cfg: StudyConfig, *, progress: bool) -> StudyResult:
         log.close()
 
 
+@dataclass
+class FillinTemplates:
+    """What ``make_fillin_templates`` wrote: the workbooks, a summary and the plan."""
+
+    files: list[Path]
+    summary: pd.DataFrame
+    plan: Any
+
+
 def make_fillin_templates(config: str | Path | StudyConfig, *, out: str | Path | None = None,
-                          progress: bool = False) -> tuple[list[Path], pd.DataFrame]:
+                          progress: bool = False) -> FillinTemplates:
     """Write the study's fill-in workbooks (``geotijian template``).
 
     Runs the study's computation (not its outputs), decides who fills in which indicator
@@ -991,8 +1000,9 @@ def make_fillin_templates(config: str | Path | StudyConfig, *, out: str | Path |
 
     Returns
     -------
-    (list of Path, DataFrame)
-        The workbooks and a summary (``file, kind, title, sheets, rows, values``).
+    FillinTemplates
+        ``files`` (the workbooks), ``summary`` (``file, kind, title, sheets, rows,
+        values``) and ``plan`` (:class:`~geotijian.indicators.fillin.FillinPlan`).
     """
     from .indicators.fillin import write_fillin_workbooks
 
@@ -1007,7 +1017,7 @@ def make_fillin_templates(config: str | Path | StudyConfig, *, out: str | Path |
                                                    sheets=("record", "nunique"))
     summary = plan.workbooks.merge(counts, left_on="workbook_id", right_index=True)[
         ["file", "kind", "title", "sheets", "rows", "values"]]
-    return files, summary.reset_index(drop=True)
+    return FillinTemplates(files=files, summary=summary.reset_index(drop=True), plan=plan)
 
 
 def collect_study_fillins(config: str | Path | StudyConfig, folder: str | Path | None = None, *,

@@ -511,56 +511,66 @@ def roll_up(plan: FillinPlan, records: pd.DataFrame) -> pd.DataFrame:
     """
     cells = plan.cells.merge(records[["workbook_id", "record", "record_id", "code", "value", "source"]],
                              on=["workbook_id", "record", "record_id", "code"], how="left")
-    items = plan.items.set_index("code")
-    parts = []
-    for rec, grp in cells.groupby("record", sort=False):
-        a = plan.areas[rec].set_index("record_id")
-        g = grp.copy()
-        for col in ("compound_id", "unit_id", "town_code"):
+    if not len(cells):
+        return pd.DataFrame(columns=ROLLUP_COLUMNS)
+    rule = cells["code"].map(plan.items.set_index("code")["rollup"]).to_numpy()
+    rec = cells["record"].to_numpy()
+    keys = {col: np.full(len(cells), "", dtype=object) for col in ("compound_id", "unit_id", "town_code")}
+    for r, a in plan.areas.items():
+        sel = rec == r
+        if not sel.any():
+            continue
+        a = a.set_index("record_id")
+        ids = cells["record_id"].to_numpy()[sel]
+        for col in keys:
             if col in a.columns:
-                g[col] = g["record_id"].map(a[col]).fillna("").astype(str)
-        if rec == "community":
-            g["unit_id"] = g["record_id"]
-        if rec == "town":
-            g["town_code"] = g["record_id"]
-        g["_district"] = plan.district_id
-        g["rollup"] = g["code"].map(items["rollup"])
-        for rule, gr in g.groupby("rollup", sort=False):
-            levels = _CHAINS[rec] if rule in ("count", "sum") else \
-                ((_OWN_LEVEL[rec],) if rec in _OWN_LEVEL else ())
-            for level in levels:
-                key = _LEVEL_KEYS[level]
-                sub = gr[gr[key] != ""]
-                if not len(sub):
-                    continue
-                agg = sub.groupby([key, "code"], sort=True)["value"].agg(["sum", "size", "count"]).reset_index()
-                complete = agg["count"] == agg["size"]
-                wbs = _joined(sub, key, "workbook_id")
-                srcs = _joined(sub[sub["source"].notna()], key, "source")
-                k = pd.MultiIndex.from_frame(agg[[key, "code"]])
-                parts.append(pd.DataFrame({
-                    "level": level, "area_id": agg[key].astype(str), "code": agg["code"],
-                    "value": np.where(complete, agg["sum"], np.nan), "n_expected": agg["size"].astype(int),
-                    "n_answered": agg["count"].astype(int), "complete": complete.to_numpy(),
-                    "rule": f"{_RULE_EN[rule]}: {rec}" + (" → " + " → ".join(levels) if rule != "none" else ""),
-                    "workbooks": wbs.reindex(k).fillna("").to_numpy(),
-                    "sources": srcs.reindex(k).fillna("").to_numpy()}))
+                keys[col][sel] = a[col].reindex(ids).fillna("").astype(str).to_numpy()
+    keys["unit_id"][rec == "community"] = cells["record_id"].to_numpy()[rec == "community"]
+    keys["town_code"][rec == "town"] = cells["record_id"].to_numpy()[rec == "town"]
+    keys["_district"] = np.full(len(cells), plan.district_id, dtype=object)
+    parts = []
+    for level, col in _LEVEL_KEYS.items():
+        # which (record, rule) pairs reach this level: count/sum go up the chain, none stays at its own level
+        reach = np.zeros(len(cells), dtype=bool)
+        for r in np.unique(rec):
+            chain = _CHAINS[r]
+            own = _OWN_LEVEL.get(r)
+            reach |= (rec == r) & ((np.isin(rule, ["count", "sum"]) & (level in chain)) | ((rule == "none") & (own == level)))
+        reach &= keys[col] != ""
+        if reach.any():
+            parts.append(pd.DataFrame({"level": level, "area_id": keys[col][reach], "code": cells["code"].to_numpy()[reach],
+                                       "value": cells["value"].to_numpy()[reach],
+                                       "workbook_id": cells["workbook_id"].to_numpy()[reach],
+                                       "source": cells["source"].to_numpy()[reach],
+                                       "record": rec[reach], "rollup": rule[reach]}))
     if not parts:
         return pd.DataFrame(columns=ROLLUP_COLUMNS)
-    out = pd.concat(parts, ignore_index=True)
+    long = pd.concat(parts, ignore_index=True)
+    gkeys = ["level", "area_id", "code"]
+    agg = long.groupby(gkeys, sort=False).agg(total=("value", "sum"), n_expected=("value", "size"),
+                                             n_answered=("value", "count"), record=("record", "first"),
+                                             rollup=("rollup", "first")).reset_index()
+    complete = agg["n_answered"] == agg["n_expected"]
+    agg["value"] = np.where(complete, agg["total"], np.nan)
+    agg["complete"] = complete.to_numpy()
+    agg["rule"] = [f"{_RULE_EN[ru]}: {rc}" + (" → " + " → ".join(_CHAINS[rc]) if ru != "none" else "")
+                   for ru, rc in zip(agg["rollup"], agg["record"], strict=True)]
+    idx = pd.MultiIndex.from_frame(agg[gkeys])
+    agg["workbooks"] = _joined(long, gkeys, "workbook_id").reindex(idx).fillna("").to_numpy()
+    agg["sources"] = _joined(long[long["source"].notna()], gkeys, "source").reindex(idx).fillna("").to_numpy()
     order = {"compound": 0, "unit": 1, "town": 2, "district": 3}
-    out = out.assign(_o=out["level"].map(order)).sort_values(["_o", "area_id", "code"], kind="stable")
-    return out.drop(columns="_o")[ROLLUP_COLUMNS].reset_index(drop=True)
+    out = agg.assign(_o=agg["level"].map(order)).sort_values(["_o", "area_id", "code"], kind="stable")
+    return out[ROLLUP_COLUMNS].reset_index(drop=True)
 
 
-def _joined(frame: pd.DataFrame, key: str, col: str) -> pd.Series:
-    """Distinct values of ``col`` per (area, code), sorted and joined with '|'."""
-    d = frame[[key, "code", col]].astype({col: str}).drop_duplicates().sort_values([key, "code", col])
-    dup = d.duplicated([key, "code"], keep=False)
-    single = d[~dup].set_index([key, "code"])[col]
+def _joined(frame: pd.DataFrame, keys: list[str], col: str) -> pd.Series:
+    """Distinct values of ``col`` per group of ``keys``, sorted and joined with '|'."""
+    d = frame[[*keys, col]].astype({col: str}).drop_duplicates().sort_values([*keys, col])
+    dup = d.duplicated(keys, keep=False)
+    single = d[~dup].set_index(keys)[col]
     if not dup.any():
         return single
-    return pd.concat([single, d[dup].groupby([key, "code"], sort=True)[col].agg("|".join)]).sort_index()
+    return pd.concat([single, d[dup].groupby(keys, sort=True)[col].agg("|".join)]).sort_index()
 
 
 def source_text(rollup: pd.DataFrame, plan: FillinPlan, organisations: dict[str, str] | None = None) -> pd.Series:
