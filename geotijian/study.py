@@ -104,6 +104,10 @@ class StudyResult:
             counts = d.problems["problem_class"].value_counts()
             lines.append("problems: " + ", ".join(f"{c} {int(counts.get(c, 0))}"
                                                   for c in ("限时解决", "尽力解决", "长期谋划")))
+        if d.meta.get("fillin"):
+            f = d.meta["fillin"]
+            lines.append(f"fill-in: {f['workbooks_returned']} of {f['workbooks_expected']} workbooks returned, "
+                         f"{f['values_filled']:,} of {f['values_expected']:,} values (fillin_completeness.csv)")
         if d.ledger is not None and len(d.ledger):
             st = d.ledger["status"].value_counts()
             lines.append("ledger: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(st.items())))

@@ -96,3 +96,44 @@ def test_init_then_run_reports_the_missing_layer(tmp_path):
     proc = _cli("run", str(toml), "--quiet")
     assert proc.returncode == 2
     assert "layers.boundary.path" in proc.stderr and "file not found" in proc.stderr
+
+
+def _sample_toml(tmp_path: Path, fillins: Path) -> Path:
+    """The sample study.toml with absolute input paths, outputs and templates in tmp_path and
+    the returned workbooks read from ``fillins``."""
+    sample = ROOT / "layers" / "sample"
+    text = (sample / "study.toml").read_text(encoding="utf-8")
+    text = text.replace('path = "', f'path = "{sample}/').replace('last_year = "', f'last_year = "{sample}/')
+    text = text.replace('folder = "fillins"', f'folder = "{fillins}"\ntemplates = "{tmp_path / "templates"}"')
+    text = text.replace('output = "../../outputs"', f'output = "{tmp_path}"')
+    p = tmp_path / "study.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_template_and_collect_commands(tmp_path):
+    import shutil
+
+    from openpyxl import load_workbook
+
+    fillins = tmp_path / "returned"
+    shutil.copytree(ROOT / "layers" / "sample" / "fillins", fillins)
+    toml = _sample_toml(tmp_path, fillins)
+    proc = _cli("template", str(toml))
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in (tmp_path / "templates").glob("*.xlsx"))
+    assert len(names) == 16 and "填报_街镇_310114101_菊园新区.xlsx" in names and "填报_部门_区应急管理局.xlsx" in names
+    assert "填报_社区_310114101-U01.xlsx" in proc.stdout and "wrote 16 fill-in workbook(s)" in proc.stdout
+    # a returned workbook with a wrong answer: every problem listed, exit code 2
+    pilot = fillins / "填报_社区_310114101-U01.xlsx"
+    wb = load_workbook(pilot)
+    ws = wb["住房(楼栋)"]
+    col = next(c.column for c in ws[2] if c.value == "h_gas_risk")
+    ws.cell(5, col).value = "不清楚"
+    wb.save(pilot)
+    proc = _cli("collect", str(toml), "--out", str(tmp_path / "reports"))
+    assert proc.returncode == 2
+    assert "fill-in '填报_社区_310114101-U01.xlsx', sheet '住房(楼栋)', row 5" in proc.stderr
+    assert "h_gas_risk: answer '不清楚' is not 是 or 否. Fix: enter 是 / 否" in proc.stderr
+    assert "workbooks returned: 3 of 16" in proc.stdout
+    assert (tmp_path / "reports" / "fillin_issues.csv").read_text(encoding="utf-8-sig").count("\n") == 2

@@ -27,6 +27,7 @@ def _sample_copy(tmp_path: Path, text: str | None = None) -> Path:
     paths made absolute and its outputs sent to tmp_path."""
     text = SAMPLE.read_text(encoding="utf-8") if text is None else text
     text = text.replace('path = "', f'path = "{SAMPLE.parent}/').replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
+    text = text.replace('folder = "', f'folder = "{SAMPLE.parent}/')
     text = text.replace('output = "../../outputs"', f'output = "{tmp_path}"')
     p = tmp_path / "study.toml"
     p.write_text(text, encoding="utf-8")
@@ -73,6 +74,32 @@ def test_sample_study_results_are_consistent(sample_run):
     assert run["versions"]["geotijian"] == gt.__version__
     text = sample_run.summary()
     assert "units:" in text and "problems:" in text and "kindergarten" in text
+
+
+def test_sample_reads_its_returned_fillins(sample_run):
+    import pandas as pd
+
+    from geotijian.indicators.exchange import read_exchange_table
+
+    out = sample_run.out_dir
+    comp = pd.read_csv(out / "fillin_completeness.csv", encoding="utf-8-sig")
+    assert comp["returned"].sum() == 3 and set(comp.loc[~comp["returned"], "kind"]) == {"department"}
+    missing = pd.read_csv(out / "fillin_missing.csv", encoding="utf-8-sig")
+    town = missing[missing["workbook_id"] == "town:310114102"]
+    assert list(town["code"]) == ["d_park_activity_coverage"]      # not measured yet by 嘉定镇街道
+    ex = read_exchange_table(out / "exchange_table.csv")
+    assert set(ex["edition"]) == {"2024"} and set(ex["area_level"]) == {"区", "街镇", "社区", "小区"}
+    gas = ex[ex["indicator_code"] == "h_gas_risk"].groupby("area_level")["value"].sum()
+    # 栋 → 小区 → 社区 → 街镇 → 区: every level adds up to the district's count
+    assert gas["区"] == gas["街镇"] == gas["社区"] >= gas["小区"] > 0
+    src = ex.loc[(ex["indicator_code"] == "h_gas_risk") & (ex["area_code"] == "310114101-U01"), "source"].iloc[0]
+    assert src.startswith("填报: 育绿居委会(310114101-U01)(育绿居委会)") and "逐栋入户排查" in src
+    assert ex.loc[ex["indicator_code"] == "cov_kindergarten", "source"].eq("计算: network_coverage").all()
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["edition"] == "2024" and run["fillin"]["workbooks_returned"] == 3
+    assert run["not_computed"]["u_fire_station_coverage"] == "no facility of type fire_station"
+    assert {i["path"].split("/")[-1] for i in run["inputs"]} >= {"填报_社区_310114101-U01.xlsx"}
+    assert "not_compared" not in set(sample_run.data.ledger["status"])
 
 
 def test_rerun_gives_identical_files(sample_run, tmp_path):

@@ -101,7 +101,7 @@ def definition_id(code: str, name_zh: str, unit: str, direction: str) -> str:
     note is the same definition; a new name, unit or direction is not.
     """
     text = "|".join(str(x).strip() for x in (code, name_zh, unit, direction))
-    return f"{code}#{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+    return f"{str(code).strip()}#{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def check_same_definitions(last: pd.DataFrame, this: pd.DataFrame, *, what: str,

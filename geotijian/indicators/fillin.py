@@ -458,6 +458,7 @@ def _register_styles(wb: Any) -> None:
         "gt_id": (Font(), PatternFill("solid", fgColor=_FILL_ID), Alignment(horizontal="left"), Border()),
         "gt_box": (Font(), PatternFill(), Alignment(), border),
         "gt_wrap": (Font(size=9), PatternFill(), Alignment(wrap_text=True, vertical="top"), border),
+        "gt_input": (Font(), PatternFill(), Alignment(horizontal="center"), border),
     }
     for name, (font, fill, align, brd) in specs.items():
         ns = NamedStyle(name=name)
@@ -767,7 +768,10 @@ def fill_workbook(path: str | PathLike, values: pd.DataFrame, *, organisation: s
                 v = todo["value"].iloc[i]
                 if isinstance(v, (bool, np.bool_)):
                     v = YES if v else NO
-                _text_cell(ws.cell(r, col), v)
+                cell = ws.cell(r, col)
+                _text_cell(cell, v)
+                if "gt_input" in wb.named_styles:
+                    cell.style = "gt_input"
                 if "source" in todo.columns and "source" in codes and not pd.isna(todo["source"].iloc[i]):
                     _text_cell(ws.cell(r, codes["source"]), todo["source"].iloc[i])
                 placed[i] = True
