@@ -614,7 +614,7 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
             c = ws.cell(row, j)
             _text_cell(c, text)
             _style(c, spec)
-        ws.column_dimensions[get_column_letter(j)].width = 16
+        ws.column_dimensions[get_column_letter(j)].width = max(16, min(30, _width(it["code"]) * 0.8 + 2))
     for j, (key, title) in enumerate(TRAILING, start=n_id + len(items) + 1):
         for row, text, spec in ((1, title, "head"), (2, key, "code"), (3, "", "code"), (4, "", "code")):
             c = ws.cell(row, j)
