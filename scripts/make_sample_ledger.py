@@ -35,9 +35,11 @@ TYPES = ("kindergarten", "primary_school", "elderly_day_care", "small_sports_gro
 
 
 def _config(year: int) -> gt.StudyConfig:
-    """The sample study without its [ledger] section (the file this script makes)."""
+    """The sample study without its [ledger] section (the file this script makes) and without
+    the returned fill-in workbooks (they belong to the 2024 check-up)."""
     text = (SAMPLE / "study.toml").read_text(encoding="utf-8")
     text = text.replace("[ledger]", "").replace('last_year = "ledger_2023.csv"', "")
+    text = text.replace('folder = "fillins"', "")
     tmp = SAMPLE / f".study_{year}.toml"
     tmp.write_text(text.replace("year = 2024", f"year = {year}"), encoding="utf-8")
     try:
