@@ -101,7 +101,7 @@ class CollectResult:
         """Raise the first issue as a :class:`~geotijian.errors.LayerError` (with the count)."""
         if len(self.issues):
             r = self.issues.iloc[0]
-            where = f"fill-in '{r['workbook']}'" + (f", sheet '{r['sheet']}'" if r["sheet"] else "")
+            where = f"fill-in {r['workbook']}" + (f", sheet {r['sheet']}" if r["sheet"] else "")
             raise LayerError(where, r["problem"] + (f" [{len(self.issues)} problems in all: "
                                                     "`geotijian collect` lists them]" if len(self.issues) > 1 else ""),
                              feature=f"row {int(r['row'])}" if pd.notna(r["row"]) and r["row"] != "" else None,
