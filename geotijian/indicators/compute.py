@@ -923,11 +923,9 @@ def compute_indicators(
         → ``g_building_density``/``g_far``, ``g_old_compound_share``, ``g_complaint_rate``,
         ``g_green_cover_ratio``/``g_impervious_ratio``.
     greenways : GeoDataFrame, optional
-        With ``residential`` → ``u_greenway_coverage``. The other 2024 城区 / 街区 items
-        (fire-station coverage, fuel-station safety, shelter, sports and culture area per
-        resident, middle-school coverage) come from ``facilities``, ``buildings`` and the
-        distances: :func:`geotijian.indicators.urban.urban_indicators` (its reasons for
-        what it could not compute are in ``result.attrs["not_computed"]``).
+        With ``residential`` → ``u_greenway_coverage``; the other 2024 城区/街区 items come
+        from facilities, buildings and distances (:func:`~geotijian.indicators.urban.urban_indicators`;
+        what it could not compute, and why: ``result.attrs["not_computed"]``).
 
     Returns
     -------
