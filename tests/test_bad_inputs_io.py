@@ -200,7 +200,7 @@ def test_osm_node_with_bad_position_or_id(tmp_path, node, message):
 
 def _toml(tmp_path: Path, extra: str = "", replace: tuple[str, str] | None = None) -> Path:
     text = (SAMPLE / "study.toml").read_text(encoding="utf-8").replace('path = "', f'path = "{SAMPLE}/')
-    text = text.replace('last_year = "', f'last_year = "{SAMPLE}/')
+    text = text.replace('last_year = "', f'last_year = "{SAMPLE}/').replace('folder = "', f'folder = "{SAMPLE}/')
     text = text.replace('output = "../../outputs"', f'output = "{tmp_path / "out"}"')
     if replace:
         text = text.replace(*replace)
