@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -480,6 +481,8 @@ def tiny(tmp_path_factory) -> Path:
     text = (SAMPLE / "study.toml").read_text(encoding="utf-8")
     text = text.replace('name = "sample"', 'name = "tiny"').replace('output = "../../outputs"', 'output = "out"')
     text = text.replace('[ledger]\nlast_year = "ledger_2023.csv"\n', "")
+    text = re.sub(r"\[fillin\]\n(?:.+\n)+", "", text)  # its pilot community and returned workbooks are the sample's
+    assert "[fillin]" not in text
     (d / "study.toml").write_text(text, encoding="utf-8")
     return d
 
