@@ -100,36 +100,9 @@ def delineate_blocks(
                          fix="give the study boundary as polygons")
     area = shapely.union_all(bgeoms)
 
-    if len(classes):
-        if "highway" not in roads.columns:
-            raise LayerError("roads", "no 'highway' column to choose the block road classes from",
-                             fix="add a highway column (OSM classes) or pass road_classes=()")
-        rmask = _highway_mask(roads["highway"], classes)
-    else:
-        rmask = np.ones(len(roads), dtype=bool)
-    report["roads_in"] = int(len(roads))
-    report["roads_used"] = int(rmask.sum())
-    if not rmask.any():
-        raise LayerError("roads", f"no road of the classes {', '.join(classes)}",
-                         fix="check the highway column or widen road_classes")
-    lines = [np.asarray(roads.geometry.values, dtype=object)[rmask]]
-
-    holes = []
-    n_bar_lines = n_bar_polys = 0
-    for k, bar in enumerate(barriers):
-        g = _clean(_geoms_of(bar, f"barriers[{k}]", crs))
-        if len(g) == 0:
-            continue
-        g = shapely.get_parts(g)
-        tid = shapely.get_type_id(g)
-        poly = tid == 3
-        line = np.isin(tid, (1, 2))
-        holes.append(g[poly])
-        lines.append(g[line])
-        n_bar_polys += int(poly.sum())
-        n_bar_lines += int(line.sum())
-    report["barrier_lines"] = n_bar_lines
-    report["water_polygons"] = n_bar_polys
+    lines = [_block_roads(roads, classes, report)]
+    holes, bar_lines = _barrier_parts(barriers, crs, report)
+    lines += bar_lines
     water = shapely.union_all(np.concatenate(holes)) if holes and sum(map(len, holes)) else None
     study = shapely.difference(area, water) if water is not None else area
     shapely.prepare(study)
@@ -144,30 +117,7 @@ def delineate_blocks(
         town_codes = towns["town_code"].astype(str).to_numpy()
         lines.append(shapely.boundary(tg))
 
-    lines_arr = shapely.get_parts(np.concatenate([np.asarray(x, dtype=object) for x in lines]))
-    lines_arr = lines_arr[~shapely.is_empty(lines_arr)]
-    # Lines are not clipped: a clipped end computed on the ring may miss it by 1e-10 m and
-    # leave a dangle. Whole lines touching the area are noded with the ring instead, and
-    # the faces outside the study area are dropped after polygonising.
-    shapely.prepare(area)
-    touching = shapely.intersects(area, lines_arr)
-    # the original rings (not those of area - water: the overlay may move a vertex by 1e-9 m
-    # and unhook a street that ends on a bank)
-    rings = [shapely.get_parts(shapely.boundary(area))]
-    if holes and sum(map(len, holes)):
-        hp = np.concatenate(holes)
-        rings.append(shapely.get_parts(shapely.boundary(hp[shapely.intersects(area, hp)])))
-    cut = np.concatenate([lines_arr[touching]] + rings)
-    cut = cut[np.isin(shapely.get_type_id(cut), (1, 2))]
-    noded = shapely.union_all(cut)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
-    pts = shapely.point_on_surface(faces)
-    keep = shapely.contains(study, pts) & (shapely.area(faces) > 0)
-    faces = faces[keep]
-    report["faces"] = int(len(faces))
-    if len(faces) == 0:
-        raise LayerError("roads", "the roads, barriers and boundary enclose no block",
-                         fix="check that the roads lie inside the boundary and use the same CRS")
+    faces = _polygonise(lines, holes, area, study, report)
 
     # town of each face
     if town_codes is not None:
@@ -198,6 +148,78 @@ def delineate_blocks(
     report["validation"] = _validate_blocks(faces, study)
     out.attrs["geotijian"] = {"role": "blocks", "report": report}
     return out
+
+
+def _block_roads(roads: gpd.GeoDataFrame, classes: Sequence[str], report: dict) -> np.ndarray:
+    """The centre lines of the roads of ``classes`` (all roads when empty) that bound blocks."""
+    if len(classes):
+        if "highway" not in roads.columns:
+            raise LayerError("roads", "no 'highway' column to choose the block road classes from",
+                             fix="add a highway column (OSM classes) or pass road_classes=()")
+        rmask = _highway_mask(roads["highway"], classes)
+    else:
+        rmask = np.ones(len(roads), dtype=bool)
+    report["roads_in"] = int(len(roads))
+    report["roads_used"] = int(rmask.sum())
+    if not rmask.any():
+        raise LayerError("roads", f"no road of the classes {', '.join(classes)}",
+                         fix="check the highway column or widen road_classes")
+    return np.asarray(roads.geometry.values, dtype=object)[rmask]
+
+
+def _barrier_parts(barriers: Sequence[Any], crs: CRS, report: dict
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(water polygons, cutting lines) of the barrier layers, one array per layer."""
+    holes = []
+    lines = []
+    n_bar_lines = n_bar_polys = 0
+    for k, bar in enumerate(barriers):
+        g = _clean(_geoms_of(bar, f"barriers[{k}]", crs))
+        if len(g) == 0:
+            continue
+        g = shapely.get_parts(g)
+        tid = shapely.get_type_id(g)
+        poly = tid == 3
+        line = np.isin(tid, (1, 2))
+        holes.append(g[poly])
+        lines.append(g[line])
+        n_bar_polys += int(poly.sum())
+        n_bar_lines += int(line.sum())
+    report["barrier_lines"] = n_bar_lines
+    report["water_polygons"] = n_bar_polys
+    return holes, lines
+
+
+def _polygonise(lines: list, holes: list[np.ndarray], area: Any, study: Any, report: dict) -> np.ndarray:
+    """Faces of the cutting ``lines`` and the rings of ``area`` and the water inside ``study``.
+
+    Raises :class:`LayerError` when no face is left.
+    """
+    lines_arr = shapely.get_parts(np.concatenate([np.asarray(x, dtype=object) for x in lines]))
+    lines_arr = lines_arr[~shapely.is_empty(lines_arr)]
+    # Lines are not clipped: a clipped end computed on the ring may miss it by 1e-10 m and
+    # leave a dangle. Whole lines touching the area are noded with the ring instead, and
+    # the faces outside the study area are dropped after polygonising.
+    shapely.prepare(area)
+    touching = shapely.intersects(area, lines_arr)
+    # the original rings (not those of area - water: the overlay may move a vertex by 1e-9 m
+    # and unhook a street that ends on a bank)
+    rings = [shapely.get_parts(shapely.boundary(area))]
+    if holes and sum(map(len, holes)):
+        hp = np.concatenate(holes)
+        rings.append(shapely.get_parts(shapely.boundary(hp[shapely.intersects(area, hp)])))
+    cut = np.concatenate([lines_arr[touching]] + rings)
+    cut = cut[np.isin(shapely.get_type_id(cut), (1, 2))]
+    noded = shapely.union_all(cut)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    pts = shapely.point_on_surface(faces)
+    keep = shapely.contains(study, pts) & (shapely.area(faces) > 0)
+    faces = faces[keep]
+    report["faces"] = int(len(faces))
+    if len(faces) == 0:
+        raise LayerError("roads", "the roads, barriers and boundary enclose no block",
+                         fix="check that the roads lie inside the boundary and use the same CRS")
+    return faces
 
 
 def _town_of(faces: np.ndarray, tg: np.ndarray, codes: np.ndarray, report: dict) -> np.ndarray:

@@ -11,12 +11,14 @@ the range and to shorten unit boundaries (:mod:`.refine`); the table is made in
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.sparse.csgraph import connected_components
+from pyproj import CRS
+from scipy import sparse
 
 from .. import settings
 from ..errors import FeasibilityError, GeotijianWarning, LayerError
@@ -24,7 +26,7 @@ from .blocks import _town_of
 from .compounds import _num_column, assign_compounds
 from .geometry import _adjacency, _geoms_of, _metric_crs, _union_groups
 from .graph import _Graph
-from .grouping import _atom_label, _committee_messages, _connect_components
+from .grouping import _atom_committees, _town_plans
 from .merge import _merge_small
 from .refine import _refine, _repair
 from .split import _split
@@ -122,6 +124,53 @@ def delineate_units(
         raise ValueError(f"min_pop ({lo:g}) must be below max_pop ({hi:g})")
     gap_m = float(settings.unit_bridge_gap_m if gap_m is None else gap_m)
     crs = _metric_crs(blocks, "blocks")
+    cids, pop = _compound_population(compounds)
+    blocks, town_names = _blocks_in_towns(blocks.reset_index(drop=True), towns, crs, default_town_code)
+
+    bl, cp = assign_compounds(blocks, compounds.reset_index(drop=True), min_overlap_share=min_overlap_share)
+    at = _atoms(bl, cp, pop, gap_m)
+    na = len(at.w)
+    hh = _num_column(compounds, "households", cids, required=False)
+    atom_comm = np.full(na, "", dtype=object)
+    comm_names: dict[str, str] = {}
+    if committees is not None:
+        atom_comm, comm_names = _atom_committees(committees, at.geoms, at.blocks, crs)
+
+    # 1. feasibility, town by town, before any partitioning
+    plans, feas, blocking = _town_plans(at, cp, cids, atom_comm, comm_names, town_names, lo, hi,
+                                        by_committee=committees is not None)
+    feas = blocking + feas
+    if strict and blocking:
+        raise FeasibilityError(f"units cannot all hold {lo:,.0f}-{hi:,.0f} residents: " + "; ".join(blocking))
+
+    # 2. partition
+    labels_all, unit_town = _partition_all(plans, na, at.w, lo, hi, strict=strict)
+    if feas:
+        warnings.warn("units: " + "; ".join(feas), GeotijianWarning, stacklevel=2)
+
+    units = _unit_table(labels_all, np.array(unit_town, dtype=object), at.geoms, at.w, hh, at.cp_atom, atom_comm,
+                        cp, at.adj, lo, hi, town_names, comm_names, crs, at.ncomp)
+    # compound → unit
+    atom_uid = units.attrs.pop("_atom_uid")[labels_all]
+    comp_unit = pd.Series(atom_uid[at.cp_atom], index=cids, name="unit_id")
+    units.attrs["geotijian"] = {
+        "role": "units",
+        "feasibility": feas,
+        "compound_unit": IdMap(comp_unit.index, comp_unit.to_numpy()),
+        "block_unit": IdMap(bl["block_id"].astype(str), atom_uid[at.ginv]),
+        "range": [lo, hi],
+        "report": {**bl.attrs["geotijian"]["report"].get("compounds", {}), "atoms": int(na),
+                   "units": int(len(units))},
+    }
+    return units
+
+
+def _compound_population(compounds: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(``compound_id`` as str, ``population`` in persons) of ``compounds``, checked.
+
+    Raises :class:`LayerError` on a missing or duplicate ``compound_id`` or a missing or
+    negative population.
+    """
     cids = (compounds["compound_id"].astype(str).to_numpy() if "compound_id" in compounds.columns
             else None)
     if cids is None:
@@ -138,8 +187,12 @@ def delineate_units(
         raise LayerError("compounds", "missing population", feature=k, feature_id=cids[k],
                          count=int(np.isnan(pop).sum()),
                          fix="fill it, or estimate it with allocate_population(source='buildings' or 'raster')")
+    return cids, pop
 
-    blocks = blocks.reset_index(drop=True)
+
+def _blocks_in_towns(blocks: gpd.GeoDataFrame, towns: gpd.GeoDataFrame | None, crs: CRS,
+                     default_town_code: str) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+    """``blocks`` with a str ``town_code`` (from ``towns`` when they carry none) and the town names."""
     town_names: dict[str, str] = {}
     if towns is not None:
         _metric_crs(towns, "towns")
@@ -155,9 +208,27 @@ def delineate_units(
         else:
             blocks["town_code"] = default_town_code
     blocks["town_code"] = blocks["town_code"].astype(str)
+    return blocks, town_names
 
-    bl, cp = assign_compounds(blocks, compounds.reset_index(drop=True), min_overlap_share=min_overlap_share)
-    # atoms = block groups
+
+class _Atoms(NamedTuple):
+    """The atoms of every partition (block groups) and their measures, one row per atom."""
+
+    ginv: np.ndarray     #: atom of each block (row of ``bl``)
+    geoms: np.ndarray    #: union of the atom's blocks
+    town: np.ndarray     #: town code (str)
+    cp_atom: np.ndarray  #: atom of each compound (row of ``cp``)
+    w: np.ndarray        #: residents (persons)
+    ncomp: np.ndarray    #: compounds
+    area: np.ndarray     #: m², rounded to mm²
+    perim: np.ndarray    #: m, rounded to mm
+    xy: np.ndarray       #: centroid (m, rounded to mm), shape (n, 2)
+    adj: sparse.csr_matrix  #: shared edge lengths (m; links across a gap within the town)
+    blocks: np.ndarray   #: the atom's block ids, comma-separated
+
+
+def _atoms(bl: gpd.GeoDataFrame, cp: gpd.GeoDataFrame, pop: np.ndarray, gap_m: float) -> _Atoms:
+    """Atoms of the blocks and compounds of :func:`assign_compounds` (``pop``: persons per compound)."""
     gids, ginv = np.unique(bl["group_id"].to_numpy(), return_inverse=True)
     bgeoms = np.asarray(bl.geometry.values, dtype=object)
     _, ageoms = _union_groups(bgeoms, ginv)
@@ -166,7 +237,6 @@ def delineate_units(
     cp_atom = np.searchsorted(gids, cp["group_id"].to_numpy())
     w = np.bincount(cp_atom, weights=pop, minlength=na)
     ncomp = np.bincount(cp_atom, minlength=na)
-    hh = _num_column(compounds, "households", cids, required=False)
     # quantised (mm, mm²) so that the same input in another row order or vertex order gives
     # bit-identical scores, hence identical units
     area = np.round(shapely.area(ageoms), 3)
@@ -176,96 +246,16 @@ def delineate_units(
     adj = _adjacency(ageoms, gap_m=gap_m, group=atom_town)
     adj.data = np.round(adj.data, 3)
     atom_blocks = pd.Series(bl["block_id"].to_numpy()).groupby(ginv).agg(lambda s: ",".join(sorted(s))).to_numpy()
+    return _Atoms(ginv, ageoms, atom_town, cp_atom, w, ncomp, area, perim, xy, adj, atom_blocks)
 
-    # committee of each atom
-    atom_comm = np.full(na, "", dtype=object)
-    comm_names: dict[str, str] = {}
-    if committees is not None:
-        _metric_crs(committees, "committees")
-        if "committee_id" not in committees.columns:
-            raise LayerError("committees", "no 'committee_id' column",
-                             fix="read the layer with read_layer(..., 'committees')")
-        cg = _geoms_of(committees, "committees", crs)
-        ccode = committees["committee_id"].astype(str).to_numpy()
-        cnm = committees["name"].astype(str).to_numpy() if "name" in committees.columns else ccode
-        comm_names = dict(zip(ccode, cnm))
-        ctree = shapely.STRtree(cg)
-        ai, ci = ctree.query(ageoms, predicate="intersects")
-        ov = np.round(shapely.area(shapely.intersection(ageoms[ai], cg[ci])), 1)
-        d = pd.DataFrame({"a": ai, "c": ci, "ov": ov, "code": ccode[ci]})
-        # ties (a block group shared half and half) go to the lowest committee code
-        d = d[d["ov"] > 0].sort_values(["a", "ov", "code"], ascending=[True, False, True]).drop_duplicates("a")
-        atom_comm[d["a"].to_numpy()] = ccode[d["c"].to_numpy()]
-        miss = np.flatnonzero(atom_comm == "")
-        if len(miss):
-            near_a, near_c = ctree.query_nearest(ageoms[miss], return_distance=False)
-            first = pd.Series(near_c).groupby(near_a).first()
-            atom_comm[miss[first.index.to_numpy()]] = ccode[first.to_numpy()]
-            shown = [f"{_atom_label(atom_blocks[a])} → {atom_comm[a]}" for a in miss[:3]]
-            warnings.warn(f"committees: {len(miss)} block group(s) lie under no committee polygon (a gap between "
-                          f"the committees) and were given the nearest committee (first: {'; '.join(shown)}). "
-                          "Fix: extend the committee polygons to cover the study area", GeotijianWarning,
-                          stacklevel=2)
-        empty = np.setdiff1d(ccode, atom_comm.astype(str))
-        if len(empty):
-            shown = ", ".join(f"{c} {comm_names.get(c, '')}".strip() for c in empty[:5])
-            warnings.warn(f"committees: {len(empty)} committee(s) hold no block group and appear in no unit "
-                          f"(first: {shown}): "
-                          "a neighbour covers them, or they are smaller than the blocks around them. Their "
-                          "residents are counted in the units of the committees around them", GeotijianWarning,
-                          stacklevel=2)
-    elif "committee_id" in cp.columns:
-        # committees column of the output still lists the compounds' committees
-        pass
 
-    # 1. feasibility, town by town, before any partitioning
-    feas: list[str] = []
-    blocking: list[str] = []
-    plans = []
-    for town in sorted(set(atom_town.tolist())):
-        idx = np.flatnonzero(atom_town == town)
-        tname = town_names.get(town, town)
-        sub = adj[idx][:, idx]
-        W = float(w[idx].sum())
-        land = sub.copy()
-        land.data = np.where(land.data > 0.01, land.data, 0.0)
-        land.eliminate_zeros()
-        # connect the town's components (islands) with nearest-neighbour links
-        sub, notes = _connect_components(sub, ageoms[idx], w[idx], xy[idx], atom_blocks[idx], tname, lo)
-        feas += notes
-        g = _Graph(sub, w[idx], area[idx], perim[idx], xy[idx])
-        if W < lo:
-            blocking.append(f"town {tname} has {W:,.0f} residents in all, below the unit floor of "
-                            f"{lo:,.0f}: it is one flagged unit")
-        for h in np.flatnonzero(w[idx] > hi):
-            a = idx[h]
-            if ncomp[a] == 1:
-                k = int(np.flatnonzero(cp_atom == a)[0])
-                nm = str(cp["name"].iloc[k]) if "name" in cp.columns else ""
-                blocking.append(f"compound {cids[k]}{' ' + nm if nm and nm != 'nan' else ''} alone has "
-                                f"{w[a]:,.0f} residents, above the ceiling of {hi:,.0f}; compounds are never "
-                                "split, so its unit is flagged")
-            else:
-                blocking.append(f"{_atom_label(atom_blocks[a])} in town {tname} holds {w[a]:,.0f} residents "
-                                f"in {ncomp[a]} compounds and no road of the chosen classes divides it: its "
-                                "unit is flagged")
-        if committees is not None:
-            comm_local = atom_comm[idx]
-            _, init = np.unique(comm_local, return_inverse=True)
-            n_note, n_block = _committee_messages(g, land, init, comm_local, comm_names, tname, lo)
-            feas += n_note
-            blocking += n_block
-        else:
-            # water, rail and the boundary are primary unit edges: each land component of
-            # the town is grouped on its own; components under the floor join a neighbour
-            # across the gap (the bridge / nearest-block links) in the merge step
-            _, init = connected_components(land, directed=False)
-        plans.append((town, idx, g, init, W))
-    feas = blocking + feas
-    if strict and blocking:
-        raise FeasibilityError(f"units cannot all hold {lo:,.0f}-{hi:,.0f} residents: " + "; ".join(blocking))
+def _partition_all(plans: list, na: int, w: np.ndarray, lo: float, hi: float, *, strict: bool
+                   ) -> tuple[np.ndarray, list[str]]:
+    """(unit label of each atom, town of each unit): every town of ``plans`` partitioned.
 
-    # 2. partition
+    A town under the floor is one unit. With ``strict``, raises :class:`FeasibilityError`
+    when some unit is still out of range.
+    """
     labels_all = np.full(na, -1)
     unit_town = []
     offset = 0
@@ -280,21 +270,4 @@ def delineate_units(
         raise FeasibilityError(f"units cannot all hold {lo:,.0f}-{hi:,.0f} residents: the blocks are too "
                                f"coarse to group {int(((pw < lo) | (pw > hi)).sum())} unit(s) in range; "
                                "add a finer road class (road_classes) or check the committees")
-    if feas:
-        warnings.warn("units: " + "; ".join(feas), GeotijianWarning, stacklevel=2)
-
-    units = _unit_table(labels_all, np.array(unit_town, dtype=object), ageoms, w, hh, cp_atom, atom_comm,
-                        cp, adj, lo, hi, town_names, comm_names, crs, ncomp)
-    # compound → unit
-    atom_uid = units.attrs.pop("_atom_uid")[labels_all]
-    comp_unit = pd.Series(atom_uid[cp_atom], index=cids, name="unit_id")
-    units.attrs["geotijian"] = {
-        "role": "units",
-        "feasibility": feas,
-        "compound_unit": IdMap(comp_unit.index, comp_unit.to_numpy()),
-        "block_unit": IdMap(bl["block_id"].astype(str), atom_uid[ginv]),
-        "range": [lo, hi],
-        "report": {**bl.attrs["geotijian"]["report"].get("compounds", {}), "atoms": int(na),
-                   "units": int(len(units))},
-    }
-    return units
+    return labels_all, unit_town
