@@ -49,13 +49,14 @@ Where each step lives:
                           check; dense blocks refined; the momepy reference
 ``compounds.py``          compounds on blocks, the never-split rule (block groups),
                           overshoots and pieces across a town boundary
-``grouping.py``           the starting groups: committees (or land components), islands
-                          joined across water or rail, committees that cannot be in range
+``grouping.py``           the starting groups: the committee of each atom (or land
+                          components), islands joined across water or rail, feasibility
+                          town by town (committees, compounds, towns that cannot be in range)
 ``split.py``              groups above the ceiling split (recursive balanced bisection)
 ``merge.py``              groups under the floor merged (most compact union)
 ``refine.py``             boundary moves: range repair, compactness refinement
 ``graph.py``              the atom graph and the set measures the steps share
-``delineate.py``          :func:`delineate_units`: atoms, feasibility, partition per town
+``delineate.py``          :func:`delineate_units`: input checks, atoms, partition per town
 ``table.py``              the units table, flags and reasons, ``IdMap``, range compliance
 ``build.py``              :func:`build_units`: the whole chain in one call
 ``geometry.py``           CRS checks, shared-edge adjacency, unions, compactness, order

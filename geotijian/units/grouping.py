@@ -1,10 +1,12 @@
 """The starting groups of a town's atoms and what stands in their way.
 
 With committees, each atom (block group) goes to the residents' committee (居委会)
-covering most of it; without, each land component of the town (between water, rail and
-the boundary) is a group. A town's pieces cut off by water or rail are joined to the
-nearest atoms across the gap (:func:`_connect_components`), and committees under the floor
-with no neighbour are reported in domain terms (:func:`_committee_messages`).
+covering most of it (:func:`_atom_committees`); without, each land component of the town
+(between water, rail and the boundary) is a group. A town's pieces cut off by water or rail
+are joined to the nearest atoms across the gap (:func:`_connect_components`), and committees
+under the floor with no neighbour are reported in domain terms (:func:`_committee_messages`).
+:func:`_town_plans` does this town by town and states, before any partitioning, every unit
+that cannot be in range.
 """
 
 from __future__ import annotations
