@@ -24,7 +24,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from .. import settings
-from ..errors import GeotijianWarning, LayerError, RepairWarning
+from ..errors import GeotijianWarning, InputWarning, LayerError, RepairWarning
 from .compounds import assign_compounds
 from .geometry import (
     _clean,
@@ -89,6 +89,8 @@ def delineate_blocks(
         road of the chosen classes, an empty boundary, or no block at all.
     """
     crs = _metric_crs(roads, "roads")
+    if isinstance(road_classes, str):  # one class, not its letters
+        road_classes = (road_classes,)
     classes = settings.block_road_classes if road_classes is None else tuple(road_classes)
     sliver = settings.sliver_area_m2 if sliver_area_m2 is None else float(sliver_area_m2)
     report: dict[str, Any] = {"road_classes": list(classes), "sliver_area_m2": sliver}
@@ -100,7 +102,7 @@ def delineate_blocks(
                          fix="give the study boundary as polygons")
     area = shapely.union_all(bgeoms)
 
-    lines = [_block_roads(roads, classes, report)]
+    lines = [_block_roads(roads, classes, report, named=road_classes is not None)]
     holes, bar_lines = _barrier_parts(barriers, crs, report)
     lines += bar_lines
     water = shapely.union_all(np.concatenate(holes)) if holes and sum(map(len, holes)) else None
@@ -150,13 +152,22 @@ def delineate_blocks(
     return out
 
 
-def _block_roads(roads: gpd.GeoDataFrame, classes: Sequence[str], report: dict) -> np.ndarray:
-    """The centre lines of the roads of ``classes`` (all roads when empty) that bound blocks."""
+def _block_roads(roads: gpd.GeoDataFrame, classes: Sequence[str], report: dict, *,
+                 named: bool = False) -> np.ndarray:
+    """The centre lines of the roads of ``classes`` (all roads when empty) that bound blocks;
+    ``named``: the classes were asked for by name (a class no road has is warned about)."""
     if len(classes):
         if "highway" not in roads.columns:
             raise LayerError("roads", "no 'highway' column to choose the block road classes from",
                              fix="add a highway column (OSM classes) or pass road_classes=()")
         rmask = _highway_mask(roads["highway"], classes)
+        if named:  # a class asked for by name that no road has: a typo?
+            present = set(pd.Series(roads["highway"].to_numpy()).explode().dropna().astype(str).str.strip())
+            absent = [c for c in classes if c not in present]
+            if absent and rmask.any():
+                warnings.warn(f"road_classes: no road has highway = {', '.join(map(repr, absent))}; blocks "
+                              f"are bounded by the other classes only (classes in the roads: "
+                              f"{', '.join(sorted(present)[:15])})", InputWarning, stacklevel=3)
     else:
         rmask = np.ones(len(roads), dtype=bool)
     report["roads_in"] = int(len(roads))
