@@ -110,6 +110,10 @@ ROLES: dict[str, RoleSpec] = {
         RoleSpec("complaints", _POINT, "complaint_id", "H", ("category",),
                  {"category": "str", "date": "str", "text": "str"},
                  description="12345 热线投诉 hotline complaints"),
+        RoleSpec("sites", _POINT + _POLY, "site_id", "S", (),
+                 {"name": "str", "capacity": "num", "types": "str", "area_m2": "num"},
+                 ("capacity", "area_m2"),
+                 "备选用地 candidate sites for new facilities (available land, public parcels)"),
     ]
 }
 
