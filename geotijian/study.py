@@ -567,8 +567,9 @@ def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
 def _plan_step(cfg: StudyConfig, data: StudyData, fcat: pd.DataFrame, entrances: Any,
                timings: dict) -> None:
     """更新片区, facility siting and the project library (``[plan]``), into ``data``."""
-    result = plan_study(data, options=cfg.plan, catalogue=fcat, entrances=entrances,
-                        district_name=cfg.name)
+    b = data.boundary
+    name = str(b["name"].iloc[0]) if b is not None and "name" in b.columns and len(b) == 1 else cfg.name
+    result = plan_study(data, options=cfg.plan, catalogue=fcat, entrances=entrances, district_name=name)
     data.meta["plan"] = result
     for t, r in result.siting.items():  # solver times go with the other timings
         for k in ("matrix_s", "solve_s"):

@@ -16,9 +16,10 @@ do the work that matters here, and on the Jiading-scale kindergarten model (11,5
 Exact reductions (each keeps every optimal value; tested against the unreduced model):
 
 * **duplicate columns**: candidates covering the same demand set (common along one
-  street) keep one, the lowest index (and, with capacities, the largest capacity first);
-* **dominated columns**: a candidate whose demand set is inside another's, with no more
-  capacity, is never needed: any solution using it does as well with the other;
+  street) keep one, the lowest index;
+* **dominated columns**: a candidate whose demand set is inside another's is never
+  needed: any solution using it does as well with the other. (Both column reductions
+  are skipped with capacities: two sites with one demand set serve twice the demand.)
 * **identical rows**: demand rows with the same candidate set become one row whose
   weight (and demand) is the sum;
 * **dominated rows** (LSCP without capacity only): a row whose set contains another
@@ -172,27 +173,24 @@ def reduce_model(cover: sp.csr_matrix, weight: np.ndarray, *, demand: np.ndarray
     cap = None if capacity is None else np.asarray(capacity, float)[cols]
     stats["rows_without_candidate"] = int(n_rows - len(rows))
     stats["columns_without_demand"] = int(n_cols - len(cols))
-    # duplicate columns (largest capacity first)
     C = B.tocsc()
-    _, keep = _duplicate_groups(C, None if cap is None else -cap)
-    C = C[:, keep]
-    cols = cols[keep]
-    cap = None if cap is None else cap[keep]
-    stats["columns_after_duplicates"] = int(C.shape[1])
-    # dominated columns: S_j inside S_k (and cap_j <= cap_k)
-    Ci = C.astype(np.int32)
-    O = (Ci.T @ Ci).tocoo()
-    size = np.diff(C.indptr)
-    j, k, v = O.row, O.col, O.data
-    dom = (j != k) & (v == size[j]) & (size[k] > size[j])
-    if cap is not None:
-        dom &= cap[k] >= cap[j]
-    gone = np.unique(j[dom])
-    keep = np.ones(C.shape[1], bool)
-    keep[gone] = False
-    C = C[:, keep]
-    cols = cols[keep]
-    cap = None if cap is None else cap[keep]
+    if cap is None:  # (with capacities two sites of one demand set serve twice the demand)
+        # duplicate columns: the lowest index of each demand set
+        _, keep = _duplicate_groups(C)
+        C = C[:, keep]
+        cols = cols[keep]
+        stats["columns_after_duplicates"] = int(C.shape[1])
+        # dominated columns: S_j strictly inside S_k
+        Ci = C.astype(np.int32)
+        O = (Ci.T @ Ci).tocoo()
+        size = np.diff(C.indptr)
+        j, k, v = O.row, O.col, O.data
+        dom = (j != k) & (v == size[j]) & (size[k] > size[j])
+        keep = np.ones(C.shape[1], bool)
+        keep[np.unique(j[dom])] = False
+        C = C[:, keep]
+        cols = cols[keep]
+    stats["columns_after_duplicates"] = stats.get("columns_after_duplicates", int(C.shape[1]))
     stats["columns_after_dominance"] = int(C.shape[1])
     # identical rows
     R = C.tocsr()

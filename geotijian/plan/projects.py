@@ -74,7 +74,9 @@ def project_rules(overrides: Any = None) -> pd.DataFrame:
     ----------
     overrides : DataFrame, list of dict, or CSV path
         Rows with a ``pattern`` replace the packaged row of the same pattern (only the
-        fields given) or are added (``order`` default 5: before the packaged rows).
+        fields given) or are added before the packaged rows (``order`` 5), their empty
+        fields taken from the packaged rule their pattern matches as a code (so
+        ``pattern = cov_kindergarten, lead_department = 镇教委`` changes only the department).
 
     Raises
     ------
@@ -102,11 +104,17 @@ def project_rules(overrides: Any = None) -> pd.DataFrame:
         if unknown:
             raise ConfigError(f"plan.projects.rules.{unknown[0]}", "unknown column",
                               f"use {', '.join(RULE_COLUMNS)}")
+        packaged = t.copy()
+        packaged["order"] = packaged["order"].astype(float)
+        packaged = packaged.sort_values(["order", "pattern"], kind="stable").reset_index(drop=True)
         t = t.set_index("pattern")
         for rec in ov.to_dict("records"):
             pat = str(rec.pop("pattern"))
             if pat not in t.index:
-                t.loc[pat] = ""
+                # a new pattern: fields it leaves empty come from the packaged rule that
+                # its text matches as an indicator code (cov_kindergarten → the schools rule)
+                base = _rule_of(pd.Series([pat]), packaged)[0]
+                t.loc[pat] = packaged.iloc[base].drop("pattern").astype(str) if base >= 0 else ""
                 t.at[pat, "order"] = "5"
             for k, v in rec.items():
                 if str(v) != "":

@@ -81,7 +81,8 @@ class SitingResult:
         to it: each to its nearest new site, so the column sums to the total),
         ``homes_covered``, ``residents_in_reach`` (all uncovered residents within the
         walking distance, shared with other sites), ``capacity`` and ``demand_served``
-        (persons of demand, capacitated runs).
+        (persons of demand, capacitated runs). A site the solver opened that serves nobody
+        is left out (coverage unchanged; counted in ``summary["sites_unused_dropped"]``).
     candidates : GeoDataFrame
         Every candidate considered (:data:`CANDIDATE_COLUMNS`): uncovered homes and
         residents in reach, ``in_model`` (kept by the exact reductions), ``chosen``.
@@ -469,12 +470,17 @@ def site_facilities(
     chosen = model.columns[sol.chosen]
     sites, assign, cand_out = _results(A, cand, caps, chosen, sol, model, facility_type, name_zh,
                                        home_ids[di], unit[di], w, dem, units, network.crs)
+    unused = int(len(chosen) - len(sites))
+    if unused and objective == "lscp":  # fewer sites, same coverage: a better answer, re-scored
+        sol.objective = float(len(sites))
+        if np.isfinite(sol.bound) and sol.objective > 0:
+            sol.gap = max(0.0, (sol.objective - sol.bound) / sol.objective)
     new = float(assign["residents"].sum()) if len(assign) else 0.0
     summary.update({
         "unreachable_homes": int(gone.sum()), "residents_unreachable": float(w[gone].sum()),
         "candidates": int(len(cand)), "candidate_source": str(cand["source"].iloc[0]) if len(cand) else "",
         **{f"model_{k}": v for k, v in model.stats.items()},
-        "sites": int(len(sites)), "residents_covered_new": new,
+        "sites": int(len(sites)), "sites_unused_dropped": unused, "residents_covered_new": new,
         "residents_uncovered_after": float(w.sum() - new),
         "share_covered_before": float(pop[~need].sum() / pop.sum()) if pop.sum() > 0 else float("nan"),
         "share_covered_after": float((pop[~need].sum() + new) / pop.sum()) if pop.sum() > 0 else float("nan"),
@@ -489,7 +495,7 @@ def site_facilities(
 
 def _empty_summary(summary: dict, total: float) -> dict:
     return {"unreachable_homes": 0, "residents_unreachable": 0.0, "candidates": 0,
-            "candidate_source": "", "sites": 0, "residents_covered_new": 0.0,
+            "candidate_source": "", "sites": 0, "sites_unused_dropped": 0, "residents_covered_new": 0.0,
             "residents_uncovered_after": 0.0,
             "share_covered_before": 1.0 if summary["residents"] > 0 else float("nan"),
             "share_covered_after": 1.0 if summary["residents"] > 0 else float("nan"),
@@ -554,6 +560,13 @@ def _results(A: csr_matrix, cand: gpd.GeoDataFrame, caps, chosen: np.ndarray, so
         d = np.asarray(Ad[r, c]).ravel()
         o = np.lexsort((c, r))
         r, c, frac, d = r[o], c[o], frac[o], d[o]
+    # a chosen site serving nobody (every home it reaches is nearer another chosen site,
+    # or a time-limited answer opened it for nothing) is left out: coverage is unchanged
+    used = np.unique(c)
+    if len(used) < len(chosen):
+        renum = np.full(len(chosen), -1, np.int64)
+        renum[used] = np.arange(len(used))
+        chosen, c = chosen[used], renum[c]
     served = w[r] * frac
     covered_by = np.bincount(c, weights=served, minlength=len(chosen))
     homes_by = np.bincount(c, minlength=len(chosen))

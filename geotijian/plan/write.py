@@ -53,18 +53,41 @@ HEADERS_ZH = {
     "gap": "最优性差距", "status": "求解状态", "solver": "求解器", "time_limit_s": "时间上限(秒)",
     "mip_rel_gap": "允许相对差距", "nodes": "分支节点数", "greedy_objective": "贪心解目标值(对照)",
     "matrix_s": "距离矩阵耗时(秒)", "solve_s": "求解耗时(秒)", "total_s": "总耗时(秒)",
+    "model_rows_in": "模型需求行(未覆盖小区)", "model_columns_in": "模型候选列(候选点)",
+    "model_pairs_in": "步行范围内小区-候选点对", "model_rows_without_candidate": "无候选点的需求行",
+    "model_columns_without_demand": "无需求的候选列", "model_columns_after_duplicates": "去重后候选列",
+    "model_columns_after_dominance": "去除被支配候选后候选列", "model_rows_after_merge": "合并相同需求后行数",
+    "model_rows_after_dominance": "去除被支配需求后行数(LSCP)", "model_pairs_model": "模型非零元",
+    "x": "X坐标(米)", "y": "Y坐标(米)", "sites_unused_dropped": "求解器开设但无服务对象的点位(已剔除)",
 }
+#: Columns shown (and printed) on each sheet, in order; the others follow, hidden (they
+#: stay in the workbook for filtering, and in the CSV files and the GeoPackage).
+VISIBLE = {
+    "projects": ["priority_rank", "project_name", "project_type", "problem_class", "priority", "area_name",
+                 "renewal_area_id", "affected_population", "lead_department", "partners", "content",
+                 "path", "timing"],
+    "annual_plan": ["seq", "project_name", "project_type", "priority", "area_name", "renewal_area_id",
+                    "affected_population", "lead_department", "partners", "content", "end_year", "path"],
+    "renewal_areas": ["area_id", "name", "towns", "unit_count", "population", "area_ha", "score",
+                      "problems_by_class", "main_problems", "reason"],
+    "renewal_scores": ["unit_id", "population", "problems", "dissatisfaction", "complaints", "old_compounds",
+                       "score", "problem_count", "gi_z", "gi_p", "selected", "area_id", "reason"],
+    "new_sites": ["site_id", "facility_name_zh", "candidate_id", "source", "name", "unit_id",
+                  "residents_covered", "homes_covered", "residents_in_reach", "capacity", "demand_served",
+                  "x", "y"],
+}
+_WIDTH = {"content": 42, "reason": 48, "main_problems": 30, "timing": 16, "path": 16, "partners": 14,
+          "project_name": 24, "problems_by_class": 18, "area_name": 14, "lead_department": 12,
+          "solver": 28}
 SHEETS_ZH = {"projects": "更新项目储备库", "annual_plan": "年度实施计划", "renewal_areas": "更新片区",
              "renewal_scores": "片区评分", "new_sites": "新增设施选址", "siting": "选址求解说明"}
 _LEVEL_ZH = {"unit": "社区体检单元", "town": "街镇", "district": "区"}
 _STATUS_ZH = {"optimal": "最优(差距内)", "time_limit": "达到时间上限", "greedy": "贪心解(非最优)",
               "empty": "无需选址", "infeasible": "不可行"}
-_WRAP = {"content", "reason", "main_problems", "timing", "path", "problem_ids", "site_ids", "solver",
-         "partners", "project_name", "units"}
 _SITING_ORDER = ["facility_type", "facility_name_zh", "objective", "p", "walk_distance_m", "capacity",
                  "demand_share", "homes", "residents", "existing_facilities", "residents_covered_existing",
                  "demand_homes", "residents_uncovered", "unreachable_homes", "residents_unreachable",
-                 "candidates", "candidate_source", "sites", "residents_covered_new",
+                 "candidates", "candidate_source", "sites", "sites_unused_dropped", "residents_covered_new",
                  "residents_uncovered_after", "share_covered_before", "share_covered_after",
                  "objective_value", "bound", "gap", "status", "solver", "time_limit_s", "mip_rel_gap",
                  "nodes", "greedy_objective"]
@@ -112,10 +135,21 @@ def _display(key: str, d: pd.DataFrame) -> pd.DataFrame:
         d["objective"] = d["objective"].str.upper()
     if "selected" in d.columns:
         d["selected"] = d["selected"].map({True: "是", False: ""})
-    if "source" in d.columns:
-        d["source"] = d["source"].map({"network_node": "路网节点", "sites_layer": "备选用地"}).fillna(d["source"])
+    for col in ("source", "candidate_source"):
+        if col in d.columns:
+            d[col] = d[col].map({"network_node": "路网节点", "sites_layer": "备选用地"}).fillna(d[col])
     if key == "siting":
+        for col in ("share_covered_before", "share_covered_after", "gap"):
+            if col in d.columns:
+                d[col] = pd.to_numeric(d[col], errors="coerce").map(
+                    lambda v: "" if not np.isfinite(v) else f"{v:.2%}" if col == "gap" else f"{v:.1%}")
+        for col in ("objective_value", "bound", "greedy_objective"):
+            if col in d.columns:
+                d[col] = pd.to_numeric(d[col], errors="coerce").round(1)
         return _transpose_siting(d)
+    vis = VISIBLE.get(key)
+    if vis:
+        d = d[[c for c in vis if c in d.columns] + [c for c in d.columns if c not in vis]]
     return d
 
 
@@ -126,6 +160,29 @@ def _transpose_siting(d: pd.DataFrame) -> pd.DataFrame:
     t.insert(0, "项目", t.index)
     t.columns.name = None
     return t.reset_index(drop=True)
+
+
+def _text_width(text: str) -> int:
+    """Display width in Latin characters (a CJK character counts two)."""
+    return sum(2 if ord(ch) > 0x7F else 1 for ch in text)  # (CJK fonts draw — and “” wide too)
+
+
+def _row_heights(ws, d: pd.DataFrame, cols: list[str]) -> None:
+    """Row heights for the wrapped texts (spreadsheet programs do not grow rows that a
+    file gives no height; 15 points per line of 11-point text)."""
+    from openpyxl.utils import get_column_letter
+
+    widths = [max(ws.column_dimensions[get_column_letter(j)].width or 8, 4) for j in range(1, len(cols) + 1)]
+    hidden = [bool(ws.column_dimensions[get_column_letter(j)].hidden) for j in range(1, len(cols) + 1)]
+    head = max(-(-_text_width(str(HEADERS_ZH.get(c, c))) // int(w)) for c, w in zip(cols, widths))
+    ws.row_dimensions[1].height = 15 * max(1, head)
+    for i, row in enumerate(d.itertuples(index=False), start=2):
+        lines = 1
+        for v, w, h in zip(row, widths, hidden):
+            if h or v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            lines = max(lines, -(-_text_width(str(v)) // max(int(w) - 1, 1)))
+        ws.row_dimensions[i].height = 15 * min(lines, 12)
 
 
 def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "project_library.xlsx",
@@ -155,14 +212,18 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
             c.font = Font(bold=True)
             c.fill = head_fill
             c.alignment = Alignment(vertical="center", horizontal="center", wrap_text=True)
+        vis = VISIBLE.get(key)
         for j, col in enumerate(cols, start=1):
             texts = [str(HEADERS_ZH.get(col, col))] + [str(x) for x in d.iloc[:200, j - 1].tolist()]
             width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
-            cap = 48 if col in _WRAP or key == "siting" else 24
-            ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 6), cap)
-            if col in _WRAP or key == "siting":
-                for cell in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                    cell[0].alignment = Alignment(wrap_text=True, vertical="top")
+            cap = _WIDTH.get(col, 30 if key == "siting" else 12)
+            dim = ws.column_dimensions[get_column_letter(j)]
+            dim.width = min(max(width + 1, 5), cap)
+            if vis is not None and col not in vis:
+                dim.hidden = True
+            for cell in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                cell[0].alignment = Alignment(wrap_text=True, vertical="top")
+        _row_heights(ws, d, cols)
         ws.freeze_panes = "B2" if key == "siting" else "A2"
         if len(d):
             ws.auto_filter.ref = ws.dimensions
