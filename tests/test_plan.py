@@ -475,3 +475,37 @@ def test_project_rules_override_and_errors(tmp_path):
         project_rules([{"pattern": "x_*", "project_types": "工程", "engineering": "t"}])
     with pytest.raises(ConfigError, match="no content template"):
         project_rules([{"pattern": "x_*", "project_types": "工程类"}])  # the catch-all has no 工程类 text
+
+
+# ----------------------------------------------------------------------------- map layers
+@pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
+def test_plan_layers_on_the_problem_map():
+    from geotijian.model import StudyData
+    from geotijian.report import add_plan_layers, problem_map, render_problem_map
+
+    units, boundary = _units()
+    probs = _problems(units)
+    areas = renewal_areas(units, probs, boundary=boundary).areas
+    sites = gpd.GeoDataFrame({"site_id": ["kindergarten-01", "kindergarten-02"], "facility_type": "kindergarten",
+                              "facility_name_zh": "幼儿园", "candidate_id": ["N1", "N2"],
+                              "unit_id": units["unit_id"].iloc[:2].to_numpy(), "residents_covered": [1200.0, 800.0],
+                              "homes_covered": [3, 2], "residents_in_reach": [1500.0, 900.0]},
+                             geometry=[shapely.Point(X0 + 250, Y0 + 250), shapely.box(X0 + 600, Y0 + 100,
+                                                                                      X0 + 700, Y0 + 200)], crs=CRS)
+
+    def build():
+        study = StudyData(name="t", boundary=boundary, units=units.assign(area_ha=25.0), renewal_areas=areas,
+                          new_sites=sites, projects=None)
+        m = problem_map(study)
+        add_plan_layers(m, study)
+        return render_problem_map(m)
+
+    html = build()
+    assert html == build(), "the map HTML must be identical run to run"
+    import json
+
+    assert json.dumps(f"更新片区 ({len(areas)})") in html       # (layer names: JSON-escaped)
+    assert json.dumps("新增设施选址: 幼儿园 (2)") in html
+    assert "kindergarten-01" in html and "更新规划" in html
+    # the layer control is created after the layers it lists
+    assert html.rindex("L.control.layers") > html.rindex("kindergarten-02")

@@ -118,6 +118,25 @@ def test_rerun_gives_identical_files(sample_run, tmp_path):
         assert p.read_bytes() == second[rel].read_bytes(), f"{rel} differs between two runs"
 
 
+def test_sample_study_renewal_plan(sample_run):
+    """The sample's [plan]: areas, sites, every problem in the project library, outputs."""
+    out, d = sample_run.out_dir, sample_run.data
+    plan = d.meta["plan"]
+    for name in ("project_library.xlsx", "projects.csv", "annual_plan.csv", "renewal_areas.csv", "new_sites.csv",
+                 "siting.csv"):
+        assert (out / name).is_file(), name
+    layers = set(pyogrio.list_layers(out / "sample.gpkg")[:, 0])
+    assert {"renewal_areas", "new_sites", "candidate_sites", "projects"} <= layers
+    assert set(d.problems["problem_id"]) == set(d.projects["problem_id"])
+    assert len(d.renewal_areas) >= 1 and d.renewal_areas["population"].between(5000, 50000).all()
+    for r in plan.siting.values():
+        assert r.summary["status"] == "optimal" and r.summary["gap"] <= r.summary["mip_rel_gap"]
+        assert len(r.sites) <= r.summary["p"]
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["plan"]["siting"][0]["solver"].startswith("HiGHS") and "plan" in run["timings_s"]
+    assert "renewal areas:" in sample_run.summary() and "projects:" in sample_run.summary()
+
+
 def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path):
     import geotijian.study as study_mod
 

@@ -33,10 +33,12 @@ from ..network import SnapResult, WalkNetwork
 
 __all__ = ["bounded_distance_matrix", "DEFAULT_TILE_M"]
 
-DEFAULT_TILE_M = 400.0
+DEFAULT_TILE_M = 1000.0
 """Side (metres) of the source tiles: small enough that a window stays a few thousand
-nodes, large enough that the per-tile overhead is shared by tens of sources (measured on
-the Jiading-scale sample; any value gives the same distances)."""
+nodes, large enough that the per-tile overhead is shared by tens of sources. On the
+Jiading-scale kindergarten case (22,710 homes, 290,000 nodes) the matrix took 7.9 s of
+CPU with 300 m tiles, 3.9 s with 600 m, 2.7 s with 1,000 m and 2.5-2.75 s up to 2,500 m;
+any value gives the same distances."""
 
 _MARGIN_M = 1.0  # windows are grown by this too (node coordinates on a 1 mm grid)
 
@@ -242,5 +244,11 @@ def bounded_distance_matrix(network: WalkNetwork, sources: SnapResult, limit: fl
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     v = np.concatenate(vals) if vals else np.zeros(0)
-    r, c, v = _min_entries(r, c, v, shape[1])
+    if targets is None:
+        # node columns: each source lies in one tile, whose pairs come row by row with the
+        # columns ascending; a stable sort by row gives the CSR order (no duplicates)
+        o = np.argsort(r, kind="stable")
+        r, c, v = r[o], c[o], v[o]
+    else:  # several access points of one candidate, and the same-edge pairs: the minimum
+        r, c, v = _min_entries(r, c, v, shape[1])
     return _csr_rows(r, c, np.maximum(v, ZERO_DISTANCE_M), shape)
