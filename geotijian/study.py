@@ -326,7 +326,7 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
     if output is not None:
         cfg.output = Path(output).resolve()
     if plan is not None:
-        cfg.plan = {**cfg.plan, "enabled": bool(plan)} if cfg.plan or plan else cfg.plan
+        cfg.plan = {**cfg.plan, "enabled": bool(plan)}
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     # before any work: where the outputs go must take them (a file in the way, a read-only
     # folder, a full disk), and what an interrupted earlier run left there is repaired

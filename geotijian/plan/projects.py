@@ -294,12 +294,22 @@ def project_library(
     fac_names = pd.read_csv(data.path("facilities.csv"), dtype=str).set_index("code")["name_zh"]
 
     rules_rec = rl.to_dict("records")
+
+    def col(name: str, default: Any) -> list:
+        return p[name].tolist() if name in p.columns else [default] * len(p)
+
+    pid_l, code_l, lv_l, aid_l = (p["problem_id"].astype(str).tolist(), codes.tolist(),
+                                  p["level"].astype(str).tolist(), p["area_id"].astype(str).tolist())
+    name_l = [str(v) for v in col("name_zh", None)]
+    name_l = [n if n not in ("None", "nan") else c for n, c in zip(name_l, code_l)]
+    aname_l, value_l, ref_l = col("area_name", ""), col("value", None), col("reference", "—")
+    cls_l = p["problem_class"].astype(str).tolist()
     rows = []
     for i in range(len(p)):  # (text per problem: templating, not geometry)
         r = rules_rec[rule[i]]
-        code = codes.iat[i]
-        lv, aid = str(p["level"].iat[i]), str(p["area_id"].iat[i])
-        us = by_problem.get(p["problem_id"].iat[i], [])
+        code = code_l[i]
+        lv, aid = lv_l[i], aid_l[i]
+        us = by_problem.get(pid_l[i], [])
         if lv == "unit":
             town = town_of_unit.get(aid, "")
             area_name = unit_name.get(aid, aid)
@@ -307,12 +317,11 @@ def project_library(
             town, area_name = aid, town_name.get(aid, aid)
         else:
             town, area_name = "", district_name or aid
-        if "area_name" in p.columns and str(p["area_name"].iat[i]) not in ("", "nan", "None", aid):
-            area_name = str(p["area_name"].iat[i])
+        if str(aname_l[i]) not in ("", "nan", "None", aid):
+            area_name = str(aname_l[i])
         ras = sorted({area_of_unit[u] for u in us if u in area_of_unit})
         ftype = _facility_of(code)
-        facility = str(fac_names.get(ftype, p["name_zh"].iat[i] if "name_zh" in p.columns else code)) \
-            if ftype else (str(p["name_zh"].iat[i]) if "name_zh" in p.columns else code)
+        facility = str(fac_names.get(ftype, name_l[i])) if ftype else name_l[i]
         site_ids, site_res, site_txt = [], 0.0, ""
         if ftype and ftype in sited_types:
             acc: dict[str, float] = {}
@@ -327,13 +336,11 @@ def project_library(
                     f"{sid}(覆盖本区域{v:,.0f}人/共{site_total.get((ftype, sid), v):,.0f}人)" for sid, v in ranked)
             else:
                 site_txt = "(本轮选址未覆盖该区域：新增点位数不足或无可用候选用地，需补充选址)"
-        fields = {"area": area_name, "name": p["name_zh"].iat[i] if "name_zh" in p.columns else code,
-                  "facility": facility, "sites": site_txt,
-                  "affected": f"{aff[i]:,.0f}", "value": _fmt(p["value"].iat[i]) if "value" in p.columns else "—",
-                  "reference": str(p["reference"].iat[i]) if "reference" in p.columns else "—",
+        fields = {"area": area_name, "name": name_l[i], "facility": facility, "sites": site_txt,
+                  "affected": f"{aff[i]:,.0f}", "value": _fmt(value_l[i]), "reference": str(ref_l[i]),
                   "unit": ""}
         types = [x.strip() for x in str(r["project_types"]).split(";") if x.strip()]
-        cls = str(p["problem_class"].iat[i])
+        cls = cls_l[i]
         templates = {x: str(r[_TYPE_KEY[x][0]]) for x in types}
         if cls == "长期谋划" and "规划研究类" not in types:  # study first
             types = ["规划研究类"] + types
@@ -348,9 +355,9 @@ def project_library(
                     from None
             engineering = x == "工程类"
             rows.append({
-                "project_id": f"{p['problem_id'].iat[i]}/{_TYPE_KEY[x][1]}",
+                "project_id": f"{pid_l[i]}/{_TYPE_KEY[x][1]}",
                 "project_name": f"{area_name}{facility}{_NAME_SUFFIX[x]}",
-                "project_type": x, "problem_id": p["problem_id"].iat[i], "indicator_code": code,
+                "project_type": x, "problem_id": pid_l[i], "indicator_code": code,
                 "indicator_name": fields["name"], "problem_class": cls, "priority": priority[i],
                 "priority_rank": int(rank[i]), "level": lv, "area_id": aid, "area_name": area_name,
                 "town_code": town, "renewal_area_id": ";".join(ras),

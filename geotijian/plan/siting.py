@@ -42,7 +42,7 @@ import shapely
 from scipy.sparse import csr_matrix
 
 from .. import settings
-from ..access import nearest_facility_distance
+from ..access import AccessWarning, nearest_facility_distance
 from ..errors import ConfigError, FeasibilityError, LayerError, PlanWarning
 from ..facilities import facility_catalogue
 from ..network import WalkNetwork, check_metric, facility_access, snap_points
@@ -229,7 +229,7 @@ def _existing_distance(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities
         return np.full(len(homes), np.inf), 0
     h = homes.assign(home_id=home_ids)[["home_id", homes.geometry.name]]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)  # homes reported by coverage already
+        warnings.simplefilter("ignore", category=AccessWarning)  # homes reported by coverage already
         d = nearest_facility_distance(network, h, {facility_type: fac}, max_distance=walk,
                                       entrances=entrances, id_col="home_id")
     return d[facility_type].to_numpy(dtype=float), n_fac
@@ -293,15 +293,26 @@ def _candidates(network: WalkNetwork, candidates: gpd.GeoDataFrame | None, hsnap
 
 
 def _units_of(geoms: np.ndarray, units: gpd.GeoDataFrame | None, crs) -> np.ndarray:
+    """Unit of each site: the unit its point lies in; a point on a unit boundary (network
+    nodes lie on the streets that bound units) takes the lowest unit ID touching it; a
+    point outside every unit the nearest unit."""
     out = np.full(len(geoms), None, dtype=object)
     if units is None or not len(geoms) or "unit_id" not in units.columns:
         return out
     u = units.to_crs(crs) if units.crs is not None and not units.crs.equals(crs) else units
+    uid = u["unit_id"].astype(str).to_numpy()
     pts = shapely.point_on_surface(geoms)
     tree = shapely.STRtree(u.geometry.to_numpy())
-    i, j = tree.query(pts, predicate="within")
-    first = np.unique(i, return_index=True)[1]
-    out[i[first]] = u["unit_id"].astype(str).to_numpy()[j[first]]
+    i, j = tree.query(pts, predicate="intersects")
+    if len(i):
+        o = np.lexsort((uid[j], i))
+        i, j = i[o], j[o]
+        first = np.r_[True, i[1:] != i[:-1]]
+        out[i[first]] = uid[j[first]]
+    rest = np.flatnonzero(pd.isna(out))
+    if len(rest):
+        a, j = tree.query_nearest(pts[rest], return_distance=False, all_matches=False)
+        out[rest[a]] = uid[j]
     return out
 
 
@@ -427,7 +438,7 @@ def site_facilities(
     tm = time.perf_counter()
     dh = homes.iloc[di]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)  # far homes: reported by coverage
+        warnings.simplefilter("ignore", category=AccessWarning)  # far homes: reported by coverage
         hsnap = snap_points(network, dh[[dh.geometry.name]].reset_index(drop=True), layer="homes")
     A, cand, caps = _candidates(network, candidates, hsnap, walk, facility_type, entrances,
                                 candidate_id_col, capacity)

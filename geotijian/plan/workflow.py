@@ -182,8 +182,8 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
     if source == "sites" and data.sites is None:
         raise ConfigError("plan.siting.candidates", "\"sites\" needs a candidate sites layer",
                           "add [layers.sites] (available land, public parcels) or use \"network\"")
-    homes = data.compounds[["compound_id", "unit_id", "population", data.compounds.geometry.name]].rename(
-        columns={"compound_id": "home_id"})
+    cols = [c for c in ("compound_id", "unit_id", "population") if c in data.compounds.columns]
+    homes = data.compounds[cols + [data.compounds.geometry.name]].rename(columns={"compound_id": "home_id"})
     out: dict[str, SitingResult] = {}
     skipped: list[str] = []
     for t in types:  # (one MILP per facility type)
