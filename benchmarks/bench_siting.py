@@ -1,6 +1,6 @@
 """Benchmark of facility siting (issue 17): geotijian's exact MILP against spopt.
 
-Run: ``.venv/bin/python benchmarks/bench_siting.py [--p 20] [--spopt-budget 900] [--quick]``
+Run: ``.venv/bin/python benchmarks/bench_siting.py [--p 20] [--spopt-budget 300] [--quick] [--unreduced]``
 
 Inputs: the Jiading-scale sample district (``make_sample_district(scale=18.4)``: ~290,000
 network nodes, 23,700 compounds, 1.8 million residents), kindergartens (300 m walk,
@@ -127,7 +127,7 @@ def compare(label: str, net, homes, fac, *, p: int, budget: float, objective: st
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=int, default=20)
-    ap.add_argument("--spopt-budget", type=float, default=900.0, help="seconds for each spopt run")
+    ap.add_argument("--spopt-budget", type=float, default=300.0, help="seconds for each spopt run")
     ap.add_argument("--quick", action="store_true", help="sample district only")
     ap.add_argument("--unreduced", action="store_true", help="also HiGHS on the unreduced Jiading MCLP")
     args = ap.parse_args()

@@ -169,20 +169,20 @@ def _text_width(text: str) -> int:
 
 def _row_heights(ws, d: pd.DataFrame, cols: list[str]) -> None:
     """Row heights for the wrapped texts (spreadsheet programs do not grow rows that a
-    file gives no height; 15 points per line of 11-point text)."""
+    file gives no height; 16 points per line of 11-point text, and a margin)."""
     from openpyxl.utils import get_column_letter
 
     widths = [max(ws.column_dimensions[get_column_letter(j)].width or 8, 4) for j in range(1, len(cols) + 1)]
     hidden = [bool(ws.column_dimensions[get_column_letter(j)].hidden) for j in range(1, len(cols) + 1)]
     head = max(-(-_text_width(str(HEADERS_ZH.get(c, c))) // int(w)) for c, w in zip(cols, widths))
-    ws.row_dimensions[1].height = 15 * max(1, head)
+    ws.row_dimensions[1].height = 16 * max(1, head) + 3
     for i, row in enumerate(d.itertuples(index=False), start=2):
         lines = 1
         for v, w, h in zip(row, widths, hidden):
             if h or v is None or (isinstance(v, float) and np.isnan(v)):
                 continue
             lines = max(lines, -(-_text_width(str(v)) // max(int(w) - 1, 1)))
-        ws.row_dimensions[i].height = 15 * min(lines, 12)
+        ws.row_dimensions[i].height = 16 * min(lines, 12) + 3
 
 
 def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "project_library.xlsx",
