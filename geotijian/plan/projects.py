@@ -256,41 +256,11 @@ def project_library(
         i = int(np.flatnonzero(rule < 0)[0])
         raise ConfigError("plan.projects.rules", f"no rule matches indicator {codes.iat[i]!r}",
                           "keep a catch-all rule (pattern *)")
-    # priority: class, residents affected, ID
-    cls_ord = p["problem_class"].map({c: i for i, c in enumerate(PROBLEM_CLASSES)}).to_numpy()
-    aff = pd.to_numeric(p["affected_population"], errors="coerce").fillna(0).to_numpy(float)
-    order = np.lexsort((p["problem_id"].astype(str).to_numpy(), -aff, cls_ord))
-    rank = np.empty(len(p), np.int64)
-    rank[order] = np.arange(1, len(p) + 1)
-    best = p["problem_class"].to_numpy() == "尽力解决"
-    pos_best = np.full(len(p), np.nan)
-    if best.any():
-        ob = order[best[order]]
-        pos_best[ob] = np.arange(len(ob)) / len(ob)  # 0 … <1 within 尽力解决, by priority
-    priority = np.where(cls_ord == 0, "高", np.where(cls_ord == 2, "低",
-                                                   np.where(pos_best < 0.25, "高", "中")))
-    # places: towns, names, units, renewal areas, sites
+    rank, pos_best, priority, aff = _priorities(p)
     pu = problem_units(p, units)
-    town_of_unit = dict(zip(units["unit_id"].astype(str), units["town_code"].astype(str))) \
-        if units is not None and "town_code" in units.columns else {}
-    town_name = dict(zip(units["town_code"].astype(str), units["town_name"].astype(str))) \
-        if units is not None and "town_name" in units.columns else {}
-    unit_name = dict(zip(units["unit_id"].astype(str), units["name"].astype(str))) \
-        if units is not None and "name" in units.columns else {}
-    area_of_unit: dict[str, str] = {}
-    if renewal_areas is not None and len(renewal_areas):
-        for aid, us in zip(renewal_areas["area_id"], renewal_areas["units"]):
-            for u in _points_list(us):
-                area_of_unit.setdefault(u, str(aid))
     by_problem = pu.groupby("problem_id", sort=False)["unit_id"].apply(list).to_dict()
-    served: dict[tuple[str, str], list[tuple[str, float]]] = {}  # (type, unit) -> [(site, residents)]
-    if assignment is not None and len(assignment):
-        g = assignment.groupby(["facility_type", "unit_id", "site_id"], sort=True)["residents"].sum()
-        for (t, u, sid), v in g.items():
-            served.setdefault((str(t), str(u)), []).append((str(sid), float(v)))
-    site_total = {} if sites is None or not len(sites) else \
-        dict(zip(zip(sites["facility_type"], sites["site_id"]), sites["residents_covered"]))
-    sited_types = set() if sites is None or not len(sites) else set(sites["facility_type"].astype(str))
+    town_of, town_name, unit_name, area_of_unit = _place_names(units, renewal_areas)
+    site_text = _SiteText(sites, assignment)
     fac_names = pd.read_csv(data.path("facilities.csv"), dtype=str).set_index("code")["name_zh"]
 
     rules_rec = rl.to_dict("records")
@@ -311,7 +281,7 @@ def project_library(
         lv, aid = lv_l[i], aid_l[i]
         us = by_problem.get(pid_l[i], [])
         if lv == "unit":
-            town = town_of_unit.get(aid, "")
+            town = town_of.get(aid, "")
             area_name = unit_name.get(aid, aid)
         elif lv == "town":
             town, area_name = aid, town_name.get(aid, aid)
@@ -322,20 +292,7 @@ def project_library(
         ras = sorted({area_of_unit[u] for u in us if u in area_of_unit})
         ftype = _facility_of(code)
         facility = str(fac_names.get(ftype, name_l[i])) if ftype else name_l[i]
-        site_ids, site_res, site_txt = [], 0.0, ""
-        if ftype and ftype in sited_types:
-            acc: dict[str, float] = {}
-            for u in us:
-                for sid, v in served.get((ftype, u), ()):
-                    acc[sid] = acc.get(sid, 0.0) + v
-            ranked = sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))
-            site_ids = [k for k, _ in ranked]
-            site_res = float(sum(acc.values()))
-            if site_ids:
-                site_txt = f"，新增点位{len(site_ids)}处：" + "、".join(
-                    f"{sid}(覆盖本区域{v:,.0f}人/共{site_total.get((ftype, sid), v):,.0f}人)" for sid, v in ranked)
-            else:
-                site_txt = "(本轮选址未覆盖该区域：新增点位数不足或无可用候选用地，需补充选址)"
+        site_ids, site_res, site_txt = site_text(ftype, us)
         fields = {"area": area_name, "name": name_l[i], "facility": facility, "sites": site_txt,
                   "affected": f"{aff[i]:,.0f}", "value": _fmt(value_l[i]), "reference": str(ref_l[i]),
                   "unit": ""}
@@ -382,6 +339,68 @@ def project_library(
     if geom is not None:
         return gpd.GeoDataFrame(out, geometry=geom[idx], crs=problems.crs)
     return out
+
+
+def _priorities(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rank (1 = first: class, then residents affected, then ID), position within
+    尽力解决 (0 … <1, NaN elsewhere), priority 高/中/低, residents affected."""
+    cls_ord = p["problem_class"].map({c: i for i, c in enumerate(PROBLEM_CLASSES)}).to_numpy()
+    aff = pd.to_numeric(p["affected_population"], errors="coerce").fillna(0).to_numpy(float)
+    order = np.lexsort((p["problem_id"].astype(str).to_numpy(), -aff, cls_ord))
+    rank = np.empty(len(p), np.int64)
+    rank[order] = np.arange(1, len(p) + 1)
+    best = p["problem_class"].to_numpy() == "尽力解决"
+    pos_best = np.full(len(p), np.nan)
+    if best.any():
+        ob = order[best[order]]
+        pos_best[ob] = np.arange(len(ob)) / len(ob)
+    priority = np.where(cls_ord == 0, "高", np.where(cls_ord == 2, "低",
+                                                   np.where(pos_best < 0.25, "高", "中")))
+    return rank, pos_best, priority, aff
+
+
+def _place_names(units: pd.DataFrame | None, renewal_areas: pd.DataFrame | None) -> tuple[dict, ...]:
+    """unit → town, town → name, unit → name, unit → renewal area."""
+    def pairs(a: str, b: str) -> dict:
+        if units is None or a not in units.columns or b not in units.columns:
+            return {}
+        return dict(zip(units[a].astype(str), units[b].astype(str)))
+
+    area_of_unit: dict[str, str] = {}
+    if renewal_areas is not None and len(renewal_areas):
+        for aid, us in zip(renewal_areas["area_id"], renewal_areas["units"]):
+            for u in _points_list(us):
+                area_of_unit.setdefault(u, str(aid))
+    return pairs("unit_id", "town_code"), pairs("town_code", "town_name"), pairs("unit_id", "name"), area_of_unit
+
+
+class _SiteText:
+    """The new sites serving a problem's units: IDs, residents newly covered there, text."""
+
+    def __init__(self, sites: pd.DataFrame | None, assignment: pd.DataFrame | None):
+        self.served: dict[tuple[str, str], list[tuple[str, float]]] = {}  # (type, unit) -> sites
+        if assignment is not None and len(assignment):
+            g = assignment.groupby(["facility_type", "unit_id", "site_id"], sort=True)["residents"].sum()
+            for (t, u, sid), v in g.items():
+                self.served.setdefault((str(t), str(u)), []).append((str(sid), float(v)))
+        has = sites is not None and len(sites)
+        self.total = dict(zip(zip(sites["facility_type"], sites["site_id"]), sites["residents_covered"])) \
+            if has else {}
+        self.types = set(sites["facility_type"].astype(str)) if has else set()
+
+    def __call__(self, ftype: str | None, units: list[str]) -> tuple[list[str], float, str]:
+        if not ftype or ftype not in self.types:
+            return [], 0.0, ""
+        acc: dict[str, float] = {}
+        for u in units:
+            for sid, v in self.served.get((ftype, u), ()):
+                acc[sid] = acc.get(sid, 0.0) + v
+        ranked = sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))
+        if not ranked:
+            return [], 0.0, "(本轮选址未覆盖该区域：新增点位数不足或无可用候选用地，需补充选址)"
+        text = f"，新增点位{len(ranked)}处：" + "、".join(
+            f"{sid}(覆盖本区域{v:,.0f}人/共{self.total.get((ftype, sid), v):,.0f}人)" for sid, v in ranked)
+        return [k for k, _ in ranked], float(sum(acc.values())), text
 
 
 def _timing(cls: str, ptype: str, year: int, pos: float) -> tuple[int, int, str]:
