@@ -509,3 +509,34 @@ def test_plan_layers_on_the_problem_map():
     assert "kindergarten-01" in html and "更新规划" in html
     # the layer control is created after the layers it lists
     assert html.rindex("L.control.layers") > html.rindex("kindergarten-02")
+
+
+def test_cli_site_writes_the_sites_and_says_the_gap(tmp_path, capsys):
+    from geotijian.cli import main
+
+    net, homes, fac, cand = _line_case()
+    roads = gpd.GeoDataFrame({"road_id": [f"R{i}" for i in range(net.n_edges)], "highway": "residential"},
+                             geometry=net.edge_geometry, crs=CRS)
+    f = tmp_path / "in.gpkg"
+    roads.to_file(f, layer="roads")
+    homes.rename(columns={"home_id": "pop_id"}).to_file(f, layer="population")
+    fac.assign(name="k").to_file(f, layer="facilities")
+    cand.assign(name="p").to_file(f, layer="sites")
+    out = tmp_path / "sites.gpkg"
+    args = ["site", "--network", str(f), "--network-layer", "roads", "--homes", str(f), "--homes-layer",
+            "population", "--homes-role", "population", "--facilities", str(f), "--facilities-layer", "facilities", "--type", "kindergarten",
+            "--candidates", str(f), "--candidates-layer", "sites", "--out", str(out)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the catalogue's 300 m: H300 (150 m off the street) is reachable too
+        assert main(args + ["--p", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "optimal" in text and "gap 0.0000%" in text and "limit 30 s" in text
+    import pyogrio
+
+    assert set(pyogrio.list_layers(out)[:, 0]) == {"new_sites", "candidate_sites", "unreachable_homes",
+                                                   "site_assignment"}
+    assert len(gpd.read_file(out, layer="new_sites")) == 2
+    # bad input: exit code 2 and one line naming the problem
+    assert main(args[:-2] + ["--candidates-layer", "sites", "--out", str(out), "--p", "0"]) == 2
+    assert "config key 'p'" in capsys.readouterr().err
