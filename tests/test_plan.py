@@ -209,6 +209,50 @@ def test_capacity_is_honoured_and_duplicates_are_kept_with_it():
     assert sol.objective == pytest.approx(8.0)  # 2 sites × 4 places of 10 residents' demand
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_capacitated_optimum_equals_brute_force(seed):
+    from geotijian.plan.milp import _serve, solve_capacitated
+
+    rng = np.random.default_rng(seed)
+    B = rng.random((12, 7)) < 0.35
+    w = rng.integers(10, 100, 12).astype(float)
+    d = w * 0.1
+    cap = rng.choice([5.0, 8.0, 30.0], 7)
+    for p in (1, 2, 3):
+        best = 0.0
+        for k in range(1, p + 1):
+            for S in itertools.combinations(range(7), k):
+                best = max(best, _serve(sp.csr_matrix(B[:, list(S)]), w, d, cap[list(S)])[0])
+        sol, _, chosen, share = solve_capacitated(sp.csr_matrix(B), w, d, cap, objective="mclp", p=p)
+        assert sol.status == "optimal" and sol.objective == pytest.approx(best, rel=1e-6)
+        served = (np.asarray(share.sum(axis=1)).ravel() * w).sum()
+        assert served == pytest.approx(best, rel=1e-6) and len(chosen) <= p
+        load = np.asarray(share.multiply(d[:, None]).sum(axis=0)).ravel()
+        assert (load <= cap + 1e-6).all()
+
+
+def test_capacity_not_binding_takes_the_uncapacitated_optimum_and_says_so():
+    net, homes, fac, cand = _line_case()
+    r = _site(net, homes, fac, cand, objective="mclp", p=2, capacity=1000, demand_share=0.03)
+    assert r.summary["objective_value"] == pytest.approx(500.0) and r.summary["status"] == "optimal"
+    assert "served within capacity" in r.summary["solver"]
+    assert r.sites["demand_served"].sum() == pytest.approx(15.0)
+
+
+def test_capacitated_greedy_is_labelled_when_the_milp_runs_out_of_time():
+    from geotijian.plan.milp import solve_capacitated
+
+    rng = np.random.default_rng(5)
+    B = sp.csr_matrix(rng.random((400, 300)) < 0.05)
+    w = rng.integers(10, 100, 400).astype(float)
+    sol, _, chosen, _ = solve_capacitated(B, w, w * 0.05, np.full(300, 20.0), objective="mclp", p=10,
+                                          time_limit_s=0.05)
+    assert len(chosen) == 10
+    if sol.status != "optimal" or "greedy" in sol.solver:
+        assert "greedy" in sol.solver and np.isfinite(sol.gap)
+        assert sol.bound >= sol.objective - 1e-6
+
+
 def test_spopt_finds_the_same_objective_on_the_same_matrix():
     pulp = pytest.importorskip("pulp")
     from spopt.locate import LSCP, MCLP

@@ -27,7 +27,11 @@ Exact reductions (each keeps every optimal value; tested against the unreduced m
 
 A greedy answer (largest marginal weight first) is computed too, only as a labelled
 comparison (``greedy_objective``) and as the answer of last resort when the solver finds
-no solution within the time limit, in which case the result says so.
+no solution within the time limit, in which case the result says so. With capacities,
+:func:`solve_capacitated` first solves the model without them (exact, fast) and keeps its
+answer when a transportation LP shows its sites serve everyone they cover; else the
+capacitated MILP runs, and a capacitated greedy answer replaces its time-limited one only
+when better, labelled ``greedy`` (or ``optimal`` when the MILP's bound proves it).
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from .. import settings
 
-__all__ = ["CoverageModel", "Solution", "reduce_model", "solve_mclp", "solve_lscp", "greedy"]
+__all__ = ["CoverageModel", "Solution", "reduce_model", "solve_mclp", "solve_lscp", "solve_capacitated",
+           "greedy", "greedy_capacitated"]
 
+_LINK_MAX_PAIRS = 20_000
 _HIGHS_STATUS = {0: "optimal", 1: "time_limit", 2: "infeasible", 3: "unbounded", 4: "error"}
 
 
@@ -349,9 +355,14 @@ def _capacitated(model: CoverageModel, opts: dict, *, p: int | None) -> tuple:
     link = sp.csr_matrix((np.r_[np.ones(npair), -np.ones(npair)],
                           (np.r_[np.arange(npair), np.arange(npair)],
                            np.r_[nc + np.arange(npair), pj])), shape=(npair, nc + npair))
-    blocks = [rows_z, cap_rows, link]
-    lbs = [np.full(nr, 1.0 if p is None else -np.inf), np.full(nc, -np.inf), np.full(npair, -np.inf)]
-    ubs = [np.full(nr, 1.0), np.zeros(nc), np.zeros(npair)]
+    # z_ij ≤ x_j tightens the relaxation but adds a row per pair: beyond _LINK_MAX_PAIRS the
+    # root LP alone outlasts a 30 s limit (sample district: 125,000 pairs), while without
+    # them it solves and gives the capacity bound (p × places)
+    link_rows = npair <= _LINK_MAX_PAIRS
+    blocks = [rows_z, cap_rows] + ([link] if link_rows else [])
+    lbs = [np.full(nr, 1.0 if p is None else -np.inf), np.full(nc, -np.inf)] + \
+        ([np.full(npair, -np.inf)] if link_rows else [])
+    ubs = [np.full(nr, 1.0), np.zeros(nc)] + ([np.zeros(npair)] if link_rows else [])
     if p is not None:
         blocks.append(sp.csr_matrix((np.ones(nc), (np.zeros(nc, np.int64), np.arange(nc))),
                                     shape=(1, nc + npair)))
@@ -395,3 +406,126 @@ def _solution(res, dt: float, nc: int, opts: dict, gch: np.ndarray, gval: float,
     return Solution(np.zeros(0, np.int64), float("nan"), float("nan"), float("nan"), status,
                     "HiGHS (scipy.optimize.milp)", dt, opts["time_limit"], opts["mip_rel_gap"],
                     nodes, gval)
+
+
+# ------------------------------------------------------------------------- with capacity
+def _serve(B: sp.csr_matrix, weight: np.ndarray, demand: np.ndarray, capacity: np.ndarray
+           ) -> tuple[float, sp.csr_matrix]:
+    """With the sites fixed (columns of ``B``), the most weight servable within capacity:
+    the transportation LP ``max Σ w_i Σ_j z_ij``, ``Σ_j z_ij ≤ 1``, ``Σ_i d_i z_ij ≤ c_j``.
+    Returns the weight served and the shares (rows × columns of ``B``)."""
+    from scipy.optimize import linprog
+
+    coo = B.tocoo()
+    pi, pj = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    n = len(pi)
+    if n == 0:
+        return 0.0, sp.csr_matrix(B.shape)
+    rows = sp.csr_matrix((np.ones(n), (pi, np.arange(n))), shape=(B.shape[0], n))
+    caps = sp.csr_matrix((demand[pi], (pj, np.arange(n))), shape=(B.shape[1], n))
+    res = linprog(-weight[pi], A_ub=sp.vstack([rows, caps]).tocsr(),
+                  b_ub=np.r_[np.ones(B.shape[0]), capacity], bounds=(0, 1), method="highs")
+    if res.x is None:
+        return 0.0, sp.csr_matrix(B.shape)
+    z = np.clip(res.x, 0, 1)
+    return float(-res.fun), sp.csr_matrix((z, (pi, pj)), shape=B.shape)
+
+
+def solve_capacitated(cover: sp.csr_matrix, weight: np.ndarray, demand: np.ndarray, capacity: np.ndarray, *,
+                      objective: str, p: int | None = None, time_limit_s: float | None = None,
+                      mip_rel_gap: float | None = None, presolve: bool = False
+                      ) -> tuple[Solution, CoverageModel, np.ndarray, sp.csr_matrix | None]:
+    """MCLP or LSCP with capacities, exactly, the cheap way first.
+
+    1. The model without capacities (all exact reductions) is solved. Its optimum bounds
+       the capacitated one (MCLP: no more residents can be served than covered; LSCP: no
+       fewer sites). If its sites can serve every resident they cover within capacity
+       (a transportation LP), it is optimal for the capacitated model too, and the answer
+       says so. This is the usual case (a kindergarten of 300 places, a few hundred
+       children within 300 m).
+    2. Otherwise the capacitated MILP (``solve_mclp`` / ``solve_lscp`` on a model with
+       capacities: rows merged, no column reductions) is solved within the time limit.
+
+    Returns
+    -------
+    (Solution, CoverageModel, chosen input columns, shares: input rows × input columns)
+    """
+    B = sp.csr_matrix(cover, dtype=bool)
+    B.eliminate_zeros()
+    kw = {"time_limit_s": time_limit_s, "mip_rel_gap": mip_rel_gap, "presolve": presolve}
+    m0 = reduce_model(B, weight, objective=objective)
+    s0 = solve_mclp(m0, p, **kw) if objective == "mclp" else solve_lscp(m0, **kw)
+    if s0.status == "optimal" and len(s0.chosen):
+        ch = m0.columns[s0.chosen]
+        sub = B[:, ch]
+        reach = np.diff(sub.indptr) > 0
+        served, share = _serve(sub, np.asarray(weight, float), np.asarray(demand, float),
+                               np.asarray(capacity, float)[ch])
+        if served >= weight[reach].sum() * (1 - 1e-9) - 1e-9:
+            s0.solver = ("HiGHS (scipy.optimize.milp): the optimum without capacities, served within "
+                         "capacity (transportation LP): optimal with them too")
+            s0.solve_s += 0.0
+            cols = share.tocoo()
+            full = sp.csr_matrix((cols.data, (cols.row, ch[cols.col])), shape=B.shape)
+            return s0, m0, ch, full
+    m = reduce_model(B, weight, demand=demand, capacity=capacity, objective=objective)
+    s = solve_mclp(m, p, **kw) if objective == "mclp" else solve_lscp(m, **kw)
+    ch = m.columns[s.chosen]
+    full = None
+    if s.share is not None:
+        rows = np.flatnonzero(m.row_of >= 0)
+        sh = s.share[m.row_of[rows]].tocoo()
+        full = sp.csr_matrix((sh.data, (rows[sh.row], m.columns[sh.col])), shape=B.shape)
+    if s.status != "optimal":  # a greedy answer, labelled, when it beats the MILP's at the limit
+        gch, gval, gshare = greedy_capacitated(B, np.asarray(weight, float), np.asarray(demand, float),
+                                               np.asarray(capacity, float), p=p)
+        better = (gval > s.objective + 1e-9) if objective == "mclp" else (gval < s.objective - 1e-9)
+        if objective == "lscp":  # a greedy LSCP answer counts only if it serves everyone
+            reach = np.diff(B.indptr) > 0
+            served = float((np.asarray(gshare.sum(axis=1)).ravel() * weight).sum())
+            better &= served >= weight[reach].sum() * (1 - 1e-9) - 1e-9
+        if len(gch) and (not np.isfinite(s.objective) or better):
+            bound = s.bound
+            gap = abs(bound - gval) / max(abs(gval), 1e-9) if np.isfinite(bound) else float("nan")
+            proved = np.isfinite(gap) and gap <= s.mip_rel_gap
+            g = Solution(np.zeros(0, np.int64), gval, bound, gap, "optimal" if proved else "greedy",
+                         "greedy with capacities, " + ("proved optimal by the MILP's bound" if proved else
+                                                       "not optimal: the MILP reached its time limit with a "
+                                                       "worse answer; gap against the MILP's bound"),
+                         s.solve_s, s.time_limit_s, s.mip_rel_gap, s.nodes, gval)
+            return g, m, gch, gshare
+    return s, m, ch, full
+
+
+def greedy_capacitated(B: sp.csr_matrix, weight: np.ndarray, demand: np.ndarray, capacity: np.ndarray, *,
+                       p: int | None = None) -> tuple[np.ndarray, float, sp.csr_matrix]:
+    """Greedy sites with capacities (not optimal; a labelled fallback): each step opens the
+    column serving the most remaining weight within its capacity (the rows it reaches
+    served in proportion), ``p`` times (MCLP) or until all demand is served (LSCP); the
+    chosen sites are then served exactly by the transportation LP. Returns input
+    columns, weight served and shares."""
+    B = sp.csr_matrix(B, dtype=np.float64)
+    Bc = B.tocsc()
+    Bt = B.T.tocsr()
+    rem_d, rem_w = demand.astype(float).copy(), weight.astype(float).copy()
+    chosen: list[int] = []
+    limit = p if p is not None else B.shape[1]
+    while len(chosen) < limit and rem_d.sum() > 1e-9:  # (one sparse product per site)
+        tot = Bt @ rem_d
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(tot > 0, np.minimum(capacity, tot) / tot, 0.0)
+        gain = frac * (Bt @ rem_w)
+        if chosen:
+            gain[chosen] = -1.0
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        chosen.append(j)
+        rows = Bc.indices[Bc.indptr[j]:Bc.indptr[j + 1]]
+        rem_d[rows] *= 1.0 - frac[j]
+        rem_w[rows] *= 1.0 - frac[j]
+    ch = np.array(sorted(chosen), np.int64)
+    served, share = _serve(B[:, ch], weight, demand, capacity[ch])
+    cols = share.tocoo()
+    full = sp.csr_matrix((cols.data, (cols.row, ch[cols.col])), shape=B.shape)
+    return ch, (served if p is not None else float(len(ch))), full

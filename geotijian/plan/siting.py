@@ -47,7 +47,7 @@ from ..errors import ConfigError, FeasibilityError, LayerError, PlanWarning
 from ..facilities import facility_catalogue
 from ..network import WalkNetwork, check_metric, facility_access, snap_points
 from .costs import bounded_distance_matrix
-from .milp import CoverageModel, Solution, reduce_model, solve_lscp, solve_mclp
+from .milp import CoverageModel, reduce_model, solve_capacitated, solve_lscp, solve_mclp
 
 __all__ = ["SitingResult", "site_facilities", "SITE_COLUMNS", "CANDIDATE_COLUMNS",
            "ASSIGNMENT_COLUMNS", "OBJECTIVES"]
@@ -467,19 +467,21 @@ def site_facilities(
     if capacity is not None:
         _check_capacity(A, dem, caps, objective, p, facility_type, unit[di], w)
     # ---- model and solve
-    model = reduce_model(A, w, demand=dem, capacity=caps, objective=objective)
-    if objective == "mclp":
-        sol = solve_mclp(model, p, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, presolve=presolve)
+    kw = {"time_limit_s": time_limit_s, "mip_rel_gap": mip_rel_gap, "presolve": presolve}
+    share_in = None
+    if capacity is None:
+        model = reduce_model(A, w, objective=objective)
+        sol = solve_mclp(model, p, **kw) if objective == "mclp" else solve_lscp(model, **kw)
+        chosen = model.columns[sol.chosen]
     else:
-        sol = solve_lscp(model, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, presolve=presolve)
+        sol, model, chosen, share_in = solve_capacitated(A, w, dem, caps, objective=objective, p=p, **kw)
     if sol.status == "infeasible":
         raise FeasibilityError(
             f"{facility_type}: capacity below demand: {len(di):,} uncovered homes need "
             f"{(dem if dem is not None else w).sum():,.0f} places but no choice of candidate sites can "
             f"serve them all within {walk:g} m. Fix: raise the capacity per site, add candidate sites, "
             "or use objective = \"mclp\" to serve the most")
-    chosen = model.columns[sol.chosen]
-    sites, assign, cand_out = _results(A, cand, caps, chosen, sol, model, facility_type, name_zh,
+    sites, assign, cand_out = _results(A, cand, caps, chosen, share_in, model, facility_type, name_zh,
                                        home_ids[di], unit[di], w, dem, units, network.crs)
     unused = int(len(chosen) - len(sites))
     if unused and objective == "lscp":  # fewer sites, same coverage: a better answer, re-scored
@@ -543,7 +545,7 @@ def _check_capacity(A: csr_matrix, dem: np.ndarray, caps: np.ndarray, objective:
             PlanWarning, stacklevel=3)
 
 
-def _results(A: csr_matrix, cand: gpd.GeoDataFrame, caps, chosen: np.ndarray, sol: Solution,
+def _results(A: csr_matrix, cand: gpd.GeoDataFrame, caps, chosen: np.ndarray, share: csr_matrix | None,
              model: CoverageModel, facility_type: str, name_zh: str, hid: np.ndarray, hunit: np.ndarray,
              w: np.ndarray, dem, units, crs) -> tuple:
     """Chosen sites, home assignment and the candidate table, from the solution."""
@@ -551,19 +553,17 @@ def _results(A: csr_matrix, cand: gpd.GeoDataFrame, caps, chosen: np.ndarray, so
     in_reach = np.asarray(A.astype(bool).astype(np.int64).sum(axis=0)).ravel()
     Bw = A.astype(bool).astype(np.float64).multiply(w[:, None]).tocsc()
     res_reach = np.asarray(Bw.sum(axis=0)).ravel()
-    if sol.share is None:  # each covered home to its nearest chosen site
+    if share is None:  # each covered home to its nearest chosen site
         S = A[:, chosen].tocoo()
         o = np.lexsort((S.col, S.data, S.row))
         r, c, d = S.row[o], S.col[o], S.data[o]
         first = np.r_[True, r[1:] != r[:-1]] if len(r) else np.zeros(0, bool)
         r, c, d = r[first], c[first], d[first]
         frac = np.ones(len(r))
-    else:  # capacitated: the shares of the solution (rows merged proportionally)
-        cols_red = np.searchsorted(model.columns, chosen)  # (model.columns ascending)
-        rows = np.flatnonzero(model.row_of >= 0)
-        Sh = sol.share[model.row_of[rows]][:, cols_red].tocoo()
-        r = rows[Sh.row]
-        c = Sh.col
+    else:  # capacitated: the shares of the solution (input rows × input columns)
+        Sh = share[:, chosen].tocoo()
+        r = Sh.row.astype(np.int64)
+        c = Sh.col.astype(np.int64)
         frac = Sh.data
         keep = frac > 1e-9
         r, c, frac = r[keep], c[keep], frac[keep]
