@@ -452,35 +452,13 @@ def site_facilities(
             "candidate sites in the gap areas (coverage_gaps layer), check the sites layer's CRS, or "
             "leave the sites layer out to take candidates from the walk network")
     gone = ~reach
-    unreachable = gpd.GeoDataFrame({
-        "home_id": home_ids[di[gone]], "unit_id": unit[di[gone]], "facility_type": facility_type,
-        "population": w[gone], "existing_distance_m": existing[di[gone]]},
-        geometry=homes.geometry.to_numpy()[di[gone]], crs=network.crs)
-    if gone.any():
-        msg = (f"{facility_type}: {int(gone.sum()):,} uncovered homes ({w[gone].sum():,.0f} residents) "
-               f"have no candidate site within {walk:g} m walk, in {_describe_places(unit[di[gone]], w[gone])}"
-               f"{' (LSCP cannot cover everyone)' if objective == 'lscp' else ''}: they are listed as "
-               "unreachable and the sites are chosen for the other homes. Fix: add candidate sites near "
-               "them (or accept the gap: a walk link or a new path may be the answer)")
-        warnings.warn(msg, PlanWarning, stacklevel=2)
+    unreachable = _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type, walk, objective)
     dem = w * share if capacity is not None else None
     if capacity is not None:
         _check_capacity(A, dem, caps, objective, p, facility_type, unit[di], w)
-    # ---- model and solve
-    kw = {"time_limit_s": time_limit_s, "mip_rel_gap": mip_rel_gap, "presolve": presolve}
-    share_in = None
-    if capacity is None:
-        model = reduce_model(A, w, objective=objective)
-        sol = solve_mclp(model, p, **kw) if objective == "mclp" else solve_lscp(model, **kw)
-        chosen = model.columns[sol.chosen]
-    else:
-        sol, model, chosen, share_in = solve_capacitated(A, w, dem, caps, objective=objective, p=p, **kw)
-    if sol.status == "infeasible":
-        raise FeasibilityError(
-            f"{facility_type}: capacity below demand: {len(di):,} uncovered homes need "
-            f"{(dem if dem is not None else w).sum():,.0f} places but no choice of candidate sites can "
-            f"serve them all within {walk:g} m. Fix: raise the capacity per site, add candidate sites, "
-            "or use objective = \"mclp\" to serve the most")
+    sol, model, chosen, share_in = _solve(A, w, dem, caps, objective, p, facility_type, walk,
+                                          time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap,
+                                          presolve=presolve)
     sites, assign, cand_out = _results(A, cand, caps, chosen, share_in, model, facility_type, name_zh,
                                        home_ids[di], unit[di], w, dem, units, network.crs)
     unused = int(len(chosen) - len(sites))
@@ -504,6 +482,41 @@ def site_facilities(
     })
     return SitingResult(facility_type, objective, sites, cand_out, assign, unreachable, summary,
                         cover_matrix=A, model=model)
+
+
+def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: str, walk: float,
+                 objective: str) -> gpd.GeoDataFrame:
+    """The uncovered homes no candidate reaches, said in a warning (how many, where)."""
+    out = gpd.GeoDataFrame({
+        "home_id": home_ids[di[gone]], "unit_id": unit[di[gone]], "facility_type": facility_type,
+        "population": w[gone], "existing_distance_m": existing[di[gone]]},
+        geometry=homes.geometry.to_numpy()[di[gone]], crs=homes.crs)
+    if gone.any():
+        warnings.warn(
+            f"{facility_type}: {int(gone.sum()):,} uncovered homes ({w[gone].sum():,.0f} residents) "
+            f"have no candidate site within {walk:g} m walk, in {_describe_places(unit[di[gone]], w[gone])}"
+            f"{' (LSCP cannot cover everyone)' if objective == 'lscp' else ''}: they are listed as "
+            "unreachable and the sites are chosen for the other homes. Fix: add candidate sites near "
+            "them (or accept the gap: a walk link or a new path may be the answer)", PlanWarning, stacklevel=3)
+    return out
+
+
+def _solve(A: csr_matrix, w: np.ndarray, dem, caps, objective: str, p, facility_type: str, walk: float,
+           **kw) -> tuple:
+    """The model and its answer: (Solution, CoverageModel, chosen columns, shares or None)."""
+    if dem is None:
+        model = reduce_model(A, w, objective=objective)
+        sol = solve_mclp(model, p, **kw) if objective == "mclp" else solve_lscp(model, **kw)
+        out = (sol, model, model.columns[sol.chosen], None)
+    else:
+        out = solve_capacitated(A, w, dem, caps, objective=objective, p=p, **kw)
+    if out[0].status == "infeasible":
+        raise FeasibilityError(
+            f"{facility_type}: capacity below demand: {A.shape[0]:,} uncovered homes need "
+            f"{(dem if dem is not None else w).sum():,.0f} places but no choice of candidate sites can "
+            f"serve them all within {walk:g} m. Fix: raise the capacity per site, add candidate sites, "
+            "or use objective = \"mclp\" to serve the most")
+    return out
 
 
 def _empty_summary(summary: dict, total: float) -> dict:
