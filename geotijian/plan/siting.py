@@ -409,79 +409,106 @@ def site_facilities(
     t0 = time.perf_counter()
     p, capacity, share = _check_options(objective, p, capacity, demand_share)
     walk, name_zh = _walk_distance(facility_type, walk_distance, catalogue)
-    homes = check_metric(homes, "homes", network)
-    pop = _population(homes, pop_col)
-    home_ids = _pick_id(homes, id_col, _HOME_IDS, "homes", "H")
-    unit = homes[unit_col].astype(object).to_numpy() if unit_col in homes.columns else \
-        _units_of(homes.geometry.to_numpy(), units, homes.crs)
+    homes, pop, home_ids, unit = _homes(network, homes, pop_col, id_col, unit_col, units)
     existing, n_fac = _existing_distance(network, homes, facilities, facility_type, walk, type_col,
                                          entrances, home_ids, existing_distance)
     need = (existing > walk) & (pop > 0)
     summary: dict[str, Any] = {
         "facility_type": facility_type, "facility_name_zh": name_zh, "objective": objective,
-        "p": p if objective == "mclp" else None, "walk_distance_m": walk,
-        "capacity": capacity, "demand_share": share if capacity is not None else None,
-        "homes": int(len(homes)), "residents": float(pop.sum()), "existing_facilities": n_fac,
-        "residents_covered_existing": float(pop[~need].sum()),
-        "demand_homes": int(need.sum()), "residents_uncovered": float(pop[need].sum()),
-    }
+        "p": p if objective == "mclp" else None, "walk_distance_m": walk, "capacity": capacity,
+        "demand_share": share if capacity is not None else None, **_demand_summary(pop, need, n_fac)}
     di = np.flatnonzero(need)
-    empty_sites = gpd.GeoDataFrame(columns=SITE_COLUMNS, geometry=[], crs=network.crs)
     if len(di) == 0:
         summary.update(_empty_summary(summary, time.perf_counter() - t0))
-        return SitingResult(facility_type, objective, empty_sites,
-                            gpd.GeoDataFrame(columns=CANDIDATE_COLUMNS, geometry=[], crs=network.crs),
-                            pd.DataFrame(columns=ASSIGNMENT_COLUMNS),
-                            gpd.GeoDataFrame(columns=UNREACHABLE_COLUMNS, geometry=[], crs=network.crs),
-                            summary)
-    # ---- costs: network distance within the walking distance, sparse
-    tm = time.perf_counter()
-    dh = homes.iloc[di]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=AccessWarning)  # far homes: reported by coverage
-        hsnap = snap_points(network, dh[[dh.geometry.name]].reset_index(drop=True), layer="homes")
-    A, cand, caps = _candidates(network, candidates, hsnap, walk, facility_type, entrances,
-                                candidate_id_col, capacity)
-    matrix_s = time.perf_counter() - tm
+        return _empty_result(facility_type, objective, summary, network.crs)
+    A, cand, caps, matrix_s = _costs(network, homes.iloc[di], candidates, walk, facility_type, entrances,
+                                     candidate_id_col, capacity, pop[di])
     w = pop[di]
-    reach = np.diff(A.indptr) > 0
-    if A.nnz == 0:
-        raise FeasibilityError(
-            f"{facility_type}: none of the {len(cand)} candidate sites is within {walk:g} m walk of the "
-            f"{len(di):,} uncovered homes ({w.sum():,.0f} residents): nothing can be sited. Fix: add "
-            "candidate sites in the gap areas (coverage_gaps layer), check the sites layer's CRS, or "
-            "leave the sites layer out to take candidates from the walk network")
-    gone = ~reach
+    gone = np.diff(A.indptr) == 0
     unreachable = _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type, walk, objective)
     dem = w * share if capacity is not None else None
-    if capacity is not None:
-        _check_capacity(A, dem, caps, objective, p, facility_type, unit[di], w)
-    sol, model, chosen, share_in = _solve(A, w, dem, caps, objective, p, facility_type, walk,
+    sol, model, chosen, share_in = _solve(A, w, dem, caps, objective, p, facility_type, walk, unit[di],
                                           time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap,
                                           presolve=presolve)
     sites, assign, cand_out = _results(A, cand, caps, chosen, share_in, model, facility_type, name_zh,
                                        home_ids[di], unit[di], w, dem, units, network.crs)
-    unused = int(len(chosen) - len(sites))
-    if unused and objective == "lscp":  # fewer sites, same coverage: a better answer, re-scored
-        sol.objective = float(len(sites))
-        if np.isfinite(sol.bound) and sol.objective > 0:
-            sol.gap = max(0.0, (sol.objective - sol.bound) / sol.objective)
+    unused = _rescore_unused(sol, objective, len(chosen), len(sites))
     new = float(assign["residents"].sum()) if len(assign) else 0.0
     summary.update({
         "unreachable_homes": int(gone.sum()), "residents_unreachable": float(w[gone].sum()),
         "candidates": int(len(cand)), "candidate_source": str(cand["source"].iloc[0]) if len(cand) else "",
         **{f"model_{k}": v for k, v in model.stats.items()},
         "sites": int(len(sites)), "sites_unused_dropped": unused, "residents_covered_new": new,
-        "residents_uncovered_after": float(w.sum() - new),
-        "share_covered_before": float(pop[~need].sum() / pop.sum()) if pop.sum() > 0 else float("nan"),
-        "share_covered_after": float((pop[~need].sum() + new) / pop.sum()) if pop.sum() > 0 else float("nan"),
-        "objective_value": sol.objective, "bound": sol.bound, "gap": sol.gap, "status": sol.status,
-        "solver": sol.solver, "time_limit_s": sol.time_limit_s, "mip_rel_gap": sol.mip_rel_gap,
-        "nodes": sol.nodes, "greedy_objective": sol.greedy_objective,
-        "matrix_s": matrix_s, "solve_s": sol.solve_s, "total_s": time.perf_counter() - t0,
-    })
+        "residents_uncovered_after": float(w.sum() - new), **_shares(pop, need, new),
+        **_solution_summary(sol), "matrix_s": matrix_s, "solve_s": sol.solve_s,
+        "total_s": time.perf_counter() - t0})
     return SitingResult(facility_type, objective, sites, cand_out, assign, unreachable, summary,
                         cover_matrix=A, model=model)
+
+
+def _homes(network: WalkNetwork, homes: gpd.GeoDataFrame, pop_col: str, id_col: str | None, unit_col: str,
+           units: gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """The homes checked (metric CRS), their populations (persons), IDs and units."""
+    homes = check_metric(homes, "homes", network)
+    pop = _population(homes, pop_col)
+    home_ids = _pick_id(homes, id_col, _HOME_IDS, "homes", "H")
+    unit = homes[unit_col].astype(object).to_numpy() if unit_col in homes.columns else \
+        _units_of(homes.geometry.to_numpy(), units, homes.crs)
+    return homes, pop, home_ids, unit
+
+
+def _demand_summary(pop: np.ndarray, need: np.ndarray, n_fac: int) -> dict:
+    """Homes and residents, covered by the existing facilities or not."""
+    return {"homes": int(len(pop)), "residents": float(pop.sum()), "existing_facilities": n_fac,
+            "residents_covered_existing": float(pop[~need].sum()),
+            "demand_homes": int(need.sum()), "residents_uncovered": float(pop[need].sum())}
+
+
+def _costs(network: WalkNetwork, dh: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame | None, walk: float,
+           facility_type: str, entrances, candidate_id_col: str | None, capacity: Any, w: np.ndarray
+           ) -> tuple[csr_matrix, gpd.GeoDataFrame, np.ndarray | None, float]:
+    """Uncovered home × candidate network distances within the walking distance (sparse),
+    the candidates, their capacities and the seconds taken; an error when no candidate
+    reaches any uncovered home."""
+    tm = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=AccessWarning)  # far homes: reported by coverage
+        hsnap = snap_points(network, dh[[dh.geometry.name]].reset_index(drop=True), layer="homes")
+    A, cand, caps = _candidates(network, candidates, hsnap, walk, facility_type, entrances,
+                                candidate_id_col, capacity)
+    matrix_s = time.perf_counter() - tm
+    if A.nnz == 0:
+        raise FeasibilityError(
+            f"{facility_type}: none of the {len(cand)} candidate sites is within {walk:g} m walk of the "
+            f"{len(dh):,} uncovered homes ({w.sum():,.0f} residents): nothing can be sited. Fix: add "
+            "candidate sites in the gap areas (coverage_gaps layer), check the sites layer's CRS, or "
+            "leave the sites layer out to take candidates from the walk network")
+    return A, cand, caps, matrix_s
+
+
+def _empty_result(facility_type: str, objective: str, summary: dict, crs) -> SitingResult:
+    """Every resident already covered: nothing to site."""
+    return SitingResult(facility_type, objective,
+                        gpd.GeoDataFrame(columns=SITE_COLUMNS, geometry=[], crs=crs),
+                        gpd.GeoDataFrame(columns=CANDIDATE_COLUMNS, geometry=[], crs=crs),
+                        pd.DataFrame(columns=ASSIGNMENT_COLUMNS),
+                        gpd.GeoDataFrame(columns=UNREACHABLE_COLUMNS, geometry=[], crs=crs),
+                        summary)
+
+
+def _shares(pop: np.ndarray, need: np.ndarray, new: float) -> dict:
+    """Share of all residents covered before and after the new sites."""
+    tot = pop.sum()
+    before = float(pop[~need].sum() / tot) if tot > 0 else float("nan")
+    after = float((pop[~need].sum() + new) / tot) if tot > 0 else float("nan")
+    return {"share_covered_before": before, "share_covered_after": after}
+
+
+def _solution_summary(sol) -> dict:
+    """The solver's answer for the summary: objective, bound, gap, status, limits."""
+    return {"objective_value": sol.objective, "bound": sol.bound, "gap": sol.gap, "status": sol.status,
+            "solver": sol.solver, "time_limit_s": sol.time_limit_s, "mip_rel_gap": sol.mip_rel_gap,
+            "nodes": sol.nodes, "greedy_objective": sol.greedy_objective}
 
 
 def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: str, walk: float,
@@ -502,8 +529,11 @@ def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: st
 
 
 def _solve(A: csr_matrix, w: np.ndarray, dem, caps, objective: str, p, facility_type: str, walk: float,
-           **kw) -> tuple:
-    """The model and its answer: (Solution, CoverageModel, chosen columns, shares or None)."""
+           unit: np.ndarray, **kw) -> tuple:
+    """The model and its answer: (Solution, CoverageModel, chosen columns, shares or None);
+    with capacities (``dem`` given) the demand is checked against them first."""
+    if dem is not None:
+        _check_capacity(A, dem, caps, objective, p, facility_type, unit, w)
     if dem is None:
         model = reduce_model(A, w, objective=objective)
         sol = solve_mclp(model, p, **kw) if objective == "mclp" else solve_lscp(model, **kw)
@@ -517,6 +547,18 @@ def _solve(A: csr_matrix, w: np.ndarray, dem, caps, objective: str, p, facility_
             f"serve them all within {walk:g} m. Fix: raise the capacity per site, add candidate sites, "
             "or use objective = \"mclp\" to serve the most")
     return out
+
+
+def _rescore_unused(sol, objective: str, n_chosen: int, n_sites: int) -> int:
+    """How many opened sites serve nobody (left out of the sites); an LSCP answer with
+    fewer sites covers the same homes, so it is a better answer: its objective and gap
+    are re-scored."""
+    unused = int(n_chosen - n_sites)
+    if unused and objective == "lscp":
+        sol.objective = float(n_sites)
+        if np.isfinite(sol.bound) and sol.objective > 0:
+            sol.gap = max(0.0, (sol.objective - sol.bound) / sol.objective)
+    return unused
 
 
 def _empty_summary(summary: dict, total: float) -> dict:
