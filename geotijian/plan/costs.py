@@ -24,6 +24,8 @@ whole network (tested against a plain networkx Dijkstra on the augmented graph).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
@@ -108,6 +110,132 @@ def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     return np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(tot)
 
 
+@dataclass(frozen=True)
+class _Points:
+    """Source access points within the cut (``order`` groups them by feature: feature ``f``
+    has ``order[lo[f]:hi[f]]``), each feature's box, and the features with a point."""
+
+    owner: np.ndarray
+    edge: np.ndarray
+    position: np.ndarray
+    offset: np.ndarray
+    order: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    box: np.ndarray
+    feats: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """Target access points: edge ends ``u``/``v`` and the distances along the edge to
+    them, offset, owner feature; ``node``/``ap``: access points by node (sorted)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    to_u: np.ndarray
+    to_v: np.ndarray
+    offset: np.ndarray
+    owner: np.ndarray
+    node: np.ndarray
+    ap: np.ndarray
+
+
+def _source_points(sources: SnapResult, limit: float) -> _Points:
+    """The sources' access points that can reach anything (offset within the cut), grouped
+    by feature, and the features that have one, with their boxes."""
+    keep = sources.offset <= limit
+    owner, edge = sources.owner[keep], sources.edge[keep]
+    order = np.argsort(owner, kind="stable")
+    feat = np.arange(sources.n_features)
+    box = _feature_boxes(sources)
+    has = np.isfinite(box[:, 0])
+    has[np.setdiff1d(feat, owner)] = False
+    return _Points(owner=owner, edge=edge, position=sources.position[keep], offset=sources.offset[keep],
+                   order=order, lo=np.searchsorted(owner[order], feat, side="left"),
+                   hi=np.searchsorted(owner[order], feat, side="right"), box=box,
+                   feats=np.flatnonzero(has))
+
+
+def _tiles(box: np.ndarray, feats: np.ndarray, tile_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Features sorted by the square tile of their box's first corner, and the tile bounds
+    (tile ``b`` holds ``feats[bounds[b]:bounds[b + 1]]``)."""
+    x0, y0 = box[feats, 0].min(), box[feats, 1].min()
+    tx = np.floor((box[feats, 0] - x0) / tile_m).astype(np.int64)
+    ty = np.floor((box[feats, 1] - y0) / tile_m).astype(np.int64)
+    tile = tx * (int(ty.max()) + 1) + ty
+    order = np.argsort(tile, kind="stable")
+    feats, tile = feats[order], tile[order]
+    return feats, np.flatnonzero(np.r_[True, tile[1:] != tile[:-1], True])
+
+
+def _target_points(network: WalkNetwork, targets: SnapResult) -> _Targets:
+    """Target access points: the ends of their edges, the distances to both, and an index
+    from node to the access points on its edges (a window picks those touching its nodes)."""
+    t_u, t_v = network.edge_u[targets.edge], network.edge_v[targets.edge]
+    node = np.concatenate([t_u, t_v])
+    ap = np.concatenate([np.arange(len(t_u)), np.arange(len(t_u))])
+    o = np.argsort(node, kind="stable")
+    return _Targets(u=t_u, v=t_v, to_u=targets.position,
+                    to_v=network.edge_length[targets.edge] - targets.position,
+                    offset=targets.offset, owner=targets.owner, node=node[o], ap=ap[o])
+
+
+def _window(network: WalkNetwork, by_x: tuple[np.ndarray, np.ndarray, np.ndarray], box: np.ndarray,
+            fs: np.ndarray, limit: float) -> np.ndarray:
+    """The nodes (ascending) inside the tile's box of access points grown by the cut."""
+    xo, xs, ys = by_x
+    grow = limit + _MARGIN_M
+    wx0, wy0 = box[fs, 0].min() - grow, box[fs, 1].min() - grow
+    wx1, wy1 = box[fs, 2].max() + grow, box[fs, 3].max() + grow
+    lo, hi = np.searchsorted(xs, [wx0, wx1 + 1e-9])
+    yy = ys[lo:hi]
+    return np.sort(xo[lo:hi][(yy >= wy0) & (yy <= wy1)])
+
+
+def _search(network: WalkNetwork, W: np.ndarray, pos_of: np.ndarray, fs: np.ndarray, pts: _Points,
+            limit: float) -> np.ndarray:
+    """Dijkstra within the window from every source feature of the tile: one virtual node per
+    feature with arcs to both ends of each of its access points' edges. ``pos_of`` maps a
+    node to its window column. Returns features × window nodes (inf beyond the cut)."""
+    nw = len(W)
+    L, eu, ev = network.edge_length, network.edge_u, network.edge_v
+    sub = network.csr[W][:, W]
+    ap = pts.order[_ranges(pts.lo[fs], pts.hi[fs] - pts.lo[fs])]
+    local = np.searchsorted(fs, pts.owner[ap])  # (fs is ascending within a tile)
+    e = pts.edge[ap]
+    r = np.concatenate([local, local])
+    c = np.concatenate([pos_of[eu[e]], pos_of[ev[e]]])
+    w = np.concatenate([pts.offset[ap] + pts.position[ap], pts.offset[ap] + L[e] - pts.position[ap]])
+    ok = (c >= 0) & (w <= limit)
+    virt = _csr_rows(*_min_entries(r[ok], c[ok], w[ok], nw), (len(fs), nw + len(fs)))
+    g = csr_matrix((np.concatenate([sub.data, virt.data]),
+                    np.concatenate([sub.indices, virt.indices]).astype(np.int32),
+                    np.concatenate([sub.indptr, sub.nnz + virt.indptr[1:]])),
+                   shape=(nw + len(fs), nw + len(fs)))
+    D = dijkstra(g, directed=True, indices=nw + np.arange(len(fs)), limit=limit, min_only=False)[:, :nw]
+    return np.atleast_2d(D)
+
+
+def _target_pairs(D: np.ndarray, W: np.ndarray, pos_of: np.ndarray, tg: _Targets, limit: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row of D, target feature, distance) within the cut, through either end of the edge
+    of each target access point touching the window."""
+    nw = len(W)
+    lo_t = np.searchsorted(tg.node, W, side="left")
+    hi_t = np.searchsorted(tg.node, W, side="right")
+    idx = _ranges(lo_t, hi_t - lo_t)
+    if not len(idx):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    aps = np.unique(tg.ap[idx])
+    Dx = np.concatenate([D, np.full((D.shape[0], 1), np.inf)], axis=1)
+    pu = np.where(pos_of[tg.u[aps]] >= 0, pos_of[tg.u[aps]], nw)
+    pv = np.where(pos_of[tg.v[aps]] >= 0, pos_of[tg.v[aps]], nw)
+    d = np.minimum(Dx[:, pu] + tg.to_u[aps], Dx[:, pv] + tg.to_v[aps]) + tg.offset[aps]
+    i, j = np.nonzero(d <= limit)
+    return i, tg.owner[aps][j], d[i, j]
+
+
 def bounded_distance_matrix(network: WalkNetwork, sources: SnapResult, limit: float, *,
                             targets: SnapResult | None = None,
                             tile_m: float = DEFAULT_TILE_M) -> csr_matrix:
@@ -141,99 +269,34 @@ def bounded_distance_matrix(network: WalkNetwork, sources: SnapResult, limit: fl
     if not np.isfinite(limit) or limit <= 0:
         raise ValueError(f"limit must be a positive distance in metres, got {limit!r}")
     n = network.n_nodes
-    n_src = sources.n_features
-    n_tgt = n if targets is None else targets.n_features
-    shape = (n_src, n_tgt)
+    shape = (sources.n_features, n if targets is None else targets.n_features)
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
-
-    # access points that can reach anything: offset within the cut
-    keep = sources.offset <= limit
-    s_owner, s_edge = sources.owner[keep], sources.edge[keep]
-    s_pos, s_off = sources.position[keep], sources.offset[keep]
-    box = _feature_boxes(sources)
-    has = np.isfinite(box[:, 0])
-    has[np.setdiff1d(np.arange(n_src), s_owner)] = False
-    feats = np.flatnonzero(has)
-    if len(feats) and n_tgt:
-        # tiles of the features' first corner; windows grown by the cut distance
-        x0, y0 = box[feats, 0].min(), box[feats, 1].min()
-        tx = np.floor((box[feats, 0] - x0) / tile_m).astype(np.int64)
-        ty = np.floor((box[feats, 1] - y0) / tile_m).astype(np.int64)
-        tile = tx * (int(ty.max()) + 1) + ty
-        order = np.argsort(tile, kind="stable")
-        feats, tile = feats[order], tile[order]
-        bounds = np.flatnonzero(np.r_[True, tile[1:] != tile[:-1], True])
-        # nodes sorted by x: a window is a slab of this order, filtered by y
-        xo = np.argsort(network.x, kind="stable")
-        xs, ys_by_x = network.x[xo], network.y[xo]
-        csr = network.csr
-        L = network.edge_length
-        eu, ev = network.edge_u, network.edge_v
-        # the access points of each source feature, grouped by feature
-        a_order = np.argsort(s_owner, kind="stable")
-        a_owner = s_owner[a_order]
-        a_lo = np.searchsorted(a_owner, np.arange(n_src), side="left")
-        a_hi = np.searchsorted(a_owner, np.arange(n_src), side="right")
+    pts = _source_points(sources, limit)
+    if len(pts.feats) and shape[1]:
+        feats, bounds = _tiles(pts.box, pts.feats, tile_m)
+        xo = np.argsort(network.x, kind="stable")  # a window is a slab of this order, filtered by y
+        by_x = (xo, network.x[xo], network.y[xo])
         pos_of = np.full(n + 1, -1, dtype=np.int64)  # node -> window column (scratch)
-        if targets is not None:
-            t_u, t_v = eu[targets.edge], ev[targets.edge]
-            t_t, t_rest = targets.position, L[targets.edge] - targets.position
-            t_off, t_owner = targets.offset, targets.owner
-            # target access points by node: a window picks those touching its nodes
-            t_node = np.concatenate([t_u, t_v])
-            t_ap = np.concatenate([np.arange(len(t_u)), np.arange(len(t_u))])
-            tn_order = np.argsort(t_node, kind="stable")
-            t_node, t_ap = t_node[tn_order], t_ap[tn_order]
+        tg = _target_points(network, targets) if targets is not None else None
         for b in range(len(bounds) - 1):  # one window per tile (vectorised inside)
             fs = feats[bounds[b]:bounds[b + 1]]
-            grow = limit + _MARGIN_M
-            wx0, wy0 = box[fs, 0].min() - grow, box[fs, 1].min() - grow
-            wx1, wy1 = box[fs, 2].max() + grow, box[fs, 3].max() + grow
-            lo, hi = np.searchsorted(xs, [wx0, wx1 + 1e-9])
-            yy = ys_by_x[lo:hi]
-            W = np.sort(xo[lo:hi][(yy >= wy0) & (yy <= wy1)])
-            nw = len(W)
-            if nw == 0:
+            W = _window(network, by_x, pts.box, fs, limit)
+            if len(W) == 0:
                 continue
-            pos_of[W] = np.arange(nw)
-            sub = csr[W][:, W]
-            # virtual source rows: arcs to both ends of each access point's edge
-            ap = a_order[_ranges(a_lo[fs], a_hi[fs] - a_lo[fs])]
-            local = np.searchsorted(fs, s_owner[ap])  # (fs is ascending within a tile)
-            e = s_edge[ap]
-            r = np.concatenate([local, local])
-            c = np.concatenate([pos_of[eu[e]], pos_of[ev[e]]])
-            w = np.concatenate([s_off[ap] + s_pos[ap], s_off[ap] + L[e] - s_pos[ap]])
-            ok = (c >= 0) & (w <= limit)
-            virt = _csr_rows(*_min_entries(r[ok], c[ok], w[ok], nw), (len(fs), nw + len(fs)))
-            g = csr_matrix((np.concatenate([sub.data, virt.data]),
-                            np.concatenate([sub.indices, virt.indices]).astype(np.int32),
-                            np.concatenate([sub.indptr, sub.nnz + virt.indptr[1:]])),
-                           shape=(nw + len(fs), nw + len(fs)))
-            D = dijkstra(g, directed=True, indices=nw + np.arange(len(fs)), limit=limit,
-                         min_only=False)[:, :nw]
-            D = np.atleast_2d(D)
-            if targets is None:
+            pos_of[W] = np.arange(len(W))
+            D = _search(network, W, pos_of, fs, pts, limit)
+            if tg is None:
                 i, j = np.nonzero(D <= limit)
                 rows.append(fs[i])
                 cols.append(W[j])
                 vals.append(D[i, j])
             else:
-                lo_t = np.searchsorted(t_node, W, side="left")
-                hi_t = np.searchsorted(t_node, W, side="right")
-                idx = _ranges(lo_t, hi_t - lo_t)
-                if len(idx):
-                    aps = np.unique(t_ap[idx])
-                    Dx = np.concatenate([D, np.full((D.shape[0], 1), np.inf)], axis=1)
-                    pu = np.where(pos_of[t_u[aps]] >= 0, pos_of[t_u[aps]], nw)
-                    pv = np.where(pos_of[t_v[aps]] >= 0, pos_of[t_v[aps]], nw)
-                    d = np.minimum(Dx[:, pu] + t_t[aps], Dx[:, pv] + t_rest[aps]) + t_off[aps]
-                    i, j = np.nonzero(d <= limit)
-                    rows.append(fs[i])
-                    cols.append(t_owner[aps][j])
-                    vals.append(d[i, j])
+                i, t, d = _target_pairs(D, W, pos_of, tg, limit)
+                rows.append(fs[i])
+                cols.append(t)
+                vals.append(d)
             pos_of[W] = -1
     if targets is not None:
         so, to, d = _same_edge_pairs(network, sources, targets)
