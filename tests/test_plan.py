@@ -421,6 +421,25 @@ def test_renewal_areas_are_contiguous_inside_and_within_bounds():
     _check_areas(res, units, boundary, 5000, 50000, within_town=False)
 
 
+
+@pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
+def test_small_areas_never_grow_into_the_same_neighbour():
+    """U1 and U3 (3,000 residents each) both need U2 to reach the 5,000 floor: the first
+    takes it, the other is dropped and listed (no unit in two areas)."""
+    units = gpd.GeoDataFrame({"unit_id": ["U1", "U2", "U3"], "town_code": "T1", "town_name": "西镇",
+                              "population": [3000.0, 3000.0, 3000.0]},
+                             geometry=[shapely.box(X0 + k * 500, Y0, X0 + (k + 1) * 500, Y0 + 500)
+                                       for k in range(3)], crs=CRS)
+    probs = pd.DataFrame([{"problem_id": f"cov_kindergarten@{u}", "indicator_code": "cov_kindergarten",
+                           "name_zh": "幼儿园", "level": "unit", "area_id": u, "problem_class": "限时解决",
+                           "affected_population": 3000.0} for u in ("U1", "U3")])
+    with pytest.warns(PlanWarning, match="clusters left out"):
+        res = renewal_areas(units, probs, min_pop=5000, max_pop=50000)
+    assert res.areas["units"].tolist() == ["U1;U2"]
+    assert res.dropped["units"].tolist() == ["U3"] and res.dropped["reason"].str.contains("下限").all()
+    area = res.scores.set_index("unit_id")["area_id"]
+    assert area["U1"] == area["U2"] == "RA01" and pd.isna(area["U3"])
+
 def test_renewal_scores_use_every_component():
     units, _ = _units()
     probs = _problems(units)

@@ -324,6 +324,105 @@ def _grow(seed: int, pool: set[int], nbrs: list[np.ndarray], score: np.ndarray, 
         pool.discard(nxt)
 
 
+def _check_options(units: gpd.GeoDataFrame, score_quantile: float, hotspot_p: float, min_pop: float,
+                   max_pop: float) -> None:
+    """Options in range and units in a metric CRS, or an error naming the key and the fix."""
+    if not 0 < float(score_quantile) < 1:
+        raise ConfigError("plan.renewal.score_quantile", f"must be between 0 and 1, got {score_quantile!r}",
+                          "e.g. 0.67: units in the top third seed areas")
+    if not 0 < float(hotspot_p) < 1:
+        raise ConfigError("plan.renewal.hotspot_p", f"must be between 0 and 1, got {hotspot_p!r}",
+                          "e.g. 0.05")
+    if not 0 <= float(min_pop) < float(max_pop):
+        raise ConfigError("plan.renewal.min_pop", f"floor ({min_pop}) must be below the ceiling ({max_pop})",
+                          "e.g. min_pop = 5000, max_pop = 50000")
+    if units.crs is None or units.crs.is_geographic:
+        raise LayerError("units", "needs a metric CRS", fix="project the units (settings.metric_crs)")
+
+
+def _select(score: np.ndarray, z: np.ndarray, pv: np.ndarray, score_quantile: float, hotspot_p: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Units that seed areas (top of the score, or a Gi* hot spot scoring at least the
+    median): (selected, hot spot, reason per unit, score threshold)."""
+    n = len(score)
+    thr = float(np.quantile(score, score_quantile)) if n else np.inf
+    med = float(np.median(score)) if n else np.inf
+    top = (score >= thr) & (score > 0)
+    hot = np.nan_to_num(z) > 0
+    hot &= np.nan_to_num(pv, nan=1.0) <= hotspot_p
+    hot &= score >= med
+    sel = top | hot
+    reason = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(sel):  # (text per selected unit)
+        parts = []
+        if top[i]:
+            parts.append(f"得分{score[i]:.2f}位于全区前{1 - score_quantile:.0%}(≥{thr:.2f})")
+        if hot[i]:
+            parts.append(f"Gi*热点(z={z[i]:.2f}, p={pv[i]:.3f})")
+        reason[i] = "；".join(parts)
+    return sel, hot, reason, thr
+
+
+def _clusters(sel: np.ndarray, adj, nbrs: list[np.ndarray], score: np.ndarray, pop: np.ndarray,
+              uid: np.ndarray, max_pop: float) -> tuple[list, list]:
+    """Contiguous clusters of selected units, those above the ceiling split by region
+    growing from their best unit: (areas as (members, reason), dropped as (members,
+    residents, reason))."""
+    idx = np.flatnonzero(sel)
+    sub = adj[idx][:, idx]
+    ncomp, lab = connected_components(sub, directed=False) if len(idx) else (0, np.zeros(0, int))
+    areas: list[tuple[list[int], str]] = []
+    dropped: list[tuple[list[int], float, str]] = []
+    for k in range(ncomp):  # (a few clusters; each handled as a whole)
+        members = idx[lab == k].tolist()
+        if pop[members].sum() <= max_pop:
+            areas.append((members, "连片高分单元"))
+            continue
+        pool = set(members)
+        while pool:
+            seed_u = min(pool, key=lambda m: (-score[m], uid[m]))
+            if pop[seed_u] > max_pop:
+                dropped.append(([seed_u], float(pop[seed_u]), f"单元人口{pop[seed_u]:,.0f}超过片区上限{max_pop:,.0f}"))
+                pool.discard(seed_u)
+                continue
+            reg = _grow(seed_u, pool, nbrs, score, pop, uid, max_pop)
+            areas.append((reg, f"连片高分单元超过上限{max_pop:,.0f}人，自最高分单元逐个并入相邻最高分单元拆分"))
+            pool -= set(reg)
+    return areas, dropped
+
+
+def _to_floor(areas: list, dropped: list, nbrs: list[np.ndarray], score: np.ndarray, pop: np.ndarray,
+              uid: np.ndarray, min_pop: float, max_pop: float) -> tuple[list, list]:
+    """Areas below the floor grow by their highest-scoring neighbours that are in no other
+    area (nor taken by an earlier area's growth), within the ceiling; an area that cannot
+    reach the floor is dropped. Returns (final areas, dropped)."""
+    taken = {m for mem, _ in areas for m in mem} | {m for mem, _, _ in dropped for m in mem}
+    final: list[tuple[list[int], str]] = []
+    for members, why in areas:
+        total = pop[members].sum()
+        if total >= min_pop:
+            final.append((members, why))
+            continue
+        pool = (set(range(len(pop))) - taken) | set(members)
+        reg = list(members)
+        added = []
+        while pop[reg].sum() < min_pop:
+            front = sorted({int(k) for r in reg for k in nbrs[r] if int(k) in pool and int(k) not in reg},
+                           key=lambda k: (-score[k], uid[k]))
+            nxt = next((k for k in front if pop[reg].sum() + pop[k] <= max_pop), None)
+            if nxt is None:
+                break
+            reg.append(nxt)
+            added.append(nxt)
+        if pop[reg].sum() >= min_pop:
+            final.append((reg, why + f"；人口不足下限{min_pop:,.0f}，并入相邻最高分单元"
+                          + "、".join(str(uid[a]) for a in added)))
+            taken |= set(added)
+        else:
+            dropped.append((members, float(total), f"人口{total:,.0f}不足下限{min_pop:,.0f}且无可并入的相邻单元"))
+    return final, dropped
+
+
 def renewal_areas(
     units: gpd.GeoDataFrame,
     problems: pd.DataFrame,
@@ -373,90 +472,19 @@ def renewal_areas(
     -------
     RenewalResult
     """
-    if not 0 < float(score_quantile) < 1:
-        raise ConfigError("plan.renewal.score_quantile", f"must be between 0 and 1, got {score_quantile!r}",
-                          "e.g. 0.67: units in the top third seed areas")
-    if not 0 < float(hotspot_p) < 1:
-        raise ConfigError("plan.renewal.hotspot_p", f"must be between 0 and 1, got {hotspot_p!r}",
-                          "e.g. 0.05")
-    if not 0 <= float(min_pop) < float(max_pop):
-        raise ConfigError("plan.renewal.min_pop", f"floor ({min_pop}) must be below the ceiling ({max_pop})",
-                          "e.g. min_pop = 5000, max_pop = 50000")
-    if units.crs is None or units.crs.is_geographic:
-        raise LayerError("units", "needs a metric CRS", fix="project the units (settings.metric_crs)")
+    _check_options(units, score_quantile, hotspot_p, min_pop, max_pop)
     u = units.sort_values("unit_id", kind="stable").reset_index(drop=True)
     sc = renewal_scores(u, problems, indicator_values=indicator_values, weights=weights,
                         class_weights=class_weights)
-    n = len(u)
     uid = sc["unit_id"].to_numpy(dtype=object)
     score = sc["score"].to_numpy(float)
     pop = np.nan_to_num(sc["population"].to_numpy(float))
     adj = unit_neighbours(u, gap_m=gap_m, within_town=within_town).tocsr()
-    nbrs = [adj.indices[adj.indptr[i]:adj.indptr[i + 1]] for i in range(n)]
+    nbrs = [adj.indices[adj.indptr[i]:adj.indptr[i + 1]] for i in range(len(u))]
     z, pv = _gi_star(score, adj, settings.random_seed if seed is None else int(seed))
-    thr = float(np.quantile(score, score_quantile)) if n else np.inf
-    med = float(np.median(score)) if n else np.inf
-    top = (score >= thr) & (score > 0)
-    hot = np.nan_to_num(z) > 0
-    hot &= np.nan_to_num(pv, nan=1.0) <= hotspot_p
-    hot &= score >= med
-    sel = top | hot
-    reason = np.full(n, "", dtype=object)
-    for i in np.flatnonzero(sel):
-        parts = []
-        if top[i]:
-            parts.append(f"得分{score[i]:.2f}位于全区前{1 - score_quantile:.0%}(≥{thr:.2f})")
-        if hot[i]:
-            parts.append(f"Gi*热点(z={z[i]:.2f}, p={pv[i]:.3f})")
-        reason[i] = "；".join(parts)
-    # contiguous clusters of selected units
-    idx = np.flatnonzero(sel)
-    sub = adj[idx][:, idx]
-    ncomp, lab = connected_components(sub, directed=False) if len(idx) else (0, np.zeros(0, int))
-    areas: list[tuple[list[int], str]] = []
-    dropped = []
-    used = set(idx.tolist())
-    for k in range(ncomp):  # (a few clusters; each handled as a whole)
-        members = idx[lab == k].tolist()
-        total = pop[members].sum()
-        if total > max_pop:
-            pool = set(members)
-            while pool:
-                seed_u = min(pool, key=lambda m: (-score[m], uid[m]))
-                if pop[seed_u] > max_pop:
-                    dropped.append(([seed_u], float(pop[seed_u]), f"单元人口{pop[seed_u]:,.0f}超过片区上限{max_pop:,.0f}"))
-                    pool.discard(seed_u)
-                    continue
-                reg = _grow(seed_u, pool, nbrs, score, pop, uid, max_pop)
-                areas.append((reg, f"连片高分单元超过上限{max_pop:,.0f}人，自最高分单元逐个并入相邻最高分单元拆分"))
-                pool -= set(reg)
-        else:
-            areas.append((members, "连片高分单元"))
-    final: list[tuple[list[int], str]] = []
-    for members, why in areas:
-        total = pop[members].sum()
-        if total >= min_pop:
-            final.append((members, why))
-            continue
-        # grow to the floor with the highest-scoring neighbours not already in an area
-        others = {m for mem, _ in areas for m in mem} | {m for mem, _, _ in dropped for m in mem}
-        pool = (set(range(n)) - others) | set(members)
-        reg = list(members)
-        added = []
-        while pop[reg].sum() < min_pop:
-            front = sorted({int(k) for r in reg for k in nbrs[r] if int(k) in pool and int(k) not in reg},
-                           key=lambda k: (-score[k], uid[k]))
-            nxt = next((k for k in front if pop[reg].sum() + pop[k] <= max_pop), None)
-            if nxt is None:
-                break
-            reg.append(nxt)
-            added.append(nxt)
-        if pop[reg].sum() >= min_pop:
-            final.append((reg, why + f"；人口不足下限{min_pop:,.0f}，并入相邻最高分单元"
-                          + "、".join(str(uid[a]) for a in added)))
-            used |= set(added)
-        else:
-            dropped.append((members, float(total), f"人口{total:,.0f}不足下限{min_pop:,.0f}且无可并入的相邻单元"))
+    sel, hot, reason, thr = _select(score, z, pv, score_quantile, hotspot_p)
+    areas, dropped = _clusters(sel, adj, nbrs, score, pop, uid, max_pop)
+    final, dropped = _to_floor(areas, dropped, nbrs, score, pop, uid, min_pop, max_pop)
     return _assemble(u, sc, final, dropped, problems, boundary, z, pv, sel, hot, reason,
                      method={"weights": _weights(weights, DEFAULT_WEIGHTS, "plan.renewal.weights", COMPONENTS),
                              "class_weights": _weights(class_weights, DEFAULT_CLASS_WEIGHTS,
