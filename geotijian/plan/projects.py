@@ -236,26 +236,8 @@ def project_library(
         :data:`PROJECT_COLUMNS`, sorted by ``priority_rank`` then ``project_id``
         (``<problem_id>/E``, ``/M`` or ``/S`` for 工程类, 管理类, 规划研究类).
     """
-    need = ["problem_id", "indicator_code", "level", "area_id", "problem_class", "affected_population"]
-    miss = [c for c in need if c not in problems.columns]
-    if miss:
-        raise LayerError("problems", f"missing column(s) {', '.join(miss)}",
-                         fix="pass the problems table of build_tables (model.PROBLEM_COLUMNS)")
-    if isinstance(year, bool) or not isinstance(year, (int, np.integer)):
-        raise ConfigError("plan.year", f"must be a year, got {year!r}", "e.g. year = 2025")
-    rl = project_rules(rules)
-    p = pd.DataFrame(problems.drop(columns="geometry", errors="ignore")).reset_index(drop=True)
-    geom = problems.geometry.to_numpy() if isinstance(problems, gpd.GeoDataFrame) else None
-    unknown = sorted(set(p["problem_class"].astype(str)) - set(PROBLEM_CLASSES))
-    if unknown:
-        raise LayerError("problems", f"unknown problem class {unknown[0]!r}",
-                         fix=f"use {' / '.join(PROBLEM_CLASSES)}")
+    p, rl, rule = _checked(problems, year, rules)
     codes = p["indicator_code"].astype(str)
-    rule = _rule_of(codes, rl)
-    if (rule < 0).any():
-        i = int(np.flatnonzero(rule < 0)[0])
-        raise ConfigError("plan.projects.rules", f"no rule matches indicator {codes.iat[i]!r}",
-                          "keep a catch-all rule (pattern *)")
     rank, pos_best, priority, aff = _priorities(p)
     pu = problem_units(p, units)
     by_problem = pu.groupby("problem_id", sort=False)["unit_id"].apply(list).to_dict()
@@ -280,15 +262,7 @@ def project_library(
         code = code_l[i]
         lv, aid = lv_l[i], aid_l[i]
         us = by_problem.get(pid_l[i], [])
-        if lv == "unit":
-            town = town_of.get(aid, "")
-            area_name = unit_name.get(aid, aid)
-        elif lv == "town":
-            town, area_name = aid, town_name.get(aid, aid)
-        else:
-            town, area_name = "", district_name or aid
-        if str(aname_l[i]) not in ("", "nan", "None", aid):
-            area_name = str(aname_l[i])
+        town, area_name = _place(lv, aid, aname_l[i], town_of, town_name, unit_name, district_name)
         ras = sorted({area_of_unit[u] for u in us if u in area_of_unit})
         ftype = _facility_of(code)
         facility = str(fac_names.get(ftype, name_l[i])) if ftype else name_l[i]
@@ -325,6 +299,51 @@ def project_library(
                 "site_count": len(site_ids) if engineering else 0,
                 "site_residents": site_res if engineering else 0.0, "rule": r["pattern"],
                 "_i": i})
+    return _library_table(rows, p, problems)
+
+
+def _checked(problems: pd.DataFrame, year: Any, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The problems (no geometry, index 0…n-1), the rule table and each problem's rule;
+    errors name the missing column, the unknown class or the unmatched indicator."""
+    need = ["problem_id", "indicator_code", "level", "area_id", "problem_class", "affected_population"]
+    miss = [c for c in need if c not in problems.columns]
+    if miss:
+        raise LayerError("problems", f"missing column(s) {', '.join(miss)}",
+                         fix="pass the problems table of build_tables (model.PROBLEM_COLUMNS)")
+    if isinstance(year, bool) or not isinstance(year, (int, np.integer)):
+        raise ConfigError("plan.year", f"must be a year, got {year!r}", "e.g. year = 2025")
+    rl = project_rules(rules)
+    p = pd.DataFrame(problems.drop(columns="geometry", errors="ignore")).reset_index(drop=True)
+    unknown = sorted(set(p["problem_class"].astype(str)) - set(PROBLEM_CLASSES))
+    if unknown:
+        raise LayerError("problems", f"unknown problem class {unknown[0]!r}",
+                         fix=f"use {' / '.join(PROBLEM_CLASSES)}")
+    codes = p["indicator_code"].astype(str)
+    rule = _rule_of(codes, rl)
+    if (rule < 0).any():
+        i = int(np.flatnonzero(rule < 0)[0])
+        raise ConfigError("plan.projects.rules", f"no rule matches indicator {codes.iat[i]!r}",
+                          "keep a catch-all rule (pattern *)")
+    return p, rl, rule
+
+
+def _place(level: str, aid: str, given_name: Any, town_of: dict, town_name: dict, unit_name: dict,
+           district_name: str | None) -> tuple[str, str]:
+    """Town code and the area's name of one problem (the table's ``area_name`` when given)."""
+    if level == "unit":
+        town, name = town_of.get(aid, ""), unit_name.get(aid, aid)
+    elif level == "town":
+        town, name = aid, town_name.get(aid, aid)
+    else:
+        town, name = "", district_name or aid
+    if str(given_name) not in ("", "nan", "None", aid):
+        name = str(given_name)
+    return town, name
+
+
+def _library_table(rows: list[dict], p: pd.DataFrame, problems: pd.DataFrame) -> pd.DataFrame:
+    """The projects sorted by priority rank then type, with the problems' geometry when
+    they have one; an error when a problem has no project."""
     out = pd.DataFrame(rows)
     missing = set(p["problem_id"]) - set(out["problem_id"]) if len(out) else set(p["problem_id"])
     if missing:  # every problem reaches the library (the catch-all rule guarantees it)
@@ -336,8 +355,8 @@ def project_library(
     out = out.assign(_t=type_ord).sort_values(["priority_rank", "_t"], kind="stable")
     idx = out["_i"].to_numpy(dtype=np.int64)
     out = out[PROJECT_COLUMNS].reset_index(drop=True)
-    if geom is not None:
-        return gpd.GeoDataFrame(out, geometry=geom[idx], crs=problems.crs)
+    if isinstance(problems, gpd.GeoDataFrame):
+        return gpd.GeoDataFrame(out, geometry=problems.geometry.to_numpy()[idx], crs=problems.crs)
     return out
 
 
