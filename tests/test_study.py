@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyogrio
+from openpyxl import load_workbook
 import pytest
 
 import geotijian as gt
@@ -135,6 +136,12 @@ def test_sample_study_renewal_plan(sample_run):
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["plan"]["siting"][0]["solver"].startswith("HiGHS") and "plan" in run["timings_s"]
     assert "renewal areas:" in sample_run.summary() and "projects:" in sample_run.summary()
+    wb = load_workbook(out / "project_library.xlsx", read_only=True)
+    ws = wb["更新项目储备库"]
+    head = [c.value for c in next(ws.iter_rows(min_row=1, max_row=1))]
+    cell = next(ws.iter_rows(min_row=2, max_row=2))[head.index("涉及居民(人)")]
+    assert isinstance(cell.value, int) and cell.number_format == "#,##0"
+    wb.close()
 
 
 def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path):

@@ -116,11 +116,15 @@ def plan_tables(result: PlanResult) -> dict[str, pd.DataFrame]:
     return out
 
 
+#: Columns counting persons: whole numbers, shown with a thousands separator in the workbook.
+_PERSONS = ("affected_population", "population", "site_residents", "residents_covered",
+            "residents_in_reach", "residents", "residents_covered_existing", "residents_uncovered",
+            "residents_unreachable", "residents_covered_new", "residents_uncovered_after")
+
+
 def _display(key: str, d: pd.DataFrame) -> pd.DataFrame:
     d = d.copy()
-    for col in ("affected_population", "population", "site_residents", "residents_covered",
-                "residents_in_reach", "residents", "residents_covered_existing", "residents_uncovered",
-                "residents_unreachable", "residents_covered_new", "residents_uncovered_after"):
+    for col in _PERSONS:
         if col in d.columns and pd.api.types.is_numeric_dtype(d[col]):
             d[col] = pd.to_numeric(d[col], errors="coerce").round(0).astype("Int64")
     for col in ("score", "score_max", "problems", "dissatisfaction", "complaints", "old_compounds", "gi_z",
@@ -221,8 +225,11 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
             dim.width = min(max(width + 1, 5), cap)
             if vis is not None and col not in vis:
                 dim.hidden = True
+            persons = col in _PERSONS and key != "siting"
             for cell in ws.iter_rows(min_row=2, min_col=j, max_col=j):
                 cell[0].alignment = Alignment(wrap_text=True, vertical="top")
+                if persons:
+                    cell[0].number_format = "#,##0"
         _row_heights(ws, d, cols)
         ws.freeze_panes = "B2" if key == "siting" else "A2"
         if len(d):
