@@ -499,6 +499,27 @@ def test_every_problem_reaches_the_library_with_type_department_and_timing():
     assert set(lim["project_id"]) <= set(ap["project_id"]) and list(ap["seq"]) == list(range(1, len(ap) + 1))
 
 
+def test_plan_workbook_and_csv_defuse_formula_like_names(tmp_path):
+    """A name from the data such as =HYPERLINK(...) is shown as text, never evaluated."""
+    from openpyxl import load_workbook
+
+    from geotijian.plan import PlanResult, write_plan
+
+    evil = '=HYPERLINK("http://x","y")'
+    probs = pd.DataFrame([{"problem_id": "cov_kindergarten@U1", "indicator_code": "cov_kindergarten",
+                           "name_zh": "幼儿园覆盖率", "level": "unit", "area_id": "U1", "area_name": evil,
+                           "problem_class": "限时解决", "affected_population": 1234.0}])
+    lib = project_library(probs, year=2025)
+    res = PlanResult(year=2025, renewal=None, siting={}, projects=lib, annual=annual_plan(lib, year=2025))
+    write_plan(res, tmp_path)
+    ws = load_workbook(tmp_path / "project_library.xlsx")["更新项目储备库"]
+    head = [c.value for c in ws[1]]
+    cell = ws.cell(row=2, column=head.index("区域") + 1)
+    assert cell.value == evil and cell.data_type == "s" and cell.quotePrefix
+    assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row)
+    text = (tmp_path / "projects.csv").read_text(encoding="utf-8-sig")
+    assert "'" + evil.replace('"', '""') in text
+
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
 def test_library_lists_the_new_sites_and_accepts_grouped_problems():
     units, _ = _units()

@@ -4,7 +4,8 @@
 landscape, fitted to the page width, header row repeated on every page, autofilter,
 frozen header, long texts wrapped): 更新项目储备库, 年度实施计划, 更新片区, 片区评分,
 新增设施选址, 选址求解说明. Each table is also written as CSV (UTF-8 with BOM so Excel
-reads the Chinese). Files are written atomically and byte-deterministically.
+reads the Chinese). Files are written atomically and byte-deterministically; text from the
+data that a spreadsheet would evaluate (``=…``) is defused (:mod:`geotijian.io.tables`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.atomic import atomic_path, normalise_zip
+from ..io.tables import protect_cells, write_csv
 from .workflow import PlanResult
 
 __all__ = ["write_plan", "plan_tables", "HEADERS_ZH", "SHEETS_ZH"]
@@ -231,6 +233,7 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
                 if persons:
                     cell[0].number_format = "#,##0"
         _row_heights(ws, d, cols)
+        protect_cells(ws)  # names from the data never run as formulas
         ws.freeze_panes = "B2" if key == "siting" else "A2"
         if len(d):
             ws.auto_filter.ref = ws.dimensions
@@ -251,8 +254,5 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
     written.append(path)
     if csv:
         for key, d in shown.items():
-            p = folder / f"{key}.csv"
-            with atomic_path(p) as tmp:
-                d.rename(columns=HEADERS_ZH).to_csv(tmp, index=False, encoding="utf-8-sig")
-            written.append(p)
+            written.append(write_csv(d.rename(columns=HEADERS_ZH), folder / f"{key}.csv"))
     return written
