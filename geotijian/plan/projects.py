@@ -124,7 +124,7 @@ def project_rules(overrides: Any = None) -> pd.DataFrame:
         key = f"plan.projects.rules[{rec['pattern']}]"
         types = [x.strip() for x in str(rec["project_types"]).split(";") if x.strip()]
         if not types:
-            raise ConfigError(key, "no project type", f"give project_types, e.g. 工程类;管理类")
+            raise ConfigError(key, "no project type", "give project_types, e.g. 工程类;管理类")
         bad = [x for x in types if x not in PROJECT_TYPES]
         if bad:
             raise ConfigError(key, f"unknown project type {bad[0]!r}", f"use {' / '.join(PROJECT_TYPES)}")

@@ -61,7 +61,7 @@ def add_plan_layers(m: folium.Map, study: StudyData, *, lang: str = "zh",
     folium.Map
         The same map, changed in place.
     """
-    li = c.lang_index(lang)
+    c.lang_index(lang)  # "zh" or "en", anything else a ValueError
     legend: list[str] = []
     areas = study.renewal_areas
     if areas is not None and len(areas):
