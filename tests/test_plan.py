@@ -561,6 +561,27 @@ def test_project_rules_override_and_errors(tmp_path):
         project_rules([{"pattern": "x_*", "project_types": "工程类"}])  # the catch-all has no 工程类 text
 
 
+@pytest.mark.parametrize("edition", ["2024", "2023"])
+def test_every_edition_indicator_has_its_own_rule_and_department(edition):
+    """Every indicator of a packaged edition gets a rule of its own (not the catch-all),
+    led by the department the edition names as its supplier; every template renders."""
+    from geotijian import data
+
+    ed = pd.read_csv(data.path(f"editions/{edition}.csv"), dtype=str, keep_default_na=False)
+    probs = pd.DataFrame({"problem_id": ed["code"] + "@D", "indicator_code": ed["code"], "name_zh": ed["name_zh"],
+                          "level": "district", "area_id": "D", "value": 0.5, "reference": "1",
+                          "problem_class": "长期谋划", "affected_population": 1000.0})
+    lib = project_library(probs, year=2025, district_name="测试区")
+    assert set(lib["problem_id"]) == set(probs["problem_id"])
+    assert not (lib["rule"] == "*").any(), sorted(lib.loc[lib["rule"] == "*", "indicator_code"])
+    alias = {"区卫生健康委": "区卫健委", "区建设管理委": "区建管委"}  # the rule table's short names
+    sup = ed.set_index("code")["supplier"].map(lambda s: alias.get(s, s))
+    named = lib["indicator_code"].map(sup).pipe(lambda s: s[~s.isin(["", "community", "town"])])
+    assert len(named) > 20
+    assert (lib.loc[named.index, "lead_department"] == named).all()
+    assert lib["content"].str.len().gt(4).all() and not lib["content"].str.contains("{", regex=False).any()
+
+
 # ----------------------------------------------------------------------------- map layers
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
 def test_plan_layers_on_the_problem_map():
