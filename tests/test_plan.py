@@ -521,6 +521,37 @@ def test_plan_workbook_and_csv_defuse_formula_like_names(tmp_path):
     assert "'" + evil.replace('"', '""') in text
 
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
+def test_plan_workbook_number_formats(tmp_path):
+    """Residents with a thousands separator, scores and areas with fixed decimals, site
+    coordinates to 0.1 m, whole numbers on the (transposed) solver sheet with separators."""
+    from openpyxl import load_workbook
+
+    from geotijian.plan import PlanResult, write_plan
+
+    units, boundary = _units()
+    ren = renewal_areas(units, _problems(units), boundary=boundary)
+    net, homes, fac, cand = _line_case()
+    sit = _site(net, homes, fac, cand, objective="mclp", p=2)
+    lib = project_library(_problems(units), year=2025, units=units, renewal_areas=ren.areas)
+    res = PlanResult(year=2025, renewal=ren, siting={"kindergarten": sit}, projects=lib,
+                     annual=annual_plan(lib, year=2025))
+    write_plan(res, tmp_path)
+    wb = load_workbook(tmp_path / "project_library.xlsx")
+
+    def fmt(sheet, header):
+        ws = wb[sheet]
+        j = [c.value for c in ws[1]].index(header)
+        return {ws.cell(row=i, column=j + 1).number_format for i in range(2, ws.max_row + 1)}
+
+    assert fmt("更新片区", "面积(公顷)") == {"#,##0.00"} and fmt("更新片区", "更新评分") == {"0.000"}
+    assert fmt("更新片区", "常住人口(人)") == {"#,##0"} and fmt("新增设施选址", "X坐标(米)") == {"0.0"}
+    ws = wb["选址求解说明"]
+    rows = {r[0].value: r[1] for r in ws.iter_rows(min_row=2)}
+    assert rows["居民(人)"].value == 740 and rows["居民(人)"].number_format == "#,##0"
+    assert rows["模型"].number_format == "General"
+
+
+@pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
 def test_library_lists_the_new_sites_and_accepts_grouped_problems():
     units, _ = _units()
     u0, u1 = units["unit_id"].iloc[0], units["unit_id"].iloc[1]

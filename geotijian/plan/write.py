@@ -119,6 +119,11 @@ def plan_tables(result: PlanResult) -> dict[str, pd.DataFrame]:
 
 
 #: Columns counting persons: whole numbers, shown with a thousands separator in the workbook.
+#: Display formats of decimal columns (values keep their rounding; the format only fixes
+#: the decimals shown, so a column reads 954.92 / 534.07, not 954.92 / 534.067).
+_DECIMALS = {"score": "0.000", "score_max": "0.000", "problems": "0.000", "dissatisfaction": "0.000",
+             "complaints": "0.000", "old_compounds": "0.000", "gi_z": "0.000", "gi_p": "0.000",
+             "area_ha": "#,##0.00", "x": "0.0", "y": "0.0", "capacity": "#,##0", "demand_served": "#,##0"}
 _PERSONS = ("affected_population", "population", "site_residents", "residents_covered",
             "residents_in_reach", "residents", "residents_covered_existing", "residents_uncovered",
             "residents_unreachable", "residents_covered_new", "residents_uncovered_after")
@@ -227,11 +232,14 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
             dim.width = min(max(width + 1, 5), cap)
             if vis is not None and col not in vis:
                 dim.hidden = True
-            persons = col in _PERSONS and key != "siting"
-            for cell in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                cell[0].alignment = Alignment(wrap_text=True, vertical="top")
-                if persons:
-                    cell[0].number_format = "#,##0"
+            fmt = None if key == "siting" else "#,##0" if col in _PERSONS else _DECIMALS.get(col)
+            for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+                if fmt is not None:
+                    cell.number_format = fmt
+                elif key == "siting" and isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool) \
+                        and float(cell.value).is_integer():  # the solver sheet: one column per type
+                    cell.number_format = "#,##0"
         _row_heights(ws, d, cols)
         protect_cells(ws)  # names from the data never run as formulas
         ws.freeze_panes = "B2" if key == "siting" else "A2"
