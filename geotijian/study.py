@@ -495,7 +495,8 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
             data.survey = sres.satisfaction
             satisfaction = sres.satisfaction
             res.tables["survey_issues"] = sres.issues
-            res.tables["sample_plan"] = sres.plan
+            res.tables["sample_plan"] = _plan_with_respondents(sres.plan, sres.respondents)
+            data.meta.setdefault("facts", {})["survey"] = _survey_facts(sres)
             sv = sres.indicator_values()
             _note_sources(data, sv, "问卷")
             data.indicator_values = pd.concat([data.indicator_values, sv[data.indicator_values.columns]],
@@ -506,6 +507,7 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
         if data.complaints is not None:
             complaints = complaint_rates(data.complaints, data.units)
             res.tables["complaint_rates"] = complaints
+            data.meta.setdefault("facts", {})["hotline"] = _hotline_facts(data.complaints, complaints)
             data.hotspots = complaint_hotspots(data.complaints, area=data.boundary,
                                                seed=settings.random_seed)
     with log.step("judgement"):
@@ -549,6 +551,42 @@ def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
         check_memory(size=size, types=max_types, name=cfg.name, towns=towns,
                      when="before loading (sizes counted in the files, at most "
                           f"{max_types} facility types)")
+def _plan_with_respondents(plan: pd.DataFrame, respondents: pd.DataFrame) -> pd.DataFrame:
+    """The survey sample plan with the valid respondents achieved per unit, town and district."""
+    r = respondents
+    got = {("unit", str(k)): int(v) for k, v in r["unit_id"].dropna().astype(str).value_counts().items()}
+    got.update({("town", str(k)): int(v) for k, v in r["town_code"].dropna().astype(str).value_counts().items()})
+    got.update({("district", a): int(r["unit_id"].notna().sum())
+                for a in plan.loc[plan["level"] == "district", "area_id"]})
+    out = plan.copy()
+    out["respondents"] = [got.get((lv, str(a)), 0) for lv, a in zip(out["level"], out["area_id"], strict=True)]
+    return out
+
+
+def _survey_facts(sres: Any) -> dict:
+    """What the report says about the survey (run.json ``facts.survey``): respondents kept,
+    rows excluded and why, the minimum age."""
+    issues = sres.issues
+    excluded = int((issues["action"] == "excluded").sum()) if len(issues) and "action" in issues.columns else 0
+    return {"respondents": int(sres.respondents["unit_id"].notna().sum()), "rows_excluded": excluded,
+            "under_age": int(sres.excluded_under_age), "min_age": int(sres.meta.get("min_age", 16))}
+
+
+def _hotline_facts(complaints: gpd.GeoDataFrame, rates: pd.DataFrame) -> dict:
+    """What the report says about the 12345 records (run.json ``facts.hotline``): records,
+    those inside the units, first and last date, records per category."""
+    d = rates[(rates["level"] == "district")]
+    located = int(d.loc[d["category"] == "全部", "count"].sum()) if len(d) else 0
+    out: dict = {"records": int(len(complaints)), "located": located}
+    if "date" in complaints.columns:
+        dates = pd.to_datetime(complaints["date"], errors="coerce").dropna()
+        if len(dates):
+            out["first_date"] = dates.min().strftime("%Y-%m-%d")
+            out["last_date"] = dates.max().strftime("%Y-%m-%d")
+    if "category" in complaints.columns:
+        vc = complaints["category"].fillna("未分类").astype(str).value_counts()
+        out["categories"] = {str(k): int(v) for k, v in sorted(vc.items(), key=lambda kv: (-kv[1], kv[0]))}
+    return out
 
 
 def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
@@ -650,6 +688,7 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "timings_s": log.timings,
         "machine": {"memory_peak_mb": log.memory_mb,
                     **{k: v for k, v in mem.items() if k in ("budget_gb", "budget_from", "checked")}},
+        "facts": data.meta.get("facts", {}),
         "warnings": log.warnings,
     }
 
