@@ -71,8 +71,8 @@ from .study_fillin import (
 )
 from .units import build_units, compounds_from_landuse, range_compliance
 
-__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many",
-           "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
+__all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
+           "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 #: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
 #: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
@@ -80,7 +80,7 @@ __all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "uni
 FCA_TYPES = {"kindergarten": 0.03, "nursing_home": 0.04, "elderly_day_care": 0.04}
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "outputs")
+         "survey", "judgement", "ledger", "outputs", "report")
 
 
 @dataclass
@@ -342,6 +342,12 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
             with staged_output(cfg.out_dir) as staging:
                 with log.step("outputs"):
                     files = _write_outputs(cfg, result, staging)
+                with log.step("report"):
+                    if cfg.report.get("docx", True):
+                        # the report reads what the run wrote (run.json too), never recomputing
+                        write_text_atomic(staging / "run.json", json.dumps(_run_json(cfg, result, log, started),
+                                                                           ensure_ascii=False, indent=2, default=str))
+                        files.extend(_report_step(cfg, result, staging))
                 run = _run_json(cfg, result, log, started)
                 write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
         except OutputError:
@@ -661,6 +667,36 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
         files.append(write_csv(range_compliance(data.units), folder / "units_range.csv"))
     files.extend(_write_edition_outputs(cfg, res, folder))
     return sorted(set(files))
+
+
+def report_options(cfg: StudyConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`geotijian.report.docx.write_report` from ``[report]``."""
+    r = cfg.report
+    return {"name": cfg.name, "title": r.get("title"), "year": cfg.year, "template": r.get("template"),
+            "grade_rules_override": r.get("grade_rules"), "grade_bands_override": r.get("grade_bands"),
+            "organisation": r.get("organisation"), "date": r.get("date"), "towns": r.get("towns", True)}
+
+
+def _report_step(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    """The 体检报告 and the town packages, from the outputs just written into ``folder``."""
+    from .report.docx import write_report
+
+    return write_report(folder, study_data=res.data, **report_options(cfg))
+
+
+def report_study(config: str | Path | StudyConfig, *, output: str | Path | None = None) -> list[Path]:
+    """Write the 体检报告 (and town packages) of a study that has run (``geotijian report``).
+
+    Reads ``outputs/<study>/`` (the GeoPackage, tables, figures and ``run.json`` of the
+    last ``geotijian run``) and writes ``report/`` and ``towns/`` there; each file is
+    written atomically, so a failure leaves the previous report whole.
+    """
+    from .report.docx import write_report
+
+    cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    if output is not None:
+        cfg.output = Path(output).resolve()
+    return write_report(cfg.out_dir, **report_options(cfg))
 
 
 def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> dict:

@@ -85,7 +85,7 @@ def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.Dat
     if scope.is_town:
         dv = district.set_index("code")["value"]
         header = ["指标", "本街镇", "全区", "参考值", "评价", "未达标单元"]
-        widths = [5.6, 2.1, 2.1, 1.8, 1.6, 2.4]
+        widths = [5.0, 2.3, 2.3, 1.6, 2.0, 2.0]
         body = [[r.name_zh, value_text(r.value, r.unit), value_text(dv.get(r.code), r.unit), r.reference or "—",
                  JUDGEMENT_ZH.get(r.judgement, r.judgement), f"{int(short_units.get(r.code, 0))}/{n_units}"]
                 for r in rows.itertuples()]
@@ -94,8 +94,8 @@ def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.Dat
         tnames = [(c, inp.town_name(c)) for c in scope.towns][:4]
         tv = {c: towns[towns["area_id"].astype(str) == c].set_index("code")["value"] for c, _ in tnames}
         header = ["指标", "全区", "参考值", "评价", *[n for _, n in tnames], "未达标单元"]
-        tw = max(1.5, 5.6 / max(len(tnames), 1))
-        widths = [5.0, 1.9, 1.6, 1.5, *[min(tw, 2.0)] * len(tnames), 1.8]
+        tw = max(1.6, 5.2 / max(len(tnames), 1))
+        widths = [4.4, 2.1, 1.5, 2.0, *[min(tw, 2.1)] * len(tnames), 1.8]
         body = [[r.name_zh, value_text(r.value, r.unit), r.reference or "—", JUDGEMENT_ZH.get(r.judgement, r.judgement),
                  *[value_text(tv[c].get(r.code), r.unit) for c, _ in tnames],
                  f"{int(short_units.get(r.code, 0))}/{n_units}"] for r in rows.itertuples()]
@@ -207,8 +207,9 @@ def section_grades(w: DocWriter, inp: ReportInputs, scope: Scope, *, rules: pd.D
                 caption=f"{scope.name}分项指标评价", widths_cm=[1.9, 5.6, 2.0, 1.6, 2.6, 1.5], numeric=[2, 3, 4])
     w.heading("（三）分维度评价", 2)
     w.table(["维度", "指标数", "参与评级", "很好", "较好", "一般", "不足", "平均分", "等级"],
-            [[r.dimension, num(r.indicators, 0), num(r.graded, 0), num(r._4, 0), num(r._5, 0), num(r._6, 0),
-              num(r._7, 0), num(r.mean_score, 2), r.grade] for r in dims.itertuples()],
+            [[r["dimension"], num(r["indicators"], 0), num(r["graded"], 0),
+              *[num(r[g], 0) for g in ("很好", "较好", "一般", "不足")], num(r["mean_score"], 2), r["grade"]]
+             for r in dims.to_dict("records")],
             caption=f"{scope.name}分维度评价", widths_cm=[2.0, 1.5, 1.8, 1.5, 1.5, 1.5, 1.5, 1.9, 1.5],
             numeric=[1, 2, 3, 4, 5, 6, 7])
     w.heading("（四）总体评价", 2)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,14 @@ GRADED_COLUMNS = ["code", "name_zh", "dimension", "unit", "value", "reference", 
 
 
 def _rows(source: Any, key: str, id_field: str) -> list[dict]:
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if not p.exists():
+            raise ConfigError(key, f"file not found: {p}", "check the path (relative to the study.toml)")
+        source = pd.read_csv(p, dtype=object, keep_default_na=False, encoding="utf-8-sig")
+        if id_field not in source.columns:
+            raise ConfigError(key, f"{p.name} has no column {id_field!r}",
+                              f"give a column {id_field} (see the packaged {key.split('.')[-1]}.csv)")
     if isinstance(source, pd.DataFrame):
         return source.to_dict("records")
     if isinstance(source, Mapping):

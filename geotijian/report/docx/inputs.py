@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ...errors import LayerError
@@ -54,6 +53,8 @@ class ReportInputs:
     coverage: pd.DataFrame | None = None
     units_range: pd.DataFrame | None = None
     projects: pd.DataFrame | None = None
+    annual_plan: pd.DataFrame | None = None
+    committee_names: dict[str, str] = field(default_factory=dict)
     figures: dict[str, Path] = field(default_factory=dict)
     map_html: Path | None = None
     gpkg: Path | None = None
@@ -73,7 +74,8 @@ class ReportInputs:
         if isinstance(com, str) and com.strip():
             parts = [c for c in com.replace("；", ";").replace("，", ",").replace(";", ",").split(",") if c.strip()]
             if parts:
-                return f"{short}({parts[0].strip()}{'等' if len(parts) > 1 else ''})"
+                first = self.committee_names.get(parts[0].strip(), parts[0].strip())
+                return f"{short}（{first}{'等' if len(parts) > 1 else ''}）"
         return short
 
     @property
@@ -166,20 +168,28 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
     ledger = _read_table(gpkg, "ledger") if has_last_ledger else None
     facts = run.get("facts", {})
     figures = {p.stem: p for p in sorted((folder / "maps").glob("*.png"))} if (folder / "maps").exists() else {}
-    projects = _csv(folder / "plan" / "projects.csv")
-    if projects is None:
-        projects = _csv(folder / "project_library.csv")
+    # the project library of the renewal plan (geotijian.plan), when the study ran it
+    projects = _read_table(gpkg, "projects")
+    annual = _read_table(gpkg, "annual_plan")
+    com = _read_table(gpkg, "committees")
+    com_names = ({str(a): str(b) for a, b in zip(com["committee_id"], com["name"], strict=True)}
+                 if com is not None and {"committee_id", "name"} <= set(com.columns) else {})
+    if title is None:
+        b = _read_table(gpkg, "boundary")
+        if b is not None and "name" in b.columns and len(b) == 1 and str(b["name"].iloc[0]).strip():
+            title = str(b["name"].iloc[0]).strip()
     res = ReportInputs(
         folder=folder, name=name, title=title or name, year=int(year or run.get("year", 0)),
         level=str(level or run.get("level", "district")), indicator_table=table, problems=problems,
-        suggestions=_read_table(gpkg, "suggestions") if _read_table(gpkg, "suggestions") is not None
-        else pd.DataFrame(), strengths=_read_table(gpkg, "strengths") if _read_table(gpkg, "strengths") is not None
-        else pd.DataFrame(), ledger=ledger, units=units, towns=towns, run=run,
+        suggestions=_or_empty(_read_table(gpkg, "suggestions")), strengths=_or_empty(_read_table(gpkg, "strengths")),
+        ledger=ledger, units=units, towns=towns, run=run,
         has_last_ledger=bool(has_last_ledger), has_survey=bool(facts.get("survey")),
         has_hotline=bool(facts.get("hotline")),
         sample_plan=_csv(folder / "survey_sample_plan.csv"), complaint_rates=_csv(folder / "complaint_rates.csv"),
         coverage=_csv(folder / "coverage_by_area.csv"), units_range=_csv(folder / "units_range.csv"),
-        projects=projects if projects is not None and len(projects) else None, figures=figures,
+        projects=projects if projects is not None and len(projects) else None,
+        annual_plan=annual if annual is not None and len(annual) else None, committee_names=com_names,
+        figures=figures,
         map_html=(folder / "maps" / "problem_map.html") if (folder / "maps" / "problem_map.html").exists() else None,
         gpkg=gpkg, organisation=organisation)
     for col in ("value", "reference", "gap", "affected_population"):
@@ -192,8 +202,16 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
         for col in ("first_seen", "last_seen"):
             res.ledger[col] = pd.to_numeric(res.ledger[col], errors="coerce").astype("Int64")
         res.ledger["history"] = res.ledger["history"].fillna("").astype(str)
-    _ = np  # numpy kept for callers' dtype checks
+    for df in (res.strengths, res.suggestions, res.problems):
+        if "area_id" in df.columns:
+            df["area_id"] = df["area_id"].astype(str)
+    if "value" in res.strengths.columns:
+        res.strengths["value"] = pd.to_numeric(res.strengths["value"], errors="coerce")
     return res
+
+
+def _or_empty(df: pd.DataFrame | None) -> pd.DataFrame:
+    return pd.DataFrame() if df is None else df
 
 
 def town_inputs(inp: ReportInputs, town_code: str) -> dict[str, Any]:

@@ -16,14 +16,13 @@ import pandas as pd
 from ...model import PROBLEM_CLASSES
 from .inputs import ReportInputs
 from .scope import Scope
-from .text import JUDGEMENT_ZH, cn_index, count, num, persons, share_pct
+from .text import count, flag_reason_zh, num, persons, share_pct, value_text
 from .writer import DocWriter
 
 __all__ = ["section_ledger", "section_work", "DIMENSION_ORDER", "area_label", "problem_names"]
 
 from ...indicators.catalogue import DIMENSIONS as DIMENSION_ORDER  # noqa: E402
 
-_ = JUDGEMENT_ZH
 
 
 def area_label(inp: ReportInputs, scope: Scope, area_id: str) -> str:
@@ -119,8 +118,6 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         for r in urgent.sort_values(["indicator_code", "area_id"]).itertuples():
             pr = p.loc[r.problem_id] if r.problem_id in p.index else None
             unit = problem_names(inp).get(r.indicator_code, ("", "", ""))[2]
-            from .text import value_text
-
             rows.append([r.name_zh, area_label(inp, scope, r.area_id),
                          value_text(pr["value"], unit) if pr is not None else "—",
                          str(pr["reference"]) if pr is not None else "—",
@@ -146,7 +143,7 @@ def _units_text(inp: ReportInputs, scope: Scope) -> str:
     lo, hi = 5000, 12000
     text += f"体检单元以居委会辖区为基础，结合道路、河流和小区边界划定，人口规模为{num(lo, 0)}–{num(hi, 0)}人，"
     if len(flagged):
-        reasons = "；".join(f"{inp.unit_label(r['unit_id'])}：{r.get('flag_reason') or '人口规模超出范围'}"
+        reasons = "；".join(f"{inp.unit_label(r['unit_id'])}，{flag_reason_zh(r.get('flag_reason')) or '人口规模超出范围'}"
                            for r in flagged.to_dict("records"))
         text += f"其中{len(u) - len(flagged)}个单元在范围内，{len(flagged)}个单元未能满足（{reasons}）。"
     else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["num", "value_text", "persons", "count", "pct", "share_pct", "CN_NUMBERS", "cn_index",
+__all__ = ["unit_zh", "flag_reason_zh", "UNIT_ZH", "num", "value_text", "persons", "count", "pct", "share_pct", "CN_NUMBERS", "cn_index",
            "JUDGEMENT_ZH", "STATUS_ZH", "LEVEL_ZH"]
 
 JUDGEMENT_ZH = {"meets": "达标", "falls_short": "未达标", "no_reference": "无参考值", "no_value": "无数据"}
@@ -68,20 +68,62 @@ def _decimals(unit: str | None, v: float) -> int:
     return 2
 
 
+#: indicator units of the catalogue as a Chinese report prints them ("" = a plain number)
+UNIT_ZH = {"m2/person": "平方米/人", "km/km2": "公里/平方公里", "个/km2": "个/平方公里", "ratio": "",
+           "score": "分", "score / %": "分", "—": ""}
+
+
+def unit_zh(unit: Any) -> str:
+    """The catalogue's unit in Chinese (``m2/person`` → ``平方米/人``)."""
+    u = "" if unit is None or (isinstance(unit, float) and math.isnan(unit)) else str(unit).strip()
+    return UNIT_ZH.get(u, u)
+
+
 def value_text(v: Any, unit: str | None = None, *, with_unit: bool = True) -> str:
-    """An indicator value in its unit's precision: ``96.4%``, ``2,174人``, ``8.25 m2/person``."""
+    """An indicator value in its unit's precision: ``96.4%``, ``2,174人``, ``8.25平方米/人``."""
     if _missing(v):
         return "—"
     d = _decimals(unit, float(v))
     s = num(v, d, strip=d > 1)
-    u = (unit or "").strip()
-    if not with_unit or not u or u in ("score", "—"):
+    u = unit_zh(unit)
+    if not with_unit or not u:
         return s
     if u.startswith("%"):
         return f"{s}%"
-    if ord(u[0]) > 0x2E80:
-        return f"{s}{u.split()[0]}"
-    return f"{s} {u.split()[0]}"
+    return f"{s}{u}"
+
+
+_FLAG_ZH = [
+    (r"single compound of ([\d,]+) residents \((.*)\)", r"单个小区（\2）即有\1人"),
+    (r"one block of ([\d,]+) residents in (\d+) compounds, not divided by roads of the chosen classes",
+     r"一个街坊即有\1人（\2个小区），其间无所选等级的道路分隔"),
+    (r"([\d,]+) residents: the blocks cannot be grouped under ([\d,]+)", r"\1人，街坊无法分组到\2人以下"),
+    (r"town (.*) has only ([\d,]+) residents", r"街镇\1仅有\2人"),
+    (r"committee \S+ ?(.*?) has ([\d,]+) residents and no neighbour in its town \(cut off by water, rail or the "
+     r"boundary\)", r"居委会\1有\2人，在本街镇内没有相邻单元（被河流、铁路或边界隔断）"),
+    (r"the blocks have ([\d,]+) residents and no neighbour in its town \(cut off by water, rail or the boundary\)",
+     r"街坊共\1人，在本街镇内没有相邻单元（被河流、铁路或边界隔断）"),
+    (r"([\d,]+) residents: merging with any neighbour would exceed ([\d,]+)", r"\1人，与任一相邻单元合并都将超过\2人"),
+    (r"([\d,]+) residents: the blocks around cannot be regrouped in range", r"\1人，周边街坊无法在范围内重组"),
+    (r"in (\d+) parts separated by water, rail or other units", r"被河流、铁路或其他单元分隔为\1块"),
+]
+
+
+def flag_reason_zh(reason: Any) -> str:
+    """A unit's ``flag_reason`` (English, from :func:`geotijian.units.build_units`) in
+    Chinese; parts it does not know stay as they are."""
+    import re
+
+    if reason is None or (isinstance(reason, float) and math.isnan(reason)):
+        return ""
+    out = []
+    for part in str(reason).split("; "):
+        for pat, rep in _FLAG_ZH:
+            if re.fullmatch(pat, part.strip()):
+                part = re.sub(pat, rep, part.strip())
+                break
+        out.append(part)
+    return "；".join(p for p in out if p)
 
 
 def persons(v: Any) -> str:
