@@ -9,6 +9,8 @@ of a facility where the study drew one. 四 grades them with the rule table of
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -30,17 +32,9 @@ def _scope_rows(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
     return t[(t["level"] == scope.level) & (t["area_id"].astype(str) == scope.area_id)]
 
 
-def _figure_for(code: str, inp: ReportInputs, scope: Scope) -> tuple[str, object] | None:
-    """The coverage-gap figure of a ``cov_<type>`` indicator (the town's own when it exists)."""
-    if not code.startswith("cov_"):
-        return None
-    t = code[4:]
-    if scope.is_town:
-        own = inp.figures.get(f"town_{scope.area_id}_gaps_{t}")
-        if own is not None:
-            return (f"gaps_{t}", own)
-    p = inp.figures.get(f"gaps_{t}")
-    return (f"gaps_{t}", p) if p is not None else None
+def _figure_for(code: str, inp: ReportInputs) -> Path | None:
+    """The coverage-gap figure of a ``cov_<type>`` indicator (``maps/gaps_<type>.png``)."""
+    return inp.figures.get(f"gaps_{code[4:]}") if code.startswith("cov_") else None
 
 
 def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
@@ -72,10 +66,9 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         _dimension_table(w, inp, scope, rows, units, towns, district, dim)
         for r in short.itertuples():
             _indicator_paragraph(w, inp, scope, r, units, towns, district, probs)
-            fig = _figure_for(r.code, inp, scope)
+            fig = _figure_for(r.code, inp)
             if fig is not None:
-                w.figure(fig[1], f"{r.name_zh}：未覆盖的居住小区（{scope.name}）" if scope.is_town
-                         else f"{r.name_zh}：未覆盖的居住小区", width_cm=13.0)
+                w.figure(fig, f"{r.name_zh}：未覆盖的居住小区" + ("（全区）" if scope.is_town else ""), width_cm=13.0)
 
 
 def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.DataFrame, units: pd.DataFrame,

@@ -2,10 +2,11 @@
 
 Each package holds the town's report draft (the five sections in the town's scope: its own
 values beside the district's, its units, its ledger), its share of the 一表三清单
-(``indicator_table.xlsx`` / ``.csv``), its ledger (``ledger.csv``) and its maps (units,
-problems and the coverage gaps of the facility types it falls short on, plus the offline
-``problem_map.html``), drawn from the district run's layers cut to the town: rows are
-selected by unit and town ID, points by the town's polygon; nothing is computed again.
+(``indicator_table.xlsx`` / ``.csv``), its ledger (``ledger.csv``) and its maps (units and
+problems figures, the offline ``problem_map.html``), drawn from the district run's layers
+cut to the town: rows are selected by unit and town ID, points by the town's polygon;
+nothing is computed again. The coverage-gap figures in a town's report are the district's
+(one drawing per facility type: 12 towns × 14 types would cost minutes at district scale).
 """
 
 from __future__ import annotations
@@ -89,16 +90,16 @@ def town_study(data: StudyData, scope: Scope) -> StudyData:
             return g
         return g[g["area_id"].astype(str).isin(scope.areas)]
 
-    sub = dataclasses.replace(data, name=scope.name, meta=dict(data.meta))
+    sub = StudyData(name=scope.name, year=data.year, crs=data.crs, meta=dict(data.meta))
     sub.boundary = t.rename(columns={"town_code": "boundary_id"}) if t is not None and len(t) else data.boundary
     sub.towns = t
     sub.units = units
     sub.committees = (data.committees[data.committees["town_code"].astype(str) == scope.area_id]
                       if data.committees is not None and "town_code" in data.committees.columns else
                       _within(data.committees, poly))
-    for name in ("homes", "coverage_gaps", "compounds", "blocks"):
+    for name in ("homes", "coverage_gaps"):
         setattr(sub, name, by_unit(getattr(data, name)))
-    for name in ("facilities", "hotspots", "complaints", "buildings", "roads", "water", "rail", "parks"):
+    for name in ("facilities", "hotspots"):
         g = getattr(data, name)
         setattr(sub, name, _within(g, poly) if poly is not None else g)
     if data.service_areas is not None and poly is not None and len(data.service_areas):
@@ -117,26 +118,16 @@ def _town_inputs(inp: ReportInputs, figures: dict[str, Path]) -> ReportInputs:
     return out
 
 
-def _short_types(inp: ReportInputs, scope: Scope) -> list[str]:
-    """Facility types whose coverage indicator falls short in the town (their gap maps)."""
-    t = inp.indicator_table
-    own = t[(t["level"] == "town") & (t["area_id"].astype(str) == scope.area_id)]
-    codes = own.loc[(own["judgement"] == "falls_short") & own["code"].str.startswith("cov_"), "code"]
-    return sorted(c[4:] for c in codes)
-
-
-def _draw_maps(data: StudyData, scope: Scope, folder: Path, types: list[str], lang: str) -> list[Path]:
-    from .. import coverage_gap_figure, problem_figure, problem_map, save_problem_map, units_figure
+def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str) -> list[Path]:
+    """The town's units and problem figures and its offline problem map (the coverage-gap
+    figures of its report are the district's: one per facility type is enough to draw)."""
+    from .. import problem_figure, problem_map, save_problem_map, units_figure
 
     sub = town_study(data, scope)
     maps = folder / "maps"
     out: list[Path] = []
     if sub.units is not None and len(sub.units):
         out.append(units_figure(sub, maps / "units.png", lang=lang))
-    gaps = sub.coverage_gaps
-    for t in types:
-        if gaps is not None and (gaps["facility_type"].astype(str) == t).any():
-            out.append(coverage_gap_figure(sub, t, maps / f"gaps_{t}.png", lang=lang))
     if sub.problems is not None and len(sub.problems):
         out.append(problem_figure(sub, maps / "problems.png", lang=lang))
     m = problem_map(sub, lang=lang, title=f"{scope.name}{data.year}年城市体检问题地图")
@@ -174,12 +165,14 @@ def write_town_packages(inp: ReportInputs, folder: str | Path, *, template: Any 
         tf = folder / town_folder_name(inp, code)
         tf.mkdir(parents=True, exist_ok=True)
         written += _tables(inp, scope, tf)
-        maps = _draw_maps(data, scope, tf, _short_types(inp, scope), lang)
+        maps = _draw_maps(data, scope, tf, lang)
         written += maps
-        figs = {p.stem: p for p in maps if p.suffix == ".png"}
+        figs = {**{k: p for k, p in inp.figures.items() if k.startswith("gaps_")},
+                **{p.stem: p for p in maps if p.suffix == ".png"}}
         tin = _town_inputs(inp, figs)
         files = default_files(tin)
-        files["figure_titles"] = {k: v.replace(inp.title, scope.name, 1) for k, v in figure_titles(tin).items()}
+        files["figure_titles"] = {**figure_titles(tin), "units": f"{scope.name}社区体检单元",
+                                  "problems": f"{scope.name}体检问题分布"}
         files["gpkg"] = f"../../{inp.name}.gpkg"
         blob, _ = build_report(tin, scope, template=template, rules=rules, bands=bands,
                                organisation=organisation, date=date, files=files)

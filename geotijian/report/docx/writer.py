@@ -602,7 +602,9 @@ def _normalise_zip_bytes(blob: bytes) -> bytes:
                 data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
                               rb"\g<1>" + FIXED_CORE_TIME.encode() + rb"\g<2>", data)
             fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type = zipfile.ZIP_DEFLATED
+            # pictures are compressed already: stored, not deflated again (seconds for a district)
+            fixed.compress_type = (zipfile.ZIP_STORED if info.filename.lower().endswith((".png", ".jpg", ".jpeg"))
+                                   else zipfile.ZIP_DEFLATED)
             fixed.external_attr = 0o644 << 16
             dst.writestr(fixed, data)
     return out.getvalue()
