@@ -125,7 +125,7 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, units
     below = below.sort_values("value", ascending=not lower)
     if len(u):
         if len(below):
-            named = "、".join(f"{inp.unit_label(a)} {value_text(v, unit)}"
+            named = "、".join(f"{area_label(inp, scope, a)} {value_text(v, unit)}"
                              for a, v in zip(below["area_id"].head(_MAX_UNITS_NAMED), below["value"].head(_MAX_UNITS_NAMED),
                                              strict=True))
             more = "等" if len(below) > _MAX_UNITS_NAMED else ""
@@ -231,5 +231,4 @@ def section_grades(w: DocWriter, inp: ReportInputs, scope: Scope, *, rules: pd.D
     if len(bad):
         w.para("主要短板：" + "、".join(bad["name_zh"].head(8)) + ("等" if len(bad) > 8 else "") +
                f"{count(len(bad))}指标评为“不足”，应作为对策和行动的重点。")
-    _ = area_label
     return grade, score

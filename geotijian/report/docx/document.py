@@ -20,7 +20,7 @@ from .actions import section_actions, section_annexes
 from .analysis import section_grades, section_indicators
 from .grading import grade_bands, grade_rules
 from .inputs import ReportInputs, read_report_inputs
-from .scope import Scope, district_scope, town_scope
+from .scope import Scope, district_scope
 from .sections import section_ledger, section_work
 from .writer import DocWriter
 
@@ -192,4 +192,3 @@ def _writable(folder: Path) -> None:
                           ) from None
 
 
-_ = (town_scope,)

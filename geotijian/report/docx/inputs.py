@@ -64,19 +64,21 @@ class ReportInputs:
         t = self.towns.set_index("town_code")["name"] if len(self.towns) else pd.Series(dtype=object)
         return str(t.get(str(code), code))
 
-    def unit_label(self, unit_id: str) -> str:
-        """``310114101-U03`` → ``U03(<first committee> 等)``: short and recognisable."""
+    def unit_label(self, unit_id: str, *, with_town: bool = False) -> str:
+        """``310114101-U03`` → ``U03（<first committee's name>等）``, short and recognisable;
+        ``with_town`` puts the town's name first (a district report has a U03 in every town)."""
         row = self._units_by_id.get(str(unit_id))
         short = str(unit_id).rsplit("-", 1)[-1]
         if row is None:
             return str(unit_id)
+        town = self.town_name(row.get("town_code")) if with_town else ""
         com = row.get("committees")
         if isinstance(com, str) and com.strip():
             parts = [c for c in com.replace("；", ";").replace("，", ",").replace(";", ",").split(",") if c.strip()]
             if parts:
                 first = self.committee_names.get(parts[0].strip(), parts[0].strip())
-                return f"{short}（{first}{'等' if len(parts) > 1 else ''}）"
-        return short
+                return f"{town}{short}（{first}{'等' if len(parts) > 1 else ''}）"
+        return f"{town}{short}"
 
     @property
     def _units_by_id(self) -> dict[str, dict]:

@@ -34,7 +34,7 @@ def area_label(inp: ReportInputs, scope: Scope, area_id: str) -> str:
         return inp.town_name(a)
     if a == "district":
         return inp.title
-    return inp.unit_label(a)
+    return inp.unit_label(a, with_town=not scope.is_town)
 
 
 def problem_names(inp: ReportInputs) -> dict[str, tuple[str, str, str]]:
@@ -143,7 +143,7 @@ def _units_text(inp: ReportInputs, scope: Scope) -> str:
     lo, hi = 5000, 12000
     text += f"体检单元以居委会辖区为基础，结合道路、河流和小区边界划定，人口规模为{num(lo, 0)}–{num(hi, 0)}人，"
     if len(flagged):
-        reasons = "；".join(f"{inp.unit_label(r['unit_id'])}，{flag_reason_zh(r.get('flag_reason')) or '人口规模超出范围'}"
+        reasons = "；".join(f"{area_label(inp, scope, r['unit_id'])}，{flag_reason_zh(r.get('flag_reason')) or '人口规模超出范围'}"
                            for r in flagged.to_dict("records"))
         text += f"其中{len(u) - len(flagged)}个单元在范围内，{len(flagged)}个单元未能满足（{reasons}）。"
     else:
@@ -214,7 +214,7 @@ def _survey(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     w.para(text)
     if len(short):
         w.table(["体检单元", "常住人口（人）", "应调查（份）", "有效问卷（份）", "缺口（份）"],
-                [[inp.unit_label(r.area_id), num(r.population, 0), num(r.required, 0), num(r.respondents, 0),
+                [[area_label(inp, scope, r.area_id), num(r.population, 0), num(r.required, 0), num(r.respondents, 0),
                   num(r.required - r.respondents, 0)] for r in short.itertuples()],
                 caption=f"{scope.name}样本量未达要求的体检单元", widths_cm=[4.4, 2.8, 2.8, 2.8, 2.8],
                 numeric=[1, 2, 3, 4])
