@@ -298,3 +298,23 @@ def test_text_formats():
     assert value_text(float("nan"), "%") == "—"
     assert flag_reason_zh("single compound of 15,541 residents (漕阳大型居住社区)") == "单个小区（漕阳大型居住社区）即有15,541人"
     assert flag_reason_zh("something new") == "something new"
+
+
+def test_project_library_goes_into_section_five(sample_out):
+    """With the renewal plan's project library (GeoPackage layer ``projects``), section 五
+    lists the projects by priority; without it, it says the plan step did not run."""
+    import io
+
+    inp = read_report_inputs(sample_out, name="sample")
+    text = _text(Document(io.BytesIO(build_report(inp)[0])))
+    assert "未生成更新项目储备库" in text
+    inp.projects = pd.DataFrame({
+        "project_id": ["P2", "P1"], "project_name": ["菊园新区幼儿园补缺建设工程", "全区公交站点优化提升行动"],
+        "project_type": ["工程类", "管理类"], "priority_rank": [2, 1], "area_id": ["310114101", "310114"],
+        "town_code": ["310114101", ""], "area_name": ["菊园新区", "嘉定区样例片区"],
+        "lead_department": ["区教育局", "区交通委"], "timing": ["2025–2026年", "2025年"]})
+    text = _text(Document(io.BytesIO(build_report(inp)[0])))
+    assert "更新项目储备库共有项目2个（工程类1个、管理类1个）" in text
+    assert text.index("全区公交站点优化提升行动") < text.index("菊园新区幼儿园补缺建设工程")
+    town = _text(Document(io.BytesIO(build_report(inp, town_scope(inp, "310114101"))[0])))
+    assert "菊园新区幼儿园补缺建设工程" in town and "全区公交站点优化提升行动" not in town
