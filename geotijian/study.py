@@ -40,12 +40,12 @@ from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
+from .io.alignment import alignment_message, check_alignment
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
 from .io.layers import ROLES, read_layer
-from .io.tables import write_csv
 from .io.osm import load_osm
-from .io.alignment import alignment_message, check_alignment
+from .io.tables import write_csv
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
@@ -60,7 +60,6 @@ from .runlog import (
     sha256,
     staged_output,
 )
-from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .study_fillin import (
     _collect_fillins,
     _edition_run_json,
@@ -69,6 +68,15 @@ from .study_fillin import (
     _note_sources,
     _write_edition_outputs,
 )
+from .study_report import (
+    _hotline_facts,
+    _plan_with_respondents,
+    _report_step,
+    _survey_facts,
+    report_options,
+    report_study,
+)
+from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import build_units, compounds_from_landuse, range_compliance
 
 __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
@@ -557,42 +565,6 @@ def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
         check_memory(size=size, types=max_types, name=cfg.name, towns=towns,
                      when="before loading (sizes counted in the files, at most "
                           f"{max_types} facility types)")
-def _plan_with_respondents(plan: pd.DataFrame, respondents: pd.DataFrame) -> pd.DataFrame:
-    """The survey sample plan with the valid respondents achieved per unit, town and district."""
-    r = respondents
-    got = {("unit", str(k)): int(v) for k, v in r["unit_id"].dropna().astype(str).value_counts().items()}
-    got.update({("town", str(k)): int(v) for k, v in r["town_code"].dropna().astype(str).value_counts().items()})
-    got.update({("district", a): int(r["unit_id"].notna().sum())
-                for a in plan.loc[plan["level"] == "district", "area_id"]})
-    out = plan.copy()
-    out["respondents"] = [got.get((lv, str(a)), 0) for lv, a in zip(out["level"], out["area_id"], strict=True)]
-    return out
-
-
-def _survey_facts(sres: Any) -> dict:
-    """What the report says about the survey (run.json ``facts.survey``): respondents kept,
-    rows excluded and why, the minimum age."""
-    issues = sres.issues
-    excluded = int((issues["action"] == "excluded").sum()) if len(issues) and "action" in issues.columns else 0
-    return {"respondents": int(sres.respondents["unit_id"].notna().sum()), "rows_excluded": excluded,
-            "under_age": int(sres.excluded_under_age), "min_age": int(sres.meta.get("min_age", 16))}
-
-
-def _hotline_facts(complaints: gpd.GeoDataFrame, rates: pd.DataFrame) -> dict:
-    """What the report says about the 12345 records (run.json ``facts.hotline``): records,
-    those inside the units, first and last date, records per category."""
-    d = rates[(rates["level"] == "district")]
-    located = int(d.loc[d["category"] == "全部", "count"].sum()) if len(d) else 0
-    out: dict = {"records": int(len(complaints)), "located": located}
-    if "date" in complaints.columns:
-        dates = pd.to_datetime(complaints["date"], errors="coerce").dropna()
-        if len(dates):
-            out["first_date"] = dates.min().strftime("%Y-%m-%d")
-            out["last_date"] = dates.max().strftime("%Y-%m-%d")
-    if "category" in complaints.columns:
-        vc = complaints["category"].fillna("未分类").astype(str).value_counts()
-        out["categories"] = {str(k): int(v) for k, v in sorted(vc.items(), key=lambda kv: (-kv[1], kv[0]))}
-    return out
 
 
 def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
@@ -667,36 +639,6 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
         files.append(write_csv(range_compliance(data.units), folder / "units_range.csv"))
     files.extend(_write_edition_outputs(cfg, res, folder))
     return sorted(set(files))
-
-
-def report_options(cfg: StudyConfig) -> dict[str, Any]:
-    """The keyword arguments of :func:`geotijian.report.docx.write_report` from ``[report]``."""
-    r = cfg.report
-    return {"name": cfg.name, "title": r.get("title"), "year": cfg.year, "template": r.get("template"),
-            "grade_rules_override": r.get("grade_rules"), "grade_bands_override": r.get("grade_bands"),
-            "organisation": r.get("organisation"), "date": r.get("date"), "towns": r.get("towns", True)}
-
-
-def _report_step(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
-    """The 体检报告 and the town packages, from the outputs just written into ``folder``."""
-    from .report.docx import write_report
-
-    return write_report(folder, study_data=res.data, **report_options(cfg))
-
-
-def report_study(config: str | Path | StudyConfig, *, output: str | Path | None = None) -> list[Path]:
-    """Write the 体检报告 (and town packages) of a study that has run (``geotijian report``).
-
-    Reads ``outputs/<study>/`` (the GeoPackage, tables, figures and ``run.json`` of the
-    last ``geotijian run``) and writes ``report/`` and ``towns/`` there; each file is
-    written atomically, so a failure leaves the previous report whole.
-    """
-    from .report.docx import write_report
-
-    cfg = config if isinstance(config, StudyConfig) else read_config(config)
-    if output is not None:
-        cfg.output = Path(output).resolve()
-    return write_report(cfg.out_dir, **report_options(cfg))
 
 
 def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> dict:
