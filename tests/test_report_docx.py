@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from docx import Document
 from docx.oxml.ns import qn
 
 import geotijian as gt
-from geotijian.errors import ConfigError, LayerError
+from geotijian.errors import ConfigError, LayerError, OutputError
 from geotijian.report.docx import (
     build_report,
     district_scope,
@@ -224,12 +225,11 @@ def test_missing_outputs_and_unwritable_folder(tmp_path, sample_out):
         write_report(tmp_path, name="sample")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(ConfigError, match="cannot write the report"):
+    with pytest.raises(OutputError, match="cannot write the report"):
         write_report(sample_out, name="sample", out=blocker, towns=False)
-    r = subprocess.run([str(Path(gt.__file__).parents[1] / ".venv/bin/geotijian"), "report", str(SAMPLE),
-                        "--output", str(tmp_path / "none")], capture_output=True, text=True)
-    if r.returncode != 127:
-        assert r.returncode == 2 and "run the study first" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "geotijian.cli", "report", str(SAMPLE), "--output",
+                        str(tmp_path / "none")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 2 and "run the study first" in r.stderr, r.stderr
 
 
 # ------------------------------------------------------------------------------ grading
@@ -277,13 +277,16 @@ def test_config_report_keys(tmp_path):
     from geotijian.config import read_config
 
     text = SAMPLE.read_text(encoding="utf-8").replace('path = "', f'path = "{SAMPLE.parent}/') \
-        .replace('last_year = "', f'last_year = "{SAMPLE.parent}/')
+        .replace('last_year = "', f'last_year = "{SAMPLE.parent}/').replace('folder = "', f'folder = "{SAMPLE.parent}/')
+    read_config_ok = tmp_path / "ok.toml"
+    read_config_ok.write_text(text, encoding="utf-8")
+    assert read_config(read_config_ok).report == {"lang": "zh"}
     p = tmp_path / "s.toml"
     p.write_text(text.replace('[report]\nlang = "zh"', '[report]\nlang = "zh"\ndocx = "yes"'), encoding="utf-8")
     with pytest.raises(ConfigError, match="report.docx"):
         read_config(p)
     p.write_text(text.replace('[report]\nlang = "zh"', '[report]\nlang = "zh"\ntemplat = "x.docx"'), encoding="utf-8")
-    with pytest.raises(ConfigError, match="report.templat.*unknown key"):
+    with pytest.raises(ConfigError, match="report.templat.*unknown key.*did you mean 'template'"):
         read_config(p)
     p.write_text(text.replace('[report]\nlang = "zh"', '[report]\nlang = "zh"\ntemplate = "none.docx"'),
                  encoding="utf-8")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ...errors import ConfigError
+from ...errors import OutputError
 from ...io.atomic import write_bytes_atomic
 from .actions import section_actions, section_annexes
 from .analysis import section_grades, section_indicators
@@ -160,8 +160,9 @@ def write_report(folder: str | Path, *, name: str, title: str | None = None, yea
     LayerError
         The folder lacks the run's outputs.
     ConfigError
-        A bad template or grade table (naming the ``report.*`` key), an unwritable output
-        folder.
+        A bad template or grade table (naming the ``report.*`` key).
+    OutputError
+        The report folder cannot be created or written.
     """
     folder = Path(folder)
     out = Path(out) if out is not None else folder
@@ -187,7 +188,8 @@ def _writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError("study.output", f"cannot write the report into {folder} ({exc.strerror or exc})",
+        raise OutputError(folder, f"cannot write the report there ({exc.strerror or exc}); the previous report "
+                                  "is left untouched",
                           "choose a writable output folder (study.output or --output) or fix its permissions"
                           ) from None
 
