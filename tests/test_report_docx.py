@@ -30,7 +30,7 @@ from geotijian.report.docx import (
     write_report,
 )
 from geotijian.report.docx.render import docx_to_pdf, soffice_path
-from geotijian.report.docx.text import flag_reason_zh, value_text
+from geotijian.report.docx.text import flag_reason_zh, plain_zh, value_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "layers" / "sample" / "study.toml"
@@ -80,6 +80,11 @@ def test_sample_report_sections_numbers_and_word_structure(sample_out):
     # no placeholder numbers or leaked Python values
     for bad in ("nan", "None", "{{", "NaT", "inf%"):
         assert bad not in text, bad
+    # no English unit glosses, ledger keys or the study's short name where a reader expects names
+    for bad in ("dwellings", "buildings", "seats", "在sample", "对sample", "310114101-U0"):
+        assert bad not in text, bad
+    assert not re.search(r"[a-z_]+@(?:\d|district)", text)
+    assert "在嘉定区样例片区补足“未达标配建的公共活动场地的小区数量”（现状479个，参考≤0）" in text
     assert "【待填写】" in text  # what only people know is marked, not invented
     # survey and hotline facts from run.json
     assert "有效问卷275份" in text and "12345热线诉求500件" in text
@@ -299,6 +304,9 @@ def test_text_formats():
     assert value_text(1.55, "m2/person") == "1.55平方米/人"
     assert value_text(2174.4, "人") == "2,174人"
     assert value_text(float("nan"), "%") == "—"
+    assert value_text(1649, "套 dwellings") == "1,649套" and value_text(2, "个 seats") == "2个"
+    assert value_text(0.034, "个/千人") == "0.03个/千人" and value_text(0.4, "ratio") == "0.40"
+    assert plain_zh('在U07补足"小学学位缺口数"(现状2个 seats，参考≤0)') == "在U07补足“小学学位缺口数”（现状2个，参考≤0）"
     assert flag_reason_zh("single compound of 15,541 residents (漕阳大型居住社区)") == "单个小区（漕阳大型居住社区）即有15,541人"
     assert flag_reason_zh("something new") == "something new"
 

@@ -10,6 +10,8 @@ and say where the full table is (the workbook and CSV files of the same run).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +19,7 @@ from ...model import PROBLEM_CLASSES
 from .inputs import ReportInputs
 from .scope import Scope
 from .sections import DIMENSION_ORDER, area_label, problem_names
-from .text import JUDGEMENT_ZH, STATUS_ZH, count, num, persons, value_text
+from .text import JUDGEMENT_ZH, STATUS_ZH, count, num, persons, plain_zh, value_text
 from .writer import DocWriter
 
 __all__ = ["section_actions", "section_annexes", "MAX_ANNEX_ROWS"]
@@ -43,15 +45,32 @@ def _suggestion_frame(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
         return probs
     sug = inp.suggestions
     if len(sug) and "problem_id" in sug.columns:
-        keep = [c for c in ("problem_id", "department", "suggestion") if c in sug.columns]
-        s = sug[keep].rename(columns={"suggestion": "suggestion_full"})
+        keep = [c for c in ("problem_id", "department", "suggestion", "area_name") if c in sug.columns]
+        s = sug[keep].rename(columns={"suggestion": "suggestion_full", "area_name": "_sug_area"})
         probs = probs.merge(s, on="problem_id", how="left")
-    for col in ("department", "suggestion_full"):
+    for col in ("department", "suggestion_full", "_sug_area"):
         if col not in probs.columns:
             probs[col] = ""
     probs["suggestion_full"] = probs["suggestion_full"].fillna(probs.get("suggestion", "")).fillna("")
+    probs["suggestion_full"] = [
+        _named(text, area_label(inp, scope, a), (str(a), "" if pd.isna(n) else str(n)))
+        for text, a, n in zip(probs["suggestion_full"], probs["area_id"], probs["_sug_area"], strict=True)]
     probs["department"] = probs["department"].fillna("").astype(str)
-    return probs
+    return probs.drop(columns="_sug_area")
+
+
+def _named(text: str, label: str, tokens: tuple[str, ...]) -> str:
+    """A suggestion of the run's tables as the report prints it: the area's ID (or the
+    study's short name standing for the district) replaced by the name a reader knows
+    (``在310114101-U07补足…`` → ``在菊园新区 U07（梅园居委会）补足…``), units in Chinese."""
+    out = str(text)
+    for tok in sorted({t for t in tokens if t and t != label}, key=len, reverse=True):
+        if tok.isascii():  # an ID or short name: whole, not the start of a longer ID
+            pat = r"\s*(?<![A-Za-z0-9_-])" + re.escape(tok) + r"(?![A-Za-z0-9_-])\s*"
+        else:
+            pat = re.escape(tok)
+        out = re.sub(pat, lambda _m: label, out)
+    return plain_zh(out)
 
 
 _LEVEL_RANK = {"district": 0, "town": 1, "unit": 2}
@@ -190,16 +209,18 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
                                                            key=lambda s: s.map({c: i for i, c in enumerate(PROBLEM_CLASSES)})
                                                            if s.name == "problem_class" else s)
         shown, note = _cap(pr, "问题清单", f"{files['workbook']}（问题清单）和 problems.csv")
-        w.table(["问题编号", "指标", "区域", "现状值", "参考值", "类别", "影响人口"],
-                [[r.problem_id, r.name_zh, area_label(inp, scope, r.area_id),
+        w.table(["序号", "指标", "区域", "现状值", "参考值", "类别", "影响人口"],
+                [[str(k), r.name_zh, area_label(inp, scope, r.area_id),
                   value_text(r.value, units.get(r.indicator_code)), r.reference,
-                  r.problem_class, persons(r.affected_population)] for r in shown.itertuples()],
-                caption=f"{scope.name}问题清单", widths_cm=[3.6, 3.8, 2.2, 1.5, 1.4, 1.5, 1.6], numeric=[3, 4, 6],
-                note=note)
+                  r.problem_class, persons(r.affected_population)] for k, r in enumerate(shown.itertuples(), 1)],
+                caption=f"{scope.name}问题清单", widths_cm=[1.1, 4.8, 2.9, 1.8, 1.4, 1.8, 1.8], numeric=[0, 3, 4, 6],
+                note=_id_note(note, "problems.csv"))
         shown, note = _cap(pr, "整改建议清单", f"{files['workbook']}（整改建议清单）和 suggestions.csv")
-        w.table(["问题编号", "类别", "责任部门", "整改建议"],
-                [[r.problem_id, r.problem_class, r.department or "—", r.suggestion_full] for r in shown.itertuples()],
-                caption=f"{scope.name}整改建议清单", widths_cm=[3.6, 1.6, 2.2, 8.2], note=note)
+        w.table(["序号", "指标", "区域", "类别", "责任部门", "整改建议"],
+                [[str(k), r.name_zh, area_label(inp, scope, r.area_id), r.problem_class, r.department or "—",
+                  r.suggestion_full] for k, r in enumerate(shown.itertuples(), 1)],
+                caption=f"{scope.name}整改建议清单", widths_cm=[1.1, 3.2, 2.6, 1.8, 2.0, 4.9], numeric=[0],
+                note=_id_note(note, "suggestions.csv"))
     else:
         w.para(f"{scope.name}没有问题，问题清单和整改建议清单为空。")
     w.heading("附件3  问题台账", 2)
@@ -210,10 +231,13 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
         led = scope.rows(inp.ledger).sort_values("problem_id")
         led = led.assign(level=np.where(led["area_id"].astype(str).isin(scope.units), "unit", "town"))
         shown, note = _cap(led, "问题台账", files["ledger"])
-        w.table(["问题编号", "区域", "状态", "首次发现", "最近发现", "历年记录"],
-                [[r.problem_id, area_label(inp, scope, r.area_id), STATUS_ZH.get(r.status, r.status),
-                  f"{r.first_seen}年", f"{r.last_seen}年", _history_zh(r.history)] for r in shown.itertuples()],
-                caption=f"{scope.name}问题台账", widths_cm=[3.8, 2.4, 1.4, 1.6, 1.6, 4.8], note=note)
+        names = problem_names(inp)
+        w.table(["序号", "指标", "区域", "状态", "首次发现", "最近发现", "历年记录"],
+                [[str(k), names.get(r.indicator_code, (r.indicator_code,))[0], area_label(inp, scope, r.area_id),
+                  STATUS_ZH.get(r.status, r.status), f"{r.first_seen}年", f"{r.last_seen}年", _history_zh(r.history)]
+                 for k, r in enumerate(shown.itertuples(), 1)],
+                caption=f"{scope.name}问题台账", widths_cm=[1.1, 4.0, 3.0, 1.3, 1.6, 1.6, 3.0], numeric=[0],
+                note=_id_note(note, files["ledger"]))
     w.heading("附件4  图纸", 2)
     figs = [(k, p) for k, p in inp.figures.items() if k in files.get("figures", ())]
     for key, path in figs:
@@ -221,6 +245,12 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
     w.para(f"体检问题地图（交互式网页，离线可用，可逐层开关图层、点击查看问题和指标）：{files['map']}。"
            f"全部图层和表格见 GeoPackage 文件 {files['gpkg']}（可在 QGIS 中打开，已带图层样式）。"
            + ("各设施覆盖缺口图见 maps 文件夹（gaps_<设施类型>.png）。" if files.get("gaps") else ""))
+
+
+def _id_note(note: str | None, file: str) -> str:
+    """The note under a problem table: where the problem IDs (the ledger's keys) are."""
+    ids = f"问题编号（指标代码@区域编号，下一年度复核整改情况时使用）见 {file} 第一列，按指标和区域对应。"
+    return f"注：{ids}" if note is None else f"{note.rstrip('。')}；{ids}"
 
 
 def _history_zh(h: str) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 from .grading import grade_dimensions, grade_indicators, overall_grade, reference_number
 from .inputs import ReportInputs
 from .scope import Scope
-from .sections import DIMENSION_ORDER, area_label
+from .sections import DIMENSION_ORDER, area_label, problem_names
 from .text import JUDGEMENT_ZH, cn_index, count, num, persons, share_pct, value_text
 from .writer import DocWriter
 
@@ -105,8 +105,8 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, units
     gap = float(r.gap) if r.gap == r.gap else np.nan
     gap_txt = (f"，差距{num(gap, 1)}个百分点" if str(unit).startswith("%") else f"，差距{value_text(gap, unit)}") \
         if np.isfinite(gap) else ""
-    text = (f"{r.name_zh}：{scope.name}为{value_text(r.value, unit)}，未达到参考值{r.reference}"
-            f"{gap_txt}（差距占参考值的{share_pct(gap, abs(ref)) if ref else '—'}）。")
+    share = f"（差距占参考值的{share_pct(gap, abs(ref))}）" if ref and np.isfinite(gap) else ""
+    text = f"{r.name_zh}：{scope.name}为{value_text(r.value, unit)}，未达到参考值{r.reference}{gap_txt}{share}。"
     if scope.is_town:
         dv = district[district["code"] == r.code]["value"]
         if len(dv):
@@ -201,7 +201,7 @@ def section_grades(w: DocWriter, inp: ReportInputs, scope: Scope, *, rules: pd.D
     w.heading("（三）分维度评价", 2)
     w.table(["维度", "指标数", "参与评级", "很好", "较好", "一般", "不足", "平均分", "等级"],
             [[r["dimension"], num(r["indicators"], 0), num(r["graded"], 0),
-              *[num(r[g], 0) for g in ("很好", "较好", "一般", "不足")], num(r["mean_score"], 2), r["grade"]]
+              *[num(r[g], 0) for g in ("很好", "较好", "一般", "不足")], num(r["mean_score"], 2, strip=False), r["grade"]]
              for r in dims.to_dict("records")],
             caption=f"{scope.name}分维度评价", widths_cm=[2.0, 1.5, 1.8, 1.5, 1.5, 1.5, 1.5, 1.9, 1.5],
             numeric=[1, 2, 3, 4, 5, 6, 7])
@@ -214,7 +214,11 @@ def section_grades(w: DocWriter, inp: ReportInputs, scope: Scope, *, rules: pd.D
     worst = rated.sort_values(["mean_score", "dimension"], ascending=[True, True]).head(2)
     text = (f"综合{len(rated)}个有评级指标的维度，{scope.name}{inp.year}年城市体检总体评价为“{grade}”"
             f"（平均得分{num(score, 2)}）。")
-    if len(rated) > 1:
+    if len(rated) > 1 and rated["grade"].nunique() == 1:
+        text += (f"各维度评级均为“{rated['grade'].iloc[0]}”，其中平均得分较高的为"
+                 f"{'、'.join(f'{r.dimension}（{num(r.mean_score, 2)}分）' for r in best.itertuples())}，"
+                 f"较低的为{'、'.join(f'{r.dimension}（{num(r.mean_score, 2)}分）' for r in worst.itertuples())}。")
+    elif len(rated) > 1:
         text += (f"相对较好的维度为{'、'.join(f'{r.dimension}（{r.grade}）' for r in best.itertuples())}；"
                  f"相对薄弱的维度为{'、'.join(f'{r.dimension}（{r.grade}）' for r in worst.itertuples())}。")
     missing = [d for d in dims.loc[dims["grade"] == "—", "dimension"]]
@@ -225,8 +229,9 @@ def section_grades(w: DocWriter, inp: ReportInputs, scope: Scope, *, rules: pd.D
     if len(st) and "level" in st.columns:
         st = st[(st["level"] == scope.level) & (st["area_id"].astype(str) == scope.area_id)]
         if len(st):
-            w.para("主要优势：" + "；".join(f"{r.name_zh}为{num(r.value, 2)}，优于参考值{r.reference}"
-                                        for r in st.itertuples()) + "。")
+            units = {c: v[2] for c, v in problem_names(inp).items()}
+            w.para("主要优势：" + "；".join(f"{r.name_zh}为{value_text(r.value, units.get(r.indicator_code))}，"
+                                        f"达到参考值{r.reference}" for r in st.itertuples()) + "。")
     bad = graded[graded["grade"] == "不足"]
     if len(bad):
         w.para("主要短板：" + "、".join(bad["name_zh"].head(8)) + ("等" if len(bad) > 8 else "") +

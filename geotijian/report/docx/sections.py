@@ -106,10 +106,10 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     resolved = led[led["resolved_now"]].sort_values("problem_id")
     if len(resolved):
         w.para(f"已解决的{count(len(resolved))}问题如下表所示。")
-        w.table(["问题编号", "指标", "区域", "首次发现"],
-                [[r.problem_id, r.name_zh, area_label(inp, scope, r.area_id), f"{int(r.first_seen)}年"]
-                 for r in resolved.itertuples()],
-                caption=f"{scope.name}上一年问题中已解决的问题", widths_cm=[5.2, 5.4, 3.2, 2.0])
+        w.table(["序号", "指标", "区域", "首次发现"],
+                [[str(k), r.name_zh, area_label(inp, scope, r.area_id), f"{int(r.first_seen)}年"]
+                 for k, r in enumerate(resolved.itertuples(), 1)],
+                caption=f"{scope.name}上一年问题中已解决的问题", widths_cm=[1.2, 7.4, 5.2, 2.0], numeric=[0])
     urgent = led[led["persisting"] & (led["problem_class"] == PROBLEM_CLASSES[0])]
     if len(urgent):
         p = probs.set_index("problem_id")

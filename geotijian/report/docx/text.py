@@ -7,11 +7,12 @@ with thousands separators, per-capita areas two decimals); a missing value print
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
 
-__all__ = ["unit_zh", "flag_reason_zh", "UNIT_ZH", "num", "value_text", "persons", "count", "pct", "share_pct", "CN_NUMBERS", "cn_index",
+__all__ = ["unit_zh", "plain_zh", "flag_reason_zh", "UNIT_ZH", "num", "value_text", "persons", "count", "pct", "share_pct", "CN_NUMBERS", "cn_index",
            "JUDGEMENT_ZH", "STATUS_ZH", "LEVEL_ZH"]
 
 JUDGEMENT_ZH = {"meets": "达标", "falls_short": "未达标", "no_reference": "无参考值", "no_value": "无数据"}
@@ -59,8 +60,8 @@ def _decimals(unit: str | None, v: float) -> int:
     u = (unit or "").strip()
     if u.startswith("%"):
         return 1
-    if u.startswith(("人", "户", "个", "栋", "套", "处", "条", "件", "座", "所")):
-        return 0
+    if u.startswith(("人", "户", "个", "栋", "套", "处", "条", "件", "座", "所")) and "/" not in u:
+        return 0  # counts; a rate (个/千人, 件/千人) keeps its decimals
     if abs(v) >= 1000:
         return 0
     if abs(v) >= 100:
@@ -70,13 +71,28 @@ def _decimals(unit: str | None, v: float) -> int:
 
 #: indicator units of the catalogue as a Chinese report prints them ("" = a plain number)
 UNIT_ZH = {"m2/person": "平方米/人", "km/km2": "公里/平方公里", "个/km2": "个/平方公里", "ratio": "",
-           "score": "分", "score / %": "分", "—": ""}
+           "score": "分", "score / %": "分", "—": "", "km": "公里", "km/h": "公里/小时", "万m3/h": "万立方米/小时",
+           "m": "米", "m2": "平方米", "km2": "平方公里"}
+
+#: a Chinese unit followed by its English gloss in the catalogue (``套 dwellings``, ``个 seats``)
+_GLOSS = re.compile(r"([\u4e00-\u9fff])\s+(?:dwellings|buildings|seats|persons|people|households|places|beds)\b")
 
 
 def unit_zh(unit: Any) -> str:
-    """The catalogue's unit in Chinese (``m2/person`` → ``平方米/人``)."""
+    """The catalogue's unit in Chinese (``m2/person`` → ``平方米/人``, ``套 dwellings`` → ``套``)."""
     u = "" if unit is None or (isinstance(unit, float) and math.isnan(unit)) else str(unit).strip()
-    return UNIT_ZH.get(u, u)
+    u = UNIT_ZH.get(u, u)
+    return _GLOSS.sub(r"\1", u).strip()
+
+
+def plain_zh(text: Any) -> str:
+    """Text of the run's tables (suggestions) with the English glosses of units dropped
+    (``现状2个 seats`` → ``现状2个``), ``km`` in Chinese, Chinese quotation marks and brackets."""
+    s = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+    s = _GLOSS.sub(r"\1", s)
+    s = re.sub(r"(?<=[\d.])km(?![A-Za-z/²2])", "公里", s)
+    s = re.sub(r'"([^"]*)"', "“\\1”", s)  # Chinese quotation marks and brackets around Chinese text
+    return re.sub(r"\(([^()]*[\u4e00-\u9fff][^()]*)\)", "（\\1）", s)
 
 
 def value_text(v: Any, unit: str | None = None, *, with_unit: bool = True) -> str:
@@ -84,7 +100,7 @@ def value_text(v: Any, unit: str | None = None, *, with_unit: bool = True) -> st
     if _missing(v):
         return "—"
     d = _decimals(unit, float(v))
-    s = num(v, d, strip=d > 1)
+    s = num(v, d, strip=False)  # one precision per unit: 0.38 and 0.40, not 0.4
     u = unit_zh(unit)
     if not with_unit or not u:
         return s
