@@ -60,10 +60,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".population": ("allocate_population",),
     ".report": ("coverage_gap_figure", "problem_figure", "problem_map", "save_figures", "save_problem_map",
                 "units_figure", "write_gpkg"),
+    ".report.docx": ("write_report", "write_town_packages"),
     ".resources": ("check_memory", "estimate_memory"),
     ".sample": ("make_sample_district", "sample_path", "write_sample"),
     ".study": ("StudyResult", "collect_study_fillins", "coverage_from_files", "load_study", "make_fillin_templates",
-               "run_many", "run_study", "units_from_files"),
+               "report_study", "run_many", "run_study", "units_from_files"),
     ".survey": ("complaint_hotspots", "complaint_rates", "plan_sample", "read_survey"),
     ".units": ("delineate_blocks", "delineate_units", "range_compliance"),
 }
@@ -109,11 +110,11 @@ __all__ = [
     "write_tables", "rule_table", "update_ledger", "read_ledger", "write_ledger",
     # report
     "problem_map", "save_problem_map", "units_figure", "coverage_gap_figure", "problem_figure",
-    "save_figures", "write_gpkg",
+    "save_figures", "write_gpkg", "write_report", "write_town_packages",
     # study
     "StudyData", "StudyConfig", "read_config", "write_template", "run_study", "load_study",
     "StudyResult", "coverage_from_files", "units_from_files", "run_many", "make_fillin_templates",
-    "collect_study_fillins",
+    "collect_study_fillins", "report_study",
     "make_sample_district", "write_sample", "sample_path",
     # plan
     "renewal_areas", "renewal_scores", "RenewalResult", "site_facilities", "SitingResult",

@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-memory-check", action="store_true",
                    help="run even when the study's estimated peak memory exceeds what this machine has")
 
+    s = sub.add_parser("report", help="write the 体检报告 (Word) and town packages of a study that has run")
+    s.add_argument("config", help="path of the study.toml (its outputs must exist: run it first)")
+    s.add_argument("--output", default=None, help="output root replacing study.output")
+
     s = sub.add_parser("sample", help="(re)generate the bundled sample district")
     s.add_argument("folder", nargs="?", default="layers/sample")
     s.add_argument("--seed", type=int, default=None)
@@ -252,6 +256,17 @@ def _cmd_run(args, gt) -> int:
     return 0
 
 
+def _cmd_report(args, gt) -> int:
+    from geotijian.study import report_study
+
+    files = report_study(args.config, output=args.output)
+    for f in files:
+        if f.suffix == ".docx":
+            print(f)
+    print(f"{len(files)} files written")
+    return 0
+
+
 def _cmd_sample(args, gt) -> int:
     kw = {"scale": args.scale}
     if args.seed is not None:
@@ -358,7 +373,7 @@ def _cmd_site(args, gt) -> int:
     return 0
 
 
-_COMMANDS = {"init": _cmd_init, "run": _cmd_run, "sample": _cmd_sample, "check": _cmd_check,
+_COMMANDS = {"init": _cmd_init, "run": _cmd_run, "report": _cmd_report, "sample": _cmd_sample, "check": _cmd_check,
              "coverage": _cmd_coverage, "units": _cmd_units, "template": _cmd_template, "collect": _cmd_collect,
              "plan": _cmd_plan, "site": _cmd_site}
 

@@ -109,7 +109,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "hotline": ("path", "layer", "crs", "coords"),
     "imagery": ("path", "bands"),
     "ledger": ("last_year", "last_values"),
-    "report": ("lang", "indicator"),
+    "report": ("lang", "indicator", "docx", "towns", "template", "title", "organisation", "date",
+               "grade_rules", "grade_bands"),
 }
 
 
@@ -175,6 +176,28 @@ def _table(raw: dict, key: str) -> dict:
     value = raw.get(key, {})
     _expect(isinstance(value, dict), key, f"must be a table ([{key}]), got {type(value).__name__}")
     return dict(value)
+
+
+def _report_keys(base: Path, report: dict) -> None:
+    """Check ``[report]``: the Word report's switches, template, cover texts and grade tables
+    (unknown keys are caught by ``SECTION_KEYS``)."""
+    for k in ("docx", "towns"):
+        if k in report:
+            _expect(isinstance(report[k], bool), f"report.{k}", f"must be true or false, got {report[k]!r}")
+    for k in ("title", "organisation", "date"):
+        if k in report:
+            _expect(isinstance(report[k], str) and report[k].strip() != "", f"report.{k}",
+                    f"must be a non-empty string, got {report[k]!r}")
+    if "template" in report:
+        report["template"] = _file(base, report["template"], "report.template")
+    for k in ("grade_rules", "grade_bands"):
+        if k in report:
+            v = report[k]
+            if isinstance(v, str):
+                report[k] = _file(base, v, f"report.{k}")
+            else:
+                _expect(isinstance(v, dict), f"report.{k}", f"must be a table or a CSV path, got {type(v).__name__}",
+                        f"write [report.{k}.<id>] tables or {k} = \"file.csv\"")
 
 
 def _number(section: dict, key: str, full: str, *, minimum: float = 0.0) -> None:
@@ -345,6 +368,7 @@ def read_config(path: str | Path) -> StudyConfig:
     if "lang" in report:
         _expect(report["lang"] in ("zh", "en"), "report.lang", f"unknown language {report['lang']!r}",
                 "use \"zh\" or \"en\"")
+    _report_keys(base, report)
 
     plan = _plan_section(raw, base, year)
     if plan.get("siting", {}).get("candidates") == "sites":
@@ -611,6 +635,19 @@ edition = "2024"            # indicator system: 2024 (national basic list of 61 
 [report]
 lang = "zh"                 # zh | en
 # indicator = "kindergarten"  # choropleth indicator of the problem map
+
+# The 体检报告 (Word): report/<title>_<year>_城市体检报告.docx and towns/<town>/ packages.
+# docx = true               # write the report (`geotijian report study.toml` writes it later)
+# towns = true              # a package per town (report, tables, ledger, maps)
+# title = "嘉定区"           # the district's name on the report (default: the boundary's name)
+# organisation = "嘉定区城市体检工作领导小组办公室"   # 编制单位 on the cover
+# date = "2025年3月"         # 编制日期 on the cover
+# template = "house_style.docx"  # house style: a paragraph {{正文}} where the report goes;
+#                                # {{标题}} {{年份}} {{编制单位}} {{日期}} are filled
+# [report.grade_rules.G10_very_good]   # override a grade rule (see README: 总体评价)
+# min_unit_share = 0.95
+# [report.grade_bands]
+# 优 = 3.6
 
 # [layers.sites]            # optional: available land / public parcels for new facilities
 # path = "parcels.gpkg"     # fields: site_id, name, capacity, types ("kindergarten;nursery", empty = any)

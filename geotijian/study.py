@@ -40,12 +40,12 @@ from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
+from .io.alignment import alignment_message, check_alignment
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
 from .io.layers import ROLES, read_layer
-from .io.tables import write_csv
 from .io.osm import load_osm
-from .io.alignment import alignment_message, check_alignment
+from .io.tables import write_csv
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
@@ -61,7 +61,6 @@ from .runlog import (
     sha256,
     staged_output,
 )
-from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .study_fillin import (
     _collect_fillins,
     _edition_run_json,
@@ -70,10 +69,19 @@ from .study_fillin import (
     _note_sources,
     _write_edition_outputs,
 )
+from .study_report import (
+    _hotline_facts,
+    _plan_with_respondents,
+    _report_step,
+    _survey_facts,
+    report_options,
+    report_study,
+)
+from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import build_units, compounds_from_landuse, range_compliance
 
-__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many",
-           "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
+__all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
+           "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 #: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
 #: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
@@ -81,7 +89,7 @@ __all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "uni
 FCA_TYPES = {"kindergarten": 0.03, "nursing_home": 0.04, "elderly_day_care": 0.04}
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "plan", "outputs")
+         "survey", "judgement", "ledger", "plan", "outputs", "report")
 
 
 @dataclass
@@ -352,6 +360,12 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
             with staged_output(cfg.out_dir) as staging:
                 with log.step("outputs"):
                     files = _write_outputs(cfg, result, staging)
+                with log.step("report"):
+                    if cfg.report.get("docx", True):
+                        # the report reads what the run wrote (run.json too), never recomputing
+                        write_text_atomic(staging / "run.json", json.dumps(_run_json(cfg, result, log, started),
+                                                                           ensure_ascii=False, indent=2, default=str))
+                        files.extend(_report_step(cfg, result, staging))
                 run = _run_json(cfg, result, log, started)
                 write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
         except OutputError:
@@ -505,7 +519,8 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
             data.survey = sres.satisfaction
             satisfaction = sres.satisfaction
             res.tables["survey_issues"] = sres.issues
-            res.tables["sample_plan"] = sres.plan
+            res.tables["sample_plan"] = _plan_with_respondents(sres.plan, sres.respondents)
+            data.meta.setdefault("facts", {})["survey"] = _survey_facts(sres)
             sv = sres.indicator_values()
             _note_sources(data, sv, "问卷")
             data.indicator_values = pd.concat([data.indicator_values, sv[data.indicator_values.columns]],
@@ -516,6 +531,7 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
         if data.complaints is not None:
             complaints = complaint_rates(data.complaints, data.units)
             res.tables["complaint_rates"] = complaints
+            data.meta.setdefault("facts", {})["hotline"] = _hotline_facts(data.complaints, complaints)
             data.hotspots = complaint_hotspots(data.complaints, area=data.boundary,
                                                seed=settings.random_seed)
     with log.step("judgement"):
@@ -683,6 +699,7 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "timings_s": log.timings,
         "machine": {"memory_peak_mb": log.memory_mb,
                     **{k: v for k, v in mem.items() if k in ("budget_gb", "budget_from", "checked")}},
+        "facts": data.meta.get("facts", {}),
         "warnings": log.warnings,
     }
 
