@@ -318,6 +318,10 @@ def test_project_library_goes_into_section_five(sample_out):
     import io
 
     inp = read_report_inputs(sample_out, name="sample")
+    assert inp.projects is not None and len(inp.projects) > 0   # the sample study runs the renewal plan
+    text = _text(Document(io.BytesIO(build_report(inp)[0])))
+    assert f"更新项目储备库共有项目{len(inp.projects):,}个" in text and "未生成更新项目储备库" not in text
+    inp.projects = None
     text = _text(Document(io.BytesIO(build_report(inp)[0])))
     assert "未生成更新项目储备库" in text
     inp.projects = pd.DataFrame({
