@@ -334,3 +334,29 @@ def test_project_library_goes_into_section_five(sample_out):
     assert text.index("全区公交站点优化提升行动") < text.index("菊园新区幼儿园补缺建设工程")
     town = _text(Document(io.BytesIO(build_report(inp, town_scope(inp, "310114101"))[0])))
     assert "菊园新区幼儿园补缺建设工程" in town and "全区公交站点优化提升行动" not in town
+
+
+def test_reading_the_runs_geopackage_leaves_no_gdal_sidecar(tmp_path):
+    """GDAL writes <name>.gpkg.aux.xml beside a GeoPackage with dataset metadata when it is
+    opened with PAM on (the default outside this test suite): the report's readers turn it off."""
+    import geopandas as gpd
+    import pyogrio
+    import shapely
+
+    from geotijian.report.docx.inputs import _read_table
+    from geotijian.report.docx.towns import study_data_from_gpkg
+
+    gpkg = tmp_path / "run.gpkg"
+    units = gpd.GeoDataFrame({"unit_id": ["U1"]}, geometry=[shapely.box(0, 0, 1, 1)], crs="EPSG:32651")
+    pyogrio.write_dataframe(units, gpkg, layer="units", dataset_metadata={"TITLE": "测试"})
+    old = pyogrio.get_gdal_config_option("GDAL_PAM_ENABLED")
+    pyogrio.set_gdal_config_options({"GDAL_PAM_ENABLED": None})   # GDAL's default, as for a user
+    try:
+        assert _read_table(gpkg, "units") is not None
+        assert study_data_from_gpkg(gpkg, name="t", year=2024).units is not None
+        assert not list(tmp_path.glob("*.aux.xml"))
+        pyogrio.list_layers(gpkg)                                     # the check can fail: plain GDAL does write it
+        pyogrio.read_dataframe(gpkg, layer="units")
+        assert list(tmp_path.glob("*.aux.xml"))
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_PAM_ENABLED": old})

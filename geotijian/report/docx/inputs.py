@@ -90,12 +90,15 @@ class ReportInputs:
 def _read_table(gpkg: Path, layer: str, *, spatial: bool = False) -> pd.DataFrame | None:
     import pyogrio
 
-    names = {n for n, _ in pyogrio.list_layers(gpkg)}
-    if layer not in names:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        df = pyogrio.read_dataframe(gpkg, layer=layer, read_geometry=spatial)
+    from ...io.atomic import no_gdal_sidecars
+
+    with no_gdal_sidecars():
+        names = {n for n, _ in pyogrio.list_layers(gpkg)}
+        if layer not in names:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = pyogrio.read_dataframe(gpkg, layer=layer, read_geometry=spatial)
     return pd.DataFrame(df) if not spatial else df
 
 

@@ -46,19 +46,22 @@ def study_data_from_gpkg(gpkg: str | Path, *, name: str, year: int,
     """The layers of a run's GeoPackage as a :class:`StudyData` (for drawing maps only)."""
     import pyogrio
 
+    from ...io.atomic import no_gdal_sidecars
+
     gpkg = Path(gpkg)
-    have = {n for n, _ in pyogrio.list_layers(gpkg)}
     data = StudyData(name=name, year=year)
-    for layer in layers:
-        if layer not in have:
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            g = pyogrio.read_dataframe(gpkg, layer=layer)
-        setattr(data, layer, g)
-    for t in ("indicator_table", "ledger"):
-        if t in have:
-            setattr(data, t, pyogrio.read_dataframe(gpkg, layer=t, read_geometry=False))
+    with no_gdal_sidecars():   # reading the run's GeoPackage adds no file to the output folder
+        have = {n for n, _ in pyogrio.list_layers(gpkg)}
+        for layer in layers:
+            if layer not in have:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                g = pyogrio.read_dataframe(gpkg, layer=layer)
+            setattr(data, layer, g)
+        for t in ("indicator_table", "ledger"):
+            if t in have:
+                setattr(data, t, pyogrio.read_dataframe(gpkg, layer=t, read_geometry=False))
     if data.units is not None:
         data.crs = data.units.crs.to_string() if data.units.crs is not None else data.crs
     return data
