@@ -35,7 +35,6 @@ from .facilities import facility_catalogue
 from .model import GAP_COLUMNS
 from .network import (
     REPORT_COLUMNS,
-    DistanceGraph,
     SnapResult,
     WalkNetwork,
     check_metric,

@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-import shapely
 
 from . import settings
 from .errors import StudyTooLargeError

@@ -37,7 +37,7 @@ import pandas as pd
 from .. import data, settings
 from ..errors import ConfigError, LayerError
 from ..io.text import read_table
-from .editions import definition_id, edition_table, list_editions
+from .editions import definition_id, edition_table
 
 __all__ = [
     "CATALOGUE_COLUMNS", "DIMENSIONS", "SURVEY_ITEMS", "CATALOGUE_VERSION",

@@ -427,8 +427,13 @@ def write_fillin_workbooks(plan: FillinPlan, folder: str | PathLike, *, generato
 
     folder = Path(folder)
     written = []
+    all_sheets = plan.sheets                                  # once, not per workbook
+    sheets = dict(tuple(all_sheets.groupby("workbook_id", sort=False)))
+    cells = dict(tuple(plan.cells.groupby("workbook_id", sort=False)))
     for wb_row in plan.workbooks.itertuples(index=False):
-        wb = _build_workbook(plan, wb_row, generator)
+        wid = wb_row.workbook_id
+        wb = _build_workbook(plan, wb_row, generator, sheets=sheets.get(wid, all_sheets.iloc[:0]),
+                             cells=cells.get(wid, plan.cells.iloc[:0]))
         path = folder / wb_row.file
         with atomic_path(path) as tmp:
             wb.save(tmp)
@@ -475,14 +480,14 @@ def _width(text: Any) -> float:
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
 
 
-def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str):
+def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd.DataFrame,
+                    cells: pd.DataFrame):
+    """One supplier's workbook; ``sheets`` and ``cells`` are the plan's rows of that workbook."""
     from openpyxl import Workbook
 
     wb = Workbook()
     wb.remove(wb.active)
     _register_styles(wb)
-    wid = wb_row.workbook_id
-    sheets = plan.sheets[plan.sheets["workbook_id"] == wid]
     items = plan.items[plan.items["code"].isin(set(sheets["code"]))].reset_index(drop=True)
     _cover_sheet(wb, plan, wb_row, items, generator)
     _items_sheet(wb, items)
@@ -490,7 +495,7 @@ def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str):
         rec_codes = sheets.loc[sheets["record"] == rec, "code"].tolist()
         if not rec_codes:
             continue
-        mine = plan.cells[(plan.cells["workbook_id"] == wid) & (plan.cells["record"] == rec)]
+        mine = cells[cells["record"] == rec]
         ids = pd.Series(sorted(mine["record_id"].unique()))
         _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes].reset_index(), ids,
                       set(zip(mine["record_id"], mine["code"], strict=True)))

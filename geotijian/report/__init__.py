@@ -1,7 +1,8 @@
 """Report attachments: the offline problem maps, static figures and the styled GeoPackage.
 
 ``problem_map`` / ``save_problem_map`` (maps.py) write a self-contained Leaflet map,
-``save_town_maps`` (town_maps.py) one per town (街镇) linked with it (``district_nav``);
+``save_town_maps`` (town_maps.py) one per town (街镇) linked with it (``district_nav``), both
+with the study's renewal plan when it has one (plan_layers.py: 更新片区, 新增设施选址);
 ``units_figure``, ``coverage_gap_figure``, ``save_figures`` (figures.py) and
 ``problem_figure``, ``problem_class_figure`` (problem_figures.py) the print maps;
 ``write_gpkg`` (gpkg.py) every layer and table in one GeoPackage with QGIS styles (styles.py).
@@ -20,8 +21,8 @@ from .styles import layer_qml
 from .town_maps import district_nav, save_town_maps, town_study
 
 __all__ = [
-    "problem_map", "save_problem_map", "render_problem_map", "MapNav", "district_nav", "save_town_maps",
-    "town_study",
+    "problem_map", "save_problem_map", "render_problem_map", "MapNav", "district_nav",
+    "save_town_maps", "town_study",
     "units_figure", "coverage_gap_figure", "problem_figure", "problem_class_figure", "save_figures",
     "find_cjk_font",
     "write_gpkg", "layer_qml",

@@ -144,7 +144,8 @@ DOTS_JS = """
 var gtjDotLayers = [];
 var GtjDots = L.Layer.extend({
   // build() returns {lat, lng, col (colour index per point), colours, alpha, lw, stroke,
-  // r(zoom) -> radius px, tip(i) -> html, pop(i) -> html}; called when first shown
+  // r(zoom) -> radius px, fixed (r not reduced where many points show), tip(i) -> html,
+  // pop(i) -> html}; called when first shown
   initialize: function (build) { this._build = build; this._d = null; },
   data: function () {
     if (!this._d) {
@@ -179,7 +180,8 @@ var GtjDots = L.Layer.extend({
     L.DomUtil.setPosition(c, map.containerPointToLayerPoint([0, 0]));
     c.width = Math.round(size.x * dpr); c.height = Math.round(size.y * dpr);
     c.style.width = size.x + 'px'; c.style.height = size.y + 'px';
-    var r = this._r = Math.min(d.r(map.getZoom()), gtjDenseR(map)), lw = Math.min(d.lw, 0.3 * r);
+    var r = this._r = d.fixed ? d.r(map.getZoom()) : Math.min(d.r(map.getZoom()), gtjDenseR(map));
+    var lw = Math.min(d.lw, 0.3 * r);
     var ctx = c.getContext('2d'), n = d.lat.length;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     var sx = this._sx = new Float32Array(n), sy = this._sy = new Float32Array(n), groups = [];
@@ -293,6 +295,16 @@ function gtjFacDots(F) {
     return {lat: F.y, lng: F.x, col: F.k, colours: F.c, alpha: 0.95, lw: 1.2, stroke: '#ffffff',
             r: gtjRadius(true),
             tip: function (i) { return F.h[i] + ' \u00b7 ' + F.v[i][0]; },
+            pop: function (i) { return gtjPopup(F.f, '', {h: F.h[i], v: F.v[i]}); }};
+  });
+}
+function gtjSiteDots(F) {
+  // a few points drawn at one size whatever else is shown (new facility sites): x, y, c
+  // (one colour), r (radius px), ring, h (name), t (tooltip), v (popup values), f (fields)
+  return new GtjDots(function () {
+    return {lat: F.y, lng: F.x, col: F.x.map(function () { return 0; }), colours: F.c, alpha: 0.95, lw: 2.5,
+            stroke: F.ring, fixed: true, r: function () { return F.r; },
+            tip: function (i) { return F.t[i]; },
             pop: function (i) { return gtjPopup(F.f, '', {h: F.h[i], v: F.v[i]}); }};
   });
 }
@@ -465,6 +477,11 @@ def fit_bounds(box: list[list[float]]) -> Script:
 def facility_dots(data: dict) -> Script:
     """Facilities of one life-circle level as canvas points (``gtjFacDots``)."""
     return Script(f"{P}.addLayer(gtjFacDots({js_json(data)}));", "FacDots")
+
+
+def site_dots(data: dict) -> Script:
+    """A few points at a fixed size (``gtjSiteDots``): the new facility sites of one type."""
+    return Script(f"{P}.addLayer(gtjSiteDots({js_json(data)}));", "SiteDots")
 
 
 def gap_table(data: dict) -> Script:

@@ -47,6 +47,7 @@ from ..model import StudyData
 from . import _common as c
 from . import _leaflet as lf
 from .map_problems import side_table_html, unit_problem_features
+from .plan_layers import add_plan, has_plan
 
 __all__ = ["problem_map", "save_problem_map", "render_problem_map", "MapNav", "BASEMAPS"]
 
@@ -127,8 +128,9 @@ _TXT = {
 
 #: Layer groups of the layer control, in its order (zh, en).
 GROUPS = {"base": ("底图", "basemap"), "areas": ("评估单元", "areas"), "facilities": ("设施", "facilities"),
-          "gaps": ("覆盖缺口", "coverage gaps"), "problems": ("问题", "problems"), "hotline": ("热线", "hotline")}
-GROUP_ORDER = ("areas", "facilities", "gaps", "problems", "hotline")
+          "gaps": ("覆盖缺口", "coverage gaps"), "problems": ("问题", "problems"),
+          "plan": ("更新规划", "renewal plan"), "hotline": ("热线", "hotline")}
+GROUP_ORDER = ("areas", "facilities", "gaps", "problems", "plan", "hotline")
 #: Choropleth ramp (matplotlib name): sequential greens, apart from the class reds/orange/blue,
 #: the purple gaps and the brown hot spots.
 CHOROPLETH_CMAP = "Greens"
@@ -386,6 +388,7 @@ def problem_map(
     compounds: bool = False,
     service_areas: bool | None = None,
     nav: MapNav | None = None,
+    plan: bool = True,
 ) -> folium.Map:
     """The interactive problem map of a study (体检问题地图).
 
@@ -439,6 +442,9 @@ def problem_map(
     nav : MapNav, optional
         Links to the town maps (a list panel, town labels, the towns' popups) and back to
         the district map.
+    plan : bool
+        Draw the renewal plan the study holds (``renewal_areas``, ``new_sites``: group
+        更新规划, :mod:`geotijian.report.plan_layers`); ``False`` leaves it out.
 
     Returns
     -------
@@ -457,7 +463,8 @@ def problem_map(
         layers.pop("service_areas", None)
     drawable = [n for n in ("boundary", "towns", "units", "compounds", "service_areas", "coverage_gaps",
                             "hotspots", "problems", "facilities") if n in layers and len(layers[n])]
-    if not drawable and study.problem_points is None:
+    plan = plan and has_plan(study)
+    if not drawable and study.problem_points is None and not plan:
         raise LayerError("study", "has no layer to draw (boundary, towns, units, facilities, "
                          "coverage_gaps, service_areas, problems or hotspots)",
                          fix="compute or load at least one of them")
@@ -465,7 +472,8 @@ def problem_map(
     m = _base_map(names, lang=lang, tianditu_key=tianditu_key)
     ctx = _Ctx(m=m, study=study, layers=layers, lang=lang, simplify_m=simplify_m, decimals=decimals, gcj=gcj,
                indicator=indicator)
-    # drawn bottom to top: areas, compounds, service areas, gaps, problems, hot spots, facilities
+    # drawn bottom to top: areas, compounds, service areas, gaps, problems, hot spots, facilities,
+    # the plan's areas and new sites
     _add_outlines(ctx, drawable, nav)
     builders = {"units": lambda: _add_units(ctx, scheme=scheme, k=k, bins=bins),
                 "compounds": lambda: _add_compounds(ctx),
@@ -475,6 +483,8 @@ def problem_map(
     for name, build in builders.items():
         if name in drawable or (name == "problems" and study.problem_points is not None):
             build()
+    if plan:
+        add_plan(ctx)
     groups = {_group(g, lang): ctx.groups.get(_group(g, lang), []) for g in GROUP_ORDER}
     m.add_child(lf.GroupedLayers(groups=groups, closed=[_group("gaps", lang)], base_label=_group("base", lang)))
     m.add_child(lf.scale_bar())

@@ -90,7 +90,7 @@ def town_study(study: StudyData, town_code: str) -> StudyData:
     The town (as its own outline), its units, the compounds, homes with a gap and problems
     of those units (and the town's own problems), the hot spots over it, and the
     facilities and service areas within the longest walking radius of it (those serve its
-    homes too), service areas clipped to that reach.
+    homes too), service areas clipped to that reach; the renewal areas and new sites over it.
     """
     towns = study.towns
     if towns is None or "town_code" not in towns.columns:
@@ -126,7 +126,21 @@ def town_study(study: StudyData, town_code: str) -> StudyData:
         coverage_gaps=of_units(study.coverage_gaps), problems=problems, problem_points=points,
         service_areas=service,
         facilities=_near(study.facilities, reach, crs), hotspots=_near(study.hotspots, shape, crs),
-        blocks=None, homes=of_units(study.homes), meta=dict(study.meta))
+        blocks=None, homes=of_units(study.homes), renewal_areas=_town_areas(study.renewal_areas, code, shape, crs),
+        new_sites=_near(study.new_sites, shape, crs), meta=dict(study.meta))
+
+
+def _town_areas(areas: gpd.GeoDataFrame | None, code: str, shape, crs) -> gpd.GeoDataFrame | None:
+    """Renewal areas of a town: those listing it in ``town_codes`` (``;``-separated), else
+    those overlapping it (not a neighbour's that only shares its edge)."""
+    if areas is None or not len(areas):
+        return areas
+    if "town_codes" in areas.columns:
+        codes = areas["town_codes"].fillna("").astype(str).str.replace("；", ";").str.split(";")
+        return areas.loc[codes.map(lambda cs: code in cs).to_numpy(bool)]
+    near = _near(areas, shape, crs)
+    g = near.to_crs(crs).geometry.to_numpy()
+    return near.loc[shapely.area(shapely.intersection(g, shape)) > 0]
 
 
 def _town_problems(study: StudyData, code: str, unit_ids: set[str] | None, name: str
