@@ -27,7 +27,9 @@ Columns read from the problems table (documented, so a grouped table keeps worki
 ``reference``, ``gap``, ``area_name``, ``geometry`` and ``points`` (问题点位: the unit IDs a
 grouped problem lies in, a list or a ``;``-separated string; issue 20 groups unit-level
 findings into one problem per indicator and level). A problem's units are its
-``points`` when given, else its unit, the units of its town, or every unit.
+``points`` (units, or towns standing for their units) when given, else its unit, the
+units of its town, or every unit. A project's ``town_code`` lists the towns its
+problem's units lie in (``;``-separated; empty for a district problem).
 """
 
 from __future__ import annotations
@@ -164,8 +166,9 @@ def _points_list(v: Any) -> list[str]:
 def problem_units(problems: pd.DataFrame, units: pd.DataFrame | None) -> pd.DataFrame:
     """``problem_id, unit_id``: the units each problem lies in (its 问题点位 at unit level).
 
-    ``points`` when given, else the unit of a unit-level problem, the units of a town's
-    problem, or every unit for a district problem (module docstring).
+    A unit-level problem's units are its ``points`` (else its unit), a town-level
+    problem's the units of its points' towns (else of its town), a district problem's
+    every unit (module docstring).
     """
     uid = units["unit_id"].astype(str).to_numpy() if units is not None else np.zeros(0, dtype=object)
     town = units["town_code"].astype(str).to_numpy() if units is not None and "town_code" in units.columns \
@@ -175,7 +178,9 @@ def problem_units(problems: pd.DataFrame, units: pd.DataFrame | None) -> pd.Data
     lv = problems["level"].astype(str).to_numpy()
     aid = problems["area_id"].astype(str).to_numpy()
     given = [_points_list(v) for v in pts]
-    lists = [g if g else ([a] if v == "unit" else by_town.get(a, []) if v == "town" else list(uid))
+    # a grouped problem's points are areas of its level: units, towns (their units) or the district
+    lists = [(g or [a]) if v == "unit" else
+             [u for t in (g or [a]) for u in by_town.get(t, [])] if v == "town" else list(uid)
              for g, v, a in zip(given, lv, aid)]
     out = pd.DataFrame({"problem_id": problems["problem_id"].to_numpy(), "unit_id": lists})
     return out.explode("unit_id").dropna(subset=["unit_id"]).reset_index(drop=True)
@@ -263,6 +268,8 @@ def project_library(
         lv, aid = lv_l[i], aid_l[i]
         us = by_problem.get(pid_l[i], [])
         town, area_name = _place(lv, aid, aname_l[i], town_of, town_name, unit_name, district_name)
+        if lv != "district" and us:  # a grouped problem: the towns its points lie in
+            town = ";".join(sorted({town_of[u] for u in us if u in town_of})) or town
         ras = sorted({area_of_unit[u] for u in us if u in area_of_unit})
         ftype = _facility_of(code)
         facility = str(fac_names.get(ftype, name_l[i])) if ftype else name_l[i]

@@ -171,7 +171,7 @@ def problem_points(problems: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
                               "unit_id": unit_rows["area_id"].astype(str).to_numpy(),
                               "affected_population": pd.to_numeric(unit_rows["affected_population"],
                                                                    errors="coerce").to_numpy(dtype=float)}))
-    grouped = p[has_pts]
+    grouped = p[has_pts & (p["level"].astype(str) == "unit")]  # (town/district points are not units)
     if len(grouped):
         lists = grouped["points"].map(lambda v: [s.strip() for s in v.replace("；", ";").split(";")
                                                  if s.strip()] if isinstance(v, str) else [str(s) for s in v])

@@ -109,7 +109,7 @@ def siting_types(problems: pd.DataFrame, available: list[str]) -> dict[str, int]
     cov = problems[codes.str.startswith("cov_")]
     if not len(cov):
         return {}
-    pu = problem_units(cov[cov["level"].astype(str) == "unit"] if "points" not in cov.columns else cov, None)
+    pu = problem_units(cov[cov["level"].astype(str) == "unit"], None)  # (the units with the gap)
     pu = pu.merge(cov[["problem_id", "indicator_code"]], on="problem_id")
     n = pu.groupby("indicator_code")["unit_id"].nunique()
     out = {}

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ...model import PROBLEM_CLASSES
 from .inputs import ReportInputs
-from .scope import Scope
+from .scope import Scope, places_text, point_names, scope_problems
 from .sections import DIMENSION_ORDER, area_label, problem_names
 from .text import JUDGEMENT_ZH, STATUS_ZH, count, num, persons, plain_zh, value_text
 from .writer import DocWriter
@@ -40,12 +40,13 @@ _CLASS_TEXT = {
 
 
 def _suggestion_frame(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
-    probs = scope.rows(inp.problems).copy()
+    probs = scope_problems(inp, scope).copy()
     if not len(probs):
         return probs
     sug = inp.suggestions
     if len(sug) and "problem_id" in sug.columns:
-        keep = [c for c in ("problem_id", "department", "suggestion", "area_name") if c in sug.columns]
+        keep = [c for c in ("problem_id", "department", "suggestion", "area_name") if c in sug.columns
+                and (c not in ("department",) or c not in probs.columns)]
         s = sug[keep].rename(columns={"suggestion": "suggestion_full", "area_name": "_sug_area"})
         probs = probs.merge(s, on="problem_id", how="left")
     for col in ("department", "suggestion_full", "_sug_area"):
@@ -55,6 +56,9 @@ def _suggestion_frame(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
     probs["suggestion_full"] = [
         _named(text, area_label(inp, scope, a), (str(a), "" if pd.isna(n) else str(n)))
         for text, a, n in zip(probs["suggestion_full"], probs["area_id"], probs["_sug_area"], strict=True)]
+    names = point_names(inp, scope)
+    probs["places"] = [places_text(inp, scope, r, names) or area_label(inp, scope, r.area_id)
+                       for r in probs.itertuples()]
     probs["department"] = probs["department"].fillna("").astype(str)
     return probs.drop(columns="_sug_area")
 
@@ -85,13 +89,16 @@ def _group_rows(inp: ReportInputs, scope: Scope, sub: pd.DataFrame) -> list[list
     for code in order["indicator_code"]:
         g = sub[sub["indicator_code"] == code].sort_values(["_rank", "area_id"])
         top = g.iloc[0]
-        wide = [area_label(inp, scope, a) for a in g.loc[g["level"] != "unit", "area_id"]]
-        units = [area_label(inp, scope, a) for a in g.loc[g["level"] == "unit", "area_id"]]
-        parts = ["、".join(wide)] if wide else []
-        if units:
-            named = "、".join(units[:_MAX_AREAS_NAMED]) + ("等" if len(units) > _MAX_AREAS_NAMED else "")
-            parts.append(f"{len(units)}个体检单元：{named}")
-        areas = "；".join(parts)
+        if "point_count" in g.columns:  # grouped problems: one per level, its 问题点位 named
+            areas = "；".join(dict.fromkeys(p for p in g["places"] if p))
+        else:
+            wide = [area_label(inp, scope, a) for a in g.loc[g["level"] != "unit", "area_id"]]
+            units = [area_label(inp, scope, a) for a in g.loc[g["level"] == "unit", "area_id"]]
+            parts = ["、".join(wide)] if wide else []
+            if units:
+                named = "、".join(units[:_MAX_AREAS_NAMED]) + ("等" if len(units) > _MAX_AREAS_NAMED else "")
+                parts.append(f"{len(units)}个体检单元：{named}")
+            areas = "；".join(parts)
         # residents: the widest area's figure (a town's count already holds its units')
         pop = float(top["affected_population"]) if np.isfinite(float(top["affected_population"] or np.nan)) \
             else float(g["affected_population"].sum())
@@ -136,8 +143,8 @@ def _projects(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         w.para("本次体检未运行更新规划步骤（study.toml 中未设置 [plan]），未生成更新项目储备库。"
                "建议据上述问题清单编制项目储备库和年度实施计划。")
         return
-    if scope.is_town and "town_code" in pr.columns:
-        pr = pr[(pr["town_code"].astype(str) == scope.area_id) | pr["area_id"].astype(str).isin(scope.areas)]
+    if scope.is_town and "town_code" in pr.columns:  # (a grouped problem's projects list its towns)
+        pr = pr[_in_town(pr["town_code"], scope.area_id) | pr["area_id"].astype(str).isin(scope.areas)]
     if not len(pr):
         w.para(f"更新项目储备库中没有位于{scope.name}的项目。")
         return
@@ -148,7 +155,7 @@ def _projects(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     if inp.annual_plan is not None:
         ap = inp.annual_plan
         if scope.is_town and "town_code" in ap.columns:
-            ap = ap[ap["town_code"].astype(str) == scope.area_id]
+            ap = ap[_in_town(ap["town_code"], scope.area_id)]
         text += f"其中{count(len(ap), '个')}项目列入{inp.year + 1}年度实施计划。"
     shown = pr.head(_MAX_PROJECTS)
     if len(pr) > len(shown):
@@ -164,6 +171,11 @@ def _projects(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
               cell(r, "lead_department"), cell(r, "timing")] for k, (_, r) in enumerate(shown.iterrows())],
             caption=f"{scope.name}更新项目储备库（按优先序）", widths_cm=[1.1, 5.4, 1.8, 2.6, 2.2, 2.5],
             numeric=[0])
+
+
+def _in_town(codes: pd.Series, town: str) -> pd.Series:
+    """Rows whose ``town_code`` (one code or ``;``-separated codes) holds ``town``."""
+    return codes.fillna("").astype(str).str.split(";").map(lambda cs: town in cs)
 
 
 # ------------------------------------------------------------------------------ 附件
@@ -209,15 +221,15 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
                                                            key=lambda s: s.map({c: i for i, c in enumerate(PROBLEM_CLASSES)})
                                                            if s.name == "problem_class" else s)
         shown, note = _cap(pr, "问题清单", f"{files['workbook']}（问题清单）和 problems.csv")
-        w.table(["序号", "指标", "区域", "现状值", "参考值", "类别", "影响人口"],
-                [[str(k), r.name_zh, area_label(inp, scope, r.area_id),
+        w.table(["序号", "指标", "空间落位（问题点位）", "现状值", "参考值", "类别", "影响人口"],
+                [[str(k), r.name_zh, r.places,
                   value_text(r.value, units.get(r.indicator_code)), r.reference,
                   r.problem_class, persons(r.affected_population)] for k, r in enumerate(shown.itertuples(), 1)],
                 caption=f"{scope.name}问题清单", widths_cm=[1.1, 4.8, 2.9, 1.8, 1.4, 1.8, 1.8], numeric=[0, 3, 4, 6],
                 note=_id_note(note, "problems.csv"))
         shown, note = _cap(pr, "整改建议清单", f"{files['workbook']}（整改建议清单）和 suggestions.csv")
-        w.table(["序号", "指标", "区域", "类别", "责任部门", "整改建议"],
-                [[str(k), r.name_zh, area_label(inp, scope, r.area_id), r.problem_class, r.department or "—",
+        w.table(["序号", "指标", "空间落位（问题点位）", "类别", "责任部门", "整改建议"],
+                [[str(k), r.name_zh, r.places, r.problem_class, r.department or "—",
                   r.suggestion_full] for k, r in enumerate(shown.itertuples(), 1)],
                 caption=f"{scope.name}整改建议清单", widths_cm=[1.1, 3.2, 2.6, 1.8, 2.0, 4.9], numeric=[0],
                 note=_id_note(note, "suggestions.csv"))
@@ -228,8 +240,9 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
         w.para(f"本次体检未提供上一年度台账，本年度{count(len(pr))}问题作为新增问题建立台账，"
                f"见 {files['ledger']}，下一年度体检据此复核整改情况。")
     else:
-        led = scope.rows(inp.ledger).sort_values("problem_id")
-        led = led.assign(level=np.where(led["area_id"].astype(str).isin(scope.units), "unit", "town"))
+        led = scope.rows(inp.ledger).sort_values("point_id" if "point_id" in inp.ledger.columns else "problem_id")
+        if "level" not in led.columns:
+            led = led.assign(level=np.where(led["area_id"].astype(str).isin(scope.units), "unit", "town"))
         shown, note = _cap(led, "问题台账", files["ledger"])
         names = problem_names(inp)
         w.table(["序号", "指标", "区域", "状态", "首次发现", "最近发现", "历年记录"],
@@ -248,8 +261,13 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
 
 
 def _id_note(note: str | None, file: str) -> str:
-    """The note under a problem table: where the problem IDs (the ledger's keys) are."""
-    ids = f"问题编号（指标代码@区域编号，下一年度复核整改情况时使用）见 {file} 第一列，按指标和区域对应。"
+    """The note under a problem table: where the problem IDs (and the ledger's keys, the
+    问题点位 IDs) are."""
+    if file.endswith("ledger.csv"):
+        ids = f"问题点位编号（指标代码@区域编号，下一年度复核整改情况时使用）见 {file} 第一列，按指标和区域对应。"
+    else:
+        ids = (f"问题编号（指标代码@层级）见 {file}，其问题点位编号（指标代码@区域编号，下一年度复核整改情况时使用）"
+               "见 problem_points.csv 和问题台账。")
     return f"注：{ids}" if note is None else f"{note.rstrip('。')}；{ids}"
 
 

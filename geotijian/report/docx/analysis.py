@@ -16,7 +16,7 @@ import pandas as pd
 
 from .grading import grade_dimensions, grade_indicators, overall_grade, reference_number
 from .inputs import ReportInputs
-from .scope import Scope
+from .scope import Scope, scope_problems
 from .sections import DIMENSION_ORDER, area_label, problem_names
 from .text import JUDGEMENT_ZH, cn_index, count, num, persons, share_pct, value_text
 from .writer import DocWriter
@@ -51,7 +51,7 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     units = t[(t["level"] == "unit") & t["area_id"].astype(str).isin(scope.units)]
     towns = t[t["level"] == "town"]
     district = t[t["level"] == "district"]
-    probs = scope.rows(inp.problems)
+    probs = scope_problems(inp, scope)
     for i, dim in enumerate(DIMENSION_ORDER, start=1):
         w.heading(f"（{cn_index(i)}）{dim}", 2)
         rows = own[own["dimension"] == dim]
@@ -135,6 +135,8 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, units
             text += f"{len(u)}个社区体检单元均达到参考值。"
     p = probs[(probs["indicator_code"] == r.code) & (probs["area_id"].astype(str) == scope.area_id)] \
         if "indicator_code" in probs.columns else probs.iloc[:0]
+    if "level" in p.columns:  # the scope's own problem (grouped problems all carry the scope's area)
+        p = p[p["level"].astype(str) == scope.level]
     if len(p) and np.isfinite(float(p["affected_population"].iloc[0] or np.nan)):
         text += f"涉及居民约{persons(round(float(p['affected_population'].iloc[0]), -2))}，问题类别为“{p['problem_class'].iloc[0]}”。"
     w.para(text)

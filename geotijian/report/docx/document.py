@@ -19,6 +19,7 @@ from ...io.atomic import write_bytes_atomic
 from .actions import section_actions, section_annexes
 from .analysis import section_grades, section_indicators
 from .grading import grade_bands, grade_rules
+from ..problem_figures import CLASS_FILE_NAMES
 from .inputs import ReportInputs, read_report_inputs
 from .scope import Scope, district_scope
 from .sections import section_ledger, section_work
@@ -34,11 +35,17 @@ def report_file_name(title: str, year: int) -> str:
     return f"{_BAD_CHARS.sub('_', str(title)).strip('_') or 'study'}_{int(year)}_城市体检报告.docx"
 
 
+#: figures the 附件 embeds, in order (those the run drew): the units, then issue 20's problem
+#: figures (all points by class, and one per class: ``maps/problems_urgent.png`` ...)
+ANNEX_FIGURES = ("units", "problems", *CLASS_FILE_NAMES.values())
+
+
 def figure_titles(inp: ReportInputs) -> dict[str, str]:
     """Caption of each figure under ``maps/`` by its file stem."""
     from .._common import facility_type_name
 
-    out = {"units": f"{inp.title}社区体检单元", "problems": f"{inp.title}体检问题分布"}
+    out = {"units": f"{inp.title}社区体检单元", "problems": f"{inp.title}社区体检单元问题点位分布",
+           **{k: f"{inp.title}“{cls}”类问题点位" for cls, k in CLASS_FILE_NAMES.items()}}
     for k in inp.figures:
         if k.startswith("gaps_"):
             out[k] = f"{facility_type_name(k[5:])}步行范围覆盖缺口"
@@ -118,7 +125,7 @@ def default_files(inp: ReportInputs, *, prefix: str = "") -> dict[str, Any]:
     they embed (the units map and the problem map)."""
     return {"workbook": f"{prefix}indicator_table.xlsx", "ledger": f"{prefix}ledger.csv",
             "map": f"{prefix}maps/problem_map.html", "gpkg": f"{inp.name}.gpkg",
-            "figures": ("units", "problems"), "figure_titles": figure_titles(inp),
+            "figures": ANNEX_FIGURES, "figure_titles": figure_titles(inp),
             "gaps": any(k.startswith("gaps_") for k in inp.figures)}
 
 

@@ -30,6 +30,9 @@ class ReportInputs:
     Tables keep the column contracts of :mod:`geotijian.model` (codes, not display labels).
     ``ledger`` is ``None`` when the study gave no last year's ledger
     (``has_last_ledger``); ``sample_plan`` carries ``respondents`` when a survey was read.
+    ``problems`` is the 问题清单 (one row per indicator and level since issue 20, its
+    问题点位 in ``points`` / ``point_names``); ``problem_points`` one row per point (``None``
+    for outputs written before problems were grouped); the ledger is kept per point.
     """
 
     folder: Path
@@ -55,6 +58,7 @@ class ReportInputs:
     projects: pd.DataFrame | None = None
     annual_plan: pd.DataFrame | None = None
     committee_names: dict[str, str] = field(default_factory=dict)
+    problem_points: pd.DataFrame | None = None
     figures: dict[str, Path] = field(default_factory=dict)
     map_html: Path | None = None
     gpkg: Path | None = None
@@ -174,6 +178,7 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
     facts = run.get("facts", {})
     figures = {p.stem: p for p in sorted((folder / "maps").glob("*.png"))} if (folder / "maps").exists() else {}
     # the project library of the renewal plan (geotijian.plan), when the study ran it
+    points = _read_table(gpkg, "problem_points")
     projects = _read_table(gpkg, "projects")
     annual = _read_table(gpkg, "annual_plan")
     com = _read_table(gpkg, "committees")
@@ -194,6 +199,7 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
         coverage=_csv(folder / "coverage_by_area.csv"), units_range=_csv(folder / "units_range.csv"),
         projects=projects if projects is not None and len(projects) else None,
         annual_plan=annual if annual is not None and len(annual) else None, committee_names=com_names,
+        problem_points=points if points is not None and len(points) else None,
         figures=figures,
         map_html=(folder / "maps" / "problem_map.html") if (folder / "maps" / "problem_map.html").exists() else None,
         gpkg=gpkg, organisation=organisation)
@@ -207,6 +213,11 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
         for col in ("first_seen", "last_seen"):
             res.ledger[col] = pd.to_numeric(res.ledger[col], errors="coerce").astype("Int64")
         res.ledger["history"] = res.ledger["history"].fillna("").astype(str)
+    if res.problem_points is not None:
+        for col in ("value", "gap", "affected_population"):
+            if col in res.problem_points.columns:
+                res.problem_points[col] = pd.to_numeric(res.problem_points[col], errors="coerce")
+        res.problem_points["area_id"] = res.problem_points["area_id"].astype(str)
     for df in (res.strengths, res.suggestions, res.problems):
         if "area_id" in df.columns:
             df["area_id"] = df["area_id"].astype(str)

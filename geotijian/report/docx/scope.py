@@ -8,7 +8,11 @@ import pandas as pd
 
 from .inputs import ReportInputs
 
-__all__ = ["Scope", "district_scope", "town_scope"]
+__all__ = ["Scope", "district_scope", "town_scope", "scope_problems", "scope_points", "point_names",
+           "places_text"]
+
+#: 问题点位 named in one cell before "等"
+MAX_POINTS_NAMED = 3
 
 
 @dataclass
@@ -52,3 +56,86 @@ def town_scope(inp: ReportInputs, town_code: str) -> Scope:
     u = inp.units[inp.units["town_code"].astype(str) == str(town_code)]
     return Scope(level="town", area_id=str(town_code), name=inp.town_name(town_code),
                  units=set(u["unit_id"].astype(str)), towns=[str(town_code)])
+
+
+def _grouped(inp: ReportInputs) -> bool:
+    """Whether the problems are grouped per indicator and level (issue 20) with their points."""
+    return "point_count" in inp.problems.columns and inp.problem_points is not None
+
+
+def scope_points(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
+    """The 问题点位 inside the scope: every point for the district; a town's units' and its
+    own (town-level) points for a town."""
+    pts = inp.problem_points
+    if pts is None:
+        return pd.DataFrame(columns=["point_id", "problem_id", "level", "area_id"])
+    if not scope.is_town:
+        return pts
+    lv, a = pts["level"].astype(str), pts["area_id"].astype(str)
+    return pts[((lv == "unit") & a.isin(scope.units)) | ((lv == "town") & (a == scope.area_id))]
+
+
+def scope_problems(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
+    """The problems (问题清单) a report of ``scope`` speaks of.
+
+    The district: every problem. A town: the problems with a point in it, told for the town
+    alone: its points (``point_count``, ``points``, ``point_names``), the residents affected
+    there, and for a town-level problem the town's own value and gap; ``area_id`` /
+    ``area_name`` the town's. District-level problems are the district's, not a town's.
+    Outputs written before problems were grouped (one row per area) are cut by area.
+    """
+    if not _grouped(inp):
+        return scope.rows(inp.problems)
+    if not scope.is_town:
+        return inp.problems
+    pts = scope_points(inp, scope)
+    pr = inp.problems[inp.problems["problem_id"].isin(set(pts["problem_id"]))].copy()
+    if not len(pr):
+        return pr
+    g = pts.groupby("problem_id", sort=False)
+    names = pts["area_name"] if "area_name" in pts.columns else pts["area_id"]
+    agg = pd.DataFrame({"point_count": g.size(),
+                        "points": g["area_id"].agg(lambda x: ";".join(map(str, x))),
+                        "point_names": names.groupby(pts["problem_id"], sort=False).agg(
+                            lambda x: "、".join(map(str, x))),
+                        "affected_population": g["affected_population"].sum(min_count=1)
+                        if "affected_population" in pts.columns else None})
+    pid = pr["problem_id"]
+    for col in ("point_count", "points", "point_names", "affected_population"):
+        if col in pr.columns and agg[col] is not None:
+            pr[col] = pid.map(agg[col]).to_numpy()
+    own = pts[pts["level"].astype(str) == "town"].set_index("problem_id")
+    town_level = pr["level"].astype(str) == "town"
+    for col in ("value", "gap"):
+        if col in pr.columns and col in own.columns:
+            pr.loc[town_level, col] = pid[town_level].map(own[col]).to_numpy()
+    pr["area_id"] = scope.area_id
+    if "area_name" in pr.columns:
+        pr["area_name"] = scope.name
+    return pr.reset_index(drop=True)
+
+
+def point_names(inp: ReportInputs, scope: Scope) -> dict[str, list[str]]:
+    """problem_id -> the names of its 问题点位 inside the scope (units after their
+    committees, towns by name), in the points table's order."""
+    pts = scope_points(inp, scope)
+    if not len(pts):
+        return {}
+    names = (pts["area_name"] if "area_name" in pts.columns else pts["area_id"]).astype(str)
+    return {k: list(v) for k, v in names.groupby(pts["problem_id"].astype(str), sort=False)}
+
+
+def places_text(inp: ReportInputs, scope: Scope, r, names: dict[str, list[str]]) -> str:
+    """空间落位 of one problem row: the district, its towns by name, or its check-up units
+    (``15个社区体检单元：育绿、紫荆、戬浜村等``), from the problem's 问题点位 (``names``:
+    :func:`point_names`). Empty when the row has no points (ungrouped outputs)."""
+    level = str(getattr(r, "level", "") or "")
+    if level == "district":
+        return inp.title if not scope.is_town else scope.name
+    parts = names.get(str(getattr(r, "problem_id", "")), [])
+    if not parts:
+        return ""
+    if level == "town":
+        return "、".join(parts)
+    shown = "、".join(parts[:MAX_POINTS_NAMED]) + ("等" if len(parts) > MAX_POINTS_NAMED else "")
+    return f"{len(parts)}个社区体检单元：{shown}"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ...model import PROBLEM_CLASSES
 from .inputs import ReportInputs
-from .scope import Scope
+from .scope import Scope, scope_problems
 from .text import count, flag_reason_zh, num, persons, share_pct, value_text
 from .writer import DocWriter
 
@@ -59,9 +59,12 @@ def _ledger_frame(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
 
 def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     """一、上一年问题整改情况: resolved / persisting / new by dimension and class, the
-    rectification rate, and the persisting 限时解决 problems by name."""
+    rectification rate, and the persisting 限时解决 problems by name.
+
+    The ledger (问题台账) is kept per 问题点位 (an indicator's shortfall in one area), so
+    the counts here are points; the 问题清单 groups them per indicator and level."""
     w.heading("一、上一年问题整改情况", 1)
-    probs = scope.rows(inp.problems)
+    probs = scope_problems(inp, scope)
     if inp.ledger is None:
         w.para(f"本次体检未提供上一年度的问题台账（study.toml 中 [ledger] last_year 未设置），无法比对上一年问题的"
                f"整改情况，本节不作统计。本年度体检查找的{count(len(probs))}问题已全部建立问题台账（附件3），"
@@ -72,13 +75,16 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     led = _ledger_frame(inp, scope)
     last_n = int(led["resolved_now"].sum() + led["persisting"].sum())
     res_n, per_n, new_n = int(led["resolved_now"].sum()), int(led["persisting"].sum()), int(led["new"].sum())
+    pt = "个" if "point_id" in led.columns else "项"  # the ledger's rows: 问题点位 (else problems)
+    what = "问题点位" if pt == "个" else "问题"
     if last_n == 0:
-        w.para(f"上一年度（{inp.year - 1}年）台账中{scope.name}没有在册问题；本年度新发现问题{count(new_n)}。")
+        w.para(f"上一年度（{inp.year - 1}年）台账中{scope.name}没有在册问题；本年度新发现{what}{count(new_n, pt)}。")
     else:
-        w.para(f"{inp.year - 1}年城市体检在{scope.name}共发现问题{count(last_n)}（上一年台账中仍在册的问题）。"
-               f"经{inp.year}年体检复核：已解决{count(res_n)}，仍然存在{count(per_n)}，"
-               f"问题整改率为{share_pct(res_n, last_n)}（已解决数 ÷ 上一年在册问题数）。"
-               f"本年度另新发现问题{count(new_n)}。")
+        w.para(f"{inp.year - 1}年城市体检在{scope.name}共发现{what}{count(last_n, pt)}（上一年台账中仍在册的{what}；"
+               "问题台账按问题点位逐一跟踪，即某项指标在某一区域未达标）。"
+               f"经{inp.year}年体检复核：已解决{count(res_n, pt)}，仍然存在{count(per_n, pt)}，"
+               f"问题整改率为{share_pct(res_n, last_n)}（已解决数 ÷ 上一年在册数）。"
+               f"本年度另新发现{what}{count(new_n, pt)}。")
     # by dimension
     rows = []
     for d in [*DIMENSION_ORDER, "其他"]:
@@ -88,12 +94,16 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         lr, lp, ln = int(sub["resolved_now"].sum()), int(sub["persisting"].sum()), int(sub["new"].sum())
         rows.append([d, num(lr + lp, 0), num(lr, 0), num(lp, 0), share_pct(lr, lr + lp), num(ln, 0)])
     rows.append(["合计", num(last_n, 0), num(res_n, 0), num(per_n, 0), share_pct(res_n, last_n), num(new_n, 0)])
-    w.table(["维度", "上一年在册问题", "已解决", "持续存在", "整改率", "本年新增"], rows,
+    w.table(["维度", f"上一年在册{what}", "已解决", "持续存在", "整改率", "本年新增"], rows,
             caption=f"{scope.name}上一年问题整改情况（按维度）", widths_cm=[3.2, 2.8, 2.2, 2.4, 2.4, 2.6],
             numeric=[1, 2, 3, 4, 5])
-    # by class: this year's class of the persisting and new problems
+    # by class: this year's class of the persisting and new points (the point's own, else its problem's)
     cls = probs.set_index("problem_id")["problem_class"] if len(probs) else pd.Series(dtype=object)
     led["problem_class"] = led["problem_id"].map(cls)
+    pts = inp.problem_points.set_index("point_id") if inp.problem_points is not None and "point_id" in led.columns \
+        else None
+    if pts is not None:
+        led["problem_class"] = led["point_id"].map(pts["problem_class"]).fillna(led["problem_class"])
     rows = []
     for c in PROBLEM_CLASSES:
         sub = led[led["problem_class"] == c]
@@ -103,9 +113,10 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
             caption=f"{scope.name}持续存在和新增问题（按本年度问题类别）", widths_cm=[4.6, 3.4, 3.4, 3.4],
             numeric=[1, 2, 3],
             note="注：问题类别按本年度分类规则确定；已解决的问题不再分类，按维度统计见上表。")
-    resolved = led[led["resolved_now"]].sort_values("problem_id")
+    key = "point_id" if "point_id" in led.columns else "problem_id"
+    resolved = led[led["resolved_now"]].sort_values(key)
     if len(resolved):
-        w.para(f"已解决的{count(len(resolved))}问题如下表所示。")
+        w.para(f"已解决的{count(len(resolved), pt)}{what}如下表所示。")
         w.table(["序号", "指标", "区域", "首次发现"],
                 [[str(k), r.name_zh, area_label(inp, scope, r.area_id), f"{int(r.first_seen)}年"]
                  for k, r in enumerate(resolved.itertuples(), 1)],
@@ -113,10 +124,14 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     urgent = led[led["persisting"] & (led["problem_class"] == PROBLEM_CLASSES[0])]
     if len(urgent):
         p = probs.set_index("problem_id")
-        w.para(f"持续存在的问题中，{count(len(urgent))}属于“限时解决”类，应列为本年度整改的重点，逐项明确责任单位和完成时限：")
+        w.para(f"持续存在的{what}中，{count(len(urgent), pt)}属于“限时解决”类，应列为本年度整改的重点，"
+               "逐项明确责任单位和完成时限：")
         rows = []
         for r in urgent.sort_values(["indicator_code", "area_id"]).itertuples():
-            pr = p.loc[r.problem_id] if r.problem_id in p.index else None
+            if pts is not None:  # the point's own value (its problem's is the group's)
+                pr = pts.loc[r.point_id] if r.point_id in pts.index else None
+            else:
+                pr = p.loc[r.problem_id] if r.problem_id in p.index else None
             unit = problem_names(inp).get(r.indicator_code, ("", "", ""))[2]
             rows.append([r.name_zh, area_label(inp, scope, r.area_id),
                          value_text(pr["value"], unit) if pr is not None else "—",
@@ -126,7 +141,7 @@ def section_ledger(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
                 caption=f"{scope.name}持续存在的限时解决问题", widths_cm=[5.6, 3.0, 2.0, 1.6, 1.8, 1.6],
                 numeric=[2, 3])
     else:
-        w.para("持续存在的问题中没有“限时解决”类问题。")
+        w.para(f"持续存在的{what}中没有“限时解决”类问题。")
 
 
 # ------------------------------------------------------------------------------ 二

@@ -31,7 +31,7 @@ __all__ = ["write_town_packages", "town_folder_name", "town_study", "study_data_
 _BAD = re.compile(r'[\\/:*?"<>|\s]+')
 #: layers a town's maps draw (read back from the GeoPackage when the run is not in memory)
 MAP_LAYERS = ("boundary", "towns", "committees", "units", "homes", "facilities", "coverage_gaps",
-              "service_areas", "problems", "hotspots")
+              "service_areas", "problems", "problem_points", "hotspots", "renewal_areas", "new_sites")
 
 
 def town_folder_name(inp: ReportInputs, town_code: str) -> str:
@@ -109,7 +109,15 @@ def town_study(data: StudyData, scope: Scope) -> StudyData:
         sa = data.service_areas
         sub.service_areas = sa.assign(geometry=sa.geometry.intersection(poly))
         sub.service_areas = sub.service_areas[~sub.service_areas.geometry.is_empty]
-    sub.problems = by_area(data.problems)
+    if data.problem_points is not None:  # grouped problems (issue 20): the town's points and problems
+        from ..town_maps import _town_problems
+
+        sub.problem_points, sub.problems = _town_problems(data, scope.area_id, set(scope.units), scope.name)
+    else:
+        sub.problems = by_area(data.problems)
+    for name in ("renewal_areas", "new_sites"):
+        g = getattr(data, name)
+        setattr(sub, name, _within(g, poly) if poly is not None else g)
     sub.indicator_table = by_area(data.indicator_table)
     sub.ledger = by_area(data.ledger)
     return sub
