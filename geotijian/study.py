@@ -707,7 +707,7 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
     counts = {name: len(g) for name, g in data.layers().items()}
     mem = data.meta.get("memory", {})
     return {
-        "study": cfg.name, "level": cfg.level, "year": cfg.year, "crs": cfg.crs,
+        "study": cfg.name, "title": res.data.display_name, "level": cfg.level, "year": cfg.year, "crs": cfg.crs,
         "config": str(cfg.path), "started": started,
         "inputs": inputs, "osm_sources": data.meta.get("osm_sources", []),
         "osm_extent": data.meta.get("osm_extent", {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 
 import geopandas as gpd
@@ -617,7 +618,7 @@ def test_every_edition_indicator_has_its_own_rule_and_department(edition):
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
 def test_plan_layers_on_the_problem_map():
     from geotijian.model import StudyData
-    from geotijian.report import add_plan_layers, problem_map, render_problem_map
+    from geotijian.report import problem_map, render_problem_map
 
     units, boundary = _units()
     probs = _problems(units)
@@ -632,19 +633,26 @@ def test_plan_layers_on_the_problem_map():
     def build():
         study = StudyData(name="t", boundary=boundary, units=units.assign(area_ha=25.0), renewal_areas=areas,
                           new_sites=sites, projects=None)
-        m = problem_map(study)
-        add_plan_layers(m, study)
-        return render_problem_map(m)
+        return render_problem_map(problem_map(study))  # (a study with a plan: drawn in 更新规划)
 
     html = build()
     assert html == build(), "the map HTML must be identical run to run"
-    import json
+    from geotijian.report._leaflet import js_json
 
-    assert json.dumps(f"更新片区 ({len(areas)})") in html       # (layer names: JSON-escaped)
-    assert json.dumps("新增设施选址: 幼儿园 (2)") in html
-    assert "kindergarten-01" in html and "更新规划" in html
+    assert js_json(f"更新片区 ({len(areas)})") in html       # (layer names as the page's JSON writes them)
+    assert js_json("新增设施选址: 幼儿园 (2)") in html
+    assert "kindergarten-01" in html and "gtjSiteDots({" in html
+    # both layers filed under their own heading of the grouped layer control, after 问题
+    m = re.search(r'\["更新规划", \[([^\]]*)\]\]', html)
+    assert m and len(m.group(1).split(", ")) == 2
+    assert html.index('["评估单元", [') < m.start()
+    assert "<h4>更新规划</h4>" in html   # in the map's one legend
     # the layer control is created after the layers it lists
     assert html.rindex("L.control.layers") > html.rindex("kindergarten-02")
+    # plan=False leaves it out
+    plain = render_problem_map(problem_map(StudyData(name="t", boundary=boundary, units=units.assign(area_ha=25.0),
+                                                     renewal_areas=areas, new_sites=sites), plan=False))
+    assert "更新规划" not in plain and "gtjSiteDots({" not in plain
 
 
 def test_cli_site_writes_the_sites_and_says_the_gap(tmp_path, capsys):
@@ -676,3 +684,22 @@ def test_cli_site_writes_the_sites_and_says_the_gap(tmp_path, capsys):
     # bad input: exit code 2 and one line naming the problem
     assert main(args[:-2] + ["--candidates-layer", "sites", "--out", str(out), "--p", "0"]) == 2
     assert "config key 'p'" in capsys.readouterr().err
+
+
+def test_grouped_problems_reach_their_units_by_level():
+    """Issue 20's grouped problems: a unit-level problem's points are units, a town-level
+    problem's points towns (their units), a district problem every unit; a project lists the
+    towns its problem lies in."""
+    from geotijian.plan import problem_units
+
+    units = pd.DataFrame({"unit_id": ["T1-U1", "T1-U2", "T2-U1"], "town_code": ["T1", "T1", "T2"]})
+    probs = pd.DataFrame({"problem_id": ["a@unit", "a@town", "a@district"], "level": ["unit", "town", "district"],
+                          "area_id": ["district"] * 3, "points": ["T1-U2;T2-U1", "T1", "district"]})
+    pu = problem_units(probs, units).groupby("problem_id")["unit_id"].apply(sorted).to_dict()
+    assert pu == {"a@unit": ["T1-U2", "T2-U1"], "a@town": ["T1-U1", "T1-U2"],
+                  "a@district": ["T1-U1", "T1-U2", "T2-U1"]}
+    lib = project_library(probs.assign(indicator_code="cov_kindergarten", problem_class="限时解决",
+                                       affected_population=100.0, name_zh="幼儿园覆盖率"),
+                          units=units.assign(town_name=["甲镇", "甲镇", "乙镇"]), year=2025, district_name="测试区")
+    towns = lib.drop_duplicates("problem_id").set_index("problem_id")["town_code"]
+    assert towns["a@unit"] == "T1;T2" and towns["a@town"] == "T1" and towns["a@district"] == ""

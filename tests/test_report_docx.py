@@ -60,7 +60,7 @@ def _report(folder: Path) -> Path:
 
 def test_sample_report_sections_numbers_and_word_structure(sample_out):
     path = _report(sample_out)
-    assert path.name == "嘉定区样例片区_2024_城市体检报告.docx"
+    assert path.name == "嘉定样例区_2024_城市体检报告.docx"  # study.title (the maps' display name too)
     doc = Document(str(path))
     h1 = [p.text for p in doc.paragraphs if p.style.name == "Heading 1"]
     assert h1 == FIVE
@@ -69,12 +69,14 @@ def test_sample_report_sections_numbers_and_word_structure(sample_out):
     text = _text(doc)
     # the real numbers of the sample, computed here from the ledger the run wrote
     led = pd.read_csv(sample_out / "ledger.csv", encoding="utf-8-sig")
-    status = led.iloc[:, 3].map({"持续": "persisting", "新增": "new", "已解决": "resolved"}).fillna(led.iloc[:, 3])
+    status = led["status"].map({"持续": "persisting", "新增": "new", "已解决": "resolved"}).fillna(led["status"])
     persisting, resolved, new = (int((status == s).sum()) for s in ("persisting", "resolved", "new"))
-    assert persisting == 240  # the sample's ledger: 240 problems of 2023 persist
-    assert (f"已解决{resolved}项，仍然存在{persisting}项，问题整改率为"
+    # the ledger is kept per 问题点位 (issue 20): 218 of the 2023 ledger's 241 persist (240 before
+    # issue 20 judged coverage against the study's coverage_reference instead of an implied 100 %)
+    assert persisting == 218
+    assert (f"已解决{resolved}个，仍然存在{persisting}个，问题整改率为"
             f"{100 * resolved / (resolved + persisting):.1f}%") in text
-    assert f"本年度另新发现问题{new}项" in text
+    assert f"本年度另新发现问题点位{new}个" in text
     probs = pd.read_csv(sample_out / "problems.csv", encoding="utf-8-sig")
     assert f"发现的{len(probs)}项问题" in text
     # no placeholder numbers or leaked Python values
@@ -85,7 +87,9 @@ def test_sample_report_sections_numbers_and_word_structure(sample_out):
         assert bad not in text, bad
     assert not re.search(r"[a-z_]+@(?:\d|district)", text)
     assert not re.search(r"[在对]\s*310114\d+", text)  # unit and town IDs only in file names
-    assert "在嘉定区样例片区补足“未达标配建的公共活动场地的小区数量”（现状479个，参考≤0）" in text
+    assert "在嘉定样例区补足“未达标配建的公共活动场地的小区数量”（现状479个，参考≤0）" in text
+    # 空间落位: the grouped problems' 问题点位 by name (units after their committees)
+    assert "15个社区体检单元：" in text and "空间落位（问题点位）" in text
     assert "【待填写】" in text  # what only people know is marked, not invented
     # survey and hotline facts from run.json
     assert "有效问卷275份" in text and "12345热线诉求500件" in text
@@ -122,14 +126,14 @@ def test_town_packages_hold_their_own_share(sample_out):
                 "problems.csv", "suggestions.csv", "ledger.csv", "maps/problem_map.html", "maps/units.png",
                 "maps/problems.png"} <= files
         tl = pd.read_csv(folder / "ledger.csv", encoding="utf-8-sig")
-        own = led[led.iloc[:, 2].astype(str).str.startswith(code[folder.name])]
+        own = led[led["area_id"].astype(str).str.startswith(code[folder.name])]
         assert len(tl) == len(own) > 0
         doc = Document(str(folder / f"{folder.name}_2024_城市体检报告.docx"))
         assert [p.text for p in doc.paragraphs if p.style.name == "Heading 1"] == FIVE
         text = _text(doc)
         assert f"{folder.name}2024年城市体检报告" in text
-        persisting = int(tl.iloc[:, 3].isin(["persisting", "持续"]).sum())
-        assert f"仍然存在{persisting}项" in text
+        persisting = int(tl["status"].isin(["persisting", "持续"]).sum())
+        assert f"仍然存在{persisting}个" in text
         html = (folder / "maps" / "problem_map.html").read_text(encoding="utf-8")
         assert f"{folder.name}2024年城市体检问题地图" in html
 
@@ -168,7 +172,7 @@ def test_report_renders_in_libreoffice(sample_out, tmp_path):
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     for h in FIVE[:5]:
         assert h in text
-    assert "仍然存在240项" in text.replace(" ", "")
+    assert "仍然存在218个" in text.replace(" ", "")
     assert "第 3 页" in text or "第3页" in text.replace(" ", "")
     subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "4", str(pdf), str(tmp_path / "p")], check=True)
     pngs = sorted(tmp_path.glob("p-*.png"))
@@ -195,7 +199,7 @@ def test_house_template_is_filled(sample_out, tmp_path):
     (tmp_path / "r.docx").write_bytes(blob)
     doc = Document(str(tmp_path / "r.docx"))
     paras = [p.text for p in doc.paragraphs]
-    assert paras[0] == "嘉定区样例片区2024年城市体检报告"
+    assert paras[0] == "嘉定样例区2024年城市体检报告"
     assert paras[1] == "编制单位：嘉定区城市体检办"
     assert "{{" not in "".join(paras)
     assert doc.sections[0].header.paragraphs[0].text == "2024年 城市体检"
@@ -286,7 +290,8 @@ def test_config_report_keys(tmp_path):
         .replace('last_year = "', f'last_year = "{SAMPLE.parent}/').replace('folder = "', f'folder = "{SAMPLE.parent}/')
     read_config_ok = tmp_path / "ok.toml"
     read_config_ok.write_text(text, encoding="utf-8")
-    assert read_config(read_config_ok).report == {"lang": "zh"}
+    assert read_config(read_config_ok).report == {"lang": "zh", "indicator": "cov_kindergarten", "dpi": 150,
+                                                  "formats": ["png"]}
     p = tmp_path / "s.toml"
     p.write_text(text.replace('[report]\nlang = "zh"', '[report]\nlang = "zh"\ndocx = "yes"'), encoding="utf-8")
     with pytest.raises(ConfigError, match="report.docx"):

@@ -127,7 +127,8 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
     name : str
         The study's name (``study.name``).
     title : str, optional
-        The district's name for the report (``study.title``; default the name).
+        The district's name for the report (default: ``run.json``'s ``title``, the study's
+        display name; else the boundary's name; else ``name``).
     year, level : optional
         Default: from ``run.json``.
     has_last_ledger : bool, optional
@@ -184,6 +185,8 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
     com = _read_table(gpkg, "committees")
     com_names = ({str(a): str(b) for a, b in zip(com["committee_id"], com["name"], strict=True)}
                  if com is not None and {"committee_id", "name"} <= set(com.columns) else {})
+    if title is None and str(run.get("title") or "").strip():  # the study's display name (study.title)
+        title = str(run["title"]).strip()
     if title is None:
         b = _read_table(gpkg, "boundary")
         if b is not None and "name" in b.columns and len(b) == 1 and str(b["name"].iloc[0]).strip():
