@@ -252,7 +252,7 @@ def section_annexes(w: DocWriter, inp: ReportInputs, scope: Scope, *, files: dic
                 caption=f"{scope.name}问题台账", widths_cm=[1.1, 4.0, 3.0, 1.3, 1.6, 1.6, 3.0], numeric=[0],
                 note=_id_note(note, files["ledger"]))
     w.heading("附件4  图纸", 2)
-    figs = [(k, p) for k, p in inp.figures.items() if k in files.get("figures", ())]
+    figs = [(k, inp.figures[k]) for k in files.get("figures", ()) if k in inp.figures]  # (in the files' order)
     for key, path in figs:
         w.figure(path, files["figure_titles"].get(key, key), width_cm=14.5)
     w.para(f"体检问题地图（交互式网页，离线可用，可逐层开关图层、点击查看问题和指标）：{files['map']}。"
