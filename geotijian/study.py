@@ -50,7 +50,7 @@ from .io.tables import write_csv
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
-from .plan import plan_study, write_plan
+from .plan import write_plan
 from .report import district_nav, problem_map, save_figures, save_problem_map, save_town_maps, write_gpkg
 from .resources import check_memory, estimate_memory, memory_budget, size_from_files
 from .runlog import (
@@ -70,6 +70,7 @@ from .study_fillin import (
     _note_sources,
     _write_edition_outputs,
 )
+from .study_plan import _plan_json, _plan_step
 from .study_report import (
     _hotline_facts,
     _plan_with_respondents,
@@ -595,22 +596,6 @@ def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
                           f"{max_types} facility types)")
 
 
-def _plan_step(cfg: StudyConfig, data: StudyData, fcat: pd.DataFrame, entrances: Any,
-               timings: dict) -> None:
-    """更新片区, facility siting and the project library (``[plan]``), into ``data``."""
-    b = data.boundary
-    name = str(b["name"].iloc[0]) if b is not None and "name" in b.columns and len(b) == 1 else cfg.name
-    result = plan_study(data, options=cfg.plan, catalogue=fcat, entrances=entrances, district_name=name)
-    data.meta["plan"] = result
-    for t, r in result.siting.items():  # solver times go with the other timings
-        for k in ("matrix_s", "solve_s"):
-            timings[f"plan.siting.{t}.{k}"] = round(float(r.summary[k]), 3)
-    data.renewal_areas = result.renewal.areas if result.renewal is not None else None
-    data.new_sites = result.sites
-    data.candidate_sites = result.candidates
-    data.projects = result.projects if isinstance(result.projects, gpd.GeoDataFrame) else None
-
-
 def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
     refs = cfg.indicators.get("reference", {})
     overrides: dict[str, Any] = {k: cfg.indicators[k] for k in ("edition", "include") if k in cfg.indicators}
@@ -729,20 +714,6 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "facts": data.meta.get("facts", {}),
         "warnings": log.warnings,
     }
-
-
-def _plan_json(data: StudyData) -> dict:
-    """The plan's method and solver reports for run.json (empty when the plan did not run)."""
-    plan = data.meta.get("plan")
-    if plan is None:
-        return {}
-    times = ("matrix_s", "solve_s", "total_s")  # (in timings_s: run.json differs only there)
-    return {"year": plan.year,
-            "renewal": plan.renewal.method if plan.renewal is not None else None,
-            "siting": [{k: v for k, v in r.summary.items() if k not in times}
-                       for r in plan.siting.values()],
-            "siting_skipped": plan.skipped, "projects": int(len(plan.projects)),
-            "annual_plan": int(len(plan.annual))}
 
 
 # --------------------------------------------------------------------------- scripting

@@ -485,6 +485,13 @@ def problem_map(
             build()
     if plan:
         add_plan(ctx)
+    return _finish(ctx, title or _TXT["title"][li].format(name=study.display_name, year=study.year), nav)
+
+
+def _finish(ctx: _Ctx, ttl: str, nav: MapNav | None) -> folium.Map:
+    """The grouped layer control (after every layer), scale bar, attribution, first view,
+    panels, inlined assets and stable element IDs."""
+    m, lang, study = ctx.m, ctx.lang, ctx.study
     groups = {_group(g, lang): ctx.groups.get(_group(g, lang), []) for g in GROUP_ORDER}
     m.add_child(lf.GroupedLayers(groups=groups, closed=[_group("gaps", lang)], base_label=_group("base", lang)))
     m.add_child(lf.scale_bar())
@@ -494,7 +501,7 @@ def problem_map(
         b = np.vstack(ctx.area_bounds or ctx.bounds)
         m.add_child(lf.fit_bounds([[float(np.nanmin(b[:, 1])), float(np.nanmin(b[:, 0]))],
                                    [float(np.nanmax(b[:, 3])), float(np.nanmax(b[:, 2]))]]))
-    _page_panels(ctx, title or _TXT["title"][li].format(name=study.display_name, year=study.year), nav)
+    _page_panels(ctx, ttl, nav)
     lf.inline_assets(m)
     lf.stable_ids(m)
     return m
