@@ -44,7 +44,11 @@ blocks.head()"""),
 print(f"{report['allocated']:,.0f} residents on {len(compounds)} compounds")"""),
     md("## 3. 单元 Units\n超过 12,000 人的居委会拆分为紧凑、均衡的街坊组; 不足 5,000 人的与同街镇相邻居委会合并; "
        "无法达标的单元 (如单个小区超过 12,000 人) 标注原因。"),
-    code("""units = gt.delineate_units(blocks, compounds, data.committees, data.towns)
+    code("""with warnings.catch_warnings(record=True) as caught:  # the units' notes, shown as text below
+    warnings.simplefilter("always")
+    units = gt.delineate_units(blocks, compounds, data.committees, data.towns)
+for w in caught:
+    print("注意 note:", w.message)
 units[["unit_id", "town_name", "committees", "population", "area_ha", "compactness", "flag", "flag_reason"]]"""),
     code("""gt.range_compliance(units)"""),
     md("## 4. 地图 Map\n交互地图 (folium) 直接显示在笔记本中。"),
@@ -67,10 +71,17 @@ net"""),
 cat[cat["walk_distance_m"].notna()][["code", "name_zh", "life_circle", "walk_distance_m", "confidence"]].head(20)"""),
     md("## 3. 覆盖率 Coverage\n每类设施一次多源最短路 (scipy.sparse.csgraph)。"),
     code("""blocks = gt.delineate_blocks(data.roads, data.boundary, barriers=[data.water, data.rail], towns=data.towns)
-units = gt.delineate_units(blocks, data.compounds, data.committees, data.towns)
+with warnings.catch_warnings():  # (notebook 01 shows the units' notes)
+    warnings.simplefilter("ignore")
+    units = gt.delineate_units(blocks, data.compounds, data.committees, data.towns)
 cu = units.attrs["geotijian"]["compound_unit"]
 homes = data.compounds.assign(unit_id=data.compounds["compound_id"].map(cu)).rename(columns={"compound_id": "home_id"})
-cov = gt.service_coverage(net, homes[["home_id", "unit_id", "population", "geometry"]], data.facilities, units=units)
+with warnings.catch_warnings(record=True) as caught:  # its notes, shown as text
+    warnings.simplefilter("always")
+    cov = gt.service_coverage(net, homes[["home_id", "unit_id", "population", "geometry"]], data.facilities,
+                              units=units)
+for w in caught:
+    print("注意 note:", w.message)
 district = cov.per_area[cov.per_area["level"] == "district"]
 district[["facility_type", "population", "covered_population", "share", "not_covered"]]"""),
     md("## 4. 覆盖缺口 Coverage gaps\n未覆盖的小区, 以及到最近同类设施的距离。"),
