@@ -278,8 +278,9 @@ def collect_fillins(source: str | PathLike | Iterable[str | PathLike], plan: Fil
     answers: list[pd.DataFrame] = []
     returned: dict[str, dict[str, Any]] = {}
     wb_ids = set(plan.workbooks["workbook_id"])
-    by_wb = dict(tuple(plan.cells.groupby("workbook_id", sort=False)))
-    by_wb.update({w: plan.cells.iloc[:0] for w in wb_ids - set(by_wb)})
+    plan_cells = plan.cells.reset_index(drop=True)     # positions: records point at their plan cell
+    by_wb = dict(tuple(plan_cells.groupby("workbook_id", sort=False)))
+    by_wb.update({w: plan_cells.iloc[:0] for w in wb_ids - set(by_wb)})
     items = plan.items.set_index("code")
     for path in files:
         name = path.name
@@ -311,10 +312,12 @@ def collect_fillins(source: str | PathLike | Iterable[str | PathLike], plan: Fil
         if len(got) and not cover.get("organisation"):
             issues.add(name, "missing required value '填报单位'", "write the supplying organisation on the cover",
                        sheet="填报说明", row=cover_rows.get("organisation", ""), column="B")
-        answers.append(got)
-    records = pd.concat(answers, ignore_index=True) if answers else pd.DataFrame(columns=_RECORD_COLUMNS)
-    completeness, missing = _completeness(plan, records, returned)
-    rollup = roll_up(plan, records)
+        if len(got):
+            answers.append(got)
+    records = pd.concat(answers, ignore_index=True) if answers else pd.DataFrame(columns=[*_RECORD_COLUMNS, "_cell"])
+    cells = _answered_cells(plan_cells, records, records.pop("_cell").to_numpy(dtype=np.int64))
+    completeness, missing = _completeness(plan, cells, returned)
+    rollup = roll_up(plan, records, cells=cells)
     values = _values(plan, rollup, records, returned)
     return CollectResult(records=records, issues=issues.frame(), completeness=completeness, missing=missing,
                          rollup=rollup, values=values, files=files)
@@ -396,7 +399,7 @@ def _read_sheets(wb: _Book, path: Path, wid: str, plan: FillinPlan, items: pd.Da
             continue
         out.append(_read_rows(rows, rec, sheet, name, wid, rec_cells, col_of, items, default_source, issues))
     parts = [p for p in out if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_RECORD_COLUMNS)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*_RECORD_COLUMNS, "_cell"])
 
 
 def _col_letter(j: int) -> str:
@@ -514,11 +517,12 @@ def _read_rows(a: np.ndarray, rec: str, sheet: str, name: str, wid: str, rec_cel
         found.append((row_no[i], 0, 0, dict(problem=f"{record_zh} {rid[i]!r} appears twice (first in row "
                                             f"{first[rid[i]]})", fix=f"keep one row per {record_zh}", area_id=rid[i])))
     p = cand[~dup]                                      # the rows read: known IDs, first occurrence
-    exp = np.zeros((len(p), len(codes)), dtype=bool)    # the (record, code) cells this workbook supplies
+    cell = np.full((len(p), len(codes)), -1, dtype=np.int64)   # the plan's cell of each (record, code); -1 none
     rc = rec_cells[rec_cells["code"].isin(codes)]
     ri = pd.Index(rid[p]).get_indexer(rc["record_id"])
     cj = pd.Index(codes).get_indexer(rc["code"])
-    exp[ri[ri >= 0], cj[ri >= 0]] = True
+    cell[ri[ri >= 0], cj[ri >= 0]] = rc.index.to_numpy()[ri >= 0]
+    exp = cell >= 0                                     # the cells this workbook supplies
     v, blank, value, odd, not_here = v[p], blank[p], value[p], odd[p], not_here[p]
     problems = _settle(v, kinds, exp & (odd | not_here), value)
     letters = [_col_letter(col_of[c]) for c in codes]
@@ -556,15 +560,14 @@ def _read_rows(a: np.ndarray, rec: str, sheet: str, name: str, wid: str, rec_cel
     ri, cj = np.nonzero(good & ~drop[:, None])
     return pd.DataFrame({"workbook_id": wid, "file": name, "sheet": sheet, "row": row_no[p[ri]], "record": rec,
                          "record_id": rid[p[ri]], "code": np.asarray(codes, dtype=object)[cj] if len(codes) else
-                         np.empty(0, dtype=object), "value": value[ri, cj], "source": source[ri]},
-                        columns=_RECORD_COLUMNS)
+                         np.empty(0, dtype=object), "value": value[ri, cj], "source": source[ri],
+                         "_cell": cell[ri, cj]}, columns=[*_RECORD_COLUMNS, "_cell"])
 
 
-def _completeness(plan: FillinPlan, records: pd.DataFrame,
+def _completeness(plan: FillinPlan, cells: pd.DataFrame,
                   returned: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cells = plan.cells.merge(records[["workbook_id", "record", "record_id", "code", "value"]],
-                             on=["workbook_id", "record", "record_id", "code"], how="left")
-    cells["filled"] = cells["value"].notna()
+    """Per workbook and what is missing; ``cells``: the plan's cells with the answers' values."""
+    cells = cells.assign(filled=cells["value"].notna())
     per = cells.groupby("workbook_id").agg(expected=("filled", "size"), filled=("filled", "sum")).reset_index()
     comp = plan.workbooks.merge(per, on="workbook_id", how="left")
     comp["expected"] = comp["expected"].fillna(0).astype(int)
@@ -597,7 +600,17 @@ def _completeness(plan: FillinPlan, records: pd.DataFrame,
     return comp.reset_index(drop=True), missing.reset_index(drop=True)
 
 
-def roll_up(plan: FillinPlan, records: pd.DataFrame) -> pd.DataFrame:
+def _answered_cells(cells: pd.DataFrame, records: pd.DataFrame, cell: np.ndarray) -> pd.DataFrame:
+    """``cells`` (the plan's, positional index) with each answer's ``value`` and ``source``
+    (NaN where not answered); ``cell`` is each record's position in ``cells``."""
+    value = np.full(len(cells), np.nan)
+    value[cell] = records["value"].to_numpy(dtype=float)
+    source = np.full(len(cells), np.nan, dtype=object)
+    source[cell] = records["source"].to_numpy(dtype=object)
+    return cells.assign(value=value, source=source)
+
+
+def roll_up(plan: FillinPlan, records: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> pd.DataFrame:
     """Roll answers up 栋 → 小区 → 社区 → 街镇 → 区 by each indicator's rule.
 
     ``count`` adds 是 answers (1/0), ``sum`` adds the numbers, both over every level above
@@ -606,74 +619,145 @@ def roll_up(plan: FillinPlan, records: pd.DataFrame) -> pd.DataFrame:
     at the record's own level (a community rate is a community value only). An area's
     value exists only when every expected record below it is answered.
 
+    Parameters
+    ----------
+    plan : FillinPlan
+    records : DataFrame
+        :attr:`CollectResult.records`.
+    cells : DataFrame, optional
+        ``plan.cells`` with the answers' ``value`` and ``source`` joined (NaN where not
+        answered), when the caller has them already.
+
     Returns
     -------
     DataFrame
         :data:`ROLLUP_COLUMNS`; level ``compound``, ``unit`` (社区), ``town``, ``district``;
         ``value`` NaN when incomplete; sorted by level, area and code.
     """
-    cells = plan.cells.merge(records[["workbook_id", "record", "record_id", "code", "value", "source"]],
-                             on=["workbook_id", "record", "record_id", "code"], how="left")
+    if cells is None:
+        cells = plan.cells.merge(records[["workbook_id", "record", "record_id", "code", "value", "source"]],
+                                 on=["workbook_id", "record", "record_id", "code"], how="left")
     if not len(cells):
         return pd.DataFrame(columns=ROLLUP_COLUMNS)
-    rule = cells["code"].map(plan.items.set_index("code")["rollup"]).to_numpy()
-    rec = cells["record"].to_numpy()
-    keys = {col: np.full(len(cells), "", dtype=object) for col in ("compound_id", "unit_id", "town_code")}
-    for r, a in plan.areas.items():
-        sel = rec == r
-        if not sel.any():
-            continue
-        a = a.set_index("record_id")
-        ids = cells["record_id"].to_numpy()[sel]
-        for col in keys:
-            if col in a.columns:
-                keys[col][sel] = a[col].reindex(ids).fillna("").astype(str).to_numpy()
-    keys["unit_id"][rec == "community"] = cells["record_id"].to_numpy()[rec == "community"]
-    keys["town_code"][rec == "town"] = cells["record_id"].to_numpy()[rec == "town"]
-    keys["_district"] = np.full(len(cells), plan.district_id, dtype=object)
+    code_i, code_u = pd.factorize(cells["code"].to_numpy(dtype=object))
+    code_u = np.asarray(code_u, dtype=object)
+    code_rule = pd.Series(code_u).map(plan.items.drop_duplicates("code").set_index("code")["rollup"]).to_numpy(object)
+    additive = np.isin(code_rule, ["count", "sum"])[code_i]
+    stays = (code_rule == "none")[code_i]
+    rec_i, rec_u = pd.factorize(cells["record"].to_numpy(dtype=object))
+    rec_u = np.asarray(rec_u, dtype=object)
+    area = _area_keys(plan, cells, rec_i, rec_u)
+    value = cells["value"].to_numpy(dtype=float)
+    wb_i, wb_u = pd.factorize(cells["workbook_id"].to_numpy(dtype=object))
+    src_i, src_u = pd.factorize(cells["source"].to_numpy(dtype=object))      # -1: no source
+    labels = {"workbooks": (wb_i, np.asarray(wb_u, dtype=object)), "sources": (src_i, np.asarray(src_u, dtype=object))}
     parts = []
-    for level, col in _LEVEL_KEYS.items():
+    for lv_o, (level, col) in enumerate(_LEVEL_KEYS.items()):
         # which (record, rule) pairs reach this level: count/sum go up the chain, none stays at its own level
         reach = np.zeros(len(cells), dtype=bool)
-        for r in np.unique(rec):
-            chain = _CHAINS[r]
-            own = _OWN_LEVEL.get(r)
-            reach |= (rec == r) & ((np.isin(rule, ["count", "sum"]) & (level in chain)) | ((rule == "none") & (own == level)))
-        reach &= keys[col] != ""
-        if reach.any():
-            parts.append(pd.DataFrame({"level": level, "area_id": keys[col][reach], "code": cells["code"].to_numpy()[reach],
-                                       "value": cells["value"].to_numpy()[reach],
-                                       "workbook_id": cells["workbook_id"].to_numpy()[reach],
-                                       "source": cells["source"].to_numpy()[reach],
-                                       "record": rec[reach], "rollup": rule[reach]}))
+        for k, r in enumerate(rec_u):
+            reach |= (rec_i == k) & ((additive & (level in _CHAINS[r])) | (stays & (_OWN_LEVEL.get(r) == level)))
+        a_i, a_u = area[col]
+        rows = np.flatnonzero(reach & (a_i >= 0))
+        if len(rows):
+            g = _level_groups(a_i[rows] * len(code_u) + code_i[rows], value[rows], rows, labels)
+            g["_o"], g["level"] = np.full(len(g["_key"]), lv_o), np.full(len(g["_key"]), level, dtype=object)
+            g["area_id"] = a_u[g["_key"] // len(code_u)]
+            g["_area_rank"] = _ranks(a_u)[g["_key"] // len(code_u)]
+            parts.append(g)
     if not parts:
         return pd.DataFrame(columns=ROLLUP_COLUMNS)
-    long = pd.concat(parts, ignore_index=True)
-    gkeys = ["level", "area_id", "code"]
-    agg = long.groupby(gkeys, sort=False).agg(total=("value", "sum"), n_expected=("value", "size"),
-                                             n_answered=("value", "count"), record=("record", "first"),
-                                             rollup=("rollup", "first")).reset_index()
-    complete = agg["n_answered"] == agg["n_expected"]
-    agg["value"] = np.where(complete, agg["total"], np.nan)
-    agg["complete"] = complete.to_numpy()
-    agg["rule"] = [f"{_RULE_EN[ru]}: {rc}" + (" → " + " → ".join(_CHAINS[rc]) if ru != "none" else "")
-                   for ru, rc in zip(agg["rollup"], agg["record"], strict=True)]
-    idx = pd.MultiIndex.from_frame(agg[gkeys])
-    agg["workbooks"] = _joined(long, gkeys, "workbook_id").reindex(idx).fillna("").to_numpy()
-    agg["sources"] = _joined(long[long["source"].notna()], gkeys, "source").reindex(idx).fillna("").to_numpy()
-    order = {"compound": 0, "unit": 1, "town": 2, "district": 3}
-    out = agg.assign(_o=agg["level"].map(order)).sort_values(["_o", "area_id", "code"], kind="stable")
-    return out[ROLLUP_COLUMNS].reset_index(drop=True)
+    g = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    code = g["_key"] % len(code_u)
+    pair_i, pairs = pd.factorize(code * len(rec_u) + rec_i[g["first"]])
+    texts = np.array([_rule_text(code_rule[p // len(rec_u)], rec_u[p % len(rec_u)]) for p in pairs], dtype=object)
+    order = np.lexsort((_ranks(code_u)[code], g["_area_rank"], g["_o"]))
+    complete = g["n_answered"] == g["n_expected"]
+    out = pd.DataFrame({"level": g["level"], "area_id": g["area_id"], "code": code_u[code],
+                        "value": np.where(complete, g["total"], np.nan), "n_expected": g["n_expected"],
+                        "n_answered": g["n_answered"], "complete": complete, "rule": texts[pair_i],
+                        "workbooks": g["workbooks"], "sources": g["sources"]})
+    return out.iloc[order].reset_index(drop=True)
 
 
-def _joined(frame: pd.DataFrame, keys: list[str], col: str) -> pd.Series:
-    """Distinct values of ``col`` per group of ``keys``, sorted and joined with '|'."""
-    d = frame[[*keys, col]].astype({col: str}).drop_duplicates().sort_values([*keys, col])
-    dup = d.duplicated(keys, keep=False)
-    single = d[~dup].set_index(keys)[col]
-    if not dup.any():
-        return single
-    return pd.concat([single, d[dup].groupby(keys, sort=True)[col].agg("|".join)]).sort_index()
+def _rule_text(rule: str, record: str) -> str:
+    return f"{_RULE_EN[rule]}: {record}" + (" → " + " → ".join(_CHAINS[record]) if rule != "none" else "")
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Rank of each string of ``values`` in sorted order (code points, as pandas sorts text)."""
+    r = np.empty(len(values), dtype=np.int64)
+    r[np.argsort(np.asarray(values, dtype=object), kind="stable")] = np.arange(len(values))
+    return r
+
+
+def _area_keys(plan: FillinPlan, cells: pd.DataFrame, rec_i: np.ndarray,
+               rec_u: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each cell's area at every level (:data:`_LEVEL_KEYS` columns): ``(index, ids)``,
+    the index into the level's area IDs, -1 where the record has none (a building in no
+    compound). A record's own community or town is its ID; the others come from
+    ``plan.areas`` (looked up by position: one hash of the cells' IDs per record level)."""
+    rid = cells["record_id"].to_numpy(dtype=object)
+    sel = {r: np.flatnonzero(rec_i == k) for k, r in enumerate(rec_u)}
+    pos = {r: pd.Index(plan.areas[r]["record_id"]).get_indexer(rid[s]) for r, s in sel.items() if r in plan.areas}
+    own = {"unit_id": "community", "town_code": "town"}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for col in ("compound_id", "unit_id", "town_code"):
+        pieces = []
+        for r, s in sel.items():
+            if own.get(col) == r:
+                codes, uniq = pd.factorize(rid[s])
+            elif r in pos and col in plan.areas[r].columns:
+                tc, uniq = pd.factorize(plan.areas[r][col].fillna("").astype(str).to_numpy(dtype=object))
+                codes = np.where(pos[r] >= 0, tc[pos[r]], -1)
+            else:
+                continue
+            pieces.append((s, codes, np.asarray(uniq, dtype=object)))
+        vocab = pd.unique(np.concatenate([u for _s, _c, u in pieces] + [np.empty(0, dtype=object)]))
+        vocab = np.asarray(vocab[vocab != ""], dtype=object)
+        idx = np.full(len(cells), -1, dtype=np.int64)
+        for s, codes, uniq in pieces:
+            m = pd.Index(vocab).get_indexer(uniq)
+            idx[s] = np.where(codes >= 0, m[codes], -1)
+        out[col] = (idx, vocab)
+    out["_district"] = (np.zeros(len(cells), dtype=np.int64), np.array([plan.district_id], dtype=object))
+    return out
+
+
+def _level_groups(key: np.ndarray, value: np.ndarray, rows: np.ndarray,
+                  labels: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Group one level's cells by ``key`` (area × code): total (pandas' compensated sum, as
+    before), expected and answered counts, first cell, and the distinct labels joined."""
+    inv, keys = pd.factorize(key)
+    n = len(keys)
+    _, first = np.unique(inv, return_index=True)
+    out = {"_key": np.asarray(keys, dtype=np.int64), "first": rows[first],
+           "total": pd.Series(value).groupby(inv).sum().to_numpy(),
+           "n_expected": np.bincount(inv, minlength=n).astype(np.int64),
+           "n_answered": np.bincount(inv, weights=~np.isnan(value), minlength=n).astype(np.int64)}
+    for name, (lab, names) in labels.items():
+        out[name] = _distinct_joined(inv, lab[rows], names, n)
+    return out
+
+
+def _distinct_joined(group: np.ndarray, lab: np.ndarray, names: np.ndarray, n: int) -> np.ndarray:
+    """Per group the distinct ``names[lab]`` (``lab`` -1: none), sorted and joined with '|'."""
+    out = np.full(n, "", dtype=object)
+    keep = lab >= 0
+    if not keep.any():
+        return out
+    rank = _ranks(names)
+    by_rank = names[np.argsort(rank)]
+    pair = np.sort(pd.unique(group[keep].astype(np.int64) * len(names) + rank[lab[keep]]))
+    g, r = pair // len(names), pair % len(names)
+    single = np.bincount(g, minlength=n)[g] == 1
+    out[g[single]] = by_rank[r[single]]
+    gm, rm = g[~single], r[~single]
+    if len(gm):
+        starts = np.flatnonzero(np.r_[True, gm[1:] != gm[:-1]])
+        for s, e in zip(starts, np.r_[starts[1:], len(gm)], strict=True):   # groups with several: few
+            out[gm[s]] = "|".join(by_rank[rm[s:e]])
+    return out
 
 
 def source_text(rollup: pd.DataFrame, plan: FillinPlan, organisations: dict[str, str] | None = None) -> pd.Series:
