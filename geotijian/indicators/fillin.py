@@ -496,9 +496,10 @@ def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd
         if not rec_codes:
             continue
         mine = cells[cells["record"] == rec]
-        ids = pd.Series(sorted(mine["record_id"].unique()))
-        _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes].reset_index(), ids,
-                      set(zip(mine["record_id"], mine["code"], strict=True)))
+        ids = pd.Series(sorted(mine["record_id"].unique().tolist()), dtype=object)
+        expected = np.zeros((len(ids), len(rec_codes)), dtype=bool)      # rows × codes this workbook supplies
+        expected[pd.Index(ids).get_indexer(mine["record_id"]), pd.Index(rec_codes).get_indexer(mine["code"])] = True
+        _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes].reset_index(), ids, expected)
     _computed_sheet(wb, plan, wb_row)
     for ws in wb.worksheets:          # printable: landscape, one page wide
         ws.page_setup.orientation = "landscape"
@@ -597,7 +598,9 @@ def _accepts_text(kind: str) -> str:
 
 
 def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids: pd.Series,
-                  expected: set[tuple[str, str]]) -> None:
+                  expected: np.ndarray) -> None:
+    """A record level's sheet: header rows, the area rows pre-filled, 不填 where another
+    workbook supplies a cell (``expected``: rows × items, True where this one does)."""
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -627,20 +630,12 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
             _style(c, spec)
         ws.column_dimensions[get_column_letter(j)].width = 24 if key == "source" else 18
     ws.row_dimensions[1].height = 48
-    for i, rec_row in enumerate(area.to_dict("records"), start=FIRST_DATA_ROW):
-        for j, (key, _title) in enumerate(id_cols, start=1):
-            v = _clean(rec_row.get(key))
-            if key in ("levels", "build_year", "population") and v is not None:
-                v = int(round(float(v)))
-            c = ws.cell(i, j)
-            _text_cell(c, v)
-            _style(c, "id")
-        if len(expected) < len(area) * len(items):
-            for j, code in enumerate(items["code"], start=n_id + 1):
-                if (rec_row["record_id"], code) not in expected:
-                    c = ws.cell(i, j)
-                    _text_cell(c, NOT_HERE)
-                    _style(c, "code")
+    for j, (key, _title) in enumerate(id_cols, start=1):
+        col = area[key] if key in area else pd.Series(None, index=area.index, dtype=object)
+        _column_cells(ws, j, _id_values(col, whole=key in ("levels", "build_year", "population")), "id")
+    if not expected.all():
+        rows, cols = np.nonzero(~expected)
+        _column_cells(ws, cols + n_id + 1, np.full(len(rows), NOT_HERE, dtype=object), "code", rows=rows)
     last = FIRST_DATA_ROW + max(len(area), 1) - 1
     for j, it in enumerate(items.to_dict("records"), start=n_id + 1):
         col = get_column_letter(j)
@@ -649,6 +644,59 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
         ws.add_data_validation(dv)
     ws.freeze_panes = ws.cell(FIRST_DATA_ROW, n_id + 1).coordinate
     ws.auto_filter.ref = f"A4:{get_column_letter(n_id + len(items) + len(TRAILING))}{last}"
+
+
+def _id_values(col: pd.Series, *, whole: bool) -> np.ndarray:
+    """A pre-filled column as the Python values written (None for missing; counts and
+    years as whole numbers), as :func:`_clean` and ``int(round(v))`` per row did."""
+    v = col.to_numpy(dtype=object)
+    if whole and pd.api.types.is_numeric_dtype(col.dtype):
+        x = col.to_numpy(dtype=float)
+        out = np.full(len(x), None, dtype=object)
+        ok = np.isfinite(x)
+        out[ok] = np.round(x[ok]).astype(np.int64).tolist()
+        return out
+    out = v.copy()
+    out[pd.isna(v)] = None
+    return out
+
+
+def _column_cells(ws: Any, col: int | np.ndarray, values: np.ndarray, style: str,
+                  rows: np.ndarray | None = None) -> None:
+    """Cells of data rows (``rows``: 0-based from :data:`FIRST_DATA_ROW`, default all) in
+    column(s) ``col`` with one named style: cells made directly with the style's array
+    (what ``cell.style = name`` stores) instead of a lookup per cell; text stored as text
+    (:func:`_text_cell`). Values other than text, whole numbers and None go through
+    :func:`_text_cell`."""
+    from copy import copy
+
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+
+    wb = ws.parent
+    sa = wb._named_styles[f"gt_{style}"].as_tuple()
+    rows = np.arange(len(values)) if rows is None else rows
+    cols = np.broadcast_to(np.asarray(col), rows.shape)
+    r_xl = (rows + FIRST_DATA_ROW).tolist()
+    kinds = pd.Series(values, dtype=object).map(type).to_numpy(dtype=object) if len(values) else values
+    is_str = np.asarray(kinds == str, dtype=bool)
+    if is_str.any():                                  # as openpyxl's check_string: long or illegal text stays slow
+        s = pd.Series(values[is_str], dtype=object)
+        bad = s.str.len().gt(32767).to_numpy() | s.str.contains(ILLEGAL_CHARACTERS_RE).to_numpy(dtype=bool)
+        is_str[np.flatnonzero(is_str)[bad]] = False
+    is_int = np.asarray(kinds == int, dtype=bool)
+    is_none = np.asarray(kinds == type(None), dtype=bool)
+    cells = ws._cells
+    for i, (r, c, v) in enumerate(zip(r_xl, cols.tolist(), values.tolist(), strict=True)):
+        cell = Cell(ws, row=r, column=c, style_array=copy(sa))
+        if is_str[i]:
+            cell._value, cell.data_type = v, "s"
+        elif is_int[i]:
+            cell._value = v
+        elif not is_none[i]:
+            _text_cell(cell, v)
+        cells[(r, c)] = cell
+    if len(r_xl):
+        ws._current_row = max(ws._current_row, max(r_xl))
 
 
 def _validation(it: Mapping[str, Any], cls: Any) -> Any:
