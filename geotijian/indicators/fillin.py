@@ -630,12 +630,20 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
             _style(c, spec)
         ws.column_dimensions[get_column_letter(j)].width = 24 if key == "source" else 18
     ws.row_dimensions[1].height = 48
+    rows, cols, values, styles = [], [], [], []
     for j, (key, _title) in enumerate(id_cols, start=1):
         col = area[key] if key in area else pd.Series(None, index=area.index, dtype=object)
-        _column_cells(ws, j, _id_values(col, whole=key in ("levels", "build_year", "population")), "id")
-    if not expected.all():
-        rows, cols = np.nonzero(~expected)
-        _column_cells(ws, cols + n_id + 1, np.full(len(rows), NOT_HERE, dtype=object), "code", rows=rows)
+        values.append(_id_values(col, whole=key in ("levels", "build_year", "population")))
+        rows.append(np.arange(len(area)))
+        cols.append(np.full(len(area), j))
+        styles.append(np.zeros(len(area), dtype=np.int8))
+    ri, ci = np.nonzero(~expected)                    # 不填: cells another workbook supplies
+    rows.append(ri)
+    cols.append(ci + n_id + 1)
+    values.append(np.full(len(ri), NOT_HERE, dtype=object))
+    styles.append(np.ones(len(ri), dtype=np.int8))
+    _data_cells(ws, np.concatenate(rows), np.concatenate(cols), np.concatenate(values), np.concatenate(styles),
+                ["id", "code"])
     last = FIRST_DATA_ROW + max(len(area), 1) - 1
     for j, it in enumerate(items.to_dict("records"), start=n_id + 1):
         col = get_column_letter(j)
@@ -661,42 +669,43 @@ def _id_values(col: pd.Series, *, whole: bool) -> np.ndarray:
     return out
 
 
-def _column_cells(ws: Any, col: int | np.ndarray, values: np.ndarray, style: str,
-                  rows: np.ndarray | None = None) -> None:
-    """Cells of data rows (``rows``: 0-based from :data:`FIRST_DATA_ROW`, default all) in
-    column(s) ``col`` with one named style: cells made directly with the style's array
-    (what ``cell.style = name`` stores) instead of a lookup per cell; text stored as text
-    (:func:`_text_cell`). Values other than text, whole numbers and None go through
-    :func:`_text_cell`."""
-    from copy import copy
+def _data_cells(ws: Any, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, styles: np.ndarray,
+                names: list[str]) -> None:
+    """Pre-filled cells of the data rows (``rows`` 0-based from :data:`FIRST_DATA_ROW`,
+    ``cols`` 1-based), each with the named style ``names[styles[i]]``.
 
+    The cells are made directly with the style array that ``cell.style = name`` stores
+    (no named-style lookup per cell; openpyxl copies the array into each cell), row by row
+    (the writer sorts the cells: nearly sorted input sorts in linear time). Text is stored
+    as text, never as a formula (:func:`_text_cell`); text openpyxl would refuse (illegal
+    characters, over 32,767 characters) and values other than text, whole numbers and None
+    go through :func:`_text_cell`, which raises or converts as before.
+    """
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 
-    wb = ws.parent
-    sa = wb._named_styles[f"gt_{style}"].as_tuple()
-    rows = np.arange(len(values)) if rows is None else rows
-    cols = np.broadcast_to(np.asarray(col), rows.shape)
-    r_xl = (rows + FIRST_DATA_ROW).tolist()
-    kinds = pd.Series(values, dtype=object).map(type).to_numpy(dtype=object) if len(values) else values
+    arrays = [ws.parent._named_styles[f"gt_{n}"].as_tuple() for n in names]
+    order = np.lexsort((cols, rows))
+    rows, cols, values, styles = rows[order] + FIRST_DATA_ROW, cols[order], values[order], styles[order]
+    kinds = pd.Series(values, dtype=object).map(type).to_numpy(dtype=object)
     is_str = np.asarray(kinds == str, dtype=bool)
-    if is_str.any():                                  # as openpyxl's check_string: long or illegal text stays slow
+    if is_str.any():
         s = pd.Series(values[is_str], dtype=object)
         bad = s.str.len().gt(32767).to_numpy() | s.str.contains(ILLEGAL_CHARACTERS_RE).to_numpy(dtype=bool)
         is_str[np.flatnonzero(is_str)[bad]] = False
-    is_int = np.asarray(kinds == int, dtype=bool)
-    is_none = np.asarray(kinds == type(None), dtype=bool)
+    how = np.where(is_str, 1, np.where(kinds == int, 2, np.where(kinds == type(None), 0, 3)))
     cells = ws._cells
-    for i, (r, c, v) in enumerate(zip(r_xl, cols.tolist(), values.tolist(), strict=True)):
-        cell = Cell(ws, row=r, column=c, style_array=copy(sa))
-        if is_str[i]:
+    for r, c, v, st, h in zip(rows.tolist(), cols.tolist(), values.tolist(), styles.tolist(), how.tolist(),
+                              strict=True):
+        cell = Cell(ws, row=r, column=c, style_array=arrays[st])
+        if h == 1:
             cell._value, cell.data_type = v, "s"
-        elif is_int[i]:
+        elif h == 2:
             cell._value = v
-        elif not is_none[i]:
+        elif h == 3:
             _text_cell(cell, v)
         cells[(r, c)] = cell
-    if len(r_xl):
-        ws._current_row = max(ws._current_row, max(r_xl))
+    if len(rows):
+        ws._current_row = max(ws._current_row, int(rows.max()))
 
 
 def _validation(it: Mapping[str, Any], cls: Any) -> Any:
