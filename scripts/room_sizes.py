@@ -38,7 +38,6 @@ EXCEPTIONS: dict[str, str] = {
     "geotijian/assess.py::update_ledger": "assess.py is being edited by another helper",
     "geotijian/access.py::service_coverage": "access.py is being edited by another helper",
     "geotijian/config.py::read_config": "config.py is being edited by another helper",
-    "geotijian/indicators/compute.py::compute_indicators": "indicators/ is being edited by another helper",
     "geotijian/study.py::_run": "study.py is being edited by another helper",
 }
 
