@@ -35,7 +35,6 @@ EXCEPTIONS: dict[str, str] = {
     # other helpers are changing these files now (issue 19); split once their work lands
     "geotijian/access.py::service_coverage": "access.py is being edited by another helper",
     "geotijian/config.py::read_config": "config.py is being edited by another helper",
-    "geotijian/indicators/compute.py::compute_indicators": "indicators/ is being edited by another helper",
     "geotijian/study.py::_run": "study.py is being edited by another helper",
 }
 
