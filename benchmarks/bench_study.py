@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/bench_study.py [--quick] [--scale 18.4] [--no
 Inputs: ``geotijian sample --scale 18.4`` (≈ 460 km², 1.8 million residents, 23,721
 compounds, 295,262 road segments, 11 towns), built once by a child process and cached
 under ``outputs/bench_study/scale-<s>/`` (the same seed and scale give the same bytes), and
-the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]``).
+the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]`` and no
+``[fillin]``: the scaled sample has no returned fill-in workbooks).
 ``--quick`` uses scale 2 (≈ 50 km²) for a run of seconds.
 
 Measured in this one process:
@@ -61,7 +62,7 @@ def build_inputs(scale: float, root: Path) -> Path:
     out_lines, skip = [], False
     for line in text.splitlines():
         if line.startswith("["):
-            skip = line.strip() == "[ledger]"
+            skip = line.strip() in ("[ledger]", "[fillin]")
         if not skip:
             out_lines.append(line)
     toml = "\n".join(out_lines) + "\n"
