@@ -687,6 +687,66 @@ def coverage_gaps(result_or_network: CoverageResult | WalkNetwork, *args: Any,
     return gpd.GeoDataFrame(out[GAP_COLUMNS + ["geometry"]], geometry="geometry", crs=ph.crs)
 
 
+def gaps_by_home(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The coverage gaps once per home: which types are missing and how far the nearest is.
+
+    The long layer of :func:`coverage_gaps` has one row per (home, missing type): a
+    district's ~24,000 homes become ~300,000 rows, each repeating the home's polygon. This
+    is the layout a GeoPackage user reads: one row per home with at least one gap.
+
+    Parameters
+    ----------
+    gaps : GeoDataFrame
+        :func:`coverage_gaps` output (columns :data:`geotijian.model.GAP_COLUMNS`).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``home_id``, ``home_kind``, ``unit_id``, ``population`` (persons), ``n_missing``
+        (number of types not within walking distance), ``missing`` (their codes, ``;``
+        separated, in the order of the gap layer), ``missing_zh`` (their names),
+        ``worst_ratio`` (largest distance / walking distance among them; ``inf`` when a
+        type has no reachable facility), then ``dist_<type>`` per type: network distance in
+        metres to the nearest facility of that type where it is missing (``inf`` when none
+        is reachable), empty (NULL) where the home is covered (or the gap row had no
+        distance); the home's geometry (of its first row). Sorted by ``home_id``; every
+        (home, type) row of ``gaps`` is named once in ``missing``.
+    """
+    for col in GAP_COLUMNS:
+        if col not in gaps.columns:
+            raise LayerError("coverage_gaps", f"missing column {col!r}", fix="build it with coverage_gaps()")
+    types = list(pd.unique(gaps["facility_type"].astype(str)))
+    ti = pd.Categorical(gaps["facility_type"].astype(str), categories=types).codes
+    hcode, homes = pd.factorize(gaps["home_id"].astype(str), sort=True)
+    if len(pd.MultiIndex.from_arrays([hcode, ti]).drop_duplicates()) != len(gaps):
+        raise LayerError("coverage_gaps", "a (home, type) pair is listed twice",
+                         fix="build the layer with coverage_gaps() from one coverage result")
+    first = np.unique(hcode, return_index=True)[1]
+    n, k = len(homes), len(types)
+    dist = np.full((n, k), np.nan)
+    dist[hcode, ti] = pd.to_numeric(gaps["distance_m"], errors="coerce").to_numpy(dtype=float)
+    ratio = np.full((n, k), -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio[hcode, ti] = dist[hcode, ti] / gaps["walk_distance_m"].to_numpy(dtype=float)
+    worst = np.fmax.reduce(ratio, axis=1) if k else np.zeros(n)  # NaN distances skipped
+    worst[worst == -np.inf] = np.nan  # a home whose only gaps have no distance
+    miss = np.zeros((n, k), dtype=bool)
+    miss[hcode, ti] = True
+    names = pd.Series(gaps["facility_name_zh"].to_numpy(), index=ti).groupby(level=0).first()
+    codes = pd.Series("", index=range(n), dtype=object)
+    zh = pd.Series("", index=range(n), dtype=object)
+    for j, t in enumerate(types):  # a loop over the ~14 types, each step vectorised over homes
+        codes = codes.where(~miss[:, j], codes + np.where(codes == "", "", ";") + t)
+        zh = zh.where(~miss[:, j], zh + np.where(zh == "", "", "、") + str(names.get(j, t)))
+    sub = gaps.iloc[first]
+    out = {"home_id": np.asarray(homes, dtype=object), "home_kind": sub["home_kind"].to_numpy(),
+           "unit_id": sub["unit_id"].to_numpy(), "population": sub["population"].to_numpy(dtype=float),
+           "n_missing": miss.sum(axis=1).astype(np.int32), "missing": codes.to_numpy(),
+           "missing_zh": zh.to_numpy(), "worst_ratio": worst}
+    out.update({f"dist_{t}": dist[:, j] for j, t in enumerate(types)})
+    return gpd.GeoDataFrame(out, geometry=sub.geometry.to_numpy(), crs=gaps.crs)
+
+
 # ---------------------------------------------------------------------- service areas
 def _substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Vectorised ``shapely.ops.substring``: the part of each line between two distances."""
