@@ -704,8 +704,8 @@ def gaps_by_home(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     GeoDataFrame
         ``home_id``, ``home_kind``, ``unit_id``, ``population`` (persons), ``n_missing``
         (number of types not within walking distance), ``missing`` (their codes, ``;``
-        separated, in the order of the gap layer), ``missing_zh`` (their names),
-        ``worst_ratio`` (largest distance / walking distance among them; ``inf`` when a
+        separated, in the order of the gap layer; the GeoPackage gives each ``dist_<type>``
+        column the type's Chinese name as alias), ``worst_ratio`` (largest distance / walking distance among them; ``inf`` when a
         type has no reachable facility), then ``dist_<type>`` per type: network distance in
         metres to the nearest facility of that type where it is missing (``inf`` when none
         is reachable), empty (NULL) where the home is covered (or the gap row had no
@@ -732,17 +732,14 @@ def gaps_by_home(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     worst[worst == -np.inf] = np.nan  # a home whose only gaps have no distance
     miss = np.zeros((n, k), dtype=bool)
     miss[hcode, ti] = True
-    names = pd.Series(gaps["facility_name_zh"].to_numpy(), index=ti).groupby(level=0).first()
     codes = pd.Series("", index=range(n), dtype=object)
-    zh = pd.Series("", index=range(n), dtype=object)
     for j, t in enumerate(types):  # a loop over the ~14 types, each step vectorised over homes
         codes = codes.where(~miss[:, j], codes + np.where(codes == "", "", ";") + t)
-        zh = zh.where(~miss[:, j], zh + np.where(zh == "", "", "、") + str(names.get(j, t)))
     sub = gaps.iloc[first]
     out = {"home_id": np.asarray(homes, dtype=object), "home_kind": sub["home_kind"].to_numpy(),
            "unit_id": sub["unit_id"].to_numpy(), "population": sub["population"].to_numpy(dtype=float),
            "n_missing": miss.sum(axis=1).astype(np.int32), "missing": codes.to_numpy(),
-           "missing_zh": zh.to_numpy(), "worst_ratio": worst}
+           "worst_ratio": worst}
     out.update({f"dist_{t}": dist[:, j] for j, t in enumerate(types)})
     return gpd.GeoDataFrame(out, geometry=sub.geometry.to_numpy(), crs=gaps.crs)
 

@@ -397,6 +397,9 @@ def test_gpkg_gaps_once_per_home(study, gpkg_path):
         rtree = {r[0] for r in con.execute("SELECT table_name FROM gpkg_extensions WHERE "
                                            "extension_name = 'gpkg_rtree_index'")}
         qml = con.execute("SELECT styleQML FROM layer_styles WHERE f_table_name='coverage_gaps'").fetchone()[0]
+        alias = con.execute("SELECT name FROM gpkg_data_columns WHERE table_name='coverage_gaps' AND "
+                            "column_name='dist_kindergarten'").fetchone()
+    assert alias == ("幼儿园步行距离(米)",)
     assert rtree == set(study.layers())
     import xml.etree.ElementTree as ET
 
