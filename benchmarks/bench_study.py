@@ -118,14 +118,15 @@ def _files(folder: Path) -> dict[str, int]:
 
 
 def _same_outputs(a: Path, b: Path) -> list[str]:
-    """Files that differ between two runs (run.json without its timings)."""
+    """Files that differ between two runs (run.json without its timings and its machine
+    section: memory peaks and the RAM free at the start are measurements, not results)."""
     fa, fb = _files(a), _files(b)
     diff = sorted(set(fa) ^ set(fb))
     for rel in sorted(set(fa) & set(fb)):
         x, y = (a / rel).read_bytes(), (b / rel).read_bytes()
         if rel == "run.json":
             jx, jy = json.loads(x), json.loads(y)
-            for k in ("timings_s", "started"):
+            for k in ("timings_s", "started", "machine"):
                 jx.pop(k, None), jy.pop(k, None)
             if jx != jy:
                 diff.append(rel)
