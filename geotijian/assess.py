@@ -34,7 +34,7 @@ import shapely
 from . import data
 from .errors import ConfigError, LayerError
 from .io.atomic import atomic_path, normalise_zip, write_text_atomic
-from .io.tables import markdown_cell, protect_cells, undo_csv_prefix, write_csv
+from .io.tables import _risky_mask, is_formula_like, markdown_cell, undo_csv_prefix, write_csv
 from .io.text import read_table, read_text_table
 from .model import LEDGER_COLUMNS, PROBLEM_CLASSES, PROBLEM_COLUMNS
 
@@ -577,6 +577,17 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     return d.rename(columns={c: HEADERS_ZH.get(c, c) for c in d.columns})
 
 
+def _xlsx_cell(ws: Any, value: Any, text: bool) -> Any:
+    """A write-only cell; ``text``: a formula-like string kept as quote-prefixed text."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value=value)
+    if text and isinstance(value, str):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell
+
+
 def _md_table(d: pd.DataFrame) -> str:
     # names come from the data: HTML escaped, | and brackets escaped (io.tables.markdown_cell)
     lines = ["| " + " | ".join(markdown_cell(c) for c in d.columns) + " |", "|" + "---|" * len(d.columns)]
@@ -617,23 +628,32 @@ def write_tables(tables: Mapping[str, pd.DataFrame], folder: str | PathLike, *,
     written: list[Path] = []
     shown = {k: _display(v) for k, v in tables.items()}
     if "xlsx" in formats:
-        wb = Workbook()
-        wb.remove(wb.active)
+        # write-only (streamed) workbook: no cell objects kept, ~2x faster on a district's
+        # 25,000-row table; formula-like text cells are quote-prefixed text as they are written
+        wb = Workbook(write_only=True)
+        bold, wrap = Font(bold=True), Alignment(vertical="center", wrap_text=True)
         for key, d in shown.items():
             ws = wb.create_sheet(SHEETS_ZH.get(key, key)[:31])
-            ws.append(list(d.columns))
-            for row in d.itertuples(index=False):
-                ws.append([None if (isinstance(x, float) and np.isnan(x)) else
-                           (x.item() if isinstance(x, np.generic) else x) for x in row])
-            protect_cells(ws)  # text from the data never becomes a live formula
-            for c in ws[1]:
-                c.font = Font(bold=True)
-                c.alignment = Alignment(vertical="center", wrap_text=True)
             ws.freeze_panes = "A2"
             for j, col in enumerate(d.columns, start=1):
                 texts = [str(col)] + [str(x) for x in d.iloc[:200, j - 1].tolist()]
                 width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
                 ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 6), 60)
+            header = []
+            for col in d.columns:
+                cell = _xlsx_cell(ws, col, is_formula_like(col))
+                cell.font, cell.alignment = bold, wrap
+                header.append(cell)
+            ws.append(header)
+            risky = np.column_stack([_risky_mask(d.iloc[:, j]) for j in range(d.shape[1])]) \
+                if d.shape[1] else np.zeros((len(d), 0), dtype=bool)
+            any_risky = risky.any(axis=1)
+            for i, row in enumerate(d.itertuples(index=False)):  # openpyxl takes rows one by one
+                vals = [None if (isinstance(x, float) and np.isnan(x)) else
+                        (x.item() if isinstance(x, np.generic) else x) for x in row]
+                if any_risky[i]:
+                    vals = [_xlsx_cell(ws, v, True) if r else v for v, r in zip(vals, risky[i])]
+                ws.append(vals)
         path = folder / workbook
         with atomic_path(path) as tmp:
             wb.save(tmp)
