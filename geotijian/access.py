@@ -798,11 +798,92 @@ def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
     return _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])
 
 
+def _join_dangling(lines: np.ndarray) -> np.ndarray:
+    """Fewer, longer lines: a piece with one free end is joined to a piece that goes on
+    from its other end (one per end of that piece).
+
+    A district's network is ~55 % access spurs off the streets, each its own short piece;
+    joined as spur + street + spur, one buffer replaces three. The pairing is vectorised:
+    pieces meet where their end coordinates are equal (rounded to 1 µm); at each node the
+    k-th dangling piece takes the k-th free end of a street piece (both sorted by index).
+    The lines cover exactly the same points as the pieces.
+    """
+    n = len(lines)
+    coords, idx = shapely.get_coordinates(lines, return_index=True)
+    cnt = np.bincount(idx, minlength=n)
+    first = np.cumsum(cnt) - cnt
+    last = first + cnt - 1
+    _, node = np.unique(np.round(np.concatenate([coords[first], coords[last]]), 6), axis=0,
+                        return_inverse=True)
+    node = node.ravel()
+    deg = np.bincount(node)
+    n0, n1 = node[:n], node[n:]
+    free0, free1 = deg[n0] == 1, deg[n1] == 1
+    spur = np.flatnonzero(free0 ^ free1)
+    street = np.flatnonzero(~free0 & ~free1)
+    s_node = np.where(free0[spur], n1[spur], n0[spur])   # where the spur meets the others
+    s_from = ~free0[spur]                                # ... at its first point
+    e_node = np.concatenate([n0[street], n1[street]])
+    e_piece = np.concatenate([street, street])
+    e_end = np.repeat([0, 1], len(street))
+
+    def rank(keys: np.ndarray) -> np.ndarray:  # 0, 1, 2 ... within each key, by position
+        o = np.lexsort((np.arange(len(keys)), keys))
+        ks = keys[o]
+        head = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, dtype=bool)
+        r = np.empty(len(keys), dtype=np.int64)
+        r[o] = np.arange(len(ks)) - np.maximum.accumulate(np.where(head, np.arange(len(ks)), 0))
+        return r
+
+    width = int(max(deg.max(initial=0), 1)) + 1
+    _, i_s, i_e = np.intersect1d(s_node.astype(np.int64) * width + rank(s_node),
+                                 e_node.astype(np.int64) * width + rank(e_node), return_indices=True)
+    sp, pc, end = spur[i_s], e_piece[i_e], e_end[i_e]
+    before, after = np.full(n, -1), np.full(n, -1)
+    before[pc[end == 0]], after[pc[end == 1]] = sp[end == 0], sp[end == 1]
+    # a spur before a street piece must end where it starts, one after it start where it ends
+    flip = np.zeros(n, dtype=bool)
+    flip[sp] = np.where(end == 0, s_from[i_s], ~s_from[i_s])
+    joined = np.zeros(n, dtype=bool)
+    joined[sp] = True
+    lead = np.flatnonzero(~joined)
+    line = np.arange(len(lead))
+    hb, ha = before[lead] >= 0, after[lead] >= 0
+    part = np.concatenate([before[lead][hb], lead, after[lead][ha]])
+    pos = np.concatenate([np.zeros(hb.sum()), np.ones(len(lead)), np.full(ha.sum(), 2)])
+    pline = np.concatenate([line[hb], line, line[ha]])
+    drop_first = np.concatenate([np.zeros(hb.sum(), dtype=bool), hb, np.ones(ha.sum(), dtype=bool)])
+    o = np.lexsort((pos, pline))
+    part, pline, drop_first = part[o], pline[o], drop_first[o]
+    c = cnt[part]
+    j = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
+    rev = np.repeat(flip[part], c)
+    ci = np.where(rev, np.repeat(last[part], c) - j, np.repeat(first[part], c) + j)
+    keep = ~(np.repeat(drop_first, c) & (j == 0))  # the shared point once
+    return shapely.linestrings(coords[ci[keep]], indices=np.repeat(pline, c)[keep])
+
+
+#: Join dangling pieces to their neighbours before buffering (``_join_dangling``).
+_JOIN_DANGLING = True
+
+
 def _street_space(lines: np.ndarray, half_width: float, quad_segs: int):
-    """Buffer each reached piece, then union (3x faster in GEOS than buffering the
-    MultiLineString of all pieces, same polygon)."""
+    """Buffer the reached pieces by ``half_width`` and union the buffers.
+
+    The pieces are first joined where one has a free end (:func:`_join_dangling`): 25 %
+    less GEOS time at district scale (244,000 pieces of one type: 20.1 -> 15.3 s CPU). A
+    joined line's buffer has a round join where two buffers had round caps; both are
+    polygons inscribed in the same circle, with vertices at other angles, so the polygon
+    differs from the union of one buffer per piece only on the outside of such a turn,
+    by less than the sagitta ``half_width * (1 - cos(pi / (4 * quad_segs)))`` (0.48 m at
+    25 m and 4 segments): measured symmetric difference 4.4e-7 of the area at scale 18.4,
+    tested ≤ 1e-5 on the sample with every part thinner than the sagitta. The cut at the
+    walking distance and every covered point of the network are unchanged.
+    """
     if len(lines) == 0:
         return shapely.Polygon()
+    if _JOIN_DANGLING and len(lines) > 1:
+        lines = _join_dangling(lines)
     return shapely.union_all(shapely.buffer(lines, half_width, quad_segs=quad_segs))
 
 
