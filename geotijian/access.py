@@ -870,8 +870,9 @@ _JOIN_DANGLING = True
 def _street_space(lines: np.ndarray, half_width: float, quad_segs: int):
     """Buffer the reached pieces by ``half_width`` and union the buffers.
 
-    The pieces are first joined where one has a free end (:func:`_join_dangling`): 25 %
-    less GEOS time at district scale (244,000 pieces of one type: 20.1 -> 15.3 s CPU). A
+    The pieces are first joined where one has a free end (:func:`_join_dangling`, repeated
+    while it joins ≥ 10 % more): ~35 % less GEOS time at district scale (244,000 pieces of
+    one type: 20.1 -> 15.3 s CPU after one pass; 56,000: 3.1 -> 2.6 s from one pass to two). A
     joined line's buffer has a round join where two buffers had round caps; both are
     polygons inscribed in the same circle, with vertices at other angles, so the polygon
     differs from the union of one buffer per piece only on the outside of such a turn,
@@ -882,8 +883,12 @@ def _street_space(lines: np.ndarray, half_width: float, quad_segs: int):
     """
     if len(lines) == 0:
         return shapely.Polygon()
-    if _JOIN_DANGLING and len(lines) > 1:
-        lines = _join_dangling(lines)
+    for _ in range(4 if _JOIN_DANGLING else 0):  # again while it still joins ≥ 10 % (2-3 passes)
+        joined = _join_dangling(lines) if len(lines) > 1 else lines
+        done = len(joined) > 0.9 * len(lines)
+        lines = joined
+        if done:
+            break
     return shapely.union_all(shapely.buffer(lines, half_width, quad_segs=quad_segs))
 
 
