@@ -1,7 +1,8 @@
 """geotijian (体检): urban check-up toolkit for Chinese districts, towns and communities.
 
 Community check-up units, 15-minute life-circle coverage on the walk network, indicators
-by unit/town/district, the problem ledger and the 一表三清单, and report maps.
+by unit/town/district, the problem ledger and the 一表三清单, report maps, and the renewal
+plan (更新片区, facility siting, the project library and annual plan).
 
 >>> import geotijian as gt
 >>> result = gt.run_study("layers/sample/study.toml")          # doctest: +SKIP
@@ -29,6 +30,7 @@ from .errors import (
     LayerError,
     NetworkError,
     OutputError,
+    PlanWarning,
     RasterError,
     RepairWarning,
     StudyTooLargeError,
@@ -52,13 +54,17 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".io.osm": ("OSMData", "load_osm"),
     ".model": ("StudyData",),
     ".network": ("WalkNetwork", "build_network", "snap_points"),
+    ".plan": ("PlanResult", "RenewalResult", "SitingResult", "annual_plan", "plan_study", "project_library",
+              "project_rules", "renewal_areas", "renewal_scores", "site_facilities", "site_from_files",
+              "write_plan"),
     ".population": ("allocate_population",),
     ".report": ("coverage_gap_figure", "problem_figure", "problem_map", "save_figures", "save_problem_map",
                 "units_figure", "write_gpkg"),
+    ".report.docx": ("write_report", "write_town_packages"),
     ".resources": ("check_memory", "estimate_memory"),
     ".sample": ("make_sample_district", "sample_path", "write_sample"),
     ".study": ("StudyResult", "collect_study_fillins", "coverage_from_files", "load_study", "make_fillin_templates",
-               "run_many", "run_study", "units_from_files"),
+               "report_study", "run_many", "run_study", "units_from_files"),
     ".survey": ("complaint_hotspots", "complaint_rates", "plan_sample", "read_survey"),
     ".units": ("delineate_blocks", "delineate_units", "range_compliance"),
 }
@@ -104,14 +110,18 @@ __all__ = [
     "write_tables", "rule_table", "update_ledger", "read_ledger", "write_ledger",
     # report
     "problem_map", "save_problem_map", "units_figure", "coverage_gap_figure", "problem_figure",
-    "save_figures", "write_gpkg",
+    "save_figures", "write_gpkg", "write_report", "write_town_packages",
     # study
     "StudyData", "StudyConfig", "read_config", "write_template", "run_study", "load_study",
     "StudyResult", "coverage_from_files", "units_from_files", "run_many", "make_fillin_templates",
-    "collect_study_fillins",
+    "collect_study_fillins", "report_study",
     "make_sample_district", "write_sample", "sample_path",
+    # plan
+    "renewal_areas", "renewal_scores", "RenewalResult", "site_facilities", "SitingResult",
+    "site_from_files", "project_library", "project_rules", "annual_plan", "plan_study", "PlanResult",
+    "write_plan",
     # errors
     "GeotijianError", "LayerError", "ConfigError", "NetworkError", "FeasibilityError", "RasterError",
     "RepairWarning", "CoordinateWarning", "TopologyWarning", "InputWarning", "InputEncodingWarning",
-    "OutputError", "StudyTooLargeError", "check_memory", "estimate_memory",
+    "OutputError", "StudyTooLargeError", "check_memory", "estimate_memory", "PlanWarning",
 ]

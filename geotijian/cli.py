@@ -7,6 +7,8 @@ Commands
 ``geotijian sample [folder]``         regenerate the bundled sample district
 ``geotijian coverage ...``            life-circle coverage gaps from files (scripting)
 ``geotijian units ...``               community check-up units from files
+``geotijian plan study.toml``         the check-up and the renewal plan (更新片区, siting, 项目库)
+``geotijian site ...``                new facility sites closing coverage gaps, from files
 ``geotijian check LAYER --role R``    validate one layer and print what was repaired
 ``geotijian template study.toml``     fill-in workbooks per department, town and pilot community
 ``geotijian collect study.toml [DIR]``  validate returned workbooks: problems, completeness
@@ -68,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-memory-check", action="store_true",
                    help="run even when the study's estimated peak memory exceeds what this machine has")
 
+    s = sub.add_parser("report", help="write the 体检报告 (Word) and town packages of a study that has run")
+    s.add_argument("config", help="path of the study.toml (its outputs must exist: run it first)")
+    s.add_argument("--output", default=None, help="output root replacing study.output")
+
     s = sub.add_parser("sample", help="(re)generate the bundled sample district")
     s.add_argument("folder", nargs="?", default="layers/sample")
     s.add_argument("--seed", type=int, default=None)
@@ -117,6 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="write fillin_issues.csv, fillin_completeness.csv, fillin_missing.csv, "
                                                "fillin_rollup.csv here")
 
+    _plan_parsers(sub)
+
     s = sub.add_parser("check", help="validate one layer against its role")
     s.add_argument("path")
     s.add_argument("--role", required=True)
@@ -124,6 +132,41 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--crs", default=None)
     s.add_argument("--coords", default=None)
     return p
+
+
+def _plan_parsers(sub) -> None:
+    """``geotijian plan`` and ``geotijian site`` (the renewal plan, geotijian.plan)."""
+    s = sub.add_parser("plan", help="run a study with its renewal plan: 更新片区, new facility sites, "
+                       "更新项目储备库 and 年度实施计划 (project_library.xlsx)")
+    s.add_argument("config", help="path of the study.toml ([plan] options; defaults without it)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("site", help="new facility sites closing coverage gaps (MCLP/LSCP on the walk "
+                       "network, exact MILP), from files")
+    s.add_argument("--network", required=True, help="roads layer (GPKG/SHP/GeoJSON) or OSM file (.osm/.pbf)")
+    s.add_argument("--network-layer", default=None, help="layer name inside a GeoPackage")
+    s.add_argument("--homes", required=True, help="compounds/buildings/points with a population field")
+    s.add_argument("--homes-layer", default=None, help="layer name inside a GeoPackage")
+    s.add_argument("--homes-role", default="compounds", choices=["compounds", "buildings", "population"],
+                   help="role of the homes layer (default compounds)")
+    s.add_argument("--facilities", required=True, help="existing facilities (type field = catalogue code)")
+    s.add_argument("--facilities-layer", default=None, help="layer name inside a GeoPackage")
+    s.add_argument("--coords", default=None, help="facilities coordinate system: wgs84, gcj02, bd09")
+    s.add_argument("--type", required=True, dest="facility_type", help="facility type code, e.g. kindergarten")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--p", type=int, default=None, help="MCLP: the number of new sites covering the most residents")
+    g.add_argument("--lscp", action="store_true", help="LSCP: the fewest sites covering every reachable home")
+    s.add_argument("--candidates", default=None,
+                   help="candidate sites layer (available land, public parcels); default: walk-network nodes")
+    s.add_argument("--candidates-layer", default=None, help="layer name inside a GeoPackage")
+    s.add_argument("--capacity", type=float, default=None, help="places per new site (optional)")
+    s.add_argument("--demand-share", type=float, default=None,
+                   help="persons of demand per resident with --capacity (e.g. 0.03 for ages 3-6)")
+    s.add_argument("--time-limit", type=float, default=None, help="solver time limit, seconds (default 30)")
+    s.add_argument("--gap", type=float, default=None, help="relative optimality gap (default 1e-4)")
+    s.add_argument("--crs", default=None, help="metric CRS (default settings.metric_crs)")
+    s.add_argument("--out", required=True, help="output GeoPackage (new_sites, candidate_sites, "
+                   "unreachable_homes, site_assignment)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,6 +253,17 @@ def _cmd_run(args, gt) -> int:
         gt.settings.configure(memory_check=False)
     result = gt.run_study(args.config, progress=not args.quiet)
     print(result.summary())
+    return 0
+
+
+def _cmd_report(args, gt) -> int:
+    from geotijian.study import report_study
+
+    files = report_study(args.config, output=args.output)
+    for f in files:
+        if f.suffix == ".docx":
+            print(f)
+    print(f"{len(files)} files written")
     return 0
 
 
@@ -300,8 +354,28 @@ def _cmd_collect(args, gt) -> int:
     return 0
 
 
-_COMMANDS = {"init": _cmd_init, "run": _cmd_run, "sample": _cmd_sample, "check": _cmd_check,
-             "coverage": _cmd_coverage, "units": _cmd_units, "template": _cmd_template, "collect": _cmd_collect}
+def _cmd_plan(args, gt) -> int:
+    result = gt.run_study(args.config, progress=not args.quiet, plan=True)
+    print(result.summary())
+    return 0
+
+
+def _cmd_site(args, gt) -> int:
+    if args.crs:
+        gt.settings.configure(metric_crs=args.crs)
+    print(gt.site_from_files(
+        network=args.network, network_layer=args.network_layer, homes=args.homes,
+        homes_layer=args.homes_layer, homes_role=args.homes_role, facilities=args.facilities,
+        facilities_layer=args.facilities_layer, coords=args.coords, facility_type=args.facility_type,
+        objective="lscp" if args.lscp else "mclp", p=args.p, candidates=args.candidates,
+        candidates_layer=args.candidates_layer, capacity=args.capacity, demand_share=args.demand_share,
+        time_limit_s=args.time_limit, mip_rel_gap=args.gap, out=args.out))
+    return 0
+
+
+_COMMANDS = {"init": _cmd_init, "run": _cmd_run, "report": _cmd_report, "sample": _cmd_sample, "check": _cmd_check,
+             "coverage": _cmd_coverage, "units": _cmd_units, "template": _cmd_template, "collect": _cmd_collect,
+             "plan": _cmd_plan, "site": _cmd_site}
 
 
 if __name__ == "__main__":  # pragma: no cover

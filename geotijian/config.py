@@ -60,6 +60,7 @@ class StudyConfig:
     imagery: dict[str, Any] = field(default_factory=dict)
     ledger_last_year: Path | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     memory_check: bool = True
     memory_budget_gb: float | None = None
@@ -80,7 +81,8 @@ class StudyConfig:
         for p in (self.survey, self.ledger_last_year, self.hotline.path if self.hotline else None,
                   self.imagery.get("path"), self.osm.get("path"), self.facilities.get("catalogue"),
                   self.indicators.get("custom"), self.indicators.get("filled"),
-                  self.population.get("raster"), self.ledger_last_values):
+                  self.population.get("raster"), self.ledger_last_values,
+                  self.plan.get("projects", {}).get("rules")):
             if p is not None:
                 files.append(Path(p))
         folder = self.fillin.get("folder")
@@ -90,7 +92,8 @@ class StudyConfig:
 
 
 _TOP_KEYS = {"study", "layers", "osm", "network", "population", "units", "facilities",
-             "indicators", "survey", "hotline", "imagery", "ledger", "report", "fillin"}
+             "indicators", "survey", "hotline", "imagery", "ledger", "report", "fillin",
+             "plan"}
 
 
 #: Keys each section knows; anything else is a typo (``min_popp``) and an error.
@@ -106,7 +109,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "hotline": ("path", "layer", "crs", "coords"),
     "imagery": ("path", "bands"),
     "ledger": ("last_year", "last_values"),
-    "report": ("lang", "indicator"),
+    "report": ("lang", "indicator", "docx", "towns", "template", "title", "organisation", "date",
+               "grade_rules", "grade_bands"),
 }
 
 
@@ -172,6 +176,28 @@ def _table(raw: dict, key: str) -> dict:
     value = raw.get(key, {})
     _expect(isinstance(value, dict), key, f"must be a table ([{key}]), got {type(value).__name__}")
     return dict(value)
+
+
+def _report_keys(base: Path, report: dict) -> None:
+    """Check ``[report]``: the Word report's switches, template, cover texts and grade tables
+    (unknown keys are caught by ``SECTION_KEYS``)."""
+    for k in ("docx", "towns"):
+        if k in report:
+            _expect(isinstance(report[k], bool), f"report.{k}", f"must be true or false, got {report[k]!r}")
+    for k in ("title", "organisation", "date"):
+        if k in report:
+            _expect(isinstance(report[k], str) and report[k].strip() != "", f"report.{k}",
+                    f"must be a non-empty string, got {report[k]!r}")
+    if "template" in report:
+        report["template"] = _file(base, report["template"], "report.template")
+    for k in ("grade_rules", "grade_bands"):
+        if k in report:
+            v = report[k]
+            if isinstance(v, str):
+                report[k] = _file(base, v, f"report.{k}")
+            else:
+                _expect(isinstance(v, dict), f"report.{k}", f"must be a table or a CSV path, got {type(v).__name__}",
+                        f"write [report.{k}.<id>] tables or {k} = \"file.csv\"")
 
 
 def _number(section: dict, key: str, full: str, *, minimum: float = 0.0) -> None:
@@ -342,12 +368,18 @@ def read_config(path: str | Path) -> StudyConfig:
     if "lang" in report:
         _expect(report["lang"] in ("zh", "en"), "report.lang", f"unknown language {report['lang']!r}",
                 "use \"zh\" or \"en\"")
+    _report_keys(base, report)
+
+    plan = _plan_section(raw, base, year)
+    if plan.get("siting", {}).get("candidates") == "sites":
+        _expect("sites" in roles, "plan.siting.candidates", "\"sites\" needs a candidate sites layer",
+                "add [layers.sites] (available land, public parcels) or use \"network\"")
 
     return StudyConfig(path=path, name=name, level=level, year=year, crs=crs, output=output,
                        layers=layers, osm=osm, network=network, population=population, units=units,
                        facilities=facilities, indicators=indicators, survey=survey_path,
                        hotline=hotline_src, imagery=imagery, ledger_last_year=last, report=report,
-                       raw=raw, memory_check=study.get("memory_check", True),
+                       plan=plan, raw=raw, memory_check=study.get("memory_check", True),
                        memory_budget_gb=study.get("memory_budget_gb"),
                        fillin=fillin, ledger_last_values=last_values)
 
@@ -388,6 +420,122 @@ def _fillin_section(raw: dict, base: Path) -> dict:
             "must be a table: code = \"department\"", 'write u_fire_station_coverage = "区应急管理局"')
     fillin["departments"] = dict(depts)
     return fillin
+
+
+# ------------------------------------------------------------------------------ [plan]
+#: Keys of the ``[plan]`` section and its sub-tables (README "Configuration reference").
+PLAN_KEYS = {
+    "": {"enabled", "year", "renewal", "siting", "projects"},
+    "renewal": {"enabled", "weights", "class_weights", "score_quantile", "hotspot_p", "min_pop",
+                "max_pop", "within_town"},
+    "siting": {"enabled", "types", "objective", "p", "candidates", "capacity", "demand_share",
+               "time_limit_s", "mip_rel_gap", "presolve"},
+    "projects": {"rules"},
+}
+_WEIGHT_NAMES = {"weights": ("problems", "dissatisfaction", "complaints", "old_compounds"),
+                 "class_weights": ("限时解决", "尽力解决", "长期谋划")}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _plan_weights(table: Any, key: str) -> dict[str, float]:
+    names = _WEIGHT_NAMES[key.rsplit(".", 1)[1]]
+    _expect(isinstance(table, dict), key, f"must be a table of name = number, got {table!r}",
+            f"e.g. {key.rsplit('.', 1)[1]} = {{ {names[0]} = 0.4, ... }}")
+    unknown = [k for k in table if k not in names]
+    _expect(not unknown, f"{key}.{unknown[0]}" if unknown else key,
+            f"unknown name ({len(unknown)} of {len(table)} entries)", f"use {', '.join(names)}")
+    bad = [k for k, v in table.items() if not _is_number(v) or v < 0]
+    _expect(not bad, f"{key}.{bad[0]}" if bad else key,
+            f"does not parse as a weight: {table[bad[0]] if bad else ''!r} ({len(bad)} of {len(table)} "
+            f"weights do not parse: {', '.join(bad)})", "write each weight as a number ≥ 0, e.g. 0.2, unquoted")
+    _expect(sum(table.values()) > 0, key, "every weight is 0", "give at least one weight > 0")
+    return {k: float(v) for k, v in table.items()}
+
+
+def _per_type_number(value: Any, key: str, *, integer: bool = False, upper: float | None = None) -> Any:
+    """A number, or a table facility type → number."""
+    items = value.items() if isinstance(value, dict) else [(None, value)]
+    for t, v in items:
+        k = key if t is None else f"{key}.{t}"
+        ok = (isinstance(v, int) and not isinstance(v, bool)) if integer else _is_number(v)
+        ok = ok and v > 0 and (upper is None or v <= upper)
+        what = "a whole number ≥ 1" if integer else (f"a number in (0, {upper:g}]" if upper else "a number > 0")
+        _expect(ok, k, f"must be {what}, got {v!r}",
+                "give one value for every type, or a table per type, e.g. { kindergarten = 5 }")
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _plan_section(raw: dict, base: Path, year: int) -> dict[str, Any]:
+    """Validate ``[plan]``: every key known, every value of the right kind (ConfigError)."""
+    plan = _table(raw, "plan")
+    if not plan:
+        return {}
+    for sub, keys in PLAN_KEYS.items():
+        sect = plan if sub == "" else plan.get(sub, {})
+        full = "plan" if sub == "" else f"plan.{sub}"
+        _expect(isinstance(sect, dict), full, f"must be a table ([{full}])")
+        unknown = sorted(set(sect) - keys)
+        _expect(not unknown, f"{full}.{unknown[0]}" if unknown else full, "unknown key",
+                f"{_did_you_mean(unknown[0], keys) if unknown else ''}known keys of [{full}]: "
+                f"{', '.join(sorted(keys))}")
+    out: dict[str, Any] = {"enabled": plan.get("enabled", True)}
+    _expect(isinstance(out["enabled"], bool), "plan.enabled", "must be true or false")
+    plan_year = plan.get("year", year + 1)
+    _expect(isinstance(plan_year, int) and not isinstance(plan_year, bool) and year <= plan_year <= year + 10,
+            "plan.year", f"must be a year from the check-up year ({year}) on, got {plan_year!r}",
+            f"e.g. year = {year + 1}")
+    out["year"] = plan_year
+    ren = dict(plan.get("renewal", {}))
+    for k in ("enabled", "within_town"):
+        if k in ren:
+            _expect(isinstance(ren[k], bool), f"plan.renewal.{k}", "must be true or false")
+    for k in ("weights", "class_weights"):
+        if k in ren:
+            ren[k] = _plan_weights(ren[k], f"plan.renewal.{k}")
+    for k in ("score_quantile", "hotspot_p"):
+        if k in ren:
+            _expect(_is_number(ren[k]) and 0 < ren[k] < 1, f"plan.renewal.{k}",
+                    f"must be a number between 0 and 1, got {ren[k]!r}")
+    for k in ("min_pop", "max_pop"):
+        _number(ren, k, f"plan.renewal.{k}")
+    lo, hi = ren.get("min_pop", 5000), ren.get("max_pop", 50000)
+    _expect(lo < hi, "plan.renewal.min_pop", f"floor ({lo}) must be below the ceiling max_pop ({hi})")
+    out["renewal"] = ren
+    site = dict(plan.get("siting", {}))
+    if "enabled" in site:
+        _expect(isinstance(site["enabled"], bool), "plan.siting.enabled", "must be true or false")
+    if "types" in site:
+        _expect(isinstance(site["types"], list) and all(isinstance(t, str) for t in site["types"]),
+                "plan.siting.types", "must be a list of facility type codes", "e.g. [\"kindergarten\"]")
+    if "objective" in site:
+        objs = site["objective"].items() if isinstance(site["objective"], dict) else [(None, site["objective"])]
+        for t, v in objs:
+            _expect(v in ("mclp", "lscp"), "plan.siting.objective" + (f".{t}" if t else ""),
+                    f"unknown objective {v!r}", "use \"mclp\" (best p sites) or \"lscp\" (fewest sites)")
+    if "p" in site:
+        site["p"] = _per_type_number(site["p"], "plan.siting.p", integer=True)
+    if "capacity" in site:
+        site["capacity"] = _per_type_number(site["capacity"], "plan.siting.capacity")
+    if "demand_share" in site:
+        site["demand_share"] = _per_type_number(site["demand_share"], "plan.siting.demand_share", upper=1.0)
+    if "candidates" in site:
+        _expect(site["candidates"] in ("network", "sites"), "plan.siting.candidates",
+                f"unknown candidate source {site['candidates']!r}",
+                "use \"network\" (walk-network nodes in the gaps) or \"sites\" (the [layers.sites] layer)")
+    for k in ("time_limit_s", "mip_rel_gap"):
+        if k in site:
+            _expect(_is_number(site[k]) and site[k] > 0, f"plan.siting.{k}", f"must be a number > 0, got {site[k]!r}")
+    if "presolve" in site:
+        _expect(isinstance(site["presolve"], bool), "plan.siting.presolve", "must be true or false")
+    out["siting"] = site
+    proj = dict(plan.get("projects", {}))
+    if "rules" in proj:
+        proj["rules"] = _file(base, proj["rules"], "plan.projects.rules")
+    out["projects"] = proj
+    return out
 
 
 TEMPLATE = """\
@@ -487,6 +635,48 @@ edition = "2024"            # indicator system: 2024 (national basic list of 61 
 [report]
 lang = "zh"                 # zh | en
 # indicator = "kindergarten"  # choropleth indicator of the problem map
+
+# The 体检报告 (Word): report/<title>_<year>_城市体检报告.docx and towns/<town>/ packages.
+# docx = true               # write the report (`geotijian report study.toml` writes it later)
+# towns = true              # a package per town (report, tables, ledger, maps)
+# title = "嘉定区"           # the district's name on the report (default: the boundary's name)
+# organisation = "嘉定区城市体检工作领导小组办公室"   # 编制单位 on the cover
+# date = "2025年3月"         # 编制日期 on the cover
+# template = "house_style.docx"  # house style: a paragraph {{正文}} where the report goes;
+#                                # {{标题}} {{年份}} {{编制单位}} {{日期}} are filled
+# [report.grade_rules.G10_very_good]   # override a grade rule (see README: 总体评价)
+# min_unit_share = 0.95
+# [report.grade_bands]
+# 优 = 3.6
+
+# [layers.sites]            # optional: available land / public parcels for new facilities
+# path = "parcels.gpkg"     # fields: site_id, name, capacity, types ("kindergarten;nursery", empty = any)
+
+# The renewal plan (更新片区, facility siting, 更新项目储备库, 年度实施计划). Without [plan] it does
+# not run; `geotijian plan study.toml` runs it whatever this section says.
+# [plan]
+# enabled = true            # false: skip the plan step
+# year = 2025               # first plan year (default: study.year + 1)
+# [plan.renewal]            # renewal areas: contiguous high-scoring units
+# weights = { problems = 0.4, dissatisfaction = 0.2, complaints = 0.2, old_compounds = 0.2 }
+# class_weights = { "限时解决" = 3, "尽力解决" = 2, "长期谋划" = 1 }
+# score_quantile = 0.67     # units in the top third of the score seed areas
+# hotspot_p = 0.05          # Getis-Ord Gi* pseudo p-value of a hot spot
+# min_pop = 5000            # residents per area: floor
+# max_pop = 50000           # and ceiling (a 15-minute life circle, GB 50180-2018)
+# within_town = true        # keep every area inside one 街镇
+# [plan.siting]             # new facility sites closing coverage gaps (exact MILP, HiGHS)
+# types = ["kindergarten"]  # default: every type with a coverage problem
+# objective = "mclp"        # mclp (best p sites) | lscp (fewest sites covering everyone)
+# p = 5                     # new sites per type (or { kindergarten = 5 }); default: units with the gap
+# candidates = "network"    # network (walk-network nodes in the gaps) | sites ([layers.sites])
+# capacity = { kindergarten = 300 }        # places per new site (optional)
+# demand_share = { kindergarten = 0.03 }   # persons of demand per resident (with capacity)
+# time_limit_s = 30         # solver time limit per type
+# mip_rel_gap = 0.0001      # relative optimality gap at which the solver stops
+# presolve = false          # HiGHS presolve on top of geotijian's exact reductions
+# [plan.projects]
+# rules = "project_rules.csv"   # override the packaged project rules (type, department, content)
 """
 
 

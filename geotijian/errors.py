@@ -79,7 +79,8 @@ class NetworkError(GeotijianError, ValueError):
 
 
 class FeasibilityError(GeotijianError, ValueError):
-    """Units cannot meet the population range; the message says why in domain terms."""
+    """A problem cannot be solved as posed (units cannot meet the population range; new
+    facility sites cannot serve the demand); the message says why in domain terms."""
 
 
 class RasterError(GeotijianError, ValueError):
@@ -118,6 +119,11 @@ class RepairWarning(GeotijianWarning):
 
 class TopologyWarning(GeotijianWarning):
     """Layers disagree with each other: overlaps, gaps, codes naming nothing, duplicates."""
+
+
+class PlanWarning(GeotijianWarning):
+    """Something the renewal plan could not do for every input (homes no candidate site
+    reaches, a capacity below demand, units without data); the message says how many."""
 
 
 class CoordinateWarning(GeotijianWarning):

@@ -22,6 +22,15 @@ layer is in the study's metric CRS and sorted by its ID.
                   history (+ definition: the indicator's definition fingerprint, when the
                   study's catalogue is known); status new / persisting / resolved /
                   not_compared
+``renewal_areas`` area_id, name, town_codes, towns, units, unit_count, population, area_ha,
+                  score, score_max, problem_count, problems_by_class, main_problems,
+                  problem_ids, reason, geometry (``geotijian.plan.renewal.AREA_COLUMNS``)
+``new_sites``     site_id, facility_type, facility_name_zh, candidate_id, source, name,
+                  unit_id, residents_covered, homes_covered, residents_in_reach, capacity,
+                  demand_served, geometry (``geotijian.plan.siting.SITE_COLUMNS``)
+``candidate_sites`` candidate_id, facility_type, source, homes_in_reach, residents_in_reach,
+                  in_model, chosen, site_id, geometry
+``projects``      ``geotijian.plan.projects.PROJECT_COLUMNS``, geometry of the problem's area
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ class StudyData:
     facilities: gpd.GeoDataFrame | None = None
     population: gpd.GeoDataFrame | None = None
     complaints: gpd.GeoDataFrame | None = None
+    sites: gpd.GeoDataFrame | None = None  # candidate land for new facilities (optional)
     # derived
     network: Any = None
     blocks: gpd.GeoDataFrame | None = None
@@ -83,6 +93,11 @@ class StudyData:
     suggestions: pd.DataFrame | None = None
     ledger: pd.DataFrame | None = None
     imagery: pd.DataFrame | None = None
+    # the renewal plan (geotijian.plan)
+    renewal_areas: gpd.GeoDataFrame | None = None
+    new_sites: gpd.GeoDataFrame | None = None
+    candidate_sites: gpd.GeoDataFrame | None = None
+    projects: gpd.GeoDataFrame | None = None
     meta: dict = field(default_factory=dict)
 
     def layers(self) -> dict[str, gpd.GeoDataFrame]:

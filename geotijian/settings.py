@@ -123,6 +123,11 @@ indicator_edition : str
     Edition of the indicator system a study uses when its ``[indicators] edition`` is
     not set (``"2024"``: the 2024 national basic list of 61 and geotijian's local
     indicators; ``"2023"``: the set geotijian packaged before editions).
+siting_time_limit_s : float
+    Time limit (seconds) of one facility-siting MILP (HiGHS); the answer at the limit is
+    reported with its optimality gap. Judgement default 30 s.
+siting_mip_rel_gap : float
+    Relative optimality gap at which a siting MILP stops (HiGHS' default, 1e-4 = 0.01 %).
 parallel : bool
     Run independent steps in a second thread: the edge index beside the network build,
     facility access points and part of the homes beside the homes (GEOS, numpy and
@@ -183,6 +188,8 @@ memory_check: bool = True
 memory_budget_gb: float | None = None
 memory_budget_share: float = 0.8
 indicator_edition: str = "2024"
+siting_time_limit_s: float = 30.0
+siting_mip_rel_gap: float = 1e-4
 parallel: bool = True
 
 _KEYS = (
@@ -200,7 +207,9 @@ _KEYS = (
     "imagery_water_blue_chroma", "imagery_bare_red_blue_chroma",
     "imagery_bare_max_red_chroma", "imagery_min_coverage", "imagery_max_unclassified",
     "memory_check", "memory_budget_gb", "memory_budget_share",
-    "indicator_edition", "parallel",
+    "indicator_edition",
+    "siting_time_limit_s", "siting_mip_rel_gap",
+    "parallel",
 )
 
 

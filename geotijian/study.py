@@ -40,16 +40,17 @@ from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import compute_indicators, indicator_catalogue, read_filled_values
+from .io.alignment import alignment_message, check_alignment
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
 from .io.layers import ROLES, read_layer
-from .io.tables import write_csv
 from .io.osm import load_osm
-from .io.alignment import alignment_message, check_alignment
+from .io.tables import write_csv
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
-from .report import problem_map, save_figures, save_problem_map, write_gpkg
+from .plan import plan_study, write_plan
+from .report import add_plan_layers, problem_map, save_figures, save_problem_map, write_gpkg
 from .resources import check_memory, estimate_memory, memory_budget, size_from_files
 from .runlog import (
     RunLog,
@@ -60,7 +61,6 @@ from .runlog import (
     sha256,
     staged_output,
 )
-from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .study_fillin import (
     _collect_fillins,
     _edition_run_json,
@@ -69,10 +69,19 @@ from .study_fillin import (
     _note_sources,
     _write_edition_outputs,
 )
+from .study_report import (
+    _hotline_facts,
+    _plan_with_respondents,
+    _report_step,
+    _survey_facts,
+    report_options,
+    report_study,
+)
+from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
 from .units import build_units, compounds_from_landuse, range_compliance
 
-__all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "units_from_files", "run_many",
-           "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
+__all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
+           "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 #: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
 #: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
@@ -80,7 +89,7 @@ __all__ = ["run_study", "load_study", "StudyResult", "coverage_from_files", "uni
 FCA_TYPES = {"kindergarten": 0.03, "nursing_home": 0.04, "elderly_day_care": 0.04}
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "outputs")
+         "survey", "judgement", "ledger", "plan", "outputs", "report")
 
 
 @dataclass
@@ -95,7 +104,8 @@ class StudyResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """Terminal summary: units in range, coverage per facility type, problems per class."""
+        """Terminal summary: units in range, coverage per facility type, problems per class,
+        the renewal plan when it ran."""
         d = self.data
         lines = [f"study {self.config.name} ({self.config.level}, {self.config.year}) → {self.out_dir}"]
         if d.units is not None:
@@ -119,6 +129,9 @@ class StudyResult:
         if d.ledger is not None and len(d.ledger):
             st = d.ledger["status"].value_counts()
             lines.append("ledger: " + ", ".join(f"{k} {int(v)}" for k, v in sorted(st.items())))
+        if d.meta.get("plan") is not None:
+            lines.extend(d.meta["plan"].summary_lines())
+            lines.append(f"plan:   {self.out_dir / 'project_library.xlsx'}")
         lines.append(f"map:    {self.out_dir / 'maps' / 'problem_map.html'}")
         lines.append(f"tables: {self.out_dir / 'indicator_table.xlsx'}")
         lines.append(f"gpkg:   {self.out_dir / (self.config.name + '.gpkg')}")
@@ -184,7 +197,7 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     area = data.boundary
     parts: dict = {}  # local layers, checked against the roads for a GCJ-02 offset
     for role in ("towns", "committees", "compounds", "buildings", "roads", "water", "rail", "parks",
-                 "facilities", "population", "greenways"):
+                 "facilities", "population", "greenways", "sites"):
         setattr(data, role, _read_role(cfg, role, area, parts if role in _ALIGNED_ROLES else None))
     if cfg.hotline is not None:
         s = cfg.hotline
@@ -297,7 +310,7 @@ def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any) -> None:
 
 # --------------------------------------------------------------------------- running
 def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
-              output: str | Path | None = None) -> StudyResult:
+              output: str | Path | None = None, plan: bool | None = None) -> StudyResult:
     """Run a study end to end and write its outputs.
 
     Parameters
@@ -308,6 +321,9 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
         Show a progress bar per step on stderr.
     output : path, optional
         Output root replacing ``study.output``; results go to ``<output>/<study name>/``.
+    plan : bool, optional
+        Run the renewal plan step (更新片区, siting, project library) or not, whatever
+        ``[plan]`` says; default: when ``[plan]`` is given and not ``enabled = false``.
 
     Returns
     -------
@@ -317,6 +333,8 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
     cfg = config if isinstance(config, StudyConfig) else read_config(config)
     if output is not None:
         cfg.output = Path(output).resolve()
+    if plan is not None:
+        cfg.plan = {**cfg.plan, "enabled": bool(plan)}
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     # before any work: where the outputs go must take them (a file in the way, a read-only
     # folder, a full disk), and what an interrupted earlier run left there is repaired
@@ -342,6 +360,12 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
             with staged_output(cfg.out_dir) as staging:
                 with log.step("outputs"):
                     files = _write_outputs(cfg, result, staging)
+                with log.step("report"):
+                    if cfg.report.get("docx", True):
+                        # the report reads what the run wrote (run.json too), never recomputing
+                        write_text_atomic(staging / "run.json", json.dumps(_run_json(cfg, result, log, started),
+                                                                           ensure_ascii=False, indent=2, default=str))
+                        files.extend(_report_step(cfg, result, staging))
                 run = _run_json(cfg, result, log, started)
                 write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
         except OutputError:
@@ -495,7 +519,8 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
             data.survey = sres.satisfaction
             satisfaction = sres.satisfaction
             res.tables["survey_issues"] = sres.issues
-            res.tables["sample_plan"] = sres.plan
+            res.tables["sample_plan"] = _plan_with_respondents(sres.plan, sres.respondents)
+            data.meta.setdefault("facts", {})["survey"] = _survey_facts(sres)
             sv = sres.indicator_values()
             _note_sources(data, sv, "问卷")
             data.indicator_values = pd.concat([data.indicator_values, sv[data.indicator_values.columns]],
@@ -506,6 +531,7 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
         if data.complaints is not None:
             complaints = complaint_rates(data.complaints, data.units)
             res.tables["complaint_rates"] = complaints
+            data.meta.setdefault("facts", {})["hotline"] = _hotline_facts(data.complaints, complaints)
             data.hotspots = complaint_hotspots(data.complaints, area=data.boundary,
                                                seed=settings.random_seed)
     with log.step("judgement"):
@@ -525,6 +551,9 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
                                values=data.indicator_values)
         # the ledger is a table (台账); problems carry the geometry
         data.ledger = pd.DataFrame(ledger.drop(columns="geometry", errors="ignore"))
+    with log.step("plan"):
+        if cfg.plan.get("enabled"):
+            _plan_step(cfg, data, fcat, osm.entrances if osm is not None else None, log.timings)
     return res
 
 
@@ -549,6 +578,22 @@ def _check_memory_before_loading(cfg: StudyConfig, max_types: int) -> None:
         check_memory(size=size, types=max_types, name=cfg.name, towns=towns,
                      when="before loading (sizes counted in the files, at most "
                           f"{max_types} facility types)")
+
+
+def _plan_step(cfg: StudyConfig, data: StudyData, fcat: pd.DataFrame, entrances: Any,
+               timings: dict) -> None:
+    """更新片区, facility siting and the project library (``[plan]``), into ``data``."""
+    b = data.boundary
+    name = str(b["name"].iloc[0]) if b is not None and "name" in b.columns and len(b) == 1 else cfg.name
+    result = plan_study(data, options=cfg.plan, catalogue=fcat, entrances=entrances, district_name=name)
+    data.meta["plan"] = result
+    for t, r in result.siting.items():  # solver times go with the other timings
+        for k in ("matrix_s", "solve_s"):
+            timings[f"plan.siting.{t}.{k}"] = round(float(r.summary[k]), 3)
+    data.renewal_areas = result.renewal.areas if result.renewal is not None else None
+    data.new_sites = result.sites
+    data.candidate_sites = result.candidates
+    data.projects = result.projects if isinstance(result.projects, gpd.GeoDataFrame) else None
 
 
 def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
@@ -606,6 +651,9 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
     files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
     maps = folder / "maps"
     m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang)
+    if data.meta.get("plan") is not None:
+        add_plan_layers(m, data, lang=lang)
+        files.extend(write_plan(data.meta["plan"], folder))
     files.append(save_problem_map(m, maps / "problem_map.html"))
     files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator")))
     if data.meta.get("ortho") is not None:
@@ -645,13 +693,29 @@ def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> 
         "alignment": data.meta.get("alignment", {}),
         "clipped": data.meta.get("clipped", {}),
         "compound_pieces": data.meta.get("compound_pieces", {}),
+        "plan": _plan_json(data),
         "memory_estimate": {k: v for k, v in mem.items() if k in ("size", "estimate_gb")},
         **_edition_run_json(data),
         "timings_s": log.timings,
         "machine": {"memory_peak_mb": log.memory_mb,
                     **{k: v for k, v in mem.items() if k in ("budget_gb", "budget_from", "checked")}},
+        "facts": data.meta.get("facts", {}),
         "warnings": log.warnings,
     }
+
+
+def _plan_json(data: StudyData) -> dict:
+    """The plan's method and solver reports for run.json (empty when the plan did not run)."""
+    plan = data.meta.get("plan")
+    if plan is None:
+        return {}
+    times = ("matrix_s", "solve_s", "total_s")  # (in timings_s: run.json differs only there)
+    return {"year": plan.year,
+            "renewal": plan.renewal.method if plan.renewal is not None else None,
+            "siting": [{k: v for k, v in r.summary.items() if k not in times}
+                       for r in plan.siting.values()],
+            "siting_skipped": plan.skipped, "projects": int(len(plan.projects)),
+            "annual_plan": int(len(plan.annual))}
 
 
 # --------------------------------------------------------------------------- scripting

@@ -241,6 +241,38 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     label = "survey" if isinstance(path, pd.DataFrame) else f"survey ({Path(path).name})"
     t = _read_table(path, label)
     t.columns = [str(c).strip() for c in t.columns]
+    _check_columns(t, label)
+    min_age = settings.survey_min_age if min_age is None else int(min_age)
+    u = _survey_units(units)
+    n = len(t)
+    rows = np.arange(n) + 2
+    rid = t["respondent_id"].astype(str).str.strip().to_numpy()
+    issues: list[tuple[int, str, str, str]] = []
+    keep = np.ones(n, dtype=bool)
+    age, n_under = _screen_respondents(t, rows, rid, min_age, keep, issues)
+    unit_of, located_by, com, com_missing = _locate_respondents(t, u, rows, rid, keep, issues)
+    scores = _read_answers(t, rows, rid, keep, issues)
+    _check_usable(label, n, keep, age, min_age, scores, t, rid, issues)
+    resp = pd.DataFrame({"row": rows, "respondent_id": rid, "age": age,
+                         "sex": t["sex"].to_numpy() if "sex" in t.columns else None,
+                         "committee_id": np.where(com_missing, None, com), "unit_id": unit_of,
+                         "located_by": located_by, **scores})[keep].reset_index(drop=True)
+    town_of = dict(zip(u["unit_id"], u["town_code"].astype(str), strict=True))
+    resp["town_code"] = resp["unit_id"].map(town_of)
+    if plan is None:
+        plan = plan_sample(u, pilot=pilot, district_id=district_id)
+    sat, overall = _satisfaction(resp, u, plan, district_id)
+    issues_df = pd.DataFrame(issues, columns=ISSUE_COLUMNS).sort_values(["row", "issue"], kind="stable") \
+        .reset_index(drop=True)
+    if len(issues_df):
+        warnings.warn(_issues_summary(label, n, issues_df), SurveyWarning, stacklevel=2)
+    return SurveyResult(respondents=resp, satisfaction=sat[SATISFACTION_COLUMNS], issues=issues_df, plan=plan,
+                        excluded_under_age=n_under,
+                        meta={"overall": pd.concat(overall, ignore_index=True), "min_age": min_age})
+
+
+def _check_columns(t: pd.DataFrame, label: str) -> None:
+    """The survey has its required columns and a way to locate respondents."""
     required_cols = ["respondent_id", "age", *SURVEY_ITEMS]
     missing = [c for c in required_cols if c not in t.columns]
     if missing:
@@ -250,19 +282,26 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     if "committee_id" not in t.columns and not {"lon", "lat"} <= set(t.columns):
         raise LayerError(label, "neither committee_id nor lon/lat columns: respondents cannot be located",
                          fix="add committee_id or the respondent's lon/lat (WGS84)")
-    min_age = settings.survey_min_age if min_age is None else int(min_age)
+
+
+def _survey_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """A copy of the units with string ``unit_id`` and a ``town_code`` (default ``"town"``)."""
     u = units.copy()
     u["unit_id"] = u["unit_id"].astype(str)
     if "town_code" not in u.columns:
         u["town_code"] = "town"
     if u.crs is None:
         raise LayerError("units", "the layer has no CRS", fix="set the units' CRS")
-    n = len(t)
-    rows = np.arange(n) + 2
-    rid = t["respondent_id"].astype(str).str.strip().to_numpy()
-    issues: list[tuple[int, str, str, str]] = []
-    keep = np.ones(n, dtype=bool)
+    return u
 
+
+def _screen_respondents(t: pd.DataFrame, rows: np.ndarray, rid: np.ndarray, min_age: int,
+                        keep: np.ndarray, issues: list) -> tuple[np.ndarray, int]:
+    """Exclude duplicated IDs, missing ages and respondents under ``min_age``.
+
+    Clears ``keep`` and appends to ``issues`` in place; returns the ages (years, NaN when
+    missing) and the number excluded for age.
+    """
     def flag(mask: np.ndarray, issue: str, action: str = "excluded") -> None:
         for i in np.flatnonzero(mask & keep if action == "excluded" else mask):
             issues.append((int(rows[i]), rid[i], issue, action))
@@ -275,7 +314,18 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     under = ~np.isnan(age) & (age < min_age) & keep
     n_under = int(under.sum())
     flag(under, f"under {min_age}")
+    return age, n_under
 
+
+def _locate_respondents(t: pd.DataFrame, u: gpd.GeoDataFrame, rows: np.ndarray, rid: np.ndarray,
+                        keep: np.ndarray, issues: list
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unit of each respondent: a known ``unit_id``, else point in unit, else committee.
+
+    Clears ``keep`` for who cannot be located and appends to ``issues`` in place; returns
+    ``(unit_of, located_by, committee_id, committee missing)``, one entry per row.
+    """
+    n = len(t)
     # locate: a known unit_id column, else point in unit, else committee
     unit_of = np.full(n, "", dtype=object)
     located_by = np.full(n, "", dtype=object)
@@ -326,7 +376,12 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
             what = "no committee_id" if com_missing[i] else f"unknown committee_id {com[i]!r}"
             issues.append((int(rows[i]), rid[i], f"point {where} and {what}", "excluded"))
             keep[i] = False
-    # answers
+    return unit_of, located_by, com, com_missing
+
+
+def _read_answers(t: pd.DataFrame, rows: np.ndarray, rid: np.ndarray, keep: np.ndarray,
+                  issues: list) -> dict[str, np.ndarray]:
+    """Each item's scores (NaN where unanswered or not a whole number 1-5, which is an issue)."""
     scores = {}
     for item in SURVEY_ITEMS:
         v = pd.to_numeric(t[item], errors="coerce").to_numpy(dtype=float)
@@ -338,17 +393,13 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
             issues.append((int(rows[i]), rid[i], f"{item} = {shown} is not an integer 1-5",
                            "answer ignored"))
         scores[item] = np.where(bad, np.nan, v)
-    _check_usable(label, n, keep, age, min_age, scores, t, rid, issues)
-    resp = pd.DataFrame({"row": rows, "respondent_id": rid, "age": age,
-                         "sex": t["sex"].to_numpy() if "sex" in t.columns else None,
-                         "committee_id": np.where(com_missing, None, com), "unit_id": unit_of,
-                         "located_by": located_by, **scores})[keep].reset_index(drop=True)
-    town_of = dict(zip(u["unit_id"], u["town_code"].astype(str), strict=True))
-    resp["town_code"] = resp["unit_id"].map(town_of)
-    if plan is None:
-        plan = plan_sample(u, pilot=pilot, district_id=district_id)
-    req = plan.set_index(["level", "area_id"])["required"]
+    return scores
 
+
+def _satisfaction(resp: pd.DataFrame, u: gpd.GeoDataFrame, plan: pd.DataFrame, district_id: str
+                  ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Satisfaction per area (unit, town, district) and item, and the overall mean per area."""
+    req = plan.set_index(["level", "area_id"])["required"]
     long = resp.melt(id_vars=["unit_id", "town_code"], value_vars=list(SURVEY_ITEMS), var_name="item",
                      value_name="score").dropna(subset=["score"])
     long["sat"] = (long["score"] >= 4).astype(float)
@@ -375,13 +426,7 @@ def read_survey(path: str | PathLike | pd.DataFrame, *, units: gpd.GeoDataFrame,
     sat["code"] = sat["item"].map({k: v[1] for k, v in SURVEY_ITEMS.items()})
     sat["required"] = [int(req.get((lv, a), 0)) for lv, a in zip(sat["level"], sat["area_id"], strict=True)]
     sat["below_plan"] = sat["n"] < sat["required"]
-    issues_df = pd.DataFrame(issues, columns=ISSUE_COLUMNS).sort_values(["row", "issue"], kind="stable") \
-        .reset_index(drop=True)
-    if len(issues_df):
-        warnings.warn(_issues_summary(label, n, issues_df), SurveyWarning, stacklevel=2)
-    return SurveyResult(respondents=resp, satisfaction=sat[SATISFACTION_COLUMNS], issues=issues_df, plan=plan,
-                        excluded_under_age=n_under,
-                        meta={"overall": pd.concat(overall, ignore_index=True), "min_age": min_age})
+    return sat, overall
 
 
 def _kind(issue: str) -> str:

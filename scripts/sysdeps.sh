@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Best-effort system packages for figures (CJK font) and the real-browser map test.
+# Best-effort system packages for figures (CJK font), the real-browser map test and the Word
+# report's rendering test (LibreOffice -> PDF, pdftoppm -> PNG).
 # Installs only as root on a Debian-like system with apt-get; otherwise says what is missing.
 set -u
 need=()
 fc-list 2>/dev/null | grep -qi "Noto Sans CJK\|Noto Serif CJK\|WenQuanYi\|Source Han" || need+=(fonts-noto-cjk)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+command -v soffice >/dev/null 2>&1 || command -v libreoffice >/dev/null 2>&1 || need+=(libreoffice-writer-nogui libreoffice-calc-nogui)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing system packages: ${need[*]}"
@@ -12,6 +15,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     || echo "could not install ${need[*]} (see /tmp/geotijian-sysdeps.log); the tests that need them will skip"
   command -v fc-cache >/dev/null 2>&1 && fc-cache -f >/dev/null 2>&1
 else
-  echo "missing system packages: ${need[*]} (install them for CJK figures and the browser test)"
+  echo "missing system packages: ${need[*]} (install them for CJK figures, the browser test and the report rendering test)"
 fi
 exit 0

@@ -97,6 +97,9 @@ def test_init_then_run_reports_the_missing_layer(tmp_path):
     proc = _cli("run", str(toml), "--quiet")
     assert proc.returncode == 2
     assert "layers.boundary.path" in proc.stderr and "file not found" in proc.stderr
+    proc = _cli("plan", str(toml), "--quiet")  # the renewal plan reads the same study.toml
+    assert proc.returncode == 2
+    assert "layers.boundary.path" in proc.stderr and "file not found" in proc.stderr
 
 
 def _sample_toml(tmp_path: Path, fillins: Path) -> Path:

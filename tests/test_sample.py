@@ -537,10 +537,12 @@ def test_invalid_scale_is_refused():
 
 # ----------------------------------------------------------------------------- Jiading scale
 def test_jiading_scale_is_large_and_fast():
-    t0 = time.perf_counter()
+    # CPU time (every thread of the process): the wall time on a shared CI runner measures
+    # the neighbours as much as the generator
+    t0 = time.process_time()
     d = make_sample_district(scale=18.4)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 30.0, f"scale 18.4 took {elapsed:.1f} s"
+    elapsed = time.process_time() - t0
+    assert elapsed < 30.0, f"scale 18.4 took {elapsed:.1f} s of CPU"
     roads, comp = d["roads"], d["compounds"]
     n_nodes, n_comp, _ = _graph(roads)
     assert n_nodes >= 200_000 and n_comp == 1

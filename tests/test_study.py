@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyogrio
+from openpyxl import load_workbook
 import pytest
 
 import geotijian as gt
@@ -116,6 +117,31 @@ def test_rerun_gives_identical_files(sample_run, tmp_path):
             assert a == b
             continue
         assert p.read_bytes() == second[rel].read_bytes(), f"{rel} differs between two runs"
+
+
+def test_sample_study_renewal_plan(sample_run):
+    """The sample's [plan]: areas, sites, every problem in the project library, outputs."""
+    out, d = sample_run.out_dir, sample_run.data
+    plan = d.meta["plan"]
+    for name in ("project_library.xlsx", "projects.csv", "annual_plan.csv", "renewal_areas.csv", "new_sites.csv",
+                 "siting.csv"):
+        assert (out / name).is_file(), name
+    layers = set(pyogrio.list_layers(out / "sample.gpkg")[:, 0])
+    assert {"renewal_areas", "new_sites", "candidate_sites", "projects"} <= layers
+    assert set(d.problems["problem_id"]) == set(d.projects["problem_id"])
+    assert len(d.renewal_areas) >= 1 and d.renewal_areas["population"].between(5000, 50000).all()
+    for r in plan.siting.values():
+        assert r.summary["status"] == "optimal" and r.summary["gap"] <= r.summary["mip_rel_gap"]
+        assert len(r.sites) <= r.summary["p"]
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["plan"]["siting"][0]["solver"].startswith("HiGHS") and "plan" in run["timings_s"]
+    assert "renewal areas:" in sample_run.summary() and "projects:" in sample_run.summary()
+    wb = load_workbook(out / "project_library.xlsx", read_only=True)
+    ws = wb["更新项目储备库"]
+    head = [c.value for c in next(ws.iter_rows(min_row=1, max_row=1))]
+    cell = next(ws.iter_rows(min_row=2, max_row=2))[head.index("涉及居民(人)")]
+    assert isinstance(cell.value, int) and cell.number_format == "#,##0"
+    wb.close()
 
 
 def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path):

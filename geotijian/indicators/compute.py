@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 
-from .. import data, settings
+from .. import settings
 from ..errors import LayerError, RepairWarning
 from .catalogue import _sort_long, facility_walk_distances, park_classes
 
@@ -932,62 +932,25 @@ def compute_indicators(
     DataFrame
         ``level, area_id, code, value`` sorted by level (unit, town, district), area, code.
     """
+    from .steps import _distance_parts, _fca_parts, _form_parts, _green_parts, _prepare_homes
+
     u = _check_units(units)
+    homes, homes_all, distances, wd = _prepare_homes(u, homes=homes, distances=distances, coverage=coverage,
+                                                     walk_distances=walk_distances, fca=fca)
     parts: list[pd.DataFrame] = []
-    wd = facility_walk_distances()
-    if coverage is not None:
-        homes, distances, cov_wd = homes_from_coverage(coverage)
-        wd.update(cov_wd)
-    if walk_distances is not None:
-        wd = dict(walk_distances)
-    homes_all = homes
-    if homes is not None:
-        with warnings.catch_warnings():
-            if fca:   # reported once, by fca_indicator below
-                warnings.simplefilter("ignore", RepairWarning)
-            homes = _drop_unassigned(homes, u)
     if homes is not None and distances is not None:
-        parts.append(network_coverage(homes, distances, u, walk_distances=wd, district_id=district_id))
-        parts.append(transit_coverage(homes, distances, u, district_id=district_id))
-        if required_types is None:
-            fac = pd.read_csv(data.path("facilities.csv"), dtype=str)
-            req = fac.loc[fac["provision"].fillna("").str.startswith("required"), "code"]
-            required_types = [t for t in req if t in wd and t in distances.columns]
-        required_types = list(required_types)
-        if required_types:
-            parts.append(life_circle_attainment(homes, distances, u, required=required_types, walk_distances=wd,
-                                                district_id=district_id))
-    if residential is not None and (parks is not None or park_distances is not None):
-        parts.append(park_service_coverage(residential, parks, u, classes=park_classes_table, method=park_method,
-                                           distances=park_distances, district_id=district_id))
-    if parks is not None:
-        parts.append(area_per_capita(parks, u, code="u_park_green_pc", layer="parks", district_id=district_id))
-    if sports is not None:
-        parts.append(area_per_capita(sports, u, code="c_community_sports_area_pc", layer="sports grounds",
+        parts.extend(_distance_parts(homes, distances, u, wd=wd, required_types=required_types,
                                      district_id=district_id))
-    if facilities is not None:
-        parts.append(facilities_per_1000(facilities, u, district_id=district_id))
+    parts.extend(_green_parts(u, residential=residential, parks=parks, park_classes_table=park_classes_table,
+                              park_method=park_method, park_distances=park_distances, sports=sports,
+                              facilities=facilities, district_id=district_id))
     if fca:
         if homes is None:
             raise LayerError("homes", "the 2SFCA indicators need the homes table", fix="pass homes=")
-        for ftype, spec in fca.items():
-            parts.append(fca_indicator(homes_all, spec["supply"], spec["od"], u, facility_type=ftype,
-                                       max_distance=spec.get("max_distance", wd.get(ftype, 300.0)),
-                                       demand_share=spec.get("demand_share", 1.0),
-                                       method=spec.get("method", "2sfca"), weights=spec.get("weights"),
-                                       district_id=district_id))
-    if roads is not None:
-        parts.append(road_network_density(roads, u, classes=road_classes, district_id=district_id))
-        parts.append(intersection_density(roads, u, classes=road_classes, district_id=district_id))
-    if buildings is not None:
-        parts.append(building_indicators(buildings, u, district_id=district_id))
-    if compounds is not None and "build_year" in compounds.columns:
-        parts.append(old_compound_share(compounds, u, before_year=old_before_year, district_id=district_id))
-    if complaints is not None:
-        parts.append(points_per_1000(complaints, u, code="g_complaint_rate", layer="complaints",
-                                     district_id=district_id))
-    if imagery is not None:
-        parts.append(imagery_indicators(imagery, u, district_id=district_id))
+        parts.extend(_fca_parts(homes_all, u, fca=fca, wd=wd, district_id=district_id))
+    parts.extend(_form_parts(u, roads=roads, buildings=buildings, compounds=compounds, complaints=complaints,
+                             imagery=imagery, old_before_year=old_before_year, road_classes=road_classes,
+                             district_id=district_id))
     from .urban import urban_indicators
 
     urban = urban_indicators(u, facilities=facilities, greenways=greenways, residential=residential,

@@ -427,8 +427,13 @@ def write_fillin_workbooks(plan: FillinPlan, folder: str | PathLike, *, generato
 
     folder = Path(folder)
     written = []
+    all_sheets = plan.sheets                                  # once, not per workbook
+    sheets = dict(tuple(all_sheets.groupby("workbook_id", sort=False)))
+    cells = dict(tuple(plan.cells.groupby("workbook_id", sort=False)))
     for wb_row in plan.workbooks.itertuples(index=False):
-        wb = _build_workbook(plan, wb_row, generator)
+        wid = wb_row.workbook_id
+        wb = _build_workbook(plan, wb_row, generator, sheets=sheets.get(wid, all_sheets.iloc[:0]),
+                             cells=cells.get(wid, plan.cells.iloc[:0]))
         path = folder / wb_row.file
         with atomic_path(path) as tmp:
             wb.save(tmp)
@@ -475,14 +480,14 @@ def _width(text: Any) -> float:
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
 
 
-def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str):
+def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd.DataFrame,
+                    cells: pd.DataFrame):
+    """One supplier's workbook; ``sheets`` and ``cells`` are the plan's rows of that workbook."""
     from openpyxl import Workbook
 
     wb = Workbook()
     wb.remove(wb.active)
     _register_styles(wb)
-    wid = wb_row.workbook_id
-    sheets = plan.sheets[plan.sheets["workbook_id"] == wid]
     items = plan.items[plan.items["code"].isin(set(sheets["code"]))].reset_index(drop=True)
     _cover_sheet(wb, plan, wb_row, items, generator)
     _items_sheet(wb, items)
@@ -490,10 +495,11 @@ def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str):
         rec_codes = sheets.loc[sheets["record"] == rec, "code"].tolist()
         if not rec_codes:
             continue
-        mine = plan.cells[(plan.cells["workbook_id"] == wid) & (plan.cells["record"] == rec)]
-        ids = pd.Series(sorted(mine["record_id"].unique()))
-        _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes].reset_index(), ids,
-                      set(zip(mine["record_id"], mine["code"], strict=True)))
+        mine = cells[cells["record"] == rec]
+        ids = pd.Series(sorted(mine["record_id"].unique().tolist()), dtype=object)
+        expected = np.zeros((len(ids), len(rec_codes)), dtype=bool)      # rows × codes this workbook supplies
+        expected[pd.Index(ids).get_indexer(mine["record_id"]), pd.Index(rec_codes).get_indexer(mine["code"])] = True
+        _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes].reset_index(), ids, expected)
     _computed_sheet(wb, plan, wb_row)
     for ws in wb.worksheets:          # printable: landscape, one page wide
         ws.page_setup.orientation = "landscape"
@@ -592,7 +598,9 @@ def _accepts_text(kind: str) -> str:
 
 
 def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids: pd.Series,
-                  expected: set[tuple[str, str]]) -> None:
+                  expected: np.ndarray) -> None:
+    """A record level's sheet: header rows, the area rows pre-filled, 不填 where another
+    workbook supplies a cell (``expected``: rows × items, True where this one does)."""
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -622,20 +630,20 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
             _style(c, spec)
         ws.column_dimensions[get_column_letter(j)].width = 24 if key == "source" else 18
     ws.row_dimensions[1].height = 48
-    for i, rec_row in enumerate(area.to_dict("records"), start=FIRST_DATA_ROW):
-        for j, (key, _title) in enumerate(id_cols, start=1):
-            v = _clean(rec_row.get(key))
-            if key in ("levels", "build_year", "population") and v is not None:
-                v = int(round(float(v)))
-            c = ws.cell(i, j)
-            _text_cell(c, v)
-            _style(c, "id")
-        if len(expected) < len(area) * len(items):
-            for j, code in enumerate(items["code"], start=n_id + 1):
-                if (rec_row["record_id"], code) not in expected:
-                    c = ws.cell(i, j)
-                    _text_cell(c, NOT_HERE)
-                    _style(c, "code")
+    rows, cols, values, styles = [], [], [], []
+    for j, (key, _title) in enumerate(id_cols, start=1):
+        col = area[key] if key in area else pd.Series(None, index=area.index, dtype=object)
+        values.append(_id_values(col, whole=key in ("levels", "build_year", "population")))
+        rows.append(np.arange(len(area)))
+        cols.append(np.full(len(area), j))
+        styles.append(np.zeros(len(area), dtype=np.int8))
+    ri, ci = np.nonzero(~expected)                    # 不填: cells another workbook supplies
+    rows.append(ri)
+    cols.append(ci + n_id + 1)
+    values.append(np.full(len(ri), NOT_HERE, dtype=object))
+    styles.append(np.ones(len(ri), dtype=np.int8))
+    _data_cells(ws, np.concatenate(rows), np.concatenate(cols), np.concatenate(values), np.concatenate(styles),
+                ["id", "code"])
     last = FIRST_DATA_ROW + max(len(area), 1) - 1
     for j, it in enumerate(items.to_dict("records"), start=n_id + 1):
         col = get_column_letter(j)
@@ -644,6 +652,60 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
         ws.add_data_validation(dv)
     ws.freeze_panes = ws.cell(FIRST_DATA_ROW, n_id + 1).coordinate
     ws.auto_filter.ref = f"A4:{get_column_letter(n_id + len(items) + len(TRAILING))}{last}"
+
+
+def _id_values(col: pd.Series, *, whole: bool) -> np.ndarray:
+    """A pre-filled column as the Python values written (None for missing; counts and
+    years as whole numbers), as :func:`_clean` and ``int(round(v))`` per row did."""
+    v = col.to_numpy(dtype=object)
+    if whole and pd.api.types.is_numeric_dtype(col.dtype):
+        x = col.to_numpy(dtype=float)
+        out = np.full(len(x), None, dtype=object)
+        ok = np.isfinite(x)
+        out[ok] = np.round(x[ok]).astype(np.int64).tolist()
+        return out
+    out = v.copy()
+    out[pd.isna(v)] = None
+    return out
+
+
+def _data_cells(ws: Any, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, styles: np.ndarray,
+                names: list[str]) -> None:
+    """Pre-filled cells of the data rows (``rows`` 0-based from :data:`FIRST_DATA_ROW`,
+    ``cols`` 1-based), each with the named style ``names[styles[i]]``.
+
+    The cells are made directly with the style array that ``cell.style = name`` stores
+    (no named-style lookup per cell; openpyxl copies the array into each cell), row by row
+    (the writer sorts the cells: nearly sorted input sorts in linear time). Text is stored
+    as text, never as a formula (:func:`_text_cell`); text openpyxl would refuse (illegal
+    characters, over 32,767 characters) and values other than text, whole numbers and None
+    go through :func:`_text_cell`, which raises or converts as before.
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+
+    arrays = [ws.parent._named_styles[f"gt_{n}"].as_tuple() for n in names]
+    order = np.lexsort((cols, rows))
+    rows, cols, values, styles = rows[order] + FIRST_DATA_ROW, cols[order], values[order], styles[order]
+    kinds = pd.Series(values, dtype=object).map(type).to_numpy(dtype=object)
+    is_str = np.asarray(kinds == str, dtype=bool)
+    if is_str.any():
+        s = pd.Series(values[is_str], dtype=object)
+        bad = s.str.len().gt(32767).to_numpy() | s.str.contains(ILLEGAL_CHARACTERS_RE).to_numpy(dtype=bool)
+        is_str[np.flatnonzero(is_str)[bad]] = False
+    how = np.where(is_str, 1, np.where(kinds == int, 2, np.where(kinds == type(None), 0, 3)))
+    cells = ws._cells
+    for r, c, v, st, h in zip(rows.tolist(), cols.tolist(), values.tolist(), styles.tolist(), how.tolist(),
+                              strict=True):
+        cell = Cell(ws, row=r, column=c, style_array=arrays[st])
+        if h == 1:
+            cell._value, cell.data_type = v, "s"
+        elif h == 2:
+            cell._value = v
+        elif h == 3:
+            _text_cell(cell, v)
+        cells[(r, c)] = cell
+    if len(rows):
+        ws._current_row = max(ws._current_row, int(rows.max()))
 
 
 def _validation(it: Mapping[str, Any], cls: Any) -> Any:

@@ -53,6 +53,24 @@ def fixed_gdal_date(date: str = "2000-01-01T00:00:00.000Z") -> Iterator[None]:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
 
 
+@contextlib.contextmanager
+def no_gdal_sidecars() -> Iterator[None]:
+    """Read with GDAL without it writing ``.aux.xml`` sidecars (PAM) beside the file.
+
+    Opening a GeoPackage that holds dataset metadata (geotijian's outputs do) makes GDAL
+    write ``<name>.gpkg.aux.xml`` next to it; reading our own outputs must not add files to
+    the output folder (``GDAL_PAM_ENABLED=NO`` for the duration).
+    """
+    import pyogrio
+
+    old = pyogrio.get_gdal_config_option("GDAL_PAM_ENABLED")
+    pyogrio.set_gdal_config_options({"GDAL_PAM_ENABLED": "NO"})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_PAM_ENABLED": old})
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically; return the path."""
     with atomic_path(path) as tmp:

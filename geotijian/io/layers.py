@@ -15,6 +15,7 @@ returns it in the study's metric CRS with a normalised schema:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -109,6 +110,10 @@ ROLES: dict[str, RoleSpec] = {
         RoleSpec("complaints", _POINT, "complaint_id", "H", ("category",),
                  {"category": "str", "date": "str", "text": "str"},
                  description="12345 热线投诉 hotline complaints"),
+        RoleSpec("sites", _POINT + _POLY, "site_id", "S", (),
+                 {"name": "str", "capacity": "num", "types": "str", "area_m2": "num"},
+                 ("capacity", "area_m2"),
+                 "备选用地 candidate sites for new facilities (available land, public parcels)"),
     ]
 }
 
@@ -461,6 +466,33 @@ def read_layer(
     repairs: list[str] = []
     id_of = _make_id_lookup(gdf, spec)
 
+    _check_geometry_types(gdf, spec, role, label, id_of)
+
+    gdf = _label_crs(gdf, crs, label)
+    source_crs = CRS(gdf.crs)
+    _check_coordinates(gdf, label, id_of)
+    if coords is not None:
+        gdf = _convert_to_wgs84(gdf, coords, source_crs, label, repairs)
+    gdf = _repair_invalid(gdf, spec, label, id_of, repairs)
+    gdf = _to_metric(gdf, to_crs, label)
+
+    if study_area is not None:
+        _check_inside(gdf, study_area, label, id_of)
+
+    gdf = _check_fields(gdf, spec, label, id_of, repairs)
+    gdf.attrs["geotijian"] = {
+        "role": role,
+        "source": str(source) if isinstance(source, (str, PathLike)) else type(source).__name__,
+        "source_crs": source_crs.to_string(),
+        "repairs": repairs,
+        "label": label,
+    }
+    return gdf
+
+
+def _check_geometry_types(gdf: gpd.GeoDataFrame, spec: RoleSpec, role: str, label: str,
+                          id_of: Callable[[int], Any]) -> None:
+    """Refuse null or empty geometries and geometry types the role does not take."""
     geoms = gdf.geometry.values
     missing = shapely.is_missing(np.asarray(geoms)) | shapely.is_empty(np.asarray(geoms))
     if missing.any():
@@ -476,22 +508,30 @@ def read_layer(
                          feature=i, feature_id=id_of(i), count=int(wrong.sum()),
                          fix=f"give a {spec.description or role} layer of the right geometry type")
 
-    gdf = _label_crs(gdf, crs, label)
-    source_crs = CRS(gdf.crs)
-    _check_coordinates(gdf, label, id_of)
 
-    if coords is not None:
-        system = _norm_coords(coords)
-        if system != "wgs84":
-            if not source_crs.is_geographic:
-                raise LayerError(label, f"coords={coords!r} applies to lon/lat degrees but the layer is "
-                                        f"in {source_crs.to_string()}",
-                                 fix="drop coords= or give the layer in lon/lat")
-            arr = np.asarray(gdf.geometry.values)
-            gdf = gdf.set_geometry(shapely.transform(
-                arr, lambda xy: np.column_stack(convert_coords(xy[:, 0], xy[:, 1], system, "wgs84"))))
-            repairs.append(f"converted {len(gdf)} features from {system.upper()} to WGS84")
+def _convert_to_wgs84(gdf: gpd.GeoDataFrame, coords: str, source_crs: CRS, label: str,
+                      repairs: list[str]) -> gpd.GeoDataFrame:
+    """Convert GCJ-02 / BD-09 lon/lat to WGS84 (``coords=``); the conversion is a repair."""
+    system = _norm_coords(coords)
+    if system != "wgs84":
+        if not source_crs.is_geographic:
+            raise LayerError(label, f"coords={coords!r} applies to lon/lat degrees but the layer is "
+                                    f"in {source_crs.to_string()}",
+                             fix="drop coords= or give the layer in lon/lat")
+        arr = np.asarray(gdf.geometry.values)
+        gdf = gdf.set_geometry(shapely.transform(
+            arr, lambda xy: np.column_stack(convert_coords(xy[:, 0], xy[:, 1], system, "wgs84"))))
+        repairs.append(f"converted {len(gdf)} features from {system.upper()} to WGS84")
+    return gdf
 
+
+def _repair_invalid(gdf: gpd.GeoDataFrame, spec: RoleSpec, label: str, id_of: Callable[[int], Any],
+                    repairs: list[str]) -> gpd.GeoDataFrame:
+    """make_valid every invalid geometry, kept in the role's family; refuse what collapses.
+
+    The repair is added to ``repairs`` and warned about (``RepairWarning``, pointing at the
+    caller of ``read_layer``).
+    """
     arr = np.asarray(gdf.geometry.values)
     invalid = ~shapely.is_valid(arr)
     if invalid.any():
@@ -511,27 +551,18 @@ def read_layer(
         msg = (f"{label}: repaired {int(invalid.sum())} invalid geometries with make_valid "
                f"(first: feature {first}, id {id_of(first)!r})")
         repairs.append(msg)
-        warnings.warn(msg, RepairWarning, stacklevel=2)
+        warnings.warn(msg, RepairWarning, stacklevel=3)  # read_layer's caller, as before the split
         gdf = gdf.set_geometry(fixed, crs=gdf.crs)
+    return gdf
 
+
+def _to_metric(gdf: gpd.GeoDataFrame, to_crs: Any, label: str) -> gpd.GeoDataFrame:
+    """Project to ``to_crs`` (default ``settings.metric_crs``), which must be projected."""
     target = CRS.from_user_input(to_crs if to_crs is not None else settings.metric_crs)
     if not target.is_projected:
         raise LayerError(label, f"target CRS {target.to_string()} is not projected; measurement needs metres",
                          fix="set settings.metric_crs (or to_crs) to a projected CRS such as EPSG:32651")
-    gdf = gdf.to_crs(target)
-
-    if study_area is not None:
-        _check_inside(gdf, study_area, label, id_of)
-
-    gdf = _check_fields(gdf, spec, label, id_of, repairs)
-    gdf.attrs["geotijian"] = {
-        "role": role,
-        "source": str(source) if isinstance(source, (str, PathLike)) else type(source).__name__,
-        "source_crs": source_crs.to_string(),
-        "repairs": repairs,
-        "label": label,
-    }
-    return gdf
+    return gdf.to_crs(target)
 
 
 def _normalise_fields(gdf: gpd.GeoDataFrame, spec: RoleSpec) -> gpd.GeoDataFrame:

@@ -15,10 +15,11 @@ from .figures import (
 )
 from .gpkg import write_gpkg
 from .maps import problem_map, render_problem_map, save_problem_map
+from .plan_layers import add_plan_layers
 from .styles import layer_qml
 
 __all__ = [
-    "problem_map", "save_problem_map", "render_problem_map",
+    "problem_map", "save_problem_map", "render_problem_map", "add_plan_layers",
     "units_figure", "coverage_gap_figure", "problem_figure", "save_figures", "find_cjk_font",
     "write_gpkg", "layer_qml",
 ]

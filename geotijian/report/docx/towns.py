@@ -1,0 +1,185 @@
+"""Town packages: ``towns/<town>/`` for every 街镇, from the district's results.
+
+Each package holds the town's report draft (the five sections in the town's scope: its own
+values beside the district's, its units, its ledger), its share of the 一表三清单
+(``indicator_table.xlsx`` / ``.csv``), its ledger (``ledger.csv``) and its maps (units and
+problems figures, the offline ``problem_map.html``), drawn from the district run's layers
+cut to the town: rows are selected by unit and town ID, points by the town's polygon;
+nothing is computed again. The coverage-gap figures in a town's report are the district's
+(one drawing per facility type: 12 towns × 14 types would cost minutes at district scale).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from ...assess import write_ledger, write_tables
+from ...model import StudyData
+from .document import build_report, default_files, figure_titles, report_file_name
+from .inputs import ReportInputs
+from .scope import Scope, town_scope
+
+__all__ = ["write_town_packages", "town_folder_name", "town_study", "study_data_from_gpkg"]
+
+_BAD = re.compile(r'[\\/:*?"<>|\s]+')
+#: layers a town's maps draw (read back from the GeoPackage when the run is not in memory)
+MAP_LAYERS = ("boundary", "towns", "committees", "units", "homes", "facilities", "coverage_gaps",
+              "service_areas", "problems", "hotspots")
+
+
+def town_folder_name(inp: ReportInputs, town_code: str) -> str:
+    """The town's name (``菊园新区``), or ``<name>_<code>`` when two towns share a name."""
+    name = _BAD.sub("_", inp.town_name(town_code)).strip("_") or str(town_code)
+    dup = (inp.towns["name"].astype(str) == inp.town_name(town_code)).sum() > 1
+    return f"{name}_{town_code}" if dup else name
+
+
+def study_data_from_gpkg(gpkg: str | Path, *, name: str, year: int,
+                         layers: tuple[str, ...] = MAP_LAYERS) -> StudyData:
+    """The layers of a run's GeoPackage as a :class:`StudyData` (for drawing maps only)."""
+    import pyogrio
+
+    from ...io.atomic import no_gdal_sidecars
+
+    gpkg = Path(gpkg)
+    data = StudyData(name=name, year=year)
+    with no_gdal_sidecars():   # reading the run's GeoPackage adds no file to the output folder
+        have = {n for n, _ in pyogrio.list_layers(gpkg)}
+        for layer in layers:
+            if layer not in have:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                g = pyogrio.read_dataframe(gpkg, layer=layer)
+            setattr(data, layer, g)
+        for t in ("indicator_table", "ledger"):
+            if t in have:
+                setattr(data, t, pyogrio.read_dataframe(gpkg, layer=t, read_geometry=False))
+    if data.units is not None:
+        data.crs = data.units.crs.to_string() if data.units.crs is not None else data.crs
+    return data
+
+
+def _within(g: gpd.GeoDataFrame | None, poly: Any) -> gpd.GeoDataFrame | None:
+    if g is None or not len(g):
+        return g
+    pts = g.geometry.representative_point()
+    return g[pts.within(poly).to_numpy()]
+
+
+def town_study(data: StudyData, scope: Scope) -> StudyData:
+    """The district's layers cut to one town: rows by unit / town ID, points by polygon."""
+    towns = data.towns
+    t = towns[towns["town_code"].astype(str) == scope.area_id] if towns is not None else None
+    poly = t.geometry.union_all() if t is not None and len(t) else None
+    units = data.units[data.units["unit_id"].astype(str).isin(scope.units)] if data.units is not None else None
+    if poly is None and units is not None and len(units):
+        poly = units.geometry.union_all()
+
+    def by_unit(g: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+        if g is None or "unit_id" not in g.columns:
+            return _within(g, poly) if poly is not None else g
+        return g[g["unit_id"].astype(str).isin(scope.units)]
+
+    def by_area(g: pd.DataFrame | None) -> pd.DataFrame | None:
+        if g is None or "area_id" not in g.columns:
+            return g
+        return g[g["area_id"].astype(str).isin(scope.areas)]
+
+    sub = StudyData(name=scope.name, year=data.year, crs=data.crs, meta=dict(data.meta))
+    sub.boundary = t.rename(columns={"town_code": "boundary_id"}) if t is not None and len(t) else data.boundary
+    sub.towns = t
+    sub.units = units
+    sub.committees = (data.committees[data.committees["town_code"].astype(str) == scope.area_id]
+                      if data.committees is not None and "town_code" in data.committees.columns else
+                      _within(data.committees, poly))
+    for name in ("homes", "coverage_gaps"):
+        setattr(sub, name, by_unit(getattr(data, name)))
+    for name in ("facilities", "hotspots"):
+        g = getattr(data, name)
+        setattr(sub, name, _within(g, poly) if poly is not None else g)
+    if data.service_areas is not None and poly is not None and len(data.service_areas):
+        sa = data.service_areas
+        sub.service_areas = sa.assign(geometry=sa.geometry.intersection(poly))
+        sub.service_areas = sub.service_areas[~sub.service_areas.geometry.is_empty]
+    sub.problems = by_area(data.problems)
+    sub.indicator_table = by_area(data.indicator_table)
+    sub.ledger = by_area(data.ledger)
+    return sub
+
+
+def _town_inputs(inp: ReportInputs, figures: dict[str, Path]) -> ReportInputs:
+    out = dataclasses.replace(inp, figures=figures)
+    out._ucache = inp._units_by_id  # type: ignore[attr-defined]
+    return out
+
+
+def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str) -> list[Path]:
+    """The town's units and problem figures and its offline problem map (the coverage-gap
+    figures of its report are the district's: one per facility type is enough to draw)."""
+    from .. import problem_figure, problem_map, save_problem_map, units_figure
+
+    sub = town_study(data, scope)
+    maps = folder / "maps"
+    out: list[Path] = []
+    if sub.units is not None and len(sub.units):
+        out.append(units_figure(sub, maps / "units.png", lang=lang))
+    if sub.problems is not None and len(sub.problems):
+        out.append(problem_figure(sub, maps / "problems.png", lang=lang))
+    m = problem_map(sub, lang=lang, title=f"{scope.name}{data.year}年城市体检问题地图")
+    out.append(save_problem_map(m, maps / "problem_map.html"))
+    return out
+
+
+def _tables(inp: ReportInputs, scope: Scope, folder: Path) -> list[Path]:
+    tabs = {}
+    for key, df in (("indicator_table", inp.indicator_table), ("strengths", inp.strengths),
+                    ("problems", inp.problems), ("suggestions", inp.suggestions)):
+        d = scope.rows(df).reset_index(drop=True)
+        tabs[key] = d
+    written = write_tables(tabs, folder, formats=("xlsx", "csv"))
+    if inp.ledger is not None:
+        written.append(write_ledger(scope.rows(inp.ledger).reset_index(drop=True), folder / "ledger.csv"))
+    return written
+
+
+def write_town_packages(inp: ReportInputs, folder: str | Path, *, template: Any = None, rules: Any = None,
+                        bands: Any = None, organisation: str | None = None, date: str | None = None,
+                        study_data: StudyData | None = None, lang: str = "zh") -> list[Path]:
+    """Write ``<folder>/<town>/`` for every town: report, tables, ledger, maps.
+
+    ``study_data``: the run's layers (default: read back from the GeoPackage). Returns the
+    written paths, each written atomically.
+    """
+    folder = Path(folder)
+    data = study_data if study_data is not None else study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year)
+    written: list[Path] = []
+    for code in inp.towns["town_code"].astype(str):
+        scope = town_scope(inp, code)
+        if not scope.units:
+            continue
+        tf = folder / town_folder_name(inp, code)
+        tf.mkdir(parents=True, exist_ok=True)
+        written += _tables(inp, scope, tf)
+        maps = _draw_maps(data, scope, tf, lang)
+        written += maps
+        figs = {**{k: p for k, p in inp.figures.items() if k.startswith("gaps_")},
+                **{p.stem: p for p in maps if p.suffix == ".png"}}
+        tin = _town_inputs(inp, figs)
+        files = default_files(tin)
+        files["figure_titles"] = {**figure_titles(tin), "units": f"{scope.name}社区体检单元",
+                                  "problems": f"{scope.name}体检问题分布"}
+        files["gpkg"] = f"../../{inp.name}.gpkg"
+        blob, _ = build_report(tin, scope, template=template, rules=rules, bands=bands,
+                               organisation=organisation, date=date, files=files)
+        from ...io.atomic import write_bytes_atomic
+
+        written.append(write_bytes_atomic(tf / report_file_name(scope.name, inp.year), blob))
+    return written

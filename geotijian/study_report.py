@@ -1,0 +1,87 @@
+"""The study's report step (used by :mod:`geotijian.study`).
+
+The facts the 体检报告 states about the survey and the 12345 hotline (kept in ``run.json``
+under ``facts``), the survey sample plan with the respondents achieved, and the Word report
+with its town packages, written by ``geotijian run`` or later by ``geotijian report``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import pandas as pd
+
+from .config import StudyConfig, read_config
+
+if TYPE_CHECKING:
+    from .study import StudyResult
+
+
+def _plan_with_respondents(plan: pd.DataFrame, respondents: pd.DataFrame) -> pd.DataFrame:
+    """The survey sample plan with the valid respondents achieved per unit, town and district."""
+    r = respondents
+    got = {("unit", str(k)): int(v) for k, v in r["unit_id"].dropna().astype(str).value_counts().items()}
+    got.update({("town", str(k)): int(v) for k, v in r["town_code"].dropna().astype(str).value_counts().items()})
+    got.update({("district", a): int(r["unit_id"].notna().sum())
+                for a in plan.loc[plan["level"] == "district", "area_id"]})
+    out = plan.copy()
+    out["respondents"] = [got.get((lv, str(a)), 0) for lv, a in zip(out["level"], out["area_id"], strict=True)]
+    return out
+
+
+def _survey_facts(sres: Any) -> dict:
+    """What the report says about the survey (run.json ``facts.survey``): respondents kept,
+    rows excluded and why, the minimum age."""
+    issues = sres.issues
+    excluded = int((issues["action"] == "excluded").sum()) if len(issues) and "action" in issues.columns else 0
+    return {"respondents": int(sres.respondents["unit_id"].notna().sum()), "rows_excluded": excluded,
+            "under_age": int(sres.excluded_under_age), "min_age": int(sres.meta.get("min_age", 16))}
+
+
+def _hotline_facts(complaints: gpd.GeoDataFrame, rates: pd.DataFrame) -> dict:
+    """What the report says about the 12345 records (run.json ``facts.hotline``): records,
+    those inside the units, first and last date, records per category."""
+    d = rates[(rates["level"] == "district")]
+    located = int(d.loc[d["category"] == "全部", "count"].sum()) if len(d) else 0
+    out: dict = {"records": int(len(complaints)), "located": located}
+    if "date" in complaints.columns:
+        dates = pd.to_datetime(complaints["date"], errors="coerce").dropna()
+        if len(dates):
+            out["first_date"] = dates.min().strftime("%Y-%m-%d")
+            out["last_date"] = dates.max().strftime("%Y-%m-%d")
+    if "category" in complaints.columns:
+        vc = complaints["category"].fillna("未分类").astype(str).value_counts()
+        out["categories"] = {str(k): int(v) for k, v in sorted(vc.items(), key=lambda kv: (-kv[1], kv[0]))}
+    return out
+
+
+def report_options(cfg: StudyConfig) -> dict[str, Any]:
+    """The keyword arguments of :func:`geotijian.report.docx.write_report` from ``[report]``."""
+    r = cfg.report
+    return {"name": cfg.name, "title": r.get("title"), "year": cfg.year, "template": r.get("template"),
+            "grade_rules_override": r.get("grade_rules"), "grade_bands_override": r.get("grade_bands"),
+            "organisation": r.get("organisation"), "date": r.get("date"), "towns": r.get("towns", True)}
+
+
+def _report_step(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    """The 体检报告 and the town packages, from the outputs just written into ``folder``."""
+    from .report.docx import write_report
+
+    return write_report(folder, study_data=res.data, **report_options(cfg))
+
+
+def report_study(config: str | Path | StudyConfig, *, output: str | Path | None = None) -> list[Path]:
+    """Write the 体检报告 (and town packages) of a study that has run (``geotijian report``).
+
+    Reads ``outputs/<study>/`` (the GeoPackage, tables, figures and ``run.json`` of the
+    last ``geotijian run``) and writes ``report/`` and ``towns/`` there; each file is
+    written atomically, so a failure leaves the previous report whole.
+    """
+    from .report.docx import write_report
+
+    cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    if output is not None:
+        cfg.output = Path(output).resolve()
+    return write_report(cfg.out_dir, **report_options(cfg))
