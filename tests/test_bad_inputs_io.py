@@ -482,7 +482,8 @@ def tiny(tmp_path_factory) -> Path:
     text = text.replace('name = "sample"', 'name = "tiny"').replace('output = "../../outputs"', 'output = "out"')
     text = text.replace('[ledger]\nlast_year = "ledger_2023.csv"\n', "")
     text = re.sub(r"\[fillin\]\n(?:.+\n)+", "", text)  # its pilot community and returned workbooks are the sample's
-    assert "[fillin]" not in text
+    text = re.sub(r"\[plan(?:\.\w+)?\]\n(?:.+\n)+", "", text)  # the plan's facility types are the sample's
+    assert "[fillin]" not in text and "[plan" not in text
     (d / "study.toml").write_text(text, encoding="utf-8")
     return d
 
