@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/bench_study.py [--quick] [--scale 18.4] [--no
 Inputs: ``geotijian sample --scale 18.4`` (≈ 460 km², 1.8 million residents, 23,721
 compounds, 295,262 road segments, 11 towns), built once by a child process and cached
 under ``outputs/bench_study/scale-<s>/`` (the same seed and scale give the same bytes), and
-the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]``).
+the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]`` and no
+``[fillin]``: the scaled sample has no returned fill-in workbooks).
 ``--quick`` uses scale 2 (≈ 50 km²) for a run of seconds.
 
 Measured in this one process:
@@ -61,7 +62,7 @@ def build_inputs(scale: float, root: Path) -> Path:
     out_lines, skip = [], False
     for line in text.splitlines():
         if line.startswith("["):
-            skip = line.strip() == "[ledger]"
+            skip = line.strip() in ("[ledger]", "[fillin]")
         if not skip:
             out_lines.append(line)
     toml = "\n".join(out_lines) + "\n"
@@ -117,14 +118,15 @@ def _files(folder: Path) -> dict[str, int]:
 
 
 def _same_outputs(a: Path, b: Path) -> list[str]:
-    """Files that differ between two runs (run.json without its timings)."""
+    """Files that differ between two runs (run.json without its timings and its machine
+    section: memory peaks and the RAM free at the start are measurements, not results)."""
     fa, fb = _files(a), _files(b)
     diff = sorted(set(fa) ^ set(fb))
     for rel in sorted(set(fa) & set(fb)):
         x, y = (a / rel).read_bytes(), (b / rel).read_bytes()
         if rel == "run.json":
             jx, jy = json.loads(x), json.loads(y)
-            for k in ("timings_s", "started"):
+            for k in ("timings_s", "started", "machine"):
                 jx.pop(k, None), jy.pop(k, None)
             if jx != jy:
                 diff.append(rel)

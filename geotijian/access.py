@@ -686,6 +686,63 @@ def coverage_gaps(result_or_network: CoverageResult | WalkNetwork, *args: Any,
     return gpd.GeoDataFrame(out[GAP_COLUMNS + ["geometry"]], geometry="geometry", crs=ph.crs)
 
 
+def gaps_by_home(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The coverage gaps once per home: which types are missing and how far the nearest is.
+
+    The long layer of :func:`coverage_gaps` has one row per (home, missing type): a
+    district's ~24,000 homes become ~300,000 rows, each repeating the home's polygon. This
+    is the layout a GeoPackage user reads: one row per home with at least one gap.
+
+    Parameters
+    ----------
+    gaps : GeoDataFrame
+        :func:`coverage_gaps` output (columns :data:`geotijian.model.GAP_COLUMNS`).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``home_id``, ``home_kind``, ``unit_id``, ``population`` (persons), ``n_missing``
+        (number of types not within walking distance), ``missing`` (their codes, ``;``
+        separated, in the order of the gap layer; the GeoPackage gives each ``dist_<type>``
+        column the type's Chinese name as alias), ``worst_ratio`` (largest distance / walking distance among them; ``inf`` when a
+        type has no reachable facility), then ``dist_<type>`` per type: network distance in
+        metres to the nearest facility of that type where it is missing (``inf`` when none
+        is reachable), empty (NULL) where the home is covered (or the gap row had no
+        distance); the home's geometry (of its first row). Sorted by ``home_id``; every
+        (home, type) row of ``gaps`` is named once in ``missing``.
+    """
+    for col in GAP_COLUMNS:
+        if col not in gaps.columns:
+            raise LayerError("coverage_gaps", f"missing column {col!r}", fix="build it with coverage_gaps()")
+    types = list(pd.unique(gaps["facility_type"].astype(str)))
+    ti = pd.Categorical(gaps["facility_type"].astype(str), categories=types).codes
+    hcode, homes = pd.factorize(gaps["home_id"].astype(str), sort=True)
+    if len(pd.MultiIndex.from_arrays([hcode, ti]).drop_duplicates()) != len(gaps):
+        raise LayerError("coverage_gaps", "a (home, type) pair is listed twice",
+                         fix="build the layer with coverage_gaps() from one coverage result")
+    first = np.unique(hcode, return_index=True)[1]
+    n, k = len(homes), len(types)
+    dist = np.full((n, k), np.nan)
+    dist[hcode, ti] = pd.to_numeric(gaps["distance_m"], errors="coerce").to_numpy(dtype=float)
+    ratio = np.full((n, k), -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio[hcode, ti] = dist[hcode, ti] / gaps["walk_distance_m"].to_numpy(dtype=float)
+    worst = np.fmax.reduce(ratio, axis=1) if k else np.zeros(n)  # NaN distances skipped
+    worst[worst == -np.inf] = np.nan  # a home whose only gaps have no distance
+    miss = np.zeros((n, k), dtype=bool)
+    miss[hcode, ti] = True
+    codes = pd.Series("", index=range(n), dtype=object)
+    for j, t in enumerate(types):  # a loop over the ~14 types, each step vectorised over homes
+        codes = codes.where(~miss[:, j], codes + np.where(codes == "", "", ";") + t)
+    sub = gaps.iloc[first]
+    out = {"home_id": np.asarray(homes, dtype=object), "home_kind": sub["home_kind"].to_numpy(),
+           "unit_id": sub["unit_id"].to_numpy(), "population": sub["population"].to_numpy(dtype=float),
+           "n_missing": miss.sum(axis=1).astype(np.int32), "missing": codes.to_numpy(),
+           "worst_ratio": worst}
+    out.update({f"dist_{t}": dist[:, j] for j, t in enumerate(types)})
+    return gpd.GeoDataFrame(out, geometry=sub.geometry.to_numpy(), crs=gaps.crs)
+
+
 # ---------------------------------------------------------------------- service areas
 def _substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Vectorised ``shapely.ops.substring``: the part of each line between two distances."""
@@ -740,11 +797,97 @@ def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
     return _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])
 
 
+def _join_dangling(lines: np.ndarray) -> np.ndarray:
+    """Fewer, longer lines: a piece with one free end is joined to a piece that goes on
+    from its other end (one per end of that piece).
+
+    A district's network is ~55 % access spurs off the streets, each its own short piece;
+    joined as spur + street + spur, one buffer replaces three. The pairing is vectorised:
+    pieces meet where their end coordinates are equal (rounded to 1 µm); at each node the
+    k-th dangling piece takes the k-th free end of a street piece (both sorted by index).
+    The lines cover exactly the same points as the pieces.
+    """
+    n = len(lines)
+    coords, idx = shapely.get_coordinates(lines, return_index=True)
+    cnt = np.bincount(idx, minlength=n)
+    first = np.cumsum(cnt) - cnt
+    last = first + cnt - 1
+    _, node = np.unique(np.round(np.concatenate([coords[first], coords[last]]), 6), axis=0,
+                        return_inverse=True)
+    node = node.ravel()
+    deg = np.bincount(node)
+    n0, n1 = node[:n], node[n:]
+    free0, free1 = deg[n0] == 1, deg[n1] == 1
+    spur = np.flatnonzero(free0 ^ free1)
+    street = np.flatnonzero(~free0 & ~free1)
+    s_node = np.where(free0[spur], n1[spur], n0[spur])   # where the spur meets the others
+    s_from = ~free0[spur]                                # ... at its first point
+    e_node = np.concatenate([n0[street], n1[street]])
+    e_piece = np.concatenate([street, street])
+    e_end = np.repeat([0, 1], len(street))
+
+    def rank(keys: np.ndarray) -> np.ndarray:  # 0, 1, 2 ... within each key, by position
+        o = np.lexsort((np.arange(len(keys)), keys))
+        ks = keys[o]
+        head = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, dtype=bool)
+        r = np.empty(len(keys), dtype=np.int64)
+        r[o] = np.arange(len(ks)) - np.maximum.accumulate(np.where(head, np.arange(len(ks)), 0))
+        return r
+
+    width = int(max(deg.max(initial=0), 1)) + 1
+    _, i_s, i_e = np.intersect1d(s_node.astype(np.int64) * width + rank(s_node),
+                                 e_node.astype(np.int64) * width + rank(e_node), return_indices=True)
+    sp, pc, end = spur[i_s], e_piece[i_e], e_end[i_e]
+    before, after = np.full(n, -1), np.full(n, -1)
+    before[pc[end == 0]], after[pc[end == 1]] = sp[end == 0], sp[end == 1]
+    # a spur before a street piece must end where it starts, one after it start where it ends
+    flip = np.zeros(n, dtype=bool)
+    flip[sp] = np.where(end == 0, s_from[i_s], ~s_from[i_s])
+    joined = np.zeros(n, dtype=bool)
+    joined[sp] = True
+    lead = np.flatnonzero(~joined)
+    line = np.arange(len(lead))
+    hb, ha = before[lead] >= 0, after[lead] >= 0
+    part = np.concatenate([before[lead][hb], lead, after[lead][ha]])
+    pos = np.concatenate([np.zeros(hb.sum()), np.ones(len(lead)), np.full(ha.sum(), 2)])
+    pline = np.concatenate([line[hb], line, line[ha]])
+    drop_first = np.concatenate([np.zeros(hb.sum(), dtype=bool), hb, np.ones(ha.sum(), dtype=bool)])
+    o = np.lexsort((pos, pline))
+    part, pline, drop_first = part[o], pline[o], drop_first[o]
+    c = cnt[part]
+    j = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
+    rev = np.repeat(flip[part], c)
+    ci = np.where(rev, np.repeat(last[part], c) - j, np.repeat(first[part], c) + j)
+    keep = ~(np.repeat(drop_first, c) & (j == 0))  # the shared point once
+    return shapely.linestrings(coords[ci[keep]], indices=np.repeat(pline, c)[keep])
+
+
+#: Join dangling pieces to their neighbours before buffering (``_join_dangling``).
+_JOIN_DANGLING = True
+
+
 def _street_space(lines: np.ndarray, half_width: float, quad_segs: int):
-    """Buffer each reached piece, then union (3x faster in GEOS than buffering the
-    MultiLineString of all pieces, same polygon)."""
+    """Buffer the reached pieces by ``half_width`` and union the buffers.
+
+    The pieces are first joined where one has a free end (:func:`_join_dangling`, repeated
+    while it joins ≥ 10 % more): ~35 % less GEOS time at district scale (244,000 pieces of
+    one type: 20.1 -> 15.3 s CPU after one pass; 56,000: 3.1 -> 2.6 s from one pass to two). A
+    joined line's buffer has a round join where two buffers had round caps; both are
+    polygons inscribed in the same circle, with vertices at other angles, so the polygon
+    differs from the union of one buffer per piece only on the outside of such a turn,
+    by less than the sagitta ``half_width * (1 - cos(pi / (4 * quad_segs)))`` (0.48 m at
+    25 m and 4 segments): measured symmetric difference 4.4e-7 of the area at scale 18.4,
+    tested ≤ 1e-5 on the sample with every part thinner than the sagitta. The cut at the
+    walking distance and every covered point of the network are unchanged.
+    """
     if len(lines) == 0:
         return shapely.Polygon()
+    for _ in range(4 if _JOIN_DANGLING else 0):  # again while it still joins ≥ 10 % (2-3 passes)
+        joined = _join_dangling(lines) if len(lines) > 1 else lines
+        done = len(joined) > 0.9 * len(lines)
+        lines = joined
+        if done:
+            break
     return shapely.union_all(shapely.buffer(lines, half_width, quad_segs=quad_segs))
 
 

@@ -330,3 +330,44 @@ def test_no_facility_at_all(net, homes):
         sa = service_areas(net, {"kindergarten": empty})
     assert res.complete_share == 0.0
     assert sa.geometry.iloc[0].is_empty
+
+
+def test_join_dangling_keeps_every_point():
+    from geotijian.access import _join_dangling
+
+    # a street in three pieces with spurs at its nodes (one node with two), a loose piece
+    pieces = np.array([shapely.LineString(c) for c in (
+        [(0, 0), (10, 0)], [(10, 0), (20, 0), (30, 0)], [(30, 0), (40, 0)],
+        [(10, 0), (10, 8)], [(10, 0), (13, -4)], [(20, 7), (20, 0)], [(30, 0), (30, -6)],
+        [(50, 50), (60, 50)])], dtype=object)
+    joined = _join_dangling(pieces)
+    assert len(joined) < len(pieces)
+    assert shapely.length(joined).sum() == pytest.approx(shapely.length(pieces).sum())
+    u = shapely.union_all(pieces)
+    assert shapely.equals(shapely.union_all(joined), u)
+    assert shapely.covers(shapely.buffer(u, 1e-9), shapely.multilinestrings(joined))
+
+
+def test_service_areas_joined_equal_the_union_of_piece_buffers(monkeypatch):
+    """The sample district: joined pieces give the polygons of the union of one buffer per
+    piece within the stated tolerance (symmetric difference <= 1e-5 of the area, every part
+    thinner than the arc sagitta half_width * (1 - cos(pi / 16)) = 0.48 m)."""
+    import pyogrio
+
+    from geotijian import access
+
+    gpkg = "layers/sample/sample_district.gpkg"
+    net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
+    fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
+    new = service_areas(net, fac)
+    monkeypatch.setattr(access, "_JOIN_DANGLING", False)
+    old = service_areas(net, fac)
+    assert new["facility_type"].tolist() == old["facility_type"].tolist() and len(new) >= 10
+    sag = 25.0 * (1 - np.cos(np.pi / 16))
+    for a, b in zip(new.geometry, old.geometry):
+        assert b.area > 0
+        diff = shapely.symmetric_difference(a, b)
+        assert diff.area <= 1e-5 * b.area
+        parts = shapely.get_parts(diff)
+        if len(parts):
+            assert shapely.length(shapely.maximum_inscribed_circle(parts)).max() <= sag

@@ -27,9 +27,10 @@ def test_coverage_command_writes_gaps(tmp_path):
     assert proc.returncode == 0, proc.stderr
     layers = dict(pyogrio.list_layers(out))
     assert {"coverage_gaps", "homes", "service_areas", "facilities"} <= set(layers)
-    gaps = pyogrio.read_dataframe(out, layer="coverage_gaps")
-    assert set(gaps["facility_type"]) <= {"kindergarten", "primary_school"}
-    assert (gaps["distance_m"] > gaps["walk_distance_m"]).all()
+    gaps = pyogrio.read_dataframe(out, layer="coverage_gaps")  # a row per home with a gap
+    assert gaps["home_id"].is_unique and (gaps["n_missing"] >= 1).all()
+    assert set(";".join(gaps["missing"]).split(";")) <= {"kindergarten", "primary_school"}
+    assert (gaps["worst_ratio"] > 1).all()
     assert "kindergarten" in proc.stdout and "share_%" in proc.stdout
 
 

@@ -513,7 +513,8 @@ def test_gpkg_layers_crs_counts_types(study, gpkg_path):
         assert name in listed, name
         info = pyogrio.read_info(gpkg_path, layer=name)
         assert info["crs"] == "EPSG:32651", name
-        assert info["features"] == len(gdf), name
+        # coverage gaps: a row per home with a gap (test_gpkg_gaps_once_per_home)
+        assert info["features"] == (gdf["home_id"].nunique() if name == "coverage_gaps" else len(gdf)), name
     for name in ("ledger", "indicator_table", "layer_styles"):
         assert listed[name] is None  # attribute tables
     info = pyogrio.read_info(gpkg_path, layer="units")
@@ -566,6 +567,39 @@ def test_gpkg_styles_and_aliases(study, gpkg_path):
     assert {a.get("field"): a.get("name") for a in un.iter("alias")}["area_ha"] == "面积(公顷)"
     fac = ET.fromstring(qml["facilities"].split("\n", 1)[1])
     assert XSS not in [c.get("value") for c in fac.iter("category")]  # categories are types
+
+
+def test_gpkg_gaps_once_per_home(study, gpkg_path):
+    long = study.coverage_gaps
+    back = pyogrio.read_dataframe(gpkg_path, layer="coverage_gaps")
+    assert back["home_id"].tolist() == sorted(long["home_id"].astype(str).unique())
+    types = list(pd.unique(long["facility_type"]))
+    # every (home, type) row of the long layer is one filled cell, and nothing else is
+    cells = back.set_index("home_id")[[f"dist_{t}" for t in types]]
+    assert cells.notna().sum().sum() == long["distance_m"].notna().sum()
+    for row in long.itertuples():
+        assert cells.loc[str(row.home_id), f"dist_{row.facility_type}"] == pytest.approx(row.distance_m, nan_ok=True)
+    missing = back.set_index("home_id")["missing"].str.split(";")
+    assert back["n_missing"].sum() == len(long) and (back["n_missing"] == missing.str.len().to_numpy()).all()
+    for h, grp in long.groupby("home_id"):
+        assert missing[str(h)] == [t for t in types if t in set(grp["facility_type"])]
+    ratio = (long["distance_m"] / long["walk_distance_m"]).groupby(long["home_id"].astype(str)).max()
+    assert np.allclose(back.set_index("home_id")["worst_ratio"], ratio.loc[back["home_id"]], equal_nan=True)
+    first = long.drop_duplicates("home_id").set_index(long.drop_duplicates("home_id")["home_id"].astype(str))
+    assert back.geometry.geom_equals_exact(
+        gpd.GeoSeries(first.geometry.loc[back["home_id"]].to_numpy(), crs=back.crs), 1e-6).all()
+    with sqlite3.connect(gpkg_path) as con:  # a spatial index on every spatial layer
+        rtree = {r[0] for r in con.execute("SELECT table_name FROM gpkg_extensions WHERE "
+                                           "extension_name = 'gpkg_rtree_index'")}
+        qml = con.execute("SELECT styleQML FROM layer_styles WHERE f_table_name='coverage_gaps'").fetchone()[0]
+        alias = con.execute("SELECT name FROM gpkg_data_columns WHERE table_name='coverage_gaps' AND "
+                            "column_name='dist_kindergarten'").fetchone()
+    assert alias == ("幼儿园步行距离(米)",)
+    assert rtree == set(study.layers())
+    import xml.etree.ElementTree as ET
+
+    r = ET.fromstring(qml.split("\n", 1)[1]).find("renderer-v2")
+    assert r.get("type") == "graduatedSymbol" and r.get("attr") == '"worst_ratio"'
 
 
 def test_gpkg_deterministic_bytes(study, gpkg_path, tmp_path):

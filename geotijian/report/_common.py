@@ -46,6 +46,9 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "facility_name_zh": ("设施名称", "facility"),
     "walk_distance_m": ("服务半径(米)", "service radius (m)"),
     "distance_m": ("到最近设施步行距离(米)", "walk to nearest facility (m)"),
+    "n_missing": ("缺口设施类型数(类)", "types missing"),
+    "missing": ("缺口设施类型", "types missing (codes)"),
+    "worst_ratio": ("最大缺口倍数(距离/服务半径)", "worst gap (distance / radius)"),
     "problem_id": ("问题编号", "problem ID"),
     "indicator_code": ("指标代码", "indicator code"),
     "code": ("指标代码", "indicator code"),
@@ -188,8 +191,13 @@ def lang_index(lang: str) -> int:
 
 
 def field_label(col: str, lang: str = "zh") -> str:
-    """Display name of a field (Chinese by default); unknown fields keep their name."""
+    """Display name of a field (Chinese by default); unknown fields keep their name.
+
+    ``dist_<type>`` (the compact gap layer) is the walk to the nearest facility of the type.
+    """
     lab = FIELD_LABELS.get(col)
+    if lab is None and col.startswith("dist_") and (name := facility_type_name(col[5:], lang)) != col[5:]:
+        return f"{name}步行距离(米)" if lang_index(lang) == 0 else f"walk to {name} (m)"
     return lab[lang_index(lang)] if lab else col
 
 

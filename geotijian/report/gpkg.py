@@ -30,6 +30,7 @@ import pyogrio
 
 import geopandas as gpd
 
+from ..access import gaps_by_home
 from ..errors import LayerError
 from ..io.atomic import atomic_path, fixed_gdal_date
 from ..model import StudyData
@@ -143,6 +144,9 @@ def _layers_to_write(study: StudyData) -> list[tuple[str, pd.DataFrame, bool]]:
     spatial = study.layers()
     names = [n for n in LAYER_ORDER if n in spatial] + [n for n in spatial if n not in LAYER_ORDER]
     out: list[tuple[str, pd.DataFrame, bool]] = [(n, spatial[n], True) for n in names]
+    # coverage gaps once per home (which types are missing, how far), not once per home × type
+    out = [(n, gaps_by_home(df) if n == "coverage_gaps" and "facility_type" in df.columns else df, s)
+           for n, df, s in out]
     for t in TABLES:
         df = getattr(study, t, None)
         if isinstance(df, pd.DataFrame) and len(df.columns):

@@ -187,6 +187,15 @@ def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | Non
                 for cl in c.ordered_classes(gdf["problem_class"])]
         renderer = _renderer_categorized(kind, "problem_class", cats,
                                          _symbol(kind, "0", c.OTHER_COLOR, fill_alpha=0.3))
+    elif name == "coverage_gaps" and "worst_ratio" in gdf.columns:
+        # the compact layer (a row per home, gpkg.write_gpkg): coloured by its worst gap
+        edges = [1.0, *c.GAP_RATIO_BREAKS, 1e9]
+        ranges = [(edges[i], edges[i + 1],
+                   (f"{edges[i]:g} – {edges[i + 1]:g}" if i + 2 < len(edges) else f"> {edges[i]:g}")
+                   + (" 倍服务半径" if lang == "zh" else " × radius"),
+                   _symbol(kind, "0", col, outline="#444444", width=0.2))
+                  for i, col in enumerate(c.GAP_COLORS)]
+        renderer = _renderer_graduated(kind, '"worst_ratio"', ranges, "fixed")
     elif name in ("facilities", "service_areas", "coverage_gaps") and (
             "type" in gdf.columns or "facility_type" in gdf.columns):
         attr = "type" if name == "facilities" else "facility_type"
