@@ -26,6 +26,8 @@ Severity, per column (units in brackets):
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 import geopandas as gpd
@@ -35,7 +37,7 @@ import shapely
 
 from .model import PROBLEM_CLASSES, PROBLEM_COLUMNS
 
-__all__ = ["LEVEL_NOUN_ZH", "UNIT_ZH", "group_problems", "problem_status", "join_names", "STATUS_COLUMNS"]
+__all__ = ["LEVEL_NOUN_ZH", "UNIT_ZH", "unit_zh", "group_problems", "problem_status", "join_names", "STATUS_COLUMNS"]
 
 #: How the points of each level are counted in Chinese (个社区体检单元 …).
 LEVEL_NOUN_ZH = {"unit": "社区体检单元", "town": "街镇", "district": "区"}
@@ -58,8 +60,18 @@ UNIT_ZH = {"m2/person": "平方米/人", "km/km2": "公里/平方公里", "perso
            "ratio": "", "count": "个", "per1000": "个/千人", "m": "米", "km": "公里", "ha": "公顷"}
 
 
+#: a Chinese unit followed by the catalogue's English gloss (``栋 buildings``, ``个 seats``)
+_GLOSS = re.compile(r"([\u4e00-\u9fff])\s+[A-Za-z][A-Za-z ]*$")
+
+
+def unit_zh(unit: str) -> str:
+    """A catalogue unit as Chinese text shows it: ``m2/person`` → ``平方米/人``, ``栋 buildings`` → ``栋``."""
+    u = UNIT_ZH.get(unit, unit)
+    return _GLOSS.sub(r"\1", u) if isinstance(u, str) else u
+
+
 def _num(v: float, unit: str) -> str:
-    unit = UNIT_ZH.get(unit, unit)
+    unit = unit_zh(unit)
     if v is None or not np.isfinite(v):
         return "—"
     s = f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"

@@ -536,3 +536,13 @@ def test_workbook_is_ready_to_print_and_filter(cat, many_units, tmp_path):
     fills = {str(rule.formula[0]) for rng in ws.conditional_formatting for rule in rng.rules}
     assert {'"限时解决"', '"尽力解决"', '"长期谋划"'} <= fills
     assert ws.oddFooter.center.text == "第 &P 页 / 共 &N 页"
+
+
+def test_units_in_chinese_text_drop_the_catalogues_english_gloss():
+    from geotijian.problem_list import unit_zh
+    from geotijian.report.map_problems import format_value
+
+    assert unit_zh("栋 buildings") == "栋" and unit_zh("个 seats") == "个" and unit_zh("m2/person") == "平方米/人"
+    assert unit_zh("%") == "%" and unit_zh("score") == "score"        # nothing Chinese to keep: unchanged
+    assert format_value(93, "栋 buildings", "zh") == "93 栋"
+    assert format_value(93, "栋 buildings", "en") == "93 栋 buildings"

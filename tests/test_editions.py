@@ -162,7 +162,8 @@ def test_ledger_records_definitions_and_refuses_a_changed_one(tmp_path):
     this = pd.DataFrame({"problem_id": ["g_far@U1"], "indicator_code": ["g_far"], "area_id": ["U1"]})
     values = pd.DataFrame({"level": ["unit", "unit"], "area_id": ["U1", "U1"], "code": ["g_far", "cov_bus_stop"],
                            "value": [3.1, 100.0]})
-    led = update_ledger(last, this, year=2024, catalogue=cat, values=values).set_index("problem_id")
+    # issue 20 keeps the ledger per problem point: its key is point_id (last year's problem_id read as one)
+    led = update_ledger(last, this, year=2024, catalogue=cat, values=values).set_index("point_id")
     assert led.loc["g_far@U1", ["status", "definition"]].tolist() == ["persisting", gdef]
     # the 2024 edition no longer holds c_kindergarten_gap: not compared, never "resolved"
     assert led.loc["c_kindergarten_gap@U1", "status"] == "not_compared"
@@ -171,7 +172,7 @@ def test_ledger_records_definitions_and_refuses_a_changed_one(tmp_path):
     assert led.loc["cov_nursery@U2", "status"] == "not_compared"
     assert led.loc["cov_bus_stop@U1", "status"] == "resolved"
     p = write_ledger(led.reset_index(), tmp_path / "ledger.csv")
-    assert read_ledger(p).set_index("problem_id").loc["g_far@U1", "definition"] == gdef
+    assert read_ledger(p).set_index("point_id").loc["g_far@U1", "definition"] == gdef
     # the same code defined differently last year: refused
     changed = last.assign(definition=["g_far#12345678", "", "", ""])
     with pytest.raises(LayerError, match="last year's ledger.*'g_far' is defined differently: g_far#12345678 then"):

@@ -20,7 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from ..problem_list import LEVEL_NOUN_ZH, UNIT_ZH
+from ..problem_list import LEVEL_NOUN_ZH, unit_zh
 from . import _common as c
 
 __all__ = ["unit_problem_features", "side_table_html", "format_value", "problem_points_of", "LEVEL_LABELS",
@@ -40,7 +40,7 @@ def format_value(v: float, unit: str | None, lang: str = "zh") -> str:
     s = s[:-2] if s.endswith(".0") else s
     u = "" if unit is None or str(unit) in ("", "nan", "None") else str(unit)
     if c.lang_index(lang) == 0:
-        u = UNIT_ZH.get(u, u)
+        u = unit_zh(u)
     if not u:
         return s
     return f"{s}{u}" if u == "%" else f"{s} {u}"
