@@ -30,6 +30,7 @@ import shapely
 from scipy.sparse import coo_matrix, csr_matrix
 
 from . import settings
+from .access_tables import _facilities_used, _per_area, _per_home
 from .errors import ConfigError, GeotijianWarning, LayerError
 from .facilities import facility_catalogue
 from .model import GAP_COLUMNS
@@ -41,7 +42,6 @@ from .network import (
     distance_graph,
     distances_at_snaps,
     facility_access,
-    feature_rules,
     snap_points,
 )
 from .network.snap import _snap_geoms
@@ -499,6 +499,52 @@ def _assign_units(homes: gpd.GeoDataFrame, units: gpd.GeoDataFrame | None, unit_
     return unit, town
 
 
+def _coverage_types(facilities: Any, types: list[str] | None, wd: dict[str, float],
+                    type_col: str) -> tuple[list[str], list[dict]]:
+    """The types to assess (default: those present with a walking distance) and the report
+    rows of the types left out; warns from the caller of :func:`service_coverage`."""
+    extra_rep = []
+    if types is None:
+        present = (list(facilities.keys()) if isinstance(facilities, Mapping) else
+                   sorted(facilities[type_col].dropna().astype(str).unique())
+                   if isinstance(facilities, pd.DataFrame) and type_col in facilities.columns else [])
+        types = [t for t in present if np.isfinite(wd.get(t, np.nan))]
+        left = [t for t in present if t not in types]
+        extra_rep = [{"layer": "facilities", "feature": -1, "feature_id": None,
+                      "problem": f"type {t!r} has no walking distance in the catalogue: "
+                                 "left out of coverage",
+                      "offset_m": np.nan, "component": -1} for t in left]
+        if left:  # said, not only reported: a type the user expected is missing
+            warnings.warn(f"service_coverage: facility types without a walking distance in the "
+                          f"catalogue left out of coverage: {', '.join(left)} (give them "
+                          "walk_distance_m with facility_catalogue(overrides=...) to assess them)",
+                          AccessWarning, stacklevel=3)
+    types = list(types)
+    bad = [t for t in types if not np.isfinite(wd.get(t, np.nan))]
+    if bad:
+        raise ConfigError("types", f"no walking distance in the catalogue for {bad}",
+                          "set walk_distance_m with facility_catalogue(overrides=...)")
+    if not types:
+        raise ConfigError("types", "no facility type to assess",
+                          "pass types=[...] or facilities with a 'type' column")
+    return types, extra_rep
+
+
+def _home_population(homes: gpd.GeoDataFrame, pop_col: str) -> np.ndarray:
+    """Population of each home (persons): the column must exist, every value finite and ≥ 0."""
+    if pop_col not in homes.columns:
+        raise LayerError("homes", f"has no population column {pop_col!r}",
+                         fix="add it (persons) or pass pop_col=")
+    pop = pd.to_numeric(homes[pop_col], errors="coerce").to_numpy(dtype=float)
+    badpop = ~np.isfinite(pop) | (pop < 0)
+    if badpop.any():
+        i = int(np.flatnonzero(badpop)[0])
+        raise LayerError("homes", f"population {homes[pop_col].iloc[i]!r} is missing or negative",
+                         feature=i, feature_id=homes.index[i], count=int(badpop.sum()),
+                         fix="give every home a population ≥ 0 (persons)")
+    return pop
+
+
 def service_coverage(
     network: WalkNetwork,
     homes: gpd.GeoDataFrame,
@@ -550,40 +596,8 @@ def service_coverage(
     """
     cat = facility_catalogue() if catalogue is None else catalogue
     wd = dict(zip(cat["code"], cat["walk_distance_m"].astype(float)))
-    extra_rep = []
-    if types is None:
-        present = (list(facilities.keys()) if isinstance(facilities, Mapping) else
-                   sorted(facilities[type_col].dropna().astype(str).unique())
-                   if isinstance(facilities, pd.DataFrame) and type_col in facilities.columns else [])
-        types = [t for t in present if np.isfinite(wd.get(t, np.nan))]
-        left = [t for t in present if t not in types]
-        extra_rep = [{"layer": "facilities", "feature": -1, "feature_id": None,
-                      "problem": f"type {t!r} has no walking distance in the catalogue: "
-                                 "left out of coverage",
-                      "offset_m": np.nan, "component": -1} for t in left]
-        if left:  # said, not only reported: a type the user expected is missing
-            warnings.warn(f"service_coverage: facility types without a walking distance in the "
-                          f"catalogue left out of coverage: {', '.join(left)} (give them "
-                          "walk_distance_m with facility_catalogue(overrides=...) to assess them)",
-                          AccessWarning, stacklevel=2)
-    types = list(types)
-    bad = [t for t in types if not np.isfinite(wd.get(t, np.nan))]
-    if bad:
-        raise ConfigError("types", f"no walking distance in the catalogue for {bad}",
-                          "set walk_distance_m with facility_catalogue(overrides=...)")
-    if not types:
-        raise ConfigError("types", "no facility type to assess",
-                          "pass types=[...] or facilities with a 'type' column")
-    if pop_col not in homes.columns:
-        raise LayerError("homes", f"has no population column {pop_col!r}",
-                         fix="add it (persons) or pass pop_col=")
-    pop = pd.to_numeric(homes[pop_col], errors="coerce").to_numpy(dtype=float)
-    badpop = ~np.isfinite(pop) | (pop < 0)
-    if badpop.any():
-        i = int(np.flatnonzero(badpop)[0])
-        raise LayerError("homes", f"population {homes[pop_col].iloc[i]!r} is missing or negative",
-                         feature=i, feature_id=homes.index[i], count=int(badpop.sum()),
-                         fix="give every home a population ≥ 0 (persons)")
+    types, extra_rep = _coverage_types(facilities, types, wd, type_col)
+    pop = _home_population(homes, pop_col)
     acc = _compute(network, homes, facilities, types=types, max_distance=search_limit,
                    entrances=entrances, id_col=id_col, type_col=type_col,
                    access_distance=access_distance, progress=progress)
@@ -592,49 +606,13 @@ def service_coverage(
     unit, town = _assign_units(homes_m, units, unit_col, town_col, rep_rows)
     thr = np.array([wd[t] for t in types])
     covered = acc.dist <= thr[None, :]
-    ph = pd.DataFrame({"home_id": acc.home_ids, "home_kind": _home_kind(homes_m, home_kind),
-                       "unit_id": unit if unit is not None else None,
-                       "town_code": town if town is not None else None,
-                       "population": pop})
-    for j, t in enumerate(types):
-        ph[f"dist_{t}"] = acc.dist[:, j]
-        ph[f"covered_{t}"] = covered[:, j]
-    ph["types_covered"] = covered.sum(axis=1)
-    ph["complete"] = covered.all(axis=1)
-    per_home = gpd.GeoDataFrame(ph, geometry=homes_m.geometry.to_numpy(), crs=network.crs)
-    order = np.argsort(pd.Index(acc.home_ids).astype(str).to_numpy(), kind="stable")
-    per_home = per_home.iloc[order].reset_index(drop=True)
-    # population-weighted shares by unit / town / district, from the homes
-    levels = [("unit", unit), ("town", town), ("district", np.full(len(pop), "district", dtype=object))]
-    cov_all = np.column_stack([covered, covered.all(axis=1)])
-    names = types + ["complete_life_circle"]
-    frames = []
-    wcov = cov_all * pop[:, None]
-    for level, area in levels:
-        if area is None:
-            continue
-        keys = pd.Index(area.astype(str))
-        codes, uniq = pd.factorize(keys, sort=True)
-        P = np.bincount(codes, weights=pop, minlength=len(uniq))
-        C = np.stack([np.bincount(codes, weights=wcov[:, j], minlength=len(uniq))
-                      for j in range(len(names))], axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(P[:, None] > 0, C / P[:, None], np.nan)
-        frames.append(pd.DataFrame({
-            "level": level, "area_id": np.repeat(np.asarray(uniq), len(names)),
-            "facility_type": np.tile(names, len(uniq)),
-            "population": np.repeat(P, len(names)), "covered_population": C.ravel(),
-            "share": share.ravel(), "not_covered": (P[:, None] - C).ravel()}))
-    per_area = pd.concat(frames, ignore_index=True)
+    per_home = _per_home(acc, _home_kind(homes_m, home_kind), unit, town, pop, types, covered,
+                         homes_m.geometry.to_numpy(), network.crs)
+    per_area = _per_area(covered, pop, unit, town, types)
     district = per_area[(per_area.level == "district") &
                         (per_area.facility_type == "complete_life_circle")]
     complete_share = float(district["share"].iloc[0])
-    fac = acc.fac
-    rules = feature_rules(acc.fac_snap)
-    nacc = np.bincount(acc.fac_snap.owner, minlength=len(fac)) if len(fac) else np.zeros(0, int)
-    fac_out = gpd.GeoDataFrame({"type": fac["_type"].to_numpy(), "facility_id": fac["_fid"].to_numpy(),
-                                "access_rule": rules, "n_access_points": nacc},
-                               geometry=fac.geometry.to_numpy(), crs=network.crs)
+    fac_out = _facilities_used(acc, network.crs)
     report = pd.concat([acc.report, pd.DataFrame(rep_rows, columns=REPORT_COLUMNS)],
                        ignore_index=True) if rep_rows else acc.report
     return CoverageResult(per_home, per_area, complete_share, types,

@@ -268,14 +268,8 @@ def _report(report: dict) -> dict:
     return report
 
 
-def read_config(path: str | Path) -> StudyConfig:
-    """Read and validate a ``study.toml``.
-
-    Raises
-    ------
-    ConfigError
-        Naming the key (``layers.compounds.path``), the problem and the fix.
-    """
+def _read_toml(path: str | Path) -> tuple[Path, dict]:
+    """The study file's path (resolved) and its parsed TOML."""
     path = Path(path).resolve()
     if not path.exists():
         raise ConfigError("(file)", f"study file not found: {path}", "check the path or run `geotijian init`")
@@ -283,7 +277,11 @@ def read_config(path: str | Path) -> StudyConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(syntax)", f"not valid TOML: {exc}", "fix the line shown") from None
-    base = path.parent
+    return path, raw
+
+
+def _check_sections(raw: dict) -> None:
+    """Unknown sections, and unknown keys of the known ones."""
     unknown = sorted(set(raw) - _TOP_KEYS)
     _expect(not unknown, unknown[0] if unknown else "", "unknown section",
             f"{_did_you_mean(unknown[0], _TOP_KEYS) if unknown else ''}known sections: "
@@ -292,6 +290,9 @@ def read_config(path: str | Path) -> StudyConfig:
         if isinstance(raw.get(sec), dict):
             _check_keys(raw[sec], known, sec)
 
+
+def _study_section(raw: dict, base: Path) -> tuple[dict, str, str, int, str, Path]:
+    """``[study]``: the table, its name, level, year, metric CRS and output folder."""
     study = _table(raw, "study")
     _expect("name" in study, "study.name", "missing", "give the study a short name (used as output folder)")
     name = str(study["name"])
@@ -311,11 +312,11 @@ def read_config(path: str | Path) -> StudyConfig:
     if "output" not in study:
         # default: the project's outputs/ folder when run from the project, else beside the toml
         output = (Path.cwd() / settings.output_dir).resolve()
+    return study, name, level, year, crs, output
 
-    layers_raw = _table(raw, "layers")
-    layers = [_layer(base, k, v, f"layers.{k}") for k, v in layers_raw.items()]
-    roles = {s.role for s in layers}
 
+def _osm_section(raw: dict, base: Path) -> dict:
+    """``[osm]``: exactly one of path, place, bbox, and what to take from it."""
     osm = _table(raw, "osm")
     if osm:
         given = [k for k in ("path", "place", "bbox") if k in osm]
@@ -332,10 +333,11 @@ def read_config(path: str | Path) -> StudyConfig:
         bad = [u for u in use if u not in known]
         _expect(not bad, "osm.use", f"unknown item {bad[0] if bad else ''!r}", f"use any of: {', '.join(sorted(known))}")
         osm["use"] = list(use)
+    return osm
 
-    _expect("boundary" in roles or bool(osm), "layers.boundary", "missing",
-            "give a boundary layer, or an [osm] source whose extent is used as the boundary")
 
+def _network_section(raw: dict, osm: dict, roles: set) -> dict:
+    """``[network]``: its source (roads layer or OSM) and the snap distance."""
     network = _table(raw, "network")
     net_source = network.get("source", "osm" if osm and "network" in osm.get("use", []) else "roads")
     _expect(net_source in NETWORK_SOURCES, "network.source", f"unknown source {net_source!r}",
@@ -347,7 +349,11 @@ def read_config(path: str | Path) -> StudyConfig:
         _expect(bool(osm), "osm", "network.source = \"osm\" needs an [osm] section", "add [osm] path = ...")
     network["source"] = net_source
     _number(network, "max_snap_distance_m", "network.max_snap_distance_m")
+    return network
 
+
+def _population_section(raw: dict, base: Path, osm: dict, roles: set) -> dict:
+    """``[population]``: its source and what that source needs."""
     population = _table(raw, "population")
     pop_source = population.get("source", "attribute")
     _expect(pop_source in POPULATION_SOURCES, "population.source", f"unknown source {pop_source!r}",
@@ -361,7 +367,11 @@ def read_config(path: str | Path) -> StudyConfig:
                 "missing (population.source = \"buildings\")", "give a buildings layer or use OSM buildings")
     _number(population, "floor_area_per_person_m2", "population.floor_area_per_person_m2")
     population["source"] = pop_source
+    return population
 
+
+def _units_section(raw: dict) -> dict:
+    """``[units]``: population bounds, sliver area, road classes."""
     units = _table(raw, "units")
     for k in ("min_pop", "max_pop", "sliver_area_m2"):
         _number(units, k, f"units.{k}")
@@ -371,7 +381,11 @@ def read_config(path: str | Path) -> StudyConfig:
         lo = units.get("min_pop", settings.unit_min_pop)
         hi = units.get("max_pop", settings.unit_max_pop)
         _expect(lo < hi, "units.min_pop", f"min_pop ({lo}) must be below max_pop ({hi})")
+    return units
 
+
+def _facilities_section(raw: dict, base: Path) -> dict:
+    """``[facilities]``: catalogue file, type codes, walking distances."""
     facilities = _table(raw, "facilities")
     if "catalogue" in facilities:
         facilities["catalogue"] = _file(base, facilities["catalogue"], "facilities.catalogue")
@@ -382,6 +396,36 @@ def read_config(path: str | Path) -> StudyConfig:
     _expect(isinstance(dist, dict), "facilities.distances", "must be a table: code = metres")
     for code, metres in dist.items():
         _number({code: metres}, code, f"facilities.distances.{code}")
+    return facilities
+
+
+def read_config(path: str | Path) -> StudyConfig:
+    """Read and validate a ``study.toml``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (``layers.compounds.path``), the problem and the fix.
+    """
+    path, raw = _read_toml(path)
+    base = path.parent
+    _check_sections(raw)
+
+    study, name, level, year, crs, output = _study_section(raw, base)
+
+    layers_raw = _table(raw, "layers")
+    layers = [_layer(base, k, v, f"layers.{k}") for k, v in layers_raw.items()]
+    roles = {s.role for s in layers}
+
+    osm = _osm_section(raw, base)
+
+    _expect("boundary" in roles or bool(osm), "layers.boundary", "missing",
+            "give a boundary layer, or an [osm] source whose extent is used as the boundary")
+
+    network = _network_section(raw, osm, roles)
+    population = _population_section(raw, base, osm, roles)
+    units = _units_section(raw)
+    facilities = _facilities_section(raw, base)
 
     indicators = _table(raw, "indicators")
     for k in ("custom", "filled"):

@@ -29,18 +29,16 @@ import pandas as pd
 from . import settings
 from .access import (
     coverage_gaps,
-    facility_distance_matrix,
     report_summary,
     service_areas,
     service_coverage,
 )
-from .area_names import with_unit_names
-from .assess import build_tables, problem_status, read_ledger, update_ledger, write_ledger, write_tables
+from .assess import write_ledger, write_tables
 from .config import StudyConfig, did_you_mean, read_config
-from .errors import ConfigError, CoordinateWarning, LayerError, OutputError, RepairWarning
+from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
-from .indicators import compute_indicators, indicator_catalogue, read_filled_values
+from .indicators import indicator_catalogue
 from .io.alignment import alignment_message, check_alignment
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
@@ -63,32 +61,30 @@ from .runlog import (
     staged_output,
 )
 from .study_fillin import (
-    _collect_fillins,
     _edition_run_json,
-    _edition_values,
     _fillin_plan,
-    _note_sources,
     _write_edition_outputs,
 )
 from .study_plan import _plan_json, _plan_step
 from .study_report import (
-    _hotline_facts,
-    _plan_with_respondents,
     _report_step,
-    _survey_facts,
     report_options,
     report_study,
 )
-from .survey import complaint_hotspots, complaint_rates, plan_sample, read_survey
+from .study_steps import (
+    FCA_TYPES,  # noqa: F401  (importable from geotijian.study, as before)
+    _coverage_step,
+    _indicators_step,
+    _judgement_step,
+    _ledger_step,
+    _survey_step,
+    _units_step,
+    _with_access_rule,
+)
 from .units import build_units, compounds_from_landuse, range_compliance
 
 __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
-
-#: Capacity-aware supply indicators (2SFCA) computed when facilities carry a capacity:
-#: type → share of residents who are the demand (kindergarten: children 3-6 ≈ 3 % of
-#: residents, Shanghai's age structure; nursing home: residents 80+ ≈ 4 %).
-FCA_TYPES = {"kindergarten": 0.03, "nursing_home": 0.04, "elderly_day_care": 0.04}
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
          "survey", "judgement", "ledger", "plan", "outputs", "report")
@@ -456,117 +452,22 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
         else:
             data.network = build_network(data.roads, crs=cfg.crs)
     with log.step("units"):
-        # residents on compounds, blocks, units: one path shared with `geotijian units`
-        built = build_units(data.roads, data.compounds, boundary=data.boundary, committees=data.committees,
-                            towns=data.towns, water=data.water, rail=data.rail, buildings=data.buildings,
-                            raster=cfg.population.get("raster"), population_source=cfg.population["source"],
-                            **_population_totals(cfg, data), road_classes=cfg.units.get("road_classes"),
-                            sliver_area_m2=cfg.units.get("sliver_area_m2"),
-                            min_pop=cfg.units.get("min_pop"), max_pop=cfg.units.get("max_pop"))
-        data.blocks, data.compounds, data.units = built["blocks"], built["compounds"], built["units"]
-        all_homes = built["homes"]
-        report = built["report"]
-        pop = report.get("population", {}) if isinstance(report, dict) else {}
-        data.meta["population"] = {k: v for k, v in pop.items() if not isinstance(v, pd.DataFrame)}
-        data.meta["units_feasibility"] = data.units.attrs.get("geotijian", {}).get("feasibility", [])
-        data.meta["clipped"] = report.get("clipped", {})
-        data.meta["compound_pieces"] = {k: data.units.attrs["geotijian"]["report"].get(k)
-                                        for k in ("cut_by_roads", "overshoots", "cross_town")}
-        # units named after their committees (tables, maps and figures show names, not IDs)
-        data.units = with_unit_names(data.units, data.committees)
+        all_homes = _units_step(cfg, data)
     with log.step("coverage"):
-        # compounds and, with residents from buildings, the housing outside every compound
-        homes = all_homes[["compound_id", "home_kind", "unit_id", "population", "geometry"]].rename(
-            columns={"compound_id": "home_id"})
-        entrances = osm.entrances if osm is not None else None
-        cov = service_coverage(data.network, homes, data.facilities, types=types, catalogue=fcat,
-                               units=data.units, entrances=entrances)
-        data.homes = cov.per_home
-        data.coverage_gaps = coverage_gaps(cov)
-        data.service_areas = service_areas(data.network, data.facilities, catalogue=fcat, types=cov.types,
-                                           entrances=entrances)
-        data.facilities = _with_access_rule(data.facilities, cov.facilities)
-        res.tables["coverage"] = cov.per_area
-        dist = cov.per_home.set_index("home_id")[[f"dist_{t}" for t in cov.types]]
-        dist.columns = cov.types
-        data.meta["distances"] = dist
-        data.meta["walk_distances"] = cov.walk_distance_m
-        district = cov.per_area[cov.per_area["level"] == "district"]
-        data.meta["coverage_district"] = pd.DataFrame({
-            "type": district["facility_type"].to_numpy(),
-            "share_%": (district["share"].to_numpy() * 100).round(1),
-            "not_covered": district["not_covered"].round(0).astype(int).to_numpy(),
-        })
-        fca = {}
-        for t, share in FCA_TYPES.items():
-            fac = data.facilities[data.facilities["type"] == t]
-            if t in cov.types and len(fac) and "capacity" in fac.columns and fac["capacity"].notna().any():
-                fac = fac.sort_values("facility_id")
-                od = facility_distance_matrix(data.network, homes.sort_values("home_id").reset_index(drop=True),
-                                              fac, max_distance=cov.walk_distance_m[t], entrances=entrances)
-                fca[t] = {"supply": fac["capacity"].fillna(0).to_numpy(float), "od": od,
-                          "max_distance": cov.walk_distance_m[t], "demand_share": share, "method": "e2sfca"}
-        data.meta["fca"] = fca
+        _coverage_step(data, all_homes, fcat, types, osm, res)
     with log.step("imagery"):
         if cfg.imagery:
             ortho = read_orthophoto(cfg.imagery["path"], bands=cfg.imagery.get("bands"))
             data.imagery = imagery_indicators(ortho, data.units)
             data.meta["ortho"] = ortho
     with log.step("indicators"):
-        values = compute_indicators(
-            data.units, homes=data.homes.sort_values("home_id").reset_index(drop=True),
-            distances=data.meta["distances"], walk_distances=data.meta["walk_distances"],
-            residential=data.compounds, parks=data.parks, facilities=data.facilities, fca=data.meta["fca"] or None,
-            roads=data.roads, buildings=data.buildings, compounds=data.compounds,
-            complaints=data.complaints, imagery=data.imagery, greenways=data.greenways)
-        values = _edition_values(values, icat, data)
-        if cfg.indicators.get("filled"):
-            filled = read_filled_values(cfg.indicators["filled"], catalogue=icat, units=data.units)
-            _note_sources(data, filled, f"填报表: {Path(cfg.indicators['filled']).name}")
-            values = pd.concat([values, filled[values.columns]], ignore_index=True)
-        if collect and cfg.fillin.get("folder") is not None:
-            values = _collect_fillins(cfg, data, icat, values, res)
-        data.indicator_values = values.sort_values(["level", "area_id", "code"], kind="stable").reset_index(drop=True)
+        _indicators_step(cfg, data, icat, res, collect)
     with log.step("survey"):
-        satisfaction = complaints = None
-        if cfg.survey is not None:
-            sres = read_survey(cfg.survey, units=data.units)
-            data.survey = sres.satisfaction
-            satisfaction = sres.satisfaction
-            res.tables["survey_issues"] = sres.issues
-            res.tables["sample_plan"] = _plan_with_respondents(sres.plan, sres.respondents)
-            data.meta.setdefault("facts", {})["survey"] = _survey_facts(sres)
-            sv = sres.indicator_values()
-            _note_sources(data, sv, "问卷")
-            data.indicator_values = pd.concat([data.indicator_values, sv[data.indicator_values.columns]],
-                                              ignore_index=True).sort_values(
-                ["level", "area_id", "code"], kind="stable").reset_index(drop=True)
-        else:
-            res.tables["sample_plan"] = plan_sample(data.units)
-        if data.complaints is not None:
-            complaints = complaint_rates(data.complaints, data.units)
-            res.tables["complaint_rates"] = complaints
-            data.meta.setdefault("facts", {})["hotline"] = _hotline_facts(data.complaints, complaints)
-            data.hotspots = complaint_hotspots(data.complaints, area=data.boundary,
-                                               seed=settings.random_seed)
+        satisfaction, complaints = _survey_step(cfg, data, res)
     with log.step("judgement"):
-        _warn_unjudged(cfg, icat, data.indicator_values)
-        tables = build_tables(data.indicator_values, icat, areas=data.units, satisfaction=satisfaction,
-                              complaints=complaints, district_name=data.display_name)
-        res.tables.update(tables)
-        data.indicator_table = tables["indicator_table"]
-        data.strengths = tables["strengths"]
-        data.suggestions = tables["suggestions"]
-        data.problem_points = tables["problem_points"]
-        data.problems = tables["problems"]
+        _judgement_step(cfg, data, icat, res, satisfaction, complaints)
     with log.step("ledger"):
-        last = read_ledger(cfg.ledger_last_year) if cfg.ledger_last_year is not None else None
-        ledger = update_ledger(last, data.problem_points, units_this=data.units, year=cfg.year, catalogue=icat,
-                               values=data.indicator_values)
-        # the ledger is a table (台账); problems and points carry the geometry
-        data.ledger = pd.DataFrame(ledger.drop(columns="geometry", errors="ignore"))
-        data.problems = problem_status(data.problems, data.ledger, year=cfg.year)
-        res.tables["problems"] = data.problems
+        _ledger_step(cfg, data, icat, res)
     with log.step("plan"):
         if cfg.plan.get("enabled"):
             _plan_step(cfg, data, fcat, osm.entrances if osm is not None else None, log.timings)
@@ -618,37 +519,6 @@ def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
         raise ConfigError(key, msg.split(". Fix:")[0], "use a code of the indicator catalogue "
                           "(geotijian.indicator_catalogue()) or add it as a 特色指标 in indicators.custom") from None
     return cat
-
-
-def _warn_unjudged(cfg: StudyConfig, cat: pd.DataFrame, values: pd.DataFrame) -> None:
-    """Say so when coverage was computed but the study set no target to judge it by."""
-    computed = set(values["code"])
-    cov = cat[cat["code"].str.startswith("cov_") & cat["origin"].str.startswith("geotijian")
-              & cat["code"].isin(computed)]
-    unjudged = cov[cov["reference_op"] == ""]
-    if len(unjudged) and cfg.indicators.get("coverage_reference") is None:
-        warnings.warn(f"coverage of {len(unjudged)} facility types is computed but not judged: no published "
-                      "standard gives a coverage target (GB 50180-2018 gives the walking distances). Fix: set the "
-                      "study's target under [indicators] coverage_reference = 90 (percent of residents within "
-                      "walking distance; per type as a table), or per indicator under [indicators.reference]",
-                      RepairWarning, stacklevel=2)
-
-
-def _population_totals(cfg: StudyConfig, data: StudyData) -> dict:
-    """Known committee (else town) populations scale an estimate from buildings or a raster."""
-    if cfg.population["source"] != "attribute":
-        for layer, key in ((data.committees, "committee_id"), (data.towns, "town_code")):
-            if layer is not None and "population" in layer.columns and layer["population"].notna().all():
-                return {"totals": layer, "total_by": key}
-    return {}
-
-
-def _with_access_rule(facilities: gpd.GeoDataFrame, used: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    if used is None or "access_rule" not in used.columns:
-        return facilities.sort_values("facility_id").reset_index(drop=True)
-    rules = used.drop_duplicates("facility_id").set_index("facility_id")["access_rule"]
-    out = facilities.assign(access_rule=facilities["facility_id"].map(rules))
-    return out.sort_values("facility_id").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- outputs

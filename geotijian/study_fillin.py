@@ -31,7 +31,8 @@ def _edition_values(values: pd.DataFrame, icat: pd.DataFrame, data: StudyData) -
         data.meta["outside_edition"] = dropped
         warnings.warn(f"{len(dropped)} computed indicator(s) are not in edition {icat['edition'].iloc[0]} and are left "
                       f"out: {', '.join(dropped[:6])}{' …' if len(dropped) > 6 else ''}. Fix: add them under "
-                      "[indicators] include to keep them", RepairWarning, stacklevel=2)
+                      "[indicators] include to keep them", RepairWarning,
+                      stacklevel=3)  # (from study._run, via study_steps._indicators_step)
     values = values[keep].reset_index(drop=True)
     data.meta["computed_codes"] = sorted(set(values["code"]))
     return values
