@@ -26,7 +26,7 @@ from geotijian.assess import (
 )
 from geotijian.errors import ConfigError, LayerError
 from geotijian.indicators import indicator_catalogue
-from geotijian.model import LEDGER_COLUMNS, LEDGER_COLUMNS_V1, POINT_COLUMNS, PROBLEM_CLASSES, PROBLEM_COLUMNS
+from geotijian.model import LEDGER_COLUMNS, LEDGER_COLUMNS_V1, POINT_COLUMNS, PROBLEM_CLASSES
 
 CRS = "EPSG:32651"
 X0, Y0 = 300000.0, 3460000.0

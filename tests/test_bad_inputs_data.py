@@ -21,7 +21,7 @@ import shapely.affinity
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from geotijian import settings
-from geotijian.errors import CoordinateWarning, GeotijianWarning, RepairWarning
+from geotijian.errors import CoordinateWarning, GeotijianWarning
 from geotijian.units import assign_compounds, delineate_blocks, delineate_units
 
 CRS = "EPSG:32651"

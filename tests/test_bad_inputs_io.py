@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
-import shapely
 from shapely.geometry import Point, box
 
 import geotijian as gt

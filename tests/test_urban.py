@@ -10,7 +10,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import shapely
 from shapely.geometry import LineString, Point, box
 
 from geotijian.errors import ConfigError, LayerError, RepairWarning
