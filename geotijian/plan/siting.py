@@ -42,7 +42,7 @@ import shapely
 from scipy.sparse import csr_matrix
 
 from .. import settings
-from ..access import AccessWarning, nearest_facility_distance
+from ..access import AccessWarning, _home_population, nearest_facility_distance
 from ..errors import ConfigError, FeasibilityError, LayerError, PlanWarning
 from ..facilities import facility_catalogue
 from ..network import WalkNetwork, check_metric, facility_access, snap_points
@@ -146,19 +146,6 @@ def _pick_id(gdf: pd.DataFrame, id_col: str | None, names: tuple[str, ...], laye
         raise LayerError(layer, f"ID {ids[i]!r} is not unique", feature=i, feature_id=ids[i],
                          count=int(dup.sum()), fix="give every feature a unique ID")
     return np.asarray(ids, dtype=object)
-
-
-def _population(homes: pd.DataFrame, pop_col: str) -> np.ndarray:
-    if pop_col not in homes.columns:
-        raise LayerError("homes", f"has no population column {pop_col!r}",
-                         fix="add it (persons) or pass pop_col=")
-    pop = pd.to_numeric(homes[pop_col], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(pop) | (pop < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise LayerError("homes", f"population {homes[pop_col].iloc[i]!r} is missing or negative",
-                         feature=i, count=int(bad.sum()), fix="give every home a population ≥ 0 (persons)")
-    return pop
 
 
 def _walk_distance(facility_type: str, walk_distance: float | None, catalogue: pd.DataFrame | None
@@ -450,7 +437,7 @@ def _homes(network: WalkNetwork, homes: gpd.GeoDataFrame, pop_col: str, id_col: 
            units: gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """The homes checked (metric CRS), their populations (persons), IDs and units."""
     homes = check_metric(homes, "homes", network)
-    pop = _population(homes, pop_col)
+    pop = _home_population(homes, pop_col)   # the coverage step's check: same message
     home_ids = _pick_id(homes, id_col, _HOME_IDS, "homes", "H")
     unit = homes[unit_col].astype(object).to_numpy() if unit_col in homes.columns else \
         _units_of(homes.geometry.to_numpy(), units, homes.crs)
