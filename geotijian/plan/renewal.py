@@ -25,8 +25,9 @@ draws them from the check-up itself, in three steps, each documented and each te
 
 2. **Selection**: units whose score is in the district's top third (``score_quantile``
    0.67) seed areas; so do units that are a significant hot spot of the score
-   (Getis-Ord Gi*, ``esda.G_Local``, binary contiguity, 999 permutations with the study's
-   seed, pseudo p ≤ ``hotspot_p`` 0.05, z > 0) and score at least the district median.
+   (Getis-Ord Gi*, :func:`geotijian.plan.gistar.gi_star`: esda's statistic, binary contiguity,
+   999 conditional permutations with the study's seed, pseudo p ≤ ``hotspot_p`` 0.05,
+   z > 0) and score at least the district median.
 
 3. **Contiguous areas within size bounds**: selected units that are neighbours (sharing a
    boundary, or less than ``settings.unit_bridge_gap_m`` = 60 m apart across a canal or a
@@ -62,6 +63,7 @@ from scipy.sparse.csgraph import connected_components
 from .. import settings
 from ..errors import ConfigError, LayerError, PlanWarning
 from ..model import PROBLEM_CLASSES
+from .gistar import gi_star
 
 __all__ = ["RenewalResult", "renewal_scores", "renewal_areas", "unit_neighbours",
            "problem_points", "DEFAULT_WEIGHTS", "DEFAULT_CLASS_WEIGHTS", "SCORE_CODES",
@@ -218,16 +220,8 @@ def _gi_star(score: np.ndarray, adj: coo_matrix, seed: int) -> tuple[np.ndarray,
     p = np.full(n, np.nan)
     if n < 5 or not np.isfinite(score).all() or np.ptp(score) == 0 or adj.nnz == 0:
         return z, p
-    from esda import G_Local
-    from libpysal.weights import W
-
-    a = adj.tocsr()
-    neigh = {i: a.indices[a.indptr[i]:a.indptr[i + 1]].tolist() for i in range(n)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # islands, star fill notes
-        w = W(neigh, silence_warnings=True)
-        g = G_Local(score, w, transform="B", permutations=999, star=1.0, seed=seed, n_jobs=1)
-    return np.asarray(g.Zs, dtype=float), np.asarray(g.p_sim, dtype=float)
+    g = gi_star(score, adj.tocsr(), permutations=999, seed=seed)
+    return g["z"], g["p_sim"]
 
 
 # ------------------------------------------------------------------------------- scores
