@@ -37,20 +37,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 leftover.unlink()
 
 
+#: GDAL options while a GeoPackage is written to its temporary file: no fsync per SQLite
+#: transaction and the rollback journal in memory. The file is renamed onto its target only
+#: once GDAL has closed it (:func:`atomic_path`): a crash leaves the previous file, so the
+#: per-transaction durability bought nothing but waits (28 layers of a study's GeoPackage:
+#: 5.6 -> 0.9 s of wall time, the same bytes).
+_FAST_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "MEMORY"}
+
+
 @contextlib.contextmanager
 def fixed_gdal_date(date: str = "2000-01-01T00:00:00.000Z") -> Iterator[None]:
     """Pin the timestamp GDAL writes into GeoPackages (``gpkg_contents.last_change``).
 
     With it, the same layers give the same bytes (``OGR_CURRENT_DATE`` config option).
+    Meant for writing into :func:`atomic_path`'s temporary file: SQLite's per-transaction
+    fsync and on-disk journal are off for the duration (``_FAST_SQLITE``).
     """
     import pyogrio
 
-    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": date})
+    opts = {"OGR_CURRENT_DATE": date, **_FAST_SQLITE}
+    old = {k: pyogrio.get_gdal_config_option(k) for k in opts}
+    pyogrio.set_gdal_config_options(opts)
     try:
         yield
     finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
+        pyogrio.set_gdal_config_options(old)
 
 
 @contextlib.contextmanager
