@@ -64,19 +64,15 @@ def number_format(unit: str | None) -> str:
     return UNIT_FORMATS.get(str(unit), _GENERAL)
 
 
-def _width(texts: list[str]) -> float:
-    return max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
-
-
 def _text_widths(values: list) -> np.ndarray:
-    """:func:`_width` of each value's text (CJK characters count 2), 0 for missing values."""
-    s = pd.Series(values, dtype=object)
-    ok = s.notna().to_numpy()
-    out = np.zeros(len(s), dtype=np.int64)
-    if ok.any():
-        t = s[ok].astype(str)
-        out[ok] = (t.str.len() + t.str.count("[^\x00-\u2e80]")).to_numpy(dtype=np.int64)
-    return out
+    """Display width of each value's text (CJK characters count 2), 0 for missing values."""
+    missing = pd.isna(np.array(values + [""], dtype=object))[:-1]
+    texts = ["" if na else v if type(v) is str else str(v) for v, na in zip(values, missing, strict=True)]
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    wide = np.concatenate([[0], np.cumsum(points > 0x2E80)])
+    ends = np.cumsum(lengths)
+    return lengths + wide[ends] - wide[ends - lengths]
 
 
 def _column_values(col: pd.Series) -> list:
@@ -88,17 +84,21 @@ def _column_values(col: pd.Series) -> list:
             out[np.isnan(arr)] = None
         return out.tolist()
     return [None if (isinstance(x, float) and x != x) or x is pd.NA else (x.item() if isinstance(x, np.generic) else x)
-            for x in col]
+            for x in col.to_numpy(dtype=object)]
+
+
+_RISKY_FIRST = frozenset("=+-@\t\r")
 
 
 def _formula_like(values: list) -> np.ndarray:
     """Text a spreadsheet would evaluate (:func:`geotijian.io.tables.is_formula_like`)."""
-    s = pd.Series(values, dtype=object)
-    is_text = (s.map(type) == str).to_numpy()
-    if not is_text.any():
-        return np.zeros(len(s), dtype=bool)
-    t = s.where(is_text, "").astype(str)
-    return is_text & t.str.match(_RISKY).to_numpy(dtype=bool) & ~t.str.match(_NUMBER).to_numpy(dtype=bool)
+    import re
+
+    out = np.zeros(len(values), dtype=bool)
+    number = re.compile(_NUMBER)
+    for i in [i for i, v in enumerate(values) if type(v) is str and v[:1] in _RISKY_FIRST]:
+        out[i] = re.match(_RISKY, values[i]) is not None and number.match(values[i]) is None
+    return out
 
 
 class _Styles:
@@ -188,7 +188,7 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
     for j, col in enumerate(cols, start=1):
         letter = get_column_letter(j)
         texts = [str(col)] + ["" if x is None else str(x) for x in d.iloc[:300, j - 1].tolist()]
-        width = min(max(_width(texts) + 2, 6), _WRAP_AT + 2)
+        width = min(max(int(_text_widths(texts).max()) + 2, 6), _WRAP_AT + 2)
         ws.column_dimensions[letter].width = width
         if n:
             if col in _VALUE_HEADERS and units is not None:

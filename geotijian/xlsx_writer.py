@@ -109,10 +109,13 @@ def cell_block(ws: Any, rows: Any, cols: Any, values: Any, styles: Any, palette:
     kinds[types == type(None)] = EMPTY
     is_str = np.asarray(types == str, dtype=bool)
     if is_str.any():
-        s = pd.Series(vals[is_str], dtype=object)
-        ok = s.str.len().le(32767).to_numpy() & ~s.str.contains(ILLEGAL_CHARACTERS_RE).to_numpy(dtype=bool)
+        text = vals[is_str].tolist()
+        if max(map(len, text)) <= 32767 and not ILLEGAL_CHARACTERS_RE.search("".join(text)):
+            ok = np.ones(len(text), dtype=bool)      # the common case: one scan of all the text
+        else:
+            ok = np.array([len(v) <= 32767 and not ILLEGAL_CHARACTERS_RE.search(v) for v in text], dtype=bool)
         if not text_errors:
-            ok &= ~s.isin(ERROR_CODES).to_numpy()
+            ok &= ~np.isin(np.array(text, dtype=object), ERROR_CODES)
         kinds[np.flatnonzero(is_str)[ok]] = TEXT
     is_num = np.flatnonzero((types == int) | (types == float))
     if len(is_num):
@@ -293,12 +296,13 @@ def _sheet_data(ws: Any, block: CellBlock) -> bytes:
     letters = {int(c): get_column_letter(int(c)) for c in np.unique(cols) if c > 0}
     out = ["<sheetData>"]
     current = None
+    tags: dict = {}
     for r, c, v, k, code, w in zip(rows.tolist(), cols.tolist(), values.tolist(), kinds.tolist(), styles.tolist(),
                                    written.tolist(), strict=True):
         if r != current:
             if current is not None:
                 out.append("</row>")
-            out.append(_row_tag(r, dims))
+            out.append(_row_tag(r, dims, tags))
             current = r
         if not w:
             continue
@@ -322,15 +326,21 @@ def _sheet_data(ws: Any, block: CellBlock) -> bytes:
     return "".join(out).encode("ascii", "xmlcharrefreplace")
 
 
-def _row_tag(r: int, dims: Any) -> str:
+def _row_tag(r: int, dims: Any, cache: dict) -> str:
+    """``<row r=...>`` with the row's dimension attributes (height ...), as lxml writes them."""
+    if r not in dims:
+        return f'<row r="{r}">'
     attrs = {"r": f"{r}"}
-    attrs.update(dims.get(r, {}))
+    attrs.update(dims[r])
     if len(attrs) == 1:
         return f'<row r="{r}">'
-    from lxml.etree import Element, tostring
+    rest = tuple(attrs.items())[1:]
+    if rest not in cache:
+        from lxml.etree import Element, tostring
 
-    tag = tostring(Element("row", attrs)).decode("ascii")
-    return tag[:-2] + ">"
+        tag = tostring(Element("row", {"r": "0", **dict(rest)})).decode("ascii")
+        cache[rest] = tag[len('<row r="0"'):-2]
+    return f'<row r="{r}"{cache[rest]}>'
 
 
 def _openpyxl_cell_xml(ws: Any, cell: Any) -> str:
