@@ -152,10 +152,7 @@ def save_workbook(wb: Any, path: str | PathLike, *, blocks: Mapping[str, CellBlo
 
     class _Writer(ExcelWriter):
         def write_worksheet(self, ws: Any) -> None:
-            block = blocks.get(ws.title)
-            if block is None:
-                return super().write_worksheet(ws)
-            return _write_block_sheet(self, ws, block)
+            return _write_sheet(self, ws, blocks.get(ws.title))
 
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -186,15 +183,15 @@ class _FixedZip(zipfile.ZipFile):
         self.writestr(arcname if arcname is not None else str(filename), Path(filename).read_bytes())
 
 
-def _write_block_sheet(excel: Any, ws: Any, block: CellBlock) -> None:
-    """``ExcelWriter.write_worksheet`` for a sheet with a cell block."""
+def _write_sheet(excel: Any, ws: Any, block: CellBlock | None) -> None:
+    """``ExcelWriter.write_worksheet``, in memory (no temporary file), the sheet's cell
+    block (if it has one) written in its ``<sheetData>``."""
     from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
     from openpyxl.worksheet._writer import WorksheetWriter
+    from openpyxl.worksheet.dimensions import SheetDimension
 
-    class _SheetWriter(WorksheetWriter):
+    class _BlockWriter(WorksheetWriter):
         def write_dimensions(self) -> None:
-            from openpyxl.worksheet.dimensions import SheetDimension
-
             self.xf.send(SheetDimension(_dimension(ws, block)).to_tree())
 
         def write_rows(self) -> None:
@@ -207,14 +204,16 @@ def _write_block_sheet(excel: Any, ws: Any, block: CellBlock) -> None:
     ws._drawing = SpreadsheetDrawing()
     ws._drawing.charts = ws._charts
     ws._drawing.images = ws._images
-    writer = _SheetWriter(ws, out=BytesIO())
+    writer = (WorksheetWriter if block is None else _BlockWriter)(ws, out=BytesIO())
     writer.write()
     ws._rels = writer._rels
     xml = writer.read()
-    mark = f"<sheetData>{_MARK}</sheetData>".encode()
-    if xml.count(mark) != 1:
-        raise RuntimeError(f"sheet {ws.title!r}: the cell data's place was not found once in openpyxl's XML")
-    excel._archive.writestr(ws.path[1:], xml.replace(mark, writer.sheet_data, 1))
+    if block is not None:
+        mark = f"<sheetData>{_MARK}</sheetData>".encode()
+        if xml.count(mark) != 1:
+            raise RuntimeError(f"sheet {ws.title!r}: the cell data's place was not found once in openpyxl's XML")
+        xml = xml.replace(mark, writer.sheet_data, 1)
+    excel._archive.writestr(ws.path[1:], xml)
     excel.manifest.append(ws)
 
 

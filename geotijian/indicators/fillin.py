@@ -471,9 +471,13 @@ def _style(cell: Any, name: str) -> None:
     cell.style = f"gt_{name}"
 
 
+_WIDE = re.compile("[^\x00-\u2e80]")
+
+
 def _width(text: Any) -> float:
+    """Display width of a text: characters after U+2E80 (CJK) count 2."""
     s = str(text) if text is not None else ""
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+    return len(s) + len(_WIDE.findall(s))
 
 
 def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd.DataFrame,
