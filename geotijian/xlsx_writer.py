@@ -90,13 +90,15 @@ def cell_block(ws: Any, rows: Any, cols: Any, values: Any, styles: Any, palette:
         Index into ``palette`` of each cell's style.
     palette : sequence of StyleArray
         Style arrays of ``ws.parent`` (e.g. ``cell._style`` of a styled prototype cell or
-        ``NamedStyle.as_tuple()``).
+        ``NamedStyle.as_tuple()``; ``None``: no style).
     text_errors : bool, keyword-only
         False: text equal to an Excel error code (``#N/A`` ...) becomes an error cell, as
         openpyxl's ``cell.value = "#N/A"`` does; True (default): it stays text.
     """
     from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, Cell
+    from openpyxl.styles.cell_style import StyleArray
 
+    palette = [StyleArray() if sa is None else StyleArray(sa) for sa in palette]
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
     styles = np.asarray(styles, dtype=np.int64)

@@ -116,3 +116,99 @@ def write_workbook_reference(sheets: Mapping[str, pd.DataFrame], path: str | Pat
         wb.save(tmp)
         normalise_zip(tmp)  # fixed timestamps: same tables, same bytes
     return path
+
+
+# --------------------------------------------------------------------------- the reference for cell blocks
+
+def materialise_blocks(wb, blocks) -> None:
+    """Put the cells of ``blocks`` (sheet title → :class:`geotijian.xlsx_writer.CellBlock`)
+    into their worksheets as openpyxl cells, as the fill-in's ``_data_cells`` made them
+    before the blocks (style array copied per cell; text as text; numbers; empty cells
+    with their style; openpyxl cells as given), so ``wb.save`` writes them cell by cell."""
+    from openpyxl.cell.cell import Cell
+
+    from geotijian.xlsx_writer import CELL, EMPTY, NUMBER, TEXT
+
+    for title, b in blocks.items():
+        ws = wb[title]
+        for r, c, v, k, s in zip(b.rows.tolist(), b.cols.tolist(), b.values.tolist(), b.kinds.tolist(),
+                                 b.styles.tolist(), strict=True):
+            assert (r, c) not in ws._cells, (title, r, c)
+            if k == CELL:
+                ws._cells[(r, c)] = v
+                continue
+            cell = Cell(ws, row=r, column=c, style_array=b.palette[s])
+            if k == TEXT:
+                cell._value, cell.data_type = v, "s"
+            elif k == NUMBER:
+                cell.value = v
+            else:
+                assert k == EMPTY and v is None
+            ws._cells[(r, c)] = cell
+
+
+def save_reference(wb, path) -> Path:
+    """``wb.save`` then ``normalise_zip``: how the workbooks were saved before."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+        normalise_zip(tmp)
+    return path
+
+
+# --------------------------------------------------------------------------- what a user sees
+
+def _cell_look(c) -> tuple:
+    return (c.value, c.data_type, c.number_format, repr(c.font), repr(c.fill), repr(c.border), repr(c.alignment),
+            repr(c.protection), c.quotePrefix, c.hyperlink.target if c.hyperlink is not None else None)
+
+
+def _sheet_look(ws) -> dict:
+    from openpyxl.xml.functions import tostring
+
+    cf = [(str(rng.sqref), [tostring(r.to_tree()) + repr(r.dxf).encode() for r in rules])
+          for rng, rules in ws.conditional_formatting._cf_rules.items()]
+    return {
+        "state": ws.sheet_state, "dimensions": ws.dimensions, "freeze_panes": ws.freeze_panes,
+        "auto_filter": ws.auto_filter.ref, "merged": sorted(str(r) for r in ws.merged_cells.ranges),
+        "columns": {k: (d.width, d.hidden, d.customWidth, d.min, d.max) for k, d in ws.column_dimensions.items()},
+        "rows": {k: (d.height, d.hidden, d.customHeight) for k, d in ws.row_dimensions.items()},
+        "validations": [tostring(dv.to_tree()) for dv in ws.data_validations.dataValidation],
+        "conditional": cf,
+        "page_setup": (ws.page_setup.orientation, ws.page_setup.paperSize, ws.page_setup.fitToWidth,
+                       ws.page_setup.fitToHeight, ws.sheet_properties.pageSetUpPr.fitToPage
+                       if ws.sheet_properties.pageSetUpPr is not None else None),
+        "print": (ws.print_options.horizontalCentered, ws.print_title_rows, ws.print_title_cols, ws.print_area,
+                  ws.page_margins.left, ws.page_margins.right, ws.page_margins.top, ws.page_margins.bottom,
+                  ws.page_margins.header, ws.page_margins.footer, ws.oddHeader.center.text,
+                  ws.oddFooter.center.text),
+    }
+
+
+def workbook_differences(a, b, *, limit: int = 20) -> list[str]:
+    """What differs between two workbooks as a user sees them (loaded by openpyxl): sheets,
+    then per sheet every cell's value, type, number format, font, fill, border, alignment,
+    protection, quote prefix and link, merged ranges, column widths and hidden columns,
+    row heights, frozen panes, filter, validations, conditional formats and print settings.
+    Empty when they look the same."""
+    from openpyxl import load_workbook
+
+    wa, wb_ = load_workbook(a), load_workbook(b)
+    out = []
+    if wa.sheetnames != wb_.sheetnames:
+        return [f"sheets {wa.sheetnames} != {wb_.sheetnames}"]
+    for name in wa.sheetnames:
+        sa, sb = wa[name], wb_[name]
+        la, lb = _sheet_look(sa), _sheet_look(sb)
+        out += [f"{name}: {k} {la[k]!r:.200} != {lb[k]!r:.200}" for k in la if la[k] != lb[k]]
+        rows = max(sa.max_row, sb.max_row)
+        cols = max(sa.max_column, sb.max_column)
+        for ra, rb in zip(sa.iter_rows(max_row=rows, max_col=cols), sb.iter_rows(max_row=rows, max_col=cols),
+                          strict=True):
+            for ca, cb in zip(ra, rb, strict=True):
+                x, y = _cell_look(ca), _cell_look(cb)
+                if x != y:
+                    out.append(f"{name}!{ca.coordinate}: {x!r:.300} != {y!r:.300}")
+                    if len(out) >= limit:
+                        return out
+    return out
