@@ -213,6 +213,27 @@ def test_templates_are_byte_deterministic(plan, templates, tmp_path):
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
+def test_templates_have_the_bytes_of_openpyxl_cell_by_cell(plan, templates, tmp_path):
+    """The record sheets' cells, written as blocks, give the bytes (and what a user sees)
+    of the same cells made as openpyxl cells and saved by openpyxl, as before."""
+    from geotijian.indicators.fillin import _build_workbook
+
+    from .workbook_reference import materialise_blocks, save_reference, workbook_differences
+
+    by_file = {p.name: p for p in templates}
+    sheets = dict(tuple(plan.sheets.groupby("workbook_id", sort=False)))
+    cells = dict(tuple(plan.cells.groupby("workbook_id", sort=False)))
+    assert len(plan.workbooks) >= 3
+    for row in plan.workbooks.itertuples(index=False):
+        wb, blocks = _build_workbook(plan, row, "geotijian", sheets=sheets[row.workbook_id],
+                                     cells=cells[row.workbook_id])
+        assert blocks and sum(len(b.rows) for b in blocks.values()) > 0
+        materialise_blocks(wb, blocks)
+        ref = save_reference(wb, tmp_path / row.file)
+        assert by_file[row.file].read_bytes() == ref.read_bytes(), row.file
+    assert workbook_differences(by_file[row.file], ref) == []
+
+
 # ----------------------------------------------------------------------------- round trip
 
 def test_round_trip_returns_the_same_values(plan, filled):

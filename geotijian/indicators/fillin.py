@@ -423,7 +423,7 @@ def write_fillin_workbooks(plan: FillinPlan, folder: str | PathLike, *, generato
         The written workbooks, in the order of ``plan.workbooks`` (towns, pilot
         communities, departments).
     """
-    from ..io.atomic import atomic_path, normalise_zip
+    from ..xlsx_writer import save_workbook
 
     folder = Path(folder)
     written = []
@@ -432,13 +432,9 @@ def write_fillin_workbooks(plan: FillinPlan, folder: str | PathLike, *, generato
     cells = dict(tuple(plan.cells.groupby("workbook_id", sort=False)))
     for wb_row in plan.workbooks.itertuples(index=False):
         wid = wb_row.workbook_id
-        wb = _build_workbook(plan, wb_row, generator, sheets=sheets.get(wid, all_sheets.iloc[:0]),
-                             cells=cells.get(wid, plan.cells.iloc[:0]))
-        path = folder / wb_row.file
-        with atomic_path(path) as tmp:
-            wb.save(tmp)
-            normalise_zip(tmp)
-        written.append(path)
+        wb, blocks = _build_workbook(plan, wb_row, generator, sheets=sheets.get(wid, all_sheets.iloc[:0]),
+                                     cells=cells.get(wid, plan.cells.iloc[:0]))
+        written.append(save_workbook(wb, folder / wb_row.file, blocks=blocks))
     return written
 
 
@@ -475,14 +471,19 @@ def _style(cell: Any, name: str) -> None:
     cell.style = f"gt_{name}"
 
 
+_WIDE = re.compile("[^\x00-\u2e80]")
+
+
 def _width(text: Any) -> float:
+    """Display width of a text: characters after U+2E80 (CJK) count 2."""
     s = str(text) if text is not None else ""
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+    return len(s) + len(_WIDE.findall(s))
 
 
 def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd.DataFrame,
-                    cells: pd.DataFrame):
-    """One supplier's workbook; ``sheets`` and ``cells`` are the plan's rows of that workbook."""
+                    cells: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
+    """One supplier's workbook; ``sheets`` and ``cells`` are the plan's rows of that workbook.
+    Returns the workbook and its record sheets' cell blocks (sheet title → block)."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -491,6 +492,7 @@ def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd
     items = plan.items[plan.items["code"].isin(set(sheets["code"]))].reset_index(drop=True)
     _cover_sheet(wb, plan, wb_row, items, generator)
     _items_sheet(wb, items)
+    blocks: dict[str, Any] = {}
     for rec in RECORDS:
         rec_codes = sheets.loc[sheets["record"] == rec, "code"].tolist()
         if not rec_codes:
@@ -499,7 +501,8 @@ def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd
         ids = pd.Series(sorted(mine["record_id"].unique().tolist()), dtype=object)
         expected = np.zeros((len(ids), len(rec_codes)), dtype=bool)      # rows × codes this workbook supplies
         expected[pd.Index(ids).get_indexer(mine["record_id"]), pd.Index(rec_codes).get_indexer(mine["code"])] = True
-        _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes].reset_index(), ids, expected)
+        blocks[RECORD_SHEETS[rec]] = _record_sheet(wb, plan, rec, plan.items.set_index("code").loc[rec_codes]
+                                                   .reset_index(), ids, expected)
     _computed_sheet(wb, plan, wb_row)
     for ws in wb.worksheets:          # printable: landscape, one page wide
         ws.page_setup.orientation = "landscape"
@@ -510,7 +513,7 @@ def _build_workbook(plan: FillinPlan, wb_row: Any, generator: str, *, sheets: pd
         if ws.max_row > 1 and ws.title not in ("填报说明",):
             ws.print_title_rows = f"1:{HEADER_ROWS if ws.title in RECORD_SHEETS.values() else 1}"
     _meta_sheet(wb, plan, wb_row, items)
-    return wb
+    return wb, blocks
 
 
 def _cover_sheet(wb: Any, plan: FillinPlan, wb_row: Any, items: pd.DataFrame, generator: str) -> None:
@@ -598,9 +601,10 @@ def _accepts_text(kind: str) -> str:
 
 
 def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids: pd.Series,
-                  expected: np.ndarray) -> None:
+                  expected: np.ndarray) -> Any:
     """A record level's sheet: header rows, the area rows pre-filled, 不填 where another
-    workbook supplies a cell (``expected``: rows × items, True where this one does)."""
+    workbook supplies a cell (``expected``: rows × items, True where this one does).
+    Returns the data rows' cell block (written with the sheet)."""
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
@@ -642,16 +646,17 @@ def _record_sheet(wb: Any, plan: FillinPlan, rec: str, items: pd.DataFrame, ids:
     cols.append(ci + n_id + 1)
     values.append(np.full(len(ri), NOT_HERE, dtype=object))
     styles.append(np.ones(len(ri), dtype=np.int8))
-    _data_cells(ws, np.concatenate(rows), np.concatenate(cols), np.concatenate(values), np.concatenate(styles),
-                ["id", "code"])
+    block = _data_cells(ws, np.concatenate(rows), np.concatenate(cols), np.concatenate(values),
+                        np.concatenate(styles), ["id", "code"])
     last = FIRST_DATA_ROW + max(len(area), 1) - 1
     for j, it in enumerate(items.to_dict("records"), start=n_id + 1):
         col = get_column_letter(j)
         dv = _validation(it, DataValidation)
         dv.add(f"{col}{FIRST_DATA_ROW}:{col}{last}")
         ws.add_data_validation(dv)
-    ws.freeze_panes = ws.cell(FIRST_DATA_ROW, n_id + 1).coordinate
+    ws.freeze_panes = f"{get_column_letter(n_id + 1)}{FIRST_DATA_ROW}"
     ws.auto_filter.ref = f"A4:{get_column_letter(n_id + len(items) + len(TRAILING))}{last}"
+    return block
 
 
 def _id_values(col: pd.Series, *, whole: bool) -> np.ndarray:
@@ -670,42 +675,25 @@ def _id_values(col: pd.Series, *, whole: bool) -> np.ndarray:
 
 
 def _data_cells(ws: Any, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, styles: np.ndarray,
-                names: list[str]) -> None:
+                names: list[str]) -> Any:
     """Pre-filled cells of the data rows (``rows`` 0-based from :data:`FIRST_DATA_ROW`,
-    ``cols`` 1-based), each with the named style ``names[styles[i]]``.
+    ``cols`` 1-based), each with the named style ``names[styles[i]]``, as a cell block
+    written with the sheet (:func:`geotijian.xlsx_writer.cell_block`).
 
-    The cells are made directly with the style array that ``cell.style = name`` stores
-    (no named-style lookup per cell; openpyxl copies the array into each cell), row by row
-    (the writer sorts the cells: nearly sorted input sorts in linear time). Text is stored
-    as text, never as a formula (:func:`_text_cell`); text openpyxl would refuse (illegal
-    characters, over 32,767 characters) and values other than text, whole numbers and None
-    go through :func:`_text_cell`, which raises or converts as before.
+    The cells carry the style array that ``cell.style = name`` stores (no named-style
+    lookup per cell) and are not made into openpyxl cells: their XML is written in one pass
+    when the workbook is saved. Values as :func:`_text_cell` writes them: text as text,
+    never a formula; numpy scalars as Python numbers; NaN and infinities as empty cells.
     """
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+    from ..xlsx_writer import cell_block
 
-    arrays = [ws.parent._named_styles[f"gt_{n}"].as_tuple() for n in names]
-    order = np.lexsort((cols, rows))
-    rows, cols, values, styles = rows[order] + FIRST_DATA_ROW, cols[order], values[order], styles[order]
+    palette = [ws.parent._named_styles[f"gt_{n}"].as_tuple() for n in names]
+    values = np.asarray(values, dtype=object).copy()
     kinds = pd.Series(values, dtype=object).map(type).to_numpy(dtype=object)
-    is_str = np.asarray(kinds == str, dtype=bool)
-    if is_str.any():
-        s = pd.Series(values[is_str], dtype=object)
-        bad = s.str.len().gt(32767).to_numpy() | s.str.contains(ILLEGAL_CHARACTERS_RE).to_numpy(dtype=bool)
-        is_str[np.flatnonzero(is_str)[bad]] = False
-    how = np.where(is_str, 1, np.where(kinds == int, 2, np.where(kinds == type(None), 0, 3)))
-    cells = ws._cells
-    for r, c, v, st, h in zip(rows.tolist(), cols.tolist(), values.tolist(), styles.tolist(), how.tolist(),
-                              strict=True):
-        cell = Cell(ws, row=r, column=c, style_array=arrays[st])
-        if h == 1:
-            cell._value, cell.data_type = v, "s"
-        elif h == 2:
-            cell._value = v
-        elif h == 3:
-            _text_cell(cell, v)
-        cells[(r, c)] = cell
-    if len(rows):
-        ws._current_row = max(ws._current_row, int(rows.max()))
+    for i in np.flatnonzero((kinds != str) & (kinds != int) & (kinds != type(None))):
+        v = values[i].item() if isinstance(values[i], np.generic) else values[i]
+        values[i] = None if isinstance(v, float) and not np.isfinite(v) else v
+    return cell_block(ws, rows + FIRST_DATA_ROW, cols, values, styles, palette)
 
 
 def _validation(it: Mapping[str, Any], cls: Any) -> Any:
@@ -799,7 +787,7 @@ def fill_workbook(path: str | PathLike, values: pd.DataFrame, *, organisation: s
     """
     from openpyxl import load_workbook
 
-    from ..io.atomic import atomic_path, normalise_zip
+    from ..xlsx_writer import save_workbook
 
     path = Path(path)
     wb = load_workbook(path)
@@ -842,8 +830,4 @@ def fill_workbook(path: str | PathLike, values: pd.DataFrame, *, organisation: s
         raise LayerError(f"fill-in values for {path.name}", f"record {todo['record_id'].iloc[i]!r} / indicator "
                          f"{todo['code'].iloc[i]!r} is not in the workbook", feature=i, count=int((~placed).sum()),
                          fix="give only the rows and indicators of this workbook")
-    target = Path(out) if out is not None else path
-    with atomic_path(target) as tmp:
-        wb.save(tmp)
-        normalise_zip(tmp)
-    return target
+    return save_workbook(wb, Path(out) if out is not None else path)
