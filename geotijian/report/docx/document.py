@@ -20,7 +20,7 @@ from .actions import section_actions, section_annexes
 from .analysis import section_grades, section_indicators
 from .grading import grade_bands, grade_rules
 from ..problem_figures import CLASS_FILE_NAMES
-from .inputs import ReportInputs, read_report_inputs
+from .inputs import ReportInputs, fresh_inputs, read_report_inputs
 from .scope import Scope, district_scope
 from .sections import section_ledger, section_work
 from .writer import DocWriter
@@ -86,6 +86,7 @@ def build_report(inp: ReportInputs, scope: Scope | None = None, *, template: str
         The ``.docx`` bytes and a summary: ``grade``, ``score``, ``headings``, ``tables``,
         ``figures``.
     """
+    inp = fresh_inputs(inp)   # (what the sections share is computed once for this report)
     scope = scope or district_scope(inp)
     rules = grade_rules() if rules is None else rules
     bands = grade_bands() if bands is None else bands

@@ -234,6 +234,7 @@ def grade_indicators(table: pd.DataFrame, units: pd.DataFrame | None, *, level: 
         share = np.where(np.abs(ref) > 0, np.maximum(gap, 0.0) / np.abs(ref), np.where(gap > 0, np.inf, 0.0))
     own["gap_share"] = np.where(own["judgement"].isin(["meets", "falls_short"]), share, np.nan)
     grades, scores, ids = [], [], []
+    rule_rows = list(rules.itertuples(index=False))
     for j, gs, us in zip(own["judgement"], own["gap_share"], own["unit_share"], strict=True):
         if j not in ("meets", "falls_short"):
             grades.append("不评级")
@@ -241,7 +242,7 @@ def grade_indicators(table: pd.DataFrame, units: pd.DataFrame | None, *, level: 
             ids.append("")
             continue
         hit = None
-        for r in rules.itertuples(index=False):
+        for r in rule_rows:
             if r.area_meets == "yes" and j != "meets":
                 continue
             if r.area_meets == "no" and j != "falls_short":

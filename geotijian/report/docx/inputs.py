@@ -20,7 +20,7 @@ import pandas as pd
 
 from ...errors import LayerError
 
-__all__ = ["ReportInputs", "read_report_inputs"]
+__all__ = ["ReportInputs", "read_report_inputs", "fresh_inputs"]
 
 
 @dataclass
@@ -65,8 +65,23 @@ class ReportInputs:
     organisation: str | None = None
 
     def town_name(self, code: str) -> str:
-        t = self.towns.set_index("town_code")["name"] if len(self.towns) else pd.Series(dtype=object)
-        return str(t.get(str(code), code))
+        return self._town_names.get(str(code), str(code))
+
+    @property
+    def _town_names(self) -> dict[str, str]:
+        """town code -> name (the first row of a code)."""
+        if not hasattr(self, "_tcache"):
+            t = self.towns
+            self._tcache = ({} if not len(t) else
+                            {str(c): str(n) for c, n in zip(t["town_code"][::-1], t["name"][::-1], strict=True)})
+        return self._tcache
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` once per key (a frame several sections use); see :func:`fresh_inputs`."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
 
     def unit_label(self, unit_id: str, *, with_town: bool = False) -> str:
         """``310114101-U03`` → ``U03（<first committee's name>等）``, short and recognisable;
@@ -89,6 +104,19 @@ class ReportInputs:
         if not hasattr(self, "_ucache"):
             self._ucache = {str(r["unit_id"]): r for r in self.units.to_dict("records")}
         return self._ucache
+
+
+def fresh_inputs(inp: ReportInputs, **changes: Any) -> ReportInputs:
+    """A shallow copy of ``inp`` (``changes`` replaced) with an empty :meth:`~ReportInputs.memo`,
+    for one report: what its sections share is computed once, and never outlives the tables
+    it came from. The lookups of units and towns by ID are kept unless those tables change."""
+    import dataclasses
+
+    out = dataclasses.replace(inp, **changes)
+    for cache, table in (("_ucache", "units"), ("_tcache", "towns")):
+        if table not in changes and cache in inp.__dict__:
+            setattr(out, cache, inp.__dict__[cache])
+    return out
 
 
 def _read_table(gpkg: Path, layer: str, *, spatial: bool = False) -> pd.DataFrame | None:

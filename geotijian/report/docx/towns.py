@@ -18,7 +18,6 @@ maps (written before them) get one drawn from the layers as before.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import warnings
@@ -32,7 +31,7 @@ import pandas as pd
 from ...assess import write_ledger, write_tables
 from ...model import StudyData
 from .document import build_report, default_files, figure_titles, report_file_name
-from .inputs import ReportInputs
+from .inputs import ReportInputs, fresh_inputs
 from .scope import Scope, town_scope
 
 __all__ = ["write_town_packages", "town_folder_name", "town_study", "study_data_from_gpkg"]
@@ -138,9 +137,8 @@ def town_study(data: StudyData, scope: Scope, *, service_areas: bool = True) -> 
 
 
 def _town_inputs(inp: ReportInputs, figures: dict[str, Path]) -> ReportInputs:
-    out = dataclasses.replace(inp, figures=figures)
-    out._ucache = inp._units_by_id  # type: ignore[attr-defined]
-    return out
+    _ = (inp._units_by_id, inp._town_names)   # built once, shared by every town's copy
+    return fresh_inputs(inp, figures=figures)
 
 
 _HREF = re.compile(rb"""href=(['"])([^'"]*)\1""")
