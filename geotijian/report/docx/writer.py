@@ -140,7 +140,7 @@ class DocWriter:
         self._headings: list[tuple[int, str, str]] = []
         self._toc: Any = None
         self._body_mark: Any = None
-        self._style_ids: dict[str, str | None] = {}
+        self._style_ids: dict[Any, str | None] = {}
         _hash_pictures_once(self.doc)
         self._setup_styles()
         if self.template is not None:
@@ -311,6 +311,13 @@ class DocWriter:
             p._p.style = self._style_ids[style]   # (None for the default style, as python-docx sets it)
         return p
 
+    def _style_id(self, name: str) -> str:
+        """The ID of style ``name`` (resolved once, see :meth:`_add_p`)."""
+        key = ("id", name)
+        if key not in self._style_ids:
+            self._style_ids[key] = self.doc.styles[name].style_id  # type: ignore[index]
+        return self._style_ids[key]  # type: ignore[index,return-value]
+
     def heading(self, text: str, level: int = 1) -> Any:
         """A heading (bookmarked for the table of contents)."""
         p = self._add_p(f"Heading {level}")
@@ -436,7 +443,7 @@ class DocWriter:
         for k, (level, text, bm) in enumerate(heads):
             p = _el("w:p")
             ppr = _el("w:pPr")
-            ppr.append(_el("w:pStyle", **{"w:val": self.doc.styles[f"TOC {level}"].style_id}))
+            ppr.append(_el("w:pStyle", **{"w:val": self._style_id(f"TOC {level}")}))
             p.append(ppr)
             paras.append(p)
             holder = self._toc.__class__(p, self._toc._parent)
@@ -509,7 +516,7 @@ class DocWriter:
         if widths_cm is None:
             widths_cm = [TEXT_WIDTH_CM / ncol] * ncol
         tw = [int(round(x * 567)) for x in widths_cm]
-        sid = self.doc.styles[TABLE_TEXT_STYLE].style_id
+        sid = self._style_id(TABLE_TEXT_STYLE)
         num = set(numeric)
         parts = [f'<w:tbl {nsdecls("w")}><w:tblPr><w:tblW w:w="{sum(tw)}" w:type="dxa"/><w:jc w:val="center"/>'
                  '<w:tblBorders>' + "".join(f'<w:{s} w:val="single" w:sz="4" w:space="0" w:color="000000"/>'
