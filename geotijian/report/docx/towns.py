@@ -82,12 +82,19 @@ def _within(g: gpd.GeoDataFrame | None, poly: Any) -> gpd.GeoDataFrame | None:
     return g[pts.within(poly).to_numpy()]
 
 
-def town_study(data: StudyData, scope: Scope, *, service_areas: bool = True) -> StudyData:
+#: the layers the town's figures draw (units and problems figures)
+FIGURE_LAYERS = ("boundary", "towns", "units", "problems", "problem_points")
+
+
+def town_study(data: StudyData, scope: Scope, *, layers: tuple[str, ...] | None = None) -> StudyData:
     """The district's layers cut to one town: rows by unit / town ID, points by polygon.
 
-    ``service_areas``: also clip the service areas to the town (only its problem map draws
-    them; the figures do not).
+    ``layers``: only these (default every layer; :data:`FIGURE_LAYERS` for the figures:
+    cutting ~300,000 gap rows and clipping the service areas per town is the map's need).
     """
+    def want(name: str) -> bool:
+        return layers is None or name in layers
+
     towns = data.towns
     t = towns[towns["town_code"].astype(str) == scope.area_id] if towns is not None else None
     poly = t.geometry.union_all() if t is not None and len(t) else None
@@ -109,15 +116,18 @@ def town_study(data: StudyData, scope: Scope, *, service_areas: bool = True) -> 
     sub.boundary = t.rename(columns={"town_code": "boundary_id"}) if t is not None and len(t) else data.boundary
     sub.towns = t
     sub.units = units
-    sub.committees = (data.committees[data.committees["town_code"].astype(str) == scope.area_id]
-                      if data.committees is not None and "town_code" in data.committees.columns else
-                      _within(data.committees, poly))
+    if want("committees"):
+        sub.committees = (data.committees[data.committees["town_code"].astype(str) == scope.area_id]
+                          if data.committees is not None and "town_code" in data.committees.columns else
+                          _within(data.committees, poly))
     for name in ("homes", "coverage_gaps"):
-        setattr(sub, name, by_unit(getattr(data, name)))
-    for name in ("facilities", "hotspots"):
+        if want(name):
+            setattr(sub, name, by_unit(getattr(data, name)))
+    for name in ("facilities", "hotspots", "renewal_areas", "new_sites"):
         g = getattr(data, name)
-        setattr(sub, name, _within(g, poly) if poly is not None else g)
-    if service_areas and data.service_areas is not None and poly is not None and len(data.service_areas):
+        if want(name):
+            setattr(sub, name, _within(g, poly) if poly is not None else g)
+    if want("service_areas") and data.service_areas is not None and poly is not None and len(data.service_areas):
         sa = data.service_areas   # those meeting the town (its spatial index), clipped to it
         sa = sa.iloc[np.sort(sa.sindex.query(poly, predicate="intersects"))]
         sub.service_areas = sa.assign(geometry=sa.geometry.intersection(poly))
@@ -128,11 +138,10 @@ def town_study(data: StudyData, scope: Scope, *, service_areas: bool = True) -> 
         sub.problem_points, sub.problems = _town_problems(data, scope.area_id, set(scope.units), scope.name)
     else:
         sub.problems = by_area(data.problems)
-    for name in ("renewal_areas", "new_sites"):
-        g = getattr(data, name)
-        setattr(sub, name, _within(g, poly) if poly is not None else g)
-    sub.indicator_table = by_area(data.indicator_table)
-    sub.ledger = by_area(data.ledger)
+    if want("indicator_table"):
+        sub.indicator_table = by_area(data.indicator_table)
+    if want("ledger"):
+        sub.ledger = by_area(data.ledger)
     return sub
 
 
@@ -181,7 +190,7 @@ def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str, *, town_m
     from ...io.atomic import write_bytes_atomic
     from .. import problem_figure, problem_map, save_problem_map, units_figure
 
-    sub = town_study(data, scope, service_areas=town_map is None)
+    sub = town_study(data, scope, layers=None if town_map is None else FIGURE_LAYERS)
     maps = folder / "maps"
     written: list[Path] = []
     if sub.units is not None and len(sub.units):
@@ -218,8 +227,15 @@ def write_town_packages(inp: ReportInputs, folder: str | Path, *, template: Any 
     written paths, each written atomically.
     """
     folder = Path(folder)
-    data = study_data if study_data is not None else study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year)
-    town_maps = _run_town_maps(data, inp.folder)
+    if study_data is not None:
+        data = study_data
+        town_maps = _run_town_maps(data, inp.folder)
+    else:   # read back what the packages draw: the figures' layers when the run's town maps are there
+        town_maps = _run_town_maps(study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=("towns",)),
+                                   inp.folder)
+        every = set(inp.units["town_code"].astype(str)) <= set(town_maps)
+        data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year,
+                                    layers=FIGURE_LAYERS if every else MAP_LAYERS)
     written: list[Path] = []
     for code in inp.towns["town_code"].astype(str):
         scope = town_scope(inp, code)
