@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,22 @@ def report_file_name(title: str, year: int) -> str:
 ANNEX_FIGURES = ("units", "problems", *CLASS_FILE_NAMES.values())
 
 
-def figure_titles(inp: ReportInputs) -> dict[str, str]:
-    """Caption of each figure under ``maps/`` by its file stem."""
+@functools.lru_cache(maxsize=512)
+def _facility_type_name(code: str) -> str:
+    """The packaged catalogue's name of a facility type (the catalogue is fixed per process;
+    each report asks for every type again)."""
     from .._common import facility_type_name
 
+    return facility_type_name(code)
+
+
+def figure_titles(inp: ReportInputs) -> dict[str, str]:
+    """Caption of each figure under ``maps/`` by its file stem."""
     out = {"units": f"{inp.title}社区体检单元", "problems": f"{inp.title}社区体检单元问题点位分布",
            **{k: f"{inp.title}“{cls}”类问题点位" for cls, k in CLASS_FILE_NAMES.items()}}
     for k in inp.figures:
         if k.startswith("gaps_"):
-            out[k] = f"{facility_type_name(k[5:])}步行范围覆盖缺口"
+            out[k] = f"{_facility_type_name(k[5:])}步行范围覆盖缺口"
     return out
 
 
