@@ -270,13 +270,17 @@ def grade_dimensions(graded: pd.DataFrame, *, dimensions: tuple[str, ...] | list
     mean_score, grade`` in the given dimension order (dimensions without a graded
     indicator get grade ``—``)."""
     bands = grade_bands() if bands is None else bands
+    dim = graded["dimension"].to_numpy(object)
+    score = graded["score"].to_numpy(float)
+    grade = graded["grade"].to_numpy(object)
+    rated = np.isfinite(score)
     rows = []
     for d in dimensions:
-        sub = graded[graded["dimension"] == d]
-        ok = sub[np.isfinite(sub["score"].to_numpy(float))]
-        mean = float(ok["score"].mean()) if len(ok) else np.nan
-        rows.append({"dimension": d, "indicators": len(sub), "graded": len(ok),
-                     **{g: int((ok["grade"] == g).sum()) for g in INDICATOR_GRADES},
+        sub = dim == d
+        ok = sub & rated
+        mean = float(score[ok].mean()) if ok.any() else np.nan   # (the numpy sum pandas takes too)
+        rows.append({"dimension": d, "indicators": int(sub.sum()), "graded": int(ok.sum()),
+                     **{g: int((grade[ok] == g).sum()) for g in INDICATOR_GRADES},
                      "mean_score": mean, "grade": _band(mean, bands)})
     return pd.DataFrame(rows)
 
