@@ -39,9 +39,14 @@ FIVE = ["一、上一年问题整改情况", "二、本年度体检工作组织�
 
 
 @pytest.fixture(scope="module")
-def sample_out(tmp_path_factory) -> Path:
+def sample_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("docx")
-    return gt.run_study(SAMPLE, progress=False, output=out).out_dir
+    return gt.run_study(SAMPLE, progress=False, output=out)
+
+
+@pytest.fixture(scope="module")
+def sample_out(sample_run) -> Path:
+    return sample_run.out_dir
 
 
 def _text(doc) -> str:
@@ -134,8 +139,36 @@ def test_town_packages_hold_their_own_share(sample_out):
         assert f"{folder.name}2024年城市体检报告" in text
         persisting = int(tl["status"].isin(["persisting", "持续"]).sum())
         assert f"仍然存在{persisting}个" in text
+        # the package's map is the town's map of the run (maps/towns/<code>.html), its links
+        # to the district map and the other towns' maps re-based: every one opens a file
         html = (folder / "maps" / "problem_map.html").read_text(encoding="utf-8")
-        assert f"{folder.name}2024年城市体检问题地图" in html
+        run_map = (sample_out / "maps" / "towns" / f"{code[folder.name]}.html").read_text(encoding="utf-8")
+        assert re.search(rf"<title>[^<]*{folder.name}[^<]*</title>", html)
+        links = set(re.findall(r"""href=['"]([^'"#][^'"]*)['"]""", html)) - {"https://leafletjs.com"}
+        assert "../../../maps/problem_map.html" in links and len(links) == 1 + len(towns)
+        assert all((folder / "maps" / u).resolve().is_file() for u in links), links
+        assert re.sub(r"""href=['"][^'"]*['"]""", "", html) == re.sub(r"""href=['"][^'"]*['"]""", "", run_map)
+
+
+def test_town_package_map_is_drawn_without_the_runs_town_maps(sample_run, sample_out, tmp_path):
+    """Outputs without town maps (written before them): the package's map is drawn from the
+    run's layers, with the town's title and no link out of the package."""
+    import shutil
+
+    from geotijian.report.docx.towns import rebase_links
+
+    out = tmp_path / "o"
+    shutil.copytree(sample_out, out, ignore=shutil.ignore_patterns("towns", "report"))  # (maps/towns too)
+    assert not (out / "maps" / "towns").exists()
+    write_report(out, name="sample", study_data=sample_run.data)
+    html = (out / "towns" / "菊园新区" / "maps" / "problem_map.html").read_text(encoding="utf-8")
+    assert "菊园新区2024年城市体检问题地图" in html and "../problem_map.html" not in html
+    # re-basing: relative links follow the file, absolute ones and anchors stay
+    src, dst = tmp_path / "maps" / "towns", tmp_path / "towns" / "甲" / "maps"
+    got = rebase_links(b"<a href='../problem_map.html'>a</a><a href=\"T2.html\">b</a><a href='#x'>c</a>"
+                       b"<a href='https://leafletjs.com'>d</a>", src, dst)
+    assert got == (b"<a href='../../../maps/problem_map.html'>a</a><a href=\"../../../maps/towns/T2.html\">b</a>"
+                   b"<a href='#x'>c</a><a href='https://leafletjs.com'>d</a>")
 
 
 def test_report_bytes_are_deterministic_and_written_atomically(sample_out, tmp_path, monkeypatch):

@@ -40,6 +40,13 @@ _CLASS_TEXT = {
 
 
 def _suggestion_frame(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
+    """The scope's problems with their department, full suggestion and places (五 and 附件2
+    both print them: made once per report)."""
+    return inp.memo(("suggestions", scope.level, scope.area_id, frozenset(scope.units)),
+                    lambda: _make_suggestion_frame(inp, scope))
+
+
+def _make_suggestion_frame(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
     probs = scope_problems(inp, scope).copy()
     if not len(probs):
         return probs
@@ -86,25 +93,32 @@ def _group_rows(inp: ReportInputs, scope: Scope, sub: pd.DataFrame) -> list[list
     sub = sub.assign(_rank=sub["level"].map(_LEVEL_RANK).fillna(3))
     order = (sub.groupby("indicator_code")["affected_population"].max().fillna(0.0)
              .reset_index().sort_values(["affected_population", "indicator_code"], ascending=[False, True]))
+    # each indicator's rows, top level first (one stable sort: the order sorting each group gives)
+    srt = sub.sort_values(["indicator_code", "_rank", "area_id"])
+    at = srt.groupby("indicator_code", sort=False).indices
+    col = {c: srt[c].to_numpy() for c in ("name_zh", "affected_population", "department", "suggestion_full",
+                                           "level", "area_id", "places") if c in srt.columns}
     for code in order["indicator_code"]:
-        g = sub[sub["indicator_code"] == code].sort_values(["_rank", "area_id"])
-        top = g.iloc[0]
-        if "point_count" in g.columns:  # grouped problems: one per level, its 问题点位 named
-            areas = "；".join(dict.fromkeys(p for p in g["places"] if p))
+        g = at[code]
+        top = g[0]
+        if "point_count" in srt.columns:  # grouped problems: one per level, its 问题点位 named
+            areas = "；".join(dict.fromkeys(p for p in col["places"][g] if p))
         else:
-            wide = [area_label(inp, scope, a) for a in g.loc[g["level"] != "unit", "area_id"]]
-            units = [area_label(inp, scope, a) for a in g.loc[g["level"] == "unit", "area_id"]]
+            lv = col["level"][g]
+            wide = [area_label(inp, scope, a) for a in col["area_id"][g][lv != "unit"]]
+            units = [area_label(inp, scope, a) for a in col["area_id"][g][lv == "unit"]]
             parts = ["、".join(wide)] if wide else []
             if units:
                 named = "、".join(units[:_MAX_AREAS_NAMED]) + ("等" if len(units) > _MAX_AREAS_NAMED else "")
                 parts.append(f"{len(units)}个体检单元：{named}")
             areas = "；".join(parts)
         # residents: the widest area's figure (a town's count already holds its units')
-        pop = float(top["affected_population"]) if np.isfinite(float(top["affected_population"] or np.nan)) \
-            else float(g["affected_population"].sum())
-        depts = [d for d in dict.fromkeys(g["department"]) if d]
-        rows.append([str(top["name_zh"]), areas, persons(pop) if pop > 0 else "—", "、".join(depts) or "—",
-                     str(top["suggestion_full"]) or "—"])
+        pops = col["affected_population"][g]
+        pop = float(pops[0]) if np.isfinite(float(pops[0] or np.nan)) \
+            else float(pd.Series(pops).sum())
+        depts = [d for d in dict.fromkeys(col["department"][g]) if d]
+        rows.append([str(col["name_zh"][top]), areas, persons(pop) if pop > 0 else "—", "、".join(depts) or "—",
+                     str(col["suggestion_full"][top]) or "—"])
     return rows
 
 

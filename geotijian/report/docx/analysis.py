@@ -10,6 +10,7 @@ of a facility where the study drew one. 四 grades them with the rule table of
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -50,8 +51,18 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
            "以下按宜居共建、安全韧性、品质更新、绿色低碳、交通便捷、多元共享、精细共治、智慧高效八个维度逐项分析。")
     units = t[(t["level"] == "unit") & t["area_id"].astype(str).isin(scope.units)]
     towns = t[t["level"] == "town"]
-    district = t[t["level"] == "district"]
+    district = t[t["level"] == "district"].drop_duplicates("code")
+    # looked up per indicator below: once here (a district's table has ~16,000 unit rows)
+    short_rows = units[units["judgement"] == "falls_short"]
     probs = scope_problems(inp, scope)
+    look = _Lookups(
+        units_n=units.groupby("code", sort=False).size().to_dict(),
+        short_by_code=dict(tuple(short_rows.groupby("code", sort=False))),
+        short_units=short_rows.groupby("code").size(),
+        district=dict(zip(district["code"], district["value"], strict=True)),
+        towns={(str(a), c): v for a, c, v in zip(towns["area_id"][::-1], towns["code"][::-1], towns["value"][::-1],
+                                                 strict=True)},
+        problem=_own_problems(probs, scope))
     for i, dim in enumerate(DIMENSION_ORDER, start=1):
         w.heading(f"（{cn_index(i)}）{dim}", 2)
         rows = own[own["dimension"] == dim]
@@ -63,20 +74,44 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         w.para(f"{dim}维度共{count(len(rows))}指标，达标{count(len(meets))}、未达标{count(len(short))}、"
                f"无参考值或无数据{count(len(rows) - len(meets) - len(short))}。"
                + (f"未达标的指标为：{'、'.join(short['name_zh'])}。" if len(short) else ""))
-        _dimension_table(w, inp, scope, rows, units, towns, district, dim)
+        _dimension_table(w, inp, scope, rows, look, dim)
         for r in short.itertuples():
-            _indicator_paragraph(w, inp, scope, r, units, towns, district, probs)
+            _indicator_paragraph(w, inp, scope, r, look)
             fig = _figure_for(r.code, inp)
             if fig is not None:
                 w.figure(fig, f"{r.name_zh}：未覆盖的居住小区" + ("（全区）" if scope.is_town else ""), width_cm=13.0)
 
 
-def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.DataFrame, units: pd.DataFrame,
-                     towns: pd.DataFrame, district: pd.DataFrame, dim: str) -> None:
+class _Lookups(NamedTuple):
+    """By indicator code: the scope's units judged, its units falling short (rows, count),
+    the district's value, the scope's own problem (residents affected, class); a town's
+    value by (town code, indicator code)."""
+
+    units_n: dict
+    short_by_code: dict
+    short_units: pd.Series
+    district: dict
+    towns: dict
+    problem: dict
+
+
+def _own_problems(probs: pd.DataFrame, scope: Scope) -> dict:
+    """indicator code -> (residents affected, class) of the scope's own problem (the first)."""
+    if "indicator_code" not in probs.columns:
+        return {}
+    p = probs[probs["area_id"].astype(str) == scope.area_id]
+    if "level" in p.columns:  # the scope's own problem (grouped problems all carry the scope's area)
+        p = p[p["level"].astype(str) == scope.level]
+    p = p.drop_duplicates("indicator_code")
+    return dict(zip(p["indicator_code"], zip(p["affected_population"], p["problem_class"], strict=True), strict=True))
+
+
+def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.DataFrame, look: _Lookups,
+                     dim: str) -> None:
     n_units = len(scope.units)
-    short_units = units[units["judgement"] == "falls_short"].groupby("code").size()
+    short_units = look.short_units
     if scope.is_town:
-        dv = district.set_index("code")["value"]
+        dv = look.district
         header = ["指标", "本街镇", "全区", "参考值", "评价", "未达标单元"]
         widths = [5.0, 2.3, 2.3, 1.6, 2.0, 2.0]
         body = [[r.name_zh, value_text(r.value, r.unit), value_text(dv.get(r.code), r.unit), r.reference or "—",
@@ -85,12 +120,11 @@ def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.Dat
         numeric = [1, 2, 3]
     else:
         tnames = [(c, inp.town_name(c)) for c in scope.towns][:4]
-        tv = {c: towns[towns["area_id"].astype(str) == c].set_index("code")["value"] for c, _ in tnames}
         header = ["指标", "全区", "参考值", "评价", *[n for _, n in tnames], "未达标单元"]
         tw = max(1.6, 5.2 / max(len(tnames), 1))
         widths = [4.4, 2.1, 1.5, 2.0, *[min(tw, 2.1)] * len(tnames), 1.8]
         body = [[r.name_zh, value_text(r.value, r.unit), r.reference or "—", JUDGEMENT_ZH.get(r.judgement, r.judgement),
-                 *[value_text(tv[c].get(r.code), r.unit) for c, _ in tnames],
+                 *[value_text(look.towns.get((c, r.code)), r.unit) for c, _ in tnames],
                  f"{int(short_units.get(r.code, 0))}/{n_units}"] for r in rows.itertuples()]
         numeric = [1, 2, *range(4, 4 + len(tnames))]
     scale = 15.6 / sum(widths)
@@ -98,8 +132,7 @@ def _dimension_table(w: DocWriter, inp: ReportInputs, scope: Scope, rows: pd.Dat
             note="注：“未达标单元”为未达到参考值的社区体检单元数 / 单元总数；“—”表示无数据或无参考值。")
 
 
-def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, units: pd.DataFrame,
-                         towns: pd.DataFrame, district: pd.DataFrame, probs: pd.DataFrame) -> None:
+def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, look: _Lookups) -> None:
     unit = r.unit
     ref = reference_number(r.reference)
     gap = float(r.gap) if r.gap == r.gap else np.nan
@@ -108,37 +141,30 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, units
     share = f"（差距占参考值的{share_pct(gap, abs(ref))}）" if ref and np.isfinite(gap) else ""
     text = f"{r.name_zh}：{scope.name}为{value_text(r.value, unit)}，未达到参考值{r.reference}{gap_txt}{share}。"
     if scope.is_town:
-        dv = district[district["code"] == r.code]["value"]
-        if len(dv):
-            text += f"全区为{value_text(dv.iloc[0], unit)}。"
+        if r.code in look.district:
+            text += f"全区为{value_text(look.district[r.code], unit)}。"
     else:
-        parts = []
-        for c in scope.towns:
-            v = towns[(towns["area_id"].astype(str) == c) & (towns["code"] == r.code)]["value"]
-            if len(v):
-                parts.append(f"{inp.town_name(c)}{value_text(v.iloc[0], unit)}")
+        parts = [f"{inp.town_name(c)}{value_text(look.towns[(c, r.code)], unit)}" for c in scope.towns
+                 if (c, r.code) in look.towns]
         if parts:
             text += "分街镇看，" + "、".join(parts) + "。"
-    u = units[(units["code"] == r.code)]
-    below = u[u["judgement"] == "falls_short"]
+    n_units = look.units_n.get(r.code, 0)
+    below = look.short_by_code.get(r.code)
     lower = str(getattr(r, "direction", "")) == "lower_better" or str(r.reference).startswith(("≤", "<"))
-    below = below.sort_values("value", ascending=not lower)
-    if len(u):
-        if len(below):
+    if n_units:
+        if below is not None and len(below):
+            below = below.sort_values("value", ascending=not lower)
             named = "、".join(f"{area_label(inp, scope, a)} {value_text(v, unit)}"
                              for a, v in zip(below["area_id"].head(_MAX_UNITS_NAMED), below["value"].head(_MAX_UNITS_NAMED),
                                              strict=True))
             more = "等" if len(below) > _MAX_UNITS_NAMED else ""
-            text += (f"{len(u)}个社区体检单元中有{len(below)}个未达到参考值（{share_pct(len(below), len(u))}），"
+            text += (f"{n_units}个社区体检单元中有{len(below)}个未达到参考值（{share_pct(len(below), n_units)}），"
                      f"差距较大的为{named}{more}。")
         else:
-            text += f"{len(u)}个社区体检单元均达到参考值。"
-    p = probs[(probs["indicator_code"] == r.code) & (probs["area_id"].astype(str) == scope.area_id)] \
-        if "indicator_code" in probs.columns else probs.iloc[:0]
-    if "level" in p.columns:  # the scope's own problem (grouped problems all carry the scope's area)
-        p = p[p["level"].astype(str) == scope.level]
-    if len(p) and np.isfinite(float(p["affected_population"].iloc[0] or np.nan)):
-        text += f"涉及居民约{persons(round(float(p['affected_population'].iloc[0]), -2))}，问题类别为“{p['problem_class'].iloc[0]}”。"
+            text += f"{n_units}个社区体检单元均达到参考值。"
+    own = look.problem.get(r.code)
+    if own is not None and np.isfinite(float(own[0] or np.nan)):
+        text += f"涉及居民约{persons(round(float(own[0]), -2))}，问题类别为“{own[1]}”。"
     w.para(text)
 
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from .actions import section_actions, section_annexes
 from .analysis import section_grades, section_indicators
 from .grading import grade_bands, grade_rules
 from ..problem_figures import CLASS_FILE_NAMES
-from .inputs import ReportInputs, read_report_inputs
+from .inputs import ReportInputs, fresh_inputs, read_report_inputs
 from .scope import Scope, district_scope
 from .sections import section_ledger, section_work
 from .writer import DocWriter
@@ -40,15 +41,22 @@ def report_file_name(title: str, year: int) -> str:
 ANNEX_FIGURES = ("units", "problems", *CLASS_FILE_NAMES.values())
 
 
-def figure_titles(inp: ReportInputs) -> dict[str, str]:
-    """Caption of each figure under ``maps/`` by its file stem."""
+@functools.lru_cache(maxsize=512)
+def _facility_type_name(code: str) -> str:
+    """The packaged catalogue's name of a facility type (the catalogue is fixed per process;
+    each report asks for every type again)."""
     from .._common import facility_type_name
 
+    return facility_type_name(code)
+
+
+def figure_titles(inp: ReportInputs) -> dict[str, str]:
+    """Caption of each figure under ``maps/`` by its file stem."""
     out = {"units": f"{inp.title}社区体检单元", "problems": f"{inp.title}社区体检单元问题点位分布",
            **{k: f"{inp.title}“{cls}”类问题点位" for cls, k in CLASS_FILE_NAMES.items()}}
     for k in inp.figures:
         if k.startswith("gaps_"):
-            out[k] = f"{facility_type_name(k[5:])}步行范围覆盖缺口"
+            out[k] = f"{_facility_type_name(k[5:])}步行范围覆盖缺口"
     return out
 
 
@@ -86,6 +94,7 @@ def build_report(inp: ReportInputs, scope: Scope | None = None, *, template: str
         The ``.docx`` bytes and a summary: ``grade``, ``score``, ``headings``, ``tables``,
         ``figures``.
     """
+    inp = fresh_inputs(inp)   # (what the sections share is computed once for this report)
     scope = scope or district_scope(inp)
     rules = grade_rules() if rules is None else rules
     bands = grade_bands() if bands is None else bands

@@ -234,6 +234,7 @@ def grade_indicators(table: pd.DataFrame, units: pd.DataFrame | None, *, level: 
         share = np.where(np.abs(ref) > 0, np.maximum(gap, 0.0) / np.abs(ref), np.where(gap > 0, np.inf, 0.0))
     own["gap_share"] = np.where(own["judgement"].isin(["meets", "falls_short"]), share, np.nan)
     grades, scores, ids = [], [], []
+    rule_rows = list(rules.itertuples(index=False))
     for j, gs, us in zip(own["judgement"], own["gap_share"], own["unit_share"], strict=True):
         if j not in ("meets", "falls_short"):
             grades.append("不评级")
@@ -241,7 +242,7 @@ def grade_indicators(table: pd.DataFrame, units: pd.DataFrame | None, *, level: 
             ids.append("")
             continue
         hit = None
-        for r in rules.itertuples(index=False):
+        for r in rule_rows:
             if r.area_meets == "yes" and j != "meets":
                 continue
             if r.area_meets == "no" and j != "falls_short":
@@ -269,13 +270,17 @@ def grade_dimensions(graded: pd.DataFrame, *, dimensions: tuple[str, ...] | list
     mean_score, grade`` in the given dimension order (dimensions without a graded
     indicator get grade ``—``)."""
     bands = grade_bands() if bands is None else bands
+    dim = graded["dimension"].to_numpy(object)
+    score = graded["score"].to_numpy(float)
+    grade = graded["grade"].to_numpy(object)
+    rated = np.isfinite(score)
     rows = []
     for d in dimensions:
-        sub = graded[graded["dimension"] == d]
-        ok = sub[np.isfinite(sub["score"].to_numpy(float))]
-        mean = float(ok["score"].mean()) if len(ok) else np.nan
-        rows.append({"dimension": d, "indicators": len(sub), "graded": len(ok),
-                     **{g: int((ok["grade"] == g).sum()) for g in INDICATOR_GRADES},
+        sub = dim == d
+        ok = sub & rated
+        mean = float(score[ok].mean()) if ok.any() else np.nan   # (the numpy sum pandas takes too)
+        rows.append({"dimension": d, "indicators": int(sub.sum()), "graded": int(ok.sum()),
+                     **{g: int((grade[ok] == g).sum()) for g in INDICATOR_GRADES},
                      "mean_score": mean, "grade": _band(mean, bands)})
     return pd.DataFrame(rows)
 

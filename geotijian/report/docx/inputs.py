@@ -20,7 +20,7 @@ import pandas as pd
 
 from ...errors import LayerError
 
-__all__ = ["ReportInputs", "read_report_inputs"]
+__all__ = ["ReportInputs", "read_report_inputs", "fresh_inputs"]
 
 
 @dataclass
@@ -65,8 +65,23 @@ class ReportInputs:
     organisation: str | None = None
 
     def town_name(self, code: str) -> str:
-        t = self.towns.set_index("town_code")["name"] if len(self.towns) else pd.Series(dtype=object)
-        return str(t.get(str(code), code))
+        return self._town_names.get(str(code), str(code))
+
+    @property
+    def _town_names(self) -> dict[str, str]:
+        """town code -> name (the first row of a code)."""
+        if not hasattr(self, "_tcache"):
+            t = self.towns
+            self._tcache = ({} if not len(t) else
+                            {str(c): str(n) for c, n in zip(t["town_code"][::-1], t["name"][::-1], strict=True)})
+        return self._tcache
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` once per key (a frame several sections use); see :func:`fresh_inputs`."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
 
     def unit_label(self, unit_id: str, *, with_town: bool = False) -> str:
         """``310114101-U03`` → ``U03（<first committee's name>等）``, short and recognisable;
@@ -91,13 +106,37 @@ class ReportInputs:
         return self._ucache
 
 
-def _read_table(gpkg: Path, layer: str, *, spatial: bool = False) -> pd.DataFrame | None:
+def fresh_inputs(inp: ReportInputs, **changes: Any) -> ReportInputs:
+    """A shallow copy of ``inp`` (``changes`` replaced) with an empty :meth:`~ReportInputs.memo`,
+    for one report: what its sections share is computed once, and never outlives the tables
+    it came from. The lookups of units and towns by ID are kept unless those tables change."""
+    import dataclasses
+
+    out = dataclasses.replace(inp, **changes)
+    for cache, table in (("_ucache", "units"), ("_tcache", "towns")):
+        if table not in changes and cache in inp.__dict__:
+            setattr(out, cache, inp.__dict__[cache])
+    return out
+
+
+def _layer_names(gpkg: Path) -> set[str]:
     import pyogrio
 
     from ...io.atomic import no_gdal_sidecars
 
     with no_gdal_sidecars():
-        names = {n for n, _ in pyogrio.list_layers(gpkg)}
+        return {n for n, _ in pyogrio.list_layers(gpkg)}
+
+
+def _read_table(gpkg: Path, layer: str, *, spatial: bool = False, have: set[str] | None = None
+                ) -> pd.DataFrame | None:
+    """A layer of the GeoPackage (``None`` when it has none); ``have``: its layer names, when known."""
+    import pyogrio
+
+    from ...io.atomic import no_gdal_sidecars
+
+    with no_gdal_sidecars():
+        names = {n for n, _ in pyogrio.list_layers(gpkg)} if have is None else have
         if layer not in names:
             return None
         with warnings.catch_warnings():
@@ -148,7 +187,8 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
             raise LayerError(f"study outputs ({folder})", f"{p.name} is missing",
                              fix="run the study first (`geotijian run study.toml`); the report is built from its outputs")
     run = json.loads(run_json.read_text(encoding="utf-8"))
-    table = _read_table(gpkg, "indicator_table")
+    have = _layer_names(gpkg)
+    table = _read_table(gpkg, "indicator_table", have=have)
     if table is None or not len(table):
         raise LayerError(f"study outputs ({gpkg.name})", "has no indicator_table",
                          fix="run the study again: the report needs the judged indicator table")
@@ -156,14 +196,14 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
         table[col] = table[col].astype(str)
     table["value"] = pd.to_numeric(table["value"], errors="coerce")
     table["gap"] = pd.to_numeric(table["gap"], errors="coerce")
-    problems = _read_table(gpkg, "problems", spatial=False)
+    problems = _read_table(gpkg, "problems", spatial=False, have=have)
     problems = pd.DataFrame(columns=["problem_id"]) if problems is None else problems
-    units = _read_table(gpkg, "units", spatial=False)
+    units = _read_table(gpkg, "units", spatial=False, have=have)
     units = pd.DataFrame(columns=["unit_id", "town_code", "population"]) if units is None else units
     for col in ("unit_id", "town_code"):
         if col in units.columns:
             units[col] = units[col].astype(str)
-    towns = _read_table(gpkg, "towns", spatial=False)
+    towns = _read_table(gpkg, "towns", spatial=False, have=have)
     if towns is None or "town_code" not in towns.columns:
         tn = units[["town_code", "town_name"]].drop_duplicates() if "town_name" in units.columns else \
             pd.DataFrame({"town_code": sorted(units["town_code"].unique()) if len(units) else []})
@@ -175,26 +215,26 @@ def read_report_inputs(folder: str | Path, *, name: str, title: str | None = Non
     inputs = [Path(i["path"]).name for i in run.get("inputs", [])]
     if has_last_ledger is None:
         has_last_ledger = any(n.lower().startswith("ledger") for n in inputs)
-    ledger = _read_table(gpkg, "ledger") if has_last_ledger else None
+    ledger = _read_table(gpkg, "ledger", have=have) if has_last_ledger else None
     facts = run.get("facts", {})
     figures = {p.stem: p for p in sorted((folder / "maps").glob("*.png"))} if (folder / "maps").exists() else {}
     # the project library of the renewal plan (geotijian.plan), when the study ran it
-    points = _read_table(gpkg, "problem_points")
-    projects = _read_table(gpkg, "projects")
-    annual = _read_table(gpkg, "annual_plan")
-    com = _read_table(gpkg, "committees")
+    points = _read_table(gpkg, "problem_points", have=have)
+    projects = _read_table(gpkg, "projects", have=have)
+    annual = _read_table(gpkg, "annual_plan", have=have)
+    com = _read_table(gpkg, "committees", have=have)
     com_names = ({str(a): str(b) for a, b in zip(com["committee_id"], com["name"], strict=True)}
                  if com is not None and {"committee_id", "name"} <= set(com.columns) else {})
     if title is None and str(run.get("title") or "").strip():  # the study's display name (study.title)
         title = str(run["title"]).strip()
     if title is None:
-        b = _read_table(gpkg, "boundary")
+        b = _read_table(gpkg, "boundary", have=have)
         if b is not None and "name" in b.columns and len(b) == 1 and str(b["name"].iloc[0]).strip():
             title = str(b["name"].iloc[0]).strip()
     res = ReportInputs(
         folder=folder, name=name, title=title or name, year=int(year or run.get("year", 0)),
         level=str(level or run.get("level", "district")), indicator_table=table, problems=problems,
-        suggestions=_or_empty(_read_table(gpkg, "suggestions")), strengths=_or_empty(_read_table(gpkg, "strengths")),
+        suggestions=_or_empty(_read_table(gpkg, "suggestions", have=have)), strengths=_or_empty(_read_table(gpkg, "strengths", have=have)),
         ledger=ledger, units=units, towns=towns, run=run,
         has_last_ledger=bool(has_last_ledger), has_survey=bool(facts.get("survey")),
         has_hotline=bool(facts.get("hotline")),

@@ -88,6 +88,10 @@ def scope_problems(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
         return scope.rows(inp.problems)
     if not scope.is_town:
         return inp.problems
+    return inp.memo(("scope_problems", scope.area_id, frozenset(scope.units)), lambda: _town_problems(inp, scope))
+
+
+def _town_problems(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
     pts = scope_points(inp, scope)
     pr = inp.problems[inp.problems["problem_id"].isin(set(pts["problem_id"]))].copy()
     if not len(pr):

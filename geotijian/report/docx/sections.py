@@ -30,7 +30,7 @@ def area_label(inp: ReportInputs, scope: Scope, area_id: str) -> str:
     a = str(area_id)
     if a == scope.area_id and scope.level == "district":
         return inp.title
-    if a in set(inp.towns["town_code"]):
+    if a in inp._town_names:
         return inp.town_name(a)
     if a == "district":
         return inp.title

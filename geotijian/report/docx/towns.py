@@ -7,23 +7,31 @@ problems figures, the offline ``problem_map.html``), drawn from the district run
 cut to the town: rows are selected by unit and town ID, points by the town's polygon;
 nothing is computed again. The coverage-gap figures in a town's report are the district's
 (one drawing per facility type: 12 towns × 14 types would cost minutes at district scale).
+
+The package's ``maps/problem_map.html`` is the town's map the run already drew
+(``maps/towns/<town code>.html``, :func:`geotijian.report.save_town_maps`: the town in
+full detail), copied with its links to the district map and the other towns' maps
+re-based to the package's place in the output folder (``towns/<town>/``, as its report
+cites ``../../<study>.gpkg``); the map itself needs no other file. Outputs without town
+maps (written before them) get one drawn from the layers as before.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from ...assess import write_ledger, write_tables
 from ...model import StudyData
 from .document import build_report, default_files, figure_titles, report_file_name
-from .inputs import ReportInputs
+from .inputs import ReportInputs, fresh_inputs
 from .scope import Scope, town_scope
 
 __all__ = ["write_town_packages", "town_folder_name", "town_study", "study_data_from_gpkg"]
@@ -74,8 +82,19 @@ def _within(g: gpd.GeoDataFrame | None, poly: Any) -> gpd.GeoDataFrame | None:
     return g[pts.within(poly).to_numpy()]
 
 
-def town_study(data: StudyData, scope: Scope) -> StudyData:
-    """The district's layers cut to one town: rows by unit / town ID, points by polygon."""
+#: the layers the town's figures draw (units and problems figures)
+FIGURE_LAYERS = ("boundary", "towns", "units", "problems", "problem_points")
+
+
+def town_study(data: StudyData, scope: Scope, *, layers: tuple[str, ...] | None = None) -> StudyData:
+    """The district's layers cut to one town: rows by unit / town ID, points by polygon.
+
+    ``layers``: only these (default every layer; :data:`FIGURE_LAYERS` for the figures:
+    cutting ~300,000 gap rows and clipping the service areas per town is the map's need).
+    """
+    def want(name: str) -> bool:
+        return layers is None or name in layers
+
     towns = data.towns
     t = towns[towns["town_code"].astype(str) == scope.area_id] if towns is not None else None
     poly = t.geometry.union_all() if t is not None and len(t) else None
@@ -97,16 +116,20 @@ def town_study(data: StudyData, scope: Scope) -> StudyData:
     sub.boundary = t.rename(columns={"town_code": "boundary_id"}) if t is not None and len(t) else data.boundary
     sub.towns = t
     sub.units = units
-    sub.committees = (data.committees[data.committees["town_code"].astype(str) == scope.area_id]
-                      if data.committees is not None and "town_code" in data.committees.columns else
-                      _within(data.committees, poly))
+    if want("committees"):
+        sub.committees = (data.committees[data.committees["town_code"].astype(str) == scope.area_id]
+                          if data.committees is not None and "town_code" in data.committees.columns else
+                          _within(data.committees, poly))
     for name in ("homes", "coverage_gaps"):
-        setattr(sub, name, by_unit(getattr(data, name)))
-    for name in ("facilities", "hotspots"):
+        if want(name):
+            setattr(sub, name, by_unit(getattr(data, name)))
+    for name in ("facilities", "hotspots", "renewal_areas", "new_sites"):
         g = getattr(data, name)
-        setattr(sub, name, _within(g, poly) if poly is not None else g)
-    if data.service_areas is not None and poly is not None and len(data.service_areas):
-        sa = data.service_areas
+        if want(name):
+            setattr(sub, name, _within(g, poly) if poly is not None else g)
+    if want("service_areas") and data.service_areas is not None and poly is not None and len(data.service_areas):
+        sa = data.service_areas   # those meeting the town (its spatial index), clipped to it
+        sa = sa.iloc[np.sort(sa.sindex.query(poly, predicate="intersects"))]
         sub.service_areas = sa.assign(geometry=sa.geometry.intersection(poly))
         sub.service_areas = sub.service_areas[~sub.service_areas.geometry.is_empty]
     if data.problem_points is not None:  # grouped problems (issue 20): the town's points and problems
@@ -115,35 +138,72 @@ def town_study(data: StudyData, scope: Scope) -> StudyData:
         sub.problem_points, sub.problems = _town_problems(data, scope.area_id, set(scope.units), scope.name)
     else:
         sub.problems = by_area(data.problems)
-    for name in ("renewal_areas", "new_sites"):
-        g = getattr(data, name)
-        setattr(sub, name, _within(g, poly) if poly is not None else g)
-    sub.indicator_table = by_area(data.indicator_table)
-    sub.ledger = by_area(data.ledger)
+    if want("indicator_table"):
+        sub.indicator_table = by_area(data.indicator_table)
+    if want("ledger"):
+        sub.ledger = by_area(data.ledger)
     return sub
 
 
 def _town_inputs(inp: ReportInputs, figures: dict[str, Path]) -> ReportInputs:
-    out = dataclasses.replace(inp, figures=figures)
-    out._ucache = inp._units_by_id  # type: ignore[attr-defined]
-    return out
+    _ = (inp._units_by_id, inp._town_names)   # built once, shared by every town's copy
+    return fresh_inputs(inp, figures=figures)
 
 
-def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str) -> list[Path]:
-    """The town's units and problem figures and its offline problem map (the coverage-gap
-    figures of its report are the district's: one per facility type is enough to draw)."""
+_HREF = re.compile(rb"""href=(['"])([^'"]*)\1""")
+_ABSOLUTE = re.compile(rb"^(?:[A-Za-z][A-Za-z0-9+.-]*:|/|#)")
+
+
+def rebase_links(html: bytes, src: Path, dst: Path) -> bytes:
+    """``html`` (UTF-8) written in folder ``src``, to be written in folder ``dst``: every
+    relative ``href`` re-based so it opens the same file (absolute URLs, ``/…`` and ``#…``
+    untouched)."""
+    src, dst = Path(os.path.abspath(src)), Path(os.path.abspath(dst))
+
+    def fix(m: re.Match) -> bytes:
+        url = m.group(2)
+        if not url or _ABSOLUTE.match(url):
+            return m.group(0)
+        target = src / url.decode("utf-8")
+        try:
+            new = Path(os.path.relpath(target, dst)).as_posix()
+        except ValueError:   # another drive (Windows): no relative path to it
+            new = target.resolve().as_uri()
+        return b"href=" + m.group(1) + new.encode("utf-8") + m.group(1)
+
+    return _HREF.sub(fix, html)
+
+
+def _run_town_maps(data: StudyData, out: Path) -> dict[str, Path]:
+    """Town code -> the town map the run wrote (``<out>/maps/towns/<code>.html``), those present."""
+    from ..town_maps import town_map_files
+
+    found = {code: out / "maps" / rel for code, rel in town_map_files(data).items()}
+    return {code: p for code, p in found.items() if p.is_file()}
+
+
+def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str, *, town_map: Path | None = None
+               ) -> list[Path]:
+    """The town's units and problem figures and its offline problem map: ``town_map`` (the
+    run's map of the town) copied with its links re-based, else drawn. (The coverage-gap
+    figures of its report are the district's: one per facility type.)"""
+    from ...io.atomic import write_bytes_atomic
     from .. import problem_figure, problem_map, save_problem_map, units_figure
 
-    sub = town_study(data, scope)
+    sub = town_study(data, scope, layers=None if town_map is None else FIGURE_LAYERS)
     maps = folder / "maps"
-    out: list[Path] = []
+    written: list[Path] = []
     if sub.units is not None and len(sub.units):
-        out.append(units_figure(sub, maps / "units.png", lang=lang))
+        written.append(units_figure(sub, maps / "units.png", lang=lang))
     if sub.problems is not None and len(sub.problems):
-        out.append(problem_figure(sub, maps / "problems.png", lang=lang))
-    m = problem_map(sub, lang=lang, title=f"{scope.name}{data.year}年城市体检问题地图")
-    out.append(save_problem_map(m, maps / "problem_map.html"))
-    return out
+        written.append(problem_figure(sub, maps / "problems.png", lang=lang))
+    if town_map is not None:
+        html = rebase_links(town_map.read_bytes(), town_map.parent, maps)
+        written.append(write_bytes_atomic(maps / "problem_map.html", html))
+    else:
+        m = problem_map(sub, lang=lang, title=f"{scope.name}{data.year}年城市体检问题地图")
+        written.append(save_problem_map(m, maps / "problem_map.html"))
+    return written
 
 
 def _tables(inp: ReportInputs, scope: Scope, folder: Path) -> list[Path]:
@@ -167,7 +227,15 @@ def write_town_packages(inp: ReportInputs, folder: str | Path, *, template: Any 
     written paths, each written atomically.
     """
     folder = Path(folder)
-    data = study_data if study_data is not None else study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year)
+    if study_data is not None:
+        data = study_data
+        town_maps = _run_town_maps(data, inp.folder)
+    else:   # read back what the packages draw: the figures' layers when the run's town maps are there
+        town_maps = _run_town_maps(study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=("towns",)),
+                                   inp.folder)
+        every = set(inp.units["town_code"].astype(str)) <= set(town_maps)
+        data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year,
+                                    layers=FIGURE_LAYERS if every else MAP_LAYERS)
     written: list[Path] = []
     for code in inp.towns["town_code"].astype(str):
         scope = town_scope(inp, code)
@@ -176,7 +244,7 @@ def write_town_packages(inp: ReportInputs, folder: str | Path, *, template: Any 
         tf = folder / town_folder_name(inp, code)
         tf.mkdir(parents=True, exist_ok=True)
         written += _tables(inp, scope, tf)
-        maps = _draw_maps(data, scope, tf, lang)
+        maps = _draw_maps(data, scope, tf, lang, town_map=town_maps.get(code))
         written += maps
         figs = {**{k: p for k, p in inp.figures.items() if k.startswith("gaps_")},
                 **{p.stem: p for p in maps if p.suffix == ".png"}}

@@ -140,6 +140,8 @@ class DocWriter:
         self._headings: list[tuple[int, str, str]] = []
         self._toc: Any = None
         self._body_mark: Any = None
+        self._style_ids: dict[Any, str | None] = {}
+        _hash_pictures_once(self.doc)
         self._setup_styles()
         if self.template is not None:
             self._body_mark = _find_body_field(self.doc, self.template)
@@ -295,9 +297,30 @@ class DocWriter:
         sec.header_distance = sec.footer_distance = Cm(1.5)
 
     # ------------------------------------------------------------------ text
+    def _add_p(self, style: str | None = None) -> Any:
+        """A new paragraph at the end of the body, in paragraph style ``style`` (by name).
+
+        python-docx resolves a style name by scanning every style of the document (XPath,
+        milliseconds per paragraph: seconds for a district's report); the writer's styles
+        are fixed once :meth:`_setup_styles` ran, so each name is resolved once.
+        """
+        p = self.doc.add_paragraph()
+        if style is not None:
+            if style not in self._style_ids:
+                self._style_ids[style] = self.doc.part.get_style_id(style, WD_STYLE_TYPE.PARAGRAPH)
+            p._p.style = self._style_ids[style]   # (None for the default style, as python-docx sets it)
+        return p
+
+    def _style_id(self, name: str) -> str:
+        """The ID of style ``name`` (resolved once, see :meth:`_add_p`)."""
+        key = ("id", name)
+        if key not in self._style_ids:
+            self._style_ids[key] = self.doc.styles[name].style_id  # type: ignore[index]
+        return self._style_ids[key]  # type: ignore[index,return-value]
+
     def heading(self, text: str, level: int = 1) -> Any:
         """A heading (bookmarked for the table of contents)."""
-        p = self.doc.add_paragraph(style=f"Heading {level}")
+        p = self._add_p(f"Heading {level}")
         name = f"_Toc{self._bookmark + 1:06d}"
         self._bookmark += 1
         p._p.append(_el("w:bookmarkStart", **{"w:id": str(self._bookmark), "w:name": name}))
@@ -309,7 +332,7 @@ class DocWriter:
     def para(self, text: str | Sequence[tuple[str, dict]] = "", *, style: str | None = None,
              align: str | None = None, indent: bool = True) -> Any:
         """A paragraph; ``text`` is a string or runs ``[(text, {"bold": True}), ...]``."""
-        p = self.doc.add_paragraph(style=style)
+        p = self._add_p(style)
         runs = [(text, {})] if isinstance(text, str) else text
         for t, fmt in runs:
             r = p.add_run(t)
@@ -408,7 +431,7 @@ class DocWriter:
         p = self.para(title, align="center", indent=False)
         p.runs[0].font.size = Pt(16)
         _set_fonts(p.runs[0]._r.get_or_add_rPr(), HEADING_FONT[0])
-        self._toc = self.doc.add_paragraph(style="TOC 1")
+        self._toc = self._add_p("TOC 1")
         self.page_break()
 
     def _write_toc(self, pages: dict[str, int] | None) -> None:
@@ -420,7 +443,7 @@ class DocWriter:
         for k, (level, text, bm) in enumerate(heads):
             p = _el("w:p")
             ppr = _el("w:pPr")
-            ppr.append(_el("w:pStyle", **{"w:val": self.doc.styles[f"TOC {level}"].style_id}))
+            ppr.append(_el("w:pStyle", **{"w:val": self._style_id(f"TOC {level}")}))
             p.append(ppr)
             paras.append(p)
             holder = self._toc.__class__(p, self._toc._parent)
@@ -468,13 +491,16 @@ class DocWriter:
     # ------------------------------------------------------------------ captions, tables, figures
     def caption(self, kind: str, text: str) -> str:
         """A numbered caption ``表 n text`` / ``图 n text`` (``SEQ`` field); returns ``表 n``."""
+        return self._caption(kind, text)[0]
+
+    def _caption(self, kind: str, text: str) -> tuple[str, Any]:
         self._seq[kind] += 1
         n = self._seq[kind]
-        p = self.doc.add_paragraph(style="Caption")
+        p = self._add_p("Caption")
         p.add_run(f"{kind} ")
         self._field(p, f" SEQ {kind} \\* ARABIC ", str(n))
         p.add_run(f"  {text}")
-        return f"{kind} {n}"
+        return f"{kind} {n}", p
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str | None = None,
               widths_cm: Sequence[float] | None = None, numeric: Sequence[int] = (),
@@ -490,7 +516,7 @@ class DocWriter:
         if widths_cm is None:
             widths_cm = [TEXT_WIDTH_CM / ncol] * ncol
         tw = [int(round(x * 567)) for x in widths_cm]
-        sid = self.doc.styles[TABLE_TEXT_STYLE].style_id
+        sid = self._style_id(TABLE_TEXT_STYLE)
         num = set(numeric)
         parts = [f'<w:tbl {nsdecls("w")}><w:tblPr><w:tblW w:w="{sum(tw)}" w:type="dxa"/><w:jc w:val="center"/>'
                  '<w:tblBorders>' + "".join(f'<w:{s} w:val="single" w:sz="4" w:space="0" w:color="000000"/>'
@@ -525,7 +551,7 @@ class DocWriter:
             p = self.para(note, style=TABLE_TEXT_STYLE)
             p.paragraph_format.space_after = Pt(6)
         else:
-            self.doc.add_paragraph(style=TABLE_TEXT_STYLE)
+            self._add_p(TABLE_TEXT_STYLE)
         return label
 
     def figure(self, path: str | Path, caption: str, *, width_cm: float = 14.5) -> str:
@@ -537,8 +563,8 @@ class DocWriter:
         p.paragraph_format.line_spacing = 1.0
         p.add_run().add_picture(str(path), width=Cm(width_cm))
         # the caption goes below: keep_with_next is for the caption style (above tables)
-        label = self.caption("图", caption)
-        self.doc.paragraphs[-1].paragraph_format.keep_with_next = False
+        label, cap = self._caption("图", caption)
+        cap.paragraph_format.keep_with_next = False
         return label
 
     # ------------------------------------------------------------------ finishing
@@ -584,28 +610,67 @@ class DocWriter:
         cp.created = fixed
         cp.modified = fixed
         cp.last_printed = fixed
-        buf = io.BytesIO()
-        self.doc.save(buf)
-        return _normalise_zip_bytes(buf.getvalue())
+        return _package_bytes(self.doc)
 
 
-def _normalise_zip_bytes(blob: bytes) -> bytes:
-    """Fixed zip entry times and permissions, entries in their order (see io.atomic.normalise_zip)."""
+def _hash_pictures_once(doc: Any) -> None:
+    """Find a picture already in the document by a hash table, not by hashing every picture
+    part again for each new picture (python-docx's ``ImageParts._get_by_sha1``: quadratic,
+    ~0.2 s for a district report's 20 figures). Same answer: the first part with the hash."""
+    images = doc.part.package.image_parts
+    if not (hasattr(images, "_get_by_sha1") and isinstance(getattr(images, "_image_parts", None), list)):
+        return   # (another python-docx: leave it be)
+    known: dict[str, Any] = {}
+    seen = 0
+
+    def by_sha1(sha1: str) -> Any:
+        nonlocal seen
+        parts = images._image_parts
+        for part in parts[seen:]:   # parts are only appended: each hashed once
+            known.setdefault(part.sha1, part)
+        seen = len(parts)
+        return known.get(sha1)
+
+    images._get_by_sha1 = by_sha1
+
+
+def _package_bytes(doc: Any) -> bytes:
+    """The document's package as zip bytes, written once, deterministic: entries in
+    python-docx's order (content types, package relationships, each part and its
+    relationships), fixed entry times and permissions, core times fixed; pictures stored
+    (they are compressed already), XML deflated.
+
+    ``Document.save`` deflates every part, pictures too (a town's report embeds ~12 MB of
+    PNG: most of its writing time), and its entries would need rewriting for fixed times.
+    """
     import zipfile
 
+    from docx.opc.packuri import CONTENT_TYPES_URI, PACKAGE_URI
+    from docx.opc.pkgwriter import _ContentTypesItem
+
+    pkg = doc.part.package
+    parts = pkg.parts
+    for part in parts:
+        part.before_marshal()
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(blob)) as src, zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
+    with zipfile.ZipFile(out, "w") as dst:
+        def put(uri: Any, data: bytes) -> None:
+            name = uri.membername
+            if name == "docProps/core.xml":
                 data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
                               rb"\g<1>" + FIXED_CORE_TIME.encode() + rb"\g<2>", data)
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            # pictures are compressed already: stored, not deflated again (seconds for a district)
-            fixed.compress_type = (zipfile.ZIP_STORED if info.filename.lower().endswith((".png", ".jpg", ".jpeg"))
-                                   else zipfile.ZIP_DEFLATED)
-            fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, data)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = (zipfile.ZIP_STORED if name.lower().endswith((".png", ".jpg", ".jpeg"))
+                                  else zipfile.ZIP_DEFLATED)
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, data)
+
+        put(CONTENT_TYPES_URI, _ContentTypesItem.from_parts(parts).blob)
+        put(PACKAGE_URI.rels_uri, pkg.rels.xml)
+        for part in parts:
+            put(part.partname, part.blob)
+            if len(part.rels):
+                put(part.partname.rels_uri, part.rels.xml)
     return out.getvalue()
 
 
