@@ -133,6 +133,18 @@ def test_town_packages_hold_their_own_share(sample_out):
         tl = pd.read_csv(folder / "ledger.csv", encoding="utf-8-sig")
         own = led[led["area_id"].astype(str).str.startswith(code[folder.name])]
         assert len(tl) == len(own) > 0
+        # the town's 问题清单 and 整改建议清单: the problems with a point in the town, told
+        # for the town (its points, its name), each with its suggestion; their points all inside
+        tp = pd.read_csv(folder / "problems.csv", encoding="utf-8-sig")
+        ts = pd.read_csv(folder / "suggestions.csv", encoding="utf-8-sig")
+        tpp = pd.read_csv(folder / "problem_points.csv", encoding="utf-8-sig", dtype=str)
+        with_point = set(own.loc[own["status"].astype(str) != "resolved", "problem_id"].astype(str))
+        assert len(tp) > 0 and set(tp["问题编号"].astype(str)) == with_point
+        assert list(ts["问题编号"]) == list(tp["问题编号"])
+        assert (tp["区域名称"] == folder.name).all() and (ts["区域名称"] == folder.name).all()
+        pts_col = tpp.columns[tpp.columns.str.contains("区域编号")][0]
+        assert tpp[pts_col].str.startswith(code[folder.name]).all()
+        assert tp["问题点位数"].sum() == len(tpp)
         doc = Document(str(folder / f"{folder.name}_2024_城市体检报告.docx"))
         assert [p.text for p in doc.paragraphs if p.style.name == "Heading 1"] == FIVE
         text = _text(doc)

@@ -32,7 +32,7 @@ from ...assess import write_ledger, write_tables
 from ...model import StudyData
 from .document import build_report, default_files, figure_titles, report_file_name
 from .inputs import ReportInputs, fresh_inputs
-from .scope import Scope, town_scope
+from .scope import Scope, _grouped, scope_points, scope_problems, town_scope
 
 __all__ = ["write_town_packages", "town_folder_name", "town_study", "study_data_from_gpkg"]
 
@@ -206,13 +206,36 @@ def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str, *, town_m
     return written
 
 
+#: The town-told columns of a problem (its points, residents, area) a suggestion repeats.
+_TOLD = ("point_count", "points", "point_names", "affected_population", "area_id", "area_name")
+
+
+def town_tables(inp: ReportInputs, scope: Scope) -> dict[str, pd.DataFrame]:
+    """The 一表三清单 of a town, in the district's table order: its indicator rows and
+    strengths (by area), and the problems its report speaks of (:func:`scope_problems`:
+    those with a 问题点位 in the town, told for the town), their points inside the town
+    and their suggestions, told the same way. Outputs made before problems were grouped
+    are cut by area."""
+    tabs = {"indicator_table": scope.rows(inp.indicator_table), "strengths": scope.rows(inp.strengths)}
+    problems = scope_problems(inp, scope)
+    tabs["problems"] = problems
+    sg = inp.suggestions
+    if _grouped(inp) and "problem_id" in problems.columns:
+        tabs["problem_points"] = scope_points(inp, scope)
+        if sg is not None and "problem_id" in sg.columns:
+            sg = sg[sg["problem_id"].isin(set(problems["problem_id"]))].copy()
+            told = problems.set_index("problem_id")
+            for col in _TOLD:
+                if col in sg.columns and col in told.columns:
+                    sg[col] = sg["problem_id"].map(told[col]).to_numpy()
+    else:
+        sg = scope.rows(sg)
+    tabs["suggestions"] = sg
+    return {k: (v if v is not None else pd.DataFrame()).reset_index(drop=True) for k, v in tabs.items()}
+
+
 def _tables(inp: ReportInputs, scope: Scope, folder: Path) -> list[Path]:
-    tabs = {}
-    for key, df in (("indicator_table", inp.indicator_table), ("strengths", inp.strengths),
-                    ("problems", inp.problems), ("suggestions", inp.suggestions)):
-        d = scope.rows(df).reset_index(drop=True)
-        tabs[key] = d
-    written = write_tables(tabs, folder, formats=("xlsx", "csv"))
+    written = write_tables(town_tables(inp, scope), folder, formats=("xlsx", "csv"))
     if inp.ledger is not None:
         written.append(write_ledger(scope.rows(inp.ledger).reset_index(drop=True), folder / "ledger.csv"))
     return written
