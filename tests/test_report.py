@@ -430,6 +430,23 @@ def test_quantile_classes_equal_mapclassify():
     assert bins2 == bins and cls2.tolist() == cls[:3].tolist()
 
 
+def test_style_quantile_breaks_are_mapclassify_bits():
+    """The QGIS style's class bounds (written to six decimals) are mapclassify's to the last
+    bit, without importing it (its import compiles numba kernels: seconds)."""
+    mapclassify = pytest.importorskip("mapclassify")
+    from geotijian.report.styles import quantile_breaks
+
+    rng = np.random.default_rng(7)
+    for i in range(600):
+        n, k = int(rng.integers(2, 400)), int(rng.integers(2, 8))
+        y = (rng.lognormal(3, 1.5, n), rng.integers(0, 12, n).astype(float), rng.normal(0, 1e6, n))[i % 3]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ref = mapclassify.classifiers.quantile(y, k=k)
+        got = quantile_breaks(y, k)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref), (n, k)
+
+
 def _unit_code(header: str) -> str | None:
     """The unit ID of a unit's popup header (``一村 (U0)``), else None."""
     m = re.fullmatch(r".* \((U\d+)\)", header)
