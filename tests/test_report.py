@@ -701,6 +701,33 @@ def test_figures_deterministic(study, tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_figure_png_same_pixels_as_savefig(study, tmp_path, monkeypatch):
+    """The PNG written by _png_bytes (RGB, unfiltered) holds exactly the pixels of
+    matplotlib's own PNG of the same figure (Pillow, RGBA, every pixel opaque), at the same
+    size and resolution; a figure that is not opaque still goes through savefig (RGBA)."""
+    from PIL import Image
+
+    real_save = figures._save
+
+    def with_reference(fig, path, dpi):
+        fig.savefig(tmp_path / "ref.png", dpi=dpi, metadata={"Software": None})
+        return real_save(fig, path, dpi)
+    monkeypatch.setattr(figures, "_save", with_reference)
+    ours = figures.units_figure(study, tmp_path / "ours.png", dpi=120)
+    monkeypatch.undo()
+    with Image.open(ours) as a, Image.open(tmp_path / "ref.png") as b:
+        assert a.mode == "RGB" and b.mode == "RGBA" and a.size == b.size == (960, 960)
+        assert a.info["dpi"] == pytest.approx(b.info["dpi"])
+        ref = np.asarray(b)
+        assert (ref[..., 3] == 255).all() and np.array_equal(np.asarray(a), ref[..., :3])
+    fig, ax = figures._new((4.0, 3.0), 100)
+    fig.patch.set_alpha(0.0)
+    ax.patch.set_alpha(0.0)
+    ax.plot([0, 1], [0, 1])
+    with Image.open(figures._save(fig, tmp_path / "clear.png", 100)) as im:
+        assert im.mode == "RGBA" and im.size == (400, 300) and im.getextrema()[3][0] == 0
+
+
 def test_figure_without_cjk_font_warns(study, tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "find_cjk_font", lambda: None)
     with pytest.warns(figures.FigureWarning, match="fonts-noto-cjk"):

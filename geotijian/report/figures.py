@@ -14,8 +14,10 @@ import contextlib
 import functools
 import re
 import shutil
+import struct
 import subprocess
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
@@ -48,6 +51,11 @@ PREFERRED_CJK = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans SC", "Sour
                  "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei",
                  "PingFang SC", "Heiti SC", "Noto Serif CJK SC", "AR PL UMing CN",
                  "Noto Sans CJK JP", "Noto Sans CJK TC")
+
+
+#: zlib level of the PNG figures: 1 is the fastest; unfiltered maps come out smaller than
+#: Pillow's filtered level 3 (see ``_png_bytes``)
+PNG_ZLIB_LEVEL = 1
 
 
 class FigureWarning(UserWarning):
@@ -299,17 +307,49 @@ def _credit(fig: plt.Figure, study: StudyData, lang: str) -> None:
     fig.text(0.01, 0.008, txt, fontsize=6.5, color="#555555", ha="left", va="bottom")
 
 
+def _png_bytes(rgb: np.ndarray, dpi: float, level: int = PNG_ZLIB_LEVEL) -> bytes:
+    """A PNG file of an 8-bit RGB image (``(h, w, 3)`` uint8): no row filter, one IDAT
+    chunk at zlib ``level``, the resolution in a pHYs chunk, nothing else (no date, no
+    software: the same pixels give the same bytes).
+
+    A map's flat colours compress well unfiltered: on a district's gap figure
+    (1200 × 1200 px) 55 ms and 0.97 MB, against 150 ms and 1.32 MB through Pillow
+    (RGBA, adaptive filters per row, zlib level 3).
+    """
+    h, w, _ = rgb.shape
+    raw = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # each row: filter type 0 (None), then its pixels
+    raw[:, 1:] = rgb.reshape(h, 3 * w)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ppm = int(dpi / 0.0254 + 0.5)  # pixels per metre, rounded as Pillow does
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
+            + chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + chunk(b"IEND", b""))
+
+
 def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"figure format must be .png, .svg or .pdf, got {path.name!r}")
+    if fmt == "png":
+        # drawn once at the figure's dpi; an opaque figure (every map here) is written as RGB
+        # by _png_bytes, the same pixels as savefig's RGBA PNG in a third of the time
+        if fig.dpi != dpi:
+            fig.set_dpi(dpi)
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+        if (rgba[..., 3] == 255).all():
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(_png_bytes(np.ascontiguousarray(rgba[..., :3]), dpi))
+            plt.close(fig)
+            return path
     meta = {"png": {"Software": None}, "svg": {"Date": None},
             "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}[fmt]
-    # PNG at zlib level 3: half the encoding time of the default 6 for 0.5% more bytes (a
-    # district's gap map: 0.12 against 0.23 s of CPU, 1.33 against 1.32 MB)
-    extra = {"pil_kwargs": {"compress_level": 3}} if fmt == "png" else {}
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta, **extra)
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
     plt.close(fig)
     return path
 
