@@ -643,19 +643,34 @@ def _add_units(ctx: _Ctx, *, scheme: str, k: int, bins: Sequence[float] | None) 
 
 
 def _missing_types(ctx: _Ctx, ids: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Per compound ID: how many facility types it misses, and their names (escaped)."""
+    """Per compound ID: how many facility types it misses, and their names (escaped, in
+    catalogue order, joined by 、), from the gap rows (one per home and type)."""
     missing = pd.Series(0, index=ids.index)
     listing = pd.Series("—", index=ids.index, dtype=object)
     gaps = ctx.layers.get("coverage_gaps")
     if gaps is None or not len(gaps):
         return missing, listing
-    g = gaps[["home_id", "facility_type"]].astype(str)
-    names = {t: html.escape(c.facility_type_name(t, ctx.lang)) for t in pd.unique(g["facility_type"])}
-    order = {t: i for i, t in enumerate(c.ordered_types(g["facility_type"]))}
-    g = g.assign(_o=g["facility_type"].map(order)).sort_values(["home_id", "_o"], kind="stable")
-    missing = ids.map(g.groupby("home_id", sort=False)["facility_type"].size()).fillna(0).astype(int)
-    text = g.assign(_n=g["facility_type"].map(names)).groupby("home_id", sort=False)["_n"].agg("、".join)
-    return missing, ids.map(text).fillna("—")
+    home = gaps["home_id"].astype(str).to_numpy(dtype=object)
+    ftype = gaps["facility_type"].astype(str)
+    types = c.ordered_types(ftype)
+    names = np.array([html.escape(c.facility_type_name(t, ctx.lang)) for t in types], dtype=object)
+    tcode = pd.Categorical(ftype, categories=types).codes
+    hcode, homes = pd.factorize(home)
+    # rows by home, then by type (stable): each home's names are one run, joined in C
+    # (np.add.reduceat concatenates the strings of each run)
+    order = np.lexsort((tcode, hcode))
+    h, piece = hcode[order], names[tcode[order]]
+    start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    first = np.zeros(len(h), dtype=bool)
+    first[start] = True
+    piece = np.where(first, piece, "、" + piece)
+    text = np.add.reduceat(piece, start)
+    count = np.diff(np.r_[start, len(h)])
+    at = pd.Index(homes[h[start]]).get_indexer(ids.astype(str).to_numpy(dtype=object))
+    hit = at >= 0
+    missing = pd.Series(np.where(hit, count[np.maximum(at, 0)], 0), index=ids.index)
+    listing = pd.Series(np.where(hit, text[np.maximum(at, 0)], "—"), index=ids.index, dtype=object)
+    return missing, listing
 
 
 def _add_compounds(ctx: _Ctx) -> None:
