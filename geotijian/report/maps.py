@@ -358,9 +358,10 @@ class _Ctx:
     def t(self, key: str) -> str:
         return _t(key, self.lang)
 
-    def web(self, name: str, gdf: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    def web(self, name: str, gdf: gpd.GeoDataFrame | None = None, *,
+            max_vertices: int | None = None) -> gpd.GeoDataFrame | None:
         return lf.to_web(self.layers[name] if gdf is None else gdf, simplify_m=self.simplify_m,
-                         decimals=self.decimals, gcj=self.gcj, layer=name)
+                         decimals=self.decimals, gcj=self.gcj, layer=name, max_vertices=max_vertices)
 
     def layer(self, group: str, label: str, *, show: bool, file: bool = True) -> folium.FeatureGroup:
         """A feature group on the map, filed under ``group`` in the control (unless ``file``
@@ -705,9 +706,9 @@ def _add_service_areas(ctx: _Ctx, service_areas: bool | None) -> None:
     sa = ctx.layers["service_areas"]
     tcol = c.study_type_colors(ctx.study)
     tname = sa["facility_type"].astype(str).map(lambda t: c.facility_type_name(t, lang))
-    w = ctx.web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol), _type=tname.to_numpy()))
-    n = int(shapely.get_num_coordinates(w.geometry.to_numpy()).sum())
-    if service_areas is None and n > SERVICE_AREA_VERTEX_BUDGET:
+    w = ctx.web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol), _type=tname.to_numpy()),
+                max_vertices=SERVICE_AREA_VERTEX_BUDGET if service_areas is None else None)
+    if w is None:  # over the budget (counted before projecting them)
         ctx.legend.append(f"<div class='sub'>{html.escape(ctx.t('service_towns'))}</div>")
         return
     name = lf.name_series(w, ["facility_name_zh", "_type"], "") if ctx.li == 0 else lf.name_series(w, ["_type"], "")
@@ -723,11 +724,11 @@ def _add_gaps(ctx: _Ctx) -> None:
     canvas layer per facility type; the choropleth's type (``cov_<type>``) on at load."""
     study, lang = ctx.study, ctx.lang
     gaps = ctx.layers["coverage_gaps"]
+    uname = None
     if study.units is not None and "name" in study.units.columns and "unit_id" in gaps.columns:
         uname = dict(zip(study.units["unit_id"].astype(str), study.units["name"].astype(str), strict=True))
-        gaps = gaps.assign(unit_id=gaps["unit_id"].astype(str).map(lambda u: uname.get(u, u)))
     table, gap_types, counts = lf.gap_table_data(gaps, lang=lang, gcj=ctx.gcj, decimals=ctx.decimals,
-                                                 types_label=ctx.t("gap_types"))
+                                                 types_label=ctx.t("gap_types"), unit_names=uname)
     ctx.bounds.append(table["bounds"])
     ctx.m.add_child(lf.gap_table(table["data"]))
     ind = ctx.indicator
