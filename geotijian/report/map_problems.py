@@ -144,7 +144,8 @@ def _problem_items(p: pd.DataFrame, study, lang: str) -> list[str]:
     cat = study.indicator_table
     units_of_measure = {}
     if cat is not None and "code" in cat.columns and "unit" in cat.columns:
-        units_of_measure = dict(zip(cat["code"].astype(str), cat["unit"], strict=False))
+        units_of_measure = dict(zip(cat["code"].astype(str).to_numpy(dtype=object), cat["unit"].to_numpy(dtype=object),
+                                    strict=False))
     code = p["indicator_code"].astype(str)
     unit = code.map(units_of_measure)
     if "unit" in p.columns:

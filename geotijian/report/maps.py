@@ -179,9 +179,10 @@ def _unit_indicator(study: StudyData, indicator: str | None, lang: str
         val = pd.to_numeric(units[indicator], errors="coerce").astype(float)
         return val, c.field_label(indicator, lang), "", None
     table = study.indicator_table
-    if table is not None and "code" in table.columns and indicator in set(table["code"]):
-        rows = table.loc[(table["code"] == indicator)
-                         & table["area_id"].astype(str).isin(units["unit_id"].astype(str))]
+    is_code = (table["code"].to_numpy(dtype=object) == indicator) if table is not None and "code" in table.columns \
+        else None
+    if is_code is not None and is_code.any():
+        rows = table.loc[is_code & table["area_id"].astype(str).isin(units["unit_id"].astype(str)).to_numpy()]
         if rows.empty:
             raise LayerError("indicator_table", f"indicator {indicator!r} has no value for any "
                              "check-up unit", fix="compute it at unit level or pick another")
