@@ -308,7 +308,8 @@ def _credit(fig: plt.Figure, study: StudyData, lang: str) -> None:
 
 
 def _png_bytes(rgb: np.ndarray, dpi: float, level: int = PNG_ZLIB_LEVEL) -> bytes:
-    """A PNG file of an 8-bit RGB image (``(h, w, 3)`` uint8): no row filter, one IDAT
+    """A PNG file of an 8-bit RGB image (``(h, w, 3)`` uint8, or the RGB of an ``(h, w, 4)``
+    RGBA one): no row filter, one IDAT
     chunk at zlib ``level``, the resolution in a pHYs chunk, nothing else (no date, no
     software: the same pixels give the same bytes).
 
@@ -316,9 +317,9 @@ def _png_bytes(rgb: np.ndarray, dpi: float, level: int = PNG_ZLIB_LEVEL) -> byte
     (1200 × 1200 px) 55 ms and 0.97 MB, against 150 ms and 1.32 MB through Pillow
     (RGBA, adaptive filters per row, zlib level 3).
     """
-    h, w, _ = rgb.shape
+    h, w = rgb.shape[:2]
     raw = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # each row: filter type 0 (None), then its pixels
-    raw[:, 1:] = rgb.reshape(h, 3 * w)
+    raw[:, 1:].reshape(h, w, 3)[...] = rgb[..., :3]  # (an RGBA buffer is read in place)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
@@ -343,7 +344,7 @@ def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
         rgba = np.asarray(canvas.buffer_rgba())
         if (rgba[..., 3] == 255).all():
             with atomic_path(path) as tmp:
-                tmp.write_bytes(_png_bytes(np.ascontiguousarray(rgba[..., :3]), dpi))
+                tmp.write_bytes(_png_bytes(rgba, dpi))
             plt.close(fig)
             return path
     meta = {"png": {"Software": None}, "svg": {"Date": None},
