@@ -422,29 +422,32 @@ def _units_background(study: StudyData, ax: Any) -> None:
 
 def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, *,
                         lang: str = "zh", size_in: tuple[float, float] = (8.0, 8.0),
-                        dpi: int = 150) -> Path:
+                        dpi: int = 150, _rows: dict[str, dict[str, np.ndarray]] | None = None,
+                        _colors: dict[str, str] | None = None) -> Path:
     """Coverage gaps of one facility type: homes beyond the walking radius, by how far.
 
     Homes are coloured by walk distance to the nearest facility over the service radius
     (≤ 1.25, ≤ 1.5, ≤ 2, > 2 times), with that type's facilities and service area.
+    (``_rows``, ``_colors``: the rows of each type per layer and the type colours, found
+    once by ``save_figures`` for all its figures.)
     """
     gaps_all = study.coverage_gaps
     if gaps_all is None:
         raise LayerError("coverage_gaps", "is missing", fix="compute coverage first")
     _check_crs(study)
     path = Path(path)
-    gaps = _metric(gaps_all.loc[gaps_all["facility_type"].astype(str) == facility_type],
-                   study.crs, "coverage_gaps")
+    rows = _rows if _rows is not None else _type_rows(study)
+    gaps = _metric(gaps_all.iloc[rows["coverage_gaps"].get(facility_type, [])], study.crs, "coverage_gaps")
     tname = c.facility_type_name(facility_type, lang)
     with _style(lang):
         fig, ax = _new(size_in, dpi)
         _base(study, ax, _extent(study, gaps, study.units))
         _units_background(study, ax)
         handles = []
-        color = c.study_type_colors(study).get(facility_type, c.OTHER_COLOR)
+        color = (_colors if _colors is not None else c.study_type_colors(study)).get(facility_type, c.OTHER_COLOR)
         sa = study.service_areas
         if sa is not None and len(sa):
-            sa_t = sa.loc[sa["facility_type"].astype(str) == facility_type]
+            sa_t = sa.iloc[rows["service_areas"].get(facility_type, [])]
             if len(sa_t):
                 _draw(ax, _metric(sa_t, study.crs, "service_areas").geometry.to_numpy(), facecolor=color,
                       alpha=0.15, edgecolor=color, linewidth=0.6, zorder=2)
@@ -465,7 +468,7 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
                                        f"({int((idx == i).sum())})"))
         fac = study.facilities
         if fac is not None and len(fac) and "type" in fac.columns:
-            f_t = fac.loc[fac["type"].astype(str) == facility_type]
+            f_t = fac.iloc[rows["facilities"].get(facility_type, [])]
             if len(f_t):
                 pts = _metric(f_t, study.crs, "facilities").representative_point()
                 _draw_points(ax, pts.to_numpy(), color=color, edgecolor="white", linewidth=0.6, size=40,
@@ -485,6 +488,22 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
                    f"{tname}: coverage gaps (radius {r_txt}): {len(gaps)} homes, {pop:,.0f} residents")
         # long heading (type, radius, counts): a little smaller
         return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi, title_size=12.5)
+
+
+def _type_rows(study: StudyData) -> dict[str, dict[str, np.ndarray]]:
+    """Row positions of each facility type in the gaps, service areas and facilities
+    (``{layer: {type: positions}}``, positions ascending): one pass per layer."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer, col in (("coverage_gaps", "facility_type"), ("service_areas", "facility_type"), ("facilities", "type")):
+        gdf = getattr(study, layer, None)
+        if gdf is None or col not in gdf.columns or not len(gdf):
+            out[layer] = {}
+            continue
+        code, uniq = pd.factorize(gdf[col].astype(str).to_numpy(dtype=object))
+        order = np.argsort(code, kind="stable")
+        cut = np.searchsorted(code[order], np.arange(len(uniq) + 1))
+        out[layer] = {str(t): order[cut[i]:cut[i + 1]] for i, t in enumerate(uniq)}
+    return out
 
 
 def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
@@ -509,9 +528,10 @@ def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str
             written.append(units_figure(study, out / f"units.{fmt}", indicator=indicator,
                                         lang=lang, dpi=dpi))
         if study.coverage_gaps is not None and len(study.coverage_gaps):
+            rows, colors = _type_rows(study), c.study_type_colors(study)
             for t in c.ordered_types(study.coverage_gaps["facility_type"]):
                 written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}",
-                                                   lang=lang, dpi=dpi))
+                                                   lang=lang, dpi=dpi, _rows=rows, _colors=colors))
         if study.problems is not None and len(study.problems) and study.units is not None:
             written.append(problem_figure(study, out / f"problems.{fmt}", lang=lang, dpi=dpi, title=title))
             counts = unit_point_counts(study)
