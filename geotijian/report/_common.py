@@ -230,13 +230,22 @@ def indicator_catalogue() -> pd.DataFrame:
     return pd.read_csv(_data.path("indicators.csv"), dtype=str)
 
 
+@functools.lru_cache(maxsize=2)
+def _type_names(li: int) -> dict[str, str]:
+    """Facility type code -> catalogue name (zh or en); the first row of a code."""
+    cat = facility_catalogue()
+    names: dict[str, str] = {}
+    for code, name in zip(cat["code"].to_numpy(dtype=object), cat["name_zh" if li == 0 else "name_en"].to_numpy(dtype=object),
+                          strict=True):
+        if isinstance(code, str):
+            names.setdefault(code, str(name))
+    return names
+
+
 def facility_type_name(code: str, lang: str = "zh") -> str:
     """Catalogue name of a facility type code; an unknown code is shown as is."""
-    cat = facility_catalogue()
-    row = cat.loc[cat["code"] == code]
-    if row.empty:
-        return str(code)
-    return str(row.iloc[0]["name_zh" if lang_index(lang) == 0 else "name_en"])
+    name = _type_names(lang_index(lang)).get(code) if isinstance(code, str) else None
+    return str(code) if name is None else name
 
 
 def ordered_types(codes: pd.Series) -> list[str]:
