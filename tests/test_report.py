@@ -430,6 +430,27 @@ def test_quantile_classes_equal_mapclassify():
     assert bins2 == bins and cls2.tolist() == cls[:3].tolist()
 
 
+def test_display_values_and_escaping():
+    """Popup and legend strings: numbers to two decimals without trailing zeros (-0 as 0),
+    missing as —, text as it is, lists joined; then HTML-escaped (quotes too), also when a
+    value holds a NUL (the values are escaped as one text joined by NUL)."""
+    from geotijian.report import _common as c
+
+    num = pd.Series([1.0, 2.5, -0.001, np.nan, 100.0, 1234.5678, 0.0, 10.10], index=list("abcdefgh"))
+    assert c.format_values(num).tolist() == ["1", "2.5", "0", "—", "100", "1234.57", "0", "10.1"]
+    assert c.format_values(num).index.tolist() == list("abcdefgh")
+    assert c.format_values(pd.Series([3, None], dtype="Int64")).tolist() == ["3", "—"]
+    assert c.format_values(pd.Series([True, False])).tolist() == ["✓", "✗"]
+    text = pd.Series(["a<b", None, "x & 'y'", '"q"'], dtype="str")
+    assert c.format_values(text).tolist() == ["a<b", "—", "x & 'y'", '"q"']
+    assert c.escaped_values(text).tolist() == ["a&lt;b", "—", "x &amp; &#x27;y&#x27;", "&quot;q&quot;"]
+    mixed = pd.Series([[1, 2], "x", None, 3.5, True])
+    assert c.format_values(mixed).tolist() == ["1, 2", "x", "—", "3.5", "True"]
+    assert c.escaped_values(pd.Series(["a\x00<", ">"])).tolist() == ["a\x00&lt;", "&gt;"]
+    assert c.escaped_values(pd.Series([], dtype=object)).tolist() == []
+    assert c.escape_all(["<", "&", ""]).tolist() == ["&lt;", "&amp;", ""]
+
+
 def test_style_quantile_breaks_are_mapclassify_bits():
     """The QGIS style's class bounds (written to six decimals) are mapclassify's to the last
     bit, without importing it (its import compiles numba kernels: seconds)."""
