@@ -430,6 +430,28 @@ def test_quantile_classes_equal_mapclassify():
     assert bins2 == bins and cls2.tolist() == cls[:3].tolist()
 
 
+def test_compound_missing_types_in_catalogue_order(study):
+    """Each compound's count and list of missing facility types (escaped names, catalogue
+    order, joined by 、), against a plain per-home reference; a compound without a gap row
+    has 0 and —."""
+    import types as _types
+
+    from geotijian.report import _common as c
+
+    gaps = study.coverage_gaps
+    extra = gaps.iloc[[0]].assign(home_id="ZZ", facility_type="<x>")  # an unknown type, escaped
+    both = pd.concat([gaps, extra, gaps.iloc[[1]].assign(home_id="ZZ")], ignore_index=True)
+    ctx = _types.SimpleNamespace(layers={"coverage_gaps": both}, lang="zh")
+    ids = pd.Series(["X1", "X0", "ZZ", "none", "X1"], index=[5, 6, 7, 8, 9])
+    n, lst = maps._missing_types(ctx, ids)
+    order = c.ordered_types(both["facility_type"])
+    for i, h in ids.items():
+        mine = [t for t in order for _ in range(int(((both["home_id"] == h) & (both["facility_type"] == t)).sum()))]
+        assert n[i] == len(mine)
+        assert lst[i] == ("、".join(html.escape(c.facility_type_name(t, "zh")) for t in mine) if mine else "—")
+    assert lst[7].endswith("&lt;x&gt;") and n[8] == 0 and lst.index.tolist() == ids.index.tolist()
+
+
 def test_display_values_and_escaping():
     """Popup and legend strings: numbers to two decimals without trailing zeros (-0 as 0),
     missing as —, text as it is, lists joined; then HTML-escaped (quotes too), also when a
