@@ -769,6 +769,11 @@ def test_figure_png_same_pixels_as_savefig(study, tmp_path, monkeypatch):
     ax.plot([0, 1], [0, 1])
     with Image.open(figures._save(fig, tmp_path / "clear.png", 100)) as im:
         assert im.mode == "RGBA" and im.size == (400, 300) and im.getextrema()[3][0] == 0
+    import matplotlib
+
+    with matplotlib.rc_context({"savefig.transparent": True}):  # savefig's settings are kept
+        with Image.open(figures.units_figure(study, tmp_path / "see_through.png", dpi=50)) as im:
+            assert im.mode == "RGBA" and im.getextrema()[3][0] == 0
 
 
 def test_figure_without_cjk_font_warns(study, tmp_path, monkeypatch):

@@ -334,9 +334,12 @@ def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"figure format must be .png, .svg or .pdf, got {path.name!r}")
-    if fmt == "png":
+    rc = matplotlib.rcParams
+    if fmt == "png" and rc["savefig.facecolor"] == "auto" and rc["savefig.edgecolor"] == "auto" \
+            and not rc["savefig.transparent"] and rc["savefig.bbox"] in (None, "standard"):
         # drawn once at the figure's dpi; an opaque figure (every map here) is written as RGB
-        # by _png_bytes, the same pixels as savefig's RGBA PNG in a third of the time
+        # by _png_bytes, the same pixels as savefig's RGBA PNG in a third of the time (with
+        # savefig's own settings changed in rcParams, savefig writes it, as they say)
         if fig.dpi != dpi:
             fig.set_dpi(dpi)
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
