@@ -550,6 +550,10 @@ def test_plan_workbook_number_formats(tmp_path):
     rows = {r[0].value: r[1] for r in ws.iter_rows(min_row=2)}
     assert rows["居民(人)"].value == 740 and rows["居民(人)"].number_format == "#,##0"
     assert rows["模型"].number_format == "General"
+    # every data cell wrapped, top-aligned (a column's cells share its first cell's style)
+    for sheet in wb.sheetnames:
+        assert all(c.alignment.wrap_text and c.alignment.vertical == "top"
+                   for row in wb[sheet].iter_rows(min_row=2) for c in row), sheet
 
 
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")

@@ -430,6 +430,66 @@ def test_quantile_classes_equal_mapclassify():
     assert bins2 == bins and cls2.tolist() == cls[:3].tolist()
 
 
+def test_compound_missing_types_in_catalogue_order(study):
+    """Each compound's count and list of missing facility types (escaped names, catalogue
+    order, joined by 、), against a plain per-home reference; a compound without a gap row
+    has 0 and —."""
+    import types as _types
+
+    from geotijian.report import _common as c
+
+    gaps = study.coverage_gaps
+    extra = gaps.iloc[[0]].assign(home_id="ZZ", facility_type="<x>")  # an unknown type, escaped
+    both = pd.concat([gaps, extra, gaps.iloc[[1]].assign(home_id="ZZ")], ignore_index=True)
+    ctx = _types.SimpleNamespace(layers={"coverage_gaps": both}, lang="zh")
+    ids = pd.Series(["X1", "X0", "ZZ", "none", "X1"], index=[5, 6, 7, 8, 9])
+    n, lst = maps._missing_types(ctx, ids)
+    order = c.ordered_types(both["facility_type"])
+    for i, h in ids.items():
+        mine = [t for t in order for _ in range(int(((both["home_id"] == h) & (both["facility_type"] == t)).sum()))]
+        assert n[i] == len(mine)
+        assert lst[i] == ("、".join(html.escape(c.facility_type_name(t, "zh")) for t in mine) if mine else "—")
+    assert lst[7].endswith("&lt;x&gt;") and n[8] == 0 and lst.index.tolist() == ids.index.tolist()
+
+
+def test_display_values_and_escaping():
+    """Popup and legend strings: numbers to two decimals without trailing zeros (-0 as 0),
+    missing as —, text as it is, lists joined; then HTML-escaped (quotes too), also when a
+    value holds a NUL (the values are escaped as one text joined by NUL)."""
+    from geotijian.report import _common as c
+
+    num = pd.Series([1.0, 2.5, -0.001, np.nan, 100.0, 1234.5678, 0.0, 10.10], index=list("abcdefgh"))
+    assert c.format_values(num).tolist() == ["1", "2.5", "0", "—", "100", "1234.57", "0", "10.1"]
+    assert c.format_values(num).index.tolist() == list("abcdefgh")
+    assert c.format_values(pd.Series([3, None], dtype="Int64")).tolist() == ["3", "—"]
+    assert c.format_values(pd.Series([True, False])).tolist() == ["✓", "✗"]
+    text = pd.Series(["a<b", None, "x & 'y'", '"q"'], dtype="str")
+    assert c.format_values(text).tolist() == ["a<b", "—", "x & 'y'", '"q"']
+    assert c.escaped_values(text).tolist() == ["a&lt;b", "—", "x &amp; &#x27;y&#x27;", "&quot;q&quot;"]
+    mixed = pd.Series([[1, 2], "x", None, 3.5, True])
+    assert c.format_values(mixed).tolist() == ["1, 2", "x", "—", "3.5", "True"]
+    assert c.escaped_values(pd.Series(["a\x00<", ">"])).tolist() == ["a\x00&lt;", "&gt;"]
+    assert c.escaped_values(pd.Series([], dtype=object)).tolist() == []
+    assert c.escape_all(["<", "&", ""]).tolist() == ["&lt;", "&amp;", ""]
+
+
+def test_style_quantile_breaks_are_mapclassify_bits():
+    """The QGIS style's class bounds (written to six decimals) are mapclassify's to the last
+    bit, without importing it (its import compiles numba kernels: seconds)."""
+    mapclassify = pytest.importorskip("mapclassify")
+    from geotijian.report.styles import quantile_breaks
+
+    rng = np.random.default_rng(7)
+    for i in range(600):
+        n, k = int(rng.integers(2, 400)), int(rng.integers(2, 8))
+        y = (rng.lognormal(3, 1.5, n), rng.integers(0, 12, n).astype(float), rng.normal(0, 1e6, n))[i % 3]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ref = mapclassify.classifiers.quantile(y, k=k)
+        got = quantile_breaks(y, k)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref), (n, k)
+
+
 def _unit_code(header: str) -> str | None:
     """The unit ID of a unit's popup header (``一村 (U0)``), else None."""
     m = re.fullmatch(r".* \((U\d+)\)", header)
@@ -682,6 +742,38 @@ def test_figures_deterministic(study, tmp_path):
     a = figures.units_figure(study, tmp_path / "a.svg", indicator="c_kindergarten_gap")
     b = figures.units_figure(study, tmp_path / "b.svg", indicator="c_kindergarten_gap")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_figure_png_same_pixels_as_savefig(study, tmp_path, monkeypatch):
+    """The PNG written by _png_bytes (RGB, unfiltered) holds exactly the pixels of
+    matplotlib's own PNG of the same figure (Pillow, RGBA, every pixel opaque), at the same
+    size and resolution; a figure that is not opaque still goes through savefig (RGBA)."""
+    from PIL import Image
+
+    real_save = figures._save
+
+    def with_reference(fig, path, dpi):
+        fig.savefig(tmp_path / "ref.png", dpi=dpi, metadata={"Software": None})
+        return real_save(fig, path, dpi)
+    monkeypatch.setattr(figures, "_save", with_reference)
+    ours = figures.units_figure(study, tmp_path / "ours.png", dpi=120)
+    monkeypatch.undo()
+    with Image.open(ours) as a, Image.open(tmp_path / "ref.png") as b:
+        assert a.mode == "RGB" and b.mode == "RGBA" and a.size == b.size == (960, 960)
+        assert a.info["dpi"] == pytest.approx(b.info["dpi"])
+        ref = np.asarray(b)
+        assert (ref[..., 3] == 255).all() and np.array_equal(np.asarray(a), ref[..., :3])
+    fig, ax = figures._new((4.0, 3.0), 100)
+    fig.patch.set_alpha(0.0)
+    ax.patch.set_alpha(0.0)
+    ax.plot([0, 1], [0, 1])
+    with Image.open(figures._save(fig, tmp_path / "clear.png", 100)) as im:
+        assert im.mode == "RGBA" and im.size == (400, 300) and im.getextrema()[3][0] == 0
+    import matplotlib
+
+    with matplotlib.rc_context({"savefig.transparent": True}):  # savefig's settings are kept
+        with Image.open(figures.units_figure(study, tmp_path / "see_through.png", dpi=50)) as im:
+            assert im.mode == "RGBA" and im.getextrema()[3][0] == 0
 
 
 def test_figure_without_cjk_font_warns(study, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ data that a spreadsheet would evaluate (``=…``) is defused (:mod:`geotijian.io
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +213,7 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
     wb = Workbook()
     wb.remove(wb.active)
     head_fill = PatternFill("solid", fgColor="DDEBF7")
+    wrap = Alignment(wrap_text=True, vertical="top")
     for key, d in shown.items():
         ws = wb.create_sheet(SHEETS_ZH.get(key, key)[:31])
         cols = list(d.columns)
@@ -233,13 +235,18 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
             if vis is not None and col not in vis:
                 dim.hidden = True
             fmt = None if key == "siting" else "#,##0" if col in _PERSONS else _DECIMALS.get(col)
+            proto = None  # the column's first cell styled, the others take a copy of its style array
             for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
-                if fmt is not None:
-                    cell.number_format = fmt
-                elif key == "siting" and isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool) \
-                        and float(cell.value).is_integer():  # the solver sheet: one column per type
-                    cell.number_format = "#,##0"
+                if proto is None:
+                    cell.alignment = wrap
+                    if fmt is not None:
+                        cell.number_format = fmt
+                    proto = copy.copy(cell._style)
+                else:  # (assigning a style object hashes and looks it up again per cell: most of the time)
+                    cell._style = copy.copy(proto)
+                if fmt is None and key == "siting" and isinstance(cell.value, (int, float)) \
+                        and not isinstance(cell.value, bool) and float(cell.value).is_integer():
+                    cell.number_format = "#,##0"  # the solver sheet: one column per type
         _row_heights(ws, d, cols)
         protect_cells(ws)  # names from the data never run as formulas
         ws.freeze_panes = "B2" if key == "siting" else "A2"

@@ -582,8 +582,12 @@ def simplify_rings(geoms: np.ndarray, tol: float) -> np.ndarray:
 
 
 def to_web(gdf: gpd.GeoDataFrame, *, simplify_m: float, decimals: int, gcj: bool,
-           layer: str) -> gpd.GeoDataFrame:
-    """Simplify (metres), project to WGS84, shift to GCJ-02 if asked, round coordinates."""
+           layer: str, max_vertices: int | None = None) -> gpd.GeoDataFrame | None:
+    """Simplify (metres), project to WGS84, shift to GCJ-02 if asked, round coordinates.
+
+    With ``max_vertices``: ``None`` when the simplified layer holds more vertices than that
+    (told before projecting: the projection keeps every vertex).
+    """
     if gdf.crs is None:
         raise LayerError(layer, "has no CRS", fix="set the study CRS on the layer (set_crs)")
     geoms = gdf.geometry.to_numpy()
@@ -604,6 +608,8 @@ def to_web(gdf: gpd.GeoDataFrame, *, simplify_m: float, decimals: int, gcj: bool
             g[poly] = (shapely.coverage_simplify(g[poly], tol) if layer in COVERAGE_LAYERS
                        else simplify_rings(g[poly], tol))
         gdf = gdf.set_geometry(gpd.GeoSeries(g, index=gdf.index, crs=gdf.crs))
+    if max_vertices is not None and int(shapely.get_num_coordinates(gdf.geometry.to_numpy()).sum()) > max_vertices:
+        return None
     web = gdf.to_crs(settings.geographic_crs)
     g = web.geometry.to_numpy()
     if gcj:
@@ -692,13 +698,13 @@ def layer_name(text: str) -> str:
 # --------------------------------------------------------------------------- coverage gaps
 
 def gap_table_data(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: int,
-                   types_label: str) -> tuple[dict, list, list]:
+                   types_label: str, unit_names: dict[str, str] | None = None) -> tuple[dict, list, list]:
     """The gap layer as one compact table for the page: a row per home with a gap.
 
     ``gaps`` is one row per (home, type) (:func:`geotijian.coverage_gaps`). A district has
     ~300,000 such rows but ~20,000 homes: each home is written once, at a point inside it,
     with its distance to every type in whole metres (0 = covered, -1 = no facility
-    reachable) and its unit (``unit_id``, the caller may put names there) as an
+    reachable) and its unit (``unit_id``, or its name from ``unit_names``) as an
     index into one list, so the page carries each home and each label once instead of
     once per missing type. Returns ``({"data", "bounds"}, types, homes per type)``.
     """
@@ -731,8 +737,13 @@ def gap_table_data(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: in
     w = to_web(gpd.GeoDataFrame(geometry=pts, crs=gaps.crs), simplify_m=0, decimals=decimals, gcj=gcj,
                layer="coverage_gaps")
     xy = shapely.get_coordinates(w.geometry.to_numpy())
-    unit = (c.escaped_values(sub["unit_id"]) if "unit_id" in sub.columns
-            else pd.Series("—", index=sub.index)).to_numpy(dtype=object)
+    if "unit_id" in sub.columns:
+        uid = sub["unit_id"].astype(str)
+        # a unit by its name where ``unit_names`` has it (looked up once per home, not per gap row)
+        unit = c.escaped_values(uid.map(unit_names).where(uid.isin(unit_names.keys()), uid)
+                                if unit_names is not None else sub["unit_id"]).to_numpy(dtype=object)
+    else:
+        unit = np.full(len(sub), "—", dtype=object)
     ucode, ulist = pd.factorize(unit, sort=True)
     pop = (pd.to_numeric(sub["population"], errors="coerce").round(0) if "population" in sub.columns
            else pd.Series(np.nan, index=sub.index))

@@ -144,7 +144,8 @@ def _problem_items(p: pd.DataFrame, study, lang: str) -> list[str]:
     cat = study.indicator_table
     units_of_measure = {}
     if cat is not None and "code" in cat.columns and "unit" in cat.columns:
-        units_of_measure = dict(zip(cat["code"].astype(str), cat["unit"], strict=False))
+        units_of_measure = dict(zip(cat["code"].astype(str).to_numpy(dtype=object), cat["unit"].to_numpy(dtype=object),
+                                    strict=False))
     code = p["indicator_code"].astype(str)
     unit = code.map(units_of_measure)
     if "unit" in p.columns:
@@ -154,7 +155,8 @@ def _problem_items(p: pd.DataFrame, study, lang: str) -> list[str]:
     sug = p["suggestion"] if "suggestion" in p.columns else pd.Series(None, index=p.index, dtype=object)
     vs = "参考" if li == 0 else "reference"
     items = []
-    for seq, name, v, u, r, aff, s in zip(p["pseq"], p["name_zh"], p["value"], unit, ref, p["paff"], sug, strict=True):
+    cols = [x.to_numpy(dtype=object) for x in (p["pseq"], p["name_zh"], p["value"], unit, ref, p["paff"], sug)]
+    for seq, name, v, u, r, aff, s in zip(*cols, strict=True):  # (object arrays: a string column's items one by one cost)
         r_txt = "—" if r is None or (isinstance(r, float) and np.isnan(r)) else str(r)
         if r_txt != "—" and u and str(u) == "%" and not r_txt.endswith("%"):
             r_txt += "%"

@@ -179,9 +179,10 @@ def _unit_indicator(study: StudyData, indicator: str | None, lang: str
         val = pd.to_numeric(units[indicator], errors="coerce").astype(float)
         return val, c.field_label(indicator, lang), "", None
     table = study.indicator_table
-    if table is not None and "code" in table.columns and indicator in set(table["code"]):
-        rows = table.loc[(table["code"] == indicator)
-                         & table["area_id"].astype(str).isin(units["unit_id"].astype(str))]
+    is_code = (table["code"].to_numpy(dtype=object) == indicator) if table is not None and "code" in table.columns \
+        else None
+    if is_code is not None and is_code.any():
+        rows = table.loc[is_code & table["area_id"].astype(str).isin(units["unit_id"].astype(str)).to_numpy()]
         if rows.empty:
             raise LayerError("indicator_table", f"indicator {indicator!r} has no value for any "
                              "check-up unit", fix="compute it at unit level or pick another")
@@ -358,9 +359,10 @@ class _Ctx:
     def t(self, key: str) -> str:
         return _t(key, self.lang)
 
-    def web(self, name: str, gdf: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    def web(self, name: str, gdf: gpd.GeoDataFrame | None = None, *,
+            max_vertices: int | None = None) -> gpd.GeoDataFrame | None:
         return lf.to_web(self.layers[name] if gdf is None else gdf, simplify_m=self.simplify_m,
-                         decimals=self.decimals, gcj=self.gcj, layer=name)
+                         decimals=self.decimals, gcj=self.gcj, layer=name, max_vertices=max_vertices)
 
     def layer(self, group: str, label: str, *, show: bool, file: bool = True) -> folium.FeatureGroup:
         """A feature group on the map, filed under ``group`` in the control (unless ``file``
@@ -643,19 +645,34 @@ def _add_units(ctx: _Ctx, *, scheme: str, k: int, bins: Sequence[float] | None) 
 
 
 def _missing_types(ctx: _Ctx, ids: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Per compound ID: how many facility types it misses, and their names (escaped)."""
+    """Per compound ID: how many facility types it misses, and their names (escaped, in
+    catalogue order, joined by 、), from the gap rows (one per home and type)."""
     missing = pd.Series(0, index=ids.index)
     listing = pd.Series("—", index=ids.index, dtype=object)
     gaps = ctx.layers.get("coverage_gaps")
     if gaps is None or not len(gaps):
         return missing, listing
-    g = gaps[["home_id", "facility_type"]].astype(str)
-    names = {t: html.escape(c.facility_type_name(t, ctx.lang)) for t in pd.unique(g["facility_type"])}
-    order = {t: i for i, t in enumerate(c.ordered_types(g["facility_type"]))}
-    g = g.assign(_o=g["facility_type"].map(order)).sort_values(["home_id", "_o"], kind="stable")
-    missing = ids.map(g.groupby("home_id", sort=False)["facility_type"].size()).fillna(0).astype(int)
-    text = g.assign(_n=g["facility_type"].map(names)).groupby("home_id", sort=False)["_n"].agg("、".join)
-    return missing, ids.map(text).fillna("—")
+    home = gaps["home_id"].astype(str).to_numpy(dtype=object)
+    ftype = gaps["facility_type"].astype(str)
+    types = c.ordered_types(ftype)
+    names = np.array([html.escape(c.facility_type_name(t, ctx.lang)) for t in types], dtype=object)
+    tcode = pd.Categorical(ftype, categories=types).codes
+    hcode, homes = pd.factorize(home)
+    # rows by home, then by type (stable): each home's names are one run, joined in C
+    # (np.add.reduceat concatenates the strings of each run)
+    order = np.lexsort((tcode, hcode))
+    h, piece = hcode[order], names[tcode[order]]
+    start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    first = np.zeros(len(h), dtype=bool)
+    first[start] = True
+    piece = np.where(first, piece, "、" + piece)
+    text = np.add.reduceat(piece, start)
+    count = np.diff(np.r_[start, len(h)])
+    at = pd.Index(homes[h[start]]).get_indexer(ids.astype(str).to_numpy(dtype=object))
+    hit = at >= 0
+    missing = pd.Series(np.where(hit, count[np.maximum(at, 0)], 0), index=ids.index)
+    listing = pd.Series(np.where(hit, text[np.maximum(at, 0)], "—"), index=ids.index, dtype=object)
+    return missing, listing
 
 
 def _add_compounds(ctx: _Ctx) -> None:
@@ -690,9 +707,9 @@ def _add_service_areas(ctx: _Ctx, service_areas: bool | None) -> None:
     sa = ctx.layers["service_areas"]
     tcol = c.study_type_colors(ctx.study)
     tname = sa["facility_type"].astype(str).map(lambda t: c.facility_type_name(t, lang))
-    w = ctx.web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol), _type=tname.to_numpy()))
-    n = int(shapely.get_num_coordinates(w.geometry.to_numpy()).sum())
-    if service_areas is None and n > SERVICE_AREA_VERTEX_BUDGET:
+    w = ctx.web("service_areas", sa.assign(_color=sa["facility_type"].astype(str).map(tcol), _type=tname.to_numpy()),
+                max_vertices=SERVICE_AREA_VERTEX_BUDGET if service_areas is None else None)
+    if w is None:  # over the budget (counted before projecting them)
         ctx.legend.append(f"<div class='sub'>{html.escape(ctx.t('service_towns'))}</div>")
         return
     name = lf.name_series(w, ["facility_name_zh", "_type"], "") if ctx.li == 0 else lf.name_series(w, ["_type"], "")
@@ -708,11 +725,11 @@ def _add_gaps(ctx: _Ctx) -> None:
     canvas layer per facility type; the choropleth's type (``cov_<type>``) on at load."""
     study, lang = ctx.study, ctx.lang
     gaps = ctx.layers["coverage_gaps"]
+    uname = None
     if study.units is not None and "name" in study.units.columns and "unit_id" in gaps.columns:
         uname = dict(zip(study.units["unit_id"].astype(str), study.units["name"].astype(str), strict=True))
-        gaps = gaps.assign(unit_id=gaps["unit_id"].astype(str).map(lambda u: uname.get(u, u)))
     table, gap_types, counts = lf.gap_table_data(gaps, lang=lang, gcj=ctx.gcj, decimals=ctx.decimals,
-                                                 types_label=ctx.t("gap_types"))
+                                                 types_label=ctx.t("gap_types"), unit_names=uname)
     ctx.bounds.append(table["bounds"])
     ctx.m.add_child(lf.gap_table(table["data"]))
     ind = ctx.indicator

@@ -13,7 +13,6 @@ categories (facility types present, problem classes) and class breaks depend on 
 
 from __future__ import annotations
 
-import warnings
 import xml.etree.ElementTree as ET
 
 import matplotlib
@@ -24,7 +23,7 @@ import geopandas as gpd
 
 from . import _common as c
 
-__all__ = ["layer_qml", "QGIS_VERSION"]
+__all__ = ["layer_qml", "quantile_breaks", "QGIS_VERSION"]
 
 QGIS_VERSION = "3.34.0-Prizren"  # the LTR the styles were written for; newer QGIS reads them
 
@@ -131,6 +130,31 @@ def _ramp(n: int, cmap: str = "YlOrRd") -> list[str]:
     return [matplotlib.colors.to_hex(cm(0.12 + 0.83 * i / (n - 1))) for i in range(n)]
 
 
+def quantile_breaks(y: np.ndarray, k: int) -> np.ndarray:
+    """Upper bounds of ``k`` quantile classes of ``y`` (ties merged): the bins of
+    mapclassify's ``Quantiles``, to the last bit, in numpy.
+
+    mapclassify takes each bound from ``scipy.stats.scoreatpercentile`` (the sorted values
+    at ``p / 100 * (n - 1)``, the two neighbours weighted by their distance to it and the sum
+    divided by the weights' sum); the same arithmetic here, for every bound at once. Not
+    ``np.percentile``: it interpolates otherwise and can differ in the last bit, which a
+    bound written to six decimals may show. mapclassify itself compiles numba kernels at
+    import: seconds, when all a style needs is five numbers.
+    """
+    w = 100.0 / k
+    p = np.arange(w, 100 + w, w)
+    if p[-1] > 100.0:
+        p[-1] = 100.0
+    a = np.sort(np.asarray(y, dtype=float))
+    idx = p / 100.0 * (len(a) - 1)
+    i = idx.astype(np.int64)
+    exact = i == idx
+    j = np.minimum(i + 1, len(a) - 1)
+    w0, w1 = (i + 1) - idx, idx - i
+    q = np.where(exact, a[i], (a[i] * w0 + a[j] * w1) / (w0 + w1))
+    return np.unique(q)
+
+
 def _num(label: float) -> str:
     return c.format_values(pd.Series([label])).iloc[0]
 
@@ -167,17 +191,12 @@ def layer_qml(name: str, gdf: gpd.GeoDataFrame, *, aliases: dict[str, str] | Non
         y = (pd.to_numeric(gdf["population"], errors="coerce") / area.where(area > 0)).to_numpy(float)
         y = y[np.isfinite(y)]
         if len(np.unique(y)) >= 2:
-            k = int(min(5, len(np.unique(y))))
-            import mapclassify  # (here: with numba installed its import compiles a kernel)
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                cl = mapclassify.Quantiles(y, k=k)
-            cols = _ramp(len(cl.bins))
-            lows = [float(y.min())] + [float(b) for b in cl.bins[:-1]]
+            bins = quantile_breaks(y, int(min(5, len(np.unique(y)))))
+            cols = _ramp(len(bins))
+            lows = [float(y.min())] + [float(b) for b in bins[:-1]]
             ranges = [(lo, float(hi), f"{_num(lo)} – {_num(hi)}",
                        _symbol(kind, "0", col, fill_alpha=0.75, outline="#ffffff", width=0.3))
-                      for lo, hi, col in zip(lows, cl.bins, cols)]
+                      for lo, hi, col in zip(lows, bins, cols)]
             renderer = _renderer_graduated(kind, '"population" / "area_ha"', ranges, "quantile")
     elif name == "problems" and "problem_class" in gdf.columns:
         cats = [(cl, c.problem_class_label(cl, lang),
