@@ -25,6 +25,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import CRS
 
 from . import settings
 from .access import (
@@ -39,7 +40,7 @@ from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
 from .facilities import classify_pois, facility_catalogue
 from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import indicator_catalogue
-from .io.alignment import alignment_message, check_alignment
+from .io.alignment import RoadDistance, _check_alignment, alignment_message, check_alignment
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
 from .io.layers import ROLES, read_layer
@@ -256,10 +257,13 @@ def _check_offsets(parts: dict, roads: gpd.GeoDataFrame | None) -> dict:
     out: dict = {}
     if roads is None:
         return out
+    index = None  # the roads' distance index, made once for every layer
     for key, (src, gdf) in parts.items():
         if len(gdf) < 10:
             continue
-        res = check_alignment(gdf, roads, declared=src.coords or "wgs84", warn=False)
+        if index is None:
+            index = RoadDistance(roads, CRS.from_user_input(settings.metric_crs))
+        res = _check_alignment(gdf, index, declared=src.coords or "wgs84", warn=False)
         out[key] = res
         if res["verdict"] not in ("aligned", "too_few"):
             warnings.warn(alignment_message(res, f"layer '{key}' ({src.path.name})", key=key),

@@ -29,6 +29,7 @@ import shapely
 
 from .. import settings
 from ..errors import LayerError, RepairWarning
+from ..units.geometry import query_pairs
 from .catalogue import _sort_long, facility_walk_distances, park_classes
 
 __all__ = [
@@ -131,7 +132,7 @@ def _clip_to_units(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame, layer: s
     geoms = features.geometry.values
     ugeoms = units.geometry.values
     tree = shapely.STRtree(ugeoms)
-    fi, ui = tree.query(geoms, predicate="intersects")
+    fi, ui = query_pairs(tree, np.asarray(geoms), "intersects")  # (the units prepared, not every feature)
     shapely.prepare(ugeoms)
     inside = shapely.contains_properly(ugeoms[ui], geoms[fi])   # wholly inside: no clipping needed
     pieces = geoms[fi].copy()
@@ -517,10 +518,14 @@ def points_per_1000(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, code: 
     """
     u = _check_units(units)
     _require_metric(points, layer)
-    unit_of = _locate(points, u)
+    return _per_1000(_locate(points, u), u, code, _unit_population(u, district_id), district_id)
+
+
+def _per_1000(unit_of: np.ndarray, u: gpd.GeoDataFrame, code: str, pop: dict[str, pd.DataFrame],
+              district_id: str) -> pd.DataFrame:
+    """:func:`points_per_1000` of points located in ``unit_of`` ("" outside), residents ``pop``."""
     f = pd.DataFrame({"unit_id": unit_of[unit_of != ""], "n": 1.0})
-    out = _ratio(_level_sums(f, ["n"], u, district_id), "n", _unit_population(u, district_id), "population",
-                 code, 1000.0)
+    out = _ratio(_level_sums(f, ["n"], u, district_id), "n", pop, "population", code, 1000.0)
     out.attrs["outside"] = int((unit_of == "").sum())
     return out
 
@@ -532,7 +537,7 @@ def _locate(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
                          fix="reproject it: gdf.to_crs(units.crs)")
     pts = shapely.point_on_surface(features.geometry.values)
     tree = shapely.STRtree(units.geometry.values)
-    pi, ui = tree.query(pts, predicate="intersects")
+    pi, ui = query_pairs(tree, pts, "intersects")
     out = np.full(len(features), "", dtype=object)
     if len(pi):
         ids = units["unit_id"].to_numpy()[ui]
@@ -552,8 +557,13 @@ def facilities_per_1000(facilities: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *
     has_type = facilities[type_field].notna().to_numpy()
     ftypes = facilities[type_field].astype(str).where(has_type, "")
     types = sorted(set(ftypes[has_type])) if types is None else list(types)
-    parts = [points_per_1000(facilities[(ftypes == t).to_numpy()], units, code=f"per1000_{t}", layer="facilities",
-                             district_id=district_id) for t in types]
+    parts = []
+    if types:  # (as points_per_1000 per type: every facility located once, residents summed once)
+        u = _check_units(units)
+        _require_metric(facilities, "facilities")
+        unit_of = _locate(facilities, u)
+        pop = _unit_population(u, district_id)
+        parts = [_per_1000(unit_of[(ftypes == t).to_numpy()], u, f"per1000_{t}", pop, district_id) for t in types]
     out = _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
     if (~has_type).any():
         warnings.warn(f"facilities: {int((~has_type).sum())} without a {type_field!r} are not counted "
