@@ -18,6 +18,7 @@ values of the catalogue (e.g. ``>80%``).
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -60,7 +61,16 @@ def _require_columns(df: pd.DataFrame, layer: str, cols: Iterable[str]) -> None:
                          fix=f"the layer needs {', '.join(cols)}")
 
 
+#: Frames :func:`_check_units` returned (id → frame, while the frame lives): checking one of
+#: them again gives an equal frame, so it is returned as it is (each indicator checks its
+#: units; ``compute_indicators`` passes the same checked frame to 40 of them). The frames
+#: never leave this package and are never modified in place.
+_CHECKED_UNITS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 def _check_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if _CHECKED_UNITS.get(id(units)) is units:
+        return units
     _require_columns(units, "units", ("unit_id", "population", "geometry"))
     _require_metric(units, "units")
     u = units.copy()
@@ -79,7 +89,9 @@ def _check_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         raise LayerError("units", f"population {u['population'].iloc[i]!r} is not a non-negative number",
                          feature=i, feature_id=u["unit_id"].iloc[i], fix="fill in the unit population")
     u["population"] = pop.astype(float)
-    return u.sort_values("unit_id", kind="stable").reset_index(drop=True)
+    out = u.sort_values("unit_id", kind="stable").reset_index(drop=True)
+    _CHECKED_UNITS[id(out)] = out
+    return out
 
 
 def _level_sums(frame: pd.DataFrame, cols: list[str], units: gpd.GeoDataFrame,
@@ -97,9 +109,11 @@ def _level_sums(frame: pd.DataFrame, cols: list[str], units: gpd.GeoDataFrame,
 
 
 def _long(values: dict[str, pd.Series], code: str) -> pd.DataFrame:
-    parts = [pd.DataFrame({"level": lvl, "area_id": s.index.astype(str), "code": code,
-                           "value": s.to_numpy(dtype=float)}) for lvl, s in values.items()]
-    return pd.concat(parts, ignore_index=True)
+    """One long table (``level, area_id, code, value``) of the values of each level, in order."""
+    ids = [np.asarray(s.index.astype(str), dtype=object) for s in values.values()]
+    return pd.DataFrame({"level": np.repeat(np.array(list(values), dtype=object), [len(i) for i in ids]),
+                         "area_id": np.concatenate(ids) if ids else np.array([], dtype=object), "code": code,
+                         "value": np.concatenate([s.to_numpy(dtype=float) for s in values.values()])})
 
 
 def _ratio(num: dict[str, pd.DataFrame], ncol: str, den: dict[str, pd.DataFrame], dcol: str,
@@ -249,7 +263,12 @@ def population_coverage(homes: pd.DataFrame, covered: np.ndarray, units: gpd.Geo
         ``level, area_id, code, value`` with value = Σ population × covered / Σ population × 100.
     """
     u = _check_units(units)
-    h = _homes_frame(homes, u)
+    return _coverage_of(_homes_frame(homes, u), covered, u, code, district_id)
+
+
+def _coverage_of(h: pd.DataFrame, covered: np.ndarray, u: gpd.GeoDataFrame, code: str,
+                 district_id: str) -> pd.DataFrame:
+    """:func:`population_coverage` of homes and units checked already (``_homes_frame``, ``_check_units``)."""
     f = pd.DataFrame({"unit_id": h["unit_id"], "pop": h["population"],
                       "cov": h["population"].to_numpy() * np.asarray(covered, dtype=float)})
     sums = _level_sums(f, ["pop", "cov"], u, district_id)
@@ -288,7 +307,7 @@ def network_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.Ge
     u = _check_units(units)
     h = _homes_frame(homes, u)
     d = _distances_for(h, distances, types)
-    parts = [population_coverage(h, d[:, k] <= wd[t], u, f"cov_{t}", district_id=district_id)
+    parts = [_coverage_of(h, d[:, k] <= wd[t], u, f"cov_{t}", district_id)
              for k, t in enumerate(types)]
     return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
 
@@ -311,10 +330,10 @@ def transit_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.Ge
     if bus_type in distances.columns:
         d = _distances_for(h, distances, [bus_type])[:, 0]
         for code, dist in (("t_bus_stop_coverage", bus_distance_m), ("g_bus_stop_300_coverage", bus_distance_short_m)):
-            parts.append(population_coverage(h, d <= dist, u, code, district_id=district_id))
+            parts.append(_coverage_of(h, d <= dist, u, code, district_id))
     if metro_type in distances.columns:
         d = _distances_for(h, distances, [metro_type])[:, 0]
-        parts.append(population_coverage(h, d <= metro_distance_m, u, "t_metro_coverage", district_id=district_id))
+        parts.append(_coverage_of(h, d <= metro_distance_m, u, "t_metro_coverage", district_id))
     return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
 
 
@@ -346,7 +365,7 @@ def life_circle_attainment(homes: pd.DataFrame, distances: pd.DataFrame, units: 
     h = _homes_frame(homes, u)
     d = _distances_for(h, distances, req)
     ok = np.all(d <= np.array([wd[t] for t in req])[None, :], axis=1)
-    return population_coverage(h, ok, u, "d_15min_circle_attainment", district_id=district_id)
+    return _coverage_of(h, ok, u, "d_15min_circle_attainment", district_id)
 
 
 # --------------------------------------------------------------------------- parks and green
