@@ -831,7 +831,7 @@ layer = "facilities"
 
 
 def test_road_distance_equals_strtree_query_nearest():
-    """The alignment check's road distances (grid + compiled kernel, STRtree beyond 1,600 m)
+    """The alignment check's road distances (grid + compiled kernel, STRtree beyond 3,200 m)
     are STRtree.query_nearest's to the last bit: lines, multi-lines, a degenerate line,
     points on, near and far from the roads."""
     from pyproj import CRS
@@ -852,5 +852,5 @@ def test_road_distance_equals_strtree_query_nearest():
     got = RoadDistance(roads, CRS.from_user_input("EPSG:32651"))(pts)
     _, want = shapely.STRtree(np.asarray(lines, dtype=object)).query_nearest(
         shapely.points(pts), return_distance=True, all_matches=False)
-    assert (want > 1600).any() and (want == 0).any()
+    assert (want > 3200).any() and (want == 0).any() and ((want > 20) & (want < 3200)).any()
     np.testing.assert_array_equal(got, want)

@@ -403,9 +403,13 @@ def _read_sheets(wb: _Book, path: Path, wid: str, plan: FillinPlan, items: pd.Da
 
 
 def _col_letter(j: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(j + 1)
+    """Excel's letters of the 0-based column ``j`` (0 → A, 25 → Z, 26 → AA), as
+    ``openpyxl.utils.get_column_letter(j + 1)`` (no openpyxl import for reading)."""
+    n, out = j + 1, ""
+    while n > 0:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
 
 
 def _types(a: np.ndarray) -> np.ndarray:
