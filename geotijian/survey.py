@@ -359,24 +359,33 @@ def _locate_respondents(t: pd.DataFrame, u: gpd.GeoDataFrame, rows: np.ndarray, 
     com = t["committee_id"].astype(str).str.strip().to_numpy() if "committee_id" in t.columns else \
         np.full(n, "nan", dtype=object)
     com_missing = pd.isna(t["committee_id"]).to_numpy() if "committee_id" in t.columns else np.ones(n, dtype=bool)
-    need = (unit_of == "") & keep
-    for i in np.flatnonzero(need):
-        target = com_index.get(com[i], []) if not com_missing[i] else []
+    need = np.flatnonzero((unit_of == "") & keep)
+    if len(need):  # the rest by their committee: one unit locates, several or none exclude
+        targets = [[] if m else com_index.get(c, []) for c, m in zip(com[need], com_missing[need], strict=True)]
+        n_t = np.array([len(t) for t in targets], dtype=int)
+        one = n_t == 1
+        unit_of[need[one]] = [targets[j][0] for j in np.flatnonzero(one)]
+        located_by[need[one]] = "committee"
+        keep[need[~one]] = False
+        issues.extend(_committee_issues(need, n_t, targets, rows, rid, com, com_missing, has_pt))
+    return unit_of, located_by, com, com_missing
+
+
+def _committee_issues(need: np.ndarray, n_t: np.ndarray, targets: list, rows: np.ndarray, rid: np.ndarray,
+                      com: np.ndarray, com_missing: np.ndarray, has_pt: np.ndarray) -> list[tuple]:
+    """The issue of each respondent located (or not) by committee, in row order."""
+    out = []
+    for i, k, target in zip(need, n_t, targets, strict=True):
         where = "outside every unit" if has_pt[i] else "without coordinates"
-        if len(target) == 1:
-            unit_of[i] = target[0]
-            located_by[i] = "committee"
-            issues.append((int(rows[i]), rid[i], f"point {where}; located by committee {com[i]}",
-                           "located by committee"))
-        elif len(target) > 1:
-            issues.append((int(rows[i]), rid[i], f"point {where} and committee {com[i]} spans units "
-                                                 f"{', '.join(sorted(target))}", "excluded"))
-            keep[i] = False
+        if k == 1:
+            out.append((int(rows[i]), rid[i], f"point {where}; located by committee {com[i]}", "located by committee"))
+        elif k > 1:
+            out.append((int(rows[i]), rid[i], f"point {where} and committee {com[i]} spans units "
+                                              f"{', '.join(sorted(target))}", "excluded"))
         else:
             what = "no committee_id" if com_missing[i] else f"unknown committee_id {com[i]!r}"
-            issues.append((int(rows[i]), rid[i], f"point {where} and {what}", "excluded"))
-            keep[i] = False
-    return unit_of, located_by, com, com_missing
+            out.append((int(rows[i]), rid[i], f"point {where} and {what}", "excluded"))
+    return out
 
 
 def _read_answers(t: pd.DataFrame, rows: np.ndarray, rid: np.ndarray, keep: np.ndarray,
