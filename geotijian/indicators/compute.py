@@ -756,17 +756,42 @@ def intersection_points(roads: gpd.GeoDataFrame, *, min_degree: int = 3, precisi
     _require_metric(roads, "roads")
     if not len(roads):
         return gpd.GeoDataFrame({"degree": []}, geometry=[], crs=roads.crs)
-    noded = shapely.node(shapely.union_all(shapely.line_merge(roads.geometry.values)))
+    noded = shapely.node(shapely.union_all(_line_merge(np.asarray(roads.geometry.values, dtype=object))))
     segs = shapely.get_parts(noded)
-    coords = np.concatenate([shapely.get_coordinates(shapely.get_point(segs, 0)),
-                             shapely.get_coordinates(shapely.get_point(segs, -1))])
+    xy, owner = shapely.get_coordinates(segs, return_index=True)   # (a segment's ends: its first and last rows)
+    n_xy = np.bincount(owner, minlength=len(segs))
+    end = np.cumsum(n_xy)
+    coords = np.concatenate([xy[end - n_xy], xy[end - 1]])
     key = np.round(coords / precision).astype(np.int64)
-    uniq, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    first = np.zeros(len(uniq), dtype=np.int64)
-    first[inv.ravel()[::-1]] = np.arange(len(inv))[::-1]
+    # the distinct keys in (x, y) order with their first row and count (= np.unique(key, axis=0))
+    order = np.lexsort((key[:, 1], key[:, 0]))
+    ks = key[order]
+    new = np.r_[True, (ks[1:] != ks[:-1]).any(axis=1)] if len(ks) else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(new)
+    cnt = np.diff(np.r_[starts, len(ks)])
+    first = np.minimum.reduceat(order, starts) if len(starts) else np.zeros(0, dtype=np.int64)
     keep = cnt >= min_degree
     pts = coords[first[keep]]
     return gpd.GeoDataFrame({"degree": cnt[keep]}, geometry=shapely.points(pts), crs=roads.crs)
+
+
+def _line_merge(lines: np.ndarray) -> np.ndarray:
+    """``shapely.line_merge`` of each line: a simple, open LineString without repeated
+    points is its own merge (the same coordinates, tested), so only the others are merged."""
+    out = lines.copy()
+    tid = shapely.get_type_id(lines)
+    plain = tid == 1
+    if plain.any():
+        xy, idx = shapely.get_coordinates(lines[plain], return_index=True)
+        same = (idx[1:] == idx[:-1]) & (xy[1:] == xy[:-1]).all(axis=1)
+        repeated = np.zeros(int(plain.sum()), dtype=bool)
+        repeated[idx[1:][same]] = True
+        sel = np.flatnonzero(plain)
+        plain[sel[repeated]] = False
+        plain[plain] = shapely.is_simple(lines[plain]) & ~shapely.is_closed(lines[plain])
+    if (~plain).any():
+        out[~plain] = shapely.line_merge(lines[~plain])
+    return out
 
 
 def intersection_density(roads: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, min_degree: int = 3,
