@@ -274,14 +274,32 @@ def indicator_table(values: pd.DataFrame, catalogue: pd.DataFrame, *, areas: gpd
         its ID, ``town_name``, ``district_name``).
     """
     j = judge(values, catalogue)
-    af = _area_frame(areas, district_id, district_name)
+    return _named_table(j, _area_frame(areas, district_id, district_name))
+
+
+def _named_table(j: pd.DataFrame, af: gpd.GeoDataFrame | None) -> pd.DataFrame:
+    """:func:`indicator_table` of the judged values ``j`` (:func:`judge`), named and sorted
+    with the areas' frame (:func:`_area_frame`)."""
     if af is not None:
         names = af.set_index(["level", "area_id"])["area_name"]
-        j["area_name"] = [names.get((lv, a), a) for lv, a in zip(j["level"], j["area_id"], strict=True)]
+        j["area_name"] = _lookup(names, [j["level"], j["area_id"]], default=j["area_id"].to_numpy())
     else:
         j["area_name"] = j["area_id"]
     j["_o"] = j["level"].map(LEVELS).fillna(9)
     return _sort(j, ["_o", "area_id", "code"])[TABLE_COLUMNS]
+
+
+def _lookup(series: pd.Series, keys: list, *, default: Any) -> list:
+    """``[series.get(key, default) for key in zip(*keys)]`` in one index lookup (a list, as
+    the loop gave; ``default`` a scalar or an array of one default per key)."""
+    n = len(keys[0])
+    dflt = np.broadcast_to(np.asarray(default, dtype=object), (n,))
+    if not series.index.is_unique:  # .get gives a Series for a repeated key: keep the loop
+        return [series.get(k, d) for k, d in zip(zip(*keys, strict=True), dflt, strict=True)]
+    idx = pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else pd.Index(keys[0])
+    pos = series.index.get_indexer(idx)
+    vals = series.to_numpy(dtype=object)
+    return np.where(pos >= 0, vals[pos], dflt).tolist()
 
 
 # --------------------------------------------------------------------------- rules and templates
@@ -488,7 +506,20 @@ def classify_problems(
     """
     tp = suggestion_templates(templates)
     if "judgement" not in table.columns:   # raw values: judge them first
-        table = indicator_table(table, catalogue, areas=areas, district_id=district_id, district_name=district_name)
+        j = judge(table, catalogue)
+        af = _area_frame(areas, district_id, district_name)
+        table = _named_table(j, af)
+    else:
+        af = _area_frame(areas, district_id, district_name)
+    return _classify_points(table, catalogue=catalogue, af=af, rules=rules, tp=tp, satisfaction=satisfaction,
+                            complaints=complaints, district_id=district_id)
+
+
+def _classify_points(table: pd.DataFrame, *, catalogue: pd.DataFrame, af: gpd.GeoDataFrame | None, rules: Any,
+                     tp: pd.DataFrame, satisfaction: pd.DataFrame | None, complaints: pd.DataFrame | None,
+                     district_id: str) -> pd.DataFrame:
+    """:func:`classify_problems` of a judged table, with the templates (:func:`suggestion_templates`)
+    and the areas' frame (:func:`_area_frame`) made already."""
     p = table[table["judgement"] == "falls_short"].copy().reset_index(drop=True)
     cat = catalogue.set_index("code")
     if "name_zh" not in p.columns:
@@ -500,7 +531,6 @@ def classify_problems(
         p["area_name"] = p["area_id"]
     p["point_id"] = p["code"].astype(str) + "@" + p["area_id"].astype(str)
     p["problem_id"] = p["code"].astype(str) + "@" + p["level"].astype(str)
-    af = _area_frame(areas, district_id, district_name)
     if af is not None:
         key = af.set_index(["level", "area_id"])
         idx = pd.MultiIndex.from_arrays([p["level"], p["area_id"]])
@@ -523,11 +553,11 @@ def classify_problems(
     # ---- suggestions
     suggest = _suggester(tp)
     sugg, dept = [], []
-    for i in range(len(p)):
-        text, d = suggest(codes.iat[i], {
-            "area": p["area_name"].iat[i], "area_id": p["area_id"].iat[i], "name": p["name_zh"].iat[i],
-            "value": v[i], "reference": p["reference"].iat[i] or "—", "gap": gap[i], "unit": p["unit"].iat[i] or "",
-            "affected": affected[i]})
+    cols = [p[c].tolist() for c in ("area_name", "area_id", "name_zh", "reference", "unit")]
+    for i, (code, area, area_id, name, reference, unit) in enumerate(zip(codes.tolist(), *cols, strict=True)):
+        text, d = suggest(code, {
+            "area": area, "area_id": area_id, "name": name, "value": v[i], "reference": reference or "—",
+            "gap": gap[i], "unit": unit or "", "affected": affected[i]})
         sugg.append(text)
         dept.append(d)
     p["problem_class"] = cls
@@ -537,7 +567,7 @@ def classify_problems(
     p["rule_id"], p["reason"], p["department"] = rid, reason, dept
     out = p[list(POINT_COLUMNS)].copy()
     if geom is not None:
-        out = gpd.GeoDataFrame(out, geometry=np.asarray(geom), crs=areas.crs)
+        out = gpd.GeoDataFrame(out, geometry=np.asarray(geom), crs=af.crs)
     order = np.argsort(out["point_id"].to_numpy().astype(str), kind="stable")
     return out.iloc[order].reset_index(drop=True)
 
@@ -571,20 +601,24 @@ def _apply_rules(p: pd.DataFrame, rl: pd.DataFrame, *, satisfaction: pd.DataFram
             if sat_lookup is None:
                 m &= False
             else:
+                # the lowest finite mean score over the wanted dimensions (∞ when none)
                 score = np.full(len(p), np.inf)
-                for i in np.flatnonzero(m):
-                    wanted = rdims or [dims[i]]
-                    s = [sat_lookup.get((p["level"].iat[i], p["area_id"].iat[i], d), np.nan) for d in wanted]
-                    s = [x for x in s if np.isfinite(x)]
-                    score[i] = min(s) if s else np.inf
+                rows = np.flatnonzero(m)
+                lv, ar = p["level"].to_numpy()[rows], p["area_id"].to_numpy()[rows]
+                for d in (rdims or [None]):
+                    dd = dims[rows] if d is None else np.full(len(rows), d, dtype=object)
+                    s = np.asarray(_lookup(sat_lookup, [lv, ar, dd], default=np.nan), dtype=float)
+                    s[~np.isfinite(s)] = np.inf
+                    score[rows] = np.minimum(score[rows], s)
                 m &= score < thr
         elif cond in ("complaint_rate_above", "complaint_ratio_above"):
             if rate_lookup is None:
                 m &= False
             else:
                 catg = r["category"] or "全部"
-                rate = np.array([rate_lookup.get((lv, a, catg), np.nan) for lv, a in
-                                 zip(p["level"], p["area_id"], strict=True)], dtype=float)
+                rate = np.array(_lookup(rate_lookup, [p["level"].to_numpy(), p["area_id"].to_numpy(),
+                                                      np.full(len(p), catg, dtype=object)], default=np.nan),
+                                dtype=float)
                 if cond == "complaint_ratio_above":
                     base = rate_lookup.get(("district", district_id, catg), np.nan)
                     rate = rate / base if base and np.isfinite(base) and base > 0 else np.full(len(p), np.nan)
@@ -613,6 +647,7 @@ def _suggester(templates: pd.DataFrame) -> Any:
     walk = facility_walk_distances()
     pats = templates.to_dict("records")
     rx = [re.compile(translate(t["pattern"])) for t in pats]
+    first: dict[str, int | None] = {}  # code → its template (the first pattern matching it)
 
     def suggest(code: str, f: Mapping[str, Any]) -> tuple[str, str]:
         ftype = re.sub(r"^(cov_|per1000_|fca_)", "", code)
@@ -620,7 +655,9 @@ def _suggester(templates: pd.DataFrame) -> Any:
                   "facility": fac.get(ftype, f["name"]), "value": _fmt(f["value"]), "reference": f["reference"],
                   "gap": _fmt(f["gap"]), "unit": f["unit"], "affected": _round_people(f["affected"]),
                   "walk": f"{walk.get(ftype, float('nan')):g}"}
-        t = next((k for k, r in enumerate(rx) if r.match(code)), None)
+        t = first.get(code, -1)
+        if t == -1:
+            t = first[code] = next((k for k, r in enumerate(rx) if r.match(code)), None)
         if t is None:
             return f"改善{fields['area']}“{fields['name']}”", ""
         return pats[t]["template_zh"].format_map(fields), pats[t]["department"]
@@ -674,11 +711,12 @@ def build_tables(values: pd.DataFrame, catalogue: pd.DataFrame, *, areas: gpd.Ge
         problem). ``problems`` and ``problem_points`` are GeoDataFrames (area geometry)
         when ``areas`` is given.
     """
-    table = indicator_table(values, catalogue, areas=areas, district_id=district_id, district_name=district_name)
+    j = judge(values, catalogue)
+    af = _area_frame(areas, district_id, district_name)  # (town and district unions: made once)
+    table = _named_table(j, af)
     tp = suggestion_templates(templates)
-    points = classify_problems(table, catalogue=catalogue, areas=areas, rules=rules, templates=templates,
-                               satisfaction=satisfaction, complaints=complaints, district_id=district_id,
-                               district_name=district_name)
+    points = _classify_points(table, catalogue=catalogue, af=af, rules=rules, tp=tp, satisfaction=satisfaction,
+                              complaints=complaints, district_id=district_id)
     codes = set(points["indicator_code"].astype(str))
     problems = group_problems(points, table, templates=tp, suggest=_suggester(tp), district_id=district_id,
                               district_name=district_name,

@@ -161,6 +161,7 @@ def group_problems(points: pd.DataFrame, table: pd.DataFrame, *, templates: pd.D
     p = p.sort_values(["problem_id", "_aff", "point_id"], ascending=[True, False, True], kind="stable",
                       na_position="last")
     geoms = dict(zip(points["point_id"], points.geometry.values, strict=True)) if has_geom else {}
+    unions: dict[tuple[int, ...], Any] = {}  # the same areas in the same order: one union (ids of live objects)
     rows = []
     for pid, g in p.groupby("problem_id", sort=True):
         first = g.iloc[0]
@@ -203,8 +204,8 @@ def group_problems(points: pd.DataFrame, table: pd.DataFrame, *, templates: pd.D
                                      vmin, vmax, aff, code in coverage_codes, district_name),
             "suggestion": text, "department": dept,
             "_rank": cls_rank, "_level": _LEVEL_ORDER.get(level, 9),
-            "_geom": (shapely.union_all([geoms[i] for i in g["point_id"] if geoms.get(i) is not None])
-                      if has_geom else None),
+            "_geom": _union_of([geoms[i] for i in g["point_id"] if geoms.get(i) is not None], unions)
+            if has_geom else None,
         })
     out = pd.DataFrame(rows)
     aff_key = -out["affected_population"].fillna(-1.0)
@@ -220,6 +221,15 @@ def group_problems(points: pd.DataFrame, table: pd.DataFrame, *, templates: pd.D
     if has_geom:
         return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geom, crs=points.crs), crs=points.crs)
     return out
+
+
+def _union_of(parts: list, memo: dict) -> Any:
+    """``shapely.union_all(parts)``, made once per sequence of the same geometry objects (the
+    district's and the towns' problems of every indicator share their areas, in one order)."""
+    key = tuple(map(id, parts))
+    if key not in memo:
+        memo[key] = shapely.union_all(parts)
+    return memo[key]
 
 
 def problem_status(problems: pd.DataFrame, ledger: pd.DataFrame, *, year: int) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import importlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pyproj import CRS
 
 from . import settings
 from .access import (
@@ -37,9 +39,8 @@ from .assess import write_ledger, write_tables
 from .config import StudyConfig, did_you_mean, read_config
 from .errors import ConfigError, CoordinateWarning, LayerError, OutputError
 from .facilities import classify_pois, facility_catalogue
-from .imagery import imagery_indicators, quicklook_png, read_orthophoto
 from .indicators import indicator_catalogue
-from .io.alignment import alignment_message, check_alignment
+from .io.alignment import RoadDistance, _check_alignment, alignment_message, check_alignment
 from .io.atomic import write_text_atomic
 from .io.crs import crs_fit
 from .io.layers import ROLES, read_layer
@@ -48,8 +49,6 @@ from .io.tables import write_csv
 from .io.topology import check_topology
 from .model import StudyData
 from .network import build_network
-from .plan import write_plan
-from .report import district_nav, problem_map, save_figures, save_problem_map, save_town_maps, write_gpkg
 from .resources import check_memory, estimate_memory, memory_budget, size_from_files
 from .runlog import (
     RunLog,
@@ -65,7 +64,6 @@ from .study_fillin import (
     _fillin_plan,
     _write_edition_outputs,
 )
-from .study_plan import _plan_json, _plan_step
 from .study_report import (
     _report_step,
     report_options,
@@ -82,6 +80,33 @@ from .study_steps import (
     _with_access_rule,
 )
 from .units import build_units, compounds_from_landuse, range_compliance
+
+
+
+def _deferred(module: str, name: str) -> Any:
+    """``module.name``, imported on its first call: the maps and figures (matplotlib,
+    folium), the renewal plan (scipy's MILP) and the orthophoto (rasterio) cost about a
+    second of imports, paid only by a run that gets to them, not by ``import``."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module, __package__), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"geotijian{module}.{name} (imported on first use)"
+    return call
+
+
+imagery_indicators = _deferred(".imagery", "imagery_indicators")
+quicklook_png = _deferred(".imagery", "quicklook_png")
+read_orthophoto = _deferred(".imagery", "read_orthophoto")
+write_plan = _deferred(".plan", "write_plan")
+district_nav = _deferred(".report", "district_nav")
+problem_map = _deferred(".report", "problem_map")
+save_figures = _deferred(".report", "save_figures")
+save_problem_map = _deferred(".report", "save_problem_map")
+save_town_maps = _deferred(".report", "save_town_maps")
+write_gpkg = _deferred(".report", "write_gpkg")
+_plan_json = _deferred(".study_plan", "_plan_json")
+_plan_step = _deferred(".study_plan", "_plan_step")
 
 __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
@@ -256,10 +281,13 @@ def _check_offsets(parts: dict, roads: gpd.GeoDataFrame | None) -> dict:
     out: dict = {}
     if roads is None:
         return out
+    index = None  # the roads' distance index, made once for every layer
     for key, (src, gdf) in parts.items():
         if len(gdf) < 10:
             continue
-        res = check_alignment(gdf, roads, declared=src.coords or "wgs84", warn=False)
+        if index is None:
+            index = RoadDistance(roads, CRS.from_user_input(settings.metric_crs))
+        res = _check_alignment(gdf, index, declared=src.coords or "wgs84", warn=False)
         out[key] = res
         if res["verdict"] not in ("aligned", "too_few"):
             warnings.warn(alignment_message(res, f"layer '{key}' ({src.path.name})", key=key),

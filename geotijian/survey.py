@@ -359,24 +359,33 @@ def _locate_respondents(t: pd.DataFrame, u: gpd.GeoDataFrame, rows: np.ndarray, 
     com = t["committee_id"].astype(str).str.strip().to_numpy() if "committee_id" in t.columns else \
         np.full(n, "nan", dtype=object)
     com_missing = pd.isna(t["committee_id"]).to_numpy() if "committee_id" in t.columns else np.ones(n, dtype=bool)
-    need = (unit_of == "") & keep
-    for i in np.flatnonzero(need):
-        target = com_index.get(com[i], []) if not com_missing[i] else []
+    need = np.flatnonzero((unit_of == "") & keep)
+    if len(need):  # the rest by their committee: one unit locates, several or none exclude
+        targets = [[] if m else com_index.get(c, []) for c, m in zip(com[need], com_missing[need], strict=True)]
+        n_t = np.array([len(t) for t in targets], dtype=int)
+        one = n_t == 1
+        unit_of[need[one]] = [targets[j][0] for j in np.flatnonzero(one)]
+        located_by[need[one]] = "committee"
+        keep[need[~one]] = False
+        issues.extend(_committee_issues(need, n_t, targets, rows, rid, com, com_missing, has_pt))
+    return unit_of, located_by, com, com_missing
+
+
+def _committee_issues(need: np.ndarray, n_t: np.ndarray, targets: list, rows: np.ndarray, rid: np.ndarray,
+                      com: np.ndarray, com_missing: np.ndarray, has_pt: np.ndarray) -> list[tuple]:
+    """The issue of each respondent located (or not) by committee, in row order."""
+    out = []
+    for i, k, target in zip(need, n_t, targets, strict=True):
         where = "outside every unit" if has_pt[i] else "without coordinates"
-        if len(target) == 1:
-            unit_of[i] = target[0]
-            located_by[i] = "committee"
-            issues.append((int(rows[i]), rid[i], f"point {where}; located by committee {com[i]}",
-                           "located by committee"))
-        elif len(target) > 1:
-            issues.append((int(rows[i]), rid[i], f"point {where} and committee {com[i]} spans units "
-                                                 f"{', '.join(sorted(target))}", "excluded"))
-            keep[i] = False
+        if k == 1:
+            out.append((int(rows[i]), rid[i], f"point {where}; located by committee {com[i]}", "located by committee"))
+        elif k > 1:
+            out.append((int(rows[i]), rid[i], f"point {where} and committee {com[i]} spans units "
+                                              f"{', '.join(sorted(target))}", "excluded"))
         else:
             what = "no committee_id" if com_missing[i] else f"unknown committee_id {com[i]!r}"
-            issues.append((int(rows[i]), rid[i], f"point {where} and {what}", "excluded"))
-            keep[i] = False
-    return unit_of, located_by, com, com_missing
+            out.append((int(rows[i]), rid[i], f"point {where} and {what}", "excluded"))
+    return out
 
 
 def _read_answers(t: pd.DataFrame, rows: np.ndarray, rid: np.ndarray, keep: np.ndarray,
@@ -621,10 +630,6 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
         ``cell_id, category, count, z_score, p_value, significant, geometry`` for cells with
         at least one complaint or a significant z-score, sorted by category and cell.
     """
-    from esda.getisord import G_Local
-    from libpysal.weights import lat2W
-    from scipy.stats import norm
-
     if category_field not in complaints.columns:
         raise LayerError("complaints", f"no column {category_field!r}", fix="give each complaint a category")
     crs = crs if crs is not None else (area.crs if area is not None else settings.metric_crs)
@@ -659,7 +664,8 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
     cols_ix, rows_ix = np.meshgrid(np.arange(ncol), np.arange(nrow))
     boxes = shapely.box(x0 + cols_ix.ravel() * cell, y0 + rows_ix.ravel() * cell,
                         x0 + (cols_ix.ravel() + 1) * cell, y0 + (rows_ix.ravel() + 1) * cell)
-    w = lat2W(nrow, ncol, rook=False)  # id k = row * ncol + col, as above
+    # cells k = row * ncol + col, as above; queen neighbours and the cell itself (star)
+    w = _lattice_weights(nrow, ncol) if permutations > 0 else None
     seed = settings.random_seed if seed is None else seed
     keep_cell = shapely.intersects(boxes, region) if region is not None else np.ones(len(boxes), dtype=bool)
     cats = [ALL_CATEGORIES] + [k for k, v in zip(*np.unique(inside_cat, return_counts=True), strict=True)
@@ -675,10 +681,18 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 warnings.simplefilter("ignore", DeprecationWarning)
-                g = G_Local(y, w, transform="B", permutations=permutations, star=True, seed=seed, n_jobs=1,
-                            keep_simulations=False)
-            z = np.asarray(g.Zs, dtype=float)
-            p = np.asarray(g.p_sim, dtype=float) if permutations > 0 else 2.0 * norm.sf(np.abs(z))
+                if permutations > 0:
+                    from esda.getisord import G_Local
+
+                    g = G_Local(y, w, transform="B", permutations=permutations, star=True, seed=seed, n_jobs=1,
+                                keep_simulations=False)
+                    z = np.asarray(g.Zs, dtype=float)
+                    p = np.asarray(g.p_sim, dtype=float)
+                else:
+                    from scipy.special import ndtr
+
+                    z = _gi_star_lattice_z(y, nrow, ncol)
+                    p = 2.0 * ndtr(-np.abs(z))  # = 2 × scipy.stats.norm.sf(|z|), the same numbers
         tested = keep_cell
         cut = _bh_threshold(p[tested], alpha) if fdr else alpha
         sig = (z > 0) & (p <= cut) & tested if fdr else (z > 0) & (p < alpha) & tested
@@ -697,3 +711,43 @@ def complaint_hotspots(complaints: gpd.GeoDataFrame, *, cell: float = 250.0, are
                               else "two-sided normal p-values")
                            + f", alpha {alpha}" + (" with Benjamini-Hochberg FDR" if fdr else ""))
     return out
+
+
+def _lattice_weights(nrow: int, ncol: int) -> Any:
+    """libpysal's queen-contiguity lattice weights (cells ``row * ncol + col``)."""
+    from libpysal.weights import lat2W
+
+    return lat2W(nrow, ncol, rook=False)
+
+
+def _gi_star_lattice_z(y: np.ndarray, nrow: int, ncol: int) -> np.ndarray:
+    """Getis-Ord Gi* z-scores of counts ``y`` on an ``nrow`` × ``ncol`` grid: binary weights,
+    the cell and its 8 queen neighbours (``esda.G_Local(y, lat2W(nrow, ncol, rook=False),
+    transform="B", star=True).Zs``).
+
+    The statistic and its moments are esda's, computed in the same order of operations;
+    the window sums of whole counts are exact in any order, so the z-scores are esda's to
+    the last bit (the tests compare them). No weights object: libpysal builds one in Python
+    per cell (1.8 s for a district grid of 8,000 cells).
+    """
+    n = nrow * ncol
+    grid = np.pad(y.reshape(nrow, ncol), 1)
+    ones = np.pad(np.ones((nrow, ncol)), 1)
+    wy = np.zeros((nrow, ncol))
+    card = np.zeros((nrow, ncol))
+    for dr in range(3):  # the 3 × 3 window: 9 shifted views, not a loop over cells
+        for dc in range(3):
+            wy += grid[dr:dr + nrow, dc:dc + ncol]
+            card += ones[dr:dr + nrow, dc:dc + ncol]
+    wy, card = wy.ravel(), card.ravel()
+    # esda.G_Local.calc with star (nothing removed from the sums), N = n
+    statistic = wy / (y.sum() - y * False)
+    empirical_mean = (y.sum() - y * False) / n
+    mean_of_squares = ((y ** 2).sum() - (y ** 2) * False) / n
+    empirical_variance = mean_of_squares - empirical_mean ** 2
+    expected_value = card / n
+    expected_variance = card * (n - card)
+    expected_variance /= n - 1
+    expected_variance *= 1 / n ** 2
+    expected_variance *= empirical_variance / (empirical_mean ** 2)
+    return (statistic - expected_value) / np.sqrt(expected_variance)

@@ -828,3 +828,29 @@ layer = "facilities"
     assert len(msgs) == 1 and msgs[0].startswith("layer 'compounds' (moved.gpkg): it lies ")
     assert msgs[0].endswith("it looks copied from a Chinese web map (GCJ-02) but is read as WGS84. Fix: add "
                             "coords = \"gcj02\" to [layers.compounds]")
+
+
+def test_road_distance_equals_strtree_query_nearest():
+    """The alignment check's road distances (grid + compiled kernel, STRtree beyond 3,200 m)
+    are STRtree.query_nearest's to the last bit: lines, multi-lines, a degenerate line,
+    points on, near and far from the roads."""
+    from pyproj import CRS
+
+    from geotijian.io.alignment import RoadDistance
+
+    rng = np.random.default_rng(11)
+    x0, y0 = 330_000.0, 3_470_000.0
+    a = rng.uniform(0, 5000, (800, 2)) + [x0, y0]
+    b = a + rng.normal(0, 120, (800, 2))
+    lines = list(shapely.linestrings(np.stack([a, b], axis=1)))
+    lines.append(shapely.multilinestrings([[(x0, y0), (x0 + 50, y0 + 7)], [(x0 + 900, y0), (x0 + 905, y0 + 400)]]))
+    lines.append(shapely.LineString([(x0 + 2500, y0 + 2500), (x0 + 2500, y0 + 2500)]))  # one distinct vertex
+    lines.append(shapely.LineString(rng.uniform(0, 5000, (7, 2)) + [x0, y0]))
+    roads = gpd.GeoDataFrame(geometry=lines, crs="EPSG:32651")
+    pts = np.vstack([rng.uniform(-3000, 8000, (3000, 2)) + [x0, y0], a[:50], [[x0 + 2500, y0 + 2500]],
+                     [[x0 - 40_000, y0 + 5_000]]])
+    got = RoadDistance(roads, CRS.from_user_input("EPSG:32651"))(pts)
+    _, want = shapely.STRtree(np.asarray(lines, dtype=object)).query_nearest(
+        shapely.points(pts), return_distance=True, all_matches=False)
+    assert (want > 3200).any() and (want == 0).any() and ((want > 20) & (want < 3200)).any()
+    np.testing.assert_array_equal(got, want)

@@ -470,3 +470,13 @@ def test_fill_workbook_refuses_rows_it_does_not_have(plan, templates, tmp_path):
     with pytest.raises(LayerError, match="record 'B01' / indicator 'h_gas_risk' is not in the workbook"):
         fill_workbook(f, pd.DataFrame({"record_id": ["B01"], "code": ["h_gas_risk"], "value": ["是"]}),
                       out=tmp_path / "x.xlsx")
+
+
+def test_col_letter_is_openpyxls():
+    """Column letters of the fill-in issues (no openpyxl import when reading workbooks)."""
+    from openpyxl.utils import get_column_letter
+
+    from geotijian.indicators.collect import _col_letter
+
+    assert [_col_letter(j) for j in (0, 25, 26, 51, 701, 702, 16383)] == ["A", "Z", "AA", "AZ", "ZZ", "AAA", "XFD"]
+    assert all(_col_letter(j) == get_column_letter(j + 1) for j in range(0, 18278, 7))

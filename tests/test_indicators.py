@@ -645,3 +645,40 @@ def test_road_classes_filter(roads, units):
         pytest.approx(0.25)   # only (500, 500) remains
     assert val(road_network_density(r, units, classes=None), "unit", "U03", "u_road_network_density") == \
         pytest.approx(1.5)
+
+
+def test_intersection_points_as_line_merge_union_node_unique():
+    """intersection_points (lines merged only where merging can change them, segment ends from
+    the vertex table, distinct keys by lexsort) equals the plain line_merge → union_all → node
+    → get_point → np.unique(axis=0) pipeline, for lines with repeated points, rings,
+    self-crossings and multi-lines."""
+    import geopandas as gpd
+    import shapely
+
+    from geotijian.indicators.compute import intersection_points
+
+    def reference(roads, min_degree=3, precision=0.01):
+        segs = shapely.get_parts(shapely.node(shapely.union_all(shapely.line_merge(roads.geometry.values))))
+        coords = np.concatenate([shapely.get_coordinates(shapely.get_point(segs, 0)),
+                                 shapely.get_coordinates(shapely.get_point(segs, -1))])
+        key = np.round(coords / precision).astype(np.int64)
+        uniq, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        first = np.zeros(len(uniq), dtype=np.int64)
+        first[inv.ravel()[::-1]] = np.arange(len(inv))[::-1]
+        keep = cnt >= min_degree
+        return cnt[keep], coords[first[keep]]
+
+    rng = np.random.default_rng(2)
+    x0, y0 = 330_000.0, 3_470_000.0
+    lines = list(shapely.linestrings(np.round(rng.uniform(0, 2000, (300, 3, 2)), 1) + [x0, y0]))
+    lines += [shapely.LineString([(x0, y0), (x0, y0), (x0 + 500, y0 + 500)]),               # repeated point
+              shapely.LineString([(x0, y0), (x0 + 900, y0), (x0 + 900, y0 + 900), (x0, y0)]),  # ring
+              shapely.LineString([(x0, y0 + 100), (x0 + 800, y0 + 100), (x0 + 400, y0 + 600),
+                                  (x0 + 400, y0 - 300)]),                                      # self-crossing
+              shapely.MultiLineString([[(x0 + 1000, y0), (x0 + 1500, y0)], [(x0 + 1500, y0), (x0 + 1500, y0 + 700)]])]
+    roads = gpd.GeoDataFrame(geometry=lines, crs="EPSG:32651")
+    got = intersection_points(roads)
+    deg, xy = reference(roads)
+    assert len(deg) > 100
+    np.testing.assert_array_equal(got["degree"].to_numpy(), deg)
+    np.testing.assert_array_equal(shapely.get_coordinates(got.geometry.values), xy)

@@ -251,3 +251,26 @@ def test_complaint_hotspots_permutation_mode_is_seeded():
     c = shapely.get_coordinates(shapely.centroid(hot.geometry.values)) - [X0 + 1125, Y0 + 1125]
     assert np.all(np.abs(c) <= 625)
     assert "99 conditional permutations, seed 3" in a.attrs["method"]
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (6, 1), (9, 13), (40, 31)])
+def test_gi_star_lattice_equals_esda_bit_for_bit(shape):
+    """The hot-spot z-scores (numpy, no weights object) are esda's G_Local Zs exactly."""
+    from esda.getisord import G_Local
+    from libpysal.weights import lat2W
+    from scipy.special import ndtr
+    from scipy.stats import norm
+
+    from geotijian.survey import _gi_star_lattice_z
+
+    nrow, ncol = shape
+    rng = np.random.default_rng(nrow * 100 + ncol)
+    for y in (rng.poisson(0.7, nrow * ncol).astype(float), rng.poisson(30, nrow * ncol).astype(float)):
+        if np.all(y == y[0]):
+            y[0] += 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = G_Local(y, lat2W(nrow, ncol, rook=False), transform="B", permutations=0, star=True).Zs
+            z = _gi_star_lattice_z(y, nrow, ncol)
+        np.testing.assert_array_equal(z, ref)
+        np.testing.assert_array_equal(2.0 * norm.sf(np.abs(z)), 2.0 * ndtr(-np.abs(z)))

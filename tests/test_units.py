@@ -690,3 +690,27 @@ def test_build_units_one_call():
     assert out2["units"]["population"].sum() == pytest.approx(len(bld) * 1600 * 30 / 35)
     with pytest.raises(LayerError, match="boundary"):
         build_units(L["roads"], L["compounds"])
+
+
+def test_query_pairs_equals_strtree_query():
+    """query_pairs gives STRtree.query's pairs in STRtree.query's order (prepared tree instead of inputs)."""
+    from geotijian.units.compounds import _group_min
+    from geotijian.units.geometry import query_pairs
+
+    rng = np.random.default_rng(3)
+    cells = shapely.buffer(shapely.points(rng.uniform(0, 1000, (60, 2))), rng.uniform(20, 120, 60))
+    lines = shapely.linestrings(np.stack([rng.uniform(0, 1000, (3000, 2)), rng.uniform(0, 1000, (3000, 2))], axis=1))
+    pts = shapely.points(np.round(rng.uniform(0, 1000, (3000, 2)), -1))  # some on edges of the boxes below
+    boxes = shapely.box(*np.column_stack([np.arange(10) * 100.0, np.zeros(10), np.arange(1, 11) * 100.0,
+                                          np.full(10, 1000.0)]).T)
+    for tree_geoms, geoms, pred in ((cells, lines, "intersects"), (cells, pts, "intersects"),
+                                    (boxes, pts, "within"), (boxes, pts, "intersects")):
+        want = shapely.STRtree(tree_geoms).query(geoms, predicate=pred)
+        got = query_pairs(shapely.STRtree(tree_geoms), geoms, pred)
+        assert len(want[0]) > 0
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    ids = np.array([f"B{k:03d}" for k in rng.permutation(500)], dtype=object)
+    lab = rng.integers(0, 40, 500)
+    want = pd.Series(ids).groupby(lab).min().reindex(lab).to_numpy()
+    np.testing.assert_array_equal(_group_min(ids, lab), want)

@@ -27,9 +27,7 @@ from .compute import (
     building_indicators,
     classify_parks,
     compute_indicators,
-    e2sfca_weights,
     facilities_per_1000,
-    fca_indicator,
     homes_from_coverage,
     imagery_indicators,
     intersection_density,
@@ -42,9 +40,9 @@ from .compute import (
     population_coverage,
     road_network_density,
     transit_coverage,
-    two_step_fca,
 )
 from .editions import check_same_definitions, definition_id, edition_table, list_editions
+from .fca import e2sfca_weights, fca_indicator, two_step_fca
 
 __all__ = [
     "CATALOGUE_COLUMNS", "CATALOGUE_VERSION", "DIMENSIONS", "LONG_COLUMNS", "SURVEY_ITEMS",

@@ -403,9 +403,13 @@ def _read_sheets(wb: _Book, path: Path, wid: str, plan: FillinPlan, items: pd.Da
 
 
 def _col_letter(j: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return get_column_letter(j + 1)
+    """Excel's letters of the 0-based column ``j`` (0 → A, 25 → Z, 26 → AA), as
+    ``openpyxl.utils.get_column_letter(j + 1)`` (no openpyxl import for reading)."""
+    n, out = j + 1, ""
+    while n > 0:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
 
 
 def _types(a: np.ndarray) -> np.ndarray:
@@ -505,7 +509,7 @@ def _read_rows(a: np.ndarray, rec: str, sheet: str, name: str, wid: str, rec_cel
     for i in np.flatnonzero(no_id & started):
         found.append((row_no[i], 0, 0, dict(problem=f"values without a {record_zh} ID", fix=f"write the {record_zh} ID "
                                             "in column A or remove the row")))
-    known = ~no_id & pd.Series(rid).isin(set(rec_cells["record_id"])).to_numpy()
+    known = ~no_id & pd.Series(rid).isin(rec_cells["record_id"].to_numpy()).to_numpy()
     for i in np.flatnonzero(~no_id & ~known):
         found.append((row_no[i], 0, 0, dict(problem=f"unknown {record_zh} ID {rid[i]!r}", fix="use the pre-filled rows "
                                             f"of the template (one row per {record_zh} of this workbook); do not add or "
@@ -765,7 +769,7 @@ def source_text(rollup: pd.DataFrame, plan: FillinPlan, organisations: dict[str,
     titles = plan.workbooks.set_index("workbook_id")["title"].to_dict()
     orgs = organisations or {}
     out = []
-    for wbs, srcs in zip(rollup["workbooks"], rollup["sources"], strict=True):
+    for wbs, srcs in zip(rollup["workbooks"].tolist(), rollup["sources"].tolist(), strict=True):
         w = [x for x in str(wbs).split("|") if x]
         who = "; ".join(titles.get(x, x) + (f"({orgs[x]})" if orgs.get(x) else "") for x in w[:3])
         if len(w) > 3:

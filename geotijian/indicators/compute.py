@@ -18,23 +18,24 @@ values of the catalogue (e.g. ``>80%``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import shapely
 
 from .. import settings
 from ..errors import LayerError, RepairWarning
+from ..units.geometry import query_pairs
 from .catalogue import _sort_long, facility_walk_distances, park_classes
 
 __all__ = [
     "LONG_COLUMNS", "URBAN_ROAD_CLASSES", "population_coverage", "network_coverage", "transit_coverage",
     "life_circle_attainment", "classify_parks", "park_service_coverage", "area_per_capita",
-    "points_per_1000", "facilities_per_1000", "two_step_fca", "e2sfca_weights", "fca_indicator",
+    "points_per_1000", "facilities_per_1000",
     "road_network_density", "intersection_points", "intersection_density", "building_indicators",
     "old_compound_share", "imagery_indicators", "compute_indicators", "homes_from_coverage",
 ]
@@ -59,7 +60,16 @@ def _require_columns(df: pd.DataFrame, layer: str, cols: Iterable[str]) -> None:
                          fix=f"the layer needs {', '.join(cols)}")
 
 
+#: Frames :func:`_check_units` returned (id → frame, while the frame lives): checking one of
+#: them again gives an equal frame, so it is returned as it is (each indicator checks its
+#: units; ``compute_indicators`` passes the same checked frame to 40 of them). The frames
+#: never leave this package and are never modified in place.
+_CHECKED_UNITS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 def _check_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    if _CHECKED_UNITS.get(id(units)) is units:
+        return units
     _require_columns(units, "units", ("unit_id", "population", "geometry"))
     _require_metric(units, "units")
     u = units.copy()
@@ -78,7 +88,9 @@ def _check_units(units: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         raise LayerError("units", f"population {u['population'].iloc[i]!r} is not a non-negative number",
                          feature=i, feature_id=u["unit_id"].iloc[i], fix="fill in the unit population")
     u["population"] = pop.astype(float)
-    return u.sort_values("unit_id", kind="stable").reset_index(drop=True)
+    out = u.sort_values("unit_id", kind="stable").reset_index(drop=True)
+    _CHECKED_UNITS[id(out)] = out
+    return out
 
 
 def _level_sums(frame: pd.DataFrame, cols: list[str], units: gpd.GeoDataFrame,
@@ -96,9 +108,11 @@ def _level_sums(frame: pd.DataFrame, cols: list[str], units: gpd.GeoDataFrame,
 
 
 def _long(values: dict[str, pd.Series], code: str) -> pd.DataFrame:
-    parts = [pd.DataFrame({"level": lvl, "area_id": s.index.astype(str), "code": code,
-                           "value": s.to_numpy(dtype=float)}) for lvl, s in values.items()]
-    return pd.concat(parts, ignore_index=True)
+    """One long table (``level, area_id, code, value``) of the values of each level, in order."""
+    ids = [np.asarray(s.index.astype(str), dtype=object) for s in values.values()]
+    return pd.DataFrame({"level": np.repeat(np.array(list(values), dtype=object), [len(i) for i in ids]),
+                         "area_id": np.concatenate(ids) if ids else np.array([], dtype=object), "code": code,
+                         "value": np.concatenate([s.to_numpy(dtype=float) for s in values.values()])})
 
 
 def _ratio(num: dict[str, pd.DataFrame], ncol: str, den: dict[str, pd.DataFrame], dcol: str,
@@ -131,7 +145,7 @@ def _clip_to_units(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame, layer: s
     geoms = features.geometry.values
     ugeoms = units.geometry.values
     tree = shapely.STRtree(ugeoms)
-    fi, ui = tree.query(geoms, predicate="intersects")
+    fi, ui = query_pairs(tree, np.asarray(geoms), "intersects")  # (the units prepared, not every feature)
     shapely.prepare(ugeoms)
     inside = shapely.contains_properly(ugeoms[ui], geoms[fi])   # wholly inside: no clipping needed
     pieces = geoms[fi].copy()
@@ -248,7 +262,12 @@ def population_coverage(homes: pd.DataFrame, covered: np.ndarray, units: gpd.Geo
         ``level, area_id, code, value`` with value = Σ population × covered / Σ population × 100.
     """
     u = _check_units(units)
-    h = _homes_frame(homes, u)
+    return _coverage_of(_homes_frame(homes, u), covered, u, code, district_id)
+
+
+def _coverage_of(h: pd.DataFrame, covered: np.ndarray, u: gpd.GeoDataFrame, code: str,
+                 district_id: str) -> pd.DataFrame:
+    """:func:`population_coverage` of homes and units checked already (``_homes_frame``, ``_check_units``)."""
     f = pd.DataFrame({"unit_id": h["unit_id"], "pop": h["population"],
                       "cov": h["population"].to_numpy() * np.asarray(covered, dtype=float)})
     sums = _level_sums(f, ["pop", "cov"], u, district_id)
@@ -287,7 +306,7 @@ def network_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.Ge
     u = _check_units(units)
     h = _homes_frame(homes, u)
     d = _distances_for(h, distances, types)
-    parts = [population_coverage(h, d[:, k] <= wd[t], u, f"cov_{t}", district_id=district_id)
+    parts = [_coverage_of(h, d[:, k] <= wd[t], u, f"cov_{t}", district_id)
              for k, t in enumerate(types)]
     return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
 
@@ -310,10 +329,10 @@ def transit_coverage(homes: pd.DataFrame, distances: pd.DataFrame, units: gpd.Ge
     if bus_type in distances.columns:
         d = _distances_for(h, distances, [bus_type])[:, 0]
         for code, dist in (("t_bus_stop_coverage", bus_distance_m), ("g_bus_stop_300_coverage", bus_distance_short_m)):
-            parts.append(population_coverage(h, d <= dist, u, code, district_id=district_id))
+            parts.append(_coverage_of(h, d <= dist, u, code, district_id))
     if metro_type in distances.columns:
         d = _distances_for(h, distances, [metro_type])[:, 0]
-        parts.append(population_coverage(h, d <= metro_distance_m, u, "t_metro_coverage", district_id=district_id))
+        parts.append(_coverage_of(h, d <= metro_distance_m, u, "t_metro_coverage", district_id))
     return _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
 
 
@@ -345,7 +364,7 @@ def life_circle_attainment(homes: pd.DataFrame, distances: pd.DataFrame, units: 
     h = _homes_frame(homes, u)
     d = _distances_for(h, distances, req)
     ok = np.all(d <= np.array([wd[t] for t in req])[None, :], axis=1)
-    return population_coverage(h, ok, u, "d_15min_circle_attainment", district_id=district_id)
+    return _coverage_of(h, ok, u, "d_15min_circle_attainment", district_id)
 
 
 # --------------------------------------------------------------------------- parks and green
@@ -517,12 +536,28 @@ def points_per_1000(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, code: 
     """
     u = _check_units(units)
     _require_metric(points, layer)
-    unit_of = _locate(points, u)
-    f = pd.DataFrame({"unit_id": unit_of[unit_of != ""], "n": 1.0})
-    out = _ratio(_level_sums(f, ["n"], u, district_id), "n", _unit_population(u, district_id), "population",
-                 code, 1000.0)
+    return _per_1000(_locate(points, u), u, code, _unit_population(u, district_id), district_id)
+
+
+def _per_1000(unit_of: np.ndarray, u: gpd.GeoDataFrame, code: str, pop: dict[str, pd.DataFrame],
+              district_id: str) -> pd.DataFrame:
+    """:func:`points_per_1000` of points located in ``unit_of`` ("" outside), residents ``pop``."""
+    out = _ratio(_counts(unit_of[unit_of != ""], u, district_id), "n", pop, "population", code, 1000.0)
     out.attrs["outside"] = int((unit_of == "").sum())
     return out
+
+
+def _counts(unit_of: np.ndarray, u: gpd.GeoDataFrame, district_id: str) -> dict[str, pd.DataFrame]:
+    """``_level_sums`` of one per item (column ``n``) in units ``unit_of``: whole counts,
+    exact in any order of addition, so counted with ``bincount`` (no groupby per type)."""
+    units = u["unit_id"].to_numpy()
+    per_unit = np.bincount(pd.Index(units).get_indexer(unit_of), minlength=len(units)).astype(float)
+    town_ids = sorted(u["town_code"].unique())
+    per_town = np.bincount(pd.Index(town_ids).get_indexer(u["town_code"].to_numpy()), weights=per_unit,
+                           minlength=len(town_ids))
+    return {"unit": pd.DataFrame({"n": per_unit}, index=pd.Index(units, name="unit_id")),
+            "town": pd.DataFrame({"n": per_town}, index=pd.Index(town_ids, name="town_code")),
+            "district": pd.DataFrame({"n": [float(len(unit_of))]}, index=[district_id])}
 
 
 def _locate(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
@@ -532,7 +567,7 @@ def _locate(features: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> np.ndarray:
                          fix="reproject it: gdf.to_crs(units.crs)")
     pts = shapely.point_on_surface(features.geometry.values)
     tree = shapely.STRtree(units.geometry.values)
-    pi, ui = tree.query(pts, predicate="intersects")
+    pi, ui = query_pairs(tree, pts, "intersects")
     out = np.full(len(features), "", dtype=object)
     if len(pi):
         ids = units["unit_id"].to_numpy()[ui]
@@ -552,117 +587,19 @@ def facilities_per_1000(facilities: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *
     has_type = facilities[type_field].notna().to_numpy()
     ftypes = facilities[type_field].astype(str).where(has_type, "")
     types = sorted(set(ftypes[has_type])) if types is None else list(types)
-    parts = [points_per_1000(facilities[(ftypes == t).to_numpy()], units, code=f"per1000_{t}", layer="facilities",
-                             district_id=district_id) for t in types]
+    parts = []
+    if types:  # (as points_per_1000 per type: every facility located once, residents summed once)
+        u = _check_units(units)
+        _require_metric(facilities, "facilities")
+        unit_of = _locate(facilities, u)
+        pop = _unit_population(u, district_id)
+        parts = [_per_1000(unit_of[(ftypes == t).to_numpy()], u, f"per1000_{t}", pop, district_id) for t in types]
     out = _sort_long(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=LONG_COLUMNS)
     if (~has_type).any():
         warnings.warn(f"facilities: {int((~has_type).sum())} without a {type_field!r} are not counted "
                       "(classify them first)", RepairWarning, stacklevel=2)
     out.attrs["untyped"] = int((~has_type).sum())
     return out
-
-
-# --------------------------------------------------------------------------- floating catchment
-
-def e2sfca_weights(max_distance: float) -> dict[float, float]:
-    """Default E2SFCA step weights: 1.00 / 0.68 / 0.22 over the three thirds of the catchment.
-
-    Luo & Qi (2009) weights for 0-10, 10-20, 20-30 minute zones (Gaussian, β = 100), as in
-    ``pysal/access`` (``weights.step_fn({10: 1, 20: 0.68, 30: 0.22})``), scaled to metres.
-    """
-    return {max_distance / 3.0: 1.0, 2.0 * max_distance / 3.0: 0.68, float(max_distance): 0.22}
-
-
-def _weight_array(d: np.ndarray, max_distance: float,
-                  weights: Mapping[float, float] | Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
-    within = d <= max_distance
-    if weights is None:
-        w = np.ones_like(d)
-    elif callable(weights):
-        w = np.asarray(weights(d), dtype=float)
-    else:
-        steps = sorted(weights.items())
-        bounds = np.array([k for k, _ in steps], dtype=float)
-        vals = np.array([v for _, v in steps] + [0.0], dtype=float)
-        w = vals[np.searchsorted(bounds, d, side="left")]
-    return np.where(within, w, 0.0)
-
-
-def two_step_fca(demand: np.ndarray, supply: np.ndarray, od: sp.spmatrix, *, max_distance: float,
-                 weights: Mapping[float, float] | Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """Capacity-aware two-step floating catchment accessibility (2SFCA / E2SFCA).
-
-    Step 1, each facility j: R_j = S_j / Σ_i D_i W(d_ij). Step 2, each home i:
-    A_i = Σ_j R_j W(d_ij) (Luo & Wang 2003; enhanced with distance-decay weights W, Luo &
-    Qi 2009), the supply per unit of demand within reach, e.g. kindergarten places per
-    child within 300 m. Same definition as ``pysal/access`` ``two_stage_fca``.
-
-    Parameters
-    ----------
-    demand : array, shape (n_homes,)
-        Demand per home (persons, e.g. children aged 3-6).
-    supply : array, shape (n_facilities,)
-        Capacity per facility (places, beds, m²).
-    od : sparse matrix, shape (n_homes, n_facilities)
-        Network distances in metres; *stored* entries are reachable pairs (a stored 0 is a
-        distance of 0 m), absent entries are unreachable
-        (``geotijian.access.facility_distance_matrix``).
-    max_distance : float
-        Catchment size in metres (distances ≤ max_distance count).
-    weights : dict or callable, optional
-        ``None``: 2SFCA (weight 1 within the catchment). A dict ``{upper_bound_m: weight}``
-        is a step function (weight of the first bound ≥ d); a callable maps distances to
-        weights. :func:`e2sfca_weights` gives the usual E2SFCA steps.
-
-    Returns
-    -------
-    ndarray, shape (n_homes,)
-        Supply per unit of demand reachable from each home (0 where nothing is reachable).
-    """
-    od = sp.csr_matrix(od, dtype=float)
-    demand = np.asarray(demand, dtype=float)
-    supply = np.asarray(supply, dtype=float)
-    if od.shape != (len(demand), len(supply)):
-        raise LayerError("od matrix", f"shape {od.shape} does not match {len(demand)} homes × {len(supply)} facilities",
-                         fix="build the matrix with the same homes and facilities, in the same order")
-    if np.any(demand < 0) or np.any(supply < 0) or np.isnan(demand).any() or np.isnan(supply).any():
-        raise LayerError("fca inputs", "demand and supply must be non-negative numbers",
-                         fix="fill in missing capacities (or drop the facility and say so)")
-    w = od.copy()
-    w.data = _weight_array(od.data, max_distance, weights)
-    catch_demand = np.asarray(w.T @ demand).ravel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(catch_demand > 0, supply / np.where(catch_demand > 0, catch_demand, 1.0), 0.0)
-    return np.asarray(w @ ratio).ravel()
-
-
-def fca_indicator(homes: pd.DataFrame, supply: np.ndarray, od: sp.spmatrix, units: gpd.GeoDataFrame, *,
-                  facility_type: str, max_distance: float, demand_share: float = 1.0, method: str = "2sfca",
-                  weights: Mapping[float, float] | Callable | None = None, per: float = 1000.0,
-                  district_id: str = "district") -> pd.DataFrame:
-    """Supply per 1,000 demand within reach (``fca_<type>``), by unit, town and district.
-
-    Demand per home = residents × ``demand_share`` (e.g. the 3-6 age share for
-    kindergarten places per child). The area value is the demand-weighted mean of the
-    homes' 2SFCA ratios (Σ D_i A_i / Σ D_i) × ``per``. ``method="e2sfca"`` uses
-    :func:`e2sfca_weights` unless ``weights`` is given. OD rows follow ``homes``. Homes in
-    no unit still compete for capacity in step 1 but are left out of every area (reported
-    by a ``RepairWarning``).
-    """
-    u = _check_units(units)
-    h = _homes_frame(_drop_unassigned(homes, u), u)   # validates population and units
-    known = homes["unit_id"].astype(str).isin(set(u["unit_id"])).to_numpy()
-    pop_all = pd.to_numeric(homes["population"], errors="coerce").to_numpy(dtype=float)
-    dem_all = np.nan_to_num(pop_all) * float(demand_share)
-    if method == "e2sfca" and weights is None:
-        weights = e2sfca_weights(max_distance)
-    elif method not in ("2sfca", "e2sfca"):
-        raise ValueError(f"method must be '2sfca' or 'e2sfca', got {method!r}")
-    a = two_step_fca(dem_all, supply, od, max_distance=max_distance, weights=weights)[known]
-    dem = dem_all[known]
-    f = pd.DataFrame({"unit_id": h["unit_id"], "d": dem, "da": dem * a})
-    sums = _level_sums(f, ["d", "da"], u, district_id)
-    return _ratio(sums, "da", sums, "d", f"fca_{facility_type}", per)
 
 
 # --------------------------------------------------------------------------- roads and buildings
@@ -715,17 +652,42 @@ def intersection_points(roads: gpd.GeoDataFrame, *, min_degree: int = 3, precisi
     _require_metric(roads, "roads")
     if not len(roads):
         return gpd.GeoDataFrame({"degree": []}, geometry=[], crs=roads.crs)
-    noded = shapely.node(shapely.union_all(shapely.line_merge(roads.geometry.values)))
+    noded = shapely.node(shapely.union_all(_line_merge(np.asarray(roads.geometry.values, dtype=object))))
     segs = shapely.get_parts(noded)
-    coords = np.concatenate([shapely.get_coordinates(shapely.get_point(segs, 0)),
-                             shapely.get_coordinates(shapely.get_point(segs, -1))])
+    xy, owner = shapely.get_coordinates(segs, return_index=True)   # (a segment's ends: its first and last rows)
+    n_xy = np.bincount(owner, minlength=len(segs))
+    end = np.cumsum(n_xy)
+    coords = np.concatenate([xy[end - n_xy], xy[end - 1]])
     key = np.round(coords / precision).astype(np.int64)
-    uniq, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    first = np.zeros(len(uniq), dtype=np.int64)
-    first[inv.ravel()[::-1]] = np.arange(len(inv))[::-1]
+    # the distinct keys in (x, y) order with their first row and count (= np.unique(key, axis=0))
+    order = np.lexsort((key[:, 1], key[:, 0]))
+    ks = key[order]
+    new = np.r_[True, (ks[1:] != ks[:-1]).any(axis=1)] if len(ks) else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(new)
+    cnt = np.diff(np.r_[starts, len(ks)])
+    first = np.minimum.reduceat(order, starts) if len(starts) else np.zeros(0, dtype=np.int64)
     keep = cnt >= min_degree
     pts = coords[first[keep]]
     return gpd.GeoDataFrame({"degree": cnt[keep]}, geometry=shapely.points(pts), crs=roads.crs)
+
+
+def _line_merge(lines: np.ndarray) -> np.ndarray:
+    """``shapely.line_merge`` of each line: a simple, open LineString without repeated
+    points is its own merge (the same coordinates, tested), so only the others are merged."""
+    out = lines.copy()
+    tid = shapely.get_type_id(lines)
+    plain = tid == 1
+    if plain.any():
+        xy, idx = shapely.get_coordinates(lines[plain], return_index=True)
+        same = (idx[1:] == idx[:-1]) & (xy[1:] == xy[:-1]).all(axis=1)
+        repeated = np.zeros(int(plain.sum()), dtype=bool)
+        repeated[idx[1:][same]] = True
+        sel = np.flatnonzero(plain)
+        plain[sel[repeated]] = False
+        plain[plain] = shapely.is_simple(lines[plain]) & ~shapely.is_closed(lines[plain])
+    if (~plain).any():
+        out[~plain] = shapely.line_merge(lines[~plain])
+    return out
 
 
 def intersection_density(roads: gpd.GeoDataFrame, units: gpd.GeoDataFrame, *, min_degree: int = 3,

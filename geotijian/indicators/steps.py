@@ -24,7 +24,6 @@ from .compute import (
     area_per_capita,
     building_indicators,
     facilities_per_1000,
-    fca_indicator,
     homes_from_coverage,
     imagery_indicators,
     intersection_density,
@@ -36,6 +35,7 @@ from .compute import (
     road_network_density,
     transit_coverage,
 )
+from .fca import fca_indicator
 
 
 def _prepare_homes(

@@ -31,7 +31,7 @@ from .. import settings
 from ..errors import CoordinateWarning
 from .coords import gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 
-__all__ = ["check_alignment"]
+__all__ = ["check_alignment", "RoadDistance"]
 
 _MAX_POINTS = 4000  # sample points per layer (deterministic: every k-th)
 _VERTEX_SPACING_M = 20.0  # polygon/line outlines are densified to this before sampling
@@ -107,6 +107,69 @@ def check_alignment(
         fits GCJ-shifted roads: the roads, or this layer's conversion, are wrong), or
         ``"too_few"`` (under 10 sample points).
     """
+    metric = CRS.from_user_input(settings.metric_crs)
+    return _check_alignment(layer, RoadDistance(roads, metric), declared=declared, name=name, warn=warn,
+                            margin=margin, near_m=near_m, stacklevel=3)
+
+
+#: Search radii (m) of :class:`RoadDistance`, tried in turn: most sample points lie within
+#: 20 m of a street (a small box, few grid cells), trial shifts land farther.
+_RADII_M = (20.0, 60.0, 200.0, 800.0, 3200.0)
+
+
+class RoadDistance:
+    """Distance (m) from points to the nearest road centre line: the distances of
+    ``shapely.STRtree(lines).query_nearest(points, return_distance=True)``, to the last bit.
+
+    Made once per roads layer (a study checks several layers against the same roads):
+    the lines' vertex table on a uniform grid, searched by the compiled kernel of the
+    walk network's snapping (:func:`geotijian._kernels.nearest_to_points`: GEOS's
+    point-segment arithmetic, operation by operation) within 20, 60, 200, 800, then
+    3,200 m of each point; a point farther from every road is measured by the STRtree.
+    300,000 road lines × 4,000 points × 9 trial shifts × 6 layers: 0.4 s instead of 2 s.
+    """
+
+    def __init__(self, roads: gpd.GeoDataFrame, metric: CRS):
+        from ..network.grid import _EdgeGrid
+
+        self.lines = np.asarray(roads.to_crs(metric).geometry.values, dtype=object)
+        single = (shapely.get_type_id(self.lines) == 1).all()
+        chains = self.lines if single else shapely.get_parts(self.lines)  # a multi-line's parts apart
+        chains = chains[shapely.get_num_coordinates(chains) >= 2]
+        self._tree: shapely.STRtree | None = None
+        self.grid = None
+        if len(chains):
+            c, gi = shapely.get_coordinates(chains, return_index=True)
+            cnt = np.bincount(gi, minlength=len(chains))
+            self.vertices = (np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1]), np.cumsum(cnt) - cnt, cnt)
+            self.grid = _EdgeGrid.of_lines(chains, self.vertices)
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        """Distances (m) of the points ``xy`` (metric CRS, shape (n, 2))."""
+        from .. import _kernels
+
+        d = np.full(len(xy), np.nan)
+        todo = np.arange(len(xy))
+        g = self.grid
+        for rad in (_RADII_M if g is not None else ()):
+            e, dist = _kernels.nearest_to_points(g.indptr, g.edges, g.entry_bounds, g.x0, g.y0, g.size, g.nx, g.ny,
+                                                 xy[todo, 0], xy[todo, 1], rad, *self.vertices)
+            ok = e >= 0
+            d[todo[ok]] = dist[ok]
+            todo = todo[~ok]
+            if len(todo) == 0:
+                return d
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.lines)
+        _, d[todo] = self._tree.query_nearest(shapely.points(xy[todo]), return_distance=True, all_matches=False)
+        return d
+
+
+def _check_alignment(layer: gpd.GeoDataFrame, roads: RoadDistance, *, declared: str = "wgs84",
+                     name: str = "layer", warn: bool = True, margin: float = 0.8,
+                     near_m: float = 50.0, stacklevel: int = 2) -> dict[str, Any]:
+    """:func:`check_alignment` against the roads' :class:`RoadDistance` (a warning points
+    ``stacklevel`` frames up)."""
     from .coords import _norm
 
     system = _norm(declared)
@@ -116,8 +179,6 @@ def check_alignment(
     out: dict[str, Any] = {"points": int(len(xy)), "declared": system, "verdict": "too_few", "near_m": near_m}
     if len(xy) < 10:
         return out
-    lines = np.asarray(roads.to_crs(metric).geometry.values, dtype=object)
-    tree = shapely.STRtree(lines)
     to_geo = gpd.GeoSeries(shapely.points(xy), crs=metric).to_crs(geo)
     ll = shapely.get_coordinates(np.asarray(to_geo.values))
 
@@ -125,10 +186,7 @@ def check_alignment(
         s = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs=geo).to_crs(metric)
         return shapely.get_coordinates(np.asarray(s.values))
 
-    def dists(pts: np.ndarray) -> np.ndarray:
-        _, d = tree.query_nearest(shapely.points(pts), return_distance=True, all_matches=False)
-        return d
-
+    dists = roads
     undo = metric_xy(*gcj02_to_wgs84(ll[:, 0], ll[:, 1])) - xy       # the layer is GCJ-02
     fwd = wgs84_to_bd09 if system == "bd09" else wgs84_to_gcj02
     apply = metric_xy(*fwd(ll[:, 0], ll[:, 1])) - xy                 # before the conversion
@@ -156,7 +214,7 @@ def check_alignment(
                score_decoys_m=min(decoy_scores), far_share=float((d_base > near_m).mean()),
                far_share_best_trial=float((best > near_m).mean()), verdict=verdict)
     if warn and verdict != "aligned":
-        warnings.warn(alignment_message(out, name), CoordinateWarning, stacklevel=2)
+        warnings.warn(alignment_message(out, name), CoordinateWarning, stacklevel=stacklevel)
     return out
 
 

@@ -207,13 +207,16 @@ def _choose_layer(path: Path, role: str, label: str, layer: str | None) -> str |
     except Exception:  # not a GDAL vector source: let read_file say why
         return layer
     names = [str(n) for n in layers[:, 0]] if len(layers) else []
-    listing = ", ".join(_layer_summary(path)) if len(names) <= 30 else \
-        ", ".join(names[:30]) + f" … ({len(names)} layers)"
+
+    def listing() -> str:  # (for the messages only: it lists the file again)
+        return (", ".join(_layer_summary(path)) if len(names) <= 30 else
+                ", ".join(names[:30]) + f" … ({len(names)} layers)")
+
     if layer is not None:
         if layer in names or not names:
             return layer
         close = difflib.get_close_matches(layer, names, n=1, cutoff=0.6)
-        raise LayerError(label, f"no layer {layer!r} in {path.name}; its layers: {listing}",
+        raise LayerError(label, f"no layer {layer!r} in {path.name}; its layers: {listing()}",
                          fix=(f"did you mean layer = {close[0]!r}? " if close else "")
                          + "set layer = one of the names listed")
     if len(names) <= 1:
@@ -223,7 +226,7 @@ def _choose_layer(path: Path, role: str, label: str, layer: str | None) -> str |
                       f"layer named like the role, {role!r} (others: "
                       f"{', '.join(n for n in names if n != role)[:200]})", InputWarning, stacklevel=3)
         return role
-    raise LayerError(label, f"{path.name} holds {len(names)} layers and none was named: {listing}",
+    raise LayerError(label, f"{path.name} holds {len(names)} layers and none was named: {listing()}",
                      fix="add layer = \"<name>\" (in study.toml [layers.<key>], or --...-layer on the "
                          "command line)")
 
@@ -329,9 +332,10 @@ def _check_coordinates(gdf: gpd.GeoDataFrame, label: str, id_of) -> None:
     x, y = xy[:, 0], xy[:, 1]
     crs = CRS(gdf.crs)
     if crs.is_geographic:
+        b = gdf.bounds  # (once)
         # Features whose coordinates fall outside lon/lat ranges
-        bad_feat = _first_feature(gdf, (np.abs(gdf.bounds["maxy"]) > 90) | (np.abs(gdf.bounds["miny"]) > 90)
-                                  | (np.abs(gdf.bounds["maxx"]) > 180) | (np.abs(gdf.bounds["minx"]) > 180))
+        bad_feat = _first_feature(gdf, (np.abs(b["maxy"]) > 90) | (np.abs(b["miny"]) > 90)
+                                  | (np.abs(b["maxx"]) > 180) | (np.abs(b["minx"]) > 180))
         if bad_feat is not None and np.all(np.abs(x) <= 90) and np.any(np.abs(y) > 90):
             raise LayerError(label, "latitude and longitude are swapped (y holds values > 90)",
                              feature=bad_feat, feature_id=id_of(bad_feat),
@@ -341,7 +345,6 @@ def _check_coordinates(gdf: gpd.GeoDataFrame, label: str, id_of) -> None:
                              feature=bad_feat, feature_id=id_of(bad_feat),
                              fix="the data is probably projected: pass its projected CRS (e.g. crs='EPSG:4549')")
         # China-specific swap: lat in 18-54, lon in 73-135 exchanged
-        b = gdf.bounds
         swapped = (b["minx"] > 15) & (b["maxx"] < 56) & (b["miny"] > 70) & (b["maxy"] < 140)
         if swapped.all():
             raise LayerError(label, "latitude and longitude look swapped (x in 15-56, y in 70-140: "
@@ -594,8 +597,16 @@ def _check_inside(gdf: gpd.GeoDataFrame, study_area: Any, label: str, id_of) -> 
         area = shapely.union_all(np.asarray(study_area.geometry.values))
     else:
         area = study_area
-    dist = shapely.distance(np.asarray(gdf.geometry.values), area)
-    outside = dist > settings.boundary_tolerance_m
+    geoms = np.asarray(gdf.geometry.values)
+    tol = settings.boundary_tolerance_m
+    if tol > 0:  # features meeting the (prepared) area lie 0 m from it: measure only the others
+        dist = np.zeros(len(geoms))
+        shapely.prepare(area)
+        away = np.flatnonzero(~shapely.intersects(area, geoms))
+        dist[away] = shapely.distance(geoms[away], area)
+    else:
+        dist = shapely.distance(geoms, area)
+    outside = dist > tol
     if outside.any():
         i = _first_feature(gdf, outside)
         raise LayerError(label, f"feature lies {dist[i]:,.0f} m outside the study boundary",
@@ -616,7 +627,9 @@ def _check_fields(gdf: gpd.GeoDataFrame, spec: RoleSpec, label: str, id_of, repa
         col = gdf[fname]
         if kind == "num":
             num = pd.to_numeric(col, errors="coerce")
-            bad = num.isna() & col.notna() & (col.astype(str).str.strip() != "")
+            bad = num.isna() & col.notna()  # and not blank (only these few are written out and stripped)
+            if bad.any():
+                bad[bad] = (col[bad].astype(str).str.strip() != "").to_numpy()
             if bad.any():
                 i = _first_feature(gdf, bad)
                 raise LayerError(label, f"field {fname!r} is not a number ({col.iloc[i]!r})",

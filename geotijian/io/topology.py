@@ -306,7 +306,7 @@ def clip_to_area(layer: gpd.GeoDataFrame, area: Any, *, name: str, id_field: str
     a = area if isinstance(area, shapely.Geometry) else shapely.union_all(_geoms(area, crs))
     g = np.asarray(layer.geometry.values, dtype=object)
     shapely.prepare(a)
-    inside = shapely.within(g, a)
+    inside = shapely.contains(a, g)  # (= within(g, a), with the prepared area first)
     cand = np.flatnonzero(~inside)
     rep: dict[str, Any] = {"clipped": 0, "mostly_outside": 0, "outside": 0, "area_cut_m2": 0.0, "first": []}
     if len(cand) == 0:

@@ -206,7 +206,9 @@ def _polygonise(lines: list, holes: list[np.ndarray], area: Any, study: Any, rep
 
     Raises :class:`LayerError` when no face is left.
     """
-    lines_arr = shapely.get_parts(np.concatenate([np.asarray(x, dtype=object) for x in lines]))
+    lines_arr = np.concatenate([np.asarray(x, dtype=object) for x in lines])
+    if not np.isin(shapely.get_type_id(lines_arr), (1, 2)).all():  # (single lines are their own part)
+        lines_arr = shapely.get_parts(lines_arr)
     lines_arr = lines_arr[~shapely.is_empty(lines_arr)]
     # Lines are not clipped: a clipped end computed on the ring may miss it by 1e-10 m and
     # leave a dangle. Whole lines touching the area are noded with the ring instead, and

@@ -17,7 +17,7 @@ from ..errors import LayerError
 from ..io.topology import clip_to_area
 from .blocks import delineate_blocks, refine_blocks
 from .compounds import assign_compounds, compounds_from_landuse
-from .delineate import delineate_units
+from .delineate import _delineate_units
 from .table import range_compliance
 
 
@@ -111,9 +111,12 @@ def build_units(
                                      outside="homes")
     if refine_dense_blocks:
         blocks = refine_blocks(blocks, roads, comp, max_pop=max_pop, sliver_area_m2=sliver_area_m2)
-    units = delineate_units(blocks, comp, committees, towns, min_pop=min_pop, max_pop=max_pop, strict=strict)
+    units, used, bl, cp = _delineate_units(blocks, comp, committees, towns, min_pop=min_pop, max_pop=max_pop,
+                                           gap_m=None, min_overlap_share=None, strict=strict,
+                                           default_town_code="T1")
     meta = units.attrs["geotijian"]
-    bl, cp = assign_compounds(blocks, comp)
+    if not _same_blocks(blocks, used, comp):  # delineate_units gave the blocks another town_code or index
+        bl, cp = assign_compounds(blocks, comp)
     bl["unit_id"] = bl["block_id"].map(meta["block_unit"].to_series())
     cp["unit_id"] = cp["compound_id"].astype(str).map(meta["compound_unit"].to_series())
     cp, homes = _split_homes(bl, cp)
@@ -128,6 +131,16 @@ def build_units(
         "report": {"blocks": blocks.attrs["geotijian"]["report"], "population": prep,
                    "feasibility": meta["feasibility"], "units": meta["report"], "clipped": clipped},
     }
+
+
+def _same_blocks(blocks: gpd.GeoDataFrame, used: gpd.GeoDataFrame, comp: gpd.GeoDataFrame) -> bool:
+    """Did :func:`delineate_units` attach the compounds to these very blocks (same rows, index
+    and ``town_code``), so that its :func:`assign_compounds` result is this one?"""
+    rng = (isinstance(blocks.index, pd.RangeIndex) and blocks.index.equals(pd.RangeIndex(len(blocks)))
+           and isinstance(comp.index, pd.RangeIndex) and comp.index.equals(pd.RangeIndex(len(comp))))
+    return bool(rng and "town_code" in blocks.columns and len(used) == len(blocks)
+                and blocks["town_code"].dtype == used["town_code"].dtype
+                and blocks["town_code"].equals(used["town_code"]))
 
 
 def _clip_inputs(compounds: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None, boundary: Any, crs: Any,

@@ -118,6 +118,17 @@ def delineate_units(
     LayerError
         Missing or negative population, no CRS, a compound outside every block.
     """
+    return _delineate_units(blocks, compounds, committees, towns, min_pop=min_pop, max_pop=max_pop, gap_m=gap_m,
+                            min_overlap_share=min_overlap_share, strict=strict,
+                            default_town_code=default_town_code)[0]
+
+
+def _delineate_units(blocks: gpd.GeoDataFrame, compounds: gpd.GeoDataFrame, committees: gpd.GeoDataFrame | None,
+                     towns: gpd.GeoDataFrame | None, *, min_pop: float | None, max_pop: float | None,
+                     gap_m: float | None, min_overlap_share: float | None, strict: bool, default_town_code: str
+                     ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """:func:`delineate_units`, also returning the blocks it used (with their ``town_code``)
+    and the (blocks, compounds) of :func:`assign_compounds` on them."""
     lo = float(settings.unit_min_pop if min_pop is None else min_pop)
     hi = float(settings.unit_max_pop if max_pop is None else max_pop)
     if not 0 <= lo < hi:
@@ -162,7 +173,7 @@ def delineate_units(
         "report": {**bl.attrs["geotijian"]["report"].get("compounds", {}), "atoms": int(na),
                    "units": int(len(units))},
     }
-    return units
+    return units, blocks, bl, cp
 
 
 def _compound_population(compounds: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -48,6 +48,46 @@ def _geoms_of(obj: Any, layer: str, crs: CRS) -> np.ndarray:
     return np.asarray(obj, dtype=object)
 
 
+def query_pairs(tree: shapely.STRtree, geoms: Any, predicate: str = "intersects") -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(geoms, predicate=predicate)``: the same pairs in the same order, faster
+    when the tree holds few geometries and ``geoms`` many.
+
+    ``STRtree.query`` prepares every *input* geometry to test its candidates (300,000 road
+    lines against 263 units: 1.3 s); here the envelope candidates are taken as the query
+    gives them and the predicate is tested with the *tree's* geometries prepared (0.1 s).
+    ``within`` is tested as the converse ``contains``; the predicates are exact in GEOS,
+    prepared or not.
+
+    Parameters
+    ----------
+    tree : shapely.STRtree
+        Tree of the few geometries (prepared in place).
+    geoms : array of shapely geometries
+        The many query geometries.
+    predicate : {"intersects", "within"}
+        As for ``STRtree.query``: ``predicate(input, tree geometry)``.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Input indices and tree indices of the pairs.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    qi, ti = tree.query(geoms)
+    if len(qi) == 0:
+        return qi, ti
+    tg = np.asarray(tree.geometries, dtype=object)
+    shapely.prepare(tg)
+    a, b = tg[ti], geoms[qi]
+    if predicate == "intersects":
+        keep = shapely.intersects(a, b)
+    elif predicate == "within":
+        keep = shapely.contains(a, b)
+    else:
+        raise ValueError(f"predicate {predicate!r} is not supported here")
+    return qi[keep], ti[keep]
+
+
 def _clean(geoms: np.ndarray) -> np.ndarray:
     geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
     bad = ~shapely.is_valid(geoms)
@@ -141,8 +181,29 @@ def _rep_order_keys(geoms: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _highway_mask(highway: pd.Series, classes: Iterable[str]) -> np.ndarray:
+    """Roads whose ``highway`` (a class, or a list of classes for merged osmnx edges) names
+    one of ``classes`` (surrounding blanks ignored).
+
+    Each distinct class is tested once (a district has ~20 for 300,000 roads); missing
+    values and lists go the general way (explode, per element).
+    """
     classes = set(classes)
     pos = pd.Series(highway.to_numpy(), index=np.arange(len(highway)))  # any index (osmnx: MultiIndex)
+    na = pos.isna().to_numpy()
+    try:
+        codes, uniq = pd.factorize(pos.to_numpy(dtype=object)[~na])
+    except TypeError:  # unhashable lists
+        return _highway_mask_rows(pos, classes)
+    if any(pd.api.types.is_list_like(u) for u in uniq):  # tuples and the like: exploded per element
+        return _highway_mask_rows(pos, classes)
+    out = np.zeros(len(pos), dtype=bool)
+    out[~na] = _highway_mask_rows(pd.Series(uniq), classes)[codes]
+    if na.any():
+        out[na] = _highway_mask_rows(pos[na], classes)
+    return out
+
+
+def _highway_mask_rows(pos: pd.Series, classes: set[str]) -> np.ndarray:
     s = pos.explode()  # osmnx gives lists for merged edges
     hit = s.astype(str).str.strip().isin(classes)
     return hit.groupby(level=0).any().reindex(pos.index, fill_value=False).to_numpy()

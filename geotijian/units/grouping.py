@@ -131,7 +131,7 @@ def _atom_committees(committees: gpd.GeoDataFrame, ageoms: np.ndarray, atom_bloc
     comm_names = dict(zip(ccode, cnm))
     ctree = shapely.STRtree(cg)
     ai, ci = ctree.query(ageoms, predicate="intersects")
-    ov = np.round(shapely.area(shapely.intersection(ageoms[ai], cg[ci])), 1)
+    ov = _overlaps(ageoms, cg, ai, ci)
     d = pd.DataFrame({"a": ai, "c": ci, "ov": ov, "code": ccode[ci]})
     # ties (a block group shared half and half) go to the lowest committee code
     d = d[d["ov"] > 0].sort_values(["a", "ov", "code"], ascending=[True, False, True]).drop_duplicates("a")
@@ -155,6 +155,27 @@ def _atom_committees(committees: gpd.GeoDataFrame, ageoms: np.ndarray, atom_bloc
                       "residents are counted in the units of the committees around them", GeotijianWarning,
                       stacklevel=3)
     return atom_comm, comm_names
+
+
+def _overlaps(ageoms: np.ndarray, cg: np.ndarray, ai: np.ndarray, ci: np.ndarray) -> np.ndarray:
+    """Area (m², to 0.1) of each (atom, committee) pair.
+
+    An atom over 1 m² lying in one committee (``contains``) and only touching the others
+    it meets (interiors apart: their overlap is 0) goes to that committee whatever the
+    exact figures, so its overlays are skipped: its own area stands for the first, 0 for
+    the others (most atoms of a district; the rest are intersected).
+    """
+    shapely.prepare(cg)
+    inside = shapely.contains(cg[ci], ageoms[ai])
+    aarea = shapely.area(ageoms)
+    settled = (np.bincount(ai[inside], minlength=len(ageoms)) == 1) & (aarea > 1.0)
+    other = ~inside & settled[ai]
+    apart = shapely.touches(cg[ci[other]], ageoms[ai[other]])
+    settled[ai[other][~apart]] = False
+    skip = settled[ai]
+    ov = np.where(inside, np.round(aarea[ai], 1), 0.0)
+    ov[~skip] = np.round(shapely.area(shapely.intersection(ageoms[ai[~skip]], cg[ci[~skip]])), 1)
+    return ov
 
 
 def _town_plans(at: _Atoms, cp: gpd.GeoDataFrame, cids: np.ndarray, atom_comm: np.ndarray,
