@@ -161,6 +161,70 @@ def test_distance_matrix_equals_plain_dijkstra(seed, tile):
             assert got[k] == pytest.approx(max(v, 1e-6), abs=1e-7), k
 
 
+def _csr_identical(a, b) -> bool:
+    """Same shape, index arrays and values, to the bit (not approximately)."""
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and a.indices.dtype == b.indices.dtype and np.array_equal(a.data, b.data))
+
+
+def _random_homes_case(seed):
+    rng = np.random.default_rng(seed)
+    roads = random_planar_roads(seed, 40, 0.8, spurs=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = gt.build_network(roads, crs=CRS)
+    hp = shapely.points(rng.uniform(0, 1000, (80, 2)))
+    hp[::4] = shapely.buffer(hp[::4], 12, quad_segs=2)
+    homes = gpd.GeoDataFrame({"home_id": [f"H{i}" for i in range(80)],
+                              "population": rng.integers(0, 300, 80).astype(float)}, geometry=hp, crs=CRS)
+    return rng, net, homes
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_shared_costs_rows_equal_each_types_own_matrix(seed):
+    """The matrix of the union of several types' homes, sliced by rows, is each type's own
+    matrix to the bit (a home's distances do not depend on the other homes of its tiles)."""
+    from geotijian.plan.siting import shared_costs
+
+    rng, net, homes = _random_homes_case(seed)
+    masks = [rng.random(80) < share for share in (0.5, 0.6, 0.3)]
+    rows = np.flatnonzero(np.logical_or.reduce(masks))
+    sc = shared_costs(net, homes, rows, 250.0)
+    for mask in masks:
+        di = np.flatnonzero(mask)
+        own = bounded_distance_matrix(net, snap_points(net, homes.iloc[di].reset_index(drop=True), layer="homes"),
+                                      250.0)
+        assert own.nnz > 0
+        assert _csr_identical(sc.rows(net, 250.0, di), own)
+    # costs of another walking distance, network or home set do not answer
+    di = np.flatnonzero(masks[0])
+    assert sc.rows(net, 300.0, di) is None
+    outside = np.setdiff1d(np.arange(80), rows)
+    if len(outside):
+        assert sc.rows(net, 250.0, np.r_[di[:1], outside[:1]]) is None
+
+
+def test_siting_with_shared_costs_is_siting_without():
+    from geotijian.plan.siting import shared_costs
+
+    _, net, homes = _random_homes_case(5)
+    fac = gpd.GeoDataFrame({"type": ["kindergarten"]}, geometry=[shapely.Point(500, 500)], crs=CRS)
+    rows = np.flatnonzero(homes["population"].to_numpy() > 0)
+    sc = shared_costs(net, homes, rows, 250.0)
+    for objective, p in (("mclp", 3), ("lscp", None)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PlanWarning)
+            a = gt.site_facilities(net, homes, fac, facility_type="kindergarten", walk_distance=250.0,
+                                   objective=objective, p=p)
+            b = gt.site_facilities(net, homes, fac, facility_type="kindergarten", walk_distance=250.0,
+                                   objective=objective, p=p, shared_costs=sc)
+        assert a.summary["demand_homes"] < len(rows)    # the existing one covers some: a subset of rows
+        assert _csr_identical(a.cover_matrix, b.cover_matrix)
+        for k in ("sites", "candidates", "assignment", "unreachable"):
+            pd.testing.assert_frame_equal(getattr(a, k), getattr(b, k), check_exact=True)
+        assert len(a.sites) > 0
+
+
 # --------------------------------------------------------------------- exact reductions
 def _brute_mclp(B: np.ndarray, w: np.ndarray, p: int) -> float:
     best = 0.0

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
 from ..model import StudyData
 from .projects import annual_plan, problem_units, project_library
 from .renewal import RenewalResult, renewal_areas
-from .siting import SitingResult, site_facilities
+from .siting import (SharedCosts, SitingResult, _existing_distance, _homes, _walk_distance,
+                     shared_costs, site_facilities)
 
 __all__ = ["PlanResult", "plan_study", "siting_types"]
 
@@ -187,8 +189,8 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
                           "add [layers.sites] (available land, public parcels) or use \"network\"")
     cols = [c for c in ("compound_id", "unit_id", "population") if c in data.compounds.columns]
     homes = data.compounds[cols + [data.compounds.geometry.name]].rename(columns={"compound_id": "home_id"})
-    out: dict[str, SitingResult] = {}
     skipped: list[str] = []
+    todo: dict[str, tuple[str, Any]] = {}
     for t in types:  # (one MILP per facility type)
         objective = _per_type(opts.get("objective", "mclp"), t, "objective") or "mclp"
         p = _per_type(opts.get("p"), t, "p")
@@ -197,6 +199,10 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
             if p is None:
                 skipped.append(f"{t}: no coverage problem, nothing to site (give plan.siting.p to site anyway)")
                 continue
+        todo[t] = (objective, p)
+    shared = _shared_costs(data, homes, list(todo), dist, catalogue) if source == "network" else {}
+    out: dict[str, SitingResult] = {}
+    for t, (objective, p) in todo.items():
         out[t] = site_facilities(
             data.network, homes, data.facilities, facility_type=t, objective=objective, p=p,
             candidates=data.sites if source == "sites" else None,
@@ -204,5 +210,29 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
             demand_share=_per_type(opts.get("demand_share"), t, "demand_share"),
             time_limit_s=opts.get("time_limit_s"), mip_rel_gap=opts.get("mip_rel_gap"),
             presolve=bool(opts.get("presolve", False)), catalogue=catalogue, units=data.units,
-            existing_distance=dist[t], entrances=entrances)
+            existing_distance=dist[t], entrances=entrances, shared_costs=shared.get(t))
     return out, skipped
+
+
+def _shared_costs(data: StudyData, homes: gpd.GeoDataFrame, types: list[str], dist: pd.DataFrame,
+                  catalogue: pd.DataFrame | None) -> dict[str, SharedCosts]:
+    """One home × network-node distance matrix per walking distance shared by several types,
+    over the homes uncovered for any of them (the types' uncovered homes overlap: 22,710,
+    22,393 and 22,668 of 23,721 compounds for Jiading's three 300 m types, 22,896 in all):
+    each type then takes its rows instead of computing its own matrix."""
+    if len(types) < 2:
+        return {}
+    h, pop, home_ids, _ = _homes(data.network, homes, "population", None, "unit_id", data.units)
+    need: dict[float, list[tuple[str, np.ndarray]]] = {}
+    for t in types:
+        walk, _ = _walk_distance(t, None, catalogue)
+        existing, _ = _existing_distance(data.network, h, None, t, walk, "type", None, home_ids, dist[t])
+        need.setdefault(walk, []).append((t, (existing > walk) & (pop > 0)))
+    out: dict[str, SharedCosts] = {}
+    for walk, items in need.items():
+        rows = np.flatnonzero(np.logical_or.reduce([m for _, m in items]))
+        if len(items) < 2 or not len(rows):
+            continue
+        costs = shared_costs(data.network, h, rows, walk)
+        out.update({t: costs for t, _ in items})
+    return out
