@@ -135,8 +135,7 @@ def _reference(net, hs, ts, limit, node_targets):
 
 
 @pytest.mark.parametrize("seed", [3, 11])
-@pytest.mark.parametrize("tile", [40.0, 400.0])
-def test_distance_matrix_equals_plain_dijkstra(seed, tile):
+def test_distance_matrix_equals_plain_dijkstra(seed):
     rng = np.random.default_rng(seed)
     roads = random_planar_roads(seed, 40, 0.8, spurs=20)
     with warnings.catch_warnings():
@@ -153,12 +152,60 @@ def test_distance_matrix_equals_plain_dijkstra(seed, tile):
     ts = facility_access(net, cand)
     limit = 250.0
     for node_targets in (False, True):
-        M = bounded_distance_matrix(net, hs, limit, targets=None if node_targets else ts, tile_m=tile).tocoo()
+        M = bounded_distance_matrix(net, hs, limit, targets=None if node_targets else ts).tocoo()
         got = {(int(i), int(j)): float(v) for i, j, v in zip(M.row, M.col, M.data)}
         ref = _reference(net, hs, ts, limit, node_targets)
         assert got.keys() == ref.keys(), (len(got), len(ref))
         for k, v in ref.items():
             assert got[k] == pytest.approx(max(v, 1e-6), abs=1e-7), k
+
+
+@pytest.mark.parametrize("seed", [3, 11, 19])
+def test_distance_matrix_is_scipys_dijkstra_to_the_bit(seed):
+    """The per-home searches give, for every node, the value of scipy's Dijkstra on the
+    whole network from a virtual node per home (arcs offset + position and offset +
+    length - position, the shortest per node), bit for bit; candidates add their partial
+    edge and offset to the nearer end, or walk along a shared edge."""
+    from scipy.sparse.csgraph import dijkstra
+
+    from geotijian.access import ZERO_DISTANCE_M
+    from geotijian.plan.costs import _min_entries
+
+    rng, net, homes = _random_homes_case(seed)
+    cp = shapely.points(rng.uniform(0, 1000, (15, 2)))
+    cp[::2] = shapely.buffer(cp[::2], 30, quad_segs=1)
+    ts = facility_access(net, gpd.GeoDataFrame(geometry=cp, crs=CRS))
+    hs = snap_points(net, homes, layer="homes")
+    limit = 250.0
+    n, m = net.n_nodes, hs.n_features
+    e, L = hs.edge, net.edge_length
+    r, c, w = _min_entries(np.r_[hs.owner, hs.owner], np.r_[net.edge_u[e], net.edge_v[e]],
+                           np.r_[hs.offset + hs.position, hs.offset + L[e] - hs.position], n)
+    virt = sp.csr_matrix((w, (r, c)), shape=(m, n + m))
+    g = sp.vstack([sp.hstack([net.csr, sp.csr_matrix((n, m))]), virt]).tocsr()
+    D = dijkstra(g, directed=True, indices=n + np.arange(m), limit=limit)[:, :n]
+    M = bounded_distance_matrix(net, hs, limit)
+    i, j = np.nonzero(D <= limit)
+    assert M.nnz == len(i) > 0
+    assert np.array_equal(M.indptr, np.r_[0, np.cumsum(np.bincount(i, minlength=m))])
+    assert np.array_equal(M.indices, j) and np.array_equal(M.data, np.maximum(D[i, j], ZERO_DISTANCE_M))
+    # candidates: through either end of their edge (then their offset), or a shared edge
+    te = ts.edge
+    via = np.minimum(D[:, net.edge_u[te]] + ts.position, D[:, net.edge_v[te]] + (L[te] - ts.position)) + ts.offset
+    want = {}
+    for a, b in zip(*np.nonzero(via <= limit)):
+        k = (int(a), int(ts.owner[b]))
+        want[k] = min(want.get(k, np.inf), via[a, b])
+    for k in range(len(hs.edge)):
+        for b in np.flatnonzero(te == hs.edge[k]):
+            d = hs.offset[k] + abs(hs.position[k] - ts.position[b]) + ts.offset[b]
+            if d <= limit:
+                key = (int(hs.owner[k]), int(ts.owner[b]))
+                want[key] = min(want.get(key, np.inf), d)
+    T = bounded_distance_matrix(net, hs, limit, targets=ts).tocoo()
+    got = {(int(a), int(b)): float(v) for a, b, v in zip(T.row, T.col, T.data)}
+    assert got.keys() == want.keys() and len(got) > 0
+    assert all(got[k] == max(want[k], ZERO_DISTANCE_M) for k in want)
 
 
 def _csr_identical(a, b) -> bool:
