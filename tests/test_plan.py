@@ -309,6 +309,29 @@ def test_reduced_models_keep_the_brute_force_optimum(seed):
     assert (B[:, chosen].any(axis=1) >= B.any(axis=1)).all()
 
 
+def test_duplicate_columns_are_found_exactly_and_collisions_never_merge(monkeypatch):
+    from geotijian.plan import milp
+
+    rng = np.random.default_rng(7)
+    B = rng.random((40, 30)) < 0.2
+    B[:, [4, 9, 21]] = B[:, [2]]          # copies of column 2
+    B[:, 17] = B[:, 5]
+    C = sp.csc_matrix(B)
+    rep, first = milp._duplicate_groups(C)
+    want = np.array([next(k for k in range(30) if (B[:, k] == B[:, j]).all()) for j in range(30)])
+    assert np.array_equal(rep, want) and np.array_equal(first, want == np.arange(30))
+    # every set hashed alike (a collision of everything): the exact check keeps different sets apart
+    monkeypatch.setattr(milp, "_set_hash", lambda mat, rng: np.zeros((mat.shape[1], 3), np.uint64))
+    rep, _ = milp._duplicate_groups(C)
+    assert all((B[:, rep[j]] == B[:, j]).all() for j in range(30))
+    assert {j for j in range(30) if rep[j] != j} == {j for j in range(1, 30) if (B[:, 0] == B[:, j]).all()}
+    # the first hash alike, the second apart: the whole key decides (as without the collision)
+    monkeypatch.undo()
+    real = milp._set_hash(C, np.random.default_rng(0))
+    monkeypatch.setattr(milp, "_set_hash", lambda mat, rng: np.column_stack([np.zeros(30, np.uint64), real[:, 1:]]))
+    assert np.array_equal(milp._duplicate_groups(C)[0], want)
+
+
 def test_capacity_is_honoured_and_duplicates_are_kept_with_it():
     # one home of 10 persons of demand; three identical candidates of 4 places each:
     # LSCP needs all three (a reduction merging duplicates would wrongly say infeasible)

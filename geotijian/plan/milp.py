@@ -126,6 +126,26 @@ def _set_hash(mat: sp.csc_matrix, rng: np.random.Generator) -> np.ndarray:
     return np.column_stack(out + [np.diff(mat.indptr).astype(np.uint64)])
 
 
+def _same_sets(mat: sp.csc_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether column ``a[i]`` of ``mat`` holds the same rows as column ``b[i]`` (stored
+    entries; indices sorted within columns, so compared entry by entry)."""
+    if not mat.has_sorted_indices:
+        mat = mat.sorted_indices()
+    ip, ix = mat.indptr.astype(np.int64), mat.indices
+    cnt = ip[a + 1] - ip[a]
+    same = cnt == ip[b + 1] - ip[b]
+    a, b, cnt = a[same], b[same], cnt[same]
+    tot = int(cnt.sum())
+    if tot == 0:
+        return same
+    step = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    neq = ix[np.repeat(ip[a], cnt) + step] != ix[np.repeat(ip[b], cnt) + step]
+    differ = np.bincount(np.repeat(np.arange(len(a)), cnt), weights=neq, minlength=len(a)) > 0
+    out = same.copy()
+    out[np.flatnonzero(same)[differ]] = False
+    return out
+
+
 def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Representative of each column (first of its set in ``order_key`` order) and a
@@ -138,8 +158,14 @@ def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
     pref = np.arange(n) if order_key is None else np.lexsort((np.arange(n), order_key))
     rank = np.empty(n, np.int64)
     rank[pref] = np.arange(n)
-    order = np.lexsort((rank, key[:, 2], key[:, 1], key[:, 0]))
+    # by the first hash, ties by rank (one stable sort); the full key decides only when two
+    # different sets share the first hash (then the lexsort of the whole key, as always)
+    order = pref[np.argsort(key[pref, 0], kind="stable")]
     k = key[order]
+    tie = k[1:, 0] == k[:-1, 0]
+    if (tie & (k[1:, 1:] != k[:-1, 1:]).any(axis=1)).any():
+        order = np.lexsort((rank, key[:, 2], key[:, 1], key[:, 0]))
+        k = key[order]
     start = np.r_[True, (k[1:] != k[:-1]).any(axis=1)]
     grp = np.cumsum(start) - 1
     rep_sorted = order[np.flatnonzero(start)][grp]
@@ -147,9 +173,8 @@ def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
     rep[order] = rep_sorted
     moved = np.flatnonzero(rep != np.arange(n))
     if len(moved):  # exact check of every merge (hash collisions would keep the column)
-        diff = (mat[:, moved] != mat[:, rep[moved]])
-        bad = np.asarray(diff.sum(axis=0)).ravel() > 0
-        rep[moved[bad]] = moved[bad]
+        bad = moved[~_same_sets(mat, moved, rep[moved])]
+        rep[bad] = bad
     return rep, rep == np.arange(n)
 
 
@@ -172,10 +197,12 @@ def reduce_model(cover: sp.csr_matrix, weight: np.ndarray, *, demand: np.ndarray
     B.eliminate_zeros()
     n_rows, n_cols = B.shape
     stats = {"rows_in": n_rows, "columns_in": n_cols, "pairs_in": int(B.nnz)}
-    has = np.diff(B.indptr) > 0
-    rows = np.flatnonzero(has)
-    cols = np.flatnonzero(np.diff(B.tocsc().indptr) > 0)
-    B = B[rows][:, cols]
+    rows = np.flatnonzero(np.diff(B.indptr) > 0)
+    cols = np.flatnonzero(np.bincount(B.indices, minlength=n_cols) > 0)
+    if len(rows) < n_rows:
+        B = B[rows]
+    if len(cols) < n_cols:
+        B = B[:, cols]
     cap = None if capacity is None else np.asarray(capacity, float)[cols]
     stats["rows_without_candidate"] = int(n_rows - len(rows))
     stats["columns_without_demand"] = int(n_cols - len(cols))

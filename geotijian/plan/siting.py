@@ -683,8 +683,11 @@ def _results(A: csr_matrix, cand: gpd.GeoDataFrame, caps, chosen: np.ndarray, sh
              w: np.ndarray, dem, units, crs) -> tuple:
     """Chosen sites, home assignment and the candidate table, from the solution."""
     n = len(cand)
-    in_reach = np.asarray(A.astype(bool).astype(np.int64).sum(axis=0)).ravel()
-    Bw = A.astype(bool).astype(np.float64).multiply(w[:, None]).tocsc()
+    C = A.tocsc()   # (each column's homes ascending: the residents summed in that order)
+    if (C.data == 0).any():
+        C.eliminate_zeros()
+    in_reach = np.diff(C.indptr).astype(np.int64)
+    Bw = type(C)((np.asarray(w, dtype=np.float64)[C.indices], C.indices, C.indptr), shape=C.shape)
     res_reach = np.asarray(Bw.sum(axis=0)).ravel()
     if share is None:  # each covered home to its nearest chosen site
         S = A[:, chosen].tocoo()
