@@ -656,6 +656,38 @@ def test_plan_workbook_and_csv_defuse_formula_like_names(tmp_path):
     assert "'" + evil.replace('"', '""') in text
 
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
+def test_plan_workbook_has_the_bytes_of_the_cell_by_cell_writer(tmp_path):
+    """The workbook written as arrays is, byte for byte, the one openpyxl wrote cell by cell
+    (tests/plan_workbook_reference.py): formula-like and error-code text, a lone "=",
+    number-like text, missing values, long texts, an empty sheet, the solver sheet."""
+    from geotijian.plan import PlanResult, write_plan
+
+    from .plan_workbook_reference import write_plan_reference
+
+    units, boundary = _units()
+    ren = renewal_areas(units, _problems(units), boundary=boundary)
+    net, homes, fac, cand = _line_case()
+    sit = _site(net, homes, fac, cand, objective="mclp", p=2)
+    lib = project_library(_problems(units), year=2025, units=units, renewal_areas=ren.areas)
+    assert len(lib) >= 6
+    lib.loc[lib.index[0], "area_name"] = '=HYPERLINK("http://x","y")'
+    lib.loc[lib.index[1], "content"] = "#N/A"
+    lib.loc[lib.index[2], "partners"] = "-5"
+    lib.loc[lib.index[3], "timing"] = None
+    lib.loc[lib.index[4], "lead_department"] = "="
+    lib.loc[lib.index[5], "affected_population"] = np.nan
+    lib.loc[lib.index[5], "content"] = "长文本，" * 60 + " trailing space "
+    for annual in (annual_plan(lib, year=2025), annual_plan(lib, year=2025).iloc[:0]):
+        res = PlanResult(year=2025, renewal=ren, siting={"kindergarten": sit}, projects=lib, annual=annual)
+        (tmp_path / "new").mkdir(exist_ok=True)
+        (tmp_path / "old").mkdir(exist_ok=True)
+        new = write_plan(res, tmp_path / "new")[0]
+        old = write_plan_reference(res, tmp_path / "old")
+        assert new.name == "project_library.xlsx"
+        assert new.read_bytes() == old.read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
 def test_plan_workbook_number_formats(tmp_path):
     """Residents with a thousands separator, scores and areas with fixed decimals, site
     coordinates to 0.1 m, whole numbers on the (transposed) solver sheet with separators."""
