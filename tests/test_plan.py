@@ -317,6 +317,14 @@ def test_duplicate_columns_are_found_exactly_and_collisions_never_merge(monkeypa
     B[:, [4, 9, 21]] = B[:, [2]]          # copies of column 2
     B[:, 17] = B[:, 5]
     C = sp.csc_matrix(B)
+    # the hash: sums of one random word per row, modulo 2**64 (numpy's reduceat wraps alike)
+    word = np.random.default_rng(1).integers(0, 2**63, 40, dtype=np.uint64)
+    nz = np.diff(C.indptr) > 0
+    ref = np.zeros(30, np.uint64)
+    ref[nz] = np.add.reduceat(word[C.indices], C.indptr[:-1][nz])
+    assert np.array_equal(gt._kernels.column_hash(C.indptr, C.indices, word), ref)
+    exact = [sum(int(word[i]) for i in C.indices[C.indptr[j]:C.indptr[j + 1]]) for j in range(30)]
+    assert [e % 2**64 for e in exact] == [int(h) for h in ref] and max(exact) >= 2**64   # (wrapped)
     rep, first = milp._duplicate_groups(C)
     want = np.array([next(k for k in range(30) if (B[:, k] == B[:, j]).all()) for j in range(30)])
     assert np.array_equal(rep, want) and np.array_equal(first, want == np.arange(30))

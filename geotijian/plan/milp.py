@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from .. import settings
+from .._kernels.sets import column_hash, same_columns
 
 __all__ = ["CoverageModel", "Solution", "reduce_model", "solve_mclp", "solve_lscp", "solve_capacitated",
            "greedy", "greedy_capacitated"]
@@ -113,37 +114,22 @@ class Solution:
 
 # ----------------------------------------------------------------------------- hashing
 def _set_hash(mat: sp.csc_matrix, rng: np.random.Generator) -> np.ndarray:
-    """Two 64-bit hashes of each column's row set, as one complex-free structured key."""
+    """Two 64-bit hashes of each column's row set (sums of a random word per row, modulo
+    2**64) and its size, as the columns of a uint64 array."""
     out = []
     for _ in range(2):
         r = rng.integers(0, 2**63, mat.shape[0], dtype=np.uint64)
-        v = r[mat.indices]
-        h = np.zeros(mat.shape[1], np.uint64)
-        nz = np.diff(mat.indptr) > 0
-        if nz.any():
-            h[nz] = np.add.reduceat(v, mat.indptr[:-1][nz])
-        out.append(h)
+        out.append(column_hash(mat.indptr, mat.indices, r))
     return np.column_stack(out + [np.diff(mat.indptr).astype(np.uint64)])
 
 
 def _same_sets(mat: sp.csc_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether column ``a[i]`` of ``mat`` holds the same rows as column ``b[i]`` (stored
-    entries; indices sorted within columns, so compared entry by entry)."""
-    if not mat.has_sorted_indices:
-        mat = mat.sorted_indices()
-    ip, ix = mat.indptr.astype(np.int64), mat.indices
-    cnt = ip[a + 1] - ip[a]
-    same = cnt == ip[b + 1] - ip[b]
-    a, b, cnt = a[same], b[same], cnt[same]
-    tot = int(cnt.sum())
-    if tot == 0:
-        return same
-    step = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    neq = ix[np.repeat(ip[a], cnt) + step] != ix[np.repeat(ip[b], cnt) + step]
-    differ = np.bincount(np.repeat(np.arange(len(a)), cnt), weights=neq, minlength=len(a)) > 0
-    out = same.copy()
-    out[np.flatnonzero(same)[differ]] = False
-    return out
+    entries, compared one by one in sorted order)."""
+    if not mat.has_canonical_format:
+        mat = mat.copy()
+        mat.sum_duplicates()
+    return same_columns(mat.indptr, mat.indices, a, b)
 
 
 def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
