@@ -43,6 +43,9 @@ class PlanResult:
         The 年度实施计划 of ``year``.
     skipped : list of str
         Facility types not sited, and why.
+    timings : dict
+        Seconds of work shared by the types (``siting.shared_matrix_<walk>m_s``: the
+        distance matrix of the homes uncovered for any type of that walking distance).
     """
 
     year: int
@@ -51,6 +54,7 @@ class PlanResult:
     projects: gpd.GeoDataFrame
     annual: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def sites(self) -> gpd.GeoDataFrame | None:
@@ -158,8 +162,9 @@ def plan_study(data: StudyData, *, options: Mapping[str, Any] | None = None,
                                 boundary=data.boundary, **ren_opts)
     siting: dict[str, SitingResult] = {}
     skipped: list[str] = []
+    timings: dict[str, float] = {}
     if site_opts.pop("enabled", True):
-        siting, skipped = _site_all(data, site_opts, catalogue, entrances)
+        siting, skipped, timings = _site_all(data, site_opts, catalogue, entrances)
     sites = [r.sites for r in siting.values() if len(r.sites)]
     assign = [r.assignment for r in siting.values() if len(r.assignment)]
     projects = project_library(
@@ -168,10 +173,10 @@ def plan_study(data: StudyData, *, options: Mapping[str, Any] | None = None,
         assignment=pd.concat(assign, ignore_index=True) if assign else None,
         renewal_areas=renewal.areas if renewal is not None else None,
         rules=proj_opts.get("rules"), district_name=district_name)
-    return PlanResult(year, renewal, siting, projects, annual_plan(projects, year=year), skipped)
+    return PlanResult(year, renewal, siting, projects, annual_plan(projects, year=year), skipped, timings)
 
 
-def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, list[str]]:
+def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, list[str], dict]:
     dist = data.meta.get("distances")
     available = list(dist.columns) if dist is not None else []
     defaults = siting_types(data.problems, available)
@@ -211,7 +216,8 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
             time_limit_s=opts.get("time_limit_s"), mip_rel_gap=opts.get("mip_rel_gap"),
             presolve=bool(opts.get("presolve", False)), catalogue=catalogue, units=data.units,
             existing_distance=dist[t], entrances=entrances, shared_costs=shared.get(t))
-    return out, skipped
+    timings = {f"siting.shared_matrix_{c.walk:g}m_s": c.seconds for c in shared.values()}
+    return out, skipped, timings
 
 
 def _shared_costs(data: StudyData, homes: gpd.GeoDataFrame, types: list[str], dist: pd.DataFrame,
