@@ -463,10 +463,7 @@ def site_facilities(
         Distance (m) of each home (index = home ID) to the nearest existing facility of
         the type, when already computed (the study's coverage); else computed here.
     shared_costs : SharedCosts, optional
-        Home × network-node distances computed once for several types of one walking
-        distance (:func:`shared_costs`; :func:`geotijian.plan.plan_study` does this): with
-        network candidates, the rows of this type's uncovered homes are taken from it
-        (the same matrix as computing it here). Ignored when it does not cover them.
+        Home × node distances of several types (:func:`shared_costs`): rows taken, not computed.
 
     Returns
     -------
@@ -497,15 +494,13 @@ def site_facilities(
     if len(di) == 0:
         summary.update(_empty_summary(summary, time.perf_counter() - t0))
         return _empty_result(facility_type, objective, summary, network.crs)
-    A, cand, caps, matrix_s = _costs(network, homes, di, candidates, walk, facility_type, entrances,
-                                     candidate_id_col, capacity, pop[di], shared_costs)
     w = pop[di]
-    gone = np.diff(A.indptr) == 0
-    unreachable = _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type, walk, objective)
+    A, cand, caps, matrix_s = _costs(network, homes, di, candidates, walk, facility_type, entrances, candidate_id_col,
+                                     capacity, w, shared_costs)
+    unreachable, gone = _unreachable(homes, home_ids, unit, existing, di, A, w, facility_type, walk, objective)
     dem = w * share if capacity is not None else None
     sol, model, chosen, share_in = _solve(A, w, dem, caps, objective, p, facility_type, walk, unit[di],
-                                          time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap,
-                                          presolve=presolve)
+                                          time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, presolve=presolve)
     sites, assign, cand_out = _results(A, cand, caps, chosen, share_in, model, facility_type, name_zh,
                                        home_ids[di], unit[di], w, dem, units, network.crs)
     unused = _rescore_unused(sol, objective, len(chosen), len(sites))
@@ -594,9 +589,11 @@ def _solution_summary(sol) -> dict:
             "nodes": sol.nodes, "greedy_objective": sol.greedy_objective}
 
 
-def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: str, walk: float,
-                 objective: str) -> gpd.GeoDataFrame:
-    """The uncovered homes no candidate reaches, said in a warning (how many, where)."""
+def _unreachable(homes, home_ids, unit, existing, di, A: csr_matrix, w, facility_type: str, walk: float,
+                 objective: str) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """The uncovered homes no candidate reaches (rows of ``A`` without an entry), said in a
+    warning (how many, where), and the mask of those rows."""
+    gone = np.diff(A.indptr) == 0
     out = gpd.GeoDataFrame({
         "home_id": home_ids[di[gone]], "unit_id": unit[di[gone]], "facility_type": facility_type,
         "population": w[gone], "existing_distance_m": existing[di[gone]]},
@@ -608,7 +605,7 @@ def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: st
             f"{' (LSCP cannot cover everyone)' if objective == 'lscp' else ''}: they are listed as "
             "unreachable and the sites are chosen for the other homes. Fix: add candidate sites near "
             "them (or accept the gap: a walk link or a new path may be the answer)", PlanWarning, stacklevel=3)
-    return out
+    return out, gone
 
 
 def _solve(A: csr_matrix, w: np.ndarray, dem, caps, objective: str, p, facility_type: str, walk: float,
