@@ -23,6 +23,8 @@ def _plan_step(cfg: StudyConfig, data: StudyData, fcat: pd.DataFrame, entrances:
     for t, r in result.siting.items():  # solver times go with the other timings
         for k in ("matrix_s", "solve_s"):
             timings[f"plan.siting.{t}.{k}"] = round(float(r.summary[k]), 3)
+    for k, v in result.timings.items():  # (the distance matrix shared by types of one walking distance)
+        timings[f"plan.{k}"] = round(float(v), 3)
     data.renewal_areas = result.renewal.areas if result.renewal is not None else None
     data.new_sites = result.sites
     data.candidate_sites = result.candidates

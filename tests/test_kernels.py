@@ -160,7 +160,7 @@ _CALL_ALL = """
 import json, warnings
 import numpy as np, geopandas as gpd, shapely
 from geotijian import _kernels
-from geotijian._kernels import graph, noding, spatial
+from geotijian._kernels import graph, noding, reach, sets, spatial
 from geotijian.network import build_network, facility_access, snap_points
 crs = "EPSG:32651"
 roads = gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (100, 0), (100, 100)]),
@@ -174,8 +174,11 @@ facility_access(net, polys)
 net.pendant
 _kernels.argsort_keys(np.array([3, 1, 2]))
 _kernels.intersects_filtered(*net._edge_xy, np.array([0]), *net._edge_xy, np.array([1]))
+_kernels.reach_rows(net.csr.indptr, net.csr.indices, net.csr.data, np.array([0, 1]), np.array([0]), np.array([0.0]), 50.0)
+_kernels.column_hash(np.array([0, 1]), np.array([0]), np.array([3], np.uint64))
+_kernels.same_columns(np.array([0, 1, 2]), np.array([0, 0]), np.array([0]), np.array([1]))
 stats = {}
-for mod in (graph, noding, spatial):
+for mod in (graph, noding, reach, sets, spatial):
     for name, f in vars(mod).items():
         if hasattr(f, "stats") and f.signatures and name not in stats:
             s = f.stats
@@ -193,7 +196,7 @@ def test_kernels_are_cached_on_disk():
     stats = json.loads(runs[1].stdout.strip().splitlines()[-1])
     cores = {k for k in stats if k.rsplit(".", 1)[1].lstrip("_") in _kernels.__all__
              or k.endswith(("._noder_add", "._noder_finish", "._radix_argsort"))}
-    assert len(cores) >= 13, sorted(stats)
+    assert len(cores) >= 16, sorted(stats)
     for name in cores:
         hits, misses = stats[name]
         assert misses == 0 and hits >= 1, (name, hits, misses, runs[1].stderr[-2000:])

@@ -135,8 +135,7 @@ def _reference(net, hs, ts, limit, node_targets):
 
 
 @pytest.mark.parametrize("seed", [3, 11])
-@pytest.mark.parametrize("tile", [40.0, 400.0])
-def test_distance_matrix_equals_plain_dijkstra(seed, tile):
+def test_distance_matrix_equals_plain_dijkstra(seed):
     rng = np.random.default_rng(seed)
     roads = random_planar_roads(seed, 40, 0.8, spurs=20)
     with warnings.catch_warnings():
@@ -153,12 +152,124 @@ def test_distance_matrix_equals_plain_dijkstra(seed, tile):
     ts = facility_access(net, cand)
     limit = 250.0
     for node_targets in (False, True):
-        M = bounded_distance_matrix(net, hs, limit, targets=None if node_targets else ts, tile_m=tile).tocoo()
+        M = bounded_distance_matrix(net, hs, limit, targets=None if node_targets else ts).tocoo()
         got = {(int(i), int(j)): float(v) for i, j, v in zip(M.row, M.col, M.data)}
         ref = _reference(net, hs, ts, limit, node_targets)
         assert got.keys() == ref.keys(), (len(got), len(ref))
         for k, v in ref.items():
             assert got[k] == pytest.approx(max(v, 1e-6), abs=1e-7), k
+
+
+@pytest.mark.parametrize("seed", [3, 11, 19])
+def test_distance_matrix_is_scipys_dijkstra_to_the_bit(seed):
+    """The per-home searches give, for every node, the value of scipy's Dijkstra on the
+    whole network from a virtual node per home (arcs offset + position and offset +
+    length - position, the shortest per node), bit for bit; candidates add their partial
+    edge and offset to the nearer end, or walk along a shared edge."""
+    from scipy.sparse.csgraph import dijkstra
+
+    from geotijian.access import ZERO_DISTANCE_M
+    from geotijian.plan.costs import _min_entries
+
+    rng, net, homes = _random_homes_case(seed)
+    cp = shapely.points(rng.uniform(0, 1000, (15, 2)))
+    cp[::2] = shapely.buffer(cp[::2], 30, quad_segs=1)
+    ts = facility_access(net, gpd.GeoDataFrame(geometry=cp, crs=CRS))
+    hs = snap_points(net, homes, layer="homes")
+    limit = 250.0
+    n, m = net.n_nodes, hs.n_features
+    e, L = hs.edge, net.edge_length
+    r, c, w = _min_entries(np.r_[hs.owner, hs.owner], np.r_[net.edge_u[e], net.edge_v[e]],
+                           np.r_[hs.offset + hs.position, hs.offset + L[e] - hs.position], n)
+    virt = sp.csr_matrix((w, (r, c)), shape=(m, n + m))
+    g = sp.vstack([sp.hstack([net.csr, sp.csr_matrix((n, m))]), virt]).tocsr()
+    D = dijkstra(g, directed=True, indices=n + np.arange(m), limit=limit)[:, :n]
+    M = bounded_distance_matrix(net, hs, limit)
+    i, j = np.nonzero(D <= limit)
+    assert M.nnz == len(i) > 0
+    assert np.array_equal(M.indptr, np.r_[0, np.cumsum(np.bincount(i, minlength=m))])
+    assert np.array_equal(M.indices, j) and np.array_equal(M.data, np.maximum(D[i, j], ZERO_DISTANCE_M))
+    # candidates: through either end of their edge (then their offset), or a shared edge
+    te = ts.edge
+    via = np.minimum(D[:, net.edge_u[te]] + ts.position, D[:, net.edge_v[te]] + (L[te] - ts.position)) + ts.offset
+    want = {}
+    for a, b in zip(*np.nonzero(via <= limit)):
+        k = (int(a), int(ts.owner[b]))
+        want[k] = min(want.get(k, np.inf), via[a, b])
+    for k in range(len(hs.edge)):
+        for b in np.flatnonzero(te == hs.edge[k]):
+            d = hs.offset[k] + abs(hs.position[k] - ts.position[b]) + ts.offset[b]
+            if d <= limit:
+                key = (int(hs.owner[k]), int(ts.owner[b]))
+                want[key] = min(want.get(key, np.inf), d)
+    T = bounded_distance_matrix(net, hs, limit, targets=ts).tocoo()
+    got = {(int(a), int(b)): float(v) for a, b, v in zip(T.row, T.col, T.data)}
+    assert got.keys() == want.keys() and len(got) > 0
+    assert all(got[k] == max(want[k], ZERO_DISTANCE_M) for k in want)
+
+
+def _csr_identical(a, b) -> bool:
+    """Same shape, index arrays and values, to the bit (not approximately)."""
+    return (a.shape == b.shape and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+            and a.indices.dtype == b.indices.dtype and np.array_equal(a.data, b.data))
+
+
+def _random_homes_case(seed):
+    rng = np.random.default_rng(seed)
+    roads = random_planar_roads(seed, 40, 0.8, spurs=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = gt.build_network(roads, crs=CRS)
+    hp = shapely.points(rng.uniform(0, 1000, (80, 2)))
+    hp[::4] = shapely.buffer(hp[::4], 12, quad_segs=2)
+    homes = gpd.GeoDataFrame({"home_id": [f"H{i}" for i in range(80)],
+                              "population": rng.integers(0, 300, 80).astype(float)}, geometry=hp, crs=CRS)
+    return rng, net, homes
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_shared_costs_rows_equal_each_types_own_matrix(seed):
+    """The matrix of the union of several types' homes, sliced by rows, is each type's own
+    matrix to the bit (a home's distances do not depend on the other homes of its tiles)."""
+    from geotijian.plan.siting import shared_costs
+
+    rng, net, homes = _random_homes_case(seed)
+    masks = [rng.random(80) < share for share in (0.5, 0.6, 0.3)]
+    rows = np.flatnonzero(np.logical_or.reduce(masks))
+    sc = shared_costs(net, homes, rows, 250.0)
+    for mask in masks:
+        di = np.flatnonzero(mask)
+        own = bounded_distance_matrix(net, snap_points(net, homes.iloc[di].reset_index(drop=True), layer="homes"),
+                                      250.0)
+        assert own.nnz > 0
+        assert _csr_identical(sc.rows(net, 250.0, di), own)
+    # costs of another walking distance, network or home set do not answer
+    di = np.flatnonzero(masks[0])
+    assert sc.rows(net, 300.0, di) is None
+    outside = np.setdiff1d(np.arange(80), rows)
+    if len(outside):
+        assert sc.rows(net, 250.0, np.r_[di[:1], outside[:1]]) is None
+
+
+def test_siting_with_shared_costs_is_siting_without():
+    from geotijian.plan.siting import shared_costs
+
+    _, net, homes = _random_homes_case(5)
+    fac = gpd.GeoDataFrame({"type": ["kindergarten"]}, geometry=[shapely.Point(500, 500)], crs=CRS)
+    rows = np.flatnonzero(homes["population"].to_numpy() > 0)
+    sc = shared_costs(net, homes, rows, 250.0)
+    for objective, p in (("mclp", 3), ("lscp", None)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PlanWarning)
+            a = gt.site_facilities(net, homes, fac, facility_type="kindergarten", walk_distance=250.0,
+                                   objective=objective, p=p)
+            b = gt.site_facilities(net, homes, fac, facility_type="kindergarten", walk_distance=250.0,
+                                   objective=objective, p=p, shared_costs=sc)
+        assert a.summary["demand_homes"] < len(rows)    # the existing one covers some: a subset of rows
+        assert _csr_identical(a.cover_matrix, b.cover_matrix)
+        for k in ("sites", "candidates", "assignment", "unreachable"):
+            pd.testing.assert_frame_equal(getattr(a, k), getattr(b, k), check_exact=True)
+        assert len(a.sites) > 0
 
 
 # --------------------------------------------------------------------- exact reductions
@@ -196,6 +307,37 @@ def test_reduced_models_keep_the_brute_force_optimum(seed):
     # the chosen input columns cover every coverable row
     chosen = m.columns[sol.chosen]
     assert (B[:, chosen].any(axis=1) >= B.any(axis=1)).all()
+
+
+def test_duplicate_columns_are_found_exactly_and_collisions_never_merge(monkeypatch):
+    from geotijian.plan import milp
+
+    rng = np.random.default_rng(7)
+    B = rng.random((40, 30)) < 0.2
+    B[:, [4, 9, 21]] = B[:, [2]]          # copies of column 2
+    B[:, 17] = B[:, 5]
+    C = sp.csc_matrix(B)
+    # the hash: sums of one random word per row, modulo 2**64 (numpy's reduceat wraps alike)
+    word = np.random.default_rng(1).integers(0, 2**63, 40, dtype=np.uint64)
+    nz = np.diff(C.indptr) > 0
+    ref = np.zeros(30, np.uint64)
+    ref[nz] = np.add.reduceat(word[C.indices], C.indptr[:-1][nz])
+    assert np.array_equal(gt._kernels.column_hash(C.indptr, C.indices, word), ref)
+    exact = [sum(int(word[i]) for i in C.indices[C.indptr[j]:C.indptr[j + 1]]) for j in range(30)]
+    assert [e % 2**64 for e in exact] == [int(h) for h in ref] and max(exact) >= 2**64   # (wrapped)
+    rep, first = milp._duplicate_groups(C)
+    want = np.array([next(k for k in range(30) if (B[:, k] == B[:, j]).all()) for j in range(30)])
+    assert np.array_equal(rep, want) and np.array_equal(first, want == np.arange(30))
+    # every set hashed alike (a collision of everything): the exact check keeps different sets apart
+    monkeypatch.setattr(milp, "_set_hash", lambda mat, rng: np.zeros((mat.shape[1], 3), np.uint64))
+    rep, _ = milp._duplicate_groups(C)
+    assert all((B[:, rep[j]] == B[:, j]).all() for j in range(30))
+    assert {j for j in range(30) if rep[j] != j} == {j for j in range(1, 30) if (B[:, 0] == B[:, j]).all()}
+    # the first hash alike, the second apart: the whole key decides (as without the collision)
+    monkeypatch.undo()
+    real = milp._set_hash(C, np.random.default_rng(0))
+    monkeypatch.setattr(milp, "_set_hash", lambda mat, rng: np.column_stack([np.zeros(30, np.uint64), real[:, 1:]]))
+    assert np.array_equal(milp._duplicate_groups(C)[0], want)
 
 
 def test_capacity_is_honoured_and_duplicates_are_kept_with_it():
@@ -520,6 +662,38 @@ def test_plan_workbook_and_csv_defuse_formula_like_names(tmp_path):
     assert not any(c.data_type == "f" for row in ws.iter_rows() for c in row)
     text = (tmp_path / "projects.csv").read_text(encoding="utf-8-sig")
     assert "'" + evil.replace('"', '""') in text
+
+@pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
+def test_plan_workbook_has_the_bytes_of_the_cell_by_cell_writer(tmp_path):
+    """The workbook written as arrays is, byte for byte, the one openpyxl wrote cell by cell
+    (tests/plan_workbook_reference.py): formula-like and error-code text, a lone "=",
+    number-like text, missing values, long texts, an empty sheet, the solver sheet."""
+    from geotijian.plan import PlanResult, write_plan
+
+    from .plan_workbook_reference import write_plan_reference
+
+    units, boundary = _units()
+    ren = renewal_areas(units, _problems(units), boundary=boundary)
+    net, homes, fac, cand = _line_case()
+    sit = _site(net, homes, fac, cand, objective="mclp", p=2)
+    lib = project_library(_problems(units), year=2025, units=units, renewal_areas=ren.areas)
+    assert len(lib) >= 6
+    lib.loc[lib.index[0], "area_name"] = '=HYPERLINK("http://x","y")'
+    lib.loc[lib.index[1], "content"] = "#N/A"
+    lib.loc[lib.index[2], "partners"] = "-5"
+    lib.loc[lib.index[3], "timing"] = None
+    lib.loc[lib.index[4], "lead_department"] = "="
+    lib.loc[lib.index[5], "affected_population"] = np.nan
+    lib.loc[lib.index[5], "content"] = "长文本，" * 60 + " trailing space "
+    for annual in (annual_plan(lib, year=2025), annual_plan(lib, year=2025).iloc[:0]):
+        res = PlanResult(year=2025, renewal=ren, siting={"kindergarten": sit}, projects=lib, annual=annual)
+        (tmp_path / "new").mkdir(exist_ok=True)
+        (tmp_path / "old").mkdir(exist_ok=True)
+        new = write_plan(res, tmp_path / "new")[0]
+        old = write_plan_reference(res, tmp_path / "old")
+        assert new.name == "project_library.xlsx"
+        assert new.read_bytes() == old.read_bytes()
+
 
 @pytest.mark.filterwarnings("ignore:renewal scores. no data:geotijian.errors.PlanWarning")
 def test_plan_workbook_number_formats(tmp_path):

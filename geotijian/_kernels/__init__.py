@@ -4,7 +4,8 @@ Each kernel replaces a chain of numpy passes over the same arrays by one pass, f
 steps that would otherwise dominate coverage end to end: noding a roads layer
 (:mod:`.noding`), the symmetric CSR, connected components and pendant edges
 (:mod:`.graph`), the edge grid and the segment predicates and distances of snapping
-(:mod:`.spatial`). Plain Python with numpy arrays, compiled from a wheel (numba): no C
+(:mod:`.spatial`), the bounded searches of the siting distance matrix (:mod:`.reach`), the column
+sets of the siting models (:mod:`.sets`). Plain Python with numpy arrays, compiled from a wheel (numba): no C
 compiler at install. The float arithmetic is written operation by operation as in the
 GEOS code it replaces, so the results are the same to the last bit; the tests compare
 every kernel with GEOS, scipy or a plain reference.
@@ -15,6 +16,8 @@ int64/float64, C order), so each kernel is compiled for one signature only.
 
 from .graph import component_labels, pendant_core, symmetric_csr
 from .noding import VertexNoder, argsort_keys, node_lines
+from .reach import reach_rows
+from .sets import column_hash, same_columns
 from .spatial import (
     first_hits,
     grid_index,
@@ -28,6 +31,7 @@ from .spatial import (
 __all__ = [
     "VertexNoder",
     "argsort_keys",
+    "column_hash",
     "component_labels",
     "first_hits",
     "grid_index",
@@ -38,5 +42,7 @@ __all__ = [
     "node_lines",
     "pendant_core",
     "point_segments",
+    "reach_rows",
+    "same_columns",
     "symmetric_csr",
 ]

@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from .. import settings
+from .._kernels.sets import column_hash, same_columns
 
 __all__ = ["CoverageModel", "Solution", "reduce_model", "solve_mclp", "solve_lscp", "solve_capacitated",
            "greedy", "greedy_capacitated"]
@@ -113,17 +114,22 @@ class Solution:
 
 # ----------------------------------------------------------------------------- hashing
 def _set_hash(mat: sp.csc_matrix, rng: np.random.Generator) -> np.ndarray:
-    """Two 64-bit hashes of each column's row set, as one complex-free structured key."""
+    """Two 64-bit hashes of each column's row set (sums of a random word per row, modulo
+    2**64) and its size, as the columns of a uint64 array."""
     out = []
     for _ in range(2):
         r = rng.integers(0, 2**63, mat.shape[0], dtype=np.uint64)
-        v = r[mat.indices]
-        h = np.zeros(mat.shape[1], np.uint64)
-        nz = np.diff(mat.indptr) > 0
-        if nz.any():
-            h[nz] = np.add.reduceat(v, mat.indptr[:-1][nz])
-        out.append(h)
+        out.append(column_hash(mat.indptr, mat.indices, r))
     return np.column_stack(out + [np.diff(mat.indptr).astype(np.uint64)])
+
+
+def _same_sets(mat: sp.csc_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether column ``a[i]`` of ``mat`` holds the same rows as column ``b[i]`` (stored
+    entries, compared one by one in sorted order)."""
+    if not mat.has_canonical_format:
+        mat = mat.copy()
+        mat.sum_duplicates()
+    return same_columns(mat.indptr, mat.indices, a, b)
 
 
 def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
@@ -138,8 +144,14 @@ def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
     pref = np.arange(n) if order_key is None else np.lexsort((np.arange(n), order_key))
     rank = np.empty(n, np.int64)
     rank[pref] = np.arange(n)
-    order = np.lexsort((rank, key[:, 2], key[:, 1], key[:, 0]))
+    # by the first hash, ties by rank (one stable sort); the full key decides only when two
+    # different sets share the first hash (then the lexsort of the whole key, as always)
+    order = pref[np.argsort(key[pref, 0], kind="stable")]
     k = key[order]
+    tie = k[1:, 0] == k[:-1, 0]
+    if (tie & (k[1:, 1:] != k[:-1, 1:]).any(axis=1)).any():
+        order = np.lexsort((rank, key[:, 2], key[:, 1], key[:, 0]))
+        k = key[order]
     start = np.r_[True, (k[1:] != k[:-1]).any(axis=1)]
     grp = np.cumsum(start) - 1
     rep_sorted = order[np.flatnonzero(start)][grp]
@@ -147,9 +159,8 @@ def _duplicate_groups(mat: sp.csc_matrix, order_key: np.ndarray | None = None
     rep[order] = rep_sorted
     moved = np.flatnonzero(rep != np.arange(n))
     if len(moved):  # exact check of every merge (hash collisions would keep the column)
-        diff = (mat[:, moved] != mat[:, rep[moved]])
-        bad = np.asarray(diff.sum(axis=0)).ravel() > 0
-        rep[moved[bad]] = moved[bad]
+        bad = moved[~_same_sets(mat, moved, rep[moved])]
+        rep[bad] = bad
     return rep, rep == np.arange(n)
 
 
@@ -172,10 +183,12 @@ def reduce_model(cover: sp.csr_matrix, weight: np.ndarray, *, demand: np.ndarray
     B.eliminate_zeros()
     n_rows, n_cols = B.shape
     stats = {"rows_in": n_rows, "columns_in": n_cols, "pairs_in": int(B.nnz)}
-    has = np.diff(B.indptr) > 0
-    rows = np.flatnonzero(has)
-    cols = np.flatnonzero(np.diff(B.tocsc().indptr) > 0)
-    B = B[rows][:, cols]
+    rows = np.flatnonzero(np.diff(B.indptr) > 0)
+    cols = np.flatnonzero(np.bincount(B.indices, minlength=n_cols) > 0)
+    if len(rows) < n_rows:
+        B = B[rows]
+    if len(cols) < n_cols:
+        B = B[:, cols]
     cap = None if capacity is None else np.asarray(capacity, float)[cols]
     stats["rows_without_candidate"] = int(n_rows - len(rows))
     stats["columns_without_demand"] = int(n_cols - len(cols))

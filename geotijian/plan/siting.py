@@ -49,7 +49,7 @@ from ..network import WalkNetwork, check_metric, facility_access, snap_points
 from .costs import bounded_distance_matrix
 from .milp import CoverageModel, reduce_model, solve_capacitated, solve_lscp, solve_mclp
 
-__all__ = ["SitingResult", "site_facilities", "SITE_COLUMNS", "CANDIDATE_COLUMNS",
+__all__ = ["SitingResult", "SharedCosts", "site_facilities", "shared_costs", "SITE_COLUMNS", "CANDIDATE_COLUMNS",
            "ASSIGNMENT_COLUMNS", "OBJECTIVES"]
 
 OBJECTIVES = ("mclp", "lscp")
@@ -222,18 +222,101 @@ def _existing_distance(network: WalkNetwork, homes: gpd.GeoDataFrame, facilities
     return d[facility_type].to_numpy(dtype=float), n_fac
 
 
+def _node_ids(network: WalkNetwork, nodes: np.ndarray) -> np.ndarray:
+    """Candidate IDs of network nodes (``N<node id>``), as Python strings."""
+    return np.char.add("N", network.node_ids[nodes].astype(str)).astype(object)
+
+
+@dataclass(frozen=True)
+class SharedCosts:
+    """Walking distances from a set of homes to every network node within one walking
+    distance, computed once for the facility types that share it (:func:`shared_costs`).
+
+    Attributes
+    ----------
+    network : WalkNetwork
+        The network the distances are on (the same object is required to use them).
+    walk : float
+        The cut distance (m).
+    homes : ndarray of int
+        Positions of the homes (rows of the homes layer), ascending; row ``k`` of
+        ``matrix`` is home ``homes[k]``.
+    matrix : scipy.sparse.csr_matrix
+        Homes × network nodes, network distance (m) within ``walk`` (as
+        :func:`geotijian.plan.costs.bounded_distance_matrix`).
+    nodes : ndarray of int
+        The nodes with an entry (ascending), with their candidate IDs (``ids``,
+        ``N<node id>``) and points (``points``).
+    seconds : float
+        Wall time taken to compute them (the types' ``matrix_s`` then count only the
+        taking of their rows).
+    """
+
+    network: WalkNetwork
+    walk: float
+    homes: np.ndarray
+    matrix: csr_matrix = field(repr=False)
+    nodes: np.ndarray = field(repr=False)
+    ids: np.ndarray = field(repr=False)
+    points: np.ndarray = field(repr=False)
+    seconds: float = 0.0
+
+    def rows(self, network: WalkNetwork, walk: float, homes: np.ndarray) -> csr_matrix | None:
+        """The rows of ``homes`` (positions, ascending), or ``None`` when these costs do not
+        answer (another network or walking distance, a home not among ``self.homes``)."""
+        if network is not self.network or float(walk) != self.walk:
+            return None
+        k = np.searchsorted(self.homes, homes)
+        if len(homes) and (k.max() >= len(self.homes) or (self.homes[k] != homes).any()):
+            return None
+        return self.matrix[k]
+
+
+def shared_costs(network: WalkNetwork, homes: gpd.GeoDataFrame, rows: np.ndarray, walk: float) -> SharedCosts:
+    """Distances from the homes at positions ``rows`` to every network node within ``walk``
+    (m), once for several facility types of that walking distance: each type's matrix is
+    then the rows of its uncovered homes (:meth:`SharedCosts.rows`; a home's row does not
+    depend on the other homes, tested), and its candidate IDs and points are taken from
+    ``ids``/``points`` instead of being built again."""
+    t0 = time.perf_counter()
+    homes = check_metric(homes, "homes", network)
+    rows = np.asarray(rows, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=AccessWarning)  # far homes: reported by coverage
+        hsnap = snap_points(network, homes.iloc[rows][[homes.geometry.name]].reset_index(drop=True),
+                            layer="homes")
+    M = bounded_distance_matrix(network, hsnap, float(walk))
+    nodes = np.flatnonzero(np.bincount(M.indices, minlength=network.n_nodes) > 0)
+    ids, points = _node_ids(network, nodes), shapely.points(network.x[nodes], network.y[nodes])
+    return SharedCosts(network, float(walk), rows, M, nodes, ids, points, time.perf_counter() - t0)
+
+
+def _used_columns(A: csr_matrix, n: int) -> tuple[np.ndarray, csr_matrix]:
+    """The columns of ``A`` with an entry (ascending) and ``A[:, used]`` (entries kept in
+    their order, columns renumbered: what scipy's column indexing gives, without its pass)."""
+    used = np.flatnonzero(np.bincount(A.indices, minlength=n) > 0)
+    pos = np.zeros(n, dtype=A.indices.dtype)
+    pos[used] = np.arange(len(used), dtype=A.indices.dtype)
+    return used, csr_matrix((A.data.copy(), pos[A.indices], A.indptr.copy()), shape=(A.shape[0], len(used)))
+
+
 def _candidates(network: WalkNetwork, candidates: gpd.GeoDataFrame | None, hsnap, walk: float,
-                facility_type: str, entrances, candidate_id_col: str | None, capacity: Any
+                facility_type: str, entrances, candidate_id_col: str | None, capacity: Any,
+                A: csr_matrix | None = None, shared: SharedCosts | None = None
                 ) -> tuple[csr_matrix, gpd.GeoDataFrame, np.ndarray | None]:
-    """Home × candidate distance matrix, the candidate layer and capacities."""
+    """Home × candidate distance matrix, the candidate layer and capacities (network
+    candidates: ``A``, the home × node matrix, when taken from ``shared``)."""
     if candidates is None:
-        A = bounded_distance_matrix(network, hsnap, walk)
-        used = np.flatnonzero(np.diff(A.tocsc().indptr) > 0)
-        A = A[:, used]
-        cand = gpd.GeoDataFrame({
-            "candidate_id": np.array([f"N{v}" for v in network.node_ids[used]], dtype=object),
-            "source": "network_node", "name": None},
-            geometry=shapely.points(network.x[used], network.y[used]), crs=network.crs)
+        if A is None:
+            A = bounded_distance_matrix(network, hsnap, walk)
+        used, A = _used_columns(A, network.n_nodes)
+        if shared is not None:
+            k = np.searchsorted(shared.nodes, used)
+            ids, pts = shared.ids[k], shared.points[k]
+        else:
+            ids, pts = _node_ids(network, used), shapely.points(network.x[used], network.y[used])
+        cand = gpd.GeoDataFrame({"candidate_id": ids, "source": "network_node", "name": None},
+                                geometry=pts, crs=network.crs)
         if capacity == "layer":
             raise ConfigError("capacity", "\"layer\" needs a candidate sites layer with a capacity column",
                               "give a number of places per site, or a sites layer")
@@ -336,6 +419,7 @@ def site_facilities(
     entrances: gpd.GeoDataFrame | None = None,
     type_col: str = "type",
     candidate_id_col: str | None = None,
+    shared_costs: SharedCosts | None = None,
 ) -> SitingResult:
     """New sites of one facility type that close coverage gaps (MCLP or LSCP), solved exactly.
 
@@ -378,6 +462,8 @@ def site_facilities(
     existing_distance : Series, optional
         Distance (m) of each home (index = home ID) to the nearest existing facility of
         the type, when already computed (the study's coverage); else computed here.
+    shared_costs : SharedCosts, optional
+        Home × node distances of several types (:func:`shared_costs`): rows taken, not computed.
 
     Returns
     -------
@@ -408,15 +494,13 @@ def site_facilities(
     if len(di) == 0:
         summary.update(_empty_summary(summary, time.perf_counter() - t0))
         return _empty_result(facility_type, objective, summary, network.crs)
-    A, cand, caps, matrix_s = _costs(network, homes.iloc[di], candidates, walk, facility_type, entrances,
-                                     candidate_id_col, capacity, pop[di])
     w = pop[di]
-    gone = np.diff(A.indptr) == 0
-    unreachable = _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type, walk, objective)
+    A, cand, caps, matrix_s = _costs(network, homes, di, candidates, walk, facility_type, entrances, candidate_id_col,
+                                     capacity, w, shared_costs)
+    unreachable, gone = _unreachable(homes, home_ids, unit, existing, di, A, w, facility_type, walk, objective)
     dem = w * share if capacity is not None else None
     sol, model, chosen, share_in = _solve(A, w, dem, caps, objective, p, facility_type, walk, unit[di],
-                                          time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap,
-                                          presolve=presolve)
+                                          time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, presolve=presolve)
     sites, assign, cand_out = _results(A, cand, caps, chosen, share_in, model, facility_type, name_zh,
                                        home_ids[di], unit[di], w, dem, units, network.crs)
     unused = _rescore_unused(sol, objective, len(chosen), len(sites))
@@ -451,23 +535,30 @@ def _demand_summary(pop: np.ndarray, need: np.ndarray, n_fac: int) -> dict:
             "demand_homes": int(need.sum()), "residents_uncovered": float(pop[need].sum())}
 
 
-def _costs(network: WalkNetwork, dh: gpd.GeoDataFrame, candidates: gpd.GeoDataFrame | None, walk: float,
-           facility_type: str, entrances, candidate_id_col: str | None, capacity: Any, w: np.ndarray
+def _costs(network: WalkNetwork, homes: gpd.GeoDataFrame, di: np.ndarray, candidates: gpd.GeoDataFrame | None,
+           walk: float, facility_type: str, entrances, candidate_id_col: str | None, capacity: Any,
+           w: np.ndarray, shared: SharedCosts | None = None
            ) -> tuple[csr_matrix, gpd.GeoDataFrame, np.ndarray | None, float]:
-    """Uncovered home × candidate network distances within the walking distance (sparse),
-    the candidates, their capacities and the seconds taken; an error when no candidate
-    reaches any uncovered home."""
+    """Uncovered home (positions ``di``) × candidate network distances within the walking
+    distance (sparse), the candidates, their capacities and the seconds taken (rows of
+    ``shared`` when it answers for network candidates); an error when no candidate reaches
+    any uncovered home."""
     tm = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=AccessWarning)  # far homes: reported by coverage
-        hsnap = snap_points(network, dh[[dh.geometry.name]].reset_index(drop=True), layer="homes")
+    A = shared.rows(network, walk, di) if shared is not None and candidates is None else None
+    hsnap = None
+    if A is None:
+        shared = None
+        dh = homes.iloc[di]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=AccessWarning)  # far homes: reported by coverage
+            hsnap = snap_points(network, dh[[dh.geometry.name]].reset_index(drop=True), layer="homes")
     A, cand, caps = _candidates(network, candidates, hsnap, walk, facility_type, entrances,
-                                candidate_id_col, capacity)
+                                candidate_id_col, capacity, A=A, shared=shared)
     matrix_s = time.perf_counter() - tm
     if A.nnz == 0:
         raise FeasibilityError(
             f"{facility_type}: none of the {len(cand)} candidate sites is within {walk:g} m walk of the "
-            f"{len(dh):,} uncovered homes ({w.sum():,.0f} residents): nothing can be sited. Fix: add "
+            f"{len(di):,} uncovered homes ({w.sum():,.0f} residents): nothing can be sited. Fix: add "
             "candidate sites in the gap areas (coverage_gaps layer), check the sites layer's CRS, or "
             "leave the sites layer out to take candidates from the walk network")
     return A, cand, caps, matrix_s
@@ -498,9 +589,11 @@ def _solution_summary(sol) -> dict:
             "nodes": sol.nodes, "greedy_objective": sol.greedy_objective}
 
 
-def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: str, walk: float,
-                 objective: str) -> gpd.GeoDataFrame:
-    """The uncovered homes no candidate reaches, said in a warning (how many, where)."""
+def _unreachable(homes, home_ids, unit, existing, di, A: csr_matrix, w, facility_type: str, walk: float,
+                 objective: str) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """The uncovered homes no candidate reaches (rows of ``A`` without an entry), said in a
+    warning (how many, where), and the mask of those rows."""
+    gone = np.diff(A.indptr) == 0
     out = gpd.GeoDataFrame({
         "home_id": home_ids[di[gone]], "unit_id": unit[di[gone]], "facility_type": facility_type,
         "population": w[gone], "existing_distance_m": existing[di[gone]]},
@@ -512,7 +605,7 @@ def _unreachable(homes, home_ids, unit, existing, di, gone, w, facility_type: st
             f"{' (LSCP cannot cover everyone)' if objective == 'lscp' else ''}: they are listed as "
             "unreachable and the sites are chosen for the other homes. Fix: add candidate sites near "
             "them (or accept the gap: a walk link or a new path may be the answer)", PlanWarning, stacklevel=3)
-    return out
+    return out, gone
 
 
 def _solve(A: csr_matrix, w: np.ndarray, dem, caps, objective: str, p, facility_type: str, walk: float,
@@ -592,8 +685,11 @@ def _results(A: csr_matrix, cand: gpd.GeoDataFrame, caps, chosen: np.ndarray, sh
              w: np.ndarray, dem, units, crs) -> tuple:
     """Chosen sites, home assignment and the candidate table, from the solution."""
     n = len(cand)
-    in_reach = np.asarray(A.astype(bool).astype(np.int64).sum(axis=0)).ravel()
-    Bw = A.astype(bool).astype(np.float64).multiply(w[:, None]).tocsc()
+    C = A.tocsc()   # (each column's homes ascending: the residents summed in that order)
+    if (C.data == 0).any():
+        C.eliminate_zeros()
+    in_reach = np.diff(C.indptr).astype(np.int64)
+    Bw = type(C)((np.asarray(w, dtype=np.float64)[C.indices], C.indices, C.indptr), shape=C.shape)
     res_reach = np.asarray(Bw.sum(axis=0)).ravel()
     if share is None:  # each covered home to its nearest chosen site
         S = A[:, chosen].tocoo()

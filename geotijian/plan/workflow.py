@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
 from ..model import StudyData
 from .projects import annual_plan, problem_units, project_library
 from .renewal import RenewalResult, renewal_areas
-from .siting import SitingResult, site_facilities
+from .siting import (SharedCosts, SitingResult, _existing_distance, _homes, _walk_distance,
+                     shared_costs, site_facilities)
 
 __all__ = ["PlanResult", "plan_study", "siting_types"]
 
@@ -41,6 +43,9 @@ class PlanResult:
         The 年度实施计划 of ``year``.
     skipped : list of str
         Facility types not sited, and why.
+    timings : dict
+        Seconds of work shared by the types (``siting.shared_matrix_<walk>m_s``: the
+        distance matrix of the homes uncovered for any type of that walking distance).
     """
 
     year: int
@@ -49,6 +54,7 @@ class PlanResult:
     projects: gpd.GeoDataFrame
     annual: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def sites(self) -> gpd.GeoDataFrame | None:
@@ -156,8 +162,9 @@ def plan_study(data: StudyData, *, options: Mapping[str, Any] | None = None,
                                 boundary=data.boundary, **ren_opts)
     siting: dict[str, SitingResult] = {}
     skipped: list[str] = []
+    timings: dict[str, float] = {}
     if site_opts.pop("enabled", True):
-        siting, skipped = _site_all(data, site_opts, catalogue, entrances)
+        siting, skipped, timings = _site_all(data, site_opts, catalogue, entrances)
     sites = [r.sites for r in siting.values() if len(r.sites)]
     assign = [r.assignment for r in siting.values() if len(r.assignment)]
     projects = project_library(
@@ -166,10 +173,10 @@ def plan_study(data: StudyData, *, options: Mapping[str, Any] | None = None,
         assignment=pd.concat(assign, ignore_index=True) if assign else None,
         renewal_areas=renewal.areas if renewal is not None else None,
         rules=proj_opts.get("rules"), district_name=district_name)
-    return PlanResult(year, renewal, siting, projects, annual_plan(projects, year=year), skipped)
+    return PlanResult(year, renewal, siting, projects, annual_plan(projects, year=year), skipped, timings)
 
 
-def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, list[str]]:
+def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, list[str], dict]:
     dist = data.meta.get("distances")
     available = list(dist.columns) if dist is not None else []
     defaults = siting_types(data.problems, available)
@@ -187,8 +194,8 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
                           "add [layers.sites] (available land, public parcels) or use \"network\"")
     cols = [c for c in ("compound_id", "unit_id", "population") if c in data.compounds.columns]
     homes = data.compounds[cols + [data.compounds.geometry.name]].rename(columns={"compound_id": "home_id"})
-    out: dict[str, SitingResult] = {}
     skipped: list[str] = []
+    todo: dict[str, tuple[str, Any]] = {}
     for t in types:  # (one MILP per facility type)
         objective = _per_type(opts.get("objective", "mclp"), t, "objective") or "mclp"
         p = _per_type(opts.get("p"), t, "p")
@@ -197,6 +204,10 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
             if p is None:
                 skipped.append(f"{t}: no coverage problem, nothing to site (give plan.siting.p to site anyway)")
                 continue
+        todo[t] = (objective, p)
+    shared = _shared_costs(data, homes, list(todo), dist, catalogue) if source == "network" else {}
+    out: dict[str, SitingResult] = {}
+    for t, (objective, p) in todo.items():
         out[t] = site_facilities(
             data.network, homes, data.facilities, facility_type=t, objective=objective, p=p,
             candidates=data.sites if source == "sites" else None,
@@ -204,5 +215,30 @@ def _site_all(data: StudyData, opts: dict, catalogue, entrances) -> tuple[dict, 
             demand_share=_per_type(opts.get("demand_share"), t, "demand_share"),
             time_limit_s=opts.get("time_limit_s"), mip_rel_gap=opts.get("mip_rel_gap"),
             presolve=bool(opts.get("presolve", False)), catalogue=catalogue, units=data.units,
-            existing_distance=dist[t], entrances=entrances)
-    return out, skipped
+            existing_distance=dist[t], entrances=entrances, shared_costs=shared.get(t))
+    timings = {f"siting.shared_matrix_{c.walk:g}m_s": c.seconds for c in shared.values()}
+    return out, skipped, timings
+
+
+def _shared_costs(data: StudyData, homes: gpd.GeoDataFrame, types: list[str], dist: pd.DataFrame,
+                  catalogue: pd.DataFrame | None) -> dict[str, SharedCosts]:
+    """One home × network-node distance matrix per walking distance shared by several types,
+    over the homes uncovered for any of them (the types' uncovered homes overlap: 22,710,
+    22,393 and 22,668 of 23,721 compounds for Jiading's three 300 m types, 22,896 in all):
+    each type then takes its rows instead of computing its own matrix."""
+    if len(types) < 2:
+        return {}
+    h, pop, home_ids, _ = _homes(data.network, homes, "population", None, "unit_id", data.units)
+    need: dict[float, list[tuple[str, np.ndarray]]] = {}
+    for t in types:
+        walk, _ = _walk_distance(t, None, catalogue)
+        existing, _ = _existing_distance(data.network, h, None, t, walk, "type", None, home_ids, dist[t])
+        need.setdefault(walk, []).append((t, (existing > walk) & (pop > 0)))
+    out: dict[str, SharedCosts] = {}
+    for walk, items in need.items():
+        rows = np.flatnonzero(np.logical_or.reduce([m for _, m in items]))
+        if len(items) < 2 or not len(rows):
+            continue
+        costs = shared_costs(data.network, h, rows, walk)
+        out.update({t: costs for t, _ in items})
+    return out

@@ -4,20 +4,19 @@
 landscape, fitted to the page width, header row repeated on every page, autofilter,
 frozen header, long texts wrapped): 更新项目储备库, 年度实施计划, 更新片区, 片区评分,
 新增设施选址, 选址求解说明. Each table is also written as CSV (UTF-8 with BOM so Excel
-reads the Chinese). Files are written atomically and byte-deterministically; text from the
+reads the Chinese). Files are written atomically and byte-deterministically (the cells as
+arrays, :mod:`geotijian.xlsx_writer`: the bytes openpyxl wrote cell by cell); text from the
 data that a spreadsheet would evaluate (``=…``) is defused (:mod:`geotijian.io.tables`).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..io.atomic import atomic_path, normalise_zip
-from ..io.tables import protect_cells, write_csv
+from ..io.tables import is_formula_like, write_csv
 from .workflow import PlanResult
 
 __all__ = ["write_plan", "plan_tables", "HEADERS_ZH", "SHEETS_ZH"]
@@ -179,6 +178,17 @@ def _text_width(text: str) -> int:
     return sum(2 if ord(ch) > 0x7F else 1 for ch in text)  # (CJK fonts draw — and “” wide too)
 
 
+def _widths(texts: list[str], wide_above: int) -> np.ndarray:
+    """Display width of each text: characters above ``wide_above`` count two (one pass)."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    wide = np.concatenate([[0], np.cumsum(points > wide_above)])
+    ends = np.cumsum(lengths)
+    return lengths + wide[ends] - wide[ends - lengths]
+
+
 def _row_heights(ws, d: pd.DataFrame, cols: list[str]) -> None:
     """Row heights for the wrapped texts (spreadsheet programs do not grow rows that a
     file gives no height; 16 points per line of 11-point text, and a margin)."""
@@ -188,70 +198,139 @@ def _row_heights(ws, d: pd.DataFrame, cols: list[str]) -> None:
     hidden = [bool(ws.column_dimensions[get_column_letter(j)].hidden) for j in range(1, len(cols) + 1)]
     head = max(-(-_text_width(str(HEADERS_ZH.get(c, c))) // int(w)) for c, w in zip(cols, widths))
     ws.row_dimensions[1].height = 16 * max(1, head) + 3
-    for i, row in enumerate(d.itertuples(index=False), start=2):
-        lines = 1
-        for v, w, h in zip(row, widths, hidden):
-            if h or v is None or (isinstance(v, float) and np.isnan(v)):
-                continue
-            lines = max(lines, -(-_text_width(str(v)) // max(int(w) - 1, 1)))
-        ws.row_dimensions[i].height = 16 * min(lines, 12) + 3
+    lines = np.ones(len(d), dtype=np.int64)
+    for j, (w, h) in enumerate(zip(widths, hidden)):
+        if h:
+            continue
+        vals = list(d.iloc[:, j])      # (the values of d.itertuples(): each cell once)
+        shown = [i for i, v in enumerate(vals) if not (v is None or (isinstance(v, float) and np.isnan(v)))]
+        if shown:
+            need = -(-_widths([str(vals[i]) for i in shown], 0x7F) // max(int(w) - 1, 1))
+            lines[shown] = np.maximum(lines[shown], need)
+    for i, n in enumerate(np.minimum(lines, 12).tolist(), start=2):
+        ws.row_dimensions[i].height = 16 * n + 3
+
+
+def _cell_value(x):
+    """A table value as its cell holds it (``None`` for missing values)."""
+    if x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x)):
+        return None
+    return x.item() if isinstance(x, np.generic) else x
+
+
+class _Palette:
+    """Cell styles of the workbook as openpyxl style arrays, their parts registered in the
+    order openpyxl met them when the cells were styled one by one (the same styles part)."""
+
+    def __init__(self, wb) -> None:
+        from openpyxl.styles import Alignment, Font, PatternFill
+
+        self.wb = wb
+        self.font, self.fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
+        self.head_align = Alignment(vertical="center", horizontal="center", wrap_text=True)
+        self.wrap = Alignment(wrap_text=True, vertical="top")
+        self.arrays: list = []
+        self.code: dict = {}
+
+    def style(self, font: int, fill: int, fmt: int, align: int, quote: int) -> int:
+        from openpyxl.styles.cell_style import StyleArray
+
+        key = (font, fill, fmt, align, quote)
+        if key not in self.code:
+            self.code[key] = len(self.arrays)
+            self.arrays.append(StyleArray([font, fill, 0, fmt, 0, align, 0, quote, 0]))
+        return self.code[key]
+
+    def number_format(self, fmt: str) -> int:
+        from openpyxl.styles.numbers import BUILTIN_FORMATS_MAX_SIZE, BUILTIN_FORMATS_REVERSE
+
+        if fmt in BUILTIN_FORMATS_REVERSE:
+            return BUILTIN_FORMATS_REVERSE[fmt]
+        return self.wb._number_formats.add(fmt) + BUILTIN_FORMATS_MAX_SIZE
+
+
+def _quote(values: list) -> np.ndarray:
+    """Text a spreadsheet would evaluate (:func:`geotijian.io.tables.is_formula_like`): kept
+    as text with the quote prefix, as :func:`geotijian.io.tables.protect_cells` does."""
+    return np.array([isinstance(v, str) and v[:1] in "=+-@\t\r" and v != "" and is_formula_like(v)
+                     for v in values], dtype=bool)
+
+
+def _sheet(ws, key: str, d: pd.DataFrame, pal: _Palette):
+    """One table's sheet: its cells as a block (header, then the rows, every cell styled as
+    before: header bold on a fill, data wrapped at the top with the column's number
+    format, formula-like text quote-prefixed), widths, hidden columns and row heights."""
+    from openpyxl.utils import get_column_letter
+
+    from ..xlsx_writer import cell_block
+
+    cols = list(d.columns)
+    n, m = len(d), len(cols)
+    heads = [HEADERS_ZH.get(c, c) for c in cols]
+    head_q = _quote(heads)
+    if m:   # (registered as the header row was styled: font, fill, alignment)
+        font, fill = pal.wb._fonts.add(pal.font), pal.wb._fills.add(pal.fill)
+        align = pal.wb._alignments.add(pal.head_align)
+    codes = np.zeros((n + 1, m), dtype=np.int64)
+    codes[0] = [pal.style(font, fill, 0, align, int(q)) for q in head_q]
+    values = np.empty((n + 1, m), dtype=object)
+    values[0] = heads
+    vis = VISIBLE.get(key)
+    for j, col in enumerate(cols, start=1):
+        raw = list(d.iloc[:, j - 1])
+        texts = [str(HEADERS_ZH.get(col, col))] + [str(x) for x in raw[:200]]
+        width = int(_widths(texts, 0x2E80).max())
+        cap = _WIDTH.get(col, 30 if key == "siting" else 12)
+        dim = ws.column_dimensions[get_column_letter(j)]
+        dim.width = min(max(width + 1, 5), cap)
+        if vis is not None and col not in vis:
+            dim.hidden = True
+        if not n:
+            continue
+        cells = [_cell_value(x) for x in raw]
+        values[1:, j - 1] = cells
+        wrap = pal.wb._alignments.add(pal.wrap)
+        q = _quote(cells)
+        if key == "siting":   # the solver sheet: one column per type, whole numbers with separators
+            whole = [isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                     for v in cells]
+            fmt_id = pal.number_format("#,##0") if any(whole) else 0
+            codes[1:, j - 1] = [pal.style(0, 0, fmt_id if w else 0, wrap, int(x)) for w, x in zip(whole, q)]
+        else:
+            fmt = "#,##0" if col in _PERSONS else _DECIMALS.get(col)
+            fmt_id = pal.number_format(fmt) if fmt is not None else 0
+            codes[1:, j - 1] = [pal.style(0, 0, fmt_id, wrap, int(x)) for x in q]
+    _row_heights(ws, d, cols)
+    rows = np.repeat(np.arange(1, n + 2), m)
+    colnums = np.tile(np.arange(1, m + 1), n + 1)
+    return cell_block(ws, rows, colnums, values.ravel(), codes.ravel(), pal.arrays, text_errors=False)
 
 
 def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "project_library.xlsx",
                csv: bool = True) -> list[Path]:
     """Write the project-library workbook and the plan's CSV tables into ``folder``.
 
-    Returns the written paths.
+    The workbook's cells are written as arrays (:mod:`geotijian.xlsx_writer`): the bytes
+    of styling and writing them one by one with openpyxl. Returns the written paths.
     """
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
+
+    from ..xlsx_writer import save_workbook
 
     folder = Path(folder)
     tables = plan_tables(result)
     shown = {k: _display(k, v) for k, v in tables.items()}
     wb = Workbook()
     wb.remove(wb.active)
-    head_fill = PatternFill("solid", fgColor="DDEBF7")
-    wrap = Alignment(wrap_text=True, vertical="top")
+    pal = _Palette(wb)
+    blocks = {}
     for key, d in shown.items():
         ws = wb.create_sheet(SHEETS_ZH.get(key, key)[:31])
-        cols = list(d.columns)
-        ws.append([HEADERS_ZH.get(c, c) for c in cols])
-        for row in d.itertuples(index=False):
-            ws.append([None if (x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x))) else
-                       (x.item() if isinstance(x, np.generic) else x) for x in row])
-        for c in ws[1]:
-            c.font = Font(bold=True)
-            c.fill = head_fill
-            c.alignment = Alignment(vertical="center", horizontal="center", wrap_text=True)
-        vis = VISIBLE.get(key)
-        for j, col in enumerate(cols, start=1):
-            texts = [str(HEADERS_ZH.get(col, col))] + [str(x) for x in d.iloc[:200, j - 1].tolist()]
-            width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in t) for t in texts)
-            cap = _WIDTH.get(col, 30 if key == "siting" else 12)
-            dim = ws.column_dimensions[get_column_letter(j)]
-            dim.width = min(max(width + 1, 5), cap)
-            if vis is not None and col not in vis:
-                dim.hidden = True
-            fmt = None if key == "siting" else "#,##0" if col in _PERSONS else _DECIMALS.get(col)
-            proto = None  # the column's first cell styled, the others take a copy of its style array
-            for (cell,) in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                if proto is None:
-                    cell.alignment = wrap
-                    if fmt is not None:
-                        cell.number_format = fmt
-                    proto = copy.copy(cell._style)
-                else:  # (assigning a style object hashes and looks it up again per cell: most of the time)
-                    cell._style = copy.copy(proto)
-                if fmt is None and key == "siting" and isinstance(cell.value, (int, float)) \
-                        and not isinstance(cell.value, bool) and float(cell.value).is_integer():
-                    cell.number_format = "#,##0"  # the solver sheet: one column per type
-        _row_heights(ws, d, cols)
-        protect_cells(ws)  # names from the data never run as formulas
+        blocks[ws.title] = _sheet(ws, key, d, pal)
         ws.freeze_panes = "B2" if key == "siting" else "A2"
         if len(d):
-            ws.auto_filter.ref = ws.dimensions
+            ws.auto_filter.ref = f"A1:{get_column_letter(max(d.shape[1], 1))}{len(d) + 1}"
         ws.print_title_rows = "1:1"
         ws.page_setup.orientation = "landscape"
         ws.page_setup.paperSize = ws.PAPERSIZE_A4
@@ -261,12 +340,7 @@ def write_plan(result: PlanResult, folder: str | Path, *, workbook: str = "proje
         ws.print_options.gridLines = True
         ws.oddHeader.center.text = f"{SHEETS_ZH.get(key, key)} ({result.year})"
         ws.oddFooter.center.text = "第 &P 页，共 &N 页"
-    written = []
-    path = folder / workbook
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
-        normalise_zip(tmp)
-    written.append(path)
+    written = [save_workbook(wb, folder / workbook, blocks=blocks)]
     if csv:
         for key, d in shown.items():
             written.append(write_csv(d.rename(columns=HEADERS_ZH), folder / f"{key}.csv"))
