@@ -13,8 +13,6 @@ import shapely
 from geotijian.access import (
     ZERO_DISTANCE_M,
     CoverageResult,
-    _reached_segments,
-    _substrings,
     coverage_gaps,
     facility_access_points,
     facility_distance_matrix,
@@ -22,6 +20,7 @@ from geotijian.access import (
     service_areas,
     service_coverage,
 )
+from geotijian.access_areas import _reached_segments, _substrings
 from geotijian.errors import ConfigError, LayerError
 from geotijian.model import GAP_COLUMNS
 from geotijian.network import build_network, facility_access, source_graph
@@ -333,7 +332,7 @@ def test_no_facility_at_all(net, homes):
 
 
 def test_join_dangling_keeps_every_point():
-    from geotijian.access import _join_dangling
+    from geotijian.access_areas import _join_dangling
 
     # a street in three pieces with spurs at its nodes (one node with two), a loose piece
     pieces = np.array([shapely.LineString(c) for c in (
@@ -354,13 +353,13 @@ def test_service_areas_joined_equal_the_union_of_piece_buffers(monkeypatch):
     thinner than the arc sagitta half_width * (1 - cos(pi / 16)) = 0.48 m)."""
     import pyogrio
 
-    from geotijian import access
+    from geotijian import access_areas
 
     gpkg = "layers/sample/sample_district.gpkg"
     net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
     fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
     new = service_areas(net, fac)
-    monkeypatch.setattr(access, "_JOIN_DANGLING", False)
+    monkeypatch.setattr(access_areas, "_JOIN_DANGLING", False)
     old = service_areas(net, fac)
     assert new["facility_type"].tolist() == old["facility_type"].tolist() and len(new) >= 10
     sag = 25.0 * (1 - np.cos(np.pi / 16))
