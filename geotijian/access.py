@@ -373,7 +373,9 @@ def facility_distance_matrix(
     max_distance : float
         Metres; pairs farther apart are not stored.
     chunk_cells : int
-        Facilities are searched in chunks of ``chunk_cells // n_nodes`` (memory bound).
+        Memory bound: the first ``chunk_cells // n_nodes`` facilities are searched
+        together, then chunks whose (facility, node within reach) results number about
+        ``chunk_cells`` (from the reach per facility so far).
 
     Notes
     -----
@@ -400,10 +402,13 @@ def facility_distance_matrix(
     F, H = len(fac), len(homes)
     step = max(1, int(chunk_cells // max(graph.shape[0], 1)))
     rows, cols, vals = [], [], []
-    for a in range(0, F, step):  # chunks of facilities (memory)
+    a = 0
+    while a < F:  # chunks of facilities: at most ~chunk_cells (facility, node) results at once
         idx = np.arange(a, min(F, a + step))
         # one bounded search per facility, sparse: the work of the nodes within reach
         fi, node, dn = graph.within(idx, limit=max_distance)
+        step = max(1, int(chunk_cells // max(len(node) / len(idx), 1.0)))
+        a += len(idx)
         fi, hi, d = pair_distances(network, fi, node, dn, hsnap, fsnap.subset(idx))
         ok = d <= max_distance
         rows.append(hi[ok])

@@ -65,11 +65,14 @@ def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
     e_all.append(se)
     s_all.append(np.maximum(st - r[ok], 0.0))
     t_all.append(np.minimum(st + r[ok], L[se]))
-    e = np.concatenate(e_all)
-    s = np.concatenate(s_all)
-    t = np.concatenate(t_all)
+    # whole edges are their own geometry (cut from 0 to their length, _substrings would give
+    # the same line, at times with its last point twice); the rest are cut
+    e = np.concatenate(e_all[1:])
+    s = np.concatenate(s_all[1:])
+    t = np.concatenate(t_all[1:])
     keep = t > s
-    return _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])
+    return np.concatenate([network.edge_geometry[e_all[0]],
+                           _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])])
 
 
 def _join_dangling(lines: np.ndarray) -> np.ndarray:

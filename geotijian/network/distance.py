@@ -124,7 +124,9 @@ class DistanceGraph:
                                                     n + features, limit, n)
         leaf, parent, length, _ = net.pendant
         if len(leaf) and len(node):
-            o = np.argsort(parent, kind="stable")
+            if "leaf_order" not in self._prep:
+                self._prep["leaf_order"] = np.argsort(parent, kind="stable")
+            o = self._prep["leaf_order"]
             ps = parent[o]
             lo = np.searchsorted(ps, node, side="left")
             cnt = np.searchsorted(ps, node, side="right") - lo
