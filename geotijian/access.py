@@ -31,7 +31,7 @@ import shapely
 from scipy.sparse import coo_matrix, csr_matrix
 
 from . import settings
-from .access_areas import PendingUnions, _reached_segments, _street_space
+from .access_areas import PendingUnions, _reached_segments, _street_space, _type_street_space
 from .access_tables import _facilities_used, _per_area, _per_home
 from .errors import ConfigError, GeotijianWarning, LayerError
 from .facilities import facility_catalogue
@@ -886,12 +886,6 @@ def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float 
         unions.cancel()
         raise
     return PendingServiceAreas(rows, unions, network.crs)
-
-
-def _type_street_space(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult, mask: np.ndarray, d: float,
-                       hw: float, quad_segs: int) -> shapely.Geometry:
-    """One type's service area from its node distances (a :class:`PendingUnions` item)."""
-    return _street_space(_reached_segments(network, D, fsnap, mask, d), hw, quad_segs)
 
 
 def _area_inputs(network: WalkNetwork, facilities: Any, half_width: float | None, catalogue: pd.DataFrame | None,

@@ -370,3 +370,26 @@ def test_service_areas_joined_equal_the_union_of_piece_buffers(monkeypatch):
         parts = shapely.get_parts(diff)
         if len(parts):
             assert shapely.length(shapely.maximum_inscribed_circle(parts)).max() <= sag
+
+
+def test_service_areas_by_cluster_equal_one_cascade(monkeypatch):
+    """The sample district: buffers united cluster by cluster of overlapping buffers give
+    the polygons of one cascaded union (no area between them; vertices within 1e-5 m)."""
+    import pyogrio
+
+    from geotijian import access_areas
+
+    gpkg = "layers/sample/sample_district.gpkg"
+    net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
+    fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(access_areas, "_DISJOINT_BELOW", 2.0)
+        clustered = service_areas(net, fac)
+        monkeypatch.setattr(access_areas, "_DISJOINT_BELOW", 0.0)
+        cascade = service_areas(net, fac)
+    assert len(clustered) >= 10
+    for a, b in zip(clustered.geometry, cascade.geometry):
+        assert a.is_valid and b.area > 0
+        assert shapely.symmetric_difference(a, b).area <= 1e-9 * b.area
+        assert shapely.hausdorff_distance(a, b) <= 1e-5
