@@ -393,3 +393,47 @@ def test_service_areas_by_cluster_equal_one_cascade(monkeypatch):
         assert a.is_valid and b.area > 0
         assert shapely.symmetric_difference(a, b).area <= 1e-9 * b.area
         assert shapely.hausdorff_distance(a, b) <= 1e-5
+
+
+def test_pending_unions_order_errors_and_cancel():
+    """Items run in a background thread (the largest waiting first) and by the caller at
+    result(); values come back in the order added; the first failing item's exception
+    (in that order) is raised as it was; cancel() drops the items not started."""
+    import threading
+    import time
+
+    from geotijian.access_areas import PendingUnions
+
+    for background in (True, False):
+        p = PendingUnions(background=background)
+        for k in range(6):
+            p.add(k, lambda k=k: (time.sleep(0.01), k * k, threading.current_thread().name)[1:])
+        time.sleep(0.2)  # the worker has taken items meanwhile
+        vals = p.result()
+        assert [v[0] for v in vals] == [0, 1, 4, 9, 16, 25]
+        names = {v[1] for v in vals}
+        assert ("geotijian-unions" in names) == background
+    boom1, boom2 = ValueError("first by order"), ValueError("second by order")
+
+    def fail(exc):
+        raise exc
+
+    p = PendingUnions()
+    p.add(1, lambda: fail(boom1))
+    p.add(5, lambda: fail(boom2))  # the largest: runs first, fails first
+    p.add(2, lambda: "fine")
+    with pytest.raises(ValueError) as err:
+        p.result()
+    assert err.value is boom1
+    gate = threading.Event()
+    ran = []
+    p = PendingUnions()
+    p.add(9, lambda: gate.wait(5) and ran.append("first"))
+    time.sleep(0.05)  # the worker holds the first item
+    p.add(1, lambda: ran.append("dropped"))
+    p.cancel()
+    gate.set()
+    p._thread.join(5)
+    assert ran == ["first"] and not p._thread.is_alive()
+    with pytest.raises(RuntimeError, match="after result"):
+        p.add(1, lambda: None)
