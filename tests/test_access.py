@@ -437,3 +437,17 @@ def test_pending_unions_order_errors_and_cancel():
     assert ran == ["first"] and not p._thread.is_alive()
     with pytest.raises(RuntimeError, match="after result"):
         p.add(1, lambda: None)
+
+
+def test_service_areas_in_the_background_equal_one_thread(net, facs, monkeypatch):
+    """start_service_areas leaves the unions running; result() gives the bytes of
+    service_areas, with and without settings.parallel."""
+    from geotijian import settings
+    from geotijian.access import start_service_areas
+
+    pending = start_service_areas(net, facs)
+    got = pending.result()
+    monkeypatch.setattr(settings, "parallel", False)
+    one = service_areas(net, facs)
+    assert got["facility_type"].tolist() == one["facility_type"].tolist() == ["kindergarten", "primary_school"]
+    assert got.geometry.to_wkb().tolist() == one.geometry.to_wkb().tolist()
