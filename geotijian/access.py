@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Mapping
 
 import geopandas as gpd
@@ -30,6 +31,7 @@ import shapely
 from scipy.sparse import coo_matrix, csr_matrix
 
 from . import settings
+from .access_areas import PendingUnions, _reached_segments, _street_space, _type_street_space
 from .access_tables import _facilities_used, _per_area, _per_home
 from .errors import ConfigError, GeotijianWarning, LayerError
 from .facilities import facility_catalogue
@@ -40,8 +42,8 @@ from .network import (
     WalkNetwork,
     check_metric,
     distance_graph,
-    distances_at_snaps,
     facility_access,
+    pair_distances,
     snap_points,
 )
 from .network.snap import _snap_geoms
@@ -56,6 +58,7 @@ __all__ = [
     "report_summary",
     "service_areas",
     "service_coverage",
+    "start_service_areas",
 ]
 
 ZERO_DISTANCE_M = 1e-6
@@ -370,7 +373,16 @@ def facility_distance_matrix(
     max_distance : float
         Metres; pairs farther apart are not stored.
     chunk_cells : int
-        Facilities are searched in chunks of ``chunk_cells // n_nodes`` (memory bound).
+        Memory bound: the first ``chunk_cells // n_nodes`` facilities are searched
+        together, then chunks whose (facility, node within reach) results number about
+        ``chunk_cells`` (from the reach per facility so far).
+
+    Notes
+    -----
+    One Dijkstra per facility, bounded by ``max_distance`` and sparse
+    (:meth:`geotijian.network.DistanceGraph.within`): its cost is that of the nodes within
+    reach, not of the whole network per facility (scale 18.4, 2 types, ~1,000 facilities:
+    ~5.6 s of dense scipy rows before). Same values as the dense search (tested).
 
     Returns
     -------
@@ -390,14 +402,18 @@ def facility_distance_matrix(
     F, H = len(fac), len(homes)
     step = max(1, int(chunk_cells // max(graph.shape[0], 1)))
     rows, cols, vals = [], [], []
-    for a in range(0, F, step):  # chunks of facilities (memory), not one search each
+    a = 0
+    while a < F:  # chunks of facilities: at most ~chunk_cells (facility, node) results at once
         idx = np.arange(a, min(F, a + step))
-        D = graph.distances(idx, limit=max_distance, min_only=False)
-        d = distances_at_snaps(network, np.atleast_2d(D), hsnap, fsnap.subset(idx))
-        fi, hi = np.nonzero(d <= max_distance)
-        rows.append(hi)
-        cols.append(idx[fi])
-        vals.append(np.maximum(d[fi, hi], ZERO_DISTANCE_M))
+        # one bounded search per facility, sparse: the work of the nodes within reach
+        fi, node, dn = graph.within(idx, limit=max_distance)
+        step = max(1, int(chunk_cells // max(len(node) / len(idx), 1.0)))
+        a += len(idx)
+        fi, hi, d = pair_distances(network, fi, node, dn, hsnap, fsnap.subset(idx))
+        ok = d <= max_distance
+        rows.append(hi[ok])
+        cols.append(idx[fi[ok]])
+        vals.append(np.maximum(d[ok], ZERO_DISTANCE_M))
     r = np.concatenate(rows) if rows else np.zeros(0, int)
     c = np.concatenate(cols) if cols else np.zeros(0, int)
     v = np.concatenate(vals) if vals else np.zeros(0)
@@ -722,153 +738,6 @@ def gaps_by_home(gaps: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 # ---------------------------------------------------------------------- service areas
-def _substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Vectorised ``shapely.ops.substring``: the part of each line between two distances."""
-    k = len(geoms)
-    if k == 0:
-        return np.zeros(0, dtype=object)
-    coords, gi = shapely.get_coordinates(geoms, return_index=True)
-    seg = np.zeros(len(coords))
-    same = np.r_[False, gi[1:] == gi[:-1]]
-    step = np.hypot(*(np.diff(coords, axis=0).T))
-    seg[1:] = np.where(same[1:], step, 0.0)
-    cum = np.cumsum(seg)
-    first = np.flatnonzero(~same)
-    cum -= np.repeat(cum[first], np.diff(np.r_[first, len(coords)]))
-    inner = (cum > start[gi]) & (cum < end[gi])
-    sp = shapely.get_coordinates(shapely.line_interpolate_point(geoms, start))
-    ep = shapely.get_coordinates(shapely.line_interpolate_point(geoms, end))
-    allc = np.concatenate([sp, coords[inner], ep])
-    grp = np.concatenate([np.arange(k), gi[inner], np.arange(k)])
-    pos = np.concatenate([start, cum[inner], end])
-    rank = np.concatenate([np.zeros(k), np.ones(inner.sum()), np.full(k, 2)])
-    o = np.lexsort((rank, pos, grp))
-    return shapely.linestrings(allc[o], indices=grp[o])
-
-
-def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
-                      mask: np.ndarray | None, dist: float) -> np.ndarray:
-    """Line pieces of the network within ``dist`` of the sources (node distances ``D``)."""
-    L = network.edge_length
-    Du, Dv = D[network.edge_u], D[network.edge_v]
-    a = np.clip(np.where(np.isfinite(Du), dist - Du, 0.0), 0.0, L)
-    b = np.clip(np.where(np.isfinite(Dv), dist - Dv, 0.0), 0.0, L)
-    whole = a + b >= L
-    e_all = [np.flatnonzero(whole & (L > 0))]
-    s_all, t_all = [np.zeros(len(e_all[0]))], [L[e_all[0]]]
-    pu = np.flatnonzero(~whole & (a > 0))
-    pv = np.flatnonzero(~whole & (b > 0))
-    e_all += [pu, pv]
-    s_all += [np.zeros(len(pu)), L[pv] - b[pv]]
-    t_all += [a[pu], L[pv]]
-    sel = np.ones(len(fsnap.edge), dtype=bool) if mask is None else mask[fsnap.owner]
-    r = dist - fsnap.offset[sel]
-    ok = r > 0
-    se, st = fsnap.edge[sel][ok], fsnap.position[sel][ok]
-    e_all.append(se)
-    s_all.append(np.maximum(st - r[ok], 0.0))
-    t_all.append(np.minimum(st + r[ok], L[se]))
-    e = np.concatenate(e_all)
-    s = np.concatenate(s_all)
-    t = np.concatenate(t_all)
-    keep = t > s
-    return _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])
-
-
-def _join_dangling(lines: np.ndarray) -> np.ndarray:
-    """Fewer, longer lines: a piece with one free end is joined to a piece that goes on
-    from its other end (one per end of that piece).
-
-    A district's network is ~55 % access spurs off the streets, each its own short piece;
-    joined as spur + street + spur, one buffer replaces three. The pairing is vectorised:
-    pieces meet where their end coordinates are equal (rounded to 1 µm); at each node the
-    k-th dangling piece takes the k-th free end of a street piece (both sorted by index).
-    The lines cover exactly the same points as the pieces.
-    """
-    n = len(lines)
-    coords, idx = shapely.get_coordinates(lines, return_index=True)
-    cnt = np.bincount(idx, minlength=n)
-    first = np.cumsum(cnt) - cnt
-    last = first + cnt - 1
-    _, node = np.unique(np.round(np.concatenate([coords[first], coords[last]]), 6), axis=0,
-                        return_inverse=True)
-    node = node.ravel()
-    deg = np.bincount(node)
-    n0, n1 = node[:n], node[n:]
-    free0, free1 = deg[n0] == 1, deg[n1] == 1
-    spur = np.flatnonzero(free0 ^ free1)
-    street = np.flatnonzero(~free0 & ~free1)
-    s_node = np.where(free0[spur], n1[spur], n0[spur])   # where the spur meets the others
-    s_from = ~free0[spur]                                # ... at its first point
-    e_node = np.concatenate([n0[street], n1[street]])
-    e_piece = np.concatenate([street, street])
-    e_end = np.repeat([0, 1], len(street))
-
-    def rank(keys: np.ndarray) -> np.ndarray:  # 0, 1, 2 ... within each key, by position
-        o = np.lexsort((np.arange(len(keys)), keys))
-        ks = keys[o]
-        head = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, dtype=bool)
-        r = np.empty(len(keys), dtype=np.int64)
-        r[o] = np.arange(len(ks)) - np.maximum.accumulate(np.where(head, np.arange(len(ks)), 0))
-        return r
-
-    width = int(max(deg.max(initial=0), 1)) + 1
-    _, i_s, i_e = np.intersect1d(s_node.astype(np.int64) * width + rank(s_node),
-                                 e_node.astype(np.int64) * width + rank(e_node), return_indices=True)
-    sp, pc, end = spur[i_s], e_piece[i_e], e_end[i_e]
-    before, after = np.full(n, -1), np.full(n, -1)
-    before[pc[end == 0]], after[pc[end == 1]] = sp[end == 0], sp[end == 1]
-    # a spur before a street piece must end where it starts, one after it start where it ends
-    flip = np.zeros(n, dtype=bool)
-    flip[sp] = np.where(end == 0, s_from[i_s], ~s_from[i_s])
-    joined = np.zeros(n, dtype=bool)
-    joined[sp] = True
-    lead = np.flatnonzero(~joined)
-    line = np.arange(len(lead))
-    hb, ha = before[lead] >= 0, after[lead] >= 0
-    part = np.concatenate([before[lead][hb], lead, after[lead][ha]])
-    pos = np.concatenate([np.zeros(hb.sum()), np.ones(len(lead)), np.full(ha.sum(), 2)])
-    pline = np.concatenate([line[hb], line, line[ha]])
-    drop_first = np.concatenate([np.zeros(hb.sum(), dtype=bool), hb, np.ones(ha.sum(), dtype=bool)])
-    o = np.lexsort((pos, pline))
-    part, pline, drop_first = part[o], pline[o], drop_first[o]
-    c = cnt[part]
-    j = np.arange(c.sum()) - np.repeat(np.cumsum(c) - c, c)
-    rev = np.repeat(flip[part], c)
-    ci = np.where(rev, np.repeat(last[part], c) - j, np.repeat(first[part], c) + j)
-    keep = ~(np.repeat(drop_first, c) & (j == 0))  # the shared point once
-    return shapely.linestrings(coords[ci[keep]], indices=np.repeat(pline, c)[keep])
-
-
-#: Join dangling pieces to their neighbours before buffering (``_join_dangling``).
-_JOIN_DANGLING = True
-
-
-def _street_space(lines: np.ndarray, half_width: float, quad_segs: int):
-    """Buffer the reached pieces by ``half_width`` and union the buffers.
-
-    The pieces are first joined where one has a free end (:func:`_join_dangling`, repeated
-    while it joins ≥ 10 % more): ~35 % less GEOS time at district scale (244,000 pieces of
-    one type: 20.1 -> 15.3 s CPU after one pass; 56,000: 3.1 -> 2.6 s from one pass to two). A
-    joined line's buffer has a round join where two buffers had round caps; both are
-    polygons inscribed in the same circle, with vertices at other angles, so the polygon
-    differs from the union of one buffer per piece only on the outside of such a turn,
-    by less than the sagitta ``half_width * (1 - cos(pi / (4 * quad_segs)))`` (0.48 m at
-    25 m and 4 segments): measured symmetric difference 4.4e-7 of the area at scale 18.4,
-    tested ≤ 1e-5 on the sample with every part thinner than the sagitta. The cut at the
-    walking distance and every covered point of the network are unchanged.
-    """
-    if len(lines) == 0:
-        return shapely.Polygon()
-    for _ in range(4 if _JOIN_DANGLING else 0):  # again while it still joins ≥ 10 % (2-3 passes)
-        joined = _join_dangling(lines) if len(lines) > 1 else lines
-        done = len(joined) > 0.9 * len(lines)
-        lines = joined
-        if done:
-            break
-    return shapely.union_all(shapely.buffer(lines, half_width, quad_segs=quad_segs))
-
-
 def service_areas(
     network: WalkNetwork,
     facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
@@ -908,7 +777,122 @@ def service_areas(
     GeoDataFrame
         ``facility_type``, ``facility_name_zh``, ``walk_distance_m`` (+ ``facility_id``),
         geometry (Polygon/MultiPolygon, empty when nothing is reached); sorted by type.
+
+    See Also
+    --------
+    start_service_areas : the same polygons, their unions left running in the background.
     """
+    if not per_facility:
+        return _start_service_areas(network, facilities, distance, half_width, catalogue, types, entrances,
+                                    type_col, access_distance, quad_segs).result()
+    hw, names, wd, fac, order, fsnap, graph = _area_inputs(network, facilities, half_width, catalogue, types,
+                                                           entrances, type_col, access_distance)
+    ftype = fac["_type"].to_numpy()
+    rows = []
+    for code, d in _area_distances(order, distance, wd, stacklevel=3):
+        idx = np.flatnonzero(ftype == code)
+        step = max(1, int(5_000_000 // graph.shape[0]))
+        for a in range(0, len(idx), step):
+            chunk = idx[a:a + step]
+            D = np.atleast_2d(graph.distances(chunk, limit=d, min_only=False))
+            for j, f in enumerate(chunk):
+                one = np.zeros(len(fac), dtype=bool)
+                one[f] = True
+                lines = _reached_segments(network, D[j], fsnap, one, d)
+                rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], _street_space(lines, hw, quad_segs)))
+    cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry="geometry", crs=network.crs)
+
+
+@dataclass
+class PendingServiceAreas:
+    """Service areas whose unions are running (:func:`start_service_areas`).
+
+    ``result()`` waits for them (the calling thread helps with the ones not started) and
+    returns the GeoDataFrame of :func:`service_areas`; ``cancel()`` drops the unions not
+    started (a run that failed elsewhere).
+    """
+
+    rows: list[tuple[str, str, float]]
+    unions: PendingUnions
+    crs: Any
+
+    def result(self) -> gpd.GeoDataFrame:
+        geoms = self.unions.result()
+        out = pd.DataFrame([r + (g,) for r, g in zip(self.rows, geoms)],
+                           columns=["facility_type", "facility_name_zh", "walk_distance_m", "geometry"])
+        return gpd.GeoDataFrame(out, geometry="geometry", crs=self.crs)
+
+    def cancel(self) -> None:
+        self.unions.cancel()
+
+
+def start_service_areas(
+    network: WalkNetwork,
+    facilities: gpd.GeoDataFrame | Mapping[str, gpd.GeoDataFrame],
+    distance: float | Mapping[str, float] | None = None,
+    *,
+    half_width: float | None = None,
+    catalogue: pd.DataFrame | None = None,
+    types: list[str] | None = None,
+    entrances: gpd.GeoDataFrame | None = None,
+    type_col: str = "type",
+    access_distance: float | None = None,
+    quad_segs: int = 4,
+) -> PendingServiceAreas:
+    """:func:`service_areas` (one row per type) with the geometry work left running.
+
+    The searches run here (one multi-source Dijkstra per type, ~0.2 s for a district's
+    14 types at scale 18.4) and the checks and warnings are said here; each type's pieces,
+    buffers and union (~38 s of GEOS and numpy time at that scale) go to a background
+    thread (with ``settings.parallel``; else they run here) as soon as its search is done,
+    the largest first. A study starts them in its coverage step and collects them
+    (``result()``) when its outputs need the polygons, so they overlap with the steps in
+    between. Same polygons as :func:`service_areas`, same errors (raised by ``result()``).
+
+    Parameters
+    ----------
+    As :func:`service_areas` (without ``per_facility``).
+
+    Returns
+    -------
+    PendingServiceAreas
+    """
+    return _start_service_areas(network, facilities, distance, half_width, catalogue, types, entrances,
+                                type_col, access_distance, quad_segs)
+
+
+def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float | Mapping[str, float] | None,
+                         half_width: float | None, catalogue: pd.DataFrame | None, types: list[str] | None,
+                         entrances: gpd.GeoDataFrame | None, type_col: str, access_distance: float | None,
+                         quad_segs: int) -> PendingServiceAreas:
+    hw, names, wd, fac, order, fsnap, graph = _area_inputs(network, facilities, half_width, catalogue, types,
+                                                           entrances, type_col, access_distance)
+    ftype = fac["_type"].to_numpy()
+    rows: list[tuple[str, str, float]] = []
+    unions = PendingUnions(background=settings.parallel)
+    try:
+        for code, d in _area_distances(order, distance, wd, stacklevel=4):
+            mask = ftype == code
+            idx = np.flatnonzero(mask)
+            rows.append((code, names.get(code, code), d))
+            if not len(idx):
+                unions.add(0, shapely.Polygon)
+                continue
+            D = graph.distances(idx, limit=d)
+            unions.add(int(np.isfinite(D).sum()), partial(_type_street_space, network, D, fsnap, mask, d, hw,
+                                                          quad_segs))
+    except BaseException:
+        unions.cancel()
+        raise
+    return PendingServiceAreas(rows, unions, network.crs)
+
+
+def _area_inputs(network: WalkNetwork, facilities: Any, half_width: float | None, catalogue: pd.DataFrame | None,
+                 types: list[str] | None, entrances: gpd.GeoDataFrame | None, type_col: str,
+                 access_distance: float | None) -> tuple:
+    """Half-width, names, walking distances, the facility layer, its types, access points
+    and search graph of :func:`service_areas`."""
     hw = settings.service_area_half_width_m if half_width is None else float(half_width)
     cat = facility_catalogue() if catalogue is None else catalogue
     names = dict(zip(cat["code"], cat["name_zh"]))
@@ -918,49 +902,20 @@ def service_areas(
         fac = check_metric(fac, "facilities", network)
     fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
                             id_col="_fid")
-    graph = distance_graph(network, fsnap)
-    ftype = fac["_type"].to_numpy()
-    rows = []
+    return hw, names, wd, fac, order, fsnap, distance_graph(network, fsnap)
+
+
+def _area_distances(order: list[str], distance: float | Mapping[str, float] | None,
+                    wd: dict[str, float], *, stacklevel: int) -> list[tuple[str, float]]:
+    """(type, metres) of each type with a walking distance; the others are warned about
+    (``stacklevel``: the caller of the public function)."""
+    out = []
     for code in order:
         d = (distance.get(code) if isinstance(distance, Mapping) else distance)
         d = wd.get(code, np.nan) if d is None else float(d)
         if not np.isfinite(d) or d <= 0:
             warnings.warn(f"service_areas: no walking distance for type {code!r}: left out",
-                          AccessWarning, stacklevel=2)
+                          AccessWarning, stacklevel=stacklevel)
             continue
-        mask = ftype == code
-        idx = np.flatnonzero(mask)
-        if per_facility:
-            step = max(1, int(5_000_000 // graph.shape[0]))
-            for a in range(0, len(idx), step):
-                chunk = idx[a:a + step]
-                D = np.atleast_2d(graph.distances(chunk, limit=d, min_only=False))
-                for j, f in enumerate(chunk):
-                    one = np.zeros(len(fac), dtype=bool)
-                    one[f] = True
-                    lines = _reached_segments(network, D[j], fsnap, one, d)
-                    geom = _street_space(lines, hw, quad_segs)
-                    rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], geom))
-            continue
-        if len(idx):
-            D = graph.distances(idx, limit=d)
-            lines = _reached_segments(network, D, fsnap, mask, d)
-        else:
-            lines = np.zeros(0, dtype=object)
-        rows.append((code, names.get(code, code), d, None, lines))
-    if not per_facility:
-        # the unions are GEOS calls that release the GIL: two types at a time on two cores,
-        # the largest first (same polygons as one by one)
-        pieces = [r[4] for r in rows]
-        work = np.argsort([-len(p) for p in pieces], kind="stable")
-        geoms: list = [None] * len(rows)
-        workers = 2 if settings.parallel and sum(len(p) for p in pieces) >= 20_000 else 1
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, g in zip(work, pool.map(lambda k: _street_space(pieces[k], hw, quad_segs), work)):
-                geoms[i] = g
-        rows = [r[:4] + (g,) for r, g in zip(rows, geoms)]
-    cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
-    out = pd.DataFrame(rows, columns=cols)
-    if not per_facility:
-        out = out.drop(columns="facility_id")
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=network.crs)
+        out.append((code, d))
+    return out

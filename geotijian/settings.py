@@ -134,9 +134,10 @@ siting_mip_rel_gap : float
     Relative optimality gap at which a siting MILP stops (HiGHS' default, 1e-4 = 0.01 %).
 parallel : bool
     Run independent steps in a second thread: the edge index beside the network build,
-    facility access points and part of the homes beside the homes (GEOS, numpy and
-    scipy's csgraph release the GIL, so they overlap on a multi-core machine). False
-    runs them one after the other; the results are the same.
+    facility access points and part of the homes beside the homes, the service areas'
+    buffers and unions beside the study's steps after coverage (GEOS, numpy and scipy's
+    csgraph release the GIL, so they overlap on a multi-core machine). False runs them
+    one after the other; the results are the same.
 """
 
 from __future__ import annotations

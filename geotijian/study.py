@@ -112,7 +112,7 @@ __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyRe
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "plan", "outputs", "report")
+         "survey", "judgement", "ledger", "plan", "service_areas", "outputs", "report")
 
 
 @dataclass
@@ -482,23 +482,29 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
     with log.step("units"):
         all_homes = _units_step(cfg, data)
     with log.step("coverage"):
-        _coverage_step(data, all_homes, fcat, types, osm, res)
-    with log.step("imagery"):
-        if cfg.imagery:
-            ortho = read_orthophoto(cfg.imagery["path"], bands=cfg.imagery.get("bands"))
-            data.imagery = imagery_indicators(ortho, data.units)
-            data.meta["ortho"] = ortho
-    with log.step("indicators"):
-        _indicators_step(cfg, data, icat, res, collect)
-    with log.step("survey"):
-        satisfaction, complaints = _survey_step(cfg, data, res)
-    with log.step("judgement"):
-        _judgement_step(cfg, data, icat, res, satisfaction, complaints)
-    with log.step("ledger"):
-        _ledger_step(cfg, data, icat, res)
-    with log.step("plan"):
-        if cfg.plan.get("enabled"):
-            _plan_step(cfg, data, fcat, osm.entrances if osm is not None else None, log.timings)
+        areas = _coverage_step(data, all_homes, fcat, types, osm, res)
+    try:  # the service areas' unions run in a second thread meanwhile (no step reads them)
+        with log.step("imagery"):
+            if cfg.imagery:
+                ortho = read_orthophoto(cfg.imagery["path"], bands=cfg.imagery.get("bands"))
+                data.imagery = imagery_indicators(ortho, data.units)
+                data.meta["ortho"] = ortho
+        with log.step("indicators"):
+            _indicators_step(cfg, data, icat, res, collect)
+        with log.step("survey"):
+            satisfaction, complaints = _survey_step(cfg, data, res)
+        with log.step("judgement"):
+            _judgement_step(cfg, data, icat, res, satisfaction, complaints)
+        with log.step("ledger"):
+            _ledger_step(cfg, data, icat, res)
+        with log.step("plan"):
+            if cfg.plan.get("enabled"):
+                _plan_step(cfg, data, fcat, osm.entrances if osm is not None else None, log.timings)
+    except BaseException:
+        areas.cancel()  # the unions not started are dropped: the error is not kept waiting
+        raise
+    with log.step("service_areas"):  # what is left of the unions (this thread helps)
+        data.service_areas = areas.result()
     return res
 
 

@@ -16,10 +16,11 @@ import pandas as pd
 
 from . import settings
 from .access import (
+    PendingServiceAreas,
     coverage_gaps,
     facility_distance_matrix,
-    service_areas,
     service_coverage,
+    start_service_areas,
 )
 from .area_names import with_unit_names
 from .assess import build_tables, problem_status, read_ledger, update_ledger
@@ -66,31 +67,45 @@ def _units_step(cfg: StudyConfig, data: StudyData) -> gpd.GeoDataFrame:
 
 
 def _coverage_step(data: StudyData, all_homes: gpd.GeoDataFrame, fcat: pd.DataFrame,
-                   types: list[str] | None, osm: Any, res: StudyResult) -> None:
-    """Life-circle coverage per home and area, gaps, service areas and the 2SFCA inputs,
-    into ``data`` and ``res.tables``."""
+                   types: list[str] | None, osm: Any, res: StudyResult) -> PendingServiceAreas:
+    """Life-circle coverage per home and area, gaps and the 2SFCA inputs, into ``data``
+    and ``res.tables``; returns the service areas, whose unions go on in the background
+    (only the outputs read them: ``study._run`` sets ``data.service_areas`` at its end)."""
     # compounds and, with residents from buildings, the housing outside every compound
     homes = all_homes[["compound_id", "home_kind", "unit_id", "population", "geometry"]].rename(
         columns={"compound_id": "home_id"})
     entrances = osm.entrances if osm is not None else None
     cov = service_coverage(data.network, homes, data.facilities, types=types, catalogue=fcat,
                            units=data.units, entrances=entrances)
-    data.homes = cov.per_home
-    data.coverage_gaps = coverage_gaps(cov)
-    data.service_areas = service_areas(data.network, data.facilities, catalogue=fcat, types=cov.types,
-                                       entrances=entrances)
-    data.facilities = _with_access_rule(data.facilities, cov.facilities)
-    res.tables["coverage"] = cov.per_area
-    dist = cov.per_home.set_index("home_id")[[f"dist_{t}" for t in cov.types]]
-    dist.columns = cov.types
-    data.meta["distances"] = dist
-    data.meta["walk_distances"] = cov.walk_distance_m
-    district = cov.per_area[cov.per_area["level"] == "district"]
-    data.meta["coverage_district"] = pd.DataFrame({
-        "type": district["facility_type"].to_numpy(),
-        "share_%": (district["share"].to_numpy() * 100).round(1),
-        "not_covered": district["not_covered"].round(0).astype(int).to_numpy(),
-    })
+    # the street space within walking distance: searched here, buffered and united in a
+    # second thread while this one goes on (the unions are most of the step's work)
+    areas = start_service_areas(data.network, data.facilities, catalogue=fcat, types=cov.types,
+                                entrances=entrances)
+    try:
+        data.homes = cov.per_home
+        data.coverage_gaps = coverage_gaps(cov)
+        data.facilities = _with_access_rule(data.facilities, cov.facilities)
+        res.tables["coverage"] = cov.per_area
+        dist = cov.per_home.set_index("home_id")[[f"dist_{t}" for t in cov.types]]
+        dist.columns = cov.types
+        data.meta["distances"] = dist
+        data.meta["walk_distances"] = cov.walk_distance_m
+        district = cov.per_area[cov.per_area["level"] == "district"]
+        data.meta["coverage_district"] = pd.DataFrame({
+            "type": district["facility_type"].to_numpy(),
+            "share_%": (district["share"].to_numpy() * 100).round(1),
+            "not_covered": district["not_covered"].round(0).astype(int).to_numpy(),
+        })
+        data.meta["fca"] = _fca_inputs(data, homes, cov, entrances)
+    except BaseException:
+        areas.cancel()
+        raise
+    return areas
+
+
+def _fca_inputs(data: StudyData, homes: gpd.GeoDataFrame, cov: Any, entrances: Any) -> dict:
+    """The 2SFCA inputs of the capacity-aware types (:data:`FCA_TYPES`) whose facilities
+    carry a capacity: supply, homes × facilities distances within walking distance."""
     fca = {}
     for t, share in FCA_TYPES.items():
         fac = data.facilities[data.facilities["type"] == t]
@@ -100,7 +115,7 @@ def _coverage_step(data: StudyData, all_homes: gpd.GeoDataFrame, fcat: pd.DataFr
                                           fac, max_distance=cov.walk_distance_m[t], entrances=entrances)
             fca[t] = {"supply": fac["capacity"].fillna(0).to_numpy(float), "od": od,
                       "max_distance": cov.walk_distance_m[t], "demand_share": share, "method": "e2sfca"}
-    data.meta["fca"] = fca
+    return fca
 
 
 def _indicators_step(cfg: StudyConfig, data: StudyData, icat: pd.DataFrame, res: StudyResult,

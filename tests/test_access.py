@@ -13,8 +13,6 @@ import shapely
 from geotijian.access import (
     ZERO_DISTANCE_M,
     CoverageResult,
-    _reached_segments,
-    _substrings,
     coverage_gaps,
     facility_access_points,
     facility_distance_matrix,
@@ -22,6 +20,7 @@ from geotijian.access import (
     service_areas,
     service_coverage,
 )
+from geotijian.access_areas import _reached_segments, _substrings
 from geotijian.errors import ConfigError, LayerError
 from geotijian.model import GAP_COLUMNS
 from geotijian.network import build_network, facility_access, source_graph
@@ -333,7 +332,7 @@ def test_no_facility_at_all(net, homes):
 
 
 def test_join_dangling_keeps_every_point():
-    from geotijian.access import _join_dangling
+    from geotijian.access_areas import _join_dangling
 
     # a street in three pieces with spurs at its nodes (one node with two), a loose piece
     pieces = np.array([shapely.LineString(c) for c in (
@@ -354,13 +353,13 @@ def test_service_areas_joined_equal_the_union_of_piece_buffers(monkeypatch):
     thinner than the arc sagitta half_width * (1 - cos(pi / 16)) = 0.48 m)."""
     import pyogrio
 
-    from geotijian import access
+    from geotijian import access_areas
 
     gpkg = "layers/sample/sample_district.gpkg"
     net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
     fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
     new = service_areas(net, fac)
-    monkeypatch.setattr(access, "_JOIN_DANGLING", False)
+    monkeypatch.setattr(access_areas, "_JOIN_DANGLING", False)
     old = service_areas(net, fac)
     assert new["facility_type"].tolist() == old["facility_type"].tolist() and len(new) >= 10
     sag = 25.0 * (1 - np.cos(np.pi / 16))
@@ -371,3 +370,84 @@ def test_service_areas_joined_equal_the_union_of_piece_buffers(monkeypatch):
         parts = shapely.get_parts(diff)
         if len(parts):
             assert shapely.length(shapely.maximum_inscribed_circle(parts)).max() <= sag
+
+
+def test_service_areas_by_cluster_equal_one_cascade(monkeypatch):
+    """The sample district: buffers united cluster by cluster of overlapping buffers give
+    the polygons of one cascaded union (no area between them; vertices within 1e-5 m)."""
+    import pyogrio
+
+    from geotijian import access_areas
+
+    gpkg = "layers/sample/sample_district.gpkg"
+    net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
+    fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(access_areas, "_DISJOINT_BELOW", 2.0)
+        clustered = service_areas(net, fac)
+        monkeypatch.setattr(access_areas, "_DISJOINT_BELOW", 0.0)
+        cascade = service_areas(net, fac)
+    assert len(clustered) >= 10
+    for a, b in zip(clustered.geometry, cascade.geometry):
+        assert a.is_valid and b.area > 0
+        assert shapely.symmetric_difference(a, b).area <= 1e-9 * b.area
+        assert shapely.hausdorff_distance(a, b) <= 1e-5
+
+
+def test_pending_unions_order_errors_and_cancel():
+    """Items run in a background thread (the largest waiting first) and by the caller at
+    result(); values come back in the order added; the first failing item's exception
+    (in that order) is raised as it was; cancel() drops the items not started."""
+    import threading
+    import time
+
+    from geotijian.access_areas import PendingUnions
+
+    for background in (True, False):
+        p = PendingUnions(background=background)
+        for k in range(6):
+            p.add(k, lambda k=k: (time.sleep(0.01), k * k, threading.current_thread().name)[1:])
+        time.sleep(0.2)  # the worker has taken items meanwhile
+        vals = p.result()
+        assert [v[0] for v in vals] == [0, 1, 4, 9, 16, 25]
+        names = {v[1] for v in vals}
+        assert ("geotijian-unions" in names) == background
+    boom1, boom2 = ValueError("first by order"), ValueError("second by order")
+
+    def fail(exc):
+        raise exc
+
+    p = PendingUnions()
+    p.add(1, lambda: fail(boom1))
+    p.add(5, lambda: fail(boom2))  # the largest: runs first, fails first
+    p.add(2, lambda: "fine")
+    with pytest.raises(ValueError) as err:
+        p.result()
+    assert err.value is boom1
+    gate = threading.Event()
+    ran = []
+    p = PendingUnions()
+    p.add(9, lambda: gate.wait(5) and ran.append("first"))
+    time.sleep(0.05)  # the worker holds the first item
+    p.add(1, lambda: ran.append("dropped"))
+    p.cancel()
+    gate.set()
+    p._thread.join(5)
+    assert ran == ["first"] and not p._thread.is_alive()
+    with pytest.raises(RuntimeError, match="after result"):
+        p.add(1, lambda: None)
+
+
+def test_service_areas_in_the_background_equal_one_thread(net, facs, monkeypatch):
+    """start_service_areas leaves the unions running; result() gives the bytes of
+    service_areas, with and without settings.parallel."""
+    from geotijian import settings
+    from geotijian.access import start_service_areas
+
+    pending = start_service_areas(net, facs)
+    got = pending.result()
+    monkeypatch.setattr(settings, "parallel", False)
+    one = service_areas(net, facs)
+    assert got["facility_type"].tolist() == one["facility_type"].tolist() == ["kindergarten", "primary_school"]
+    assert got.geometry.to_wkb().tolist() == one.geometry.to_wkb().tolist()

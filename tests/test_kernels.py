@@ -143,6 +143,33 @@ def test_symmetric_csr_and_components_equal_scipy(seed, n, m):
 
 
 @hsettings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 60), m=st.integers(0, 200),
+       integer=st.booleans(), limit=st.sampled_from([np.inf, 0.0, 3.0, 17.5]))
+def test_bounded_dijkstra_equals_scipy_rows(seed, n, m, integer, limit):
+    """One bounded search per source, sparse, equals scipy's dense rows to the last bit
+    (integer weights: many ties; zero weights; parallel arcs; limit 0 and at a weight)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    rng = np.random.default_rng(seed)
+    u, v = rng.integers(0, n, m), rng.integers(0, n, m)
+    w = rng.integers(0, 6, m).astype(float) if integer else rng.uniform(0, 9, m) * (rng.random(m) > 0.1)
+    # a CSR with repeated (u, v) entries kept apart, as the graphs with virtual sources are
+    o = np.lexsort((v, u))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(u, minlength=n))])
+    src = rng.integers(0, n, min(n, 7))
+    n_keep = max(1, n - 2)
+    s, node, d = _kernels.bounded_dijkstra(indptr, v[o], w[o], src, limit, n_keep)
+    ref = dijkstra(csr_matrix((w[o], v[o], indptr), shape=(n, n)), directed=True, indices=src, limit=limit)
+    ref = np.atleast_2d(ref)
+    got = np.full(ref.shape, np.inf)
+    got[s, node] = d
+    assert len(s) == np.isfinite(ref[:, :n_keep]).sum()  # each (source, node) once
+    assert np.array_equal(got[:, :n_keep], ref[:, :n_keep])
+    assert np.isinf(got[:, n_keep:]).all()
+
+
+@hsettings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_line_lengths_and_bounds_equal_geos(seed):
     rng = np.random.default_rng(seed)

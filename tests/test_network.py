@@ -21,6 +21,7 @@ from geotijian.network import (
     build_network,
     distances_at_snaps,
     facility_access,
+    pair_distances,
     snap_points,
     distance_graph,
     source_graph,
@@ -353,6 +354,46 @@ def test_core_search_equals_whole_network_search(seed, spurs, limit):
         assert np.array_equal(np.isinf(got), np.isinf(ref))
         fin = np.isfinite(ref)
         assert np.abs(got[fin] - ref[fin]).max(initial=0) < 1e-9
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), spurs=st.integers(0, 40), limit=st.sampled_from([np.inf, 90.0, 250.0]),
+       polygons=st.booleans(), on_edges=st.booleans())
+def test_sparse_searches_equal_the_dense_rows(seed, spurs, limit, polygons, on_edges):
+    """DistanceGraph.within + pair_distances (one bounded sparse search per facility) give
+    the values of the dense rows (scipy, leaves completed) and of distances_at_snaps, to
+    the last bit: every node and every (facility, home) pair within the limit, no other."""
+    roads = random_planar_roads(seed, 14, 0.85, spurs)
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = build_network(roads)
+        fp = rng.uniform(-20, 1020, (6, 2))
+        hp = rng.uniform(-20, 1020, (40, 2))
+        if on_edges:  # homes on the facilities' edges and on nodes: the same-edge pairs
+            hp[:6] = fp + rng.normal(0, 2, (6, 2))
+            hp[6] = (net.x[0], net.y[0])
+        facs = gdf(shapely.buffer(shapely.points(fp), rng.uniform(5, 60, 6), quad_segs=2) if polygons
+                   else shapely.points(fp))
+        homes = gdf(shapely.box(hp[:, 0] - 8, hp[:, 1] - 8, hp[:, 0] + 9, hp[:, 1] + 7) if polygons
+                    else shapely.points(hp))
+        fs, hs = facility_access(net, facs), snap_points(net, homes)
+    dg = distance_graph(net, fs)
+    src = np.arange(len(facs))
+    dense = dg.distances(src, limit=limit, min_only=False)
+    f, node, d = dg.within(src, limit=limit)
+    got = np.full(dense.shape, np.inf)
+    got[f, node] = d
+    assert len(f) == np.isfinite(dense).sum()  # each (facility, node) once
+    assert np.array_equal(got, dense)
+    ref = distances_at_snaps(net, dense, hs, fs)
+    ref[ref > limit] = np.inf
+    f, h, d = pair_distances(net, f, node, d, hs, fs)
+    assert np.all(np.diff(f * len(homes) + h) > 0)  # sorted, each pair once
+    got = np.full(ref.shape, np.inf)
+    got[f, h] = d
+    got[got > limit] = np.inf
+    assert np.array_equal(got, ref)
 
 
 def test_matrix_form_equals_min_only():

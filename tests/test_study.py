@@ -190,6 +190,22 @@ def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path)
     assert not [p for p in out_root.iterdir() if p.name.startswith(".sample.")]
 
 
+def test_failing_service_area_union_is_raised_by_the_run(monkeypatch, tmp_path):
+    """The service areas' unions run in a background thread from the coverage step: a
+    GEOS error there is raised by run_study as it was raised, and nothing is written."""
+    from shapely.errors import GEOSException
+
+    import geotijian.access_areas as areas_mod
+
+    def boom(*args, **kwargs):
+        raise GEOSException("TopologyException: simulated side location conflict")
+
+    monkeypatch.setattr(areas_mod, "_street_space", boom)
+    with pytest.raises(GEOSException, match="simulated side location conflict"):
+        gt.run_study(SAMPLE, progress=False, output=tmp_path)
+    assert not (tmp_path / "sample").exists()
+
+
 def test_unknown_indicator_code_in_config(tmp_path):
     text = SAMPLE.read_text(encoding="utf-8").replace(
         '[report]', '[indicators.reference]\nno_such_indicator = 3\n\n[report]')

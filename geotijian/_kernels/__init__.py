@@ -14,7 +14,7 @@ Each public function takes numpy arrays of any integer/float dtype (converted on
 int64/float64, C order), so each kernel is compiled for one signature only.
 """
 
-from .graph import component_labels, pendant_core, symmetric_csr
+from .graph import bounded_dijkstra, component_labels, pendant_core, symmetric_csr
 from .noding import VertexNoder, argsort_keys, node_lines
 from .reach import reach_rows
 from .sets import column_hash, same_columns
@@ -31,6 +31,7 @@ from .spatial import (
 __all__ = [
     "VertexNoder",
     "argsort_keys",
+    "bounded_dijkstra",
     "column_hash",
     "component_labels",
     "first_hits",

@@ -31,6 +31,7 @@ from .distance import (
     augmented_graph,
     distance_graph,
     distances_at_snaps,
+    pair_distances,
     source_graph,
 )
 from .snap import (
@@ -53,6 +54,7 @@ __all__ = [
     "check_metric",
     "distance_graph",
     "distances_at_snaps",
+    "pair_distances",
     "facility_access",
     "feature_rules",
     "snap_points",

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from .. import _kernels
 from .csr import _csr
 from .grid import _ranges
 from .snap import SnapResult
@@ -103,6 +104,42 @@ class DistanceGraph:
         return D
 
 
+    def within(self, features: np.ndarray, *, limit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The nodes within ``limit`` of each source feature, searched one feature at a time.
+
+        The sparse form of ``distances(features, limit=limit, min_only=False)``: the same
+        values (leaves completed), as triplets, for the work of the nodes reached only
+        (:func:`geotijian._kernels.bounded_dijkstra`), not a dense row of every node per
+        feature.
+
+        Returns
+        -------
+        (feature position, node, distance) : three ndarrays
+            Position in ``features``, network node, metres (≤ ``limit``); each pair once.
+        """
+        net = self.network
+        n = net.n_nodes
+        features = np.asarray(features, dtype=np.int64)
+        src, node, dist = _kernels.bounded_dijkstra(self.csr.indptr, self.csr.indices, self.csr.data,
+                                                    n + features, limit, n)
+        leaf, parent, length, _ = net.pendant
+        if len(leaf) and len(node):
+            if "leaf_order" not in self._prep:
+                self._prep["leaf_order"] = np.argsort(parent, kind="stable")
+            o = self._prep["leaf_order"]
+            ps = parent[o]
+            lo = np.searchsorted(ps, node, side="left")
+            cnt = np.searchsorted(ps, node, side="right") - lo
+            k = o[_ranges(lo, cnt)]
+            rep = np.repeat(np.arange(len(node)), cnt)
+            ld = dist[rep] + length[k]  # as distances(): min(own, D[parent] + length)
+            ok = ld <= limit
+            src = np.concatenate([src, src[rep][ok]])
+            node = np.concatenate([node, leaf[k][ok]])
+            dist = np.concatenate([dist, ld[ok]])
+            src, node, dist = _min_per_pair(src, node, dist, n)
+        return src, node, dist
+
     def to_targets(self, targets: SnapResult, features: np.ndarray, *,
                    limit: float = np.inf) -> np.ndarray:
         """Distance (m) from each target feature to the nearest of the source ``features``.
@@ -177,6 +214,50 @@ def distances_at_snaps(network: WalkNetwork, node_dist: np.ndarray, targets: Sna
     formula = _SnapFormula.of(network, targets, sources, n_features)
     D = node_dist[..., : network.n_nodes]
     return formula.apply(D, source_mask if D.ndim == 1 else None)
+
+
+def pair_distances(network: WalkNetwork, src: np.ndarray, node: np.ndarray, dist: np.ndarray,
+                   targets: SnapResult, sources: SnapResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`distances_at_snaps` for sparse node distances, one row per source feature.
+
+    ``(src, node, dist)`` as given by :meth:`DistanceGraph.within` over *every* feature of
+    ``sources`` in order (``src`` = source feature). The snap formula is applied to the
+    reached nodes only: ``offset + D[u] + t`` and ``offset + D[v] + length - t`` for each
+    target access point at a reached node, the same-edge pairs, the minimum per (source,
+    target feature). Same floating-point operations as the dense formula, so the same
+    values.
+
+    Returns
+    -------
+    (source feature, target feature, distance) : three ndarrays
+        Each reachable pair once, sorted by source then target.
+    """
+    f = _SnapFormula.of(network, targets, sources)
+    parts = []
+    for ends, along in ((f.u, f.t), (f.v, f.rest)):
+        o = np.argsort(ends, kind="stable")
+        e = ends[o]
+        lo = np.searchsorted(e, node, side="left")
+        cnt = np.searchsorted(e, node, side="right") - lo
+        ap = o[_ranges(lo, cnt)]
+        rep = np.repeat(np.arange(len(node)), cnt)
+        parts.append((src[rep], ap, (dist[rep] + along[ap]) + f.offset[ap]))
+    if len(f.ti):
+        parts.append((f.sfeat, f.ti, f.direct))
+    s = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    ap = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    d = np.concatenate([p[2] for p in parts])
+    return _min_per_pair(s, targets.owner[ap], d, max(int(targets.n_features), 1))
+
+
+def _min_per_pair(a: np.ndarray, b: np.ndarray, d: np.ndarray, nb: int) -> tuple:
+    """Each ``(a, b)`` pair once with its smallest ``d``, sorted by ``a`` then ``b``."""
+    key = a.astype(np.int64) * np.int64(nb) + b
+    o = np.lexsort((d, key))
+    ks = key[o]
+    first = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, dtype=bool)
+    o = o[first]
+    return a[o], b[o], d[o]
 
 
 @dataclass
