@@ -22,48 +22,9 @@ from ._jit import jit
 
 
 @jit
-def _sort_pairs(key, val, n):
-    """Sort ``key[:n]`` ascending, ``val[:n]`` alongside (keys unique): insertion sort for
-    a short row, heapsort for a long one (no allocation; sifts inline)."""
-    if n <= 16:
-        for i in range(1, n):
-            c = key[i]
-            x = val[i]
-            j = i - 1
-            while j >= 0 and key[j] > c:
-                key[j + 1] = key[j]
-                val[j + 1] = val[j]
-                j -= 1
-            key[j + 1] = c
-            val[j + 1] = x
-        return
-    for end in range(n, 0, -1):
-        top = end // 2 - 1 if end == n else 0
-        first = top if end == n else 0
-        # build the heap once (end == n), then move the largest to the end each round
-        for t in range(first, -1, -1):
-            i = t
-            lim = end
-            while True:
-                c = 2 * i + 1
-                if c >= lim:
-                    break
-                if c + 1 < lim and key[c + 1] > key[c]:
-                    c += 1
-                if key[i] >= key[c]:
-                    break
-                key[i], key[c] = key[c], key[i]
-                val[i], val[c] = val[c], val[i]
-                i = c
-        if end > 1:
-            key[0], key[end - 1] = key[end - 1], key[0]
-            val[0], val[end - 1] = val[end - 1], val[0]
-
-
-@jit
-def _search(indptr, indices, data, start_node, start_w, a0, a1, limit, dist, touched, hk, hv, row_n, row_d):
-    """One source: settled nodes into ``row_n``/``row_d`` (returns how many), ``dist``
-    reset. The heap is written out inline and every array is fixed in size here (a
+def _search(indptr, indices, data, start_node, start_w, a0, a1, limit, dist, touched, hk, hv, row_n):
+    """One source: its settled nodes into ``row_n`` (their distances stay in ``dist`` until
+    the caller resets the ``touched`` nodes); returns (settled, touched). The heap is written out inline and every array is fixed in size here (a
     numba call taking arrays counts references, and an array that may be replaced
     inside a loop is reloaded on each access: both tripled the time per settled node)."""
     nt = 0
@@ -110,7 +71,6 @@ def _search(indptr, indices, data, start_node, start_w, a0, a1, limit, dist, tou
         if d > dist[u]:
             continue  # stale: u was reached shorter since (settled once, at dist[u])
         row_n[k] = u
-        row_d[k] = d
         k += 1
         for j in range(indptr[u], indptr[u + 1]):
             v = indices[j]
@@ -131,9 +91,7 @@ def _search(indptr, indices, data, start_node, start_w, a0, a1, limit, dist, tou
                     hv[p], hv[i] = hv[i], hv[p]
                     i = p
                 size += 1
-    for i in range(nt):
-        dist[touched[i]] = np.inf
-    return k
+    return k, nt
 
 
 @jit
@@ -150,15 +108,14 @@ def _reach_rows(indptr, indices, data, start_ptr, start_node, start_w, limit):
     hk = np.empty(indptr[n] + most + 1, dtype=np.float64)
     hv = np.empty(indptr[n] + most + 1, dtype=np.int64)
     row_n = np.empty(n, dtype=np.int64)
-    row_d = np.empty(n, dtype=np.float64)
     out_ptr = np.zeros(m + 1, dtype=np.int64)
     out_n = np.empty(max(1024, 64 * m), dtype=np.int64)
     out_d = np.empty(max(1024, 64 * m), dtype=np.float64)
     k = 0
     for s in range(m):
-        r = _search(indptr, indices, data, start_node, start_w, start_ptr[s], start_ptr[s + 1], limit,
-                    dist, touched, hk, hv, row_n, row_d)
-        _sort_pairs(row_n, row_d, r)      # the row's nodes ascending (CSR order)
+        r, nt = _search(indptr, indices, data, start_node, start_w, start_ptr[s], start_ptr[s + 1], limit,
+                        dist, touched, hk, hv, row_n)
+        row_n[:r].sort()   # the row's nodes ascending (CSR order); their distances are read from dist
         if k + r > out_n.shape[0]:
             grown = max(2 * out_n.shape[0], k + r)
             tmp_n = np.empty(grown, dtype=np.int64)
@@ -167,8 +124,11 @@ def _reach_rows(indptr, indices, data, start_ptr, start_node, start_w, limit):
             tmp_d[:k] = out_d[:k]
             out_n = tmp_n
             out_d = tmp_d
-        out_n[k:k + r] = row_n[:r]
-        out_d[k:k + r] = row_d[:r]
+        for i in range(r):
+            out_n[k + i] = row_n[i]
+            out_d[k + i] = dist[row_n[i]]
+        for i in range(nt):
+            dist[touched[i]] = np.inf
         k += r
         out_ptr[s + 1] = k
     return out_ptr, out_n[:k], out_d[:k]
