@@ -112,7 +112,7 @@ __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyRe
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "plan", "service_areas", "outputs", "report")
+         "survey", "judgement", "ledger", "plan", "tables", "service_areas", "outputs", "report")
 
 
 @dataclass
@@ -125,6 +125,9 @@ class StudyResult:
     files: list[Path] = field(default_factory=list)
     log: RunLog | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the service areas' unions still running in the background (``run_study`` collects
+    #: them after writing the tables, which do not read them); None once collected
+    pending_areas: Any = field(default=None, repr=False)
 
     def summary(self) -> str:
         """Terminal summary: units in range, coverage per facility type, problems per class,
@@ -389,11 +392,20 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
             settings.configure(memory_check=False)
         if cfg.memory_budget_gb is not None:
             settings.configure(memory_budget_gb=cfg.memory_budget_gb)
-        result = _run(cfg, log)
+        result = _run(cfg, log, defer_areas=True)
         try:
             with staged_output(cfg.out_dir) as staging:
+                try:  # the tables do not read the service areas: written while the unions finish
+                    with log.step("tables"):
+                        files = _write_table_outputs(cfg, result, staging)
+                except BaseException:
+                    if result.pending_areas is not None:
+                        result.pending_areas.cancel()  # the error is not kept waiting
+                    raise
+                with log.step("service_areas"):  # what is left of the unions (this thread helps)
+                    result.data.service_areas = _collect_areas(result)
                 with log.step("outputs"):
-                    files = _write_outputs(cfg, result, staging)
+                    files += _write_outputs(cfg, result, staging)
                 with log.step("report"):
                     if cfg.report.get("docx", True):
                         # the report reads what the run wrote (run.json too), never recomputing
@@ -410,7 +422,7 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
                                            "outputs are left untouched",
                               "free disk space (or fix the folder's permissions), or set study.output to "
                               "another disk, and run again") from exc
-        result.files = sorted(cfg.out_dir / f.relative_to(staging) for f in files + [staging / "run.json"])
+        result.files = sorted({cfg.out_dir / f.relative_to(staging) for f in files + [staging / "run.json"]})
         result.out_dir = cfg.out_dir
         return result
     finally:
@@ -443,7 +455,13 @@ def output_size_estimate(cfg: StudyConfig) -> int:
     return int(OUTPUT_FIXED_BYTES + OUTPUT_BYTES_PER_INPUT_BYTE * total)
 
 
-def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
+def _collect_areas(res: StudyResult) -> Any:
+    """The service areas of the pending unions (raising the first union's error)."""
+    pending, res.pending_areas = res.pending_areas, None
+    return pending.result() if pending is not None else res.data.service_areas
+
+
+def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bool = False) -> StudyResult:
 
     res = StudyResult(config=cfg, data=StudyData(), out_dir=cfg.out_dir, log=log)
     fcat = facility_catalogue(cfg.facilities.get("catalogue"))
@@ -503,8 +521,10 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True) -> StudyResult:
     except BaseException:
         areas.cancel()  # the unions not started are dropped: the error is not kept waiting
         raise
-    with log.step("service_areas"):  # what is left of the unions (this thread helps)
-        data.service_areas = areas.result()
+    res.pending_areas = areas
+    if not defer_areas:
+        with log.step("service_areas"):  # what is left of the unions (this thread helps)
+            data.service_areas = _collect_areas(res)
     return res
 
 
@@ -556,23 +576,13 @@ def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- outputs
-def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+def _write_table_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    """The outputs that do not read the service areas: the 一表三清单, ledger, CSV tables,
+    the edition's outputs and the renewal plan's tables."""
     data = res.data
     files: list[Path] = []
-    lang = cfg.report.get("lang", "zh")
-    files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
-    maps = folder / "maps"
-    title = cfg.report.get("map_title")
-    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title, nav=district_nav(data))
-    if data.meta.get("plan") is not None:  # (its areas and sites are on the maps: group 更新规划)
+    if data.meta.get("plan") is not None:
         files.extend(write_plan(data.meta["plan"], folder))
-    files.append(save_problem_map(m, maps / "problem_map.html"))
-    files.extend(save_town_maps(data, maps, indicator=cfg.report.get("indicator"), lang=lang, title=title))
-    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator"), title=title,
-                              dpi=cfg.report.get("dpi", settings.figure_dpi),
-                              formats=cfg.report.get("formats", settings.figure_formats)))
-    if data.meta.get("ortho") is not None:
-        files.append(quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png"))
     tables = {k: res.tables[k] for k in ("indicator_table", "strengths", "problems", "problem_points",
                                          "suggestions")}
     files.extend(write_tables(tables, folder, title=f"{data.display_name} {data.year} 年城市体检 一表三清单"))
@@ -586,7 +596,26 @@ def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Pat
     if data.units is not None:
         files.append(write_csv(range_compliance(data.units), folder / "units_range.csv"))
     files.extend(_write_edition_outputs(cfg, res, folder))
-    return sorted(set(files))
+    return files
+
+
+def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    """The GeoPackage, maps and figures (after :func:`_write_table_outputs`)."""
+    data = res.data
+    files: list[Path] = []
+    lang = cfg.report.get("lang", "zh")
+    files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
+    maps = folder / "maps"
+    title = cfg.report.get("map_title")
+    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title, nav=district_nav(data))
+    files.append(save_problem_map(m, maps / "problem_map.html"))
+    files.extend(save_town_maps(data, maps, indicator=cfg.report.get("indicator"), lang=lang, title=title))
+    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator"), title=title,
+                              dpi=cfg.report.get("dpi", settings.figure_dpi),
+                              formats=cfg.report.get("formats", settings.figure_formats)))
+    if data.meta.get("ortho") is not None:
+        files.append(quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png"))
+    return files
 
 
 def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> dict:
