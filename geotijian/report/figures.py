@@ -16,7 +16,6 @@ import re
 import shutil
 import struct
 import subprocess
-import threading
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -31,7 +30,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch, PathPatch, Rectangle  # noqa: E402
@@ -44,6 +42,7 @@ from ..errors import LayerError  # noqa: E402
 from ..io.atomic import atomic_path  # noqa: E402
 from ..model import StudyData  # noqa: E402
 from . import _common as c  # noqa: E402
+from ._agg import SharedRendererCanvas  # noqa: E402
 from .maps import _classify, _ramp, _unit_indicator  # noqa: E402
 
 __all__ = ["find_cjk_font", "units_figure", "coverage_gap_figure", "save_figures", "FigureWarning"]
@@ -357,27 +356,6 @@ def _png_bytes(rgb: np.ndarray, dpi: float, level: int = PNG_ZLIB_LEVEL) -> byte
             + chunk(b"IDAT", zlib.compress(raw, level)) + chunk(b"IEND", b""))
 
 
-_RENDERERS = threading.local()
-
-
-class _SharedRendererCanvas(FigureCanvasAgg):
-    """An Agg canvas that draws on this thread's renderer of the same pixel size and dpi,
-    not a new one per figure: matplotlib caches the text metrics (the legend's layout
-    measures every label) per renderer, so the figures of a study measure a label once.
-    ``draw`` clears the renderer first: the pixels are those of a new one."""
-
-    def get_renderer(self) -> RendererAgg:
-        w, h = self.get_width_height(physical=True)
-        key = (w, h, self.figure.dpi)
-        cache = _RENDERERS.__dict__.setdefault("by_key", {})
-        if key not in cache:
-            if len(cache) >= 4:   # a few sizes (the 8 × 8 and 10 × 8 in maps) at most
-                cache.clear()
-            cache[key] = RendererAgg(w, h, self.figure.dpi)
-        self.renderer, self._lastKey = cache[key], key
-        return self.renderer
-
-
 def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
@@ -390,7 +368,7 @@ def _save(fig: plt.Figure, path: Path, dpi: int) -> Path:
         # savefig's own settings changed in rcParams, savefig writes it, as they say)
         if fig.dpi != dpi:
             fig.set_dpi(dpi)
-        canvas = _SharedRendererCanvas(fig)
+        canvas = SharedRendererCanvas(fig)
         canvas.draw()
         rgba = np.asarray(canvas.buffer_rgba())
         if (rgba[..., 3] == 255).all():
