@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 import matplotlib.patheffects as pe  # noqa: E402
 
 from geotijian.report import _agg, figures  # noqa: E402
+from geotijian.report import _common as c  # noqa: E402
 
 TEXTS = ["嘉定镇街道 12", "1.25 – 1.5 倍半径 (1234)", "北 N", "0.5 km", "Ångström ffi", "  "]
 
@@ -76,3 +77,36 @@ def test_caching_renderer_shared_per_size_and_cached():
     other = Figure(figsize=(2.0, 2.0), dpi=100)
     c = _agg.SharedRendererCanvas(other)
     assert c.get_renderer() is not r and (c.get_renderer().width, c.get_renderer().height) == (200, 200)
+
+
+def test_gap_figures_on_a_backdrop_are_the_same_bytes(tmp_path):
+    """The gap figures of save_figures share their units layer (a Backdrop: drawn by the
+    first, its pixels restored in the next): each PNG is byte for byte the figure drawn
+    alone; a figure of another extent, or an SVG, draws the layer itself."""
+    from tests.test_report import make_study
+
+    study = make_study()
+    types = list(c.ordered_types(study.coverage_gaps["facility_type"]))
+    assert len(types) >= 2
+    backdrop = _agg.Backdrop()
+    restored = []
+    mark_draw = _agg.BackdropMark.draw
+
+    def spy(self, renderer):
+        restored.append(self._backdrop.covers(renderer, self.axes))
+        return mark_draw(self, renderer)
+
+    _agg.BackdropMark.draw = spy
+    try:
+        for t in types:
+            shared = figures.coverage_gap_figure(study, t, tmp_path / f"shared_{t}.png", _backdrop=backdrop)
+            alone = figures.coverage_gap_figure(study, t, tmp_path / f"alone_{t}.png")
+            assert shared.read_bytes() == alone.read_bytes(), t
+        other = figures.coverage_gap_figure(study, types[0], tmp_path / "small.png", dpi=60, _backdrop=backdrop)
+        svg = figures.coverage_gap_figure(study, types[0], tmp_path / "v.svg", _backdrop=backdrop)
+    finally:
+        _agg.BackdropMark.draw = mark_draw
+    assert restored == [False] + [True] * (len(types) - 1) + [False, False]
+    assert other.read_bytes() == figures.coverage_gap_figure(study, types[0], tmp_path / "small_alone.png",
+                                                             dpi=60).read_bytes()
+    assert svg.read_text(encoding="utf-8").count("#f4f4f4") >= 1   # the units layer itself, in the SVG

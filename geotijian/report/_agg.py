@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 from matplotlib import rcParams
+from matplotlib.artist import Artist, allow_rasterization
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.font_manager import FontProperties
 from matplotlib.ft2font import FT2Font
+from matplotlib.patches import PathPatch
 from matplotlib.textpath import TextToPath
 
 try:
@@ -36,7 +38,7 @@ try:
 except ImportError:  # matplotlib < 3.10
     RenderMode = None
 
-__all__ = ["SharedRendererCanvas"]
+__all__ = ["SharedRendererCanvas", "Backdrop", "BackdropPatch", "BackdropMark"]
 
 #: whether this matplotlib draws text glyph by glyph through the calls cached here
 _GLYPH_CALLS = (RenderMode is not None and all(hasattr(FT2Font, n) for n in ("_layout", "_set_transform",
@@ -147,3 +149,69 @@ class SharedRendererCanvas(FigureCanvasAgg):
             cache[key] = _CachingRenderer(w, h, self.figure.dpi)
         self.renderer, self._lastKey = cache[key], key[:3]
         return self.renderer
+
+
+# --------------------------------------------------------------------------- backdrops
+# The coverage-gap figures of a study (one per facility type) share their lowest layer: the
+# units in light grey over the white figure. It is drawn once; the next figures of the same
+# size and extent start from a copy of those pixels (Agg's blitting: ``copy_from_bbox`` /
+# ``restore_region``) and skip drawing it, which gives the very same pixels: nothing else
+# is drawn before or between its patches, and what is drawn over it sees the same image.
+
+class Backdrop:
+    """The pixels of a lowest layer shared by a series of figures, kept by its first draw.
+
+    ``paths``: the layer's compound paths, built once for the series by the figure code.
+    """
+
+    def __init__(self) -> None:
+        self.paths: list | None = None
+        self._key: tuple | None = None
+        self._region: Any = None
+
+    @staticmethod
+    def key(renderer: Any, axes: Any) -> tuple | None:
+        """What the layer's pixels depend on besides its paths (``None``: not an Agg draw)."""
+        if not isinstance(renderer, RendererAgg):
+            return None
+        fig = axes.figure
+        return (renderer.width, renderer.height, renderer.dpi, tuple(axes.viewLim.bounds),
+                tuple(axes.bbox.bounds), fig.patch.get_facecolor(), fig.patch.get_edgecolor(),
+                fig.patch.get_visible(), axes.patch.get_facecolor(), axes.patch.get_visible())
+
+    def covers(self, renderer: Any, axes: Any) -> bool:
+        """Whether kept pixels fit this draw (then the layer's patches are not drawn)."""
+        return self._region is not None and self._key == self.key(renderer, axes)
+
+
+class BackdropPatch(PathPatch):
+    """A patch of a :class:`Backdrop`'s layer: not drawn when the kept pixels are restored."""
+
+    def __init__(self, backdrop: Backdrop, path: Any, **kwargs: Any) -> None:
+        super().__init__(path, **kwargs)
+        self._backdrop = backdrop
+
+    @allow_rasterization
+    def draw(self, renderer: Any) -> None:
+        if not self._backdrop.covers(renderer, self.axes):
+            super().draw(renderer)
+
+
+class BackdropMark(Artist):
+    """Drawn right after a :class:`Backdrop`'s patches (the same zorder, added after them):
+    restores the kept pixels, or keeps those just drawn."""
+
+    def __init__(self, backdrop: Backdrop, zorder: float) -> None:
+        super().__init__()
+        self._backdrop = backdrop
+        self.set_zorder(zorder)
+
+    @allow_rasterization
+    def draw(self, renderer: Any) -> None:
+        b = self._backdrop
+        if b.covers(renderer, self.axes):
+            renderer.restore_region(b._region)
+            return
+        key = b.key(renderer, self.axes)
+        if key is not None:
+            b._key, b._region = key, renderer.copy_from_bbox(renderer.bbox)

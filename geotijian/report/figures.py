@@ -42,7 +42,7 @@ from ..errors import LayerError  # noqa: E402
 from ..io.atomic import atomic_path  # noqa: E402
 from ..model import StudyData  # noqa: E402
 from . import _common as c  # noqa: E402
-from ._agg import SharedRendererCanvas  # noqa: E402
+from ._agg import Backdrop, BackdropMark, BackdropPatch, SharedRendererCanvas  # noqa: E402
 from .maps import _classify, _ramp, _unit_indicator  # noqa: E402
 
 __all__ = ["find_cjk_font", "units_figure", "coverage_gap_figure", "save_figures", "FigureWarning"]
@@ -442,23 +442,43 @@ def _finish(fig: Any, ax: Any, study: StudyData, heading: str, path: Path, *, la
     return _save(fig, path, dpi)
 
 
-def _units_background(study: StudyData, ax: Any) -> None:
-    """Units in light grey under a thematic layer (gaps, problems)."""
-    if study.units is not None and len(study.units):
-        _draw(ax, _metric(study.units, study.crs, "units").geometry.to_numpy(), facecolor="#f4f4f4",
-              edgecolor="#bdbdbd", linewidth=0.5, zorder=1)
+def _units_background(study: StudyData, ax: Any, backdrop: Backdrop | None = None) -> None:
+    """Units in light grey under a thematic layer (gaps, problems), the lowest layer.
+
+    ``backdrop``: shared by a series of figures (``save_figures``' gap figures): the paths
+    are built once and the pixels drawn once (:class:`~geotijian.report._agg.Backdrop`).
+    """
+    if study.units is None or not len(study.units):
+        return
+    style = {"facecolor": "#f4f4f4", "edgecolor": "#bdbdbd", "linewidth": 0.5, "zorder": 1}
+    if backdrop is None:
+        _draw(ax, _metric(study.units, study.crs, "units").geometry.to_numpy(), **style)
+        return
+    if backdrop.paths is None:
+        g = _metric(study.units, study.crs, "units").geometry.to_numpy()
+        if (shapely.get_type_id(g) == 0).any():  # points among the units: drawn as they come
+            backdrop.paths = []
+        else:
+            backdrop.paths = [p for p in [_compound_path(g)] if p is not None]
+    if not backdrop.paths:
+        _draw(ax, _metric(study.units, study.crs, "units").geometry.to_numpy(), **style)
+        return
+    for path in backdrop.paths:  # as _draw_polygons draws one colour
+        ax.add_artist(BackdropPatch(backdrop, path, alpha=None, linestyle="-", **style))
+    ax.add_artist(BackdropMark(backdrop, zorder=style["zorder"]))
 
 
 def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, *,
                         lang: str = "zh", size_in: tuple[float, float] = (8.0, 8.0),
                         dpi: int = 150, _rows: dict[str, dict[str, np.ndarray]] | None = None,
-                        _colors: dict[str, str] | None = None) -> Path:
+                        _colors: dict[str, str] | None = None, _backdrop: Backdrop | None = None) -> Path:
     """Coverage gaps of one facility type: homes beyond the walking radius, by how far.
 
     Homes are coloured by walk distance to the nearest facility over the service radius
     (≤ 1.25, ≤ 1.5, ≤ 2, > 2 times), with that type's facilities and service area.
     (``_rows``, ``_colors``: the rows of each type per layer and the type colours, found
-    once by ``save_figures`` for all its figures.)
+    once by ``save_figures`` for all its figures; ``_backdrop``: their units layer, drawn
+    once.)
     """
     gaps_all = study.coverage_gaps
     if gaps_all is None:
@@ -471,7 +491,7 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
     with _style(lang):
         fig, ax = _new(size_in, dpi)
         _base(study, ax, _extent(study, gaps, study.units))
-        _units_background(study, ax)
+        _units_background(study, ax, _backdrop)
         handles = []
         color = (_colors if _colors is not None else c.study_type_colors(study)).get(facility_type, c.OTHER_COLOR)
         sa = study.service_areas
@@ -557,10 +577,11 @@ def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str
             written.append(units_figure(study, out / f"units.{fmt}", indicator=indicator,
                                         lang=lang, dpi=dpi))
         if study.coverage_gaps is not None and len(study.coverage_gaps):
-            rows, colors = _type_rows(study), c.study_type_colors(study)
+            rows, colors, backdrop = _type_rows(study), c.study_type_colors(study), Backdrop()
             for t in c.ordered_types(study.coverage_gaps["facility_type"]):
                 written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}",
-                                                   lang=lang, dpi=dpi, _rows=rows, _colors=colors))
+                                                   lang=lang, dpi=dpi, _rows=rows, _colors=colors,
+                                                   _backdrop=backdrop))
         if study.problems is not None and len(study.problems) and study.units is not None:
             written.append(problem_figure(study, out / f"problems.{fmt}", lang=lang, dpi=dpi, title=title))
             counts = unit_point_counts(study)
