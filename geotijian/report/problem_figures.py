@@ -88,11 +88,20 @@ def unit_point_counts(study: StudyData) -> pd.DataFrame:
     if pts is None or "level" not in pts.columns:
         out = pd.DataFrame(0, index=ids, columns=classes)
     else:
-        p = pd.DataFrame(pts[pts["level"].astype(str) == "unit"].drop(columns="geometry", errors="ignore"))
-        tab = pd.crosstab(p["area_id"].astype(str), p["problem_class"].astype(str)) if len(p) else \
-            pd.DataFrame(dtype=int)
-        classes = c.ordered_classes(pd.Series(list(tab.columns) + classes))
-        out = tab.reindex(index=ids, columns=classes, fill_value=0).fillna(0).astype(int)
+        unit = (pts["level"].astype(str) == "unit").to_numpy()
+        if not unit.any():
+            out = pd.DataFrame(dtype=int).reindex(index=ids, columns=classes, fill_value=0).fillna(0).astype(int)
+        else:  # a crosstab of the points' units and classes, counted in numpy
+            area = pts["area_id"].astype(str)[unit]  # as a crosstab reads them (missing: not counted)
+            kind, present = pd.factorize(pts["problem_class"].astype(str)[unit], sort=True)
+            classes = c.ordered_classes(pd.Series([*present, *classes]))
+            col = pd.Index(classes).get_indexer(present)[kind]
+            uniq = pd.Index(pd.unique(ids.to_numpy()))
+            row = uniq.get_indexer(area)
+            seen = (row >= 0) & (kind >= 0)  # points of areas that are not units here: not counted
+            n = np.bincount(row[seen] * len(classes) + col[seen], minlength=len(uniq) * len(classes))
+            out = pd.DataFrame(n.reshape(len(uniq), len(classes))[uniq.get_indexer(ids.to_numpy())],
+                               index=pd.Index(ids), columns=pd.Index(classes, name="problem_class")).astype(int)
     out["total"] = out.sum(axis=1)
     return out
 
@@ -120,6 +129,7 @@ def _label_units(ax, units, names, lines_per_unit, *, fontsize: float, m_per_pt:
     """
     g = units.geometry.to_numpy()
     pts = shapely.point_on_surface(g)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     skipped = 0
     for i, (geom, pt) in enumerate(zip(g, pts, strict=True)):
         lines = lines_per_unit[i]
@@ -129,6 +139,8 @@ def _label_units(ax, units, names, lines_per_unit, *, fontsize: float, m_per_pt:
         need_w = max(widths) * m_per_pt
         need_h = len(lines) * fontsize * 1.3 * m_per_pt
         x, y = pt.x, pt.y
+        if not (x0 <= x <= x1 and y0 <= y <= y1):
+            continue  # off the map: matplotlib would not draw it (annotation_clip)
         ymin, ymax = geom.bounds[1], geom.bounds[3]
         if _chord_width(geom, x, y) * 0.9 < need_w or (ymax - ymin) * 0.9 < need_h:
             skipped += 1
@@ -141,7 +153,8 @@ def _label_units(ax, units, names, lines_per_unit, *, fontsize: float, m_per_pt:
                 ax.annotate(text, (x, y), xytext=(off + tw / 2, dy), textcoords="offset points", ha="center",
                             va="center", fontsize=fontsize, color=color, zorder=12,
                             fontweight="bold" if color != "#222222" else "normal",
-                            path_effects=[pe.withStroke(linewidth=2.2, foreground="white")])
+                            path_effects=[pe.withStroke(linewidth=2.2, foreground="white")],
+                            annotation_clip=False)  # on the map (above): no per-label check at draw
                 off += tw
     return skipped
 
