@@ -265,13 +265,14 @@ def _scale_bar(ax: plt.Axes, lang: str) -> None:
     length = _nice_length(x1 - x0)
     h = (y1 - y0) * 0.012
     bx, by = x0 + (x1 - x0) * 0.04, y0 + (y1 - y0) * 0.04
-    ax.add_patch(Rectangle((bx - (x1 - x0) * 0.015, by - (y1 - y0) * 0.012),
-                           length + (x1 - x0) * 0.06, h * 5.2, facecolor="white", alpha=0.8,
-                           edgecolor="none", zorder=19))
+    # add_artist: the limits are set (add_patch would update the data limits for nothing)
+    ax.add_artist(Rectangle((bx - (x1 - x0) * 0.015, by - (y1 - y0) * 0.012),
+                            length + (x1 - x0) * 0.06, h * 5.2, facecolor="white", alpha=0.8,
+                            edgecolor="none", zorder=19))
     for i in range(4):
-        ax.add_patch(Rectangle((bx + i * length / 4, by), length / 4, h, zorder=20,
-                               facecolor="black" if i % 2 == 0 else "white",
-                               edgecolor="black", linewidth=0.6))
+        ax.add_artist(Rectangle((bx + i * length / 4, by), length / 4, h, zorder=20,
+                                facecolor="black" if i % 2 == 0 else "white",
+                                edgecolor="black", linewidth=0.6))
     unit, div = ("km", 1000.0) if length >= 1000 else ("m", 1.0)
     for pos in (0.0, length / 2, length):
         ax.text(bx + pos, by + h * 1.8, f"{pos / div:g}", ha="center", va="bottom", fontsize=7,
