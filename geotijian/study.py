@@ -65,7 +65,7 @@ from .study_fillin import (
     _write_edition_outputs,
 )
 from .study_report import (
-    _report_step,
+    _start_report,
     report_options,
     report_study,
 )
@@ -104,6 +104,7 @@ problem_map = _deferred(".report", "problem_map")
 save_figures = _deferred(".report", "save_figures")
 save_problem_map = _deferred(".report", "save_problem_map")
 save_town_maps = _deferred(".report", "save_town_maps")
+start_gpkg = _deferred(".report.gpkg", "start_gpkg")
 write_gpkg = _deferred(".report", "write_gpkg")
 _plan_json = _deferred(".study_plan", "_plan_json")
 _plan_step = _deferred(".study_plan", "_plan_step")
@@ -112,7 +113,8 @@ __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyRe
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "plan", "tables", "service_areas", "outputs", "report")
+         "survey", "judgement", "ledger", "plan", "tables", "outputs", "towns", "service_areas", "maps",
+         "report")
 
 
 @dataclass
@@ -395,23 +397,7 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
         result = _run(cfg, log, defer_areas=True)
         try:
             with staged_output(cfg.out_dir) as staging:
-                try:  # the tables do not read the service areas: written while the unions finish
-                    with log.step("tables"):
-                        files = _write_table_outputs(cfg, result, staging)
-                except BaseException:
-                    if result.pending_areas is not None:
-                        result.pending_areas.cancel()  # the error is not kept waiting
-                    raise
-                with log.step("service_areas"):  # what is left of the unions (this thread helps)
-                    result.data.service_areas = _collect_areas(result)
-                with log.step("outputs"):
-                    files += _write_outputs(cfg, result, staging)
-                with log.step("report"):
-                    if cfg.report.get("docx", True):
-                        # the report reads what the run wrote (run.json too), never recomputing
-                        write_text_atomic(staging / "run.json", json.dumps(_run_json(cfg, result, log, started),
-                                                                           ensure_ascii=False, indent=2, default=str))
-                        files.extend(_report_step(cfg, result, staging))
+                files = _write_all(cfg, result, log, staging, started)
                 run = _run_json(cfg, result, log, started)
                 write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
         except OutputError:
@@ -599,22 +585,56 @@ def _write_table_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> li
     return files
 
 
-def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
-    """The GeoPackage, maps and figures (after :func:`_write_table_outputs`)."""
+def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, started: str) -> list[Path]:
+    """Every output into ``folder``: first what does not read the service areas (tables,
+    the GeoPackage's other layers, the units and problems figures, the town packages'
+    tables and figures) while their unions finish in the background; then the service
+    areas' layer, the maps, the coverage-gap figures and the reports."""
     data = res.data
-    files: list[Path] = []
     lang = cfg.report.get("lang", "zh")
-    files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
+    fig = {"lang": lang, "indicator": cfg.report.get("indicator"), "title": cfg.report.get("map_title"),
+           "dpi": cfg.report.get("dpi", settings.figure_dpi),
+           "formats": cfg.report.get("formats", settings.figure_formats)}
+    gpkg = report = None
+    try:
+        with log.step("tables"):
+            files = _write_table_outputs(cfg, res, folder)
+        with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
+            gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
+            files += save_figures(data, folder / "maps", kinds=("units", "problems"), **fig)
+        with log.step("towns"):     # the report's inputs, the town packages' tables and figures
+            if cfg.report.get("docx", True):
+                # the report reads what the run wrote (run.json too), never recomputing
+                write_text_atomic(folder / "run.json", json.dumps(_run_json(cfg, res, log, started),
+                                                                  ensure_ascii=False, indent=2, default=str))
+                report = _start_report(cfg, res, folder)
+    except BaseException:
+        if res.pending_areas is not None:
+            res.pending_areas.cancel()  # the error is not kept waiting
+        raise
+    with log.step("service_areas"):  # what is left of the unions (this thread helps)
+        data.service_areas = _collect_areas(res)
+    with log.step("maps"):
+        files.append(gpkg.finish(data))
+        files += _write_maps(cfg, res, folder)
+        files += save_figures(data, folder / "maps", kinds=("gaps",), **fig)
+        if data.meta.get("ortho") is not None:
+            files.append(quicklook_png(data.meta["ortho"], folder / "maps" / "orthophoto_quicklook.png"))
+    with log.step("report"):
+        if report is not None:
+            files += report.finish(template=cfg.report.get("template"), date=cfg.report.get("date"))
+    return files
+
+
+def _write_maps(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+    """The district's problem map and one map per town (``maps/``)."""
+    data = res.data
+    lang = cfg.report.get("lang", "zh")
     maps = folder / "maps"
     title = cfg.report.get("map_title")
     m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title, nav=district_nav(data))
-    files.append(save_problem_map(m, maps / "problem_map.html"))
+    files = [save_problem_map(m, maps / "problem_map.html")]
     files.extend(save_town_maps(data, maps, indicator=cfg.report.get("indicator"), lang=lang, title=title))
-    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator"), title=title,
-                              dpi=cfg.report.get("dpi", settings.figure_dpi),
-                              formats=cfg.report.get("formats", settings.figure_formats)))
-    if data.meta.get("ortho") is not None:
-        files.append(quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png"))
     return files
 
 
@@ -829,7 +849,7 @@ def _prepared_run(cfg: StudyConfig, *, progress: bool) -> StudyResult:
     """The study's computation (no outputs, no fill-in collection), under its settings."""
     saved = settings.current()
     log = RunLog(progress=progress)
-    log.start(len(STEPS) - 1)
+    log.start(STEPS.index("tables") + 1)   # the compute steps and the service areas
     try:
         settings.configure(metric_crs=cfg.crs)
         if "max_snap_distance_m" in cfg.network:
