@@ -19,6 +19,7 @@ import datetime as _dt
 import importlib
 import json
 import warnings
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ from .study_steps import (
     _with_access_rule,
 )
 from .units import build_units, compounds_from_landuse, range_compliance
+from .workers import ForkedTasks
 
 
 
@@ -614,28 +616,47 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
         raise
     with log.step("service_areas"):  # what is left of the unions (this thread helps)
         data.service_areas = _collect_areas(res)
-    with log.step("maps"):
-        files.append(gpkg.finish(data))
-        files += _write_maps(cfg, res, folder)
-        files += save_figures(data, folder / "maps", kinds=("gaps",), **fig)
-        if data.meta.get("ortho") is not None:
-            files.append(quicklook_png(data.meta["ortho"], folder / "maps" / "orthophoto_quicklook.png"))
+    with log.step("maps"):   # in worker processes where the platform forks (workers.py)
+        with ForkedTasks(_map_tasks(cfg, res, folder, fig)) as maps:
+            files.append(gpkg.finish(data))   # meanwhile, here
+            files += [f for written in maps.result() for f in written]
     with log.step("report"):
         if report is not None:
-            files += report.finish(template=cfg.report.get("template"), date=cfg.report.get("date"))
+            opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
+            tasks = [(1.0, partial(report.finish, **opts, towns=()))] + \
+                [(1.0, partial(report.finish, **opts, district=False, towns=(code,))) for code in report.town_codes()]
+            with ForkedTasks(tasks) as docs:
+                files += [f for written in docs.result() for f in written]
     return files
 
 
-def _write_maps(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
-    """The district's problem map and one map per town (``maps/``)."""
+def _map_tasks(cfg: StudyConfig, res: StudyResult, folder: Path, fig: dict) -> list[tuple[float, Any]]:
+    """(cost, task) of the maps and coverage-gap figures: the district map, one task per
+    town map and per few facility types' gap figures, the orthophoto quicklook."""
     data = res.data
-    lang = cfg.report.get("lang", "zh")
     maps = folder / "maps"
-    title = cfg.report.get("map_title")
-    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title, nav=district_nav(data))
-    files = [save_problem_map(m, maps / "problem_map.html")]
-    files.extend(save_town_maps(data, maps, indicator=cfg.report.get("indicator"), lang=lang, title=title))
-    return files
+    opts = {"indicator": cfg.report.get("indicator"), "lang": fig["lang"], "title": cfg.report.get("map_title")}
+    n_units = len(data.units) if data.units is not None else 0
+    tasks: list[tuple[float, Any]] = [(n_units, partial(_district_map, data, maps, opts))]
+    if data.towns is not None and "town_code" in data.towns.columns:
+        codes = sorted(set(data.towns["town_code"].astype(str)))
+        per_town = (data.units["town_code"].astype(str).value_counts()
+                    if data.units is not None and "town_code" in data.units.columns else pd.Series(dtype=int))
+        tasks += [(int(per_town.get(code, 0)), partial(save_town_maps, data, maps, towns=(code,), **opts))
+                  for code in codes]
+    if data.coverage_gaps is not None and len(data.coverage_gaps):
+        types = sorted(set(data.coverage_gaps["facility_type"].astype(str)))
+        tasks += [(n_units / 4 * len(types[i:i + 3]), partial(save_figures, data, maps, kinds=("gaps",),
+                                                              types=tuple(types[i:i + 3]), **fig))
+                  for i in range(0, len(types), 3)]
+    if data.meta.get("ortho") is not None:
+        tasks.append((1.0, lambda: [quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png")]))
+    return tasks
+
+
+def _district_map(data: StudyData, maps: Path, opts: dict) -> list[Path]:
+    m = problem_map(data, nav=district_nav(data), **opts)
+    return [save_problem_map(m, maps / "problem_map.html")]
 
 
 def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> dict:

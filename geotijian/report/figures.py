@@ -511,7 +511,8 @@ def _type_rows(study: StudyData) -> dict[str, dict[str, np.ndarray]]:
 
 def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
                  lang: str = "zh", indicator: str | None = None, dpi: int = 150,
-                 title: str | None = None, kinds: Collection[str] = ("units", "gaps", "problems")) -> list[Path]:
+                 title: str | None = None, kinds: Collection[str] = ("units", "gaps", "problems"),
+                 types: Collection[str] | None = None) -> list[Path]:
     """Every figure the study supports, into ``out_dir``; returns the written paths.
 
     ``units.<fmt>`` (choropleth), ``gaps_<facility_type>.<fmt>`` (one per type with gaps),
@@ -519,7 +520,8 @@ def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str
     (``problems_urgent``, ``problems_best_effort``, ``problems_long_term``), in each of
     ``formats`` (png, pdf, svg) at ``dpi``; ``title`` replaces the problem figure's heading
     (``[report] dpi, formats, title`` in study.toml). ``kinds``: only these of ``"units"``,
-    ``"gaps"`` (the coverage-gap figures, which draw the service areas) and ``"problems"``.
+    ``"gaps"`` (the coverage-gap figures, which draw the service areas) and ``"problems"``;
+    ``types``: the coverage-gap figures of these facility types only.
     """
     from .problem_figures import CLASS_FILE_NAMES, problem_class_figure, problem_figure, unit_point_counts
 
@@ -534,6 +536,8 @@ def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str
         if "gaps" in kinds and study.coverage_gaps is not None and len(study.coverage_gaps):
             rows, colors = _type_rows(study), c.study_type_colors(study)
             for t in c.ordered_types(study.coverage_gaps["facility_type"]):
+                if types is not None and t not in types:
+                    continue
                 written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}",
                                                    lang=lang, dpi=dpi, _rows=rows, _colors=colors))
         if "problems" in kinds and study.problems is not None and len(study.problems) and study.units is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -195,20 +196,31 @@ class ReportDraft:
         self.inp, self.out, self.rules, self.bands, self.organisation, self.towns = \
             inp, out, rules, bands, organisation, towns
 
-    def finish(self, *, template: str | Path | None = None, date: str | None = None) -> list[Path]:
+    def finish(self, *, template: str | Path | None = None, date: str | None = None, district: bool = True,
+               towns: Collection[str] | None = None) -> list[Path]:
         """The district report and the towns' maps and reports, with the figures the
         output folder holds now (the coverage-gap figures drawn meanwhile); every file
-        written since :func:`start_report`."""
+        written since :func:`start_report`.
+
+        ``district`` / ``towns``: only the district report (``towns=()``) or only these
+        towns' packages (``district=False``), e.g. to write them in several processes.
+        """
         inp = self.inp
         maps = inp.folder / "maps"
         inp = fresh_inputs(inp, figures={p.stem: p for p in sorted(maps.glob("*.png"))} if maps.exists() else {})
-        blob, _ = build_report(inp, template=template, rules=self.rules, bands=self.bands,
-                               organisation=self.organisation, date=date)
-        written = [write_bytes_atomic(self.out / "report" / report_file_name(inp.title, inp.year), blob)]
+        written = []
+        if district:
+            blob, _ = build_report(inp, template=template, rules=self.rules, bands=self.bands,
+                                   organisation=self.organisation, date=date)
+            written.append(write_bytes_atomic(self.out / "report" / report_file_name(inp.title, inp.year), blob))
         if self.towns is not None:
             written += self.towns.finish(inp, template=template, rules=self.rules, bands=self.bands,
-                                         organisation=self.organisation, date=date)
+                                         organisation=self.organisation, date=date, codes=towns)
         return written
+
+    def town_codes(self) -> list[str]:
+        """The towns with a package (those with units), in the order written."""
+        return [code for code, _, _ in self.towns.towns] if self.towns is not None else []
 
 
 def start_report(folder: str | Path, *, name: str, title: str | None = None, year: int | None = None,

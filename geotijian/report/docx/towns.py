@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -267,11 +268,12 @@ class TownPackages:
         self.folder, self.data, self.towns, self.written, self.lang = folder, data, towns, written, lang
 
     def finish(self, inp: ReportInputs, *, template: Any = None, rules: Any = None, bands: Any = None,
-               organisation: str | None = None, date: str | None = None) -> list[Path]:
+               organisation: str | None = None, date: str | None = None,
+               codes: Collection[str] | None = None) -> list[Path]:
         """Each town's map and report; returns every file of the packages.
 
         ``inp``: the report's inputs now (its figures: the district's coverage-gap figures
-        the reports show)."""
+        the reports show); ``codes``: only these towns."""
         from ...io.atomic import write_bytes_atomic
 
         if self.data is not None:
@@ -280,10 +282,12 @@ class TownPackages:
         else:   # read back what the maps need: nothing more when the run's town maps are there
             data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=("towns",))
             town_maps = _run_town_maps(data, inp.folder)
-            if not all(code in town_maps for code, _, _ in self.towns):
+            if not all(code in town_maps for code, _, _ in self.towns if codes is None or code in codes):
                 data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=MAP_LAYERS)
         out: list[Path] = []
         for (code, scope, tf), written in zip(self.towns, self.written):
+            if codes is not None and code not in codes:
+                continue
             written = written + [_town_map(data, scope, tf, self.lang, town_map=town_maps.get(code))]
             figs = {**{k: p for k, p in inp.figures.items() if k.startswith("gaps_")},
                     **{p.stem: p for p in written if p.suffix == ".png"}}
