@@ -12,7 +12,10 @@ the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]
 Measured in this one process:
 
 * ``run_study`` on it: wall and CPU seconds (user + system, all threads) of every step,
-  peak resident memory (``ru_maxrss``), the size of every output file;
+  the CPU of the forked output workers (``geotijian.workers``), peak resident memory of
+  this process (``ru_maxrss``) and the peak proportional memory (PSS) of this process and
+  its workers together (sampled; the workers share the study's pages), the size of every
+  output file;
 * the floor beside them: a plain ``pyogrio.read_dataframe`` of every input layer plus the
   coverage kernel (``build_network`` + ``nearest_facility_distance`` for every type);
 * byte-identical outputs on a second run (``run.json`` compared without its timings);
@@ -20,7 +23,7 @@ Measured in this one process:
   imports included.
 
 Targets (issue 15; the machine's load is printed, figures under contention are not the
-quiet machine's): end to end ≤ 45 s, peak RSS ≤ 2 GB, the district map ≤ 15 MB, identical
+quiet machine's): end to end ≤ 45 s, peak memory ≤ 2 GB (the larger of the two above), the district map ≤ 15 MB, identical
 bytes on a rerun, ``make demo`` ≤ 10 s. Exits 1 when one is missed.
 """
 

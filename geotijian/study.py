@@ -74,6 +74,7 @@ from .study_steps import (
     FCA_TYPES,  # noqa: F401  (importable from geotijian.study, as before)
     _coverage_step,
     _indicators_step,
+    _start_areas,
     _judgement_step,
     _ledger_step,
     _survey_step,
@@ -485,11 +486,15 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bo
             data.network = build_network(osm.graph, crs=cfg.crs)
         else:
             data.network = build_network(data.roads, crs=cfg.crs)
-    with log.step("units"):
-        all_homes = _units_step(cfg, data)
-    with log.step("coverage"):
-        areas = _coverage_step(data, all_homes, fcat, types, osm, res)
-    try:  # the service areas' unions run in a second thread meanwhile (no step reads them)
+        areas = _start_areas(data, fcat, types, osm)   # their unions run in a second thread from here
+    try:  # ... beside the steps (none but the outputs reads them)
+        with log.step("units"):
+            all_homes = _units_step(cfg, data)
+        with log.step("coverage"):
+            assessed = _coverage_step(data, all_homes, fcat, types, osm, res)
+            if assessed != [r[0] for r in areas.rows]:   # the same types, or the coverage step's error
+                raise RuntimeError(f"service areas started for {[r[0] for r in areas.rows]}, "
+                                   f"coverage assessed {assessed}")
         with log.step("imagery"):
             if cfg.imagery:
                 ortho = read_orthophoto(cfg.imagery["path"], bands=cfg.imagery.get("bands"))
