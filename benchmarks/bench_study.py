@@ -12,7 +12,10 @@ the sample's ``study.toml`` pointing at it (other name and output, no ``[ledger]
 Measured in this one process:
 
 * ``run_study`` on it: wall and CPU seconds (user + system, all threads) of every step,
-  peak resident memory (``ru_maxrss``), the size of every output file;
+  the CPU of the forked output workers (``geotijian.workers``), peak resident memory of
+  this process (``ru_maxrss``) and the peak proportional memory (PSS) of this process and
+  its workers together (sampled; the workers share the study's pages), the size of every
+  output file;
 * the floor beside them: a plain ``pyogrio.read_dataframe`` of every input layer plus the
   coverage kernel (``build_network`` + ``nearest_facility_distance`` for every type);
 * byte-identical outputs on a second run (``run.json`` compared without its timings);
@@ -20,7 +23,7 @@ Measured in this one process:
   imports included.
 
 Targets (issue 15; the machine's load is printed, figures under contention are not the
-quiet machine's): end to end ≤ 45 s, peak RSS ≤ 2 GB, the district map ≤ 15 MB, identical
+quiet machine's): end to end ≤ 45 s, peak memory ≤ 2 GB (the larger of the two above), the district map ≤ 15 MB, identical
 bytes on a rerun, ``make demo`` ≤ 10 s. Exits 1 when one is missed.
 """
 
@@ -32,6 +35,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +120,50 @@ def floor(study: Path) -> dict[str, float]:
     return {"read_s": read_s, "read_cpu": read_cpu, "kernel_s": kernel_s, "kernel_cpu": kernel_cpu}
 
 
+class PssSampler:
+    """Peak proportional memory (PSS) of this process and its children together, sampled
+    every ``every`` s (Linux ``/proc/<pid>/smaps_rollup``): the output steps' forked
+    workers share the study's pages, so their RSS would count those pages twice."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.every, self.peak_mb, self.available = every, 0.0, Path("/proc/self/smaps_rollup").exists()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _pss_kb(pid: int | str) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+        except OSError:   # a worker that just left
+            pass
+        return 0
+
+    def _pids(self) -> list[str]:
+        pids = ["self"]
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                pids += (task / "children").read_text().split()
+            except OSError:
+                pass
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak_mb = max(self.peak_mb, sum(self._pss_kb(p) for p in self._pids()) / 1024.0)
+
+    def __enter__(self) -> "PssSampler":
+        if self.available:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.available:
+            self._thread.join()
+
+
 def demo() -> tuple[float, float]:
     """``make demo``'s study (``geotijian run layers/sample/study.toml``) in a child process,
     imports included: (wall s, CPU s of the child)."""
@@ -167,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"== bench_study: scale {scale:g} ({study.parent}); {_load()}", flush=True)
     t0, c0 = time.perf_counter(), time.process_time()
-    res = gt.run_study(study, progress=False)
+    k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with PssSampler() as pss:
+        res = gt.run_study(study, progress=False)
     total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+    k1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu = (k1.ru_utime - k0.ru_utime) + (k1.ru_stime - k0.ru_stime)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out = res.out_dir
     counts = {k: len(v) for k, v in res.data.layers().items()}
@@ -179,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     for step, wall in res.log.timings.items():
         print(f"{step:<12}{wall:>9.2f}{res.log.cpu.get(step, float('nan')):>9.2f}")
     print(f"{'total':<12}{total:>9.2f}{total_cpu:>9.2f}   (target ≤ {TARGET_TOTAL_S:g} s wall on a quiet machine)")
-    print(f"peak RSS {rss_mb:,.0f} MB (target ≤ {TARGET_RSS_MB:,.0f} MB)")
+    print(f"(step CPU is this process's; the forked output workers used {workers_cpu:.2f} s CPU more: "
+          f"{total_cpu + workers_cpu:.2f} s in all)")
+    mem_mb = max(rss_mb, pss.peak_mb)
+    print(f"peak RSS {rss_mb:,.0f} MB; peak PSS of the study and its workers together {pss.peak_mb:,.0f} MB "
+          f"(sampled every {pss.every:g} s); target ≤ {TARGET_RSS_MB:,.0f} MB on the larger")
     print(f"load after the run: {_load()}")
 
     fl = floor(study)
@@ -196,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     if total > TARGET_TOTAL_S:
         failed.append(f"end to end {total:.1f} s > {TARGET_TOTAL_S:g} s")
-    if rss_mb > TARGET_RSS_MB:
-        failed.append(f"peak RSS {rss_mb:,.0f} MB > {TARGET_RSS_MB:,.0f} MB")
+    if mem_mb > TARGET_RSS_MB:
+        failed.append(f"peak memory {mem_mb:,.0f} MB > {TARGET_RSS_MB:,.0f} MB")
     if map_mb > TARGET_MAP_MB:
         failed.append(f"district map {map_mb:.1f} MB > {TARGET_MAP_MB:g} MB")
     if not args.no_rerun:

@@ -10,7 +10,24 @@ from typing import Any
 
 
 class GeotijianError(Exception):
-    """Base class of every geotijian error."""
+    """Base class of every geotijian error.
+
+    Errors pickle with their message and fields (a worker process sends them back to the
+    study, :mod:`geotijian.workers`), whatever their constructor's arguments.
+    """
+
+    def __reduce__(self) -> tuple:
+        return _rebuild_error, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild_error(cls: type, args: tuple, state: dict) -> GeotijianError:
+    try:
+        err = cls.__new__(cls, *args)   # not its __init__: its arguments are not its args
+    except TypeError:                    # MemoryError's kind: built by the class itself
+        err = cls(*args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class LayerError(GeotijianError, ValueError):

@@ -19,6 +19,7 @@ import datetime as _dt
 import importlib
 import json
 import warnings
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ from .study_fillin import (
     _write_edition_outputs,
 )
 from .study_report import (
-    _report_step,
+    _start_report,
     report_options,
     report_study,
 )
@@ -73,6 +74,7 @@ from .study_steps import (
     FCA_TYPES,  # noqa: F401  (importable from geotijian.study, as before)
     _coverage_step,
     _indicators_step,
+    _start_areas,
     _judgement_step,
     _ledger_step,
     _survey_step,
@@ -80,6 +82,7 @@ from .study_steps import (
     _with_access_rule,
 )
 from .units import build_units, compounds_from_landuse, range_compliance
+from .workers import ForkedTasks
 
 
 
@@ -104,6 +107,7 @@ problem_map = _deferred(".report", "problem_map")
 save_figures = _deferred(".report", "save_figures")
 save_problem_map = _deferred(".report", "save_problem_map")
 save_town_maps = _deferred(".report", "save_town_maps")
+start_gpkg = _deferred(".report.gpkg", "start_gpkg")
 write_gpkg = _deferred(".report", "write_gpkg")
 _plan_json = _deferred(".study_plan", "_plan_json")
 _plan_step = _deferred(".study_plan", "_plan_step")
@@ -112,7 +116,8 @@ __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyRe
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
-         "survey", "judgement", "ledger", "plan", "tables", "service_areas", "outputs", "report")
+         "survey", "judgement", "ledger", "plan", "tables", "outputs", "towns", "service_areas", "maps",
+         "report")
 
 
 @dataclass
@@ -395,23 +400,7 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
         result = _run(cfg, log, defer_areas=True)
         try:
             with staged_output(cfg.out_dir) as staging:
-                try:  # the tables do not read the service areas: written while the unions finish
-                    with log.step("tables"):
-                        files = _write_table_outputs(cfg, result, staging)
-                except BaseException:
-                    if result.pending_areas is not None:
-                        result.pending_areas.cancel()  # the error is not kept waiting
-                    raise
-                with log.step("service_areas"):  # what is left of the unions (this thread helps)
-                    result.data.service_areas = _collect_areas(result)
-                with log.step("outputs"):
-                    files += _write_outputs(cfg, result, staging)
-                with log.step("report"):
-                    if cfg.report.get("docx", True):
-                        # the report reads what the run wrote (run.json too), never recomputing
-                        write_text_atomic(staging / "run.json", json.dumps(_run_json(cfg, result, log, started),
-                                                                           ensure_ascii=False, indent=2, default=str))
-                        files.extend(_report_step(cfg, result, staging))
+                files = _write_all(cfg, result, log, staging, started)
                 run = _run_json(cfg, result, log, started)
                 write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
         except OutputError:
@@ -497,11 +486,15 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bo
             data.network = build_network(osm.graph, crs=cfg.crs)
         else:
             data.network = build_network(data.roads, crs=cfg.crs)
-    with log.step("units"):
-        all_homes = _units_step(cfg, data)
-    with log.step("coverage"):
-        areas = _coverage_step(data, all_homes, fcat, types, osm, res)
-    try:  # the service areas' unions run in a second thread meanwhile (no step reads them)
+        areas = _start_areas(data, fcat, types, osm)   # their unions run in a second thread from here
+    try:  # ... beside the steps (none but the outputs reads them)
+        with log.step("units"):
+            all_homes = _units_step(cfg, data)
+        with log.step("coverage"):
+            assessed = _coverage_step(data, all_homes, fcat, types, osm, res)
+            if assessed != [r[0] for r in areas.rows]:   # the same types, or the coverage step's error
+                raise RuntimeError(f"service areas started for {[r[0] for r in areas.rows]}, "
+                                   f"coverage assessed {assessed}")
         with log.step("imagery"):
             if cfg.imagery:
                 ortho = read_orthophoto(cfg.imagery["path"], bands=cfg.imagery.get("bands"))
@@ -599,23 +592,76 @@ def _write_table_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> li
     return files
 
 
-def _write_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
-    """The GeoPackage, maps and figures (after :func:`_write_table_outputs`)."""
+def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, started: str) -> list[Path]:
+    """Every output into ``folder``: first what does not read the service areas (tables,
+    the GeoPackage's other layers, the units and problems figures, the town packages'
+    tables and figures) while their unions finish in the background; then the service
+    areas' layer, the maps, the coverage-gap figures and the reports."""
     data = res.data
-    files: list[Path] = []
     lang = cfg.report.get("lang", "zh")
-    files.append(write_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang))
-    maps = folder / "maps"
-    title = cfg.report.get("map_title")
-    m = problem_map(data, indicator=cfg.report.get("indicator"), lang=lang, title=title, nav=district_nav(data))
-    files.append(save_problem_map(m, maps / "problem_map.html"))
-    files.extend(save_town_maps(data, maps, indicator=cfg.report.get("indicator"), lang=lang, title=title))
-    files.extend(save_figures(data, maps, lang=lang, indicator=cfg.report.get("indicator"), title=title,
-                              dpi=cfg.report.get("dpi", settings.figure_dpi),
-                              formats=cfg.report.get("formats", settings.figure_formats)))
-    if data.meta.get("ortho") is not None:
-        files.append(quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png"))
+    fig = {"lang": lang, "indicator": cfg.report.get("indicator"), "title": cfg.report.get("map_title"),
+           "dpi": cfg.report.get("dpi", settings.figure_dpi),
+           "formats": cfg.report.get("formats", settings.figure_formats)}
+    gpkg = report = None
+    try:
+        with log.step("tables"):
+            files = _write_table_outputs(cfg, res, folder)
+        with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
+            gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
+            files += save_figures(data, folder / "maps", kinds=("units", "problems"), **fig)
+        with log.step("towns"):     # the report's inputs, the town packages' tables and figures
+            if cfg.report.get("docx", True):
+                # the report reads what the run wrote (run.json too), never recomputing
+                write_text_atomic(folder / "run.json", json.dumps(_run_json(cfg, res, log, started),
+                                                                  ensure_ascii=False, indent=2, default=str))
+                report = _start_report(cfg, res, folder)
+    except BaseException:
+        if res.pending_areas is not None:
+            res.pending_areas.cancel()  # the error is not kept waiting
+        raise
+    with log.step("service_areas"):  # what is left of the unions (this thread helps)
+        data.service_areas = _collect_areas(res)
+    with log.step("maps"):   # in worker processes where the platform forks (workers.py)
+        with ForkedTasks(_map_tasks(cfg, res, folder, fig)) as maps:
+            files.append(gpkg.finish(data))   # meanwhile, here
+            files += [f for written in maps.result() for f in written]
+    with log.step("report"):
+        if report is not None:
+            opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
+            tasks = [(1.0, partial(report.finish, **opts, towns=()))] + \
+                [(1.0, partial(report.finish, **opts, district=False, towns=(code,))) for code in report.town_codes()]
+            with ForkedTasks(tasks) as docs:
+                files += [f for written in docs.result() for f in written]
     return files
+
+
+def _map_tasks(cfg: StudyConfig, res: StudyResult, folder: Path, fig: dict) -> list[tuple[float, Any]]:
+    """(cost, task) of the maps and coverage-gap figures: the district map, one task per
+    town map and per few facility types' gap figures, the orthophoto quicklook."""
+    data = res.data
+    maps = folder / "maps"
+    opts = {"indicator": cfg.report.get("indicator"), "lang": fig["lang"], "title": cfg.report.get("map_title")}
+    n_units = len(data.units) if data.units is not None else 0
+    tasks: list[tuple[float, Any]] = [(n_units, partial(_district_map, data, maps, opts))]
+    if data.towns is not None and "town_code" in data.towns.columns:
+        codes = sorted(set(data.towns["town_code"].astype(str)))
+        per_town = (data.units["town_code"].astype(str).value_counts()
+                    if data.units is not None and "town_code" in data.units.columns else pd.Series(dtype=int))
+        tasks += [(int(per_town.get(code, 0)), partial(save_town_maps, data, maps, towns=(code,), **opts))
+                  for code in codes]
+    if data.coverage_gaps is not None and len(data.coverage_gaps):
+        types = sorted(set(data.coverage_gaps["facility_type"].astype(str)))
+        tasks += [(n_units / 4 * len(types[i:i + 3]), partial(save_figures, data, maps, kinds=("gaps",),
+                                                              types=tuple(types[i:i + 3]), **fig))
+                  for i in range(0, len(types), 3)]
+    if data.meta.get("ortho") is not None:
+        tasks.append((1.0, lambda: [quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png")]))
+    return tasks
+
+
+def _district_map(data: StudyData, maps: Path, opts: dict) -> list[Path]:
+    m = problem_map(data, nav=district_nav(data), **opts)
+    return [save_problem_map(m, maps / "problem_map.html")]
 
 
 def _run_json(cfg: StudyConfig, res: StudyResult, log: RunLog, started: str) -> dict:
@@ -829,7 +875,7 @@ def _prepared_run(cfg: StudyConfig, *, progress: bool) -> StudyResult:
     """The study's computation (no outputs, no fill-in collection), under its settings."""
     saved = settings.current()
     log = RunLog(progress=progress)
-    log.start(len(STEPS) - 1)
+    log.start(STEPS.index("tables") + 1)   # the compute steps and the service areas
     try:
         settings.configure(metric_crs=cfg.crs)
         if "max_snap_distance_m" in cfg.network:

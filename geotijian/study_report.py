@@ -66,6 +66,18 @@ def report_options(cfg: StudyConfig) -> dict[str, Any]:
             "organisation": r.get("organisation"), "date": r.get("date"), "towns": r.get("towns", True)}
 
 
+def _start_report(cfg: StudyConfig, res: StudyResult, folder: Path) -> Any:
+    """Begin the 体检报告 and the town packages from the outputs written so far into
+    ``folder`` (:func:`geotijian.report.docx.start_report`): the town tables and figures;
+    ``.finish(template=..., date=...)`` writes the reports once the maps are drawn."""
+    from .report.docx import start_report
+
+    opts = report_options(cfg)
+    for k in ("template", "date"):
+        opts.pop(k)
+    return start_report(folder, study_data=res.data, **opts)
+
+
 def _report_step(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
     """The 体检报告 and the town packages, from the outputs just written into ``folder``."""
     from .report.docx import write_report

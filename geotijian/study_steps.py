@@ -17,6 +17,7 @@ import pandas as pd
 from . import settings
 from .access import (
     PendingServiceAreas,
+    _coverage_types,
     coverage_gaps,
     facility_distance_matrix,
     service_coverage,
@@ -25,7 +26,7 @@ from .access import (
 from .area_names import with_unit_names
 from .assess import build_tables, problem_status, read_ledger, update_ledger
 from .config import StudyConfig
-from .errors import RepairWarning
+from .errors import ConfigError, RepairWarning
 from .indicators import compute_indicators, read_filled_values
 from .model import StudyData
 from .study_fillin import _collect_fillins, _edition_values, _note_sources
@@ -66,41 +67,50 @@ def _units_step(cfg: StudyConfig, data: StudyData) -> gpd.GeoDataFrame:
     return all_homes
 
 
+def _start_areas(data: StudyData, fcat: pd.DataFrame, types: list[str] | None, osm: Any) -> PendingServiceAreas:
+    """The service areas of the types the coverage step assesses, started as soon as the
+    network is built: searched here, their buffers and unions run in a second thread
+    while the study goes on (units, coverage, indicators ...; only the outputs read
+    them: ``study`` collects them after writing the tables). The types' checks and
+    warnings are the coverage step's (said there)."""
+    wd = dict(zip(fcat["code"], fcat["walk_distance_m"].astype(float)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # said by the coverage step, which raises the errors too
+        try:
+            kinds, _ = _coverage_types(data.facilities, types, wd, "type")
+        except ConfigError:
+            kinds = []
+        pending = start_service_areas(data.network, data.facilities, catalogue=fcat, types=kinds,
+                                      entrances=osm.entrances if osm is not None else None)
+    return pending
+
+
 def _coverage_step(data: StudyData, all_homes: gpd.GeoDataFrame, fcat: pd.DataFrame,
-                   types: list[str] | None, osm: Any, res: StudyResult) -> PendingServiceAreas:
+                   types: list[str] | None, osm: Any, res: StudyResult) -> list[str]:
     """Life-circle coverage per home and area, gaps and the 2SFCA inputs, into ``data``
-    and ``res.tables``; returns the service areas, whose unions go on in the background
-    (only the outputs read them: ``study._run`` sets ``data.service_areas`` at its end)."""
+    and ``res.tables``; returns the types assessed (those of :func:`_start_areas`)."""
     # compounds and, with residents from buildings, the housing outside every compound
     homes = all_homes[["compound_id", "home_kind", "unit_id", "population", "geometry"]].rename(
         columns={"compound_id": "home_id"})
     entrances = osm.entrances if osm is not None else None
     cov = service_coverage(data.network, homes, data.facilities, types=types, catalogue=fcat,
                            units=data.units, entrances=entrances)
-    # the street space within walking distance: searched here, buffered and united in a
-    # second thread while this one goes on (the unions are most of the step's work)
-    areas = start_service_areas(data.network, data.facilities, catalogue=fcat, types=cov.types,
-                                entrances=entrances)
-    try:
-        data.homes = cov.per_home
-        data.coverage_gaps = coverage_gaps(cov)
-        data.facilities = _with_access_rule(data.facilities, cov.facilities)
-        res.tables["coverage"] = cov.per_area
-        dist = cov.per_home.set_index("home_id")[[f"dist_{t}" for t in cov.types]]
-        dist.columns = cov.types
-        data.meta["distances"] = dist
-        data.meta["walk_distances"] = cov.walk_distance_m
-        district = cov.per_area[cov.per_area["level"] == "district"]
-        data.meta["coverage_district"] = pd.DataFrame({
-            "type": district["facility_type"].to_numpy(),
-            "share_%": (district["share"].to_numpy() * 100).round(1),
-            "not_covered": district["not_covered"].round(0).astype(int).to_numpy(),
-        })
-        data.meta["fca"] = _fca_inputs(data, homes, cov, entrances)
-    except BaseException:
-        areas.cancel()
-        raise
-    return areas
+    data.homes = cov.per_home
+    data.coverage_gaps = coverage_gaps(cov)
+    data.facilities = _with_access_rule(data.facilities, cov.facilities)
+    res.tables["coverage"] = cov.per_area
+    dist = cov.per_home.set_index("home_id")[[f"dist_{t}" for t in cov.types]]
+    dist.columns = cov.types
+    data.meta["distances"] = dist
+    data.meta["walk_distances"] = cov.walk_distance_m
+    district = cov.per_area[cov.per_area["level"] == "district"]
+    data.meta["coverage_district"] = pd.DataFrame({
+        "type": district["facility_type"].to_numpy(),
+        "share_%": (district["share"].to_numpy() * 100).round(1),
+        "not_covered": district["not_covered"].round(0).astype(int).to_numpy(),
+    })
+    data.meta["fca"] = _fca_inputs(data, homes, cov, entrances)
+    return list(cov.types)
 
 
 def _fca_inputs(data: StudyData, homes: gpd.GeoDataFrame, cov: Any, entrances: Any) -> dict:

@@ -345,3 +345,30 @@ def test_check_gcj_shift_silent_on_wgs84_points():
         res = check_gcj_shift(pois, roads)
     assert not res["looks_gcj02"]
     assert res["median_m"] == pytest.approx(12.0, abs=0.5)
+
+
+def test_arrow_read_gives_the_frame_of_a_feature_by_feature_read(tmp_path):
+    """Layers are read through Arrow: the same columns, dtypes, values and geometries as
+    pyogrio's feature-by-feature read, including a text column without any value."""
+    from pathlib import Path
+
+    from geotijian.io import layers as io_layers
+
+    if not io_layers._HAS_ARROW:
+        pytest.skip("pyarrow is not installed: layers are read feature by feature")
+    src = Path(__file__).resolve().parents[1] / "layers" / "sample" / "sample_district.gpkg"
+    g = gpd.read_file(src, layer="facilities", engine="pyogrio").head(50)
+    g["empty_text"] = pd.Series([None] * len(g), dtype=object)
+    g["some_text"] = ["甲", None] * (len(g) // 2)
+    g["count"] = np.arange(len(g), dtype=np.int64)
+    path = tmp_path / "mixed.gpkg"
+    g.to_file(path, layer="facilities", engine="pyogrio")
+    for layer, _ in pyogrio.list_layers(src):
+        want = gpd.read_file(src, layer=layer, engine="pyogrio")
+        got = io_layers._load(src, layer, layer, layer, None)
+        assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str)), layer
+        assert got.equals(want), layer
+    want = gpd.read_file(path, engine="pyogrio")
+    got = io_layers._load(path, "facilities", "facilities", None, None)
+    assert got["empty_text"].isna().all()
+    assert list(got.dtypes.astype(str)) == list(want.dtypes.astype(str)) and got.equals(want)

@@ -18,7 +18,7 @@ import struct
 import subprocess
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -558,14 +558,17 @@ def _type_rows(study: StudyData) -> dict[str, dict[str, np.ndarray]]:
 
 def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str] = ("png",),
                  lang: str = "zh", indicator: str | None = None, dpi: int = 150,
-                 title: str | None = None) -> list[Path]:
+                 title: str | None = None, kinds: Collection[str] = ("units", "gaps", "problems"),
+                 types: Collection[str] | None = None) -> list[Path]:
     """Every figure the study supports, into ``out_dir``; returns the written paths.
 
     ``units.<fmt>`` (choropleth), ``gaps_<facility_type>.<fmt>`` (one per type with gaps),
     ``problems.<fmt>`` (unit-level problem points of every class) and one per class present
     (``problems_urgent``, ``problems_best_effort``, ``problems_long_term``), in each of
     ``formats`` (png, pdf, svg) at ``dpi``; ``title`` replaces the problem figure's heading
-    (``[report] dpi, formats, title`` in study.toml).
+    (``[report] dpi, formats, title`` in study.toml). ``kinds``: only these of ``"units"``,
+    ``"gaps"`` (the coverage-gap figures, which draw the service areas) and ``"problems"``;
+    ``types``: the coverage-gap figures of these facility types only.
     """
     from .problem_figures import CLASS_FILE_NAMES, problem_class_figure, problem_figure, unit_point_counts
 
@@ -574,16 +577,18 @@ def save_figures(study: StudyData, out_dir: str | Path, *, formats: Sequence[str
     for fmt in formats:
         if fmt not in ("png", "pdf", "svg"):
             raise ValueError(f"figure format must be png, pdf or svg, got {fmt!r}")
-        if study.units is not None and len(study.units):
+        if "units" in kinds and study.units is not None and len(study.units):
             written.append(units_figure(study, out / f"units.{fmt}", indicator=indicator,
                                         lang=lang, dpi=dpi))
-        if study.coverage_gaps is not None and len(study.coverage_gaps):
+        if "gaps" in kinds and study.coverage_gaps is not None and len(study.coverage_gaps):
             rows, colors, backdrop = _type_rows(study), c.study_type_colors(study), Backdrop()
             for t in c.ordered_types(study.coverage_gaps["facility_type"]):
+                if types is not None and t not in types:
+                    continue
                 written.append(coverage_gap_figure(study, t, out / f"gaps_{re.sub(r'[^0-9A-Za-z_-]+', '_', t)}.{fmt}",
                                                    lang=lang, dpi=dpi, _rows=rows, _colors=colors,
                                                    _backdrop=backdrop))
-        if study.problems is not None and len(study.problems) and study.units is not None:
+        if "problems" in kinds and study.problems is not None and len(study.problems) and study.units is not None:
             written.append(problem_figure(study, out / f"problems.{fmt}", lang=lang, dpi=dpi, title=title))
             counts = unit_point_counts(study)
             for k, stem in CLASS_FILE_NAMES.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -181,14 +181,15 @@ def _town_problems(study: StudyData, code: str, unit_ids: set[str] | None, name:
 def save_town_maps(study: StudyData, folder: str | Path, *, indicator: str | None = None, lang: str = "zh",
                    scheme: str = "quantiles", k: int = 5, simplify_m: float = 1.0, decimals: int = 5,
                    district_map: str = "problem_map.html", basemap: str | Sequence[str] = "osm",
-                   title: str | None = None, **options) -> list[Path]:
+                   title: str | None = None, towns: Collection[str] | None = None, **options) -> list[Path]:
     """Write one map per town into ``<folder>/towns/``; return the paths.
 
     Each holds its town in full detail (compounds on, service areas on when present,
     ``simplify_m`` 1 m), its units coloured with the district's classes (the same colour
     means the same value on every map), a link back to ``<folder>/<district_map>`` and to
     the other towns. Each is titled "<title> · <town>", ``title`` defaulting to the
-    study's display name and year (``study.title``). ``options`` go to :func:`problem_map`.
+    study's display name and year (``study.title``). ``towns``: only these town codes (the
+    colour classes are the district's all the same). ``options`` go to :func:`problem_map`.
     """
     files = town_map_files(study)
     if not files:
@@ -201,6 +202,8 @@ def save_town_maps(study: StudyData, folder: str | Path, *, indicator: str | Non
     folder = Path(folder)
     out = []
     for code, rel in files.items():
+        if towns is not None and code not in towns:
+            continue
         # town maps are siblings in towns/; the district map is one folder up
         nav = MapNav(towns=[(c2, names[c2], Path(h).name) for c2, h in files.items()],
                      home=f"../{district_map}", current=code)

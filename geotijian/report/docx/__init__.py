@@ -15,7 +15,7 @@ and the 附件 (一表三清单, 问题台账, maps), then ``towns/<town>/`` for
 * :mod:`.document` — one report; :mod:`.towns` — the town packages.
 """
 
-from .document import build_report, report_file_name, write_report
+from .document import ReportDraft, build_report, report_file_name, start_report, write_report
 from .grading import grade_bands, grade_dimensions, grade_indicators, grade_rules, overall_grade
 from .inputs import ReportInputs, read_report_inputs
 from .scope import Scope, district_scope, town_scope
@@ -23,7 +23,7 @@ from .towns import study_data_from_gpkg, town_study, write_town_packages
 from .writer import DocWriter
 
 __all__ = [
-    "write_report", "build_report", "report_file_name", "read_report_inputs", "ReportInputs",
+    "write_report", "start_report", "ReportDraft", "build_report", "report_file_name", "read_report_inputs", "ReportInputs",
     "Scope", "district_scope", "town_scope", "write_town_packages", "town_study", "study_data_from_gpkg",
     "grade_rules", "grade_bands", "grade_indicators", "grade_dimensions", "overall_grade", "DocWriter",
 ]

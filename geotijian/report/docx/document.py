@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .scope import Scope, district_scope
 from .sections import section_ledger, section_work
 from .writer import DocWriter
 
-__all__ = ["build_report", "write_report", "report_file_name", "figure_titles", "ReportOptions"]
+__all__ = ["build_report", "write_report", "start_report", "ReportDraft", "report_file_name", "figure_titles", "ReportOptions"]
 
 _BAD_CHARS = re.compile(r'[\\/:*?"<>|\s]+')
 
@@ -180,21 +181,71 @@ def write_report(folder: str | Path, *, name: str, title: str | None = None, yea
     OutputError
         The report folder cannot be created or written.
     """
+    draft = start_report(folder, name=name, title=title, year=year, grade_rules_override=grade_rules_override,
+                         grade_bands_override=grade_bands_override, organisation=organisation, towns=towns,
+                         out=out, study_data=study_data)
+    return draft.finish(template=template, date=date)
+
+
+class ReportDraft:
+    """A report begun by :func:`start_report` (inputs read, town tables and figures
+    written); :meth:`finish` writes the district report and each town's map and report."""
+
+    def __init__(self, inp: ReportInputs, out: Path, rules: Any, bands: Any, organisation: str | None,
+                 towns: Any) -> None:
+        self.inp, self.out, self.rules, self.bands, self.organisation, self.towns = \
+            inp, out, rules, bands, organisation, towns
+
+    def finish(self, *, template: str | Path | None = None, date: str | None = None, district: bool = True,
+               towns: Collection[str] | None = None) -> list[Path]:
+        """The district report and the towns' maps and reports, with the figures the
+        output folder holds now (the coverage-gap figures drawn meanwhile); every file
+        written since :func:`start_report`.
+
+        ``district`` / ``towns``: only the district report (``towns=()``) or only these
+        towns' packages (``district=False``), e.g. to write them in several processes.
+        """
+        inp = self.inp
+        maps = inp.folder / "maps"
+        inp = fresh_inputs(inp, figures={p.stem: p for p in sorted(maps.glob("*.png"))} if maps.exists() else {})
+        written = []
+        if district:
+            blob, _ = build_report(inp, template=template, rules=self.rules, bands=self.bands,
+                                   organisation=self.organisation, date=date)
+            written.append(write_bytes_atomic(self.out / "report" / report_file_name(inp.title, inp.year), blob))
+        if self.towns is not None:
+            written += self.towns.finish(inp, template=template, rules=self.rules, bands=self.bands,
+                                         organisation=self.organisation, date=date, codes=towns)
+        return written
+
+    def town_codes(self) -> list[str]:
+        """The towns with a package (those with units), in the order written."""
+        return [code for code, _, _ in self.towns.towns] if self.towns is not None else []
+
+
+def start_report(folder: str | Path, *, name: str, title: str | None = None, year: int | None = None,
+                 grade_rules_override: Any = None, grade_bands_override: Any = None,
+                 organisation: str | None = None, towns: bool = True, out: str | Path | None = None,
+                 study_data: Any = None) -> ReportDraft:
+    """Begin :func:`write_report`: read the study's outputs (its GeoPackage may still lack
+    the service areas), check the grade tables and the report folder, and write each
+    town's tables, ledger and figures; :meth:`ReportDraft.finish` writes the reports.
+
+    A study begins its report while its service areas are united and finishes it once
+    the maps and coverage-gap figures are drawn. Parameters as :func:`write_report`.
+    """
     folder = Path(folder)
     out = Path(out) if out is not None else folder
     inp = read_report_inputs(folder, name=name, title=title, year=year, organisation=organisation)
     rules = grade_rules(grade_rules_override)
     bands = grade_bands(grade_bands_override)
-    report_dir = out / "report"
-    _writable(report_dir)
-    blob, _ = build_report(inp, template=template, rules=rules, bands=bands, organisation=organisation, date=date)
-    written = [write_bytes_atomic(report_dir / report_file_name(inp.title, inp.year), blob)]
+    _writable(out / "report")
+    packages = None
     if towns and len(inp.towns) > 1:
-        from .towns import write_town_packages
+        from .towns import start_town_packages
 
-        written += write_town_packages(inp, out / "towns", template=template, rules=rules, bands=bands,
-                                       organisation=organisation, date=date, study_data=study_data)
-    return written
+        packages = start_town_packages(inp, out / "towns", study_data=study_data)
+    return ReportDraft(inp, out, rules, bands, organisation, packages)
 
 
 def _writable(folder: Path) -> None:

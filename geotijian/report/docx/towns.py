@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from .document import build_report, default_files, figure_titles, report_file_na
 from .inputs import ReportInputs, fresh_inputs
 from .scope import Scope, _grouped, scope_points, scope_problems, town_scope
 
-__all__ = ["write_town_packages", "town_folder_name", "town_study", "study_data_from_gpkg"]
+__all__ = ["write_town_packages", "start_town_packages", "TownPackages", "town_folder_name", "town_study", "study_data_from_gpkg"]
 
 _BAD = re.compile(r'[\\/:*?"<>|\s]+')
 #: layers a town's maps draw (read back from the GeoPackage when the run is not in memory)
@@ -182,28 +183,33 @@ def _run_town_maps(data: StudyData, out: Path) -> dict[str, Path]:
     return {code: p for code, p in found.items() if p.is_file()}
 
 
-def _draw_maps(data: StudyData, scope: Scope, folder: Path, lang: str, *, town_map: Path | None = None
-               ) -> list[Path]:
-    """The town's units and problem figures and its offline problem map: ``town_map`` (the
-    run's map of the town) copied with its links re-based, else drawn. (The coverage-gap
-    figures of its report are the district's: one per facility type.)"""
-    from ...io.atomic import write_bytes_atomic
-    from .. import problem_figure, problem_map, save_problem_map, units_figure
+def _draw_figures(data: StudyData, scope: Scope, folder: Path, lang: str) -> list[Path]:
+    """The town's units and problems figures (``maps/units.png``, ``maps/problems.png``).
+    (The coverage-gap figures of its report are the district's: one per facility type.)"""
+    from .. import problem_figure, units_figure
 
-    sub = town_study(data, scope, layers=None if town_map is None else FIGURE_LAYERS)
+    sub = town_study(data, scope, layers=FIGURE_LAYERS)
     maps = folder / "maps"
     written: list[Path] = []
     if sub.units is not None and len(sub.units):
         written.append(units_figure(sub, maps / "units.png", lang=lang))
     if sub.problems is not None and len(sub.problems):
         written.append(problem_figure(sub, maps / "problems.png", lang=lang))
-    if town_map is not None:
-        html = rebase_links(town_map.read_bytes(), town_map.parent, maps)
-        written.append(write_bytes_atomic(maps / "problem_map.html", html))
-    else:
-        m = problem_map(sub, lang=lang, title=f"{scope.name}{data.year}年城市体检问题地图")
-        written.append(save_problem_map(m, maps / "problem_map.html"))
     return written
+
+
+def _town_map(data: StudyData, scope: Scope, folder: Path, lang: str, *, town_map: Path | None = None) -> Path:
+    """The town's offline problem map: ``town_map`` (the run's map of the town) copied with
+    its links re-based, else drawn from the layers."""
+    from ...io.atomic import write_bytes_atomic
+    from .. import problem_map, save_problem_map
+
+    maps = folder / "maps"
+    if town_map is not None:
+        return write_bytes_atomic(maps / "problem_map.html", rebase_links(town_map.read_bytes(), town_map.parent, maps))
+    sub = town_study(data, scope)
+    m = problem_map(sub, lang=lang, title=f"{scope.name}{data.year}年城市体检问题地图")
+    return save_problem_map(m, maps / "problem_map.html")
 
 
 #: The town-told columns of a problem (its points, residents, area) a suggestion repeats.
@@ -249,36 +255,73 @@ def write_town_packages(inp: ReportInputs, folder: str | Path, *, template: Any 
     ``study_data``: the run's layers (default: read back from the GeoPackage). Returns the
     written paths, each written atomically.
     """
+    draft = start_town_packages(inp, folder, study_data=study_data, lang=lang)
+    return draft.finish(inp, template=template, rules=rules, bands=bands, organisation=organisation, date=date)
+
+
+class TownPackages:
+    """Town packages whose tables and figures are written (:func:`start_town_packages`);
+    :meth:`finish` writes each town's map and report."""
+
+    def __init__(self, folder: Path, data: StudyData | None, towns: list[tuple[str, Scope, Path]],
+                 written: list[list[Path]], lang: str) -> None:
+        self.folder, self.data, self.towns, self.written, self.lang = folder, data, towns, written, lang
+
+    def finish(self, inp: ReportInputs, *, template: Any = None, rules: Any = None, bands: Any = None,
+               organisation: str | None = None, date: str | None = None,
+               codes: Collection[str] | None = None) -> list[Path]:
+        """Each town's map and report; returns every file of the packages.
+
+        ``inp``: the report's inputs now (its figures: the district's coverage-gap figures
+        the reports show); ``codes``: only these towns."""
+        from ...io.atomic import write_bytes_atomic
+
+        if self.data is not None:
+            data = self.data
+            town_maps = _run_town_maps(data, inp.folder)
+        else:   # read back what the maps need: nothing more when the run's town maps are there
+            data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=("towns",))
+            town_maps = _run_town_maps(data, inp.folder)
+            if not all(code in town_maps for code, _, _ in self.towns if codes is None or code in codes):
+                data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=MAP_LAYERS)
+        out: list[Path] = []
+        for (code, scope, tf), written in zip(self.towns, self.written):
+            if codes is not None and code not in codes:
+                continue
+            written = written + [_town_map(data, scope, tf, self.lang, town_map=town_maps.get(code))]
+            figs = {**{k: p for k, p in inp.figures.items() if k.startswith("gaps_")},
+                    **{p.stem: p for p in written if p.suffix == ".png"}}
+            tin = _town_inputs(inp, figs)
+            files = default_files(tin)
+            files["figure_titles"] = {**figure_titles(tin), "units": f"{scope.name}社区体检单元",
+                                      "problems": f"{scope.name}体检问题分布"}
+            files["gpkg"] = f"../../{inp.name}.gpkg"
+            blob, _ = build_report(tin, scope, template=template, rules=rules, bands=bands,
+                                   organisation=organisation, date=date, files=files)
+            out += written
+            out.append(write_bytes_atomic(tf / report_file_name(scope.name, inp.year), blob))
+        return out
+
+
+def start_town_packages(inp: ReportInputs, folder: str | Path, *, study_data: StudyData | None = None,
+                        lang: str = "zh") -> TownPackages:
+    """Write each town's tables, ledger and figures (``<folder>/<town>/``): what its
+    package needs of the run but the service areas. :meth:`TownPackages.finish` adds its
+    map and report (a study writes these first, while its service areas are united).
+
+    ``study_data``: the run's layers (default: read back from the GeoPackage).
+    """
     folder = Path(folder)
-    if study_data is not None:
-        data = study_data
-        town_maps = _run_town_maps(data, inp.folder)
-    else:   # read back what the packages draw: the figures' layers when the run's town maps are there
-        town_maps = _run_town_maps(study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=("towns",)),
-                                   inp.folder)
-        every = set(inp.units["town_code"].astype(str)) <= set(town_maps)
-        data = study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year,
-                                    layers=FIGURE_LAYERS if every else MAP_LAYERS)
-    written: list[Path] = []
+    data = study_data if study_data is not None else \
+        study_data_from_gpkg(inp.gpkg, name=inp.name, year=inp.year, layers=FIGURE_LAYERS)
+    towns: list[tuple[str, Scope, Path]] = []
+    written: list[list[Path]] = []
     for code in inp.towns["town_code"].astype(str):
         scope = town_scope(inp, code)
         if not scope.units:
             continue
         tf = folder / town_folder_name(inp, code)
         tf.mkdir(parents=True, exist_ok=True)
-        written += _tables(inp, scope, tf)
-        maps = _draw_maps(data, scope, tf, lang, town_map=town_maps.get(code))
-        written += maps
-        figs = {**{k: p for k, p in inp.figures.items() if k.startswith("gaps_")},
-                **{p.stem: p for p in maps if p.suffix == ".png"}}
-        tin = _town_inputs(inp, figs)
-        files = default_files(tin)
-        files["figure_titles"] = {**figure_titles(tin), "units": f"{scope.name}社区体检单元",
-                                  "problems": f"{scope.name}体检问题分布"}
-        files["gpkg"] = f"../../{inp.name}.gpkg"
-        blob, _ = build_report(tin, scope, template=template, rules=rules, bands=bands,
-                               organisation=organisation, date=date, files=files)
-        from ...io.atomic import write_bytes_atomic
-
-        written.append(write_bytes_atomic(tf / report_file_name(scope.name, inp.year), blob))
-    return written
+        towns.append((code, scope, tf))
+        written.append(_tables(inp, scope, tf) + _draw_figures(data, scope, tf, lang))
+    return TownPackages(folder, study_data, towns, written, lang)

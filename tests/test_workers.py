@@ -1,0 +1,81 @@
+"""Forked worker processes for a study's output tasks (geotijian.workers)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from geotijian import settings
+from geotijian.errors import LayerError
+from geotijian.workers import ForkedTasks, worker_count
+
+FORKS = sys.platform.startswith("linux") and len(os.sched_getaffinity(0)) > 1
+
+
+def _square(k: int) -> tuple[int, int]:
+    return k * k, os.getpid()
+
+
+def test_values_in_order_from_other_processes():
+    big = np.arange(1_000_000)   # the workers see the caller's memory as it was at the fork
+    tasks = [(float(k % 3), lambda k=k: (_square(k)[0] + int(big[k]), os.getpid())) for k in range(7)]
+    with ForkedTasks(tasks) as ft:
+        n = ft.workers
+        out = ft.result()
+    assert [v for v, _ in out] == [k * k + k for k in range(7)]
+    pids = {p for _, p in out}
+    if FORKS:
+        assert n == min(len(os.sched_getaffinity(0)), 4) and os.getpid() not in pids
+    else:
+        assert n == 0 and pids == {os.getpid()}
+
+
+def test_serial_without_parallel_gives_the_same_values():
+    tasks = [(1.0, lambda k=k: _square(k)[0]) for k in range(5)]
+    with settings.temporary(parallel=False):
+        assert worker_count(5) == 0
+        ft = ForkedTasks(tasks)
+        assert ft.workers == 0
+        serial = ft.result()
+    assert serial == ForkedTasks(tasks).result() == [k * k for k in range(5)]
+
+
+def test_warnings_come_back_to_the_caller():
+    def warn(k):
+        warnings.warn(f"task {k} noticed something", UserWarning)
+        return k
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ForkedTasks([(1.0, lambda k=k: warn(k)) for k in range(3)]).result() == [0, 1, 2]
+    assert sorted(str(w.message) for w in caught) == [f"task {k} noticed something" for k in range(3)]
+    assert all(w.category is UserWarning for w in caught)
+
+
+def test_a_failed_task_raises_its_error_in_the_caller():
+    def bad():
+        raise LayerError("units", "feature U7 has no geometry", fix="repair the layer")
+
+    tasks = [(1.0, lambda: 1), (2.0, bad), (1.0, lambda: 3)]
+    with pytest.raises(LayerError, match="U7 has no geometry") as err:
+        ForkedTasks(tasks).result()
+    assert (err.value.layer, err.value.fix) == ("units", "repair the layer")   # its fields came back
+    if FORKS:
+        assert any("worker process" in note for note in getattr(err.value, "__notes__", []))
+
+
+def test_an_unpicklable_error_becomes_a_runtime_error_that_says_it():
+    class Local(Exception):   # a class defined in a function cannot be pickled
+        pass
+
+    def bad():
+        raise Local("the town map of 310114101 failed")
+
+    if not FORKS:
+        pytest.skip("no worker processes on this platform: the error is raised as it is")
+    with pytest.raises(RuntimeError, match="Local: the town map of 310114101 failed"):
+        ForkedTasks([(1.0, bad), (1.0, lambda: 2)]).result()
