@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -129,18 +130,21 @@ class DocWriter:
         filled. Without a template, geotijian's own cover, header and footer are used.
     """
 
-    def __init__(self, template: str | Path | None = None) -> None:
+    def __init__(self, template: str | Path | None = None, *, _blank: bool = False) -> None:
         self.template = Path(template) if template is not None else None
-        if self.template is None:
-            self.doc = Document()
-        else:
-            self.doc = _open_template(self.template)
         self._bookmark = 0
         self._seq = {"表": 0, "图": 0}
         self._headings: list[tuple[int, str, str]] = []
         self._toc: Any = None
         self._body_mark: Any = None
         self._style_ids: dict[Any, str | None] = {}
+        if self.template is None and not _blank:
+            # geotijian's own styles and page, set up once per process (python-docx finds a
+            # style by scanning every style: ~20 ms a report) and read back from their bytes
+            self.doc = Document(io.BytesIO(_blank_package()))
+            _hash_pictures_once(self.doc)
+            return
+        self.doc = Document() if self.template is None else _open_template(self.template)
         _hash_pictures_once(self.doc)
         self._setup_styles()
         if self.template is not None:
@@ -613,12 +617,37 @@ class DocWriter:
         return _package_bytes(self.doc)
 
 
+#: pictures read, by file (path, size, times, inode): a district's gap figures go into every
+#: town's report; reading, parsing and hashing ~1 MB each time cost ~2 ms a picture
+_IMAGES: dict[tuple, Any] = {}
+
+
+def _image(descriptor: Any) -> Any:
+    """python-docx's ``Image`` of a picture file, read once per process while the file is
+    unchanged (same size, modification and change times, inode); streams read each time."""
+    from docx.image.image import Image
+
+    if not isinstance(descriptor, (str, Path)):
+        return Image.from_file(descriptor)
+    path = os.path.abspath(descriptor)
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    if key not in _IMAGES:
+        if len(_IMAGES) >= 256:
+            _IMAGES.clear()
+        _IMAGES[key] = Image.from_file(path)
+    return _IMAGES[key]
+
+
 def _hash_pictures_once(doc: Any) -> None:
     """Find a picture already in the document by a hash table, not by hashing every picture
     part again for each new picture (python-docx's ``ImageParts._get_by_sha1``: quadratic,
-    ~0.2 s for a district report's 20 figures). Same answer: the first part with the hash."""
+    ~0.2 s for a district report's 20 figures). Same answer: the first part with the hash.
+    A picture file is read once per process (:func:`_image`), and a part made from it takes
+    its hash (not hashed again)."""
     images = doc.part.package.image_parts
-    if not (hasattr(images, "_get_by_sha1") and isinstance(getattr(images, "_image_parts", None), list)):
+    if not (hasattr(images, "_get_by_sha1") and hasattr(images, "_add_image_part")
+            and isinstance(getattr(images, "_image_parts", None), list)):
         return   # (another python-docx: leave it be)
     known: dict[str, Any] = {}
     seen = 0
@@ -631,10 +660,35 @@ def _hash_pictures_once(doc: Any) -> None:
         seen = len(parts)
         return known.get(sha1)
 
+    def get_or_add_image_part(descriptor: Any) -> Any:
+        """``ImageParts.get_or_add_image_part``, the picture from :func:`_image`."""
+        nonlocal seen
+        image = _image(descriptor)
+        part = by_sha1(image.sha1)
+        if part is None:
+            part = images._add_image_part(image)
+            if images._image_parts[seen:] == [part]:   # the new part's hash is the picture's
+                known.setdefault(image.sha1, part)
+                seen += 1
+        return part
+
     images._get_by_sha1 = by_sha1
+    images.get_or_add_image_part = get_or_add_image_part
 
 
-def _package_bytes(doc: Any) -> bytes:
+_BLANK: list[bytes] = []
+
+
+def _blank_package() -> bytes:
+    """The package of a new report without a template (python-docx's default document with
+    geotijian's styles, font table, settings and page set up), made once per process;
+    stored uncompressed (it is only read back)."""
+    if not _BLANK:
+        _BLANK.append(_package_bytes(DocWriter(_blank=True).doc, compress=False))
+    return _BLANK[0]
+
+
+def _package_bytes(doc: Any, *, compress: bool = True) -> bytes:
     """The document's package as zip bytes, written once, deterministic: entries in
     python-docx's order (content types, package relationships, each part and its
     relationships), fixed entry times and permissions, core times fixed; pictures stored
@@ -660,7 +714,7 @@ def _package_bytes(doc: Any) -> bytes:
                 data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
                               rb"\g<1>" + FIXED_CORE_TIME.encode() + rb"\g<2>", data)
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = (zipfile.ZIP_STORED if name.lower().endswith((".png", ".jpg", ".jpeg"))
+            info.compress_type = (zipfile.ZIP_STORED if not compress or name.lower().endswith((".png", ".jpg", ".jpeg"))
                                   else zipfile.ZIP_DEFLATED)
             info.external_attr = 0o644 << 16
             dst.writestr(info, data)
