@@ -531,17 +531,29 @@ class DocWriter:
                  'w:noHBand="1" w:noVBand="1"/></w:tblPr><w:tblGrid>']
         parts += [f'<w:gridCol w:w="{w}"/>' for w in tw]
         parts.append("</w:tblGrid>")
+        # each column's cell XML before its run, for the header (0) and the body (1)
+        pre: list[list[str]] = [[], []]
+        for i in (0, 1):
+            shd = '<w:shd w:val="clear" w:color="auto" w:fill="D9E2F3"/>' if i == 0 else ""
+            for j in range(ncol):
+                jc = '<w:jc w:val="center"/>' if i == 0 else '<w:jc w:val="right"/>' if j in num else ""
+                pre[i].append(f'<w:tc><w:tcPr><w:tcW w:w="{tw[j]}" w:type="dxa"/>{shd}<w:vAlign w:val="center"/>'
+                              f'</w:tcPr><w:p><w:pPr><w:pStyle w:val="{sid}"/>{jc}</w:pPr>')
         for i, row in enumerate([list(header)] + [list(r) for r in rows]):
             if len(row) != ncol:
                 raise ValueError(f"table {caption!r}: row {i} has {len(row)} cells, the header {ncol}")
             parts.append("<w:tr><w:trPr><w:cantSplit/>" + ("<w:tblHeader/>" if i == 0 else "") + "</w:trPr>")
-            for j, value in enumerate(row):
-                shd = '<w:shd w:val="clear" w:color="auto" w:fill="D9E2F3"/>' if i == 0 else ""
-                jc = ('<w:jc w:val="center"/>' if i == 0 else '<w:jc w:val="right"/>' if j in num else "")
-                rpr = "<w:rPr><w:b/></w:rPr>" if i == 0 else ""
-                parts.append(f'<w:tc><w:tcPr><w:tcW w:w="{tw[j]}" w:type="dxa"/>{shd}<w:vAlign w:val="center"/>'
-                             f'</w:tcPr><w:p><w:pPr><w:pStyle w:val="{sid}"/>{jc}</w:pPr>'
-                             f'{_runs_xml("" if value is None else str(value), rpr)}</w:p></w:tc>')
+            cells = pre[min(i, 1)]
+            rpr = "<w:rPr><w:b/></w:rPr>" if i == 0 else ""
+            texts = ["" if value is None else str(value) for value in row]
+            plain = not _XML_BAD.search("".join(texts))
+            for j, text in enumerate(texts):
+                if plain and "\n" not in text:   # one line, nothing to drop: _runs_xml's XML, written here
+                    if "&" in text or "<" in text or ">" in text:
+                        text = text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+                    parts.append(f'{cells[j]}<w:r>{rpr}<w:t xml:space="preserve">{text}</w:t></w:r></w:p></w:tc>')
+                else:
+                    parts.append(f"{cells[j]}{_runs_xml(text, rpr)}</w:p></w:tc>")
             parts.append("</w:tr>")
         parts.append("</w:tbl>")
         tbl = parse_xml("".join(parts))
