@@ -197,7 +197,15 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, look:
 def graded_tables(inp: ReportInputs, scope: Scope, *, rules: pd.DataFrame, bands: pd.DataFrame
                   ) -> tuple[pd.DataFrame, pd.DataFrame, str, float]:
     """The grades of a scope: (indicators, dimensions, overall grade, overall score)."""
-    g = grade_indicators(inp.indicator_table, inp.units, level=scope.level, area_id=scope.area_id, rules=rules)
+    table = inp.indicator_table
+    if scope.is_town and inp.units is not None and len(inp.units):
+        # the rows grade_indicators reads of a town (its own and its units'), in the table's
+        # order, taken by the shared lookup instead of scanning the district's table
+        at = _rows_by_area(inp)
+        none = np.zeros(0, dtype=np.intp)
+        table = table.iloc[np.sort(np.concatenate([at.get((scope.level, scope.area_id), none)] +
+                                                  [at.get(("unit", u), none) for u in scope.units]))]
+    g = grade_indicators(table, inp.units, level=scope.level, area_id=scope.area_id, rules=rules)
     dims = grade_dimensions(g, dimensions=DIMENSION_ORDER, bands=bands)
     grade, score = overall_grade(dims, bands=bands)
     return g, dims, grade, score
