@@ -629,34 +629,39 @@ class DocWriter:
         return _package_bytes(self.doc)
 
 
-#: pictures read, by file (path, size, times, inode): a district's gap figures go into every
-#: town's report; reading, parsing and hashing ~1 MB each time cost ~2 ms a picture
-_IMAGES: dict[tuple, Any] = {}
+#: pictures read, by file: a district's gap figures go into every town's report; parsing
+#: and hashing ~1 MB each time cost ~2 ms a picture. At most _IMAGES_MAX_BYTES are kept (a
+#: district's report and its town packages: ~25 MB).
+_IMAGES: dict[str, Any] = {}
+_IMAGES_MAX_BYTES = 64 * 2**20
 
 
 def _image(descriptor: Any) -> Any:
-    """python-docx's ``Image`` of a picture file, read once per process while the file is
-    unchanged (same size, modification and change times, inode); streams read each time."""
+    """python-docx's ``Image`` of a picture file, parsed and hashed once per process while
+    the file holds the same bytes (read and compared each time); streams read each time."""
     from docx.image.image import Image
 
-    if not isinstance(descriptor, (str, Path)):
-        return Image.from_file(descriptor)
+    if not isinstance(descriptor, (str, Path)) or not hasattr(Image, "_from_stream"):
+        return Image.from_file(descriptor if isinstance(descriptor, str) or not isinstance(descriptor, Path)
+                               else str(descriptor))
     path = os.path.abspath(descriptor)
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-    if key not in _IMAGES:
-        if len(_IMAGES) >= 256:
-            _IMAGES.clear()
-        _IMAGES[key] = Image.from_file(path)
-    return _IMAGES[key]
+    with open(path, "rb") as f:
+        blob = f.read()
+    known = _IMAGES.get(path)
+    if known is not None and known.blob == blob:
+        return known
+    if sum(len(im.blob) for im in _IMAGES.values()) + len(blob) > _IMAGES_MAX_BYTES:
+        _IMAGES.clear()
+    _IMAGES[path] = image = Image._from_stream(io.BytesIO(blob), blob, os.path.basename(path))
+    return image
 
 
 def _hash_pictures_once(doc: Any) -> None:
     """Find a picture already in the document by a hash table, not by hashing every picture
     part again for each new picture (python-docx's ``ImageParts._get_by_sha1``: quadratic,
     ~0.2 s for a district report's 20 figures). Same answer: the first part with the hash.
-    A picture file is read once per process (:func:`_image`), and a part made from it takes
-    its hash (not hashed again)."""
+    A picture file is parsed and hashed once per process (:func:`_image`), and a part made
+    from it takes its hash (not hashed again)."""
     images = doc.part.package.image_parts
     if not (hasattr(images, "_get_by_sha1") and hasattr(images, "_add_image_part")
             and isinstance(getattr(images, "_image_parts", None), list)):
