@@ -83,7 +83,7 @@ def _column_values(col: pd.Series) -> list:
         if arr.dtype.kind == "f":
             out[np.isnan(arr)] = None
         return out.tolist()
-    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "python":
+    if isinstance(col.dtype, pd.StringDtype):
         out = col.to_numpy(dtype=object)   # (str, or the missing value: None in the cells)
         out[pd.isna(out)] = None
         return out.tolist()
