@@ -309,6 +309,7 @@ def _sheet_data(ws: Any, block: CellBlock) -> bytes:
     out = ["<sheetData>"]
     current = None
     tags: dict = {}
+    texts: dict[str, str] = {}
     for r, c, v, k, code, w in zip(rows.tolist(), cols.tolist(), values.tolist(), kinds.tolist(), styles.tolist(),
                                    written.tolist(), strict=True):
         if r != current:
@@ -322,10 +323,14 @@ def _sheet_data(ws: Any, block: CellBlock) -> bytes:
             if v == "":
                 out.append(f'<c r="{letters[c]}{r}"{sattr[code]} t="inlineStr"></c>')
                 continue
-            space = ' xml:space="preserve"' if v != v.strip() else ""
-            if "&" in v or "<" in v or ">" in v or "\r" in v:
-                v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-            out.append(f'<c r="{letters[c]}{r}"{sattr[code]} t="inlineStr"><is><t{space}>{v}</t></is></c>')
+            t = texts.get(v)
+            if t is None:   # a text's element, escaped and as ASCII, once per distinct text
+                e = v
+                if "&" in e or "<" in e or ">" in e or "\r" in e:
+                    e = e.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+                t = texts[v] = ('<t xml:space="preserve">' if v != v.strip() else "<t>") + \
+                    e.encode("ascii", "xmlcharrefreplace").decode("ascii")
+            out.append(f'<c r="{letters[c]}{r}"{sattr[code]} t="inlineStr"><is>{t}</t></is></c>')
         elif k == NUMBER:
             out.append(f'<c r="{letters[c]}{r}"{sattr[code]} t="n"><v>{"%.16g" % v}</v></c>')
         elif k == EMPTY:
