@@ -142,6 +142,7 @@ class DocWriter:
             # geotijian's own styles and page, set up once per process (python-docx finds a
             # style by scanning every style: ~20 ms a report) and read back from their bytes
             self.doc = Document(io.BytesIO(_blank_package()))
+            self._style_ids = _BLANK_STYLE_IDS   # (the blank document's styles: the same in every report)
             _hash_pictures_once(self.doc)
             return
         self.doc = Document() if self.template is None else _open_template(self.template)
@@ -694,6 +695,8 @@ def _hash_pictures_once(doc: Any) -> None:
 
 
 _BLANK: list[bytes] = []
+#: style IDs by name (and ("id", name)) of the blank document, resolved once per process
+_BLANK_STYLE_IDS: dict[Any, str | None] = {}
 
 
 def _blank_package() -> bytes:
