@@ -86,16 +86,21 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         district=district,
         towns=towns,
         problem=_own_problems(probs, scope))
+    # (each dimension's rows and its indicators falling short, by masks of the scope's rows)
+    dims_of, judged_as = own["dimension"], own["judgement"]
+    short_all = (judged_as == "falls_short").to_numpy(dtype=bool, na_value=False)
+    meets_all = (judged_as == "meets").to_numpy(dtype=bool, na_value=False)
     for i, dim in enumerate(DIMENSION_ORDER, start=1):
         w.heading(f"（{cn_index(i)}）{dim}", 2)
-        rows = own[own["dimension"] == dim]
+        own_dims = (dims_of == dim).to_numpy(dtype=bool, na_value=False)
+        rows = own[own_dims]
         if not len(rows):
             w.para(f"本维度暂无可计算或填报的指标。{dim}维度的指标需通过部门填报或专项调查补充（[indicators] filled）。")
             continue
-        short = rows[rows["judgement"] == "falls_short"]
-        meets = rows[rows["judgement"] == "meets"]
-        w.para(f"{dim}维度共{count(len(rows))}指标，达标{count(len(meets))}、未达标{count(len(short))}、"
-               f"无参考值或无数据{count(len(rows) - len(meets) - len(short))}。"
+        short = own[own_dims & short_all]
+        n_meets = int((own_dims & meets_all).sum())
+        w.para(f"{dim}维度共{count(len(rows))}指标，达标{count(n_meets)}、未达标{count(len(short))}、"
+               f"无参考值或无数据{count(len(rows) - n_meets - len(short))}。"
                + (f"未达标的指标为：{'、'.join(short['name_zh'])}。" if len(short) else ""))
         _dimension_table(w, inp, scope, rows, look, dim)
         for r in short.itertuples():
