@@ -389,7 +389,8 @@ def test_risky_mask_is_the_per_cell_rule():
                                                            dtype="str")):
         want = [type(v) is str and is_formula_like(v) for v in col]
         assert _risky_mask(col).tolist() == want
-    assert sum(want) == 13  # (the rule's answer on these: the test is not vacuous)
+        if col.dtype == object:   # (the rule's answer on these: the test is not vacuous)
+            assert sum(want) == 13
     assert not _risky_mask(pd.Series([-5.0, 2.0])).any()
 
 
