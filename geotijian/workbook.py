@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io.tables import _NUMBER, _RISKY
+from .io.tables import _risky_mask
 from .xlsx_writer import CellBlock, cell_block, save_workbook
 
 __all__ = ["write_workbook", "number_format", "CLASS_FILLS", "JUDGEMENT_FILLS"]
@@ -83,22 +83,20 @@ def _column_values(col: pd.Series) -> list:
         if arr.dtype.kind == "f":
             out[np.isnan(arr)] = None
         return out.tolist()
+    if isinstance(col.dtype, pd.StringDtype):
+        out = col.to_numpy(dtype=object)   # (str, or the missing value: None in the cells)
+        out[pd.isna(out)] = None
+        return out.tolist()
     return [None if (isinstance(x, float) and x != x) or x is pd.NA else (x.item() if isinstance(x, np.generic) else x)
             for x in col.to_numpy(dtype=object)]
 
 
-_RISKY_FIRST = frozenset("=+-@\t\r")
-
-
 def _formula_like(values: list) -> np.ndarray:
-    """Text a spreadsheet would evaluate (:func:`geotijian.io.tables.is_formula_like`)."""
-    import re
-
-    out = np.zeros(len(values), dtype=bool)
-    number = re.compile(_NUMBER)
-    for i in [i for i, v in enumerate(values) if type(v) is str and v[:1] in _RISKY_FIRST]:
-        out[i] = re.match(_RISKY, values[i]) is not None and number.match(values[i]) is None
-    return out
+    """Text a spreadsheet would evaluate (:func:`geotijian.io.tables.is_formula_like`; the
+    first characters looked at all at once, :func:`geotijian.io.tables._risky_mask`)."""
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return _risky_mask(pd.Series(arr, dtype=object, copy=False))
 
 
 class _Styles:
@@ -157,8 +155,8 @@ def write_workbook(sheets: Mapping[str, pd.DataFrame], path: str | Path, *, titl
 
 
 def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
-    """One table's sheet: widths, hidden columns, filter, frozen header, conditional fills
-    and row heights set on ``ws``; its cells (header row, then the rows) returned."""
+    """One table's sheet: widths, hidden columns, filter, frozen header and conditional fills
+    set on ``ws``; its cells (header row, then the rows) and row heights returned."""
     from openpyxl.formatting.rule import CellIsRule
     from openpyxl.styles import PatternFill
     from openpyxl.styles.cell_style import StyleArray
@@ -185,6 +183,7 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
     fmt = np.zeros((n, m), dtype=np.int64)
     aln = np.zeros((n, m), dtype=np.int64)
     wrapped: list[tuple[int, float]] = []
+    heights: dict[int, float] = {}
     for j, col in enumerate(cols, start=1):
         letter = get_column_letter(j)
         texts = [str(col)] + ["" if x is None else str(x) for x in d.iloc[:300, j - 1].tolist()]
@@ -192,12 +191,12 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
         ws.column_dimensions[letter].width = width
         if n:
             if col in _VALUE_HEADERS and units is not None:
-                formats = [number_format(u) for u in units]
-                ids = {}
-                for f in formats:            # registered in the order of the rows, as cell by cell
+                codes, kinds = pd.factorize(pd.Series(units, dtype=object), use_na_sentinel=False)
+                ids = {}                     # registered in the order of the rows, as cell by cell
+                for f in (number_format(u) for u in kinds):
                     if f not in ids:
                         ids[f] = styles.number_format(f)
-                fmt[:, j - 1] = [ids[f] for f in formats]
+                fmt[:, j - 1] = np.array([ids[number_format(u)] for u in kinds], dtype=np.int64)[codes]
             elif col in _COUNT_HEADERS:
                 fmt[:, j - 1] = styles.number_format("#,##0")
             elif col == "差距比例":
@@ -221,13 +220,12 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
     if wrapped and n:
         lines = np.ones(n, dtype=int)
         for j, width in wrapped:
-            w = _text_widths(list(d.iloc[:, j - 1]))
+            w = _text_widths(d.iloc[:, j - 1].tolist())
             lines = np.maximum(lines, np.ceil(w / max(width - 2, 1)).astype(int))
         wrap_cols = {j for j, _ in wrapped}
         others = [j - 1 for j in range(1, m + 1) if j not in wrap_cols]
         tall = np.flatnonzero(lines > 1)
-        for i in tall:
-            ws.row_dimensions[int(i) + 2].height = float(15 * min(lines[i], 12))
+        heights = dict(zip((tall + 2).tolist(), (15.0 * np.minimum(lines[tall], 12)).tolist(), strict=True))
         if len(tall) and others:
             aln[np.ix_(tall, others)] = styles.alignment(styles.top)
     # data cells' styles: one palette entry per (number format, alignment, quote prefix)
@@ -245,7 +243,7 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
         grid[j] = values[j]
     flat = np.concatenate([np.array(cols + [None], dtype=object)[:-1], grid.T.ravel()])
     codes = np.concatenate([np.asarray(head_codes, dtype=np.int64), data_codes.ravel()])
-    return cell_block(ws, rows, colnums, flat, codes, palette, text_errors=False)
+    return cell_block(ws, rows, colnums, flat, codes, palette, text_errors=False, heights=heights)
 
 
 def _print_setup(ws: Any, header: str) -> None:

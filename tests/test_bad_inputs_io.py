@@ -377,6 +377,23 @@ def test_defuse_frame_counts_and_keeps_numbers():
     assert out["n"].tolist() == [-1, 2, 3, 4, 5] and out["n"].dtype == df["n"].dtype
 
 
+def test_risky_mask_is_the_per_cell_rule():
+    """The vectorised mask of io.tables (first characters at once) says what
+    is_formula_like says of each exact str, and False for anything else."""
+    from geotijian.io.tables import _risky_mask, is_formula_like
+
+    values = [INJECT, "=1+1", "+86 21", "-5", "-5\n", " -5", "-1.5e3", "-x", "@SUM(A1)", "\tx", "\rx", "\r",
+              "=", "", " =x", "中=", "=中", "−5", "😀=", "=😀", "\x00=", "'=x", "+", "-.5", "-5,0", "--5",
+              None, np.nan, pd.NA, -5, -1.5, 3, b"=bytes", b"\xff=", np.str_("-z"), ["=x"], "ok", "+3.2 "]
+    for col in (pd.Series(values, dtype=object), pd.Series([v for v in values if isinstance(v, str)] + [None],
+                                                           dtype="str")):
+        want = [type(v) is str and is_formula_like(v) for v in col]
+        assert _risky_mask(col).tolist() == want
+        if col.dtype == object:   # (the rule's answer on these: the test is not vacuous)
+            assert sum(want) == 13
+    assert not _risky_mask(pd.Series([-5.0, 2.0])).any()
+
+
 # ============================================================================ 7 survey, hotline, orthophoto
 
 def test_survey_all_under_16():

@@ -410,3 +410,29 @@ def test_reading_the_runs_geopackage_leaves_no_gdal_sidecar(tmp_path):
         assert list(tmp_path.glob("*.aux.xml"))
     finally:
         pyogrio.set_gdal_config_options({"GDAL_PAM_ENABLED": old})
+
+
+def test_writer_pictures_and_blank_document_are_read_fresh(tmp_path):
+    """A picture file rewritten between two reports (same path, same size) is the new
+    picture in the second, not the one the first read; and two reports of one process
+    (geotijian's blank document set up once, read back) have the same bytes."""
+    import io
+
+    from PIL import Image
+
+    from geotijian.report.docx.writer import DocWriter
+
+    fig = tmp_path / "fig.png"
+    embedded = []
+    for colour in ((200, 0, 0), (0, 0, 200), (0, 0, 200)):
+        Image.new("RGB", (40, 30), colour).save(fig)   # rewritten in place (same inode)
+        w = DocWriter()
+        w.para("正文")
+        w.figure(fig, "图题")
+        blob = w.to_bytes(title="t", subject="s", year=2024)
+        with zipfile.ZipFile(io.BytesIO(blob)) as z:
+            media = [z.read(n) for n in z.namelist() if n.startswith("word/media/")]
+        assert media == [fig.read_bytes()]
+        embedded.append(blob)
+    assert len({len(b) for b in embedded}) == 1 and embedded[0] != embedded[1]
+    assert embedded[1] == embedded[2]

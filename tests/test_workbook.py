@@ -103,7 +103,8 @@ def test_text_openpyxl_refuses_is_refused_as_before(tmp_path):
 def test_cell_blocks_write_what_openpyxl_writes_cell_by_cell(tmp_path):
     """Blocks beside the sheet's own openpyxl cells (header, a comment, a link), values
     openpyxl binds itself (bool, datetime, infinity, numpy scalars), styled empty cells,
-    a row height on a row without cells: the same bytes as openpyxl's writer."""
+    a row height on a row without cells, block row heights (on rows with cells, on a row
+    with a dimension already, on a row without cells): the same bytes as openpyxl's writer."""
     from openpyxl.comments import Comment
     from openpyxl.styles import Font, PatternFill
 
@@ -129,7 +130,8 @@ def test_cell_blocks_write_what_openpyxl_writes_cell_by_cell(tmp_path):
         rows = np.repeat(np.arange(2, 6), len(values))
         cols = np.tile(np.arange(1, len(values) + 1), 4)
         styles = np.tile(np.arange(len(values)) % 2, 4)
-        return wb, {"数据": cell_block(ws, rows, cols, values * 4, styles, palette)}
+        return wb, {"数据": cell_block(ws, rows, cols, values * 4, styles, palette,
+                                      heights={3: 45, 5: 22.5, 40: 30, 41: 15.0})}
 
     wb, blocks = build()
     fast = save_workbook(wb, tmp_path / "fast.xlsx", blocks=blocks)
@@ -145,6 +147,8 @@ def test_cell_blocks_write_what_openpyxl_writes_cell_by_cell(tmp_path):
     assert ws["N2"].value == "#N/A" and ws["N2"].data_type == "s"  # text_errors=True (default): text
     assert ws["B3"].fill.fgColor.rgb == "00FFF2CC" and ws["B3"].number_format == "0.00"
     assert ws.row_dimensions[40].height == 30 and ws.dimensions == "A1:N5"
+    assert ws.row_dimensions[3].height == 45 and ws.row_dimensions[5].height == 22.5
+    assert ws.row_dimensions[41].height == 15 and ws.row_dimensions[4].height is None
     with pytest.raises(ValueError, match=r"cell A1 given twice"):
         wb, blocks = build()
         save_workbook(wb, tmp_path / "twice.xlsx", blocks={"数据": cell_block(wb["数据"], [1], [1], ["x"], [0],

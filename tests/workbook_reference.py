@@ -145,6 +145,8 @@ def materialise_blocks(wb, blocks) -> None:
             else:
                 assert k == EMPTY and v is None
             ws._cells[(r, c)] = cell
+        for r, h in (b.heights or {}).items():   # block row heights: as row dimensions
+            ws.row_dimensions[r].height = h
 
 
 def save_reference(wb, path) -> Path:

@@ -18,6 +18,7 @@ output goes through here:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +39,32 @@ _NUMBER = r"^\s*[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?\s*$"
 def is_formula_like(value: Any) -> bool:
     """True for text a spreadsheet would evaluate (starts with = + - @ tab CR), plain
     numbers such as ``"-5"`` excepted."""
-    import re
-
     return isinstance(value, str) and bool(re.match(_RISKY, value)) and not re.match(_NUMBER, value)
 
 
+_RISKY_RE = re.compile(_RISKY)
+_NUMBER_RE = re.compile(_NUMBER)
+_FIRST = np.array(FORMULA_PREFIXES)
+
+
 def _risky_mask(col: pd.Series) -> np.ndarray:
+    """Cells of ``col`` that :func:`is_formula_like` calls formula-like (exact ``str`` only).
+
+    The first character of every cell is taken at once (numpy's cast to one-character
+    text); only cells starting with = + - @ tab CR (usually none) are checked one by one.
+    """
     if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
         return np.zeros(len(col), dtype=bool)
-    s = col.astype("object")
-    is_text = s.map(type).to_numpy() == str  # noqa: E721 - exact str, not subclasses of numbers
-    if not is_text.any():
-        return np.zeros(len(col), dtype=bool)
-    text = s.where(is_text, "").astype(str)
-    return (is_text & text.str.match(_RISKY).to_numpy()
-            & ~text.str.match(_NUMBER).to_numpy())
+    vals = col.to_numpy(dtype=object)
+    try:
+        first = vals.astype("U1")
+    except Exception:  # a value numpy cannot turn into text (bytes not ASCII ...): all candidates
+        first = np.full(len(vals), FORMULA_PREFIXES[0])
+    out = np.zeros(len(vals), dtype=bool)
+    for i in np.flatnonzero(np.isin(first, _FIRST)).tolist():
+        v = vals[i]
+        out[i] = type(v) is str and _RISKY_RE.match(v) is not None and _NUMBER_RE.match(v) is None  # noqa: E721
+    return out
 
 
 def defuse_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.core.sorting import nargsort
 
 from .grading import grade_dimensions, grade_indicators, overall_grade, reference_number
 from .inputs import ReportInputs
@@ -28,9 +29,34 @@ __all__ = ["section_indicators", "section_grades", "graded_tables"]
 _MAX_UNITS_NAMED = 6
 
 
+def _rows_by_area(inp: ReportInputs) -> dict:
+    """(level, area ID) → positions of the indicator table's rows (made once per table)."""
+    def make() -> dict:
+        t = inp.indicator_table
+        return t.groupby([t["level"], t["area_id"].astype(str)], sort=False).indices
+
+    return inp.derived("rows_by_area", ("indicator_table",), make)
+
+
 def _scope_rows(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
     t = inp.indicator_table
-    return t[(t["level"] == scope.level) & (t["area_id"].astype(str) == scope.area_id)]
+    at = _rows_by_area(inp).get((scope.level, scope.area_id))
+    return t.iloc[at] if at is not None else t.iloc[:0]
+
+
+def _level_rows(inp: ReportInputs) -> tuple[pd.DataFrame, pd.Series, dict, dict]:
+    """The indicator table's unit rows (and their area IDs as text), the district's value
+    and each town's value by (town code, indicator code); made once per table."""
+    def make() -> tuple[pd.DataFrame, pd.Series, dict, dict]:
+        t = inp.indicator_table
+        units = t[t["level"] == "unit"]
+        towns = t[t["level"] == "town"]
+        district = t[t["level"] == "district"].drop_duplicates("code")
+        return (units, units["area_id"].astype(str), dict(zip(district["code"], district["value"], strict=True)),
+                {(str(a), c): v for a, c, v in zip(towns["area_id"][::-1], towns["code"][::-1], towns["value"][::-1],
+                                                   strict=True)})
+
+    return inp.derived("level_rows", ("indicator_table",), make)
 
 
 def _figure_for(code: str, inp: ReportInputs) -> Path | None:
@@ -42,16 +68,14 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
     """三、数据指标分析, one sub-section per dimension."""
     w.heading("三、数据指标分析", 1)
     own = _scope_rows(inp, scope)
-    t = inp.indicator_table
     judged = own[own["judgement"].isin(["meets", "falls_short"])]
     w.para(f"本次体检在{scope.name}计算和填报指标{count(len(own))}，其中有参考值的{count(len(judged))}："
            f"达标{count(int((judged['judgement'] == 'meets').sum()))}，"
            f"未达标{count(int((judged['judgement'] == 'falls_short').sum()))}；"
            f"另有{count(len(own) - len(judged))}暂无国家或地方参考值（或缺少数据），列出现状值供比较。"
            "以下按宜居共建、安全韧性、品质更新、绿色低碳、交通便捷、多元共享、精细共治、智慧高效八个维度逐项分析。")
-    units = t[(t["level"] == "unit") & t["area_id"].astype(str).isin(scope.units)]
-    towns = t[t["level"] == "town"]
-    district = t[t["level"] == "district"].drop_duplicates("code")
+    all_units, unit_ids, district, towns = _level_rows(inp)
+    units = all_units[unit_ids.isin(scope.units).to_numpy()]
     # looked up per indicator below: once here (a district's table has ~16,000 unit rows)
     short_rows = units[units["judgement"] == "falls_short"]
     probs = scope_problems(inp, scope)
@@ -59,20 +83,24 @@ def section_indicators(w: DocWriter, inp: ReportInputs, scope: Scope) -> None:
         units_n=units.groupby("code", sort=False).size().to_dict(),
         short_by_code=dict(tuple(short_rows.groupby("code", sort=False))),
         short_units=short_rows.groupby("code").size(),
-        district=dict(zip(district["code"], district["value"], strict=True)),
-        towns={(str(a), c): v for a, c, v in zip(towns["area_id"][::-1], towns["code"][::-1], towns["value"][::-1],
-                                                 strict=True)},
+        district=district,
+        towns=towns,
         problem=_own_problems(probs, scope))
+    # (each dimension's rows and its indicators falling short, by masks of the scope's rows)
+    dims_of, judged_as = own["dimension"], own["judgement"]
+    short_all = (judged_as == "falls_short").to_numpy(dtype=bool, na_value=False)
+    meets_all = (judged_as == "meets").to_numpy(dtype=bool, na_value=False)
     for i, dim in enumerate(DIMENSION_ORDER, start=1):
         w.heading(f"（{cn_index(i)}）{dim}", 2)
-        rows = own[own["dimension"] == dim]
+        own_dims = (dims_of == dim).to_numpy(dtype=bool, na_value=False)
+        rows = own[own_dims]
         if not len(rows):
             w.para(f"本维度暂无可计算或填报的指标。{dim}维度的指标需通过部门填报或专项调查补充（[indicators] filled）。")
             continue
-        short = rows[rows["judgement"] == "falls_short"]
-        meets = rows[rows["judgement"] == "meets"]
-        w.para(f"{dim}维度共{count(len(rows))}指标，达标{count(len(meets))}、未达标{count(len(short))}、"
-               f"无参考值或无数据{count(len(rows) - len(meets) - len(short))}。"
+        short = own[own_dims & short_all]
+        n_meets = int((own_dims & meets_all).sum())
+        w.para(f"{dim}维度共{count(len(rows))}指标，达标{count(n_meets)}、未达标{count(len(short))}、"
+               f"无参考值或无数据{count(len(rows) - n_meets - len(short))}。"
                + (f"未达标的指标为：{'、'.join(short['name_zh'])}。" if len(short) else ""))
         _dimension_table(w, inp, scope, rows, look, dim)
         for r in short.itertuples():
@@ -153,9 +181,11 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, look:
     lower = str(getattr(r, "direction", "")) == "lower_better" or str(r.reference).startswith(("≤", "<"))
     if n_units:
         if below is not None and len(below):
-            below = below.sort_values("value", ascending=not lower)
+            # (the order of below.sort_values("value", ascending=not lower): pandas' own argsort)
+            first = nargsort(below["value"].to_numpy(), kind="quicksort", ascending=not lower,
+                             na_position="last")[:_MAX_UNITS_NAMED]
             named = "、".join(f"{area_label(inp, scope, a)} {value_text(v, unit)}"
-                             for a, v in zip(below["area_id"].head(_MAX_UNITS_NAMED), below["value"].head(_MAX_UNITS_NAMED),
+                             for a, v in zip(below["area_id"].to_numpy()[first], below["value"].to_numpy()[first],
                                              strict=True))
             more = "等" if len(below) > _MAX_UNITS_NAMED else ""
             text += (f"{n_units}个社区体检单元中有{len(below)}个未达到参考值（{share_pct(len(below), n_units)}），"
@@ -172,7 +202,15 @@ def _indicator_paragraph(w: DocWriter, inp: ReportInputs, scope: Scope, r, look:
 def graded_tables(inp: ReportInputs, scope: Scope, *, rules: pd.DataFrame, bands: pd.DataFrame
                   ) -> tuple[pd.DataFrame, pd.DataFrame, str, float]:
     """The grades of a scope: (indicators, dimensions, overall grade, overall score)."""
-    g = grade_indicators(inp.indicator_table, inp.units, level=scope.level, area_id=scope.area_id, rules=rules)
+    table = inp.indicator_table
+    if scope.is_town and inp.units is not None and len(inp.units):
+        # the rows grade_indicators reads of a town (its own and its units'), in the table's
+        # order, taken by the shared lookup instead of scanning the district's table
+        at = _rows_by_area(inp)
+        none = np.zeros(0, dtype=np.intp)
+        table = table.iloc[np.sort(np.concatenate([at.get((scope.level, scope.area_id), none)] +
+                                                  [at.get(("unit", u), none) for u in scope.units]))]
+    g = grade_indicators(table, inp.units, level=scope.level, area_id=scope.area_id, rules=rules)
     dims = grade_dimensions(g, dimensions=DIMENSION_ORDER, bands=bands)
     grade, score = overall_grade(dims, bands=bands)
     return g, dims, grade, score

@@ -83,6 +83,17 @@ class ReportInputs:
             cache[key] = make()
         return cache[key]
 
+    def derived(self, key: Any, tables: tuple[str, ...], make: Any) -> Any:
+        """``make()`` once for these tables (attribute names): shared by every copy that
+        :func:`fresh_inputs` makes (the town reports), made again when one of the tables is
+        another object. For what depends on the tables alone, never on a report's scope."""
+        cache = self.__dict__.setdefault("_derived", {})
+        objs = tuple(getattr(self, t) for t in tables)
+        hit = cache.get(key)
+        if hit is None or len(hit[0]) != len(objs) or any(a is not b for a, b in zip(hit[0], objs, strict=True)):
+            hit = cache[key] = (objs, make())
+        return hit[1]
+
     def unit_label(self, unit_id: str, *, with_town: bool = False) -> str:
         """``310114101-U03`` → ``U03（<first committee's name>等）``, short and recognisable;
         ``with_town`` puts the town's name first (a district report has a U03 in every town)."""
@@ -116,6 +127,7 @@ def fresh_inputs(inp: ReportInputs, **changes: Any) -> ReportInputs:
     for cache, table in (("_ucache", "units"), ("_tcache", "towns")):
         if table not in changes and cache in inp.__dict__:
             setattr(out, cache, inp.__dict__[cache])
+    out._derived = inp.__dict__.setdefault("_derived", {})   # (each entry checks its tables)
     return out
 
 

@@ -38,9 +38,13 @@ def area_label(inp: ReportInputs, scope: Scope, area_id: str) -> str:
 
 
 def problem_names(inp: ReportInputs) -> dict[str, tuple[str, str, str]]:
-    """indicator code → (name, dimension, unit) from the indicator table."""
-    t = inp.indicator_table.drop_duplicates("code")
-    return {c: (n, d, u) for c, n, d, u in zip(t["code"], t["name_zh"], t["dimension"], t["unit"], strict=True)}
+    """indicator code → (name, dimension, unit) from the indicator table (made once per
+    table: a copy; every report asks for it several times)."""
+    def make() -> dict[str, tuple[str, str, str]]:
+        t = inp.indicator_table.drop_duplicates("code")
+        return {c: (n, d, u) for c, n, d, u in zip(t["code"], t["name_zh"], t["dimension"], t["unit"], strict=True)}
+
+    return dict(inp.derived("problem_names", ("indicator_table",), make))
 
 
 # ------------------------------------------------------------------------------ 一

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -129,18 +130,22 @@ class DocWriter:
         filled. Without a template, geotijian's own cover, header and footer are used.
     """
 
-    def __init__(self, template: str | Path | None = None) -> None:
+    def __init__(self, template: str | Path | None = None, *, _blank: bool = False) -> None:
         self.template = Path(template) if template is not None else None
-        if self.template is None:
-            self.doc = Document()
-        else:
-            self.doc = _open_template(self.template)
         self._bookmark = 0
         self._seq = {"表": 0, "图": 0}
         self._headings: list[tuple[int, str, str]] = []
         self._toc: Any = None
         self._body_mark: Any = None
         self._style_ids: dict[Any, str | None] = {}
+        if self.template is None and not _blank:
+            # geotijian's own styles and page, set up once per process (python-docx finds a
+            # style by scanning every style: ~20 ms a report) and read back from their bytes
+            self.doc = Document(io.BytesIO(_blank_package()))
+            self._style_ids = _BLANK_STYLE_IDS   # (the blank document's styles: the same in every report)
+            _hash_pictures_once(self.doc)
+            return
+        self.doc = Document() if self.template is None else _open_template(self.template)
         _hash_pictures_once(self.doc)
         self._setup_styles()
         if self.template is not None:
@@ -527,17 +532,29 @@ class DocWriter:
                  'w:noHBand="1" w:noVBand="1"/></w:tblPr><w:tblGrid>']
         parts += [f'<w:gridCol w:w="{w}"/>' for w in tw]
         parts.append("</w:tblGrid>")
+        # each column's cell XML before its run, for the header (0) and the body (1)
+        pre: list[list[str]] = [[], []]
+        for i in (0, 1):
+            shd = '<w:shd w:val="clear" w:color="auto" w:fill="D9E2F3"/>' if i == 0 else ""
+            for j in range(ncol):
+                jc = '<w:jc w:val="center"/>' if i == 0 else '<w:jc w:val="right"/>' if j in num else ""
+                pre[i].append(f'<w:tc><w:tcPr><w:tcW w:w="{tw[j]}" w:type="dxa"/>{shd}<w:vAlign w:val="center"/>'
+                              f'</w:tcPr><w:p><w:pPr><w:pStyle w:val="{sid}"/>{jc}</w:pPr>')
         for i, row in enumerate([list(header)] + [list(r) for r in rows]):
             if len(row) != ncol:
                 raise ValueError(f"table {caption!r}: row {i} has {len(row)} cells, the header {ncol}")
             parts.append("<w:tr><w:trPr><w:cantSplit/>" + ("<w:tblHeader/>" if i == 0 else "") + "</w:trPr>")
-            for j, value in enumerate(row):
-                shd = '<w:shd w:val="clear" w:color="auto" w:fill="D9E2F3"/>' if i == 0 else ""
-                jc = ('<w:jc w:val="center"/>' if i == 0 else '<w:jc w:val="right"/>' if j in num else "")
-                rpr = "<w:rPr><w:b/></w:rPr>" if i == 0 else ""
-                parts.append(f'<w:tc><w:tcPr><w:tcW w:w="{tw[j]}" w:type="dxa"/>{shd}<w:vAlign w:val="center"/>'
-                             f'</w:tcPr><w:p><w:pPr><w:pStyle w:val="{sid}"/>{jc}</w:pPr>'
-                             f'{_runs_xml("" if value is None else str(value), rpr)}</w:p></w:tc>')
+            cells = pre[min(i, 1)]
+            rpr = "<w:rPr><w:b/></w:rPr>" if i == 0 else ""
+            texts = ["" if value is None else str(value) for value in row]
+            plain = not _XML_BAD.search("".join(texts))
+            for j, text in enumerate(texts):
+                if plain and "\n" not in text:   # one line, nothing to drop: _runs_xml's XML, written here
+                    if "&" in text or "<" in text or ">" in text:
+                        text = text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+                    parts.append(f'{cells[j]}<w:r>{rpr}<w:t xml:space="preserve">{text}</w:t></w:r></w:p></w:tc>')
+                else:
+                    parts.append(f"{cells[j]}{_runs_xml(text, rpr)}</w:p></w:tc>")
             parts.append("</w:tr>")
         parts.append("</w:tbl>")
         tbl = parse_xml("".join(parts))
@@ -613,12 +630,42 @@ class DocWriter:
         return _package_bytes(self.doc)
 
 
+#: pictures read, by file: a district's gap figures go into every town's report; parsing
+#: and hashing ~1 MB each time cost ~2 ms a picture. At most _IMAGES_MAX_BYTES are kept (a
+#: district's report and its town packages: ~25 MB).
+_IMAGES: dict[str, Any] = {}
+_IMAGES_MAX_BYTES = 64 * 2**20
+
+
+def _image(descriptor: Any) -> Any:
+    """python-docx's ``Image`` of a picture file, parsed and hashed once per process while
+    the file holds the same bytes (read and compared each time); streams read each time."""
+    from docx.image.image import Image
+
+    if not isinstance(descriptor, (str, Path)) or not hasattr(Image, "_from_stream"):
+        return Image.from_file(descriptor if isinstance(descriptor, str) or not isinstance(descriptor, Path)
+                               else str(descriptor))
+    path = os.path.abspath(descriptor)
+    with open(path, "rb") as f:
+        blob = f.read()
+    known = _IMAGES.get(path)
+    if known is not None and known.blob == blob:
+        return known
+    if sum(len(im.blob) for im in _IMAGES.values()) + len(blob) > _IMAGES_MAX_BYTES:
+        _IMAGES.clear()
+    _IMAGES[path] = image = Image._from_stream(io.BytesIO(blob), blob, os.path.basename(path))
+    return image
+
+
 def _hash_pictures_once(doc: Any) -> None:
     """Find a picture already in the document by a hash table, not by hashing every picture
     part again for each new picture (python-docx's ``ImageParts._get_by_sha1``: quadratic,
-    ~0.2 s for a district report's 20 figures). Same answer: the first part with the hash."""
+    ~0.2 s for a district report's 20 figures). Same answer: the first part with the hash.
+    A picture file is parsed and hashed once per process (:func:`_image`), and a part made
+    from it takes its hash (not hashed again)."""
     images = doc.part.package.image_parts
-    if not (hasattr(images, "_get_by_sha1") and isinstance(getattr(images, "_image_parts", None), list)):
+    if not (hasattr(images, "_get_by_sha1") and hasattr(images, "_add_image_part")
+            and isinstance(getattr(images, "_image_parts", None), list)):
         return   # (another python-docx: leave it be)
     known: dict[str, Any] = {}
     seen = 0
@@ -631,10 +678,37 @@ def _hash_pictures_once(doc: Any) -> None:
         seen = len(parts)
         return known.get(sha1)
 
+    def get_or_add_image_part(descriptor: Any) -> Any:
+        """``ImageParts.get_or_add_image_part``, the picture from :func:`_image`."""
+        nonlocal seen
+        image = _image(descriptor)
+        part = by_sha1(image.sha1)
+        if part is None:
+            part = images._add_image_part(image)
+            if images._image_parts[seen:] == [part]:   # the new part's hash is the picture's
+                known.setdefault(image.sha1, part)
+                seen += 1
+        return part
+
     images._get_by_sha1 = by_sha1
+    images.get_or_add_image_part = get_or_add_image_part
 
 
-def _package_bytes(doc: Any) -> bytes:
+_BLANK: list[bytes] = []
+#: style IDs by name (and ("id", name)) of the blank document, resolved once per process
+_BLANK_STYLE_IDS: dict[Any, str | None] = {}
+
+
+def _blank_package() -> bytes:
+    """The package of a new report without a template (python-docx's default document with
+    geotijian's styles, font table, settings and page set up), made once per process;
+    stored uncompressed (it is only read back)."""
+    if not _BLANK:
+        _BLANK.append(_package_bytes(DocWriter(_blank=True).doc, compress=False))
+    return _BLANK[0]
+
+
+def _package_bytes(doc: Any, *, compress: bool = True) -> bytes:
     """The document's package as zip bytes, written once, deterministic: entries in
     python-docx's order (content types, package relationships, each part and its
     relationships), fixed entry times and permissions, core times fixed; pictures stored
@@ -660,7 +734,7 @@ def _package_bytes(doc: Any) -> bytes:
                 data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
                               rb"\g<1>" + FIXED_CORE_TIME.encode() + rb"\g<2>", data)
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = (zipfile.ZIP_STORED if name.lower().endswith((".png", ".jpg", ".jpeg"))
+            info.compress_type = (zipfile.ZIP_STORED if not compress or name.lower().endswith((".png", ".jpg", ".jpeg"))
                                   else zipfile.ZIP_DEFLATED)
             info.external_attr = 0o644 << 16
             dst.writestr(info, data)
