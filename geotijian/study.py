@@ -630,7 +630,7 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
             opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
             tasks = [(1.0, partial(report.finish, **opts, towns=()))] + \
                 [(1.0, partial(report.finish, **opts, district=False, towns=(code,))) for code in report.town_codes()]
-            with ForkedTasks(tasks) as docs:
+            with ForkedTasks(tasks, tasks_per_worker=None) as docs:   # small: the pictures parsed once a worker
                 files += [f for written in docs.result() for f in written]
     return files
 

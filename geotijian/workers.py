@@ -95,6 +95,10 @@ class ForkedTasks:
     tasks : sequence of (cost, callable)
         Each callable takes no argument and returns a picklable value (e.g. the paths it
         wrote); ``cost`` is its expected time in any unit (the largest start first).
+    tasks_per_worker : int or None
+        A worker leaves after this many tasks and a fresh one is forked (its memory given
+        back); None keeps the workers (their caches, e.g. the report's pictures, serve
+        the next tasks).
 
     Notes
     -----
@@ -103,7 +107,8 @@ class ForkedTasks:
     was forked); leaving a ``with`` block stops the workers still running.
     """
 
-    def __init__(self, tasks: Sequence[tuple[float, Callable[[], Any]]]) -> None:
+    def __init__(self, tasks: Sequence[tuple[float, Callable[[], Any]]], *,
+                 tasks_per_worker: int | None = MAX_TASKS_PER_WORKER) -> None:
         self._fns = [fn for _, fn in tasks]
         self._order = sorted(range(len(tasks)), key=lambda i: (-float(tasks[i][0]), i))
         self._pool = None
@@ -119,7 +124,7 @@ class ForkedTasks:
             with warnings.catch_warnings():   # Python ≥ 3.12 warns about forking with threads
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self._pool = multiprocessing.get_context("fork").Pool(
-                    n, initializer=_ignore_sigint, maxtasksperchild=MAX_TASKS_PER_WORKER)
+                    n, initializer=_ignore_sigint, maxtasksperchild=tasks_per_worker)
             self._pending = [(i, self._pool.apply_async(_call, (i,))) for i in self._order]
 
     @property
