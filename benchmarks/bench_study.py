@@ -233,9 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'total':<12}{total:>9.2f}{total_cpu:>9.2f}   (target ≤ {TARGET_TOTAL_S:g} s wall on a quiet machine)")
     print(f"(step CPU is this process's; the forked output workers used {workers_cpu:.2f} s CPU more: "
           f"{total_cpu + workers_cpu:.2f} s in all)")
+    # the run log resets the peak (VmHWM) at each step and records it: ru_maxrss is the last step's
+    rss_mb = max([rss_mb, *res.log.memory_mb.values()])
     mem_mb = max(rss_mb, pss.peak_mb)
-    print(f"peak RSS {rss_mb:,.0f} MB; peak PSS of the study and its workers together {pss.peak_mb:,.0f} MB "
-          f"(sampled every {pss.every:g} s); target ≤ {TARGET_RSS_MB:,.0f} MB on the larger")
+    print(f"peak RSS {rss_mb:,.0f} MB (the largest step peak: {max(res.log.memory_mb, key=res.log.memory_mb.get)}); "
+          f"peak PSS of the study and its workers together {pss.peak_mb:,.0f} MB (sampled every {pss.every:g} s); "
+          f"target ≤ {TARGET_RSS_MB:,.0f} MB on the larger")
     print(f"load after the run: {_load()}")
 
     fl = floor(study)

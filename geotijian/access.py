@@ -826,6 +826,10 @@ class PendingServiceAreas:
     def cancel(self) -> None:
         self.unions.cancel()
 
+    def done(self) -> bool:
+        """Whether every union has run (``result()`` would not wait)."""
+        return self.unions.done()
+
 
 def start_service_areas(
     network: WalkNetwork,

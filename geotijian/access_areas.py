@@ -231,6 +231,7 @@ class PendingUnions:
         self._errors: dict[int, BaseException] = {}
         self._n = 0
         self._closed = False
+        self._busy = 0   # items taken and not yet done
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -265,6 +266,11 @@ class PendingUnions:
                 raise self._errors[key]
         return [self._values[k] for k in range(self._n)]
 
+    def done(self) -> bool:
+        """Whether every item added so far has run (:meth:`result` would not wait)."""
+        with self._cond:
+            return not self._waiting and not self._busy
+
     def cancel(self) -> None:
         """Drop the waiting items (the one running finishes in its daemon thread)."""
         with self._cond:
@@ -277,6 +283,7 @@ class PendingUnions:
             if not self._waiting:
                 return None
             i = max(range(len(self._waiting)), key=lambda j: (self._waiting[j][0], -self._waiting[j][1]))
+            self._busy += 1
             return self._waiting.pop(i)
 
     def _work(self) -> None:
@@ -297,3 +304,6 @@ class PendingUnions:
             self._values[key] = fn()
         except BaseException as exc:  # raised again by result(), in the caller's thread
             self._errors[key] = exc
+        finally:
+            with self._cond:
+                self._busy = max(self._busy - 1, 0)

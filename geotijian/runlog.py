@@ -143,6 +143,11 @@ class RunLog:
         if self._bar is not None:
             self._bar.update(1)
 
+    def skip_step(self) -> None:
+        """Advance the progress bar past a step this run does not have."""
+        if self._bar is not None:
+            self._bar.update(1)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.set_description_str("geotijian: done")

@@ -118,6 +118,8 @@ __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyRe
 STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
          "survey", "judgement", "ledger", "plan", "tables", "outputs", "towns", "service_areas", "maps",
          "report")
+#: (a study whose service areas are done when its outputs begin has no "maps" step: its
+#: maps are drawn in "outputs", and "service_areas" comes before "tables")
 
 
 @dataclass
@@ -596,19 +598,35 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
     """Every output into ``folder``: first what does not read the service areas (tables,
     the GeoPackage's other layers, the units and problems figures, the town packages'
     tables and figures) while their unions finish in the background; then the service
-    areas' layer, the maps, the coverage-gap figures and the reports."""
+    areas' layer, the maps, the coverage-gap figures and the reports. When the unions are
+    done before the outputs begin (a small study), the maps and gap figures are drawn
+    with the first figures, in worker processes beside the GeoPackage."""
     data = res.data
     lang = cfg.report.get("lang", "zh")
     fig = {"lang": lang, "indicator": cfg.report.get("indicator"), "title": cfg.report.get("map_title"),
            "dpi": cfg.report.get("dpi", settings.figure_dpi),
            "formats": cfg.report.get("formats", settings.figure_formats)}
+    # unions already done (a small study): every output may go to the workers from the start
+    early = res.pending_areas is None or res.pending_areas.done()
+    _warm_outputs()
     gpkg = report = None
     try:
+        if early:
+            with log.step("service_areas"):
+                data.service_areas = _collect_areas(res)
+            log.skip_step()   # no "maps" step: drawn in "outputs"
         with log.step("tables"):
             files = _write_table_outputs(cfg, res, folder)
         with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
-            gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
-            files += save_figures(data, folder / "maps", kinds=("units", "problems"), **fig)
+            if early:   # and the maps and gap figures, each in a worker (the GeoPackage too)
+                tasks = [(len(data.roads) if data.roads is not None else 1.0,
+                          partial(_whole_gpkg, data, folder / f"{cfg.name}.gpkg", lang))]
+                tasks += [(1.0, partial(save_figures, data, folder / "maps", kinds=("units", "problems"), **fig))]
+                with ForkedTasks(tasks + _map_tasks(cfg, res, folder, fig)) as work:
+                    files += [f for written in work.result() for f in written]
+            else:
+                gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
+                files += save_figures(data, folder / "maps", kinds=("units", "problems"), **fig)
         with log.step("towns"):     # the report's inputs, the town packages' tables and figures
             if cfg.report.get("docx", True):
                 # the report reads what the run wrote (run.json too), never recomputing
@@ -619,18 +637,19 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
         if res.pending_areas is not None:
             res.pending_areas.cancel()  # the error is not kept waiting
         raise
-    with log.step("service_areas"):  # what is left of the unions (this thread helps)
-        data.service_areas = _collect_areas(res)
-    with log.step("maps"):   # in worker processes where the platform forks (workers.py)
-        with ForkedTasks(_map_tasks(cfg, res, folder, fig)) as maps:
-            files.append(gpkg.finish(data))   # meanwhile, here
-            files += [f for written in maps.result() for f in written]
+    if not early:
+        with log.step("service_areas"):  # what is left of the unions (this thread helps)
+            data.service_areas = _collect_areas(res)
+        with log.step("maps"):   # in worker processes where the platform forks (workers.py)
+            tasks = [(len(data.units) if data.units is not None else 1.0, partial(_finish_gpkg, gpkg, data))]
+            with ForkedTasks(tasks + _map_tasks(cfg, res, folder, fig)) as maps:   # the service areas' layer too
+                files += [f for written in maps.result() for f in written]
     with log.step("report"):
         if report is not None:
             opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
             tasks = [(1.0, partial(report.finish, **opts, towns=()))] + \
                 [(1.0, partial(report.finish, **opts, district=False, towns=(code,))) for code in report.town_codes()]
-            with ForkedTasks(tasks, tasks_per_worker=None) as docs:   # small: the pictures parsed once a worker
+            with ForkedTasks(tasks) as docs:
                 files += [f for written in docs.result() for f in written]
     return files
 
@@ -657,6 +676,23 @@ def _map_tasks(cfg: StudyConfig, res: StudyResult, folder: Path, fig: dict) -> l
     if data.meta.get("ortho") is not None:
         tasks.append((1.0, lambda: [quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png")]))
     return tasks
+
+
+def _warm_outputs() -> None:
+    """Import the output modules (matplotlib, the map and report writers) and load the
+    figures' fonts here, once: each forked worker starts with them, instead of paying
+    ~1 s of imports per task."""
+    importlib.import_module(".report", __package__)
+    importlib.import_module(".report.docx", __package__)
+    importlib.import_module(".report.figures", __package__).find_cjk_font()   # the font list, loaded once
+
+
+def _whole_gpkg(data: StudyData, path: Path, lang: str) -> list[Path]:
+    return [start_gpkg(data, path, lang=lang, later=(), in_place=True).finish(data)]
+
+
+def _finish_gpkg(gpkg: Any, data: StudyData) -> list[Path]:
+    return [gpkg.finish(data)]
 
 
 def _district_map(data: StudyData, maps: Path, opts: dict) -> list[Path]:

@@ -5,8 +5,10 @@ district and town reports) is many independent pieces of Python work (matplotlib
 JSON, python-docx) that hold the GIL, so threads cannot share them out. On Linux,
 :class:`ForkedTasks` runs them in worker processes forked from the study: each worker
 starts with the study's layers already in memory (copy-on-write: nothing is pickled
-or read again) and sends back only what its task returns (the paths it wrote). The
-calling process goes on meanwhile (e.g. writing the GeoPackage) and collects them.
+or read again), runs one task and sends back only what it returns (the paths it wrote)
+through a pipe. The calling thread forks every worker itself and does nothing else
+meanwhile (work it has goes to a worker as a task): a fork while that thread held a lock
+inside GDAL or Arrow would leave the worker waiting on it forever.
 
 Each task is a pure function of the study; it writes its own files (atomically), so
 the outputs are the same bytes whichever process wrote them. A task's warnings are
@@ -20,9 +22,11 @@ files, more time.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import pickle
+import select
 import signal
 import sys
 import traceback
@@ -34,15 +38,8 @@ from . import settings
 
 __all__ = ["ForkedTasks", "worker_count"]
 
-#: the tasks of the pool being started: a forked worker finds them here (set before the fork)
-_TASKS: list[Callable[[], Any]] = []
-
 #: at most this many worker processes (each may copy part of the study's memory as it goes)
 MAX_WORKERS = 4
-#: a worker leaves after this many tasks and a fresh one is forked: what a task allocated
-#: and the study's pages it copied are given back (scale 18.4: a town map or three gap
-#: figures ~100-220 MB each; two workers kept for every task held ~770 MB more in all)
-MAX_TASKS_PER_WORKER = 1
 
 
 def worker_count(n_tasks: int) -> int:
@@ -60,16 +57,22 @@ def worker_count(n_tasks: int) -> int:
     return min(cores, MAX_WORKERS, n_tasks) if cores > 1 else 0
 
 
-def _ignore_sigint() -> None:   # a worker: Ctrl-C is the caller's to handle (it stops the pool)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``): after a
+    study's steps the process holds hundreds of MB freed but kept by malloc."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
-def _call(i: int) -> tuple[Any, list[tuple[str, type, str, int]], BaseException | None]:
-    """Run task ``i`` in a worker: its value, its warnings and its exception (if any)."""
+def _call(fn: Callable[[], Any]) -> tuple[Any, list[tuple[str, type, str, int]], BaseException | None]:
+    """Run ``fn`` in a worker: its value, its warnings and its exception (if any)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            value, error = _TASKS[i](), None
+            value, error = fn(), None
         except BaseException as exc:   # sent back and raised in the caller
             value, error = None, _portable(exc)
     return value, [(str(w.message), w.category, w.filename, w.lineno) for w in caught], error
@@ -88,83 +91,128 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 class ForkedTasks:
-    """Run tasks in forked worker processes while the caller goes on.
+    """Run tasks in forked worker processes, one process per task.
 
     Parameters
     ----------
     tasks : sequence of (cost, callable)
         Each callable takes no argument and returns a picklable value (e.g. the paths it
         wrote); ``cost`` is its expected time in any unit (the largest start first).
-    tasks_per_worker : int or None
-        A worker leaves after this many tasks and a fresh one is forked (its memory given
-        back); None keeps the workers (their caches, e.g. the report's pictures, serve
-        the next tasks).
+    fork : bool
+        False runs the tasks here (e.g. while another thread of the caller is busy: a
+        forked worker would hold a copy of that thread's memory mid-work, without it).
 
     Notes
     -----
-    The workers are forked when the object is created: the tasks see the study as it
-    is then. Call :meth:`result` to wait for them (it runs them here when no worker
-    was forked); leaving a ``with`` block stops the workers still running.
+    Every worker is forked by the calling thread, when the object is created (as many
+    as there are cores) and in :meth:`result` as tasks end: the caller must not start
+    other work in between, so no lock of its own is held at a fork (give such work to
+    the workers as a task). A worker runs one task and leaves: what it allocated and the
+    study's pages it copied are given back (scale 18.4: a town map or three gap figures
+    take ~100-220 MB each; workers kept across tasks held ~770 MB more in all). The
+    tasks see the study as it is when they are forked. Leaving a ``with`` block stops
+    the workers still running.
     """
 
-    def __init__(self, tasks: Sequence[tuple[float, Callable[[], Any]]], *,
-                 tasks_per_worker: int | None = MAX_TASKS_PER_WORKER) -> None:
+    def __init__(self, tasks: Sequence[tuple[float, Callable[[], Any]]], *, fork: bool = True) -> None:
         self._fns = [fn for _, fn in tasks]
         self._order = sorted(range(len(tasks)), key=lambda i: (-float(tasks[i][0]), i))
-        self._pool = None
-        self._pending: list[Any] = []
-        n = worker_count(len(tasks))
-        if n:
-            import multiprocessing
-
-            global _TASKS
-            _TASKS = self._fns
+        self._n = worker_count(len(tasks)) if fork else 0
+        self._running: dict[int, tuple[int, int]] = {}   # pid -> (task, read end of its pipe)
+        self._got: dict[int, tuple[Any, list, BaseException | None]] = {}
+        self._next = 0
+        self._frozen = False
+        if self._n:
             gc.collect()
-            gc.freeze()   # the study's objects: no worker's garbage collector writes to (copies) their pages
-            with warnings.catch_warnings():   # Python ≥ 3.12 warns about forking with threads
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._pool = multiprocessing.get_context("fork").Pool(
-                    n, initializer=_ignore_sigint, maxtasksperchild=tasks_per_worker)
-            self._pending = [(i, self._pool.apply_async(_call, (i,))) for i in self._order]
+            _trim_heap()   # what the study freed goes back to the system, not into each worker's copy
+            gc.freeze()    # the study's objects: no worker's garbage collector writes to (copies) their pages
+            self._frozen = True
+            while len(self._running) < self._n and self._next < len(self._order):
+                self._spawn()
 
     @property
     def workers(self) -> int:
-        """Worker processes forked (0: the tasks run in the caller)."""
-        return self._pool._processes if self._pool is not None else 0
+        """Worker processes at a time (0: the tasks run in the caller)."""
+        return self._n
+
+    def _spawn(self) -> None:
+        i = self._order[self._next]
+        self._next += 1
+        r, w = os.pipe()
+        for stream in (sys.stdout, sys.stderr):   # nothing buffered is written twice
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:   # the worker: run the task, send back what it gave, leave at once
+            try:
+                os.close(r)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the caller's to handle
+                out = _call(self._fns[i])
+                try:
+                    blob = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:
+                    blob = pickle.dumps((None, out[1], _portable(RuntimeError(
+                        f"the task's value cannot be sent back from its worker: {exc}"))))
+                with os.fdopen(w, "wb") as f:
+                    f.write(blob)
+            finally:
+                os._exit(0)
+        os.close(w)
+        self._running[pid] = (i, r)
+
+    def _reap(self, pid: int) -> None:
+        i, r = self._running.pop(pid)
+        chunks = []
+        while chunk := os.read(r, 1 << 20):
+            chunks.append(chunk)
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+        if chunks:
+            self._got[i] = pickle.loads(b"".join(chunks))
+        else:   # killed (e.g. by the system when memory ran out) before it could answer
+            why = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exit status {os.waitstatus_to_exitcode(status)}")
+            self._got[i] = (None, [], RuntimeError(
+                f"a geotijian worker process ended without a result ({why}); if the system ran out of "
+                "memory, run with settings.parallel = False (one process) or on a machine with more memory"))
 
     def result(self) -> list[Any]:
         """Every task's value, in the order given (raises the first failed task's error,
         in that order, after re-issuing every task's warnings)."""
-        if self._pool is None:
+        if not self._n:
             return [fn() for fn in self._fns]
-        got: dict[int, tuple[Any, list, BaseException | None]] = {}
         try:
-            for i, r in self._pending:
-                got[i] = r.get()
-        except BaseException:
+            while self._running:
+                ends = {r: pid for pid, (_, r) in self._running.items()}
+                ready, _, _ = select.select(list(ends), [], [])
+                for r in ready:
+                    self._reap(ends[r])
+                    if self._next < len(self._order):
+                        self._spawn()
+        finally:
             self.close()
-            raise
-        self._pool.close()   # every task is done: the workers leave
-        self._pool.join()
-        self._pool = None
-        gc.unfreeze()
         for i in range(len(self._fns)):
-            for message, category, filename, lineno in got[i][1]:
+            for message, category, filename, lineno in self._got[i][1]:
                 warnings.warn_explicit(message, category, filename, lineno)
         for i in range(len(self._fns)):
-            if got[i][2] is not None:
-                raise got[i][2]
-        return [got[i][0] for i in range(len(self._fns))]
+            if self._got[i][2] is not None:
+                raise self._got[i][2]
+        return [self._got[i][0] for i in range(len(self._fns))]
 
     def close(self) -> None:
-        """Stop the workers (those still running are terminated)."""
-        global _TASKS
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        """Stop the workers still running (those not started are dropped)."""
+        for pid, (_, r) in list(self._running.items()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                os.close(r)
+        self._running.clear()
+        self._next = len(self._order)
+        if self._frozen:
             gc.unfreeze()
-        _TASKS = []
+            self._frozen = False
 
     def __enter__(self) -> ForkedTasks:
         return self
