@@ -79,3 +79,13 @@ def test_an_unpicklable_error_becomes_a_runtime_error_that_says_it():
         pytest.skip("no worker processes on this platform: the error is raised as it is")
     with pytest.raises(RuntimeError, match="Local: the town map of 310114101 failed"):
         ForkedTasks([(1.0, bad), (1.0, lambda: 2)]).result()
+
+
+def test_a_worker_killed_before_answering_is_an_error_that_says_so():
+    import signal
+
+    if not FORKS:
+        pytest.skip("no worker processes on this platform")
+    tasks = [(1.0, lambda: os.kill(os.getpid(), signal.SIGKILL)), (1.0, lambda: 2)]
+    with pytest.raises(RuntimeError, match="ended without a result .killed by signal 9.*memory"):
+        ForkedTasks(tasks).result()
