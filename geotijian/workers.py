@@ -142,7 +142,9 @@ class ForkedTasks:
         for stream in (sys.stdout, sys.stderr):   # nothing buffered is written twice
             with contextlib.suppress(Exception):
                 stream.flush()
-        pid = os.fork()
+        with warnings.catch_warnings():   # Python ≥ 3.12 warns of any other thread (tqdm's monitor, Arrow's
+            warnings.simplefilter("ignore", DeprecationWarning)   # allocator): none holds a lock of ours
+            pid = os.fork()
         if pid == 0:   # the worker: run the task, send back what it gave, leave at once
             try:
                 os.close(r)
