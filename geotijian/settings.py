@@ -136,8 +136,10 @@ parallel : bool
     Run independent steps in a second thread: the edge index beside the network build,
     facility access points and part of the homes beside the homes, the service areas'
     buffers and unions beside the study's steps after coverage (GEOS, numpy and scipy's
-    csgraph release the GIL, so they overlap on a multi-core machine). False runs them
-    one after the other; the results are the same.
+    csgraph release the GIL, so they overlap on a multi-core machine); and, on Linux,
+    the outputs' maps, coverage-gap figures and reports in forked worker processes
+    (:mod:`geotijian.workers`). False runs them one after the other in one process;
+    the results are the same.
 """
 
 from __future__ import annotations
