@@ -688,7 +688,8 @@ def _warm_outputs() -> None:
 
 
 def _whole_gpkg(data: StudyData, path: Path, lang: str) -> list[Path]:
-    return [start_gpkg(data, path, lang=lang, later=(), in_place=True).finish(data)]
+    # in two parts as when the unions are still running: the same bytes either way
+    return [start_gpkg(data, path, lang=lang, in_place=True).finish(data)]
 
 
 def _finish_gpkg(gpkg: Any, data: StudyData) -> list[Path]:

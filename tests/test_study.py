@@ -128,6 +128,40 @@ def test_rerun_gives_identical_files(sample_run, tmp_path):
         assert p.read_bytes() == second[rel].read_bytes(), f"{rel} differs between two runs"
 
 
+def _same_files(a: Path, b: Path) -> None:
+    first = {p.relative_to(a): p for p in a.rglob("*") if p.is_file()}
+    second = {p.relative_to(b): p for p in b.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    for rel, p in first.items():
+        if rel.name == "run.json":
+            x, y = (json.loads(q.read_text(encoding="utf-8")) for q in (p, second[rel]))
+            for k in ("timings_s", "machine", "started"):
+                x.pop(k), y.pop(k)
+            x["settings"].pop("parallel"), y["settings"].pop("parallel")   # recorded as it was
+            # the same warnings, said in the step that drew the map (outputs or maps)
+            wx, wy = (sorted(str(w).split("] ", 1)[-1] for w in j.pop("warnings")) for j in (x, y))
+            assert x == y and wx == wy
+            continue
+        assert p.read_bytes() == second[rel].read_bytes(), f"{rel} differs"
+
+
+def test_outputs_do_not_depend_on_when_the_unions_finish_or_on_workers(sample_run, tmp_path, monkeypatch):
+    """The sample's unions are done before its outputs begin (maps drawn with the first
+    figures); a district's are not (maps drawn after them, the GeoPackage finished in a
+    worker). Both orders, and one process without workers, write the same bytes."""
+    from geotijian.access import PendingServiceAreas
+
+    with monkeypatch.context() as m:
+        m.setattr(PendingServiceAreas, "done", lambda self: False)   # as if still running
+        late = gt.run_study(SAMPLE, progress=False, output=tmp_path / "late")
+    assert "maps" in late.log.timings and list(late.log.timings).index("service_areas") > \
+        list(late.log.timings).index("towns")
+    _same_files(sample_run.out_dir, late.out_dir)
+    with gt.settings.temporary(parallel=False):
+        alone = gt.run_study(SAMPLE, progress=False, output=tmp_path / "alone")
+    _same_files(sample_run.out_dir, alone.out_dir)
+
+
 def test_sample_workbook_is_what_openpyxl_wrote_cell_by_cell(sample_run, tmp_path):
     """The study's 一表三清单 workbook against the old cell-by-cell code on the same tables:
     the same bytes, and every cell, width, height, pane, filter, validation, conditional
