@@ -122,29 +122,36 @@ class ForkedTasks:
         self._got: dict[int, tuple[Any, list, BaseException | None]] = {}
         self._next = 0
         self._frozen = False
+        self._here = False   # a fork failed: the tasks not started run in the caller
         if self._n:
             gc.collect()
             _trim_heap()   # what the study freed goes back to the system, not into each worker's copy
             gc.freeze()    # the study's objects: no worker's garbage collector writes to (copies) their pages
             self._frozen = True
-            while len(self._running) < self._n and self._next < len(self._order):
-                self._spawn()
+            while len(self._running) < self._n and self._next < len(self._order) and self._spawn():
+                pass
 
     @property
     def workers(self) -> int:
         """Worker processes at a time (0: the tasks run in the caller)."""
         return self._n
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> bool:
+        """Fork a worker for the next task; False (the task left for the caller) when the
+        system cannot start another process now."""
         i = self._order[self._next]
-        self._next += 1
-        r, w = os.pipe()
         for stream in (sys.stdout, sys.stderr):   # nothing buffered is written twice
             with contextlib.suppress(Exception):
                 stream.flush()
-        with warnings.catch_warnings():   # Python ≥ 3.12 warns of any other thread (tqdm's monitor, Arrow's
-            warnings.simplefilter("ignore", DeprecationWarning)   # allocator): none holds a lock of ours
-            pid = os.fork()
+        try:
+            r, w = os.pipe()
+            with warnings.catch_warnings():   # Python ≥ 3.12 warns of any other thread (tqdm's monitor,
+                warnings.simplefilter("ignore", DeprecationWarning)   # Arrow's allocator): none holds our locks
+                pid = os.fork()
+        except OSError:   # no memory or process slot for a fork: the caller runs what is left
+            self._here = True
+            return False
+        self._next += 1
         if pid == 0:   # the worker: run the task, send back what it gave, leave at once
             try:
                 os.close(r)
@@ -161,6 +168,7 @@ class ForkedTasks:
                 os._exit(0)
         os.close(w)
         self._running[pid] = (i, r)
+        return True
 
     def _reap(self, pid: int) -> None:
         i, r = self._running.pop(pid)
@@ -189,8 +197,11 @@ class ForkedTasks:
                 ready, _, _ = select.select(list(ends), [], [])
                 for r in ready:
                     self._reap(ends[r])
-                    if self._next < len(self._order):
+                    if self._next < len(self._order) and not self._here:
                         self._spawn()
+            for i in self._order[self._next:]:   # those no worker could be forked for
+                self._got[i] = _call(self._fns[i])
+            self._next = len(self._order)
         finally:
             self.close()
         for i in range(len(self._fns)):

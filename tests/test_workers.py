@@ -89,3 +89,21 @@ def test_a_worker_killed_before_answering_is_an_error_that_says_so():
     tasks = [(1.0, lambda: os.kill(os.getpid(), signal.SIGKILL)), (1.0, lambda: 2)]
     with pytest.raises(RuntimeError, match="ended without a result .killed by signal 9.*memory"):
         ForkedTasks(tasks).result()
+
+
+def test_tasks_no_worker_could_be_forked_for_run_in_the_caller(monkeypatch):
+    if not FORKS:
+        pytest.skip("no worker processes on this platform")
+    real, calls = os.fork, []
+
+    def fork_once():
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(12, "Cannot allocate memory")
+        return real()
+
+    monkeypatch.setattr(os, "fork", fork_once)
+    out = ForkedTasks([(1.0, lambda k=k: (k, os.getpid())) for k in range(5)]).result()
+    assert [k for k, _ in out] == list(range(5))
+    pids = [p for _, p in out]
+    assert pids.count(os.getpid()) == 4 and len(set(pids)) == 2   # one task in the one worker forked
