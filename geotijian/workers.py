@@ -40,21 +40,40 @@ __all__ = ["ForkedTasks", "worker_count"]
 
 #: at most this many worker processes (each may copy part of the study's memory as it goes)
 MAX_WORKERS = 4
+#: memory kept free per worker: a task's own allocations and the study's pages it copies
+#: (scale 18.4: up to ~220 MB for the district map), twice over; fewer workers (none below
+#: two) when the system has less available
+WORKER_MEMORY_BYTES = 450e6
 
 
 def worker_count(n_tasks: int) -> int:
     """How many worker processes :class:`ForkedTasks` forks for ``n_tasks`` tasks: the
     usable cores (at most :data:`MAX_WORKERS`), or 0 (run here) where forking is not
-    used: not Linux, ``settings.parallel`` off, one core, fewer than two tasks, or a
-    daemon process (a dask or multiprocessing worker running studies side by side, which
-    may not have children)."""
+    used: not Linux, ``settings.parallel`` off, one core, fewer than two tasks, memory
+    available for fewer than two workers (:data:`WORKER_MEMORY_BYTES` each), or a daemon
+    process (a dask or multiprocessing worker running studies side by side, which may not
+    have children)."""
     import multiprocessing
 
     if (not sys.platform.startswith("linux") or not settings.parallel or n_tasks < 2
             or multiprocessing.current_process().daemon):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(cores, MAX_WORKERS, n_tasks) if cores > 1 else 0
+    n = min(cores, MAX_WORKERS, n_tasks, int(_available_memory() // WORKER_MEMORY_BYTES))
+    return n if n > 1 else 0
+
+
+def _available_memory() -> float:
+    """Bytes of memory the system can give without swapping (``MemAvailable``); infinite
+    when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("inf")
 
 
 def _trim_heap() -> None:

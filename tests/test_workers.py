@@ -107,3 +107,16 @@ def test_tasks_no_worker_could_be_forked_for_run_in_the_caller(monkeypatch):
     assert [k for k, _ in out] == list(range(5))
     pids = [p for _, p in out]
     assert pids.count(os.getpid()) == 4 and len(set(pids)) == 2   # one task in the one worker forked
+
+
+def test_workers_are_as_many_as_the_memory_available_allows(monkeypatch):
+    from geotijian import workers
+
+    if not FORKS:
+        pytest.skip("no worker processes on this platform")
+    cores = min(len(os.sched_getaffinity(0)), workers.MAX_WORKERS)
+    monkeypatch.setattr(workers, "_available_memory", lambda: 10 * workers.WORKER_MEMORY_BYTES)
+    assert workers.worker_count(8) == cores
+    monkeypatch.setattr(workers, "_available_memory", lambda: 1.5 * workers.WORKER_MEMORY_BYTES)
+    assert workers.worker_count(8) == 0   # room for one: the tasks run in the caller
+    assert ForkedTasks([(1.0, lambda: os.getpid())] * 3).result() == [os.getpid()] * 3
