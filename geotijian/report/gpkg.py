@@ -20,7 +20,6 @@ carry a fixed ``update_time``.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import re
 import sqlite3
@@ -37,6 +36,7 @@ import geopandas as gpd
 from ..access import gaps_by_home
 from ..errors import LayerError
 from ..io.atomic import atomic_path, fixed_gdal_date
+from ..io.layers import _HAS_ARROW  # layers written through Arrow when pyarrow is there: ~30 % less CPU
 from ..model import StudyData
 from . import _common as c
 from .styles import layer_qml
@@ -47,9 +47,6 @@ LAYER_ORDER = ("boundary", "towns", "committees", "units", "blocks", "compounds"
                "facilities", "coverage_gaps", "service_areas", "problems", "hotspots")
 TABLES = ("indicator_values", "indicator_table", "strengths", "suggestions", "ledger")
 FIXED_TIME = "2000-01-01T00:00:00.000Z"
-#: layers are written through Arrow when pyarrow is there: ~30 % less CPU (295,262 roads
-#: 2.4 -> 1.6 s), the same rows and bytes
-_HAS_ARROW = importlib.util.find_spec("pyarrow") is not None
 _RESERVED = {"fid", "geom", "geometry"}
 
 _LAYER_STYLES_DDL = """
@@ -200,7 +197,8 @@ class GpkgDraft:
     """A study GeoPackage whose first layers are written (:func:`start_gpkg`).
 
     :meth:`finish` writes the layers left for later, the aliases and the QGIS styles and
-    puts the file in place; :meth:`discard` drops it (a run that failed meanwhile).
+    puts the file in place. (A study's draft is written in its staging folder, which a
+    failed run drops whole.)
     """
 
     def __init__(self, path: Path, work: Path, stack: contextlib.ExitStack, later: tuple[str, ...],
@@ -247,17 +245,6 @@ class GpkgDraft:
             raise
         self._stack.close()   # atomic: renamed onto the target
         return self.path
-
-    def discard(self) -> None:
-        """Remove the file begun (the target is left as it was)."""
-        try:
-            raise _Discarded()
-        except _Discarded:
-            self._stack.__exit__(*sys.exc_info())
-
-
-class _Discarded(Exception):
-    pass
 
 
 def start_gpkg(study: StudyData, path: str | Path, *, lang: str = "zh",
