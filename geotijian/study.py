@@ -598,84 +598,100 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
     """Every output into ``folder``: first what does not read the service areas (tables,
     the GeoPackage's other layers, the units and problems figures, the town packages'
     tables and figures) while their unions finish in the background; then the service
-    areas' layer, the maps, the coverage-gap figures and the reports. When the unions are
-    done before the outputs begin (a small study), the maps and gap figures are drawn
-    with the first figures, in worker processes beside the GeoPackage."""
+    areas' layer, the maps, the coverage-gap figures and the reports, in worker processes
+    (:class:`~geotijian.workers.ForkedTasks`), each report as soon as the figures and map
+    it shows are drawn. When the unions are done before the outputs begin (a small study),
+    the figures and maps are drawn by the workers while this thread begins the reports."""
     data = res.data
     lang = cfg.report.get("lang", "zh")
     fig = {"lang": lang, "indicator": cfg.report.get("indicator"), "title": cfg.report.get("map_title"),
            "dpi": cfg.report.get("dpi", settings.figure_dpi),
            "formats": cfg.report.get("formats", settings.figure_formats)}
-    # unions already done (a small study): every output may go to the workers from the start
+    # unions already done (a small study): the workers may begin with the first figures
     early = res.pending_areas is None or res.pending_areas.done()
     _warm_outputs()
-    gpkg = report = None
+    report = work = None
+    files: list[Path] = []
     try:
+        first = [("figures", None, 1.0, partial(save_figures, data, folder / "maps",
+                                                kinds=("units", "problems"), **fig))]
         if early:
             with log.step("service_areas"):
                 data.service_areas = _collect_areas(res)
-            log.skip_step()   # no "maps" step: drawn in "outputs"
+                # workers draw the figures and maps while this thread writes the tables, the
+                # GeoPackage and the towns' tables
+                tasks = first + _map_tasks(cfg, res, folder, fig)
+                work = ForkedTasks([t[2:] for t in tasks])
         with log.step("tables"):
-            files = _write_table_outputs(cfg, res, folder)
+            files += _write_table_outputs(cfg, res, folder)
         with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
-            if early:   # and the maps and gap figures, each in a worker (the GeoPackage too)
-                tasks = [(len(data.roads) if data.roads is not None else 1.0,
-                          partial(_whole_gpkg, data, folder / f"{cfg.name}.gpkg", lang))]
-                tasks += [(1.0, partial(save_figures, data, folder / "maps", kinds=("units", "problems"), **fig))]
-                with ForkedTasks(tasks + _map_tasks(cfg, res, folder, fig)) as work:
-                    files += [f for written in work.result() for f in written]
-            else:
-                gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
-                files += save_figures(data, folder / "maps", kinds=("units", "problems"), **fig)
+            gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
+            if not early:   # here: the unions' thread is busy, no fork now
+                files += first[0][3]()
         with log.step("towns"):     # the report's inputs, the town packages' tables and figures
             if cfg.report.get("docx", True):
                 # the report reads what the run wrote (run.json too), never recomputing
                 write_text_atomic(folder / "run.json", json.dumps(_run_json(cfg, res, log, started),
                                                                   ensure_ascii=False, indent=2, default=str))
                 report = _start_report(cfg, res, folder)
+        if not early:
+            with log.step("service_areas"):  # what is left of the unions (this thread helps)
+                data.service_areas = _collect_areas(res)
+        with log.step("maps"):   # in worker processes where the platform forks (workers.py)
+            if work is None:
+                tasks = _map_tasks(cfg, res, folder, fig)
+                work = ForkedTasks([t[2:] for t in tasks])
+            cost = len(data.units) if data.units is not None else 1.0
+            (finish,) = work.add([(cost, partial(_finish_gpkg, gpkg, data))])   # the service areas' layer
+            docs = _report_tasks(cfg, report, tasks) if report is not None else []
+            work.add(docs)
+            work.wait([*range(len(tasks)), finish])
+        with log.step("report"):   # the reports still being written
+            files += [f for written in work.result() for f in written]
     except BaseException:
         if res.pending_areas is not None:
             res.pending_areas.cancel()  # the error is not kept waiting
+        if work is not None:
+            work.close()
         raise
-    if not early:
-        with log.step("service_areas"):  # what is left of the unions (this thread helps)
-            data.service_areas = _collect_areas(res)
-        with log.step("maps"):   # in worker processes where the platform forks (workers.py)
-            tasks = [(len(data.units) if data.units is not None else 1.0, partial(_finish_gpkg, gpkg, data))]
-            with ForkedTasks(tasks + _map_tasks(cfg, res, folder, fig)) as maps:   # the service areas' layer too
-                files += [f for written in maps.result() for f in written]
-    with log.step("report"):
-        if report is not None:
-            opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
-            tasks = [(1.0, partial(report.finish, **opts, towns=()))] + \
-                [(1.0, partial(report.finish, **opts, district=False, towns=(code,))) for code in report.town_codes()]
-            with ForkedTasks(tasks) as docs:
-                files += [f for written in docs.result() for f in written]
     return files
 
 
-def _map_tasks(cfg: StudyConfig, res: StudyResult, folder: Path, fig: dict) -> list[tuple[float, Any]]:
-    """(cost, task) of the maps and coverage-gap figures: the district map, one task per
-    town map and per few facility types' gap figures, the orthophoto quicklook."""
+def _map_tasks(cfg: StudyConfig, res: StudyResult, folder: Path, fig: dict) -> list[tuple[str, Any, float, Any]]:
+    """(kind, key, cost, task) of the maps and coverage-gap figures: the district map
+    (``"map"``), one task per town map (``"town_map"``, the town code) and per few facility
+    types' gap figures (``"figures"``), the orthophoto quicklook (``"figures"``)."""
     data = res.data
     maps = folder / "maps"
     opts = {"indicator": cfg.report.get("indicator"), "lang": fig["lang"], "title": cfg.report.get("map_title")}
     n_units = len(data.units) if data.units is not None else 0
-    tasks: list[tuple[float, Any]] = [(n_units, partial(_district_map, data, maps, opts))]
+    tasks: list[tuple[str, Any, float, Any]] = [("map", None, n_units, partial(_district_map, data, maps, opts))]
     if data.towns is not None and "town_code" in data.towns.columns:
         codes = sorted(set(data.towns["town_code"].astype(str)))
         per_town = (data.units["town_code"].astype(str).value_counts()
                     if data.units is not None and "town_code" in data.units.columns else pd.Series(dtype=int))
-        tasks += [(int(per_town.get(code, 0)), partial(save_town_maps, data, maps, towns=(code,), **opts))
-                  for code in codes]
+        tasks += [("town_map", code, int(per_town.get(code, 0)),
+                   partial(save_town_maps, data, maps, towns=(code,), **opts)) for code in codes]
     if data.coverage_gaps is not None and len(data.coverage_gaps):
         types = sorted(set(data.coverage_gaps["facility_type"].astype(str)))
-        tasks += [(n_units / 4 * len(types[i:i + 3]), partial(save_figures, data, maps, kinds=("gaps",),
-                                                              types=tuple(types[i:i + 3]), **fig))
+        tasks += [("figures", None, n_units / 4 * len(types[i:i + 3]),
+                   partial(save_figures, data, maps, kinds=("gaps",), types=tuple(types[i:i + 3]), **fig))
                   for i in range(0, len(types), 3)]
     if data.meta.get("ortho") is not None:
-        tasks.append((1.0, lambda: [quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png")]))
+        tasks.append(("figures", None, 1.0, lambda: [quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png")]))
     return tasks
+
+
+def _report_tasks(cfg: StudyConfig, report: Any, tasks: list[tuple[str, Any, float, Any]]) -> list[tuple]:
+    """(cost, task, after) of the district report and each town's package: each after
+    every figure of ``maps/`` (``tasks``: :func:`_map_tasks`) and a town's after its map."""
+    opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
+    figures = [i for i, t in enumerate(tasks) if t[0] == "figures"]
+    town_map = {t[1]: i for i, t in enumerate(tasks) if t[0] == "town_map"}
+    docs = [(1.0, partial(report.finish, **opts, towns=()), figures)]
+    docs += [(1.0, partial(report.finish, **opts, district=False, towns=(code,)),
+              figures + ([town_map[code]] if code in town_map else [])) for code in report.town_codes()]
+    return docs
 
 
 def _warm_outputs() -> None:
@@ -685,11 +701,6 @@ def _warm_outputs() -> None:
     importlib.import_module(".report", __package__)
     importlib.import_module(".report.docx", __package__)
     importlib.import_module(".report.figures", __package__).find_cjk_font()   # the font list, loaded once
-
-
-def _whole_gpkg(data: StudyData, path: Path, lang: str) -> list[Path]:
-    # in two parts as when the unions are still running: the same bytes either way
-    return [start_gpkg(data, path, lang=lang, in_place=True).finish(data)]
 
 
 def _finish_gpkg(gpkg: Any, data: StudyData) -> list[Path]:

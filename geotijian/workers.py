@@ -31,7 +31,7 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from . import settings
@@ -110,58 +110,155 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 class ForkedTasks:
-    """Run tasks in forked worker processes, one process per task.
+    """Run tasks in forked worker processes, one process per task, each when the tasks it
+    waits for are done.
 
     Parameters
     ----------
-    tasks : sequence of (cost, callable)
+    tasks : sequence of (cost, callable) or (cost, callable, after)
         Each callable takes no argument and returns a picklable value (e.g. the paths it
-        wrote); ``cost`` is its expected time in any unit (the largest start first).
+        wrote); ``cost`` is its expected time in any unit (of the tasks ready to start,
+        the largest starts first); ``after`` (optional) lists the indices of tasks given
+        before it that must be done first (e.g. a report after the figures it embeds).
     fork : bool
         False runs the tasks here (e.g. while another thread of the caller is busy: a
         forked worker would hold a copy of that thread's memory mid-work, without it).
 
     Notes
     -----
-    Every worker is forked by the calling thread, when the object is created (as many
-    as there are cores) and in :meth:`result` as tasks end: the caller must not start
-    other work in between, so no lock of its own is held at a fork (give such work to
-    the workers as a task). A worker runs one task and leaves: what it allocated and the
-    study's pages it copied are given back (scale 18.4: a town map or three gap figures
-    take ~100-220 MB each; workers kept across tasks held ~770 MB more in all). The
-    tasks see the study as it is when they are forked. Leaving a ``with`` block stops
-    the workers still running.
+    Every worker is forked by the calling thread: when the object is created, in
+    :meth:`add`, and in :meth:`wait` / :meth:`result` as tasks end (as many at a time as
+    there are cores). Between those calls the caller may do its own work (e.g. begin a
+    report while the figures are drawn; no fork happens meanwhile), but no other thread
+    of the caller may be busy: a fork while it held a lock would leave the worker waiting
+    on it forever. A worker runs one task and leaves: what it allocated and the study's
+    pages it copied are given back (scale 18.4: a town map or three gap figures take
+    ~100-220 MB each; workers kept across tasks held ~770 MB more in all). A task sees
+    the caller's memory as it is when its worker is forked. A task whose ``after`` task
+    failed is not run. Leaving a ``with`` block stops the workers still running.
+
+    Without workers (see :func:`worker_count`) the tasks run here, in the order given,
+    in :meth:`wait` / :meth:`result`.
     """
 
-    def __init__(self, tasks: Sequence[tuple[float, Callable[[], Any]]], *, fork: bool = True) -> None:
-        self._fns = [fn for _, fn in tasks]
-        self._order = sorted(range(len(tasks)), key=lambda i: (-float(tasks[i][0]), i))
+    def __init__(self, tasks: Sequence[tuple], *, fork: bool = True) -> None:
+        self._fns: list[Callable[[], Any]] = []
+        self._cost: list[float] = []
+        self._after: list[tuple[int, ...]] = []
+        self._waiting: list[int] = []
         self._n = worker_count(len(tasks)) if fork else 0
         self._running: dict[int, tuple[int, int]] = {}   # pid -> (task, read end of its pipe)
         self._got: dict[int, tuple[Any, list, BaseException | None]] = {}
-        self._next = 0
+        self._told: set[int] = set()   # tasks whose warnings were re-issued
         self._frozen = False
         self._here = False   # a fork failed: the tasks not started run in the caller
         if self._n:
             gc.collect()
             _trim_heap()   # what the study freed goes back to the system, not into each worker's copy
-            gc.freeze()    # the study's objects: no worker's garbage collector writes to (copies) their pages
-            self._frozen = True
-            while len(self._running) < self._n and self._next < len(self._order) and self._spawn():
-                pass
+        self.add(tasks)
 
     @property
     def workers(self) -> int:
         """Worker processes at a time (0: the tasks run in the caller)."""
         return self._n
 
-    def _spawn(self) -> bool:
-        """Fork a worker for the next task; False (the task left for the caller) when the
+    def add(self, tasks: Sequence[tuple]) -> list[int]:
+        """Queue more tasks (as in the constructor; ``after`` may name any task given
+        before); returns their indices. Workers are forked for those ready now."""
+        first = len(self._fns)
+        for k, task in enumerate(tasks):
+            cost, fn, after = (*task, ())[:3]
+            after = tuple(sorted({int(j) for j in after}))
+            if any(j < 0 or j >= first + k for j in after):
+                raise ValueError(f"task {first + k} waits for {after}: only tasks given before it")
+            self._fns.append(fn)
+            self._cost.append(float(cost))
+            self._after.append(after)
+            self._waiting.append(first + k)
+        self._pump(block=False)
+        return list(range(first, len(self._fns)))
+
+    def wait(self, indices: Sequence[int]) -> None:
+        """Return when the tasks ``indices`` (and those they wait for) are done, starting
+        the others meanwhile; re-issue their warnings (their errors: :meth:`result`)."""
+        self._pump(block=True, until=set(indices))
+        self._tell(sorted(set(indices)))
+
+    def result(self) -> list[Any]:
+        """Every task's value, in the order given (raises the first failed task's error,
+        in that order, after re-issuing every task's warnings)."""
+        try:
+            self._pump(block=True, until=set(range(len(self._fns))))
+        finally:
+            self.close()
+        self._tell(range(len(self._fns)))
+        for i in range(len(self._fns)):
+            if self._got[i][2] is not None:
+                raise self._got[i][2]
+        return [self._got[i][0] for i in range(len(self._fns))]
+
+    def _tell(self, indices: Iterable[int]) -> None:
+        for i in indices:
+            if i in self._told:
+                continue
+            self._told.add(i)
+            for message, category, filename, lineno in self._got[i][1]:
+                warnings.warn_explicit(message, category, filename, lineno)
+
+    def _next(self) -> int | None:
+        """The ready task to start next (the costliest; a task whose ``after`` failed is
+        set aside as failed), or None."""
+        best = None
+        for i in list(self._waiting):
+            failed = [j for j in self._after[i] if j in self._got and self._got[j][2] is not None]
+            if failed:
+                self._waiting.remove(i)
+                self._got[i] = (None, [], RuntimeError(f"task {i} not run: task {failed[0]} it waits for failed"))
+            elif all(j in self._got for j in self._after[i]) and \
+                    (best is None or (-self._cost[i], i) < (-self._cost[best], best)):
+                best = i
+        return best
+
+    def _pump(self, *, block: bool, until: set[int] | None = None) -> None:
+        """Start the ready tasks (workers, or here when there are none) and collect the
+        finished ones: until the tasks ``until`` are done (``block``), or what is ready
+        now."""
+        while True:
+            while self._n and not self._here and len(self._running) < self._n:
+                i = self._next()
+                if i is None or not self._spawn(i):
+                    break
+            if not block or (until is not None and until <= self._got.keys()):
+                if not block and self._running:   # reap what has ended, start what that frees
+                    ends = {r: pid for pid, (_, r) in self._running.items()}
+                    ready, _, _ = select.select(list(ends), [], [], 0)
+                    for r in ready:
+                        self._reap(ends[r])
+                    if ready:
+                        continue
+                return
+            if self._running:
+                ends = {r: pid for pid, (_, r) in self._running.items()}
+                ready, _, _ = select.select(list(ends), [], [])
+                for r in ready:
+                    self._reap(ends[r])
+                continue
+            i = self._next()   # no worker: the caller runs it (in the order given: ``after`` is earlier)
+            if i is None:
+                if self._waiting:   # cannot happen: every ``after`` task is given before
+                    raise RuntimeError(f"tasks {self._waiting} wait for tasks that never end")
+                continue   # the rest were set aside as failed
+            self._waiting.remove(i)
+            self._got[i] = _call(self._fns[i])
+
+    def _spawn(self, i: int) -> bool:
+        """Fork a worker for task ``i``; False (the task left for the caller) when the
         system cannot start another process now."""
-        i = self._order[self._next]
         for stream in (sys.stdout, sys.stderr):   # nothing buffered is written twice
             with contextlib.suppress(Exception):
                 stream.flush()
+        gc.freeze()   # the caller's objects: no worker's garbage collector writes to (copies) their pages
+        self._frozen = True
         try:
             r, w = os.pipe()
             with warnings.catch_warnings():   # Python ≥ 3.12 warns of any other thread (tqdm's monitor,
@@ -170,7 +267,7 @@ class ForkedTasks:
         except OSError:   # no memory or process slot for a fork: the caller runs what is left
             self._here = True
             return False
-        self._next += 1
+        self._waiting.remove(i)
         if pid == 0:   # the worker: run the task, send back what it gave, leave at once
             try:
                 os.close(r)
@@ -205,32 +302,6 @@ class ForkedTasks:
                 f"a geotijian worker process ended without a result ({why}); if the system ran out of "
                 "memory, run with settings.parallel = False (one process) or on a machine with more memory"))
 
-    def result(self) -> list[Any]:
-        """Every task's value, in the order given (raises the first failed task's error,
-        in that order, after re-issuing every task's warnings)."""
-        if not self._n:
-            return [fn() for fn in self._fns]
-        try:
-            while self._running:
-                ends = {r: pid for pid, (_, r) in self._running.items()}
-                ready, _, _ = select.select(list(ends), [], [])
-                for r in ready:
-                    self._reap(ends[r])
-                    if self._next < len(self._order) and not self._here:
-                        self._spawn()
-            for i in self._order[self._next:]:   # those no worker could be forked for
-                self._got[i] = _call(self._fns[i])
-            self._next = len(self._order)
-        finally:
-            self.close()
-        for i in range(len(self._fns)):
-            for message, category, filename, lineno in self._got[i][1]:
-                warnings.warn_explicit(message, category, filename, lineno)
-        for i in range(len(self._fns)):
-            if self._got[i][2] is not None:
-                raise self._got[i][2]
-        return [self._got[i][0] for i in range(len(self._fns))]
-
     def close(self) -> None:
         """Stop the workers still running (those not started are dropped)."""
         for pid, (_, r) in list(self._running.items()):
@@ -241,7 +312,7 @@ class ForkedTasks:
             with contextlib.suppress(OSError):
                 os.close(r)
         self._running.clear()
-        self._next = len(self._order)
+        self._waiting.clear()
         if self._frozen:
             gc.unfreeze()
             self._frozen = False

@@ -120,3 +120,47 @@ def test_workers_are_as_many_as_the_memory_available_allows(monkeypatch):
     monkeypatch.setattr(workers, "_available_memory", lambda: 1.5 * workers.WORKER_MEMORY_BYTES)
     assert workers.worker_count(8) == 0   # room for one: the tasks run in the caller
     assert ForkedTasks([(1.0, lambda: os.getpid())] * 3).result() == [os.getpid()] * 3
+
+
+def _write(path, text: str):
+    import time
+
+    time.sleep(0.05)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_task_starts_after_the_tasks_it_waits_for(tmp_path, parallel):
+    # the report (costliest: it would start first) reads the three figures its tasks write
+    def report():
+        return [(tmp_path / f"fig{k}.txt").read_text(encoding="utf-8") for k in range(3)]
+
+    tasks = [(1.0, lambda k=k: _write(tmp_path / f"fig{k}.txt", f"figure {k}")) for k in range(3)]
+    with settings.temporary(parallel=parallel):
+        ft = ForkedTasks(tasks + [(10.0, report, (0, 1, 2))])
+        out = ft.result()
+    assert out[3] == ["figure 0", "figure 1", "figure 2"]
+    with pytest.raises(ValueError, match="only tasks given before it"):
+        ForkedTasks([(1.0, lambda: 1, (1,)), (1.0, lambda: 2)])
+
+
+def test_tasks_added_later_and_waited_for(tmp_path):
+    ft = ForkedTasks([(1.0, lambda k=k: _write(tmp_path / f"map{k}.txt", f"map {k}")) for k in range(3)])
+    draft = {"title": "嘉定区"}   # the caller's own work while the workers draw (a later fork sees it)
+    (first,) = ft.add([(5.0, lambda: f"{draft['title']}: " + (tmp_path / "map1.txt").read_text(encoding="utf-8"),
+                        [1])])
+    ft.wait([0, 1, 2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map0.txt", "map1.txt", "map2.txt"]
+    assert ft.result()[first] == "嘉定区: map 1"
+
+
+def test_a_task_after_a_failed_one_is_not_run(tmp_path):
+    def bad():
+        raise LayerError("units", "feature U7 has no geometry", fix="repair the layer")
+
+    tasks = [(1.0, bad), (1.0, lambda: _write(tmp_path / "ok.txt", "ok")),
+             (1.0, lambda: _write(tmp_path / "report.txt", "report"), [0, 1])]
+    with pytest.raises(LayerError, match="U7 has no geometry"):
+        ForkedTasks(tasks).result()
+    assert (tmp_path / "ok.txt").exists() and not (tmp_path / "report.txt").exists()

@@ -509,7 +509,8 @@ def _read_rows(a: np.ndarray, rec: str, sheet: str, name: str, wid: str, rec_cel
     for i in np.flatnonzero(no_id & started):
         found.append((row_no[i], 0, 0, dict(problem=f"values without a {record_zh} ID", fix=f"write the {record_zh} ID "
                                             "in column A or remove the row")))
-    known = ~no_id & pd.Series(rid).isin(rec_cells["record_id"].to_numpy()).to_numpy()
+    # (against the distinct IDs: isin over the plan's every cell took ~0.3 s per sheet)
+    known = ~no_id & (pd.Index(pd.unique(rec_cells["record_id"].to_numpy())).get_indexer(rid) >= 0)
     for i in np.flatnonzero(~no_id & ~known):
         found.append((row_no[i], 0, 0, dict(problem=f"unknown {record_zh} ID {rid[i]!r}", fix="use the pre-filled rows "
                                             f"of the template (one row per {record_zh} of this workbook); do not add or "
