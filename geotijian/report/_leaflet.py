@@ -723,10 +723,11 @@ def gap_table_data(gaps: gpd.GeoDataFrame, *, lang: str, gcj: bool, decimals: in
     rad = np.zeros(len(types))
     rad[ti] = radius
     names = []
+    named = gaps["facility_name_zh"].to_numpy() if lang == "zh" and "facility_name_zh" in gaps.columns else None
     for j, t in enumerate(types):
         nm = c.facility_type_name(t, lang)
-        if lang == "zh" and "facility_name_zh" in gaps.columns:
-            sub = gaps["facility_name_zh"].to_numpy()[ti == j]
+        if named is not None:   # (the column converted once: ~0.1 s a time on a district's gaps)
+            sub = named[ti == j]
             sub = sub[pd.notna(sub)]
             if len(sub):
                 nm = str(sub[0])
