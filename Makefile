@@ -50,8 +50,10 @@ demo: $(VENV)/.installed
 	@$(BIN)/python -m compileall -q geotijian
 	$(BIN)/geotijian run layers/sample/study.toml
 
-# (the suite runs with the compilers hidden too: nothing at run time needs one)
+# (the suite runs with the compilers hidden too: nothing at run time needs one; the
+# command links are made again first, so the tools sysdeps just installed are on it)
 test: $(VENV)/.installed-test sysdeps
+	@bash scripts/no_compiler_path.sh $(NOCC)
 	@CC=false CXX=false PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(NOCC)" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing loudly"; exit 1; fi; exit $$rc
 

@@ -1,4 +1,4 @@
-"""The study's report step (used by :mod:`geotijian.study`).
+"""The study's report step and its output tasks (used by :mod:`geotijian.study`).
 
 The facts the 体检报告 states about the survey and the 12345 hotline (kept in ``run.json``
 under ``facts``), the survey sample plan with the respondents achieved, and the Word report
@@ -7,6 +7,7 @@ with its town packages, written by ``geotijian run`` or later by ``geotijian rep
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from .config import StudyConfig, read_config
 
 if TYPE_CHECKING:
+    from .model import StudyData
     from .study import StudyResult
 
 
@@ -98,3 +100,66 @@ def report_study(config: str | Path | StudyConfig, *, output: str | Path | None 
     if output is not None:
         cfg.output = Path(output).resolve()
     return write_report(cfg.out_dir, **report_options(cfg))
+
+
+# --------------------------------------------------------------------------- output tasks
+def _map_tasks(cfg: StudyConfig, res: StudyResult, folder: Path, fig: dict) -> list[tuple[str, Any, float, Any]]:
+    """(kind, key, cost, task) of the maps and coverage-gap figures: the district map
+    (``"map"``), one task per town map (``"town_map"``, the town code) and per few facility
+    types' gap figures (``"figures"``), the orthophoto quicklook (``"figures"``)."""
+    from .imagery import quicklook_png
+    from .report import save_figures, save_town_maps
+
+    data = res.data
+    maps = folder / "maps"
+    opts = {"indicator": cfg.report.get("indicator"), "lang": fig["lang"], "title": cfg.report.get("map_title")}
+    n_units = len(data.units) if data.units is not None else 0
+    tasks: list[tuple[str, Any, float, Any]] = [("map", None, n_units, partial(_district_map, data, maps, opts))]
+    if data.towns is not None and "town_code" in data.towns.columns:
+        codes = sorted(set(data.towns["town_code"].astype(str)))
+        per_town = (data.units["town_code"].astype(str).value_counts()
+                    if data.units is not None and "town_code" in data.units.columns else pd.Series(dtype=int))
+        tasks += [("town_map", code, int(per_town.get(code, 0)),
+                   partial(save_town_maps, data, maps, towns=(code,), **opts)) for code in codes]
+    if data.coverage_gaps is not None and len(data.coverage_gaps):
+        types = sorted(set(data.coverage_gaps["facility_type"].astype(str)))
+        tasks += [("figures", None, n_units / 4 * len(types[i:i + 3]),
+                   partial(save_figures, data, maps, kinds=("gaps",), types=tuple(types[i:i + 3]), **fig))
+                  for i in range(0, len(types), 3)]
+    if data.meta.get("ortho") is not None:
+        tasks.append(("figures", None, 1.0, lambda: [quicklook_png(data.meta["ortho"], maps / "orthophoto_quicklook.png")]))
+    return tasks
+
+
+def _report_tasks(cfg: StudyConfig, report: Any, tasks: list[tuple[str, Any, float, Any]]) -> list[tuple]:
+    """(cost, task, after) of the district report and each town's package: each after
+    every figure of ``maps/`` (``tasks``: :func:`_map_tasks`) and a town's after its map."""
+    opts = {"template": cfg.report.get("template"), "date": cfg.report.get("date")}
+    figures = [i for i, t in enumerate(tasks) if t[0] == "figures"]
+    town_map = {t[1]: i for i, t in enumerate(tasks) if t[0] == "town_map"}
+    docs = [(1.0, partial(report.finish, **opts, towns=()), figures)]
+    docs += [(1.0, partial(report.finish, **opts, district=False, towns=(code,)),
+              figures + ([town_map[code]] if code in town_map else [])) for code in report.town_codes()]
+    return docs
+
+
+def _warm_outputs() -> None:
+    """Import the output modules (matplotlib, the map and report writers) and load the
+    figures' fonts here, once: each forked worker starts with them, instead of paying
+    ~1 s of imports per task."""
+    import importlib
+
+    importlib.import_module(".report", __package__)
+    importlib.import_module(".report.docx", __package__)
+    importlib.import_module(".report.figures", __package__).find_cjk_font()   # the font list, loaded once
+
+
+def _finish_gpkg(gpkg: Any, data: StudyData) -> list[Path]:
+    return [gpkg.finish(data)]
+
+
+def _district_map(data: StudyData, maps: Path, opts: dict) -> list[Path]:
+    from .report import district_nav, problem_map, save_problem_map
+
+    m = problem_map(data, nav=district_nav(data), **opts)
+    return [save_problem_map(m, maps / "problem_map.html")]

@@ -208,7 +208,7 @@ def test_sample_study_renewal_plan(sample_run):
 
 
 def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path):
-    import geotijian.study as study_mod
+    import geotijian.report as report_mod   # the district map's writer (drawn in a worker: it sees the patch)
 
     out_root = sample_run.out_dir.parent
     before = {p: p.read_bytes() for p in sample_run.out_dir.rglob("*") if p.is_file()}
@@ -216,7 +216,7 @@ def test_failing_step_leaves_previous_outputs(sample_run, monkeypatch, tmp_path)
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash while writing the map")
 
-    monkeypatch.setattr(study_mod, "save_problem_map", boom)
+    monkeypatch.setattr(report_mod, "save_problem_map", boom)
     with pytest.raises(RuntimeError, match="simulated crash"):
         gt.run_study(SAMPLE, progress=False, output=out_root)
     after = {p: p.read_bytes() for p in sample_run.out_dir.rglob("*") if p.is_file()}
