@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from docx import Document
@@ -160,6 +161,31 @@ def test_town_packages_hold_their_own_share(sample_out):
         assert "../../../maps/problem_map.html" in links and len(links) == 1 + len(towns)
         assert all((folder / "maps" / u).resolve().is_file() for u in links), links
         assert re.sub(r"""href=['"][^'"]*['"]""", "", html) == re.sub(r"""href=['"][^'"]*['"]""", "", run_map)
+
+
+def test_town_problems_tell_the_towns_own_numbers(sample_out):
+    """A town's 问题清单 tells each problem with the town's numbers, not the district's: its
+    units assessed (评估数), the value and gap of its worst point, and the description."""
+    table = pd.read_csv(sample_out / "indicator_table.csv", encoding="utf-8-sig", dtype={"区域编号": str})
+    district = pd.read_csv(sample_out / "problems.csv", encoding="utf-8-sig").set_index("问题编号")
+    changed = 0
+    for folder in sorted(p for p in (sample_out / "towns").iterdir() if p.is_dir()):
+        tp = pd.read_csv(folder / "problems.csv", encoding="utf-8-sig")
+        pts = pd.read_csv(folder / "problem_points.csv", encoding="utf-8-sig", dtype={"区域编号": str})
+        code = str(tp["区域编号"].iloc[0])
+        for r in tp.itertuples(index=False):
+            mine = pts[pts["问题编号"] == r.问题编号]
+            worst = mine.loc[pd.to_numeric(mine["差距"], errors="coerce").fillna(-np.inf).idxmax()]
+            assert r.现状值 == pytest.approx(float(worst["现状值"])) and r.差距 == pytest.approx(float(worst["差距"]))
+            if r.层级 == "街镇":
+                assert r.评估数 == r.问题点位数 == 1 and f"{folder.name}现状" in r.问题描述
+                continue
+            judged = table[(table["层级"] == "社区体检单元") & table["区域编号"].str.startswith(code)
+                           & (table["指标代码"] == r.指标代码) & table["评价"].isin(["达标", "未达标"])]
+            assert r.评估数 == max(len(judged), r.问题点位数)
+            assert f"{r.评估数}个社区体检单元中{r.问题点位数}个未达标" in r.问题描述
+            changed += r.评估数 != district.loc[r.问题编号, "评估数"]
+    assert changed > 0   # the district's counts are not the towns'
 
 
 def test_town_package_map_is_drawn_without_the_runs_town_maps(sample_run, sample_out, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from .inputs import ReportInputs
@@ -108,15 +109,59 @@ def _town_problems(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
     for col in ("point_count", "points", "point_names", "affected_population"):
         if col in pr.columns and agg[col] is not None:
             pr[col] = pid.map(agg[col]).to_numpy()
-    own = pts[pts["level"].astype(str) == "town"].set_index("problem_id")
-    town_level = pr["level"].astype(str) == "town"
-    for col in ("value", "gap"):
-        if col in pr.columns and col in own.columns:
-            pr.loc[town_level, col] = pid[town_level].map(own[col]).to_numpy()
+    _told_for_town(pr, pts, inp, scope)
     pr["area_id"] = scope.area_id
     if "area_name" in pr.columns:
         pr["area_name"] = scope.name
     return pr.reset_index(drop=True)
+
+
+def _told_for_town(pr: pd.DataFrame, pts: pd.DataFrame, inp: ReportInputs, scope: Scope) -> None:
+    """A town's problems (``pr``, in place) told from its own points (``pts``): the value
+    and gap of its worst point, the gap's share of the reference, how many of its units
+    were assessed (评估数; 1 for a town-level problem: the town) and the 问题描述 with these
+    (``7个社区体检单元中7个未达标(现状29–134 个)``; ``嘉定镇街道现状…`` for the town's own)."""
+    from ...assess import _COVERAGE_PREFIXES
+    from ...problem_list import _describe
+
+    if not {"value", "gap"} <= set(pts.columns):
+        return
+    key = pts["problem_id"].to_numpy()
+    v = pd.to_numeric(pts["value"], errors="coerce")
+    gap = pd.to_numeric(pts["gap"], errors="coerce")
+    worst = gap.fillna(-np.inf).groupby(key, sort=False).idxmax()   # the label of each problem's worst point
+    vmin, vmax = v.groupby(key, sort=False).min(), v.groupby(key, sort=False).max()
+    t = inp.indicator_table
+    judged = t[(t["level"].astype(str) == "unit") & t["area_id"].astype(str).isin(scope.units)
+               & t["judgement"].isin(["meets", "falls_short"])] if "judgement" in t.columns else t.iloc[:0]
+    assessed = judged.groupby(judged["code"].astype(str)).size()
+    pid = pr["problem_id"]
+    pr["value"] = pid.map(v[worst].set_axis(worst.index)).to_numpy()
+    pr["gap"] = pid.map(gap[worst].set_axis(worst.index)).to_numpy()
+    town_level = (pr["level"].astype(str) == "town").to_numpy()
+    n = pr["point_count"].astype(int).to_numpy()
+    pr["assessed_count"] = np.where(town_level, 1, np.maximum(
+        pr["indicator_code"].astype(str).map(assessed).fillna(0).astype(int).to_numpy(), n))
+    if "gap_share" in pr.columns and "reference_value" in pr.columns:
+        g = pd.to_numeric(pr["gap"], errors="coerce").to_numpy(dtype=float)
+        ref = pd.to_numeric(pr["reference_value"], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pr["gap_share"] = np.where(np.abs(ref) > 0, np.abs(g) / np.abs(ref), np.where(g > 0, np.inf, 0.0))
+    if "description" not in pr.columns:
+        return
+    text = []
+    for r in pr.itertuples(index=False):   # one sentence per problem (tens), as group_problems writes it
+        own = str(r.level) == "town"
+        aff = pd.to_numeric(pd.Series([r.affected_population]), errors="coerce").iat[0] \
+            if hasattr(r, "affected_population") else np.nan
+        text.append(_describe(
+            str(r.name_zh), "district" if own else str(r.level), int(r.point_count), int(r.assessed_count),
+            "" if pd.isna(r.reference) else str(r.reference),
+            "" if pd.isna(getattr(r, "reference_source", None)) else str(r.reference_source),
+            "" if pd.isna(r.unit) else str(r.unit), float(vmin.get(r.problem_id, np.nan)),
+            float(vmax.get(r.problem_id, np.nan)), aff, str(r.indicator_code).startswith(_COVERAGE_PREFIXES),
+            scope.name))
+    pr["description"] = text
 
 
 def point_names(inp: ReportInputs, scope: Scope) -> dict[str, list[str]]:
