@@ -612,21 +612,20 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
     report = work = None
     files: list[Path] = []
     try:
-        first = [("figures", None, 1.0, partial(save_figures, data, folder / "maps",
-                                                kinds=("units", "problems"), **fig))]
+        figures = partial(save_figures, data, folder / "maps", kinds=("units", "problems"), **fig)
         if early:
             with log.step("service_areas"):
                 data.service_areas = _collect_areas(res)
                 # workers draw the figures and maps while this thread writes the tables, the
                 # GeoPackage and the towns' tables
-                tasks = first + _map_tasks(cfg, res, folder, fig)
+                tasks = [("figures", None, 1.0, figures), *_map_tasks(cfg, res, folder, fig)]
                 work = ForkedTasks([t[2:] for t in tasks])
         with log.step("tables"):
             files += _write_table_outputs(cfg, res, folder)
         with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
             gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
             if not early:   # here: the unions' thread is busy, no fork now
-                files += first[0][3]()
+                files += figures()
         with log.step("towns"):     # the report's inputs, the town packages' tables and figures
             if cfg.report.get("docx", True):
                 # the report reads what the run wrote (run.json too), never recomputing

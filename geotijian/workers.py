@@ -181,8 +181,11 @@ class ForkedTasks:
     def wait(self, indices: Sequence[int]) -> None:
         """Return when the tasks ``indices`` (and those they wait for) are done, starting
         the others meanwhile; re-issue their warnings (their errors: :meth:`result`)."""
-        self._pump(block=True, until=set(indices))
-        self._tell(sorted(set(indices)))
+        want = {int(i) for i in indices}
+        if any(i < 0 or i >= len(self._fns) for i in want):
+            raise ValueError(f"wait({sorted(want)}): there are tasks 0 to {len(self._fns) - 1}")
+        self._pump(block=True, until=want)
+        self._tell(sorted(want))
 
     def result(self) -> list[Any]:
         """Every task's value, in the order given (raises the first failed task's error,
@@ -245,9 +248,10 @@ class ForkedTasks:
                 continue
             i = self._next()   # no worker: the caller runs it (in the order given: ``after`` is earlier)
             if i is None:
-                if self._waiting:   # cannot happen: every ``after`` task is given before
-                    raise RuntimeError(f"tasks {self._waiting} wait for tasks that never end")
-                continue   # the rest were set aside as failed
+                if not self._waiting and until is not None and until <= self._got.keys():
+                    continue   # the rest were set aside as failed
+                raise RuntimeError("ForkedTasks: tasks left that will not run (stopped by close(), or waiting "
+                                   f"for tasks that never end): {sorted(set(until or ()) - self._got.keys())}")
             self._waiting.remove(i)
             self._got[i] = _call(self._fns[i])
 

@@ -164,3 +164,15 @@ def test_a_task_after_a_failed_one_is_not_run(tmp_path):
     with pytest.raises(LayerError, match="U7 has no geometry"):
         ForkedTasks(tasks).result()
     assert (tmp_path / "ok.txt").exists() and not (tmp_path / "report.txt").exists()
+
+
+def test_waiting_for_tasks_that_cannot_run_is_an_error():
+    import time
+
+    ft = ForkedTasks([(1.0, lambda: time.sleep(2)), (1.0, lambda: time.sleep(2))])   # still running at close()
+    with pytest.raises(ValueError, match="there are tasks 0 to 1"):
+        ft.wait([2])
+    ft.close()   # stopped: what did not run never will
+    if ft.workers:
+        with pytest.raises(RuntimeError, match="tasks left that will not run"):
+            ft.result()
