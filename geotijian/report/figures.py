@@ -259,7 +259,13 @@ def _nice_length(width_m: float) -> float:
     return float(cands[cands <= target * 1.25].max())
 
 
-def _scale_bar(ax: plt.Axes, lang: str) -> None:
+#: Share of a print map's height kept free below the study area for the scale bar and the
+#: north arrow (:func:`_extent`): they never cover a unit or its label.
+FURNITURE_STRIP = 0.10
+
+
+def _scale_bar(ax: plt.Axes, lang: str) -> float:
+    """Scale bar in the strip below the map; returns its right end (axes fraction)."""
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     length = _nice_length(x1 - x0)
@@ -279,14 +285,16 @@ def _scale_bar(ax: plt.Axes, lang: str) -> None:
                 zorder=20)
     ax.text(bx + length + (x1 - x0) * 0.012, by + h / 2, unit, ha="left", va="center",
             fontsize=7, zorder=20)
+    return (bx + length + (x1 - x0) * 0.045 - x0) / (x1 - x0)
 
 
-def _north_arrow(ax: plt.Axes, lang: str) -> None:
-    ax.annotate("", xy=(0.94, 0.95), xytext=(0.94, 0.86), xycoords="axes fraction",
-                arrowprops={"facecolor": "black", "edgecolor": "black", "width": 4,
-                            "headwidth": 11, "headlength": 11}, zorder=20)
-    ax.text(0.94, 0.835, "北 N" if lang == "zh" else "N", transform=ax.transAxes,
-            ha="center", va="top", fontsize=9, fontweight="bold", zorder=20)
+def _north_arrow(ax: plt.Axes, lang: str, *, x: float = 0.5) -> None:
+    """North arrow in the strip below the map, at ``x`` (axes fraction), its label beside it."""
+    ax.annotate("", xy=(x, 0.088), xytext=(x, 0.018), xycoords="axes fraction",
+                arrowprops={"facecolor": "black", "edgecolor": "black", "width": 3,
+                            "headwidth": 9, "headlength": 9}, zorder=20)
+    ax.text(x + 0.012, 0.045, "北 N" if lang == "zh" else "N", transform=ax.transAxes,
+            ha="left", va="center", fontsize=9, fontweight="bold", zorder=20)
 
 
 def _extent(study: StudyData, *layers: gpd.GeoDataFrame | None) -> tuple[float, ...]:
@@ -299,7 +307,9 @@ def _extent(study: StudyData, *layers: gpd.GeoDataFrame | None) -> tuple[float, 
         arr = np.vstack(parts)
         b = np.array([arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max()])
     pad = 0.04 * max(b[2] - b[0], b[3] - b[1], 1.0)
-    return b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad
+    height = b[3] - b[1] + 2 * pad
+    strip = height * FURNITURE_STRIP / (1 - FURNITURE_STRIP)   # the scale bar's and north arrow's room
+    return b[0] - pad, b[1] - pad - strip, b[2] + pad, b[3] + pad
 
 
 def _base(study: StudyData, ax: plt.Axes, extent) -> None:
@@ -437,8 +447,7 @@ def _finish(fig: Any, ax: Any, study: StudyData, heading: str, path: Path, *, la
             title_size: float = 13) -> Path:
     """Every print map ends the same way: title, scale bar, north arrow, credit line, save."""
     fig.suptitle(heading, fontsize=title_size, y=0.965)
-    _scale_bar(ax, lang)
-    _north_arrow(ax, lang)
+    _north_arrow(ax, lang, x=_scale_bar(ax, lang) + 0.03)
     _credit(fig, study, lang)
     return _save(fig, path, dpi)
 
