@@ -165,7 +165,8 @@ def test_town_packages_hold_their_own_share(sample_out):
 
 def test_town_problems_tell_the_towns_own_numbers(sample_out):
     """A town's 问题清单 tells each problem with the town's numbers, not the district's: its
-    units assessed (评估数), the value and gap of its worst point, and the description."""
+    units assessed (评估数), the value and gap of its worst point, the description and the
+    suggestion (naming its own units); its 整改建议清单 repeats them."""
     table = pd.read_csv(sample_out / "indicator_table.csv", encoding="utf-8-sig", dtype={"区域编号": str})
     district = pd.read_csv(sample_out / "problems.csv", encoding="utf-8-sig").set_index("问题编号")
     changed = 0
@@ -185,6 +186,12 @@ def test_town_problems_tell_the_towns_own_numbers(sample_out):
             assert r.评估数 == max(len(judged), r.问题点位数)
             assert f"{r.评估数}个社区体检单元中{r.问题点位数}个未达标" in r.问题描述
             changed += r.评估数 != district.loc[r.问题编号, "评估数"]
+            # its suggestion names the town's units, not the district's
+            whole = f"等{district.loc[r.问题编号, '问题点位数']}个社区体检单元"
+            if whole in str(district.loc[r.问题编号, "整改建议"]) and r.问题点位数 > 3:
+                assert f"等{r.问题点位数}个社区体检单元" in r.整改建议
+        ts = pd.read_csv(folder / "suggestions.csv", encoding="utf-8-sig")
+        assert list(ts["整改建议"]) == list(tp["整改建议"])
     assert changed > 0   # the district's counts are not the towns'
 
 

@@ -149,7 +149,18 @@ def _told_for_town(pr: pd.DataFrame, pts: pd.DataFrame, inp: ReportInputs, scope
             pr["gap_share"] = np.where(np.abs(ref) > 0, np.abs(g) / np.abs(ref), np.where(g > 0, np.inf, 0.0))
     if "description" not in pr.columns:
         return
-    text = []
+    from ...assess import _suggester, suggestion_templates
+    from ...problem_list import join_names
+
+    # the points named in a suggestion as group_problems orders them: most residents first, then ID
+    aff_pts = pd.to_numeric(pts["affected_population"], errors="coerce") if "affected_population" in pts.columns \
+        else pd.Series(np.nan, index=pts.index)
+    ordered = pts.assign(_aff=aff_pts).sort_values(["problem_id", "_aff", "point_id"], ascending=[True, False, True],
+                                                   kind="stable", na_position="last")
+    named = {k: (g["area_name"].astype(str).tolist(), g["area_id"].astype(str).tolist())
+             for k, g in ordered.groupby("problem_id", sort=False)}
+    suggest = _suggester(suggestion_templates()) if "suggestion" in pr.columns else None
+    text, advice = [], []
     for r in pr.itertuples(index=False):   # one sentence per problem (tens), as group_problems writes it
         own = str(r.level) == "town"
         aff = pd.to_numeric(pd.Series([r.affected_population]), errors="coerce").iat[0] \
@@ -161,7 +172,17 @@ def _told_for_town(pr: pd.DataFrame, pts: pd.DataFrame, inp: ReportInputs, scope
             "" if pd.isna(r.unit) else str(r.unit), float(vmin.get(r.problem_id, np.nan)),
             float(vmax.get(r.problem_id, np.nan)), aff, str(r.indicator_code).startswith(_COVERAGE_PREFIXES),
             scope.name))
+        if suggest is not None:   # the suggestion names the town's points, with the town's numbers
+            names, ids = named.get(r.problem_id, ([scope.name], [scope.area_id]))
+            one = len(names) == 1
+            advice.append(suggest(str(r.indicator_code), {
+                "area": names[0] if one else join_names(names, str(r.level)),
+                "area_id": ids[0] if one else scope.area_id, "name": r.name_zh, "value": r.value,
+                "reference": "—" if pd.isna(r.reference) else str(r.reference), "gap": r.gap,
+                "unit": "" if pd.isna(r.unit) else str(r.unit), "affected": aff})[0])
     pr["description"] = text
+    if suggest is not None:
+        pr["suggestion"] = advice
 
 
 def point_names(inp: ReportInputs, scope: Scope) -> dict[str, list[str]]:

@@ -212,8 +212,8 @@ def _town_map(data: StudyData, scope: Scope, folder: Path, lang: str, *, town_ma
     return save_problem_map(m, maps / "problem_map.html")
 
 
-#: The town-told columns of a problem (its points, residents, area) a suggestion repeats.
-_TOLD = ("point_count", "points", "point_names", "affected_population", "area_id", "area_name")
+#: The town-told columns of a problem (its points, residents, area, suggestion) a suggestion repeats.
+_TOLD = ("point_count", "points", "point_names", "affected_population", "area_id", "area_name", "suggestion")
 
 
 def town_tables(inp: ReportInputs, scope: Scope) -> dict[str, pd.DataFrame]:
