@@ -169,7 +169,7 @@ def test_town_problems_tell_the_towns_own_numbers(sample_out):
     suggestion (naming its own units); its 整改建议清单 repeats them."""
     table = pd.read_csv(sample_out / "indicator_table.csv", encoding="utf-8-sig", dtype={"区域编号": str})
     district = pd.read_csv(sample_out / "problems.csv", encoding="utf-8-sig").set_index("问题编号")
-    changed = 0
+    changed, counts = 0, []
     for folder in sorted(p for p in (sample_out / "towns").iterdir() if p.is_dir()):
         tp = pd.read_csv(folder / "problems.csv", encoding="utf-8-sig")
         pts = pd.read_csv(folder / "problem_points.csv", encoding="utf-8-sig", dtype={"区域编号": str})
@@ -192,7 +192,14 @@ def test_town_problems_tell_the_towns_own_numbers(sample_out):
                 assert f"等{r.问题点位数}个社区体检单元" in r.整改建议
         ts = pd.read_csv(folder / "suggestions.csv", encoding="utf-8-sig")
         assert list(ts["整改建议"]) == list(tp["整改建议"])
+        # the ledger's statuses of its own points: new + persisting = its points
+        assert (tp["新增点位"] + tp["持续点位"] == tp["问题点位数"]).all()
+        counts.append(tp.set_index("问题编号")[["新增点位", "持续点位", "已整改点位"]])
     assert changed > 0   # the district's counts are not the towns'
+    # the towns' statuses add up to the district's, problem by problem
+    towns_sum = pd.concat(counts).groupby(level=0).sum()
+    d = district.loc[district["层级"] != "区", ["新增点位", "持续点位", "已整改点位"]]
+    assert towns_sum.reindex(d.index).fillna(0).astype(int).equals(d.astype(int))
 
 
 def test_town_package_map_is_drawn_without_the_runs_town_maps(sample_run, sample_out, tmp_path):

@@ -110,6 +110,10 @@ def _town_problems(inp: ReportInputs, scope: Scope) -> pd.DataFrame:
         if col in pr.columns and agg[col] is not None:
             pr[col] = pid.map(agg[col]).to_numpy()
     _told_for_town(pr, pts, inp, scope)
+    if inp.ledger is not None and "points_new" in pr.columns and {"status", "history"} <= set(inp.ledger.columns):
+        from ...problem_list import problem_status
+
+        pr = problem_status(pr, scope.rows(inp.ledger), year=int(inp.year))   # the town's points' statuses
     pr["area_id"] = scope.area_id
     if "area_name" in pr.columns:
         pr["area_name"] = scope.name
