@@ -278,6 +278,7 @@ _RECTS_JS = """(() => {
           control: r('.leaflet-control-layers'), title: r('.gtj-title'),
           controlExpanded: ctl ? ctl.classList.contains('leaflet-control-layers-expanded') : null,
           legendOpen: (document.querySelector('.gtj-legend') || {}).open,
+          sideOpen: (document.querySelector('.gtj-side') || {}).open,
           groups: Array.from(document.querySelectorAll('.gtj-grp')).map(g => g.textContent)};
 })()"""
 
@@ -550,11 +551,12 @@ def test_district_map_is_small_and_draws_fast(browser, tmp_path):
     assert max(sizes) <= 15.0 and tstate["t"] < limit * 1000
 
 
-@pytest.mark.parametrize("size", [(1400, 900), (900, 600)])
+@pytest.mark.parametrize("size", [(1400, 900), (1280, 800), (900, 600)])
 def test_map_fits_a_small_window(browser, tmp_path, size):
-    """At 1400 × 900 the panels are open and the legend stays inside the window; at 900 × 600
-    (a typical embed) the legend, the side table and the layer control start folded and
-    cover under 10 % of the window."""
+    """At 1400 × 900 the panels are open and the legend stays inside the window; at 1280 × 800
+    (a laptop) the side table starts folded where it would leave the study under 40 % of the
+    width; at 900 × 600 (a typical embed) the legend, the side table and the layer control
+    start folded and cover under 10 % of the window."""
     w, h = size
     browser.call("Emulation.setDeviceMetricsOverride", width=w, height=h, deviceScaleFactor=1, mobile=False)
     study = make_study()
@@ -575,6 +577,11 @@ def test_map_fits_a_small_window(browser, tmp_path, size):
         assert covered < 0.10, covered
     else:
         assert r["legendOpen"] is True and r["controlExpanded"] is True
+    # an open side table leaves the study at least 40 % of the width beside the right panels
+    right = max(r["legend"][2] - r["legend"][0], r["control"][2] - r["control"][0]) + 16
+    if r["sideOpen"]:
+        assert w - (r["side"][2] + 6) - right >= 0.4 * w, r
+    print(size, {k: r[k] for k in ("side", "sideOpen", "legend", "control")})
     assert _errors(browser)["exceptions"] == []
     shot = browser.call("Page.captureScreenshot", format="png")
     out = ROOT / "outputs" / f"browser_problem_map_{w}x{h}.png"

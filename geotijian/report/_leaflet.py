@@ -246,15 +246,18 @@ function gtjDotsChanged(map) {  // another layer on or off: redraw all once, nex
 }
 function gtjFit(map, box) {
   // fit the study into the part of the window the title, the left panels (side table, town
-  // maps), the layer control and the legend leave free; panels that would leave the study
-  // under 40 % of the width are not made room for (they lie over the map, and fold)
+  // maps), the layer control and the legend leave free; where the side table would leave the
+  // study under 40 % of the width it starts folded (a click opens it); panels that still would
+  // are not made room for (they lie over the map, and fold)
   var s = map.getSize(), tl = [10, 10], br = [10, 30];  // bottom: the scale bar and attribution
   function w(sel) { var e = document.querySelector(sel); return e ? e.offsetLeft + e.offsetWidth + 6 : 0; }
   var t = document.querySelector('.gtj-title');
   if (t) { tl[1] = t.offsetTop + t.offsetHeight + 6; }
-  var left = w('.gtj-left'), ctl = document.querySelector('.leaflet-control-layers-expanded'),
+  var ctl = document.querySelector('.leaflet-control-layers-expanded'),
       lg = document.querySelector('.gtj-legend[open]');
   var right = Math.max(lg ? lg.offsetWidth + 16 : 0, ctl ? ctl.offsetWidth + 16 : 0);
+  var left = w('.gtj-left'), side = document.querySelector('.gtj-side[open]');
+  if (side && s.x - left - right < 0.4 * s.x) { side.open = false; left = w('.gtj-left'); }
   if (s.x - left - right >= 0.4 * s.x) { tl[0] = Math.max(tl[0], left); br[0] = Math.max(br[0], right); }
   else if (s.x - right >= 0.4 * s.x) { br[0] = Math.max(br[0], right); }
   map.fitBounds(box, {animate: false, paddingTopLeft: tl, paddingBottomRight: br});
