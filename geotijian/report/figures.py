@@ -461,17 +461,14 @@ def _units_background(study: StudyData, ax: Any, backdrop: Backdrop | None = Non
     if study.units is None or not len(study.units):
         return
     style = {"facecolor": "#f4f4f4", "edgecolor": "#bdbdbd", "linewidth": 0.5, "zorder": 1}
-    if backdrop is None:
-        _draw(ax, _metric(study.units, study.crs, "units").geometry.to_numpy(), **style)
-        return
-    if backdrop.paths is None:
+    g = None
+    if backdrop is not None and backdrop.paths is None:
         g = _metric(study.units, study.crs, "units").geometry.to_numpy()
-        if (shapely.get_type_id(g) == 0).any():  # points among the units: drawn as they come
-            backdrop.paths = []
-        else:
-            backdrop.paths = [p for p in [_compound_path(g)] if p is not None]
-    if not backdrop.paths:
-        _draw(ax, _metric(study.units, study.crs, "units").geometry.to_numpy(), **style)
+        # points among the units: drawn as they come
+        backdrop.paths = [] if (shapely.get_type_id(g) == 0).any() else \
+            [p for p in [_compound_path(g)] if p is not None]
+    if backdrop is None or not backdrop.paths:
+        _draw(ax, g if g is not None else _metric(study.units, study.crs, "units").geometry.to_numpy(), **style)
         return
     for path in backdrop.paths:  # as _draw_polygons draws one colour
         ax.add_artist(BackdropPatch(backdrop, path, alpha=None, linestyle="-", **style))

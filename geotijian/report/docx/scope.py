@@ -163,7 +163,9 @@ def _told_for_town(pr: pd.DataFrame, pts: pd.DataFrame, inp: ReportInputs, scope
                                                    kind="stable", na_position="last")
     named = {k: (g["area_name"].astype(str).tolist(), g["area_id"].astype(str).tolist())
              for k, g in ordered.groupby("problem_id", sort=False)}
-    suggest = _suggester(suggestion_templates()) if "suggestion" in pr.columns else None
+    # (the packaged templates, as the study's build_tables uses them: read once, not per town)
+    suggest = inp.memo(("suggester",), lambda: _suggester(suggestion_templates())) \
+        if "suggestion" in pr.columns else None
     text, advice = [], []
     for r in pr.itertuples(index=False):   # one sentence per problem (tens), as group_problems writes it
         own = str(r.level) == "town"
