@@ -79,6 +79,7 @@ from .io.text import read_table
 from .ledger import STATUSES, read_ledger, update_ledger, upgrade_ledger, write_ledger
 from .model import POINT_COLUMNS, PROBLEM_CLASSES
 from .problem_list import group_problems, problem_status
+from .units_of_measure import unit_zh
 
 __all__ = [
     "JUDGEMENTS", "TABLE_COLUMNS", "STRENGTH_COLUMNS", "SUGGESTION_COLUMNS", "RULE_CONDITIONS",
@@ -640,7 +641,8 @@ def _apply_rules(p: pd.DataFrame, rl: pd.DataFrame, *, satisfaction: pd.DataFram
 
 def _suggester(templates: pd.DataFrame) -> Any:
     """``suggest(code, fields) -> (text, department)``: the first template whose pattern
-    matches ``code`` filled with ``fields`` (numbers formatted for people)."""
+    matches ``code`` filled with ``fields`` (numbers formatted for people, the unit in
+    Chinese: ``现状46栋``, not ``现状46栋 buildings``)."""
     fac = pd.read_csv(data.path("facilities.csv"), dtype=str).set_index("code")["name_zh"]
     from .indicators.catalogue import facility_walk_distances
 
@@ -653,7 +655,7 @@ def _suggester(templates: pd.DataFrame) -> Any:
         ftype = re.sub(r"^(cov_|per1000_|fca_)", "", code)
         fields = {"area": f["area"], "area_id": f["area_id"], "name": f["name"],
                   "facility": fac.get(ftype, f["name"]), "value": _fmt(f["value"]), "reference": f["reference"],
-                  "gap": _fmt(f["gap"]), "unit": f["unit"], "affected": _round_people(f["affected"]),
+                  "gap": _fmt(f["gap"]), "unit": unit_zh(f["unit"]), "affected": _round_people(f["affected"]),
                   "walk": f"{walk.get(ftype, float('nan')):g}"}
         t = first.get(code, -1)
         if t == -1:

@@ -26,8 +26,6 @@ Severity, per column (units in brackets):
 
 from __future__ import annotations
 
-import re
-
 from typing import Any
 
 import geopandas as gpd
@@ -36,6 +34,7 @@ import pandas as pd
 import shapely
 
 from .model import PROBLEM_CLASSES, PROBLEM_COLUMNS
+from .units_of_measure import UNIT_ZH, unit_zh
 
 __all__ = ["LEVEL_NOUN_ZH", "UNIT_ZH", "unit_zh", "group_problems", "problem_status", "join_names", "STATUS_COLUMNS"]
 
@@ -53,21 +52,6 @@ def join_names(names: list[str], level: str, *, limit: int = 3) -> str:
     if len(names) <= limit:
         return "、".join(names)
     return f"{'、'.join(names[:limit])}等{len(names)}个{LEVEL_NOUN_ZH.get(level, '区域')}"
-
-
-#: Units of measure as a Chinese report writes them (catalogue unit → 中文).
-UNIT_ZH = {"m2/person": "平方米/人", "km/km2": "公里/平方公里", "persons/km2": "人/平方公里", "persons/ha": "人/公顷",
-           "ratio": "", "count": "个", "per1000": "个/千人", "m": "米", "km": "公里", "ha": "公顷"}
-
-
-#: a Chinese unit followed by the catalogue's English gloss (``栋 buildings``, ``个 seats``)
-_GLOSS = re.compile(r"([\u4e00-\u9fff])\s+[A-Za-z][A-Za-z ]*$")
-
-
-def unit_zh(unit: str) -> str:
-    """A catalogue unit as Chinese text shows it: ``m2/person`` → ``平方米/人``, ``栋 buildings`` → ``栋``."""
-    u = UNIT_ZH.get(unit, unit)
-    return _GLOSS.sub(r"\1", u) if isinstance(u, str) else u
 
 
 def _num(v: float, unit: str) -> str:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .io.tables import _risky_mask
 from .xlsx_writer import CellBlock, cell_block, save_workbook
+from .units_of_measure import unit_zh
 
 __all__ = ["write_workbook", "number_format", "CLASS_FILLS", "JUDGEMENT_FILLS"]
 
@@ -136,7 +137,9 @@ def write_workbook(sheets: Mapping[str, pd.DataFrame], path: str | Path, *, titl
 
     The tables are the display tables of :func:`geotijian.assess.write_tables` (Chinese
     headers, Chinese judgements and levels). A column ``单位`` gives each row's unit of
-    measure for its value columns (现状值, 参考值, 差距). Returns ``path``, written atomically.
+    measure for its value columns (现状值, 参考值, 差距): its code chooses their number format
+    and the cell shows it in Chinese (:func:`geotijian.units_of_measure.unit_zh`). Returns
+    ``path``, written atomically.
 
     The cells are written as arrays (:mod:`geotijian.xlsx_writer`): the same bytes as
     styling and writing them one by one with openpyxl, ~10x less CPU.
@@ -162,6 +165,11 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
     from openpyxl.styles.cell_style import StyleArray
     from openpyxl.utils import get_column_letter
 
+    # the rows' units of measure: their codes choose the values' number format, the cells
+    # show them in Chinese (``m2/person`` → ``平方米/人``, ``栋 buildings`` → ``栋``)
+    units = d["单位"].tolist() if "单位" in d.columns else None
+    if units is not None:
+        d = d.assign(**{"单位": [unit_zh(u) if isinstance(u, str) else u for u in units]})
     n, cols = len(d), list(d.columns)
     m = len(cols)
     values = [_column_values(d.iloc[:, j]) for j in range(m)]
@@ -179,7 +187,6 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
     for q in head_quote:
         head_codes.append(len(palette))
         palette.append(StyleArray([font, fill, border, 0, 0, align, 0, int(q), 0]))
-    units = d["单位"].tolist() if "单位" in d.columns else None
     fmt = np.zeros((n, m), dtype=np.int64)
     aln = np.zeros((n, m), dtype=np.int64)
     wrapped: list[tuple[int, float]] = []

@@ -476,3 +476,28 @@ def test_writer_pictures_and_blank_document_are_read_fresh(tmp_path):
         embedded.append(blob)
     assert len({len(b) for b in embedded}) == 1 and embedded[0] != embedded[1]
     assert embedded[1] == embedded[2]
+
+
+def test_every_catalogue_unit_reads_in_chinese():
+    """Every unit of the packaged indicator catalogues and editions reads as Chinese text
+    (no catalogue code nor English gloss left), and translating twice changes nothing."""
+    import re
+    from pathlib import Path
+
+    import pandas as pd
+
+    from geotijian import data
+    from geotijian.units_of_measure import unit_zh
+
+    root = Path(data.path("indicators.csv")).parent
+    units = set()
+    for f in [*root.glob("indicators*.csv"), *(root / "editions").glob("*.csv")]:
+        d = pd.read_csv(f, dtype=str)
+        if "unit" in d.columns:
+            units |= set(d["unit"].dropna())
+    assert {"m2/person", "栋 buildings", "个/km2", "ratio", "%"} <= units
+    for u in sorted(units):
+        zh = unit_zh(u)
+        assert not re.search(r"[A-Za-z]", zh), (u, zh)
+        assert unit_zh(zh) == zh
+    assert unit_zh("ratio") == "" and unit_zh("%") == "%" and unit_zh(None) == "" and unit_zh(float("nan")) == ""

@@ -182,6 +182,44 @@ def test_sample_workbook_is_what_openpyxl_wrote_cell_by_cell(sample_run, tmp_pat
     assert old.read_bytes() == new.read_bytes()
 
 
+def test_deliverables_show_units_of_measure_in_chinese(sample_run):
+    """The 一表三清单 workbook's 单位 cells and the suggestions' text show the units in
+    Chinese (``栋``, ``平方米/人``), not the catalogue's codes (``栋 buildings``,
+    ``m2/person``); the values keep the number format their unit's code chooses."""
+    import re
+
+    from geotijian.units_of_measure import unit_zh
+    from geotijian.workbook import number_format
+
+    latin = re.compile(r"[A-Za-z]{2,}")
+    out = sample_run.out_dir
+    codes = sample_run.tables["indicator_table"]["unit"].dropna().astype(str)
+    assert codes.str.contains(latin).any()   # the sample has codes to translate (m2/person, 栋 buildings)
+    wb = load_workbook(out / "indicator_table.xlsx")
+    seen = 0
+    for ws in wb.worksheets:
+        head = [c.value for c in ws[1]]
+        if "单位" not in head:
+            continue
+        ju, jv = head.index("单位"), head.index("现状值")
+        table = sample_run.tables[{"一表(指标评价表)": "indicator_table", "优势清单": "strengths",
+                                   "问题清单": "problems", "问题点位": "problem_points"}[ws.title]]
+        raw = table["unit"].tolist()
+        rows = list(ws.iter_rows(min_row=2))
+        assert len(rows) == len(raw)
+        for row, code in zip(rows, raw):
+            shown = row[ju].value
+            assert not (shown and latin.search(str(shown))), (ws.title, code, shown)
+            if isinstance(code, str):
+                assert (shown or "") == unit_zh(code)
+                assert row[jv].number_format == number_format(code)
+            seen += 1
+    assert seen > 1000
+    sugg = sample_run.tables["suggestions"]["suggestion"].astype(str)
+    glossed = sugg[sugg.str.contains(r"[\u4e00-\u9fff]\s*(?:buildings|seats|dwellings)|\d(?:km|m2)")]
+    assert glossed.empty, glossed.head().tolist()
+
+
 def test_sample_study_renewal_plan(sample_run):
     """The sample's [plan]: areas, sites, every problem in the project library, outputs."""
     out, d = sample_run.out_dir, sample_run.data

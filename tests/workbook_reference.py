@@ -1,5 +1,6 @@
 """The 一表三清单 workbook as openpyxl wrote it cell by cell before geotijian.xlsx_writer
-(``geotijian/workbook.py`` at a0ac86d, unchanged but for its name): the reference the fast
+(``geotijian/workbook.py`` at a0ac86d, unchanged but for its name and, since 2026-12-05, the
+units of measure shown in Chinese as the fast writer shows them): the reference the fast
 writer is compared with (tests/test_workbook.py), slow (~20 s of CPU at district scale)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 
 from geotijian.io.atomic import atomic_path, normalise_zip
 from geotijian.io.tables import protect_cells
+from geotijian.units_of_measure import unit_zh
 from geotijian.workbook import (_COUNT_HEADERS, _GENERAL, _IN_DESCRIPTION, _VALUE_HEADERS, _WRAP_AT,
                                 CLASS_FILLS, HIDDEN_HEADERS, JUDGEMENT_FILLS, number_format)
 
@@ -34,6 +36,9 @@ def write_workbook_reference(sheets: Mapping[str, pd.DataFrame], path: str | Pat
     thin = Side(style="thin", color="BFBFBF")
     for name, d in sheets.items():
         ws = wb.create_sheet(str(name)[:31])
+        units = d["单位"].tolist() if "单位" in d.columns else None
+        if units is not None:   # codes for the number formats, Chinese in the cells
+            d = d.assign(**{"单位": [unit_zh(u) if isinstance(u, str) else u for u in units]})
         ws.append(list(d.columns))
         for row in d.itertuples(index=False):
             ws.append([None if (isinstance(x, float) and np.isnan(x)) or x is pd.NA else
@@ -49,7 +54,6 @@ def write_workbook_reference(sheets: Mapping[str, pd.DataFrame], path: str | Pat
         ws.freeze_panes = "A2"
         if n:
             ws.auto_filter.ref = f"A1:{last}{n + 1}"
-        units = d["单位"].tolist() if "单位" in d.columns else None
         wrapped: list[tuple[int, float]] = []
         for j, col in enumerate(cols, start=1):
             letter = get_column_letter(j)

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ...units_of_measure import UNIT_ZH, unit_zh
+
 __all__ = ["unit_zh", "plain_zh", "flag_reason_zh", "UNIT_ZH", "num", "value_text", "persons", "count", "pct", "share_pct", "CN_NUMBERS", "cn_index",
            "JUDGEMENT_ZH", "STATUS_ZH", "LEVEL_ZH"]
 
@@ -69,27 +71,15 @@ def _decimals(unit: str | None, v: float) -> int:
     return 2
 
 
-#: indicator units of the catalogue as a Chinese report prints them ("" = a plain number)
-UNIT_ZH = {"m2/person": "平方米/人", "km/km2": "公里/平方公里", "个/km2": "个/平方公里", "ratio": "",
-           "score": "分", "score / %": "分", "—": "", "km": "公里", "km/h": "公里/小时", "万m3/h": "万立方米/小时",
-           "m": "米", "m2": "平方米", "km2": "平方公里"}
-
-#: a Chinese unit followed by its English gloss in the catalogue (``套 dwellings``, ``个 seats``)
-_GLOSS = re.compile(r"([\u4e00-\u9fff])\s+(?:dwellings|buildings|seats|persons|people|households|places|beds)\b")
-
-
-def unit_zh(unit: Any) -> str:
-    """The catalogue's unit in Chinese (``m2/person`` → ``平方米/人``, ``套 dwellings`` → ``套``)."""
-    u = "" if unit is None or (isinstance(unit, float) and math.isnan(unit)) else str(unit).strip()
-    u = UNIT_ZH.get(u, u)
-    return _GLOSS.sub(r"\1", u).strip()
+#: in free text, a Chinese unit followed by a catalogue's English gloss (``2个 seats``)
+_TEXT_GLOSS = re.compile(r"([\u4e00-\u9fff])\s+(?:dwellings|buildings|seats|persons|people|households|places|beds)\b")
 
 
 def plain_zh(text: Any) -> str:
     """Text of the run's tables (suggestions) with the English glosses of units dropped
     (``现状2个 seats`` → ``现状2个``), ``km`` in Chinese, Chinese quotation marks and brackets."""
     s = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
-    s = _GLOSS.sub(r"\1", s)
+    s = _TEXT_GLOSS.sub(r"\1", s)
     s = re.sub(r"(?<=[\d.])km(?![A-Za-z/²2])", "公里", s)
     s = re.sub(r'"([^"]*)"', "“\\1”", s)  # Chinese quotation marks and brackets around Chinese text
     return re.sub(r"\(([^()]*[\u4e00-\u9fff][^()]*)\)", "（\\1）", s)
