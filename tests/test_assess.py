@@ -543,6 +543,7 @@ def test_units_in_chinese_text_drop_the_catalogues_english_gloss():
     from geotijian.report.map_problems import format_value
 
     assert unit_zh("栋 buildings") == "栋" and unit_zh("个 seats") == "个" and unit_zh("m2/person") == "平方米/人"
-    assert unit_zh("%") == "%" and unit_zh("score") == "score"        # nothing Chinese to keep: unchanged
+    assert unit_zh("%") == "%" and unit_zh("栋") == "栋"               # already as printed: unchanged
+    assert unit_zh("score") == "分" and unit_zh("个/km2") == "个/平方公里"   # as the Word report prints them
     assert format_value(93, "栋 buildings", "zh") == "93 栋"
     assert format_value(93, "栋 buildings", "en") == "93 栋 buildings"
