@@ -46,8 +46,9 @@ UNIT_FORMATS = {"%": '0.0"%"', "count": "#,##0", "个": "#,##0", "人": "#,##0",
                 "ratio": "0.00", "m2/person": "0.00", "km/km2": "0.00", "per1000": "0.00", "个/千人": "0.00"}
 _GENERAL = "#,##0.##"
 #: Columns (Chinese headers) holding whole persons or counts.
-_COUNT_HEADERS = ("影响人口(人)", "问题点位数", "评估数", "序号", "新增点位", "持续点位", "已整改点位", "首次发现",
-                  "最近出现")
+_COUNT_HEADERS = ("影响人口(人)", "问题点位数", "评估数", "序号", "新增点位", "持续点位", "已整改点位")
+#: Columns holding years: no thousands separator (2024, not 2,024).
+_YEAR_HEADERS = ("首次发现", "最近出现")
 #: Columns in the unit of their row's indicator.
 _VALUE_HEADERS = ("现状值", "参考值", "差距", "超出幅度")
 _WRAP_AT = 36
@@ -206,6 +207,8 @@ def _table_sheet(ws: Any, d: pd.DataFrame, styles: _Styles) -> CellBlock:
                 fmt[:, j - 1] = np.array([ids[number_format(u)] for u in kinds], dtype=np.int64)[codes]
             elif col in _COUNT_HEADERS:
                 fmt[:, j - 1] = styles.number_format("#,##0")
+            elif col in _YEAR_HEADERS:
+                fmt[:, j - 1] = styles.number_format("0")
             elif col == "差距比例":
                 fmt[:, j - 1] = styles.number_format("0.0%")
             elif pd.api.types.is_float_dtype(d[col]):

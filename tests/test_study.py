@@ -185,7 +185,8 @@ def test_sample_workbook_is_what_openpyxl_wrote_cell_by_cell(sample_run, tmp_pat
 def test_deliverables_show_units_of_measure_in_chinese(sample_run):
     """The 一表三清单 workbook's 单位 cells and the suggestions' text show the units in
     Chinese (``栋``, ``平方米/人``), not the catalogue's codes (``栋 buildings``,
-    ``m2/person``); the values keep the number format their unit's code chooses."""
+    ``m2/person``); the values keep the number format their unit's code chooses; years
+    print without a thousands separator."""
     import re
 
     from geotijian.units_of_measure import unit_zh
@@ -220,6 +221,9 @@ def test_deliverables_show_units_of_measure_in_chinese(sample_run):
                     assert row[jv].number_format == number_format(code)
             seen += 1
     assert seen > 1000
+    years = [c for ws in wb.worksheets for col in ws.iter_cols(min_row=1)
+             if col[0].value in ("首次发现", "最近出现") for c in col[1:] if c.value is not None]
+    assert years and {c.number_format for c in years} == {"0"}   # 2024, not 2,024
     sugg = sample_run.tables["suggestions"]["suggestion"].astype(str)
     glossed = sugg[sugg.str.contains(r"[\u4e00-\u9fff]\s*(?:buildings|seats|dwellings)|\d(?:km|m2)")]
     assert glossed.empty, glossed.head().tolist()

@@ -1,7 +1,8 @@
 """The 一表三清单 workbook as openpyxl wrote it cell by cell before geotijian.xlsx_writer
 (``geotijian/workbook.py`` at a0ac86d, unchanged but for its name and, since 2026-12-05, the
-units of measure shown in Chinese as the fast writer shows them): the reference the fast
-writer is compared with (tests/test_workbook.py), slow (~20 s of CPU at district scale)."""
+units of measure shown in Chinese and the years without a thousands separator, as the fast
+writer shows them): the reference the fast writer is compared with (tests/test_workbook.py),
+slow (~20 s of CPU at district scale)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pandas as pd
 from geotijian.io.atomic import atomic_path, normalise_zip
 from geotijian.io.tables import protect_cells
 from geotijian.units_of_measure import unit_zh
-from geotijian.workbook import (_COUNT_HEADERS, _GENERAL, _IN_DESCRIPTION, _VALUE_HEADERS, _WRAP_AT,
+from geotijian.workbook import (_COUNT_HEADERS, _GENERAL, _IN_DESCRIPTION, _VALUE_HEADERS, _WRAP_AT, _YEAR_HEADERS,
                                 CLASS_FILLS, HIDDEN_HEADERS, JUDGEMENT_FILLS, number_format)
 
 
@@ -67,6 +68,9 @@ def write_workbook_reference(sheets: Mapping[str, pd.DataFrame], path: str | Pat
             elif col in _COUNT_HEADERS:
                 for (cell,) in cells:
                     cell.number_format = "#,##0"
+            elif col in _YEAR_HEADERS:   # since 2026-12-05: years without a thousands separator
+                for (cell,) in cells:
+                    cell.number_format = "0"
             elif col == "差距比例":
                 for (cell,) in cells:
                     cell.number_format = "0.0%"
