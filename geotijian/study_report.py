@@ -144,14 +144,16 @@ def _report_tasks(cfg: StudyConfig, report: Any, tasks: list[tuple[str, Any, flo
 
 
 def _warm_outputs() -> None:
-    """Import the output modules (matplotlib, the map and report writers) and load the
-    figures' fonts here, once: each forked worker starts with them, instead of paying
-    ~1 s of imports per task."""
+    """Import the output modules (matplotlib, the map and report writers), load the
+    figures' fonts and make the blank report here, once: each forked worker starts with
+    them, instead of paying ~1 s of imports per task (and ~40 ms a report)."""
     import importlib
 
     importlib.import_module(".report", __package__)
     importlib.import_module(".report.docx", __package__)
     importlib.import_module(".report.figures", __package__).find_cjk_font()   # the font list, loaded once
+    # the blank report package (styles, page), made once here, not in each report's worker
+    importlib.import_module(".report.docx.writer", __package__)._blank_package()
 
 
 def _finish_gpkg(gpkg: Any, data: StudyData) -> list[Path]:
