@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hashlib
 import importlib.metadata
 import json
@@ -109,6 +110,8 @@ class RunLog:
     warnings: list[str] = field(default_factory=list)
     records: list[tuple[str, str, str]] = field(default_factory=list)
     memory_mb: dict[str, float] = field(default_factory=dict)
+    #: after each step, collect its garbage and freeze what it left (:func:`frozen_gc`)
+    freeze_gc: bool = False
     _bar: object = None
 
     def add_warning(self, step: str, category: str, message: str) -> None:
@@ -140,6 +143,9 @@ class RunLog:
                 self.memory_mb[name] = peak_rss_mb()
                 for w in caught:
                     self.add_warning(name, w.category.__name__, str(w.message))
+        if self.freeze_gc:   # what the step left is kept: out of the cycle collector's sweeps
+            gc.collect()
+            gc.freeze()
         if self._bar is not None:
             self._bar.update(1)
 
@@ -152,6 +158,30 @@ class RunLog:
         if self._bar is not None:
             self._bar.set_description_str("geotijian: done")
             self._bar.close()
+
+
+@contextlib.contextmanager
+def frozen_gc() -> Iterator[bool]:
+    """Python's cycle collector for one run: yields True when the run may freeze objects
+    (``gc.freeze``: the collector no longer sweeps them), and unfreezes them on leaving.
+
+    A study keeps what each step made to the end (layers, tables) and holds ~300,000
+    objects the collector tracks (imported modules' included): each full sweep over them
+    took ~0.1 s, 22 sweeps a run at scale 18.4 (2.1 s of CPU, while the unions' thread
+    waited on them). With :attr:`RunLog.freeze_gc` each step's end collects the step's
+    garbage and freezes what it left, so a sweep sees only the current step's objects
+    (0.4 s in all; peak memory 1,795-1,808 MB against 1,828). False (nothing frozen) when
+    the collector is disabled or the caller froze objects itself.
+    """
+    own = gc.isenabled() and gc.get_freeze_count() == 0
+    if own:
+        gc.collect()
+        gc.freeze()
+    try:
+        yield own
+    finally:
+        if own:
+            gc.unfreeze()
 
 
 def _kind_name(category: str) -> str:

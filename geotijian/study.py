@@ -54,6 +54,7 @@ from .resources import check_memory, estimate_memory, memory_budget, size_from_f
 from .runlog import (
     RunLog,
     check_output,
+    frozen_gc,
     group_warnings,
     package_versions,
     recover_output,
@@ -398,25 +399,27 @@ def run_study(config: str | Path | StudyConfig, *, progress: bool = True,
             settings.configure(memory_check=False)
         if cfg.memory_budget_gb is not None:
             settings.configure(memory_budget_gb=cfg.memory_budget_gb)
-        result = _run(cfg, log, defer_areas=True)
-        try:
-            with staged_output(cfg.out_dir) as staging:
-                files = _write_all(cfg, result, log, staging, started)
-                run = _run_json(cfg, result, log, started)
-                write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
-        except OutputError:
-            raise
-        except OSError as exc:  # disk full, quota, permissions changed during the run
-            raise OutputError(cfg.out_dir, f"writing the outputs failed ({exc.strerror or exc}"
-                                           f"{': ' + str(exc.filename) if exc.filename else ''}); the previous "
-                                           "outputs are left untouched",
-                              "free disk space (or fix the folder's permissions), or set study.output to "
-                              "another disk, and run again") from exc
+        with frozen_gc() as log.freeze_gc:   # each step's survivors frozen (runlog.frozen_gc)
+            result = _run(cfg, log, defer_areas=True)
+            try:
+                with staged_output(cfg.out_dir) as staging:
+                    files = _write_all(cfg, result, log, staging, started)
+                    run = _run_json(cfg, result, log, started)
+                    write_text_atomic(staging / "run.json", json.dumps(run, ensure_ascii=False, indent=2, default=str))
+            except OutputError:
+                raise
+            except OSError as exc:  # disk full, quota, permissions changed during the run
+                raise OutputError(cfg.out_dir, f"writing the outputs failed ({exc.strerror or exc}"
+                                               f"{': ' + str(exc.filename) if exc.filename else ''}); the previous "
+                                               "outputs are left untouched",
+                                  "free disk space (or fix the folder's permissions), or set study.output to "
+                                  "another disk, and run again") from exc
         result.files = sorted({cfg.out_dir / f.relative_to(staging) for f in files + [staging / "run.json"]})
         result.out_dir = cfg.out_dir
         return result
     finally:
         settings.configure(**saved)
+        log.freeze_gc = False
         log.close()
 
 

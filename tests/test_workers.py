@@ -176,3 +176,46 @@ def test_waiting_for_tasks_that_cannot_run_is_an_error():
     if ft.workers:
         with pytest.raises(RuntimeError, match="tasks left that will not run"):
             ft.result()
+
+
+def test_frozen_gc_freezes_what_each_step_leaves_and_collects_its_garbage():
+    """``runlog.frozen_gc``: inside, each step's end collects the step's cyclic garbage
+    (not frozen for the rest of the run) and freezes what it left; leaving unfreezes; a
+    caller's own freeze or a disabled collector is left alone."""
+    import gc
+    import weakref
+
+    from geotijian.runlog import RunLog, frozen_gc
+
+    class Node:
+        pass
+
+    assert gc.get_freeze_count() == 0
+    log = RunLog(progress=False)
+    with frozen_gc() as log.freeze_gc:
+        assert log.freeze_gc and gc.get_freeze_count() > 0
+        before = gc.get_freeze_count()
+        with log.step("a"):
+            kept = [Node() for _ in range(100)]        # survives the step: frozen
+            a, b = Node(), Node()
+            a.other, b.other = b, a                    # a cycle the step drops: collected
+            dead = weakref.ref(a)
+            del a, b
+        assert dead() is None
+        assert gc.get_freeze_count() >= before + len(kept)
+    assert gc.get_freeze_count() == 0
+    # the caller froze objects itself: nothing is frozen or unfrozen here
+    gc.freeze()
+    try:
+        n = gc.get_freeze_count()
+        with frozen_gc() as own:
+            assert not own and gc.get_freeze_count() == n
+        assert gc.get_freeze_count() == n
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        with frozen_gc() as own:
+            assert not own and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
