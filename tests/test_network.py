@@ -34,7 +34,7 @@ from geotijian.network.geometry import (
     _point_edge_distance,
     _snap_onto,
 )
-from geotijian.network.grid import _EdgeGrid
+from geotijian._kernels.edge_grid import _EdgeGrid
 
 CRS = "EPSG:32651"
 

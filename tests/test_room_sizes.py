@@ -57,3 +57,32 @@ def test_the_measure_finds_big_modules_and_functions(rooms, tmp_path):
                                     "pkg/sub/big.py::nested.<locals>.inner"}
     assert [r.key for r in excused] == ["pkg/kern.pyx"]
     assert stale == ["pkg/gone.py"]
+
+
+def test_the_lowest_layers_import_nothing_above_them():
+    """Data flows one way (io → network → units / access → indicators → assess → report):
+    ``geotijian.io`` and ``geotijian.network`` import only the shared base modules
+    (settings, errors, model, _kernels, data) and what lies below them, ``_kernels``
+    nothing of geotijian but itself, settings and errors."""
+    import ast
+
+    pkg = Path(__file__).resolve().parents[1] / "geotijian"
+    base = {"settings", "errors", "model", "_kernels", "data"}
+    allowed = {"_kernels": {"_kernels", "settings", "errors"}, "io": base | {"io"}, "network": base | {"io", "network"}}
+    found = []
+    for layer, ok in allowed.items():
+        for f in sorted((pkg / layer).rglob("*.py")):
+            depth = len(f.relative_to(pkg).parts) - 1   # 1: a module of the layer's package
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    if node.level == depth:               # "from . import x" / "from .x import"
+                        target = layer
+                    else:                                  # "from .. import x" / "from ..x import"
+                        target = node.module.split(".")[0] if node.module else None
+                    names = [target] if target else [a.name for a in node.names]
+                    found += [(str(f.relative_to(pkg)), n) for n in names if n not in ok]
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                    found += [(str(f.relative_to(pkg)), m.split(".")[1]) for m in mods
+                              if m.startswith("geotijian.") and m.split(".")[1] not in ok]
+    assert found == [], found

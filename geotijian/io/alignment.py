@@ -130,7 +130,7 @@ class RoadDistance:
     """
 
     def __init__(self, roads: gpd.GeoDataFrame, metric: CRS):
-        from ..network.grid import _EdgeGrid
+        from .._kernels.edge_grid import _EdgeGrid
 
         self.lines = np.asarray(roads.to_crs(metric).geometry.values, dtype=object)
         single = (shapely.get_type_id(self.lines) == 1).all()

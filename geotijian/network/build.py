@@ -22,7 +22,7 @@ from pyproj import CRS, Transformer
 from .. import _kernels, settings
 from ..errors import GeotijianWarning, LayerError, NetworkError, RepairWarning
 from .csr import _csr
-from .grid import _EdgeGrid, _ranges
+from .._kernels.edge_grid import _EdgeGrid, _ranges
 from .walk import WalkNetwork
 
 

@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from .. import _kernels
 from .csr import _csr
-from .grid import _ranges
+from .._kernels.edge_grid import _ranges
 from .snap import SnapResult
 from .walk import WalkNetwork
 

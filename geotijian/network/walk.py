@@ -14,7 +14,7 @@ import shapely
 from scipy.sparse import csr_matrix
 
 from .. import _kernels
-from .grid import _EdgeGrid
+from .._kernels.edge_grid import _EdgeGrid
 
 
 @dataclass

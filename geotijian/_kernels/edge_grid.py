@@ -1,13 +1,14 @@
 """Envelope index of the edges on a uniform grid (:class:`_EdgeGrid`), cheaper to build
 than an STRtree and queried in the compiled kernels, and the vectorised range helper
-:func:`_ranges`."""
+:func:`_ranges`. Here, below :mod:`geotijian.io` and :mod:`geotijian.network`, which both
+query it (the roads' alignment check, the walk network's snapping)."""
 
 from __future__ import annotations
 
 import numpy as np
 import shapely
 
-from .. import _kernels
+from .spatial import grid_index, line_bounds
 
 
 class _EdgeGrid:
@@ -33,7 +34,7 @@ XX. :meth:`pairs` answers the same
         self.x0, self.y0, self.size = x0, y0, size
         self.nx, self.ny = int(w // size) + 1, int(h // size) + 1
         # (compiled: counting sort of the edges by cell, edges ascending in each cell)
-        self.indptr, self.edges, self.entry_bounds, self.cx0, self.cy0, self.multi = _kernels.grid_index(
+        self.indptr, self.edges, self.entry_bounds, self.cx0, self.cy0, self.multi = grid_index(
             bounds, float(x0), float(y0), float(size), self.nx, self.ny)
 
     @classmethod
@@ -42,7 +43,7 @@ XX. :meth:`pairs` answers the same
         table, when at hand (envelopes computed from it, no GEOS pass)."""
         if vertices is None:
             return cls(shapely.bounds(geoms))
-        return cls(_kernels.line_bounds(*vertices))
+        return cls(line_bounds(*vertices))
 
     def _cells(self, x0, y0, x1, y1):
         s, nx, ny = self.size, self.nx - 1, self.ny - 1
