@@ -54,6 +54,22 @@ def _load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
+#: CPU seconds of :func:`_speed` on this 2-core VM at its usual speed (2026-12-05: 1.37 s; the
+#: same loop took up to 2.17 s in the VM's slow phases, when the study took 1.5x its CPU)
+USUAL_SPEED_S = 1.37
+
+
+def _speed() -> float:
+    """CPU seconds of a fixed pure-Python loop: this machine's speed now. A VM's speed
+    drifts with its host's load (no steal time shows it); printed before and after the
+    study so that a slow run can be told from a slow machine. Not used by any target."""
+    t = time.process_time()
+    s = 0
+    for i in range(20_000_000):
+        s += i * i % 7
+    return time.process_time() - t
+
+
 def build_inputs(scale: float, root: Path) -> Path:
     """The sample district at ``scale`` and its study.toml, cached under ``root``."""
     folder = root / f"scale-{scale:g}"
@@ -248,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import geotijian as gt
 
-    print(f"== bench_study: scale {scale:g} ({study.parent}); {_load()}", flush=True)
+    speed0 = _speed()
+    print(f"== bench_study: scale {scale:g} ({study.parent}); {_load()}; machine speed: a fixed loop "
+          f"{speed0:.2f} s CPU ({USUAL_SPEED_S:g} s at this VM's usual speed)", flush=True)
     t0, c0 = time.perf_counter(), time.process_time()
     k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with PssSampler() as pss:
@@ -275,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
           f"peak PSS of the study and its workers together {pss.peak_mb:,.0f} MB (sampled every {pss.every:g} s "
           f"while workers run); "
           f"target ≤ {TARGET_RSS_MB:,.0f} MB on the larger")
-    print(f"load after the run: {_load()}")
+    speed1 = _speed()
+    print(f"load after the run: {_load()}; machine speed: the fixed loop {speed1:.2f} s CPU (before the run "
+          f"{speed0:.2f} s, usual {USUAL_SPEED_S:g} s: the run's CPU scales with it)")
 
     fl = floor(study)
     print(f"\nfloor: plain pyogrio read of the input layers {fl['read_s']:.2f} s ({fl['read_cpu']:.2f} cpu) "
