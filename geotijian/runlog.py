@@ -170,7 +170,7 @@ def frozen_gc() -> Iterator[bool]:
     took ~0.1 s, 22 sweeps a run at scale 18.4 (2.1 s of CPU, while the unions' thread
     waited on them). With :attr:`RunLog.freeze_gc` each step's end collects the step's
     garbage and freezes what it left, so a sweep sees only the current step's objects
-    (0.4 s in all; peak memory 1,795-1,808 MB against 1,828). False (nothing frozen) when
+    (0.6 s in all; peak memory 1,795-1,821 MB against 1,828). False (nothing frozen) when
     the collector is disabled or the caller froze objects itself.
     """
     own = gc.isenabled() and gc.get_freeze_count() == 0
