@@ -55,7 +55,8 @@ def _load() -> str:
 
 
 #: CPU seconds of :func:`_speed` on this 2-core VM at its usual speed (2026-12-05: 1.37 s; the
-#: same loop took up to 2.17 s in the VM's slow phases, when the study took 1.5x its CPU)
+#: same loop took up to 2.17 s in the VM's slow phases, when the study took 1.5x its CPU; once
+#: the study took 80 s of CPU against 60 with the loop at 1.35 s: memory-bound work slows more)
 USUAL_SPEED_S = 1.37
 
 
@@ -295,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
           f"target ≤ {TARGET_RSS_MB:,.0f} MB on the larger")
     speed1 = _speed()
     print(f"load after the run: {_load()}; machine speed: the fixed loop {speed1:.2f} s CPU (before the run "
-          f"{speed0:.2f} s, usual {USUAL_SPEED_S:g} s: the run's CPU scales with it)")
+          f"{speed0:.2f} s, usual {USUAL_SPEED_S:g} s: a slow loop means a slow machine; the study's "
+          "memory-bound parts can slow more than the loop shows)")
 
     fl = floor(study)
     print(f"\nfloor: plain pyogrio read of the input layers {fl['read_s']:.2f} s ({fl['read_cpu']:.2f} cpu) "
