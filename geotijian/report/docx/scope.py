@@ -166,11 +166,11 @@ def _told_for_town(pr: pd.DataFrame, pts: pd.DataFrame, inp: ReportInputs, scope
     # (the packaged templates, as the study's build_tables uses them: read once, not per town)
     suggest = inp.memo(("suggester",), lambda: _suggester(suggestion_templates())) \
         if "suggestion" in pr.columns else None
+    affected = pd.to_numeric(pr["affected_population"], errors="coerce").to_numpy(dtype=float) \
+        if "affected_population" in pr.columns else np.full(len(pr), np.nan)
     text, advice = [], []
-    for r in pr.itertuples(index=False):   # one sentence per problem (tens), as group_problems writes it
+    for r, aff in zip(pr.itertuples(index=False), affected):   # one sentence per problem (tens), as group_problems
         own = str(r.level) == "town"
-        aff = pd.to_numeric(pd.Series([r.affected_population]), errors="coerce").iat[0] \
-            if hasattr(r, "affected_population") else np.nan
         text.append(_describe(
             str(r.name_zh), "district" if own else str(r.level), int(r.point_count), int(r.assessed_count),
             "" if pd.isna(r.reference) else str(r.reference),
