@@ -751,6 +751,7 @@ def service_areas(
     type_col: str = "type",
     access_distance: float | None = None,
     quad_segs: int = 4,
+    stub_m: float | None = None,
 ) -> gpd.GeoDataFrame:
     """Street space within walking distance of the facilities of each type.
 
@@ -771,6 +772,14 @@ def service_areas(
         Buffer half-width in metres; default ``settings.service_area_half_width_m`` (25 m).
     quad_segs : int
         Segments per quarter circle of the buffer.
+    stub_m : float, optional
+        Metres; reached dead ends of the network no longer than this (a footway to a
+        building's door) are left out of the drawing when another edge goes on from the
+        node they hang on; default ``settings.service_area_stub_m`` (5 m), 0 draws every
+        reached piece. Every reached point of the network stays inside the polygon, the
+        cut at the walking distance is unchanged, and the polygon lies within ``stub_m``
+        of the one with every piece (it loses the stubs' caps only). Less than
+        ``half_width`` (the default applies only where it is).
 
     Returns
     -------
@@ -784,9 +793,10 @@ def service_areas(
     """
     if not per_facility:
         return _start_service_areas(network, facilities, distance, half_width, catalogue, types, entrances,
-                                    type_col, access_distance, quad_segs).result()
+                                    type_col, access_distance, quad_segs, stub_m).result()
     hw, names, wd, fac, order, fsnap, graph = _area_inputs(network, facilities, half_width, catalogue, types,
                                                            entrances, type_col, access_distance)
+    stub = _stub_length(stub_m, hw)
     ftype = fac["_type"].to_numpy()
     rows = []
     for code, d in _area_distances(order, distance, wd, stacklevel=3):
@@ -798,7 +808,7 @@ def service_areas(
             for j, f in enumerate(chunk):
                 one = np.zeros(len(fac), dtype=bool)
                 one[f] = True
-                lines = _reached_segments(network, D[j], fsnap, one, d)
+                lines = _reached_segments(network, D[j], fsnap, one, d, stub)
                 rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], _street_space(lines, hw, quad_segs)))
     cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry="geometry", crs=network.crs)
@@ -843,12 +853,13 @@ def start_service_areas(
     type_col: str = "type",
     access_distance: float | None = None,
     quad_segs: int = 4,
+    stub_m: float | None = None,
 ) -> PendingServiceAreas:
     """:func:`service_areas` (one row per type) with the geometry work left running.
 
     The searches run here (one multi-source Dijkstra per type, ~0.2 s for a district's
     14 types at scale 18.4) and the checks and warnings are said here; each type's pieces,
-    buffers and union (~38 s of GEOS and numpy time at that scale) go to a background
+    buffers and union (~21 s of GEOS and numpy time at that scale) go to a background
     thread (with ``settings.parallel``; else they run here) as soon as its search is done,
     the largest first. A study starts them in its coverage step and collects them
     (``result()``) when its outputs need the polygons, so they overlap with the steps in
@@ -863,15 +874,16 @@ def start_service_areas(
     PendingServiceAreas
     """
     return _start_service_areas(network, facilities, distance, half_width, catalogue, types, entrances,
-                                type_col, access_distance, quad_segs)
+                                type_col, access_distance, quad_segs, stub_m)
 
 
 def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float | Mapping[str, float] | None,
                          half_width: float | None, catalogue: pd.DataFrame | None, types: list[str] | None,
                          entrances: gpd.GeoDataFrame | None, type_col: str, access_distance: float | None,
-                         quad_segs: int) -> PendingServiceAreas:
+                         quad_segs: int, stub_m: float | None) -> PendingServiceAreas:
     hw, names, wd, fac, order, fsnap, graph = _area_inputs(network, facilities, half_width, catalogue, types,
                                                            entrances, type_col, access_distance)
+    stub = _stub_length(stub_m, hw)
     ftype = fac["_type"].to_numpy()
     rows: list[tuple[str, str, float]] = []
     unions = PendingUnions(background=settings.parallel)
@@ -885,7 +897,7 @@ def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float 
                 continue
             D = graph.distances(idx, limit=d)
             unions.add(int(np.isfinite(D).sum()), partial(_type_street_space, network, D, fsnap, mask, d, hw,
-                                                          quad_segs))
+                                                          quad_segs, stub))
     except BaseException:
         unions.cancel()
         raise
@@ -907,6 +919,24 @@ def _area_inputs(network: WalkNetwork, facilities: Any, half_width: float | None
     fsnap = facility_access(network, fac, entrances=entrances, access_distance=access_distance,
                             id_col="_fid")
     return hw, names, wd, fac, order, fsnap, distance_graph(network, fsnap)
+
+
+def _stub_length(stub_m: float | None, half_width: float) -> float:
+    """``stub_m``, checked: at least 0 and less than the half-width (a stub left out must
+    lie inside the buffer of the edge it hangs on). Its default,
+    ``settings.service_area_stub_m``, applies only where it is less than the half-width
+    (a thinner buffer draws every piece)."""
+    if stub_m is None:
+        stub = float(settings.service_area_stub_m)
+        if stub >= half_width:
+            return 0.0
+    else:
+        stub = float(stub_m)
+    if not (0.0 <= stub < half_width):
+        raise ValueError(f"service_areas: stub_m = {stub} m must be at least 0 and less than the buffer "
+                         f"half-width ({half_width} m); set stub_m (or settings.service_area_stub_m) to 0 "
+                         "to draw every reached piece")
+    return stub
 
 
 def _area_distances(order: list[str], distance: float | Mapping[str, float] | None,

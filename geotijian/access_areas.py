@@ -3,7 +3,7 @@ union), and the unions run in a background thread.
 
 :func:`geotijian.access.service_areas` searches the network per facility type and hands
 each type's work here. The unions are most of a service area's cost (a district's 14 types:
-~38 s of GEOS time at scale 18.4) and only the outputs read their polygons, so a study
+~21 s of GEOS time at scale 18.4, ~30 s without leaving out the short stubs) and only the outputs read their polygons, so a study
 starts them in the coverage step and collects them before writing (:class:`PendingUnions`).
 """
 
@@ -44,14 +44,20 @@ def _substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nda
 
 
 def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
-                      mask: np.ndarray | None, dist: float) -> np.ndarray:
-    """Line pieces of the network within ``dist`` of the sources (node distances ``D``)."""
+                      mask: np.ndarray | None, dist: float, stub_m: float = 0.0) -> np.ndarray:
+    """Line pieces of the network within ``dist`` of the sources (node distances ``D``).
+
+    ``stub_m`` > 0 leaves out the reached stubs no longer than it (:func:`_short_stubs`).
+    """
     L = network.edge_length
     Du, Dv = D[network.edge_u], D[network.edge_v]
     a = np.clip(np.where(np.isfinite(Du), dist - Du, 0.0), 0.0, L)
     b = np.clip(np.where(np.isfinite(Dv), dist - Dv, 0.0), 0.0, L)
     whole = a + b >= L
-    e_all = [np.flatnonzero(whole & (L > 0))]
+    drawn = whole & (L > 0)
+    if stub_m > 0:
+        drawn &= ~_short_stubs(network, D, dist, whole, stub_m)
+    e_all = [np.flatnonzero(drawn)]
     s_all, t_all = [np.zeros(len(e_all[0]))], [L[e_all[0]]]
     pu = np.flatnonzero(~whole & (a > 0))
     pv = np.flatnonzero(~whole & (b > 0))
@@ -73,6 +79,36 @@ def _reached_segments(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult,
     keep = t > s
     return np.concatenate([network.edge_geometry[e_all[0]],
                            _substrings(network.edge_geometry[e[keep]], s[keep], t[keep])])
+
+
+def _short_stubs(network: WalkNetwork, D: np.ndarray, dist: float, whole: np.ndarray,
+                 stub_m: float) -> np.ndarray:
+    """Whole reached edges that a service area's drawing can leave out: dead ends of the
+    network (one end on no other edge) no longer than ``stub_m``, hanging on a node
+    reached with distance to spare where another edge, not such a stub, goes on.
+
+    That other edge has a drawn piece starting at the node (all of it, or its part
+    within the distance left), so every point of a stub left out lies within ``stub_m``
+    of a drawn piece: inside its buffer when ``stub_m`` is less than the half-width.
+    The polygon loses only the stub's own cap beyond that buffer (at most ``stub_m``
+    deep). Pieces cut at the walking distance and the facilities' own pieces are never
+    left out, so the reach's extent is unchanged.
+
+    Measured at scale 18.4 with 5 m (the sample's footways to building doors are 4 m):
+    the 14 types' buffers and unions 30.5 -> 21.2 s of CPU (bus stops: 84,000 of 244,000
+    pieces left out), the polygons' areas 0.16-1.2 % smaller, every point of each full
+    polygon within 5.5 m of the drawn one (5 m and the arcs' sagitta).
+    """
+    u, v, L = network.edge_u, network.edge_v, network.edge_length
+    n = network.n_nodes
+    deg = np.bincount(u, minlength=n) + np.bincount(v, minlength=n)
+    leaf_u, leaf_v = deg[u] == 1, deg[v] == 1
+    stub = whole & (L > 0) & (L <= stub_m) & (leaf_u != leaf_v)
+    hang = np.where(leaf_u, v, u)                      # the stub's end on the network
+    other = (L > 0) & ~stub                            # edges that go on from a node
+    goes_on = (np.bincount(u[other], minlength=n) + np.bincount(v[other], minlength=n)) > 0
+    spare = np.isfinite(D) & (D < dist)
+    return stub & goes_on[hang] & spare[hang]
 
 
 def _join_dangling(lines: np.ndarray) -> np.ndarray:
@@ -198,10 +234,10 @@ def _street_space(lines: np.ndarray, half_width: float, quad_segs: int, *, by_cl
 
 
 def _type_street_space(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult, mask: np.ndarray, d: float,
-                       hw: float, quad_segs: int) -> shapely.Geometry:
+                       hw: float, quad_segs: int, stub_m: float = 0.0) -> shapely.Geometry:
     """One type's service area from its node distances (a :class:`PendingUnions` item),
     united by cluster when it reaches less than :data:`_DISJOINT_BELOW` of the edges."""
-    lines = _reached_segments(network, D, fsnap, mask, d)
+    lines = _reached_segments(network, D, fsnap, mask, d, stub_m)
     return _street_space(lines, hw, quad_segs, by_cluster=len(lines) < _DISJOINT_BELOW * network.n_edges)
 
 

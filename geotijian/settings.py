@@ -30,6 +30,13 @@ polygon_access_distance_m : float
 service_area_half_width_m : float
     Half-width (metres) of the street space drawn around reached edges in service-area
     polygons (judgement default, 25 m).
+service_area_stub_m : float
+    Reached dead ends of the network no longer than this (metres; a footway to a
+    building's door) are left out of the service-area polygons when the network goes on
+    from where they hang: the polygons then lie within this distance of the full ones
+    (they lose the stubs' round caps), every reached point of the network stays inside,
+    and a district's unions take ~30 % less time (judgement default, 5 m; 0 draws every
+    piece; less than the half-width).
 unit_min_pop, unit_max_pop : int
     Community check-up unit size, persons (Jiading 2024 work plan; = GB 50180-2018
     5-minute life circle, 5,000-12,000).
@@ -154,6 +161,7 @@ boundary_tolerance_m: float = 1000.0
 max_snap_distance_m: float = 200.0
 polygon_access_distance_m: float = 50.0
 service_area_half_width_m: float = 25.0
+service_area_stub_m: float = 5.0
 unit_min_pop: int = 5000
 unit_max_pop: int = 12000
 block_road_classes: tuple[str, ...] = (
@@ -203,6 +211,7 @@ figure_formats: tuple = ("png",)
 
 _KEYS = (
     "metric_crs", "geographic_crs", "boundary_tolerance_m", "max_snap_distance_m", "polygon_access_distance_m", "service_area_half_width_m",
+    "service_area_stub_m",
     "unit_min_pop", "unit_max_pop", "block_road_classes", "sliver_area_m2",
     "unit_bridge_gap_m", "compound_cut_share", "compound_overshoot_m",
     "compound_warn_pop", "population_mismatch_share", "large_component_share",

@@ -372,6 +372,57 @@ def test_service_areas_joined_equal_the_union_of_piece_buffers(monkeypatch):
             assert shapely.length(shapely.maximum_inscribed_circle(parts)).max() <= sag
 
 
+def test_service_areas_leave_out_short_stubs_only():
+    """A dead end of <= stub_m (a door's footway) hanging where the network goes on is
+    left out of the drawing (its cap only: it stays inside the polygon); a cut piece as
+    short and a star of stubs with nothing going on are kept."""
+    lines = [[(0, 0), (50, 0)], [(50, 0), (100, 0)], [(50, 0), (50, 3)], [(50, 0), (50, -8)],
+             [(100, 0), (100, 50)], [(300, 0), (303, 0)], [(300, 0), (300, 3)]]
+    net = build_network(gpd.GeoDataFrame(geometry=[shapely.LineString(c) for c in lines], crs=CRS))
+    fac = gpd.GeoDataFrame({"type": ["kindergarten"] * 2},
+                           geometry=[shapely.Point(10, -1), shapely.Point(301.5, -1)], crs=CRS)
+    full = service_areas(net, fac, 92, half_width=10, stub_m=0).geometry.iloc[0]
+    drawn = service_areas(net, fac, 92, half_width=10, stub_m=5).geometry.iloc[0]
+    door = shapely.Point(50, 12.5)                   # 9.5 m beyond the 3 m stub's end
+    assert full.contains(door) and not drawn.contains(door)
+    assert drawn.covers(shapely.LineString([(50, 0), (50, 3)]))  # the stub is still inside
+    assert drawn.contains(shapely.Point(50, -17.5))  # an 8 m dead end is drawn
+    assert drawn.contains(shapely.Point(100, 10.5))  # the 1 m cut up x = 100 is drawn
+    assert drawn.contains(shapely.Point(300, 12.5))  # the star (nothing goes on) is drawn
+    assert shapely.difference(drawn, full).area < 1e-6
+    assert shapely.difference(full, shapely.buffer(drawn, 5.0)).area < 1e-6
+    assert full.area - drawn.area > 10.0
+    # the default (5 m) applies only under the half-width; an explicit one must be
+    default_thin = service_areas(net, fac, 92, half_width=2).geometry.iloc[0]
+    assert shapely.equals(default_thin, service_areas(net, fac, 92, half_width=2, stub_m=0).geometry.iloc[0])
+    with pytest.raises(ValueError, match="stub_m = 10.0 m must be .* less than the buffer half-width"):
+        service_areas(net, fac, 92, half_width=10, stub_m=10)
+
+
+def test_service_areas_without_stubs_lie_within_stub_m_of_the_full_ones():
+    """The sample district: the drawn polygons (stubs <= 5 m left out, the default) lie
+    inside the full ones and every point of a full one is within 5 m (+ the arcs' sagitta)
+    of the drawn one; some stubs are left out (the sample's doors are 4 m off the paths)."""
+    import pyogrio
+
+    gpkg = "layers/sample/sample_district.gpkg"
+    net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
+    fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drawn = service_areas(net, fac)
+        full = service_areas(net, fac, stub_m=0)
+    sag = 25.0 * (1 - np.cos(np.pi / 16))
+    assert len(drawn) >= 10
+    lost = []
+    for a, b in zip(drawn.geometry, full.geometry):
+        assert a.is_valid and b.area > 0
+        assert shapely.difference(a, b).area <= 1e-5 * b.area
+        assert shapely.difference(b, shapely.buffer(a, 5.0 + sag)).area <= 1e-9 * b.area
+        lost.append(1 - a.area / b.area)
+    assert max(lost) > 1e-3 and max(lost) < 0.05
+
+
 def test_service_areas_by_cluster_equal_one_cascade(monkeypatch):
     """The sample district: buffers united cluster by cluster of overlapping buffers give
     the polygons of one cascaded union (no area between them; vertices within 1e-5 m)."""
