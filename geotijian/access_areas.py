@@ -3,8 +3,9 @@ union), and the unions run in a background thread.
 
 :func:`geotijian.access.service_areas` searches the network per facility type and hands
 each type's work here. The unions are most of a service area's cost (a district's 14 types:
-~21 s of GEOS time at scale 18.4, ~30 s without leaving out the short stubs) and only the outputs read their polygons, so a study
-starts them in the coverage step and collects them before writing (:class:`PendingUnions`).
+~21 s of GEOS time at scale 18.4, ~30 s when the short stubs are drawn too) and only the
+outputs read their polygons, so a study starts them in the coverage step and collects them
+before writing (:class:`PendingUnions`).
 """
 
 from __future__ import annotations
