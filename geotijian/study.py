@@ -19,6 +19,7 @@ import datetime as _dt
 import importlib
 import json
 import warnings
+from collections.abc import Callable
 from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -573,16 +574,20 @@ def _indicator_catalogue(cfg: StudyConfig) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- outputs
-def _write_table_outputs(cfg: StudyConfig, res: StudyResult, folder: Path) -> list[Path]:
+def _write_table_outputs(cfg: StudyConfig, res: StudyResult, folder: Path,
+                         poll: Callable[[], None] = lambda: None) -> list[Path]:
     """The outputs that do not read the service areas: the 一表三清单, ledger, CSV tables,
-    the edition's outputs and the renewal plan's tables."""
+    the edition's outputs and the renewal plan's tables (``poll``: called between them,
+    to start the workers whose slots have freed)."""
     data = res.data
     files: list[Path] = []
     if data.meta.get("plan") is not None:
         files.extend(write_plan(data.meta["plan"], folder))
+        poll()
     tables = {k: res.tables[k] for k in ("indicator_table", "strengths", "problems", "problem_points",
                                          "suggestions")}
     files.extend(write_tables(tables, folder, title=f"{data.display_name} {data.year} 年城市体检 一表三清单"))
+    poll()
     files.append(write_ledger(data.ledger, folder / "ledger.csv"))
     extra = {"coverage": "coverage_by_area.csv", "sample_plan": "survey_sample_plan.csv",
              "complaint_rates": "complaint_rates.csv", "survey_issues": "survey_issues.csv"}
@@ -623,17 +628,21 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
                 # GeoPackage and the towns' tables
                 tasks = [("figures", None, 1.0, figures), *_map_tasks(cfg, res, folder, fig)]
                 work = ForkedTasks([t[2:] for t in tasks])
+        poll = work.poll if work is not None else (lambda: None)   # workers started as slots free
         with log.step("tables"):
-            files += _write_table_outputs(cfg, res, folder)
+            files += _write_table_outputs(cfg, res, folder, poll)
+        poll()
         with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
             gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
             if not early:   # here: the unions' thread is busy, no fork now
                 files += figures()
+        poll()
         with log.step("towns"):     # the report's inputs, the town packages' tables and figures
             if cfg.report.get("docx", True):
                 # the report reads what the run wrote (run.json too), never recomputing
                 write_text_atomic(folder / "run.json", json.dumps(_run_json(cfg, res, log, started),
                                                                   ensure_ascii=False, indent=2, default=str))
+                poll()
                 report = _start_report(cfg, res, folder)
         if not early:
             with log.step("service_areas"):  # what is left of the unions (this thread helps)

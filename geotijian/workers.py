@@ -178,6 +178,12 @@ class ForkedTasks:
         self._pump(block=False)
         return list(range(first, len(self._fns)))
 
+    def poll(self) -> None:
+        """Collect the tasks that have ended and start the ready ones in the freed slots,
+        without waiting: for a caller that does its own work between calls (each call
+        keeps both cores busy a while longer)."""
+        self._pump(block=False)
+
     def wait(self, indices: Sequence[int]) -> None:
         """Return when the tasks ``indices`` (and those they wait for) are done, starting
         the others meanwhile; re-issue their warnings (their errors: :meth:`result`)."""

@@ -155,6 +155,36 @@ def test_tasks_added_later_and_waited_for(tmp_path):
     assert ft.result()[first] == "嘉定区: map 1"
 
 
+def _started_then_slept(seconds: float) -> float:
+    import time
+
+    t = time.monotonic()
+    time.sleep(seconds)
+    return t
+
+
+@pytest.mark.skipif(not FORKS, reason="forked workers need Linux and two cores")
+def test_poll_starts_the_next_tasks_while_the_caller_works():
+    """poll() collects the tasks that have ended and forks the next ones at once: the
+    caller's own work (here 0.6 s of sleeps) does not keep the freed workers idle."""
+    import time
+
+    n = min(len(os.sched_getaffinity(0)), 4)
+    ft = ForkedTasks([(1.0, lambda: _started_then_slept(0.1)) for _ in range(2 * n)])
+    assert ft.workers == n
+    t0 = time.monotonic()
+    time.sleep(0.3)   # the caller's work: the first tasks end meanwhile
+    ft.poll()         # ... and their slots take the next ones now
+    time.sleep(0.3)
+    started = ft.result()
+    assert max(started[n:]) - t0 < 0.45   # not at result() (0.6 s): started by poll()
+    # without poll() the next tasks wait for the caller
+    ft = ForkedTasks([(1.0, lambda: _started_then_slept(0.1)) for _ in range(2 * n)])
+    t0 = time.monotonic()
+    time.sleep(0.6)
+    assert min(ft.result()[n:]) - t0 >= 0.55
+
+
 def test_a_task_after_a_failed_one_is_not_run(tmp_path):
     def bad():
         raise LayerError("units", "feature U7 has no geometry", fix="repair the layer")
