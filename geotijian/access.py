@@ -786,6 +786,8 @@ def service_areas(
     GeoDataFrame
         ``facility_type``, ``facility_name_zh``, ``walk_distance_m`` (+ ``facility_id``),
         geometry (Polygon/MultiPolygon, empty when nothing is reached); sorted by type.
+        ``attrs["drawing"]``: ``half_width_m`` and ``stub_m`` as used (the GeoPackage
+        writer says them in the layer's description).
 
     See Also
     --------
@@ -811,7 +813,9 @@ def service_areas(
                 lines = _reached_segments(network, D[j], fsnap, one, d, stub)
                 rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], _street_space(lines, hw, quad_segs)))
     cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
-    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry="geometry", crs=network.crs)
+    out = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry="geometry", crs=network.crs)
+    out.attrs["drawing"] = {"half_width_m": hw, "stub_m": stub}
+    return out
 
 
 @dataclass
@@ -826,12 +830,15 @@ class PendingServiceAreas:
     rows: list[tuple[str, str, float]]
     unions: PendingUnions
     crs: Any
+    drawing: dict = field(default_factory=dict)
 
     def result(self) -> gpd.GeoDataFrame:
         geoms = self.unions.result()
         out = pd.DataFrame([r + (g,) for r, g in zip(self.rows, geoms)],
                            columns=["facility_type", "facility_name_zh", "walk_distance_m", "geometry"])
-        return gpd.GeoDataFrame(out, geometry="geometry", crs=self.crs)
+        gdf = gpd.GeoDataFrame(out, geometry="geometry", crs=self.crs)
+        gdf.attrs["drawing"] = dict(self.drawing)   # how the polygons were drawn (said in the GeoPackage)
+        return gdf
 
     def cancel(self) -> None:
         self.unions.cancel()
@@ -901,7 +908,7 @@ def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float 
     except BaseException:
         unions.cancel()
         raise
-    return PendingServiceAreas(rows, unions, network.crs)
+    return PendingServiceAreas(rows, unions, network.crs, {"half_width_m": hw, "stub_m": stub})
 
 
 def _area_inputs(network: WalkNetwork, facilities: Any, half_width: float | None, catalogue: pd.DataFrame | None,

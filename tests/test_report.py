@@ -598,6 +598,29 @@ def test_gpkg_layers_crs_counts_types(study, gpkg_path):
     assert lmeta["IDENTIFIER"] == "社区体检单元" and "ODbL" in lmeta["DESCRIPTION"]
 
 
+def test_gpkg_service_areas_say_how_they_were_drawn(study, tmp_path):
+    """The service areas' layer description gives the half-width and the stubs left out
+    (``attrs["drawing"]`` of service_areas); none when the frame does not say it."""
+    import dataclasses
+
+    from geotijian.access import service_areas as areas_of
+    from geotijian.network import build_network
+
+    net = build_network(gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (100, 0)]),
+                                                   shapely.LineString([(50, 0), (50, 3)])], crs=CRS))
+    fac = gpd.GeoDataFrame({"type": ["kindergarten"]}, geometry=[shapely.Point(10, 1)], crs=CRS)
+    drawn = areas_of(net, fac, 200)
+    assert drawn.attrs["drawing"] == {"half_width_m": 25.0, "stub_m": 5.0}
+    svc = study.service_areas.copy()
+    svc.attrs["drawing"] = dict(drawn.attrs["drawing"])
+    path = gpkg_mod.write_gpkg(dataclasses.replace(study, service_areas=svc), tmp_path / "drawn.gpkg")
+    desc = pyogrio.read_info(path, layer="service_areas")["layer_metadata"]["DESCRIPTION"]
+    assert "两侧25米的街道空间，略去不长于5米的尽端支路" in desc and "dead ends of at most 5 m left out" in desc
+    svc.attrs.clear()
+    path = gpkg_mod.write_gpkg(dataclasses.replace(study, service_areas=svc), tmp_path / "plain.gpkg")
+    assert "街道空间" not in pyogrio.read_info(path, layer="service_areas")["layer_metadata"]["DESCRIPTION"]
+
+
 def test_gpkg_styles_and_aliases(study, gpkg_path):
     styles = pyogrio.read_dataframe(gpkg_path, layer="layer_styles")
     assert sorted(styles["f_table_name"]) == sorted(study.layers())

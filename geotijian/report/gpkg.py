@@ -207,6 +207,7 @@ class GpkgDraft:
         self.prepared: list[tuple[str, pd.DataFrame, bool, dict[str, str]]] = []
 
     def _write(self, study: StudyData, items: list[tuple[str, pd.DataFrame, bool]]) -> None:
+        drawn = {name: _drawing_note(getattr(df, "attrs", {}).get("drawing")) for name, df, _ in items}
         prepared = _prepare(study, items)
         attribution = study.attribution
         li = c.lang_index(self.lang)
@@ -214,6 +215,8 @@ class GpkgDraft:
             for name, frame, spatial, aliases in prepared:
                 label = c.LAYER_LABELS.get(name, (name, name))
                 desc = f"{label[0]} {label[1]} — {study.name} {study.year}"
+                if drawn.get(name):
+                    desc += f"; {drawn[name]}"
                 if attribution:
                     desc += f"; {attribution}"
                 kwargs = {}
@@ -295,6 +298,18 @@ def start_gpkg(study: StudyData, path: str | Path, *, lang: str = "zh",
         stack.__exit__(*sys.exc_info())
         raise
     return draft
+
+
+def _drawing_note(drawing: object) -> str:
+    """How a service-area layer was drawn (its ``attrs["drawing"]``), in Chinese and
+    English, for the layer's description; "" when not known."""
+    if not isinstance(drawing, dict) or "half_width_m" not in drawing:
+        return ""
+    hw, stub = float(drawing["half_width_m"]), float(drawing.get("stub_m", 0.0))
+    zh = f"步行可达路网两侧{hw:g}米的街道空间" + (f"，略去不长于{stub:g}米的尽端支路" if stub > 0 else "")
+    en = f"street space within {hw:g} m of the reached network" + (
+        f", dead ends of at most {stub:g} m left out" if stub > 0 else "")
+    return f"{zh} ({en})"
 
 
 def _prepare(study: StudyData, items: list[tuple[str, pd.DataFrame, bool]]
