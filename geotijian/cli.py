@@ -23,9 +23,11 @@ otherwise, and an interrupted run leaves no partial output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import warnings
+from typing import Any
 
 
 class _Terminated(BaseException):
@@ -184,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     unless ``--debug``)."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     previous = None
+    hook = sys.unraisablehook
     try:
         try:
             previous = signal.signal(signal.SIGTERM, _on_sigterm)
         except ValueError:  # not the main thread (an embedding application): leave signals alone
             previous = None
+        sys.unraisablehook = _lost_interrupts(hook)
         return _main(argv)
     except KeyboardInterrupt:
         print("geotijian: interrupted (Ctrl-C); no partial output was left", file=sys.stderr)
@@ -203,8 +207,28 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _report(exc)
     finally:
+        sys.unraisablehook = hook
+        runlog = sys.modules.get(f"{__package__}.runlog")
+        if runlog is not None:   # a Ctrl-C recorded too late to stop this run is not the next one's
+            with contextlib.suppress(KeyboardInterrupt):
+                runlog.check_interrupt()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _lost_interrupts(previous: Any) -> Any:
+    """A ``sys.unraisablehook`` that records a Ctrl-C swallowed inside a C callback (numba
+    compiling its kernels on first use, a finaliser; see
+    :func:`geotijian.runlog.note_lost_interrupt`) instead of printing it, so the run stops
+    at its next step; other unraisable errors go to ``previous``."""
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            from .runlog import note_lost_interrupt
+
+            note_lost_interrupt()
+            return
+        previous(unraisable)
+    return hook
 
 
 def _report(exc: Exception) -> int:

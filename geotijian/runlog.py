@@ -93,6 +93,29 @@ def peak_rss_mb() -> float:
     return round(kb / 1024.0, 1)
 
 
+#: A Ctrl-C that Python could not raise where it arrived (see :func:`note_lost_interrupt`).
+_interrupt_pending = False
+
+
+def note_lost_interrupt() -> None:
+    """Record a KeyboardInterrupt that was swallowed where it arrived: Python prints and
+    drops an exception raised inside a C callback (numba's compiler caching its kernels,
+    a finaliser), so a Ctrl-C at that moment would be lost and the run would go on to
+    write its outputs. The command line's ``sys.unraisablehook`` records it here;
+    :func:`check_interrupt` raises it at the next step boundary or before the outputs
+    are put in place."""
+    global _interrupt_pending
+    _interrupt_pending = True
+
+
+def check_interrupt() -> None:
+    """Raise the KeyboardInterrupt recorded by :func:`note_lost_interrupt` (once)."""
+    global _interrupt_pending
+    if _interrupt_pending:
+        _interrupt_pending = False
+        raise KeyboardInterrupt
+
+
 @dataclass
 class RunLog:
     """Timings, peak memory per step and warnings of one run.
@@ -131,6 +154,7 @@ class RunLog:
         """Time one step, collect its warnings, advance the progress bar."""
         if self._bar is not None:
             self._bar.set_description_str(f"geotijian: {name}")
+        check_interrupt()
         t0, c0 = time.perf_counter(), time.process_time()
         _reset_hwm()
         with warnings.catch_warnings(record=True) as caught:
@@ -143,6 +167,7 @@ class RunLog:
                 self.memory_mb[name] = peak_rss_mb()
                 for w in caught:
                     self.add_warning(name, w.category.__name__, str(w.message))
+        check_interrupt()
         if self.freeze_gc:   # what the step left is kept: out of the cycle collector's sweeps
             gc.collect()
             gc.freeze()
@@ -413,6 +438,7 @@ def staged_output(final: Path) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
+        check_interrupt()   # a Ctrl-C swallowed during the outputs: they are not put in place
         (staging / _COMPLETE).touch()
         _swap(staging, final)
     except BaseException:

@@ -13,6 +13,7 @@ about 13,000 residents), run once through ``geotijian run``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import types
 import time
 import warnings
 import zipfile
@@ -721,6 +723,48 @@ def test_ctrl_c_in_the_first_second(tiny, tmp_path):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert err.strip() == "geotijian: interrupted (Ctrl-C); no partial output was left"
+
+
+def test_ctrl_c_swallowed_in_a_c_callback_still_stops_the_run(tmp_path):
+    """A Ctrl-C that arrives while Python runs inside a C callback (numba caching a kernel
+    it compiled, on a first run) is printed and dropped by Python: the command's
+    unraisable hook records it instead, quietly, and the run stops at its next step,
+    leaving no output."""
+    import ctypes
+    import io
+
+    from geotijian import cli, runlog
+
+    @ctypes.CFUNCTYPE(None)
+    def callback():
+        os.kill(os.getpid(), signal.SIGINT)   # KeyboardInterrupt raised in here is swallowed
+        time.sleep(0.05)
+
+    seen = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = cli._lost_interrupts(seen.append)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            callback()   # returns: the interrupt did not propagate
+    finally:
+        sys.unraisablehook = hook
+    assert seen == [] and err.getvalue() == ""   # recorded, not printed, not passed on
+    log = runlog.RunLog(progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        with log.step("load"):
+            pass
+    with log.step("network"):   # raised once
+        pass
+    final = tmp_path / "out"
+    runlog.note_lost_interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        with runlog.staged_output(final) as staging:
+            (staging / "result.txt").write_text("partial")
+    assert not final.exists() and list(tmp_path.iterdir()) == []   # nothing put in place
+    # other unraisable errors still reach the previous hook
+    cli._lost_interrupts(seen.append)(types.SimpleNamespace(exc_value=ValueError("x")))
+    assert len(seen) == 1
 
 
 @pytest.mark.parametrize("args,message", [
