@@ -102,8 +102,9 @@ def _short_stubs(network: WalkNetwork, D: np.ndarray, dist: float, whole: np.nda
     """
     u, v, L = network.edge_u, network.edge_v, network.edge_length
     n = network.n_nodes
-    deg = np.bincount(u, minlength=n) + np.bincount(v, minlength=n)
-    leaf_u, leaf_v = deg[u] == 1, deg[v] == 1
+    leaf = np.zeros(n, dtype=bool)
+    leaf[network.pendant[0]] = True   # the dead ends the distance searches set aside (cached)
+    leaf_u, leaf_v = leaf[u], leaf[v]
     stub = whole & (L > 0) & (L <= stub_m) & (leaf_u != leaf_v)
     hang = np.where(leaf_u, v, u)                      # the stub's end on the network
     other = (L > 0) & ~stub                            # edges that go on from a node
