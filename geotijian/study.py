@@ -116,7 +116,7 @@ _plan_step = _deferred(".study_plan", "_plan_step")
 __all__ = ["run_study", "report_study", "report_options", "load_study", "StudyResult", "coverage_from_files",
            "units_from_files", "run_many", "make_fillin_templates", "collect_study_fillins", "FillinTemplates"]
 
-STEPS = ("load", "network", "units", "coverage", "imagery", "indicators",
+STEPS = ("load", "network", "layers", "units", "coverage", "imagery", "indicators",
          "survey", "judgement", "ledger", "plan", "tables", "outputs", "towns", "service_areas", "maps",
          "report")
 #: (a study whose service areas are done when its outputs begin has no "maps" step: its
@@ -219,6 +219,26 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     (StudyData, OSMData or None)
     """
     cfg = config if isinstance(config, StudyConfig) else read_config(config)
+    loading = _load_network_layers(cfg)
+    _load_other_layers(cfg, loading)
+    return loading.data, loading.osm
+
+
+@dataclass
+class _Loading:
+    """A study's layers read so far: the data, its OSM source and the local layers that
+    are checked against the roads for a GCJ-02 offset (:func:`_check_offsets`)."""
+
+    data: StudyData
+    osm: Any
+    parts: dict
+
+
+def _load_network_layers(cfg: StudyConfig) -> _Loading:
+    """What the walking network and the service areas need: the OSM source, the boundary,
+    the roads and the facilities (local, then OSM's). :func:`_run` builds the network and
+    starts the service areas' unions on them, then reads the rest beside the unions
+    (:func:`_load_other_layers`); :func:`load_study` reads both at once."""
     data = StudyData(name=cfg.name, title=cfg.title, year=cfg.year, crs=cfg.crs)
     osm = None
     if cfg.osm:
@@ -236,19 +256,34 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     if data.boundary is None:
         data.boundary = read_layer(osm.boundary, "boundary", to_crs=cfg.crs, name="boundary (OSM extent)")
     _check_study_crs(cfg, data.boundary)
-    area = data.boundary
     parts: dict = {}  # local layers, checked against the roads for a GCJ-02 offset
-    for role in ("towns", "committees", "compounds", "buildings", "roads", "water", "rail", "parks",
-                 "facilities", "population", "greenways", "sites"):
-        setattr(data, role, _read_role(cfg, role, area, parts if role in _ALIGNED_ROLES else None))
+    for role in _NETWORK_ROLES:
+        setattr(data, role, _read_role(cfg, role, data.boundary, parts if role in _ALIGNED_ROLES else None))
+    if osm is not None:
+        _merge_osm(cfg, data, osm, _NETWORK_ROLES)
+    if data.facilities is None:
+        raise LayerError("facilities", "the study has no facilities",
+                         fix="give a facilities layer or an [osm] source with use = [\"facilities\", ...]")
+    return _Loading(data, osm, parts)
+
+
+def _load_other_layers(cfg: StudyConfig, loading: _Loading) -> None:
+    """The layers :func:`_load_network_layers` left (towns, committees, compounds,
+    buildings, water ...; the hotline), then the checks of the layers against each other:
+    the GCJ-02 offsets against the roads and the topology."""
+    data, osm, parts = loading.data, loading.osm, loading.parts
+    for role in ("towns", "committees", "compounds", "buildings", "water", "rail", "parks",
+                 "population", "greenways", "sites"):
+        setattr(data, role, _read_role(cfg, role, data.boundary, parts if role in _ALIGNED_ROLES else None))
     if cfg.hotline is not None:
         s = cfg.hotline
         # no study_area check here: points outside are reported per row by complaint_rates
         data.complaints = read_layer(s.path, "complaints", s.crs, coords=s.coords, to_crs=cfg.crs,
                                      name=f"hotline ({s.path.name})")
     if osm is not None:
-        _merge_osm(cfg, data, osm)
-    data.meta["alignment"] = _check_offsets(parts, data.roads)
+        _merge_osm(cfg, data, osm, ("buildings", "compounds", "water", "rail", "parks"))
+    data.meta["alignment"] = _check_offsets(dict(sorted(parts.items(), key=lambda kv: _ROLE_ORDER[kv[1][0].role])),
+                                            data.roads)
     # layers against each other: overlaps, gaps, codes naming nothing, duplicates
     data.meta["topology"] = check_topology(boundary=data.boundary, towns=data.towns,
                                            committees=data.committees, compounds=data.compounds,
@@ -256,10 +291,14 @@ def load_study(config: str | Path | StudyConfig) -> tuple[StudyData, Any]:
     if data.compounds is None:
         raise LayerError("compounds", "the study has no residential compounds",
                          fix="give [layers.compounds] or an [osm] source with use = [\"compounds\", ...]")
-    if data.facilities is None:
-        raise LayerError("facilities", "the study has no facilities",
-                         fix="give a facilities layer or an [osm] source with use = [\"facilities\", ...]")
-    return data, osm
+
+
+#: the roles :func:`_load_network_layers` reads (the network's and the service areas')
+_NETWORK_ROLES = ("roads", "facilities")
+#: the order in which the layers were read before they were read in two steps (the
+#: alignment checks keep it: their warnings and run.json's ``alignment`` come in that order)
+_ROLE_ORDER = {r: i for i, r in enumerate(("towns", "committees", "compounds", "buildings", "roads", "water",
+                                           "rail", "parks", "facilities", "population", "greenways", "sites"))}
 
 
 def _check_study_crs(cfg: StudyConfig, boundary: gpd.GeoDataFrame) -> None:
@@ -306,11 +345,12 @@ def _check_offsets(parts: dict, roads: gpd.GeoDataFrame | None) -> dict:
     return out
 
 
-def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any) -> None:
-    """Fill layers the study did not give from OSM (never overriding a local layer)."""
-    use = set(cfg.osm.get("use", ()))
+def _merge_osm(cfg: StudyConfig, data: StudyData, osm: Any, roles: tuple[str, ...]) -> None:
+    """Fill the layers of ``roles`` the study did not give from OSM (never overriding a
+    local layer: those of ``roles`` are read before)."""
+    use = set(cfg.osm.get("use", ())) & set(roles)
     clip = data.boundary
-    if data.roads is None:
+    if "roads" in roles and data.roads is None:
         roads = osm.roads[["osmid", "highway", "name", "geometry"]].copy()
         roads["road_id"] = [f"R{i + 1:06d}" for i in range(len(roads))]
         roads["highway"] = roads["highway"].map(lambda h: h[0] if isinstance(h, list) else h)
@@ -478,14 +518,13 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bo
     icat = _indicator_catalogue(cfg)
 
     walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
-    with log.step("load"):
+    with log.step("load"):   # what the network and the service areas need: roads, facilities
         # would the study fit in memory? First from the feature counts in the files (a clear
         # case stops before reading them), then exactly after loading, before the heavy steps
         _check_memory_before_loading(cfg, len(types) if types else len(walkable))
-        data, osm = load_study(cfg)
+        loading = _load_network_layers(cfg)
+        data, osm = loading.data, loading.osm
         res.data = data
-        n_types = len(types) if types else len(walkable & set(data.facilities["type"].astype(str)))
-        data.meta["memory"] = check_memory(data, types=n_types, name=cfg.name)
     with log.step("network"):
         if cfg.network["source"] == "osm":
             data.network = build_network(osm.graph, crs=cfg.crs)
@@ -493,6 +532,10 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bo
             data.network = build_network(data.roads, crs=cfg.crs)
         areas = _start_areas(data, fcat, types, osm)   # their unions run in a second thread from here
     try:  # ... beside the steps (none but the outputs reads them)
+        with log.step("layers"):   # the other layers and their checks, read while the unions run
+            _load_other_layers(cfg, loading)
+            n_types = len(types) if types else len(walkable & set(data.facilities["type"].astype(str)))
+            data.meta["memory"] = check_memory(data, types=n_types, name=cfg.name)
         with log.step("units"):
             all_homes = _units_step(cfg, data)
         with log.step("coverage"):

@@ -522,7 +522,7 @@ def test_end_to_end_encodings_injection_and_terminal_warnings(tiny, tiny_run):
     # the terminal shows the warnings grouped by step and kind, not only their number
     stdout = tiny_run.stdout
     assert f"warnings: {len(run['warnings'])} (all in run.json)" in stdout
-    assert "  load · input encoding (1)" in stdout and "  survey · input encoding (1)" in stdout
+    assert "  layers · input encoding (1)" in stdout and "  survey · input encoding (1)" in stdout
     assert "    - survey (survey_2024.csv): read as GB18030 (GBK), not UTF-8" in stdout
     # no formula in any workbook, every formula-like CSV cell quoted, names escaped in Markdown
     with zipfile.ZipFile(out / "indicator_table.xlsx") as z:

@@ -388,3 +388,44 @@ def test_sample_results_equal_mains_snapshot(sample_run):
                 else:
                     rid = w.get("point_id") or w.get("problem_id") or w.get("unit_id") or w.get("area_id")
                     assert gv == wv, f"{key} row {i} ({rid}) {col}: {gv!r} != {wv!r}"
+
+
+def test_service_areas_start_before_the_other_layers_are_read(monkeypatch):
+    """The run reads the roads and facilities, builds the network and starts the service
+    areas' unions, and only then reads the other layers (step "layers"), beside the unions."""
+    from geotijian import study
+    from geotijian.config import read_config
+    from geotijian.runlog import RunLog
+
+    seen: dict = {}
+    start = study._start_areas
+
+    def spy_start(data, *args, **kwargs):
+        seen["at_start"] = {r: getattr(data, r) is not None for r in ("roads", "facilities", "compounds",
+                                                                      "buildings", "towns", "complaints")}
+        return start(data, *args, **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    def spy_units(cfg, data):
+        seen["at_units"] = {r: getattr(data, r) is not None for r in ("compounds", "buildings", "towns",
+                                                                      "complaints")}
+        seen["checks"] = {k for k in ("alignment", "topology", "memory") if k in data.meta}
+        raise Stop
+
+    monkeypatch.setattr(study, "_start_areas", spy_start)
+    monkeypatch.setattr(study, "_units_step", spy_units)
+    log = RunLog(progress=False)
+    with pytest.raises(Stop):
+        study._run(read_config(SAMPLE), log)
+    assert seen["at_start"] == {"roads": True, "facilities": True, "compounds": False, "buildings": False,
+                                "towns": False, "complaints": False}
+    assert seen["at_units"] == {"compounds": True, "buildings": True, "towns": True, "complaints": True}
+    assert seen["checks"] == {"alignment", "topology", "memory"}
+    assert list(log.timings) == ["load", "network", "layers", "units"]
+    # load_study still reads everything at once, in the same order of checks
+    data, _ = study.load_study(read_config(SAMPLE))
+    assert all(getattr(data, r) is not None for r in ("roads", "facilities", "compounds", "buildings", "towns"))
+    assert list(data.meta["alignment"]) == ["committees", "compounds", "buildings", "parks", "facilities",
+                                            "poi_amap"]
