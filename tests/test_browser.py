@@ -263,7 +263,7 @@ _SOME_ON_JS = """(() => {
   Array.from(document.querySelector('.leaflet-control-layers-overlays').children).forEach(el => {
     if (el.classList.contains('gtj-grp')) { group = el.textContent; return; }
     const i = el.querySelector('input');
-    const want = group.includes('设施') || (group.includes('覆盖缺口') && firstGap);
+    const want = (group.includes('设施') && !group.includes('服务范围')) || (group.includes('覆盖缺口') && firstGap);
     if (group.includes('覆盖缺口')) { firstGap = false; }
     if (want && !i.checked) { i.click(); n += 1; }
   });
@@ -316,18 +316,19 @@ def test_problem_map_in_headless_chromium_offline(browser, tmp_path):
     # SVG paths; facilities, gaps, service areas and hot spots are off (a click away): no
     # canvas point layer yet
     assert state["paths"] >= 4 + 2 + 1 + 6 and state["dots"] == 0 and state["canvases"] == 0, state
-    assert state["overlays"] == 12 and state["bases"] == 2, state
+    assert state["overlays"] == 13 and state["bases"] == 2, state
     assert "人口密度" in state["legend"] and "限时解决" in state["legend"]
     assert state["title"] == "测试区 2024 年城市体检问题地图"
     rects = browser.evaluate(_RECTS_JS)
-    assert [g.split(" (")[0][2:] for g in rects["groups"][1:]] == ["评估单元", "设施", "覆盖缺口", "问题", "热线"]
+    assert [g.split(" (")[0][2:] for g in rects["groups"][1:]] == ["评估单元", "设施", "设施服务范围", "覆盖缺口",
+                                                                 "问题", "热线"]
     assert rects["groups"][0] == "底图"
     shot = browser.call("Page.captureScreenshot", format="png")
     (ROOT / "outputs").mkdir(exist_ok=True)
     (ROOT / "outputs" / "browser_problem_map_load.png").write_bytes(base64.b64decode(shot["data"]))
     # every overlay on: the gap homes of both types (6 each) and the 64 facilities as points
     # on canvases (one a layer: two life-circle levels, two gap types), no marker cluster
-    assert browser.evaluate(_ALL_ON_JS) == 6
+    assert browser.evaluate(_ALL_ON_JS) == 7   # (the service areas: one layer per type)
     time.sleep(0.5)
     state = browser.evaluate(_COUNT_JS)
     assert state["paths"] > 20 and state["dots"] >= 64 + 12 and state["canvases"] == 4, state

@@ -197,25 +197,27 @@ def layer_groups(text: str) -> dict[str, list[str]]:
 def test_map_has_every_layer(map_html):
     _, text = map_html
     names = layer_control_names(text)
-    for name in ["研究范围", "街镇", "社区体检单元: 人口密度", "设施服务范围", "幼儿园 (6)",
+    for name in ["研究范围", "街镇", "社区体检单元: 人口密度", "幼儿园 (步行300米)", "小学 (步行500米)", "幼儿园 (6)",
                  "小学 (6)", "热线热点 (显著)", "限时解决: 1 个单元 1 个点位", "尽力解决: 4 个单元 4 个点位",
                  "长期谋划: 1 个单元 1 个点位", "5分钟生活圈 (61)", "10分钟生活圈 (3)",
                  "OpenStreetMap 底图", "空白底图 (离线)"]:
         assert any(n.startswith(name) for n in names), (name, list(names))
-    assert len(names) == 14
+    assert len(names) == 15
     for var in names.values():  # every layer is defined in the page
         assert f"var {var} = " in text
     # filed in groups, in the control's order; 限时解决 first among the problems
     groups = layer_groups(text)
-    assert list(groups) == ["评估单元", "设施", "覆盖缺口", "问题", "热线"]
+    assert list(groups) == ["评估单元", "设施", "设施服务范围", "覆盖缺口", "问题", "热线"]
     by_var = {v: k for k, v in names.items()}
+    # service areas: one layer per type, in the catalogue's order, each off at load (below)
+    assert [by_var[v] for v in groups["设施服务范围"]] == ["小学 (步行500米)", "幼儿园 (步行300米)"]
     assert [by_var[v].split(":")[0] for v in groups["问题"]] == ["限时解决", "尽力解决", "长期谋划"]
     assert [by_var[v] for v in groups["评估单元"]] == ["研究范围", "街镇", "社区体检单元: 人口密度"]
     assert sum(len(v) for v in groups.values()) == len(names) - 2   # all but the two basemaps
     # few layers on at load: areas and problems; facilities, gaps, service areas, hot spots off
     off = [n for n, v in names.items() if f"{v}.addTo(" not in text and "底图" not in n]
-    assert set(off) == {"设施服务范围", "幼儿园 (6)", "小学 (6)", "热线热点 (显著) (22)", "5分钟生活圈 (61)",
-                        "10分钟生活圈 (3)"}, off
+    assert set(off) == {"小学 (步行500米)", "幼儿园 (步行300米)", "幼儿园 (6)", "小学 (6)", "热线热点 (显著) (22)",
+                        "5分钟生活圈 (61)", "10分钟生活圈 (3)"}, off
     # facilities (one canvas layer per life-circle level) and gap homes (one per type) are
     # canvas points (GtjDots), no marker clusters (the function definition is the third gtjGapDots)
     assert "L.control.layers" in text and text.count("gtjFacDots({") == 2 and text.count("gtjGapDots(") == 3

@@ -128,9 +128,12 @@ _TXT = {
 
 #: Layer groups of the layer control, in its order (zh, en).
 GROUPS = {"base": ("底图", "basemap"), "areas": ("评估单元", "areas"), "facilities": ("设施", "facilities"),
+          "service": ("设施服务范围", "service areas"),
           "gaps": ("覆盖缺口", "coverage gaps"), "problems": ("问题", "problems"),
           "plan": ("更新规划", "renewal plan"), "hotline": ("热线", "hotline")}
-GROUP_ORDER = ("areas", "facilities", "gaps", "problems", "plan", "hotline")
+GROUP_ORDER = ("areas", "facilities", "service", "gaps", "problems", "plan", "hotline")
+#: groups folded at load (one layer per facility type: a click opens the list)
+CLOSED_GROUPS = ("service", "gaps")
 #: Choropleth ramp (matplotlib name): sequential greens, apart from the class reds/orange/blue,
 #: the purple gaps and the brown hot spots.
 CHOROPLETH_CMAP = "Greens"
@@ -495,7 +498,8 @@ def _finish(ctx: _Ctx, ttl: str, nav: MapNav | None) -> folium.Map:
     panels, inlined assets and stable element IDs."""
     m, lang, study = ctx.m, ctx.lang, ctx.study
     groups = {_group(g, lang): ctx.groups.get(_group(g, lang), []) for g in GROUP_ORDER}
-    m.add_child(lf.GroupedLayers(groups=groups, closed=[_group("gaps", lang)], base_label=_group("base", lang)))
+    m.add_child(lf.GroupedLayers(groups=groups, closed=[_group(g, lang) for g in CLOSED_GROUPS],
+                                 base_label=_group("base", lang)))
     m.add_child(lf.scale_bar())
     if study.from_osm:
         m.add_child(lf.attribution(html.escape(study.attribution)))
@@ -701,8 +705,11 @@ def _add_compounds(ctx: _Ctx) -> None:
 
 
 def _add_service_areas(ctx: _Ctx, service_areas: bool | None) -> None:
-    """Service areas of every type, one layer, off at load; on a district map only when
-    they fit ``SERVICE_AREA_VERTEX_BUDGET`` (else the legend points to the town maps)."""
+    """Service areas: one layer per facility type (catalogue order, labelled with its
+    walking distance), all off at load, in their own folded group (a reader looks at one
+    type at a time, beside its coverage gaps: fourteen translucent areas over each other
+    hide what each covers). On a district map only when they fit
+    ``SERVICE_AREA_VERTEX_BUDGET`` (else the legend points to the town maps)."""
     lang = ctx.lang
     sa = ctx.layers["service_areas"]
     tcol = c.study_type_colors(ctx.study)
@@ -715,9 +722,19 @@ def _add_service_areas(ctx: _Ctx, service_areas: bool | None) -> None:
     name = lf.name_series(w, ["facility_name_zh", "_type"], "") if ctx.li == 0 else lf.name_series(w, ["_type"], "")
     pop = lf.popup(w, ["_type", "walk_distance_m"], lang, header=name,
                    labels={"_type": html.escape(c.field_label("facility_type", lang))})
-    ctx.layer("facilities", c.layer_label("service_areas", lang), show=False).add_child(lf.geo_data(
-        lf.geojson(w, {"c": w["_color"], "t": name, **pop.props}), fields=pop.fields,
-        color_keys=["color", "fillColor"], style={"weight": 1, "fillOpacity": 0.12}))
+    props = {"c": w["_color"], "t": name, **pop.props}
+    codes = w["facility_type"].astype(str).to_numpy()
+    walk = pd.to_numeric(w["walk_distance_m"], errors="coerce").to_numpy(dtype=float) \
+        if "walk_distance_m" in w.columns else np.full(len(w), np.nan)
+    for t in c.ordered_types(w["facility_type"]):
+        sel = codes == t
+        d = walk[sel][0] if sel.any() else np.nan
+        label = str(w["_type"].to_numpy()[sel][0])
+        if np.isfinite(d):
+            label += f" (步行{d:g}米)" if ctx.li == 0 else f" ({d:g} m walk)"
+        ctx.layer("service", label, show=False).add_child(lf.geo_data(
+            lf.geojson(w.loc[sel], {k: v.loc[sel] for k, v in props.items()}), fields=pop.fields,
+            color_keys=["color", "fillColor"], style={"weight": 1, "fillOpacity": 0.12}))
 
 
 def _add_gaps(ctx: _Ctx) -> None:
