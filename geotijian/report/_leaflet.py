@@ -117,6 +117,10 @@ CSS = """
  text-decoration:none;box-shadow:0 1px 3px rgba(0,0,0,.3)}
 .gtj-town a:hover{background:#fff7e6;color:#b30000}
 .leaflet-control-layers{font-size:12.5px;line-height:1.35}
+.leaflet-control-layers-expanded{max-width:min(340px,40vw)}
+.leaflet-control-layers label{white-space:normal}
+.leaflet-control-layers label>span{display:flex;align-items:flex-start}
+.leaflet-control-layers-selector{flex:none;margin-right:4px}
 .leaflet-control-layers-list{max-height:calc(62vh - 40px);overflow-y:auto;overflow-x:hidden}
 .gtj-grp{font-weight:bold;cursor:pointer;margin:4px 0 1px;color:#222;user-select:none}
 .gtj-pop{max-height:320px;overflow:auto}
