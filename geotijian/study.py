@@ -520,7 +520,8 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bo
     walkable = set(fcat.loc[fcat["walk_distance_m"].notna(), "code"])
     with log.step("load"):   # what the network and the service areas need: roads, facilities
         # would the study fit in memory? First from the feature counts in the files (a clear
-        # case stops before reading them), then exactly after loading, before the heavy steps
+        # case stops before reading them), then exactly once every layer is read (step
+        # "layers", before the heavy steps; the unions it stops are cancelled)
         _check_memory_before_loading(cfg, len(types) if types else len(walkable))
         loading = _load_network_layers(cfg)
         data, osm = loading.data, loading.osm
