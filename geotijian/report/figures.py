@@ -521,7 +521,7 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
             rng = f"{edges[i]:g} – {edges[i + 1]:g}" if i + 1 < len(edges) else f"> {edges[i]:g}"
             handles.append(Patch(facecolor=col, edgecolor="#333333",
                                  label=f"{rng} {'倍半径' if lang == 'zh' else '× radius'} "
-                                       f"({int((idx == i).sum())})"))
+                                       f"({int((idx == i).sum()):,})"))
         fac = study.facilities
         if fac is not None and len(fac) and "type" in fac.columns:
             f_t = fac.iloc[rows["facilities"].get(facility_type, [])]
@@ -531,7 +531,7 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
                              marker="^", zorder=5)
                 handles.append(Line2D([], [], marker="^", color="none", markerfacecolor=color,
                                       markeredgecolor="white", markersize=8,
-                                      label=f"{tname} ({len(f_t)})"))
+                                      label=f"{tname} ({len(f_t):,})"))
         _outlines(study, ax)
         r = radius.dropna()
         r_txt = f"{r.iloc[0]:g} m" if len(r) else "—"
@@ -539,9 +539,9 @@ def coverage_gap_figure(study: StudyData, facility_type: str, path: str | Path, 
         ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.92,
                   title=("到最近设施步行距离 / 服务半径" if lang == "zh"
                          else "walk to nearest / radius"), title_fontsize=8.5)
-        heading = (f"{tname}覆盖缺口 (服务半径 {r_txt}): {len(gaps)} 处, 涉及 {pop:,.0f} 人"
+        heading = (f"{tname}覆盖缺口 (服务半径 {r_txt}): {len(gaps):,} 处, 涉及 {pop:,.0f} 人"
                    if lang == "zh" else
-                   f"{tname}: coverage gaps (radius {r_txt}): {len(gaps)} homes, {pop:,.0f} residents")
+                   f"{tname}: coverage gaps (radius {r_txt}): {len(gaps):,} homes, {pop:,.0f} residents")
         # long heading (type, radius, counts): a little smaller
         return _finish(fig, ax, study, heading, path, lang=lang, dpi=dpi, title_size=12.5)
 
