@@ -31,7 +31,14 @@ import shapely
 from scipy.sparse import coo_matrix, csr_matrix
 
 from . import settings
-from .access_areas import PendingUnions, _reached_segments, _street_space, _type_street_space
+from .access_areas import (
+    ForkedUnions,
+    PendingUnions,
+    _reached_segments,
+    _street_space,
+    _type_street_space,
+    fork_unions,
+)
 from .access_tables import _facilities_used, _per_area, _per_home
 from .errors import ConfigError, GeotijianWarning, LayerError
 from .facilities import facility_catalogue
@@ -828,7 +835,7 @@ class PendingServiceAreas:
     """
 
     rows: list[tuple[str, str, float]]
-    unions: PendingUnions
+    unions: PendingUnions | ForkedUnions
     crs: Any
     drawing: dict = field(default_factory=dict)
 
@@ -893,9 +900,11 @@ def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float 
     stub = _stub_length(stub_m, hw)
     ftype = fac["_type"].to_numpy()
     rows: list[tuple[str, str, float]] = []
-    unions = PendingUnions(background=settings.parallel)
+    areas = list(_area_distances(order, distance, wd, stacklevel=4))
+    # a process of their own where the platform forks (no GIL shared with the study), else a thread
+    unions = ForkedUnions() if fork_unions(len(areas)) else PendingUnions(background=settings.parallel)
     try:
-        for code, d in _area_distances(order, distance, wd, stacklevel=4):
+        for code, d in areas:
             mask = ftype == code
             idx = np.flatnonzero(mask)
             rows.append((code, names.get(code, code), d))
@@ -905,6 +914,7 @@ def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float 
             D = graph.distances(idx, limit=d)
             unions.add(int(np.isfinite(D).sum()), partial(_type_street_space, network, D, fsnap, mask, d, hw,
                                                           quad_segs, stub))
+        unions.start()
     except BaseException:
         unions.cancel()
         raise

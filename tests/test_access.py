@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import geopandas as gpd
@@ -502,3 +504,86 @@ def test_service_areas_in_the_background_equal_one_thread(net, facs, monkeypatch
     one = service_areas(net, facs)
     assert got["facility_type"].tolist() == one["facility_type"].tolist() == ["kindergarten", "primary_school"]
     assert got.geometry.to_wkb().tolist() == one.geometry.to_wkb().tolist()
+    # the thread (where the platform does not fork) gives the same bytes
+    monkeypatch.setattr(settings, "parallel", True)
+    import geotijian.access as access_mod
+
+    monkeypatch.setattr(access_mod, "fork_unions", lambda n: False)
+    thread = start_service_areas(net, facs)
+    assert type(thread.unions).__name__ == "PendingUnions"
+    assert thread.result().geometry.to_wkb().tolist() == one.geometry.to_wkb().tolist()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ForkedUnions forks (Linux only)")
+def test_forked_unions_run_in_a_process_and_the_caller(monkeypatch):
+    """ForkedUnions: a forked process takes the items largest first, the caller the rest at
+    result(); values in the order added, whichever process made them; warnings issued
+    again here; the first item's exception (in the order added) raised; items of a killed
+    process drawn here (with a warning); cancel() stops the process and leaves no folder."""
+    import signal
+    import time
+    import warnings
+
+    import shapely
+
+    from geotijian import settings
+    from geotijian.access_areas import ForkedUnions, PendingUnions, fork_unions
+
+    def item(k, pause=0.3):
+        time.sleep(pause)
+        return shapely.Point(os.getpid(), k)   # who ran it, which item
+
+    me = os.getpid()
+    p = ForkedUnions()
+    for k in range(6):
+        p.add(k, lambda k=k: item(k))
+    p.start()
+    folder = p._dir
+    vals = p.result()   # at once: the caller takes the items the process has not
+    assert [int(v.y) for v in vals] == list(range(6))
+    ran_here = {int(v.y) for v in vals if int(v.x) == me}
+    assert 0 < len(ran_here) < 6   # both processes worked
+    assert not os.path.exists(folder)
+
+    def warn_and_fail(exc):
+        warnings.warn("told in the process", UserWarning)
+        raise exc
+
+    p = ForkedUnions()
+    p.add(1, lambda: warn_and_fail(ValueError("first by order")))
+    p.add(5, lambda: warn_and_fail(ValueError("second by order")))
+    p.add(2, lambda: shapely.Polygon())
+    p.start()
+    end = time.monotonic() + 30
+    while not p.done() and time.monotonic() < end:   # the process runs them all
+        time.sleep(0.02)
+    assert p.done()
+    with pytest.warns(UserWarning, match="told in the process"):
+        with pytest.raises(ValueError, match="first by order"):
+            p.result()
+
+    p = ForkedUnions()
+    for k in range(3):
+        p.add(k, lambda k=k: item(k, pause=0.3))
+    p.start()
+    end = time.monotonic() + 30
+    while not any(f.endswith(".claim") for f in os.listdir(p._dir)) and time.monotonic() < end:
+        time.sleep(0.01)
+    os.kill(p._pid, signal.SIGKILL)   # the process dies with an item taken
+    with pytest.warns(RuntimeWarning, match="killed by signal 9"):
+        vals = p.result()
+    assert [int(v.y) for v in vals] == [0, 1, 2]
+
+    p = ForkedUnions()
+    p.add(1, lambda: item(0, pause=5))
+    p.start()
+    pid, folder = p._pid, p._dir
+    p.cancel()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)   # stopped and collected
+    assert not os.path.exists(folder)
+
+    assert fork_unions(14)
+    with settings.temporary(parallel=False):
+        assert not fork_unions(14)
+    assert PendingUnions is not ForkedUnions
