@@ -1,11 +1,11 @@
 """Service areas' geometry: the reached pieces of the network, their street space (buffer and
-union), and the unions run in a background thread.
+union), and the unions run beside the study: in a forked process (Linux) or a thread.
 
 :func:`geotijian.access.service_areas` searches the network per facility type and hands
 each type's work here. The unions are most of a service area's cost (a district's 14 types:
 ~21 s of GEOS time at scale 18.4, ~30 s when the short stubs are drawn too) and only the
-outputs read their polygons, so a study starts them in the coverage step and collects them
-before writing (:class:`PendingUnions`).
+outputs read their polygons, so a study starts them at its network step and collects them
+before writing (:class:`ForkedUnions`, :class:`PendingUnions`).
 """
 
 from __future__ import annotations

@@ -141,10 +141,11 @@ siting_mip_rel_gap : float
     Relative optimality gap at which a siting MILP stops (HiGHS' default, 1e-4 = 0.01 %).
 parallel : bool
     Run independent steps in a second thread: the edge index beside the network build,
-    facility access points and part of the homes beside the homes, the service areas'
-    buffers and unions beside the study's steps after coverage (GEOS, numpy and scipy's
-    csgraph release the GIL, so they overlap on a multi-core machine); and, on Linux,
-    the outputs' maps, coverage-gap figures and reports in forked worker processes
+    facility access points and part of the homes beside the homes (GEOS, numpy and
+    scipy's csgraph release the GIL, so they overlap on a multi-core machine), the service
+    areas' buffers and unions beside the study's steps from the network step on (on Linux
+    in a forked process of their own, elsewhere in a thread); and, on Linux, the outputs'
+    maps, coverage-gap figures and reports in forked worker processes
     (:mod:`geotijian.workers`). False runs them one after the other in one process;
     the results are the same.
 """

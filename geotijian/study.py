@@ -328,7 +328,7 @@ def _run(cfg: StudyConfig, log: RunLog, *, collect: bool = True, defer_areas: bo
             data.network = build_network(osm.graph, crs=cfg.crs)
         else:
             data.network = build_network(data.roads, crs=cfg.crs)
-        areas = _start_areas(data, fcat, types, osm)   # their unions run in a second thread from here
+        areas = _start_areas(data, fcat, types, osm)   # their unions run beside the study from here
     try:  # ... beside the steps (none but the outputs reads them)
         with log.step("layers"):   # the other layers and their checks, read while the unions run
             _load_other_layers(cfg, loading)
@@ -475,7 +475,7 @@ def _write_all(cfg: StudyConfig, res: StudyResult, log: RunLog, folder: Path, st
         poll()
         with log.step("outputs"):   # the GeoPackage but its service areas; figures but the gaps
             gpkg = start_gpkg(data, folder / f"{cfg.name}.gpkg", lang=lang, in_place=True)
-            if not early:   # here: the unions' thread is busy, no fork now
+            if not early:   # here: the unions may run in a thread of this process, no fork now
                 files += figures()
         poll()
         with log.step("towns"):     # the report's inputs, the town packages' tables and figures
