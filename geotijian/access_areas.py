@@ -413,6 +413,7 @@ class ForkedUnions:
         if pid == 0:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the study's to handle
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the command's handler: just end
                 _die_with(parent)
                 gc.freeze()   # the study's objects: the collector never sweeps (copies) them here
                 while (item := self._claim()) is not None:
