@@ -285,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     for step, wall in res.log.timings.items():
         print(f"{step:<12}{wall:>9.2f}{res.log.cpu.get(step, float('nan')):>9.2f}")
     print(f"{'total':<12}{total:>9.2f}{total_cpu:>9.2f}   (target ≤ {TARGET_TOTAL_S:g} s wall on a quiet machine)")
-    print(f"(step CPU is this process's; the forked output workers used {workers_cpu:.2f} s CPU more: "
-          f"{total_cpu + workers_cpu:.2f} s in all)")
+    print(f"(step CPU is this process's; its forked processes (the unions', the output workers) used "
+          f"{workers_cpu:.2f} s CPU more: {total_cpu + workers_cpu:.2f} s in all)")
     # the run log resets the peak (VmHWM) at each step and records it: ru_maxrss is the last step's
     rss_mb = max([rss_mb, *res.log.memory_mb.values()])
     mem_mb = max(rss_mb, pss.peak_mb)
