@@ -141,14 +141,15 @@ def floor(study: Path) -> dict[str, float]:
 class PssSampler:
     """Peak proportional memory (PSS) of this process and its children together, sampled
     every ``every`` s (Linux ``/proc/<pid>/smaps_rollup``) while it has children: the
-    output steps' forked workers share the study's pages, so their RSS would count those
-    pages twice.
+    unions' process (from the network step on) and the output steps' forked workers share
+    the study's pages, so their RSS would count those pages twice.
 
     Without children the study's peak is its own peak RSS (``VmHWM``, exact, recorded by
     the run log per step: RSS ≥ PSS), so the sampler reads nothing then. Reading a 1.8 GB
     process's ``smaps_rollup`` walks its page tables (~9 ms of kernel CPU, holding its
     memory map's lock): sampled through the whole run, as until 2026-12-05, it slowed the
-    measured run by 1-5 s.
+    measured run by 1-5 s. (Since the unions run in a process of their own, 2026-12-06,
+    "while it has children" is again most of the run: the measured wall holds some of it.)
     """
 
     def __init__(self, every: float = 0.25) -> None:
@@ -291,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     rss_mb = max([rss_mb, *res.log.memory_mb.values()])
     mem_mb = max(rss_mb, pss.peak_mb)
     print(f"peak RSS {rss_mb:,.0f} MB (the largest step peak: {max(res.log.memory_mb, key=res.log.memory_mb.get)}); "
-          f"peak PSS of the study and its workers together {pss.peak_mb:,.0f} MB (sampled every {pss.every:g} s "
-          f"while workers run); "
+          f"peak PSS of the study and its children together {pss.peak_mb:,.0f} MB (sampled every {pss.every:g} s "
+          f"while the unions' process or workers run); "
           f"target ≤ {TARGET_RSS_MB:,.0f} MB on the larger")
     speed1 = _speed()
     print(f"load after the run: {_load()}; machine speed: the fixed loop {speed1:.2f} s CPU (before the run "
