@@ -426,20 +426,22 @@ class ForkedUnions:
         """Every item's value in the order added, once all have run."""
         self._closed = True
         values: dict[int, Any] = {}
-        while (item := self._claim()) is not None:   # the caller helps: two cores at the end
-            values[item[1]] = _call(item[2])
-        why = self._wait()
         try:
+            while (item := self._claim()) is not None:   # the caller helps: two cores at the end
+                values[item[1]] = _here(item[2])
+            why = self._wait()
             for size, key, fn in self._items:
                 if key not in values:
                     got = self._read(key)
                     if got is None:   # taken by the process, which ended without it
                         warnings.warn(f"service areas: the unions' process ended early ({why}); "
                                       "what it left was drawn here", RuntimeWarning, stacklevel=3)
-                        got = _call(fn)
+                        got = _here(fn)
                     values[key] = got
-        finally:
-            self._clean()
+        except BaseException:   # Ctrl-C here: the process is stopped, not left running
+            self.cancel()
+            raise
+        self._clean()
         for key in range(len(self._items)):
             for message, category, filename, lineno in values[key][1]:
                 warnings.warn_explicit(message, category, filename, lineno)
@@ -497,16 +499,29 @@ class ForkedUnions:
     def _wait(self) -> str:
         if self._pid is None:
             return "not started"
-        pid, self._pid = self._pid, None
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = os.waitpid(self._pid, 0)
         except ChildProcessError:
+            self._pid = None
             return "already collected"
+        self._pid = None   # (only once collected: an interrupted wait leaves it to cancel())
         return (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                 else f"exit status {os.waitstatus_to_exitcode(status)}")
 
     def _clean(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _here(fn: Callable[[], Any]) -> tuple[Any, list, BaseException | None]:
+    """``fn()`` in the caller as :func:`geotijian.workers._call` runs it in a process (its
+    value, its warnings, its exception), but a Ctrl-C or an exit is raised at once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value, error = fn(), None
+        except Exception as exc:   # raised by result() after the others, in the order added
+            value, error = None, exc
+    return value, [(str(w.message), w.category, w.filename, w.lineno) for w in caught], error
 
 
 def _die_with(parent: int) -> None:

@@ -519,7 +519,8 @@ def test_forked_unions_run_in_a_process_and_the_caller(monkeypatch):
     """ForkedUnions: a forked process takes the items largest first, the caller the rest at
     result(); values in the order added, whichever process made them; warnings issued
     again here; the first item's exception (in the order added) raised; items of a killed
-    process drawn here (with a warning); cancel() stops the process and leaves no folder."""
+    process drawn here (with a warning); cancel() stops the process and leaves no folder;
+    a Ctrl-C in the caller's item is raised at once, the process stopped."""
     import signal
     import time
     import warnings
@@ -579,6 +580,24 @@ def test_forked_unions_run_in_a_process_and_the_caller(monkeypatch):
     p.start()
     pid, folder = p._pid, p._dir
     p.cancel()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)   # stopped and collected
+    assert not os.path.exists(folder)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    p = ForkedUnions()
+    p.add(9, lambda: item(0, pause=5))   # the process takes it
+    p.add(1, interrupt)                  # the caller's, at result(): Ctrl-C
+    p.start()
+    end = time.monotonic() + 30
+    while not os.path.exists(p._path(0, "claim")) and time.monotonic() < end:
+        time.sleep(0.01)
+    pid, folder, t0 = p._pid, p._dir, time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        p.result()
+    assert time.monotonic() - t0 < 3   # at once, not after the process's 5 s item
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)   # stopped and collected
     assert not os.path.exists(folder)
