@@ -70,9 +70,9 @@ def _units_step(cfg: StudyConfig, data: StudyData) -> gpd.GeoDataFrame:
 def _start_areas(data: StudyData, fcat: pd.DataFrame, types: list[str] | None, osm: Any) -> PendingServiceAreas:
     """The service areas of the types the coverage step assesses, started as soon as the
     network is built: searched here, their buffers and unions run in a forked process
-    (Linux) or a second thread while the study goes on (units, coverage, indicators ...; only the outputs read
-    them: ``study`` collects them after writing the tables). The types' checks and
-    warnings are the coverage step's (said there)."""
+    (Linux) or a second thread while the study goes on (units, coverage, indicators ...;
+    only the outputs read them: ``study`` collects them after writing the tables). The
+    types' checks and warnings are the coverage step's (said there)."""
     wd = dict(zip(fcat["code"], fcat["walk_distance_m"].astype(float)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # said by the coverage step, which raises the errors too
