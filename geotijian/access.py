@@ -821,7 +821,7 @@ def service_areas(
                 rows.append((code, names.get(code, code), d, fac["_fid"].iloc[f], _street_space(lines, hw, quad_segs)))
     cols = ["facility_type", "facility_name_zh", "walk_distance_m", "facility_id", "geometry"]
     out = gpd.GeoDataFrame(pd.DataFrame(rows, columns=cols), geometry="geometry", crs=network.crs)
-    out.attrs["drawing"] = {"half_width_m": hw, "stub_m": stub}
+    out.attrs["drawing"] = _drawing(hw, stub)
     return out
 
 
@@ -918,7 +918,12 @@ def _start_service_areas(network: WalkNetwork, facilities: Any, distance: float 
     except BaseException:
         unions.cancel()
         raise
-    return PendingServiceAreas(rows, unions, network.crs, {"half_width_m": hw, "stub_m": stub})
+    return PendingServiceAreas(rows, unions, network.crs, _drawing(hw, stub))
+
+
+def _drawing(half_width: float, stub_m: float) -> dict:
+    """How service areas were drawn (their ``attrs["drawing"]``, said in the GeoPackage)."""
+    return {"half_width_m": half_width, "stub_m": stub_m}
 
 
 def _area_inputs(network: WalkNetwork, facilities: Any, half_width: float | None, catalogue: pd.DataFrame | None,

@@ -16,7 +16,6 @@ import os
 import pickle
 import shutil
 import signal
-import sys
 import threading
 import warnings
 import weakref
@@ -27,7 +26,7 @@ import numpy as np
 import shapely
 
 from .network import SnapResult, WalkNetwork
-from .workers import _call
+from .workers import _call, _fork, _libc
 
 
 def _substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -400,14 +399,9 @@ class ForkedUnions:
         """Fork the process that runs the items (in the calling thread, once)."""
         if self._pid is not None or self._closed or not self._items:
             return
-        for stream in (sys.stdout, sys.stderr):   # nothing buffered is written twice
-            with contextlib.suppress(Exception):
-                stream.flush()
         parent = os.getpid()
         try:
-            with warnings.catch_warnings():   # Python >= 3.12 warns of other threads (tqdm's monitor)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
+            pid = _fork()
         except OSError:   # no process slot or memory: result() runs every item here
             return
         if pid == 0:
@@ -428,7 +422,7 @@ class ForkedUnions:
         values: dict[int, Any] = {}
         try:
             while (item := self._claim()) is not None:   # the caller helps: two cores at the end
-                values[item[1]] = _here(item[2])
+                values[item[1]] = _call(item[2], here=True)
             why = self._wait()
             for size, key, fn in self._items:
                 if key not in values:
@@ -436,7 +430,7 @@ class ForkedUnions:
                     if got is None:   # taken by the process, which ended without it
                         warnings.warn(f"service areas: the unions' process ended early ({why}); "
                                       "what it left was drawn here", RuntimeWarning, stacklevel=3)
-                        got = _here(fn)
+                        got = _call(fn, here=True)
                     values[key] = got
         except BaseException:   # Ctrl-C here: the process is stopped, not left running
             self.cancel()
@@ -512,26 +506,11 @@ class ForkedUnions:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _here(fn: Callable[[], Any]) -> tuple[Any, list, BaseException | None]:
-    """``fn()`` in the caller as :func:`geotijian.workers._call` runs it in a process (its
-    value, its warnings, its exception), but a Ctrl-C or an exit is raised at once."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            value, error = fn(), None
-        except Exception as exc:   # raised by result() after the others, in the order added
-            value, error = None, exc
-    return value, [(str(w.message), w.category, w.filename, w.lineno) for w in caught], error
-
-
 def _die_with(parent: int) -> None:
     """This process is killed when ``parent`` ends (Linux ``PR_SET_PDEATHSIG``); it leaves
     at once if ``parent`` is already gone."""
-    import ctypes
-    import ctypes.util
-
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").prctl(1, signal.SIGKILL)
+        _libc().prctl(1, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(0)
 

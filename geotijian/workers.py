@@ -76,24 +76,43 @@ def _available_memory() -> float:
     return float("inf")
 
 
-def _trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``): after a
-    study's steps the process holds hundreds of MB freed but kept by malloc."""
+def _libc() -> Any:
+    """The C library (``ctypes``); raises OSError where there is none to load."""
     import ctypes
     import ctypes.util
 
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``): after a
+    study's steps the process holds hundreds of MB freed but kept by malloc."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
 
 
-def _call(fn: Callable[[], Any]) -> tuple[Any, list[tuple[str, type, str, int]], BaseException | None]:
-    """Run ``fn`` in a worker: its value, its warnings and its exception (if any)."""
+def _fork() -> int:
+    """``os.fork()`` after flushing stdout and stderr (nothing buffered is written twice);
+    raises OSError when the system cannot start another process now."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with warnings.catch_warnings():   # Python ≥ 3.12 warns of any other thread (tqdm's monitor,
+        warnings.simplefilter("ignore", DeprecationWarning)   # Arrow's allocator): none holds our locks
+        return os.fork()
+
+
+def _call(fn: Callable[[], Any], *, here: bool = False
+          ) -> tuple[Any, list[tuple[str, type, str, int]], BaseException | None]:
+    """Run ``fn`` in a worker: its value, its warnings and its exception (if any), made
+    portable to send back. ``here``: run in the caller itself, the exception kept as it
+    is and a Ctrl-C or an exit (not an ``Exception``) raised at once."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             value, error = fn(), None
-        except BaseException as exc:   # sent back and raised in the caller
-            value, error = None, _portable(exc)
+        except Exception if here else BaseException as exc:   # raised in the caller later
+            value, error = None, exc if here else _portable(exc)
     return value, [(str(w.message), w.category, w.filename, w.lineno) for w in caught], error
 
 
@@ -264,16 +283,11 @@ class ForkedTasks:
     def _spawn(self, i: int) -> bool:
         """Fork a worker for task ``i``; False (the task left for the caller) when the
         system cannot start another process now."""
-        for stream in (sys.stdout, sys.stderr):   # nothing buffered is written twice
-            with contextlib.suppress(Exception):
-                stream.flush()
         gc.freeze()   # the caller's objects: no worker's garbage collector writes to (copies) their pages
         self._frozen = True
         try:
             r, w = os.pipe()
-            with warnings.catch_warnings():   # Python ≥ 3.12 warns of any other thread (tqdm's monitor,
-                warnings.simplefilter("ignore", DeprecationWarning)   # Arrow's allocator): none holds our locks
-                pid = os.fork()
+            pid = _fork()
         except OSError:   # no memory or process slot for a fork: the caller runs what is left
             self._here = True
             return False
