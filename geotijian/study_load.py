@@ -116,8 +116,7 @@ def _load_other_layers(cfg: StudyConfig, loading: _Loading) -> None:
     buildings, water ...; the hotline), then the checks of the layers against each other:
     the GCJ-02 offsets against the roads and the topology."""
     data, osm, parts = loading.data, loading.osm, loading.parts
-    for role in ("towns", "committees", "compounds", "buildings", "water", "rail", "parks",
-                 "population", "greenways", "sites"):
+    for role in _OTHER_ROLES:
         setattr(data, role, _read_role(cfg, role, data.boundary, parts if role in _ALIGNED_ROLES else None))
     if cfg.hotline is not None:
         s = cfg.hotline
@@ -143,6 +142,8 @@ _NETWORK_ROLES = ("roads", "facilities")
 #: alignment checks keep it: their warnings and run.json's ``alignment`` come in that order)
 _ROLE_ORDER = {r: i for i, r in enumerate(("towns", "committees", "compounds", "buildings", "roads", "water",
                                            "rail", "parks", "facilities", "population", "greenways", "sites"))}
+#: the roles :func:`_load_other_layers` reads, in that order
+_OTHER_ROLES = tuple(r for r in _ROLE_ORDER if r not in _NETWORK_ROLES)
 
 
 def _check_study_crs(cfg: StudyConfig, boundary: gpd.GeoDataFrame) -> None:
