@@ -240,8 +240,139 @@ def _street_space(lines: np.ndarray, half_width: float, quad_segs: int, *, by_cl
         if done:
             break
     buffers = shapely.buffer(lines, half_width, quad_segs=quad_segs)
-    return shapely.disjoint_subset_union_all(buffers) if by_cluster and _HAS_DISJOINT else \
-        shapely.union_all(buffers)
+    if by_cluster and _HAS_DISJOINT:
+        return shapely.disjoint_subset_union_all(buffers)
+    return _union_by_cell(buffers, _CELL_M) if len(buffers) >= _BY_CELL_FROM else shapely.union_all(buffers)
+
+
+#: A dense service area (united in one cascade, not by cluster) of at least this many
+#: buffers is united cell by cell of a square grid of this side (metres) and the cells'
+#: pieces glued (:func:`_union_by_cell`): measured at scale 18.4, bus stops (161,817 pieces)
+#: 7.37 -> 5.08 s CPU with the joining and buffering (cells of 750-1,500 m within 0.1 s of
+#: each other). The clustered types gain nothing from it (their clusters are small already).
+_CELL_M = 1000.0
+_BY_CELL_FROM = 2_000
+#: Seam vertices closer than this (metres) along a grid line are one point (see
+#: :func:`_seam_clean`).
+_SEAM_TOL_M = 1e-4
+
+
+def _union_by_cell(buffers: np.ndarray, cell_m: float) -> shapely.Geometry:
+    """The union of ``buffers``, united cell by cell of a square grid of side ``cell_m``.
+
+    A cascaded union of a district's buffers spends a third of its time in its last
+    levels, uniting ever larger polygons. Here each cell unites the buffers over it (those
+    crossing its edges clipped to it), and the cells' pieces, which meet only along the
+    grid lines, are glued by a coverage union (linear: it drops the shared edges). That
+    needs the same vertices on both sides of a grid line, so :func:`_seam_clean` first
+    makes each crossing point one point and leaves out the vertices inside a run along a
+    grid line. Should the coverage union still fail, or give an invalid polygon, the
+    pieces are united by the ordinary union (the same point set, slower).
+
+    The result covers exactly the points of ``shapely.union_all(buffers)`` (symmetric
+    difference 0 at scale 18.4 for all 14 types); its vertices are the same but for ~1 %
+    more where the boundary crosses a grid line, each within :data:`_SEAM_TOL_M`.
+    """
+    parts = _cell_pieces(buffers, cell_m)
+    glued = _glue(parts)
+    return shapely.union_all(parts) if glued is None else glued
+
+
+def _cell_pieces(buffers: np.ndarray, cell_m: float) -> np.ndarray:
+    """The polygons of each grid cell's union (see :func:`_union_by_cell`), their seams
+    cleaned (:func:`_seam_clean`)."""
+    bb = shapely.bounds(buffers)
+    lo = bb[:, :2].min(axis=0) - 1.0
+    n = np.ceil((bb[:, 2:].max(axis=0) - lo) / cell_m).astype(int) + 1
+    gx, gy = lo[0] + np.arange(n[0] + 1) * cell_m, lo[1] + np.arange(n[1] + 1) * cell_m
+    i0, i1 = np.searchsorted(gx, bb[:, 0], side="right") - 1, np.searchsorted(gx, bb[:, 2], side="right") - 1
+    j0, j1 = np.searchsorted(gy, bb[:, 1], side="right") - 1, np.searchsorted(gy, bb[:, 3], side="right") - 1
+    wide = i1 - i0 + 1
+    span = wide * (j1 - j0 + 1)                       # cells each buffer's box touches
+    item = np.repeat(np.arange(len(buffers)), span)
+    k = np.arange(len(item)) - np.repeat(np.cumsum(span) - span, span)
+    cell = (i0[item] + k % wide[item]) * n[1] + j0[item] + k // wide[item]
+    o = np.argsort(cell, kind="stable")
+    cell, item = cell[o], item[o]
+    first = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    pieces = []
+    for a, b in zip(first, np.r_[first[1:], len(cell)]):   # one GEOS union per cell (~500)
+        i, j = divmod(int(cell[a]), int(n[1]))
+        g = buffers[item[a:b]]
+        edge = span[item[a:b]] > 1
+        if edge.any():
+            g[edge] = shapely.clip_by_rect(g[edge], gx[i], gy[j], gx[i + 1], gy[j + 1])
+        pieces.append(shapely.union_all(g) if b - a > 1 else g[0])
+    parts = shapely.get_parts(np.asarray(pieces, dtype=object))
+    return _seam_clean(parts[(shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)], gx[1:-1], gy[1:-1])
+
+
+def _glue(parts: np.ndarray) -> shapely.Geometry | None:
+    """The coverage union of the cells' pieces, or None when GEOS finds them not a
+    coverage (an error, or an invalid polygon)."""
+    with contextlib.suppress(shapely.errors.GEOSException):
+        out = shapely.coverage_union_all(parts)
+        if shapely.is_valid(out):
+            return out
+    return None
+
+
+def _seam_clean(polygons: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """The cells' polygons with their vertices on the grid lines ``x = gx``, ``y = gy``
+    made to match across each line, for a coverage union.
+
+    * A vertex on a line has its other coordinate replaced by the least of those within
+      :data:`_SEAM_TOL_M` of it on the same line (a crossing point computed by the clip of
+      one cell and by the union of the next can differ in the last bits; near-duplicate
+      roads cross a line ~1 µm apart).
+    * A vertex on one line (not a grid corner) whose neighbours in its ring are on the
+      same line is left out: a run along a grid line keeps its two ends only (one side's
+      union can split it where the other's does not). Rings are turned to start at a
+      vertex kept.
+    """
+    if not len(polygons):
+        return polygons
+    gtype, xy, (ring_at, poly_at) = shapely.to_ragged_array(polygons)
+    xy = xy.copy()
+    lines = []                                         # per axis: the line a vertex is on, or -1
+    for axis, g in ((0, gx), (1, gy)):
+        at_line = np.full(len(xy), -1, dtype=np.int64)
+        lines.append(at_line)
+        if not len(g):
+            continue
+        c = xy[:, axis]
+        k = np.minimum(np.searchsorted(g, c), len(g) - 1)
+        on = np.flatnonzero(g[k] == c)
+        other, kk = xy[on, 1 - axis], k[on]
+        o = np.lexsort((other, kk))
+        head = np.r_[True, (kk[o][1:] != kk[o][:-1]) | (np.diff(other[o]) > _SEAM_TOL_M)]
+        xy[on[o], 1 - axis] = other[o][np.maximum.accumulate(np.where(head, np.arange(len(o)), 0))]
+        at_line[on] = kk
+    size = np.diff(ring_at)
+    ring = np.repeat(np.arange(len(size)), size)
+    pos = np.arange(len(xy)) - ring_at[ring]
+    m = (size - 1)[ring]                              # distinct vertices (the last closes)
+    own = pos < m
+    before, after = ring_at[ring] + (pos - 1) % m, ring_at[ring] + (pos + 1) % m
+    lx, ly = lines
+    drop = own & (((lx >= 0) & (ly < 0) & (lx[before] == lx) & (lx[after] == lx))
+                  | ((ly >= 0) & (lx < 0) & (ly[before] == ly) & (ly[after] == ly)))
+    if not drop.any():
+        return shapely.from_ragged_array(gtype, xy, (ring_at, poly_at))
+    kept = np.flatnonzero(own & ~drop)
+    start = np.full(len(size), -1)
+    start[ring[kept[::-1]]] = pos[kept[::-1]]          # each ring's first vertex kept
+    if (start < 0).any():                             # a ring all along one line: not a valid part
+        return polygons
+    idx = np.flatnonzero(own)
+    turned = ring_at[ring[idx]] + (pos[idx] + start[ring[idx]]) % m[idx]
+    turned = turned[~drop[turned]]
+    count = np.bincount(ring[turned], minlength=len(size))
+    at = np.r_[0, np.cumsum(count + 1)]
+    order = np.empty(at[-1], dtype=np.int64)
+    order[np.arange(len(turned)) + np.repeat(np.arange(len(size)), count)] = turned
+    order[at[1:] - 1] = turned[at[:-1] - np.arange(len(size))]   # close each ring
+    return shapely.from_ragged_array(gtype, xy[order], (at, poly_at))
 
 
 def _type_street_space(network: WalkNetwork, D: np.ndarray, fsnap: SnapResult, mask: np.ndarray, d: float,

@@ -448,6 +448,88 @@ def test_service_areas_by_cluster_equal_one_cascade(monkeypatch):
         assert shapely.hausdorff_distance(a, b) <= 1e-5
 
 
+def test_service_areas_by_cell_equal_one_cascade(monkeypatch):
+    """The sample district: a dense service area (bus stops) united cell by cell of a grid
+    and glued by a coverage union covers the points of one cascaded union (no area
+    between them), is valid, and was glued (no fall back to the ordinary union)."""
+    import pyogrio
+
+    from geotijian import access_areas
+
+    gpkg = "layers/sample/sample_district.gpkg"
+    net = build_network(pyogrio.read_dataframe(gpkg, layer="roads"))
+    fac = pyogrio.read_dataframe(gpkg, layer="facilities").to_crs(net.crs)
+    glued = []
+    glue = access_areas._glue
+    monkeypatch.setattr(access_areas, "_glue", lambda parts: glued.append(glue(parts)) or glued[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_cell = service_areas(net, fac)
+        monkeypatch.setattr(access_areas, "_BY_CELL_FROM", 10**9)
+        cascade = service_areas(net, fac)
+    assert glued and all(g is not None for g in glued)
+    assert len(by_cell) >= 10
+    for a, b in zip(by_cell.geometry, cascade.geometry):
+        assert a.is_valid and b.area > 0
+        assert shapely.symmetric_difference(a, b).area <= 1e-9 * b.area
+        assert shapely.get_num_geometries(a) == shapely.get_num_geometries(b)
+
+
+def test_union_by_cell_glues_near_duplicates_across_many_seams(monkeypatch):
+    """Streets, spurs and near-duplicate lines (1 µm apart, crossing the grid lines) in
+    cells of 60 m: the glued union is valid and covers the points of the plain union; a
+    vertex on a grid line keeps within 1e-4 m; with the glue refused the ordinary union of
+    the pieces gives the same."""
+    from geotijian import access_areas
+
+    rng = np.random.default_rng(7)
+    lines = []
+    for k in range(12):                      # a jittered street grid, 40 m apart
+        y = 40.0 * k + rng.normal(0, 0.3)
+        lines.append(shapely.LineString([(0, y), (470, y + rng.normal(0, 2))]))
+        lines.append(shapely.LineString([(y, 0), (y + rng.normal(0, 2), 470)]))
+    for x, y in rng.uniform(5, 465, (200, 2)):  # spurs into the blocks
+        lines.append(shapely.LineString([(x, y), (x + rng.uniform(-15, 15), y + rng.uniform(-15, 15))]))
+    for line in lines[:24:3]:                   # near duplicates of some streets
+        lines.append(shapely.affinity.translate(line, 1e-6, 1.3e-6))
+    buffers = shapely.buffer(np.array(lines, dtype=object), 6.0, quad_segs=4)
+    plain = shapely.union_all(buffers)
+    parts = access_areas._cell_pieces(buffers, 60.0)
+    assert len(parts) > 50
+    glued = access_areas._glue(parts)
+    assert glued is not None and glued.is_valid
+
+    def same_points(a):   # slivers of the near duplicates' crossing points moved <= 1e-4 m
+        diff = shapely.get_parts(shapely.symmetric_difference(a, plain))
+        thick = 2 * shapely.length(shapely.maximum_inscribed_circle(diff)) if len(diff) else np.zeros(1)
+        return diff.size == 0 or (thick.max() <= 2 * access_areas._SEAM_TOL_M
+                                  and shapely.area(diff).sum() <= 1e-8 * plain.area)
+
+    assert same_points(glued)
+    assert shapely.get_num_geometries(glued) == shapely.get_num_geometries(plain)
+    by_cell = access_areas._union_by_cell(buffers, 60.0)
+    assert by_cell.equals_exact(glued, 0)
+    monkeypatch.setattr(access_areas, "_glue", lambda parts: None)
+    fallback = access_areas._union_by_cell(buffers, 60.0)
+    assert fallback.is_valid and same_points(fallback)
+
+
+def test_seam_clean_matches_both_sides_of_a_grid_line():
+    """Two squares sharing the line x = 10, each with the crossing points a last bit
+    apart and one side split where the other is not: after the clean-up they form a
+    coverage (the union is one square); vertices inside a run along the line are gone."""
+    from geotijian.access_areas import _glue, _seam_clean
+
+    y1 = 3.0
+    left = shapely.Polygon([(0, 0), (10, 0), (10, 1.0), (10, 2.5), (10, np.nextafter(y1, 9)), (0, y1)])
+    right = shapely.Polygon([(10, 0), (20, 0), (20, y1), (10, y1)])
+    assert _glue(np.array([left, right], dtype=object)) is None   # as they are: not a coverage
+    cleaned = _seam_clean(np.array([left, right], dtype=object), np.array([10.0]), np.array([-50.0]))
+    assert shapely.get_num_coordinates(cleaned[0]) == 5      # (10, 1) and (10, 2.5) left out
+    out = _glue(cleaned)
+    assert out is not None and out.equals(shapely.box(0, 0, 20, y1))
+
+
 def test_pending_unions_order_errors_and_cancel():
     """Items run in a background thread (the largest waiting first) and by the caller at
     result(); values come back in the order added; the first failing item's exception
