@@ -3,7 +3,8 @@ union), and the unions run beside the study: in a forked process (Linux) or a th
 
 :func:`geotijian.access.service_areas` searches the network per facility type and hands
 each type's work here. The unions are most of a service area's cost (a district's 14 types:
-~21 s of GEOS time at scale 18.4, ~30 s when the short stubs are drawn too) and only the
+~17 s of GEOS time at scale 18.4 with the densest united by grid cell, ~21 s without, ~30 s
+when the short stubs are drawn too) and only the
 outputs read their polygons, so a study starts them at its network step and collects them
 before writing (:class:`ForkedUnions`, :class:`PendingUnions`).
 """
