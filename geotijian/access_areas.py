@@ -309,11 +309,12 @@ def _cell_pieces(buffers: np.ndarray, cell_m: float) -> np.ndarray:
 
 
 def _glue(parts: np.ndarray) -> shapely.Geometry | None:
-    """The coverage union of the cells' pieces, or None when GEOS finds them not a
-    coverage (an error, or an invalid polygon)."""
+    """The coverage union of the cells' pieces, or None when they are not a coverage:
+    GEOS raises, or gives an invalid polygon or one whose area is not the pieces' sum."""
     with contextlib.suppress(shapely.errors.GEOSException):
         out = shapely.coverage_union_all(parts)
-        if shapely.is_valid(out):
+        total = float(shapely.area(parts).sum())
+        if shapely.is_valid(out) and abs(out.area - total) <= 1e-9 * total:
             return out
     return None
 
