@@ -230,7 +230,8 @@ def _street_space(lines: np.ndarray, half_width: float, quad_segs: int, *, by_cl
     ``by_cluster`` unites each cluster of overlapping buffers on its own (see
     :data:`_DISJOINT_BELOW`): the same point set as the one cascade (symmetric difference
     0 at scale 18.4) with its vertices within 1e-6 m, ~1 % more of them (collinear
-    vertices where the cascade merged neighbours).
+    vertices where the cascade merged neighbours). Otherwise :data:`_BY_CELL_FROM` or more
+    buffers are united by grid cell (:func:`_union_by_cell`): the same point set again.
     """
     if len(lines) == 0:
         return shapely.Polygon()
