@@ -395,8 +395,9 @@ class PendingUnions:
     the queue, runs the items still waiting on the calling thread too (largest first,
     beside the worker: two cores at the end) and returns every item's value in the
     order added. An item's exception is raised by :meth:`result` as it was raised (the
-    first in the order added); :meth:`cancel` drops the waiting items (a run that failed
-    elsewhere does not wait for them). Each item is a pure function of its inputs, so
+    first in the order added), but a Ctrl-C or an exit in an item the caller runs is
+    raised at once, the waiting items dropped; :meth:`cancel` drops the waiting items (a
+    run that failed elsewhere does not wait for them). Each item is a pure function of its inputs, so
     the values do not depend on which thread ran it.
 
     Parameters
@@ -438,8 +439,12 @@ class PendingUnions:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        while (item := self._take()) is not None:  # the caller helps: both cores at the end
-            self._run(item[1], item[2])
+        try:
+            while (item := self._take()) is not None:  # the caller helps: both cores at the end
+                self._run(item[1], item[2], here=True)
+        except BaseException:   # a Ctrl-C or an exit in the caller's item: at once, the rest dropped
+            self.cancel()
+            raise
         if self._thread is not None:
             self._thread.join()
         for key in range(self._n):
@@ -480,10 +485,10 @@ class PendingUnions:
                 continue
             self._run(item[1], item[2])
 
-    def _run(self, key: int, fn: Callable[[], Any]) -> None:
+    def _run(self, key: int, fn: Callable[[], Any], *, here: bool = False) -> None:
         try:
             self._values[key] = fn()
-        except BaseException as exc:  # raised again by result(), in the caller's thread
+        except Exception if here else BaseException as exc:  # raised again by result(), in the caller's thread
             self._errors[key] = exc
         finally:
             with self._cond:

@@ -278,7 +278,8 @@ class ForkedTasks:
                 raise RuntimeError("ForkedTasks: tasks left that will not run (stopped by close(), or waiting "
                                    f"for tasks that never end): {sorted(set(until or ()) - self._got.keys())}")
             self._waiting.remove(i)
-            self._got[i] = _call(self._fns[i])
+            # here: its error kept as it is; a Ctrl-C or an exit stops the tasks at once
+            self._got[i] = _call(self._fns[i], here=True)
 
     def _spawn(self, i: int) -> bool:
         """Fork a worker for task ``i``; False (the task left for the caller) when the

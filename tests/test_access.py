@@ -593,6 +593,24 @@ def test_pending_unions_order_errors_and_cancel():
     with pytest.raises(RuntimeError, match="after result"):
         p.add(1, lambda: None)
 
+    def interrupt():
+        raise KeyboardInterrupt
+
+    gate.clear()
+    ran = []
+    p = PendingUnions()
+    p.add(9, lambda: gate.wait(5) and ran.append("first"))   # the thread holds it
+    time.sleep(0.05)
+    p.add(5, interrupt)                       # the caller's, at result(): Ctrl-C
+    p.add(1, lambda: ran.append("dropped"))   # never run
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        p.result()
+    assert time.monotonic() - t0 < 3 and ran == []   # at once, not after the thread's item
+    gate.set()
+    p._thread.join(5)
+    assert ran == ["first"]
+
 
 def test_service_areas_in_the_background_equal_one_thread(net, facs, monkeypatch):
     """start_service_areas leaves the unions running; result() gives the bytes of

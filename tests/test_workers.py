@@ -68,6 +68,31 @@ def test_a_failed_task_raises_its_error_in_the_caller():
         assert any("worker process" in note for note in getattr(err.value, "__notes__", []))
 
 
+def test_a_ctrl_c_in_a_task_run_in_the_caller_stops_the_tasks_at_once():
+    """Without workers (parallel off, Windows, no fork possible) the tasks run in the
+    caller: a Ctrl-C in one is raised at once (the tasks after it never run, none is left
+    running), and a task's error is the one raised, without a worker's note."""
+    ran = []
+
+    def interrupted():
+        ran.append("map")
+        raise KeyboardInterrupt
+
+    tasks = [(3.0, interrupted), (2.0, lambda: ran.append("figures")), (1.0, lambda: ran.append("report"))]
+    ft = ForkedTasks(tasks, fork=False)
+    with pytest.raises(KeyboardInterrupt):
+        ft.result()
+    assert ran == ["map"]
+    error = LayerError("units", "feature U7 has no geometry", fix="repair the layer")
+
+    def bad():
+        raise error
+
+    with pytest.raises(LayerError) as got:
+        ForkedTasks([(1.0, bad), (1.0, lambda: 2)], fork=False).result()
+    assert got.value is error and not any("worker process" in n for n in getattr(error, "__notes__", []))
+
+
 def test_an_unpicklable_error_becomes_a_runtime_error_that_says_it():
     class Local(Exception):   # a class defined in a function cannot be pickled
         pass
