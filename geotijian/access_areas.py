@@ -422,7 +422,7 @@ class PendingUnions:
         key = self._n
         self._n += 1
         if not self.background:
-            self._run(key, fn)
+            self._run(key, fn, here=True)   # a Ctrl-C stops the run here, not after the other items
             return
         with self._cond:
             if self._closed:

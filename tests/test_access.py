@@ -610,6 +610,9 @@ def test_pending_unions_order_errors_and_cancel():
     gate.set()
     p._thread.join(5)
     assert ran == ["first"]
+    p = PendingUnions(background=False)   # each item at once in add(): a Ctrl-C is raised there
+    with pytest.raises(KeyboardInterrupt):
+        p.add(1, interrupt)
 
 
 def test_service_areas_in_the_background_equal_one_thread(net, facs, monkeypatch):
