@@ -360,8 +360,6 @@ def _seam_clean(polygons: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndar
     lx, ly = lines
     drop = own & (((lx >= 0) & (ly < 0) & (lx[before] == lx) & (lx[after] == lx))
                   | ((ly >= 0) & (lx < 0) & (ly[before] == ly) & (ly[after] == ly)))
-    if not drop.any():
-        return shapely.from_ragged_array(gtype, xy, (ring_at, poly_at))
     kept = np.flatnonzero(own & ~drop)                # ascending: rings in order
     head = kept[np.r_[True, ring[kept][1:] != ring[kept][:-1]]] if len(kept) else kept
     if len(head) < len(size):                         # a ring all along one line: not a valid part
